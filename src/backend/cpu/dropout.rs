@@ -1,0 +1,86 @@
+//! Inverted dropout with masks from the counter-based RNG. CUDA twin: `kernels/dropout.cu`.
+//!
+//! Element `e` of layer `layer` at optimizer step `step` of the member with seed `seed` is
+//! kept iff `unit_f32(philox(seed; e, step, layer)) ≥ rate`; kept values are scaled by
+//! `1 / (1 − rate)` so the expected activation is unchanged and evaluation needs no rescale.
+//! The mask depends on nothing else, so it is the same alone, in any population, on any device.
+
+use super::Real;
+use crate::rng::{stream_word, unit_f32, Stream};
+
+/// Names one dropout mask.
+#[derive(Clone, Copy, Debug)]
+pub struct DropoutKey {
+    pub seed: u64,
+    pub step: u64,
+    pub layer: u32,
+}
+
+/// Applies the mask to `y` in place and stores the per-element scale (0 or `1/(1−rate)`)
+/// in `mask` for the backward pass.
+pub fn dropout_forward<T: Real>(y: &mut [T], mask: &mut [T], rate: f32, key: DropoutKey) {
+    let keep_scale = T::from_f32(1.0 / (1.0 - rate));
+    let step_lo = key.step as u32;
+    let step_hi_and_layer = ((key.step >> 32) as u32) ^ (key.layer << 24);
+    for (e, (v, m)) in y.iter_mut().zip(mask.iter_mut()).enumerate() {
+        let word = stream_word(
+            key.seed,
+            Stream::Dropout,
+            step_lo,
+            step_hi_and_layer,
+            e as u64,
+        );
+        *m = if unit_f32(word) >= rate {
+            keep_scale
+        } else {
+            T::zero()
+        };
+        *v = *v * *m;
+    }
+}
+
+pub fn dropout_backward<T: Real>(mask: &[T], dy: &mut [T]) {
+    for (d, &m) in dy.iter_mut().zip(mask) {
+        *d = *d * m;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropout_keeps_about_one_minus_rate_and_preserves_mean() {
+        let n = 100_000;
+        let mut y = vec![1.0f64; n];
+        let mut mask = vec![0.0; n];
+        let key = DropoutKey {
+            seed: 9,
+            step: 3,
+            layer: 1,
+        };
+        dropout_forward(&mut y, &mut mask, 0.3, key);
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / n as f64;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        let mean = y.iter().sum::<f64>() / n as f64;
+        assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+    }
+
+    #[test]
+    fn dropout_mask_is_a_function_of_its_key() {
+        let run = |key: DropoutKey| {
+            let mut y = vec![1.0f32; 64];
+            let mut mask = vec![0.0; 64];
+            dropout_forward(&mut y, &mut mask, 0.5, key);
+            mask
+        };
+        let key = DropoutKey {
+            seed: 1,
+            step: 0,
+            layer: 0,
+        };
+        assert_eq!(run(key), run(key));
+        assert_ne!(run(key), run(DropoutKey { step: 1, ..key }));
+        assert_ne!(run(key), run(DropoutKey { layer: 1, ..key }));
+    }
+}

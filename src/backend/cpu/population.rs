@@ -1,0 +1,146 @@
+//! The CPU population trainer: members are independent work items; each thread takes the
+//! next member and runs its whole epoch (forward, backward, update for every minibatch)
+//! while that member's weights stay hot in its core's cache, then scores it on validation.
+//!
+//! Why member-major rather than step-major: a small MLP's weights, gradient and momentum
+//! fit in L2, so running all of a member's steps back to back streams only the shared
+//! minibatches; interleaving members per step would evict them every step. The result of a
+//! member never depends on which thread trained it or who else was in the population.
+
+use crate::backend::{Backend, EpochPlan};
+use crate::data::Dataset;
+use crate::model::mlp::{evaluate, forward_backward, StepDropout};
+use crate::model::{MlpArch, MlpWorkspace};
+use crate::train::health::{check_batch_loss, check_params, Divergence};
+use crate::train::{EpochMetrics, Evaluation, Population, SlotMut};
+use std::sync::Mutex;
+
+/// Rows per forward pass when evaluating (bounds the workspace, not the result).
+const EVAL_CHUNK: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct CpuBackend {
+    threads: usize,
+}
+
+impl CpuBackend {
+    /// A backend using `threads` worker threads (at least one).
+    pub fn new(threads: usize) -> Self {
+        CpuBackend {
+            threads: threads.max(1),
+        }
+    }
+
+    /// One thread per available core.
+    pub fn with_all_cores() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn train_epoch(&self, pop: &mut Population, train: &Dataset, val: &Dataset, plan: &EpochPlan) {
+        let shuffled = train.subset(&plan.order);
+        let mut work: Vec<SlotMut<'_>> = pop
+            .slots_mut()
+            .into_iter()
+            .filter(|s| s.member.is_alive())
+            .collect();
+        // Longest first, so the last member to start is a cheap one (LPT balancing).
+        work.sort_by_key(|s| std::cmp::Reverse(s.member.spec.arch.macs_per_sample()));
+        let queue = Mutex::new(work);
+        let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads {
+                scope.spawn(|| {
+                    while let Some(slot) = next() {
+                        train_member_epoch(slot, &shuffled, val, plan.batch_size);
+                    }
+                });
+            }
+        });
+    }
+
+    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Evaluation {
+        evaluate_params(&pop.members()[slot].spec.arch, pop.params(slot), rows)
+    }
+}
+
+/// Loss and accuracy of a model given by its architecture and flat parameters.
+pub fn evaluate_params(arch: &MlpArch, params: &[f32], rows: &Dataset) -> Evaluation {
+    let mut ws = MlpWorkspace::new(arch, EVAL_CHUNK);
+    let sums = evaluate(
+        arch,
+        params,
+        &rows.features,
+        &rows.labels,
+        &mut ws,
+        EVAL_CHUNK,
+    );
+    let n = rows.len().max(1) as f64;
+    Evaluation {
+        loss: sums.loss / n,
+        accuracy: sums.correct as f64 / n,
+    }
+}
+
+/// One epoch of one member over `shuffled` (already in this epoch's order).
+fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batch_size: usize) {
+    let SlotMut {
+        member,
+        params,
+        velocity,
+    } = slot;
+    let arch = &member.spec.arch;
+    let hp = member.spec.hparams;
+    let d = shuffled.n_features;
+    let mut ws = MlpWorkspace::new(arch, batch_size);
+    let mut grad = vec![0.0f32; params.len()];
+    let (mut loss_sum, mut correct) = (0.0, 0usize);
+    let epoch = member.epochs + 1;
+    for (xs, ys) in shuffled
+        .features
+        .chunks(batch_size * d)
+        .zip(shuffled.labels.chunks(batch_size))
+    {
+        let dropout = StepDropout {
+            rate: hp.dropout,
+            seed: member.spec.seed,
+            step: member.steps,
+        };
+        let sums = forward_backward(arch, params, xs, ys, Some(dropout), &mut ws, &mut grad);
+        if let Err(reason) = check_batch_loss(sums.loss / ys.len() as f64, arch.classes()) {
+            member.failure = Some(Divergence {
+                epoch,
+                step: member.steps,
+                reason,
+            });
+            return;
+        }
+        crate::backend::cpu::optim::sgd_momentum_step(hp.sgd, params, &grad, velocity);
+        member.steps += 1;
+        loss_sum += sums.loss;
+        correct += sums.correct;
+    }
+    if let Err(reason) = check_params(params) {
+        member.failure = Some(Divergence {
+            epoch,
+            step: member.steps,
+            reason,
+        });
+        return;
+    }
+    let n = shuffled.len().max(1) as f64;
+    let scored = evaluate_params(arch, params, val);
+    member.epochs = epoch;
+    member.history.push(EpochMetrics {
+        epoch,
+        train_loss: loss_sum / n,
+        train_accuracy: correct as f64 / n,
+        val_loss: scored.loss,
+        val_accuracy: scored.accuracy,
+    });
+}

@@ -1,0 +1,735 @@
+//! Sweep files: W&B's sweep vocabulary where it applies (`method`, `metric`, `parameters`,
+//! `run_cap`, `early_terminate`) plus popsweep's own keys (`data`, `model`, `train`,
+//! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
+//! error names the file, the field as a dotted path and, where it can be found, the line.
+
+use crate::data::SplitFractions;
+use crate::error::{Error, Result};
+use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
+use crate::space::{Distribution, ParamValue, Space};
+use crate::train::METRIC_NAMES;
+use crate::tuner::scheduler::SuccessiveHalving;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The sweep `popsweep run` uses when given no file: `examples/digits.yaml`.
+pub const DEFAULT_SWEEP: &str = include_str!("../examples/digits.yaml");
+pub const DEFAULT_SWEEP_NAME: &str = "examples/digits.yaml";
+
+/// The sweep metric and whether larger is better.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub maximize: bool,
+}
+
+/// A validated sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub name: String,
+    pub metric: Metric,
+    pub space: Space,
+    /// Trials in the sweep (W&B's `run_cap`); default 27.
+    pub run_cap: usize,
+    /// Early termination; `None` trains every trial for the full budget.
+    pub halving: Option<SuccessiveHalving>,
+    pub split: SplitFractions,
+    pub defaults: KnobDefaults,
+    /// Full training budget of one trial, in epochs; default 27.
+    pub epochs: usize,
+    /// Minibatch rows; default 32.
+    pub batch_size: usize,
+    /// Seeds the sampler, the split, the minibatch order and every trial's weights; default 0.
+    pub seed: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: Option<String>,
+    /// Accepted so W&B sweep files load unchanged; popsweep has no use for it.
+    #[serde(rename = "description")]
+    _description: Option<serde::de::IgnoredAny>,
+    method: Option<String>,
+    metric: Option<RawMetric>,
+    parameters: Option<BTreeMap<String, RawParam>>,
+    run_cap: Option<u64>,
+    early_terminate: Option<RawEarlyTerminate>,
+    data: Option<RawData>,
+    model: Option<RawModel>,
+    train: Option<RawTrain>,
+    seed: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetric {
+    name: String,
+    goal: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    value: Option<Value>,
+    values: Option<Vec<Value>>,
+    distribution: Option<String>,
+    min: Option<Value>,
+    max: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarlyTerminate {
+    #[serde(rename = "type")]
+    kind: String,
+    min_iter: Option<u64>,
+    max_iter: Option<u64>,
+    s: Option<u32>,
+    eta: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    dataset: Option<String>,
+    split: Option<RawSplit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplit {
+    train: f64,
+    val: f64,
+    test: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    activation: Option<String>,
+    depth: Option<u64>,
+    width: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrain {
+    epochs: Option<u64>,
+    batch_size: Option<u64>,
+    lr: Option<f64>,
+    momentum: Option<f64>,
+    weight_decay: Option<f64>,
+    dropout: Option<f64>,
+}
+
+/// Reads and validates a sweep file.
+pub fn load(path: &Path) -> Result<Sweep> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Validates sweep-file text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Sweep> {
+    let ctx = Ctx { text, file };
+    if text.trim().is_empty() {
+        return Err(ctx.err(&[], "the sweep file is empty".into()));
+    }
+    let raw: RawSweep = serde_yaml_ng::from_str(text).map_err(|e| ctx.yaml_error(&e))?;
+    ctx.validate(raw)
+}
+
+/// Where errors point: the file's text (to find lines) and its name.
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, path: &[&str], message: String) -> Error {
+        Error::Config {
+            file: self.file.into(),
+            line: locate(self.text, path),
+            field: if path.is_empty() {
+                "sweep".into()
+            } else {
+                path.join(".")
+            },
+            message,
+        }
+    }
+
+    /// Turns a YAML/serde error into one line: `file:line: field: message`.
+    fn yaml_error(&self, e: &serde_yaml_ng::Error) -> Error {
+        let full = e.to_string();
+        let text = full.split(" at line ").next().unwrap_or(&full);
+        // serde_yaml_ng prefixes the path of the value that failed ("parameters.lr: …").
+        let (mut field, message) = match text.split_once(": ") {
+            Some((path, rest)) if !path.contains(' ') => (path.to_string(), rest.to_string()),
+            _ => ("sweep".to_string(), text.to_string()),
+        };
+        if let Some(key) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            field = if field == "sweep" {
+                key.to_string()
+            } else {
+                format!("{field}.{key}")
+            };
+        }
+        Error::Config {
+            file: self.file.into(),
+            line: e.location().map(|l| l.line()),
+            field,
+            message,
+        }
+    }
+
+    fn validate(&self, raw: RawSweep) -> Result<Sweep> {
+        match raw.method.as_deref() {
+            Some("random") => {}
+            Some(other) => {
+                return Err(self.err(
+                    &["method"],
+                    format!("method `{other}` is not supported yet (supported: random)"),
+                ))
+            }
+            None => {
+                return Err(self.err(&[], "missing key `method` (e.g. `method: random`)".into()))
+            }
+        }
+        let metric = self.metric(raw.metric)?;
+        let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref())?;
+        let train = raw.train.as_ref();
+        let epochs = self.positive(train.and_then(|t| t.epochs), 27, &["train", "epochs"])?;
+        let batch_size = self.positive(
+            train.and_then(|t| t.batch_size),
+            32,
+            &["train", "batch_size"],
+        )?;
+        let (halving, epochs) = match raw.early_terminate {
+            Some(et) => {
+                let halving = self.halving(et, epochs, train.and_then(|t| t.epochs).is_some())?;
+                (Some(halving), halving.max_budget)
+            }
+            None => (None, epochs),
+        };
+        let mut space = Space::default();
+        for (name, param) in raw.parameters.unwrap_or_default() {
+            let dist = self.parameter(&name, param)?;
+            space.params.insert(name, dist);
+        }
+        Ok(Sweep {
+            name: raw.name.unwrap_or_else(|| "sweep".into()),
+            metric,
+            space,
+            run_cap: self.positive(raw.run_cap, 27, &["run_cap"])?,
+            halving,
+            split: self.split(raw.data)?,
+            defaults,
+            epochs,
+            batch_size,
+            seed: raw.seed.unwrap_or(0),
+        })
+    }
+
+    fn positive(&self, value: Option<u64>, default: usize, path: &[&str]) -> Result<usize> {
+        match value {
+            None => Ok(default),
+            Some(0) => Err(self.err(path, "must be at least 1".into())),
+            Some(v) => Ok(v as usize),
+        }
+    }
+
+    fn metric(&self, raw: Option<RawMetric>) -> Result<Metric> {
+        let raw = raw.ok_or_else(|| {
+            self.err(
+                &[],
+                "missing key `metric` (e.g. `metric: {name: val_accuracy, goal: maximize}`)".into(),
+            )
+        })?;
+        if !METRIC_NAMES.contains(&raw.name.as_str()) {
+            return Err(self.err(
+                &["metric", "name"],
+                format!(
+                    "unknown metric `{}` (the built-in trainer logs {})",
+                    raw.name,
+                    METRIC_NAMES.join(", ")
+                ),
+            ));
+        }
+        // W&B's default goal is minimize.
+        let maximize = match raw.goal.as_deref() {
+            None | Some("minimize") => false,
+            Some("maximize") => true,
+            Some(other) => {
+                return Err(self.err(
+                    &["metric", "goal"],
+                    format!("goal `{other}` must be `minimize` or `maximize`"),
+                ))
+            }
+        };
+        Ok(Metric {
+            name: raw.name,
+            maximize,
+        })
+    }
+
+    fn defaults(&self, model: Option<&RawModel>, train: Option<&RawTrain>) -> Result<KnobDefaults> {
+        if let Some(kind) = model
+            .and_then(|m| m.kind.as_deref())
+            .filter(|&k| k != "mlp")
+        {
+            return Err(self.err(
+                &["model", "type"],
+                format!("model type `{kind}` is not supported yet (supported: mlp)"),
+            ));
+        }
+        if let Some(act) = model
+            .and_then(|m| m.activation.as_deref())
+            .filter(|&a| a != "relu")
+        {
+            return Err(self.err(
+                &["model", "activation"],
+                format!("activation `{act}` is not supported yet (supported: relu)"),
+            ));
+        }
+        let base = KnobDefaults::default();
+        let check = |section: &str, name: &str, value: Option<f64>, default: f64| -> Result<f64> {
+            let Some(v) = value else { return Ok(default) };
+            let knob = knob(name).expect("defaults are named after knobs");
+            if (knob.accepts)(v) {
+                Ok(v)
+            } else {
+                Err(self.err(
+                    &[section, name],
+                    format!("{v} is outside the valid range {} of {name}", knob.range),
+                ))
+            }
+        };
+        let as_f64 = |v: Option<u64>| v.map(|x| x as f64);
+        Ok(KnobDefaults {
+            lr: check("train", "lr", train.and_then(|t| t.lr), base.lr)?,
+            momentum: check(
+                "train",
+                "momentum",
+                train.and_then(|t| t.momentum),
+                base.momentum,
+            )?,
+            weight_decay: check(
+                "train",
+                "weight_decay",
+                train.and_then(|t| t.weight_decay),
+                base.weight_decay,
+            )?,
+            dropout: check(
+                "train",
+                "dropout",
+                train.and_then(|t| t.dropout),
+                base.dropout,
+            )?,
+            depth: check(
+                "model",
+                "depth",
+                as_f64(model.and_then(|m| m.depth)),
+                base.depth as f64,
+            )? as usize,
+            width: check(
+                "model",
+                "width",
+                as_f64(model.and_then(|m| m.width)),
+                base.width as f64,
+            )? as usize,
+        })
+    }
+
+    /// W&B's hyperband: rungs at `min_iter·η^k` epochs up to the maximum; `min_iter` may
+    /// instead be given as `max_iter` with `s` brackets (`min = max / η^s`).
+    fn halving(
+        &self,
+        raw: RawEarlyTerminate,
+        epochs: usize,
+        epochs_given: bool,
+    ) -> Result<SuccessiveHalving> {
+        let at = |key: &'static str| ["early_terminate", key];
+        if raw.kind != "hyperband" {
+            return Err(self.err(
+                &at("type"),
+                format!(
+                    "early_terminate type `{}` is not supported (supported: hyperband)",
+                    raw.kind
+                ),
+            ));
+        }
+        let eta = raw.eta.unwrap_or(3) as usize;
+        if eta < 2 {
+            return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
+        }
+        let max_budget = match raw.max_iter {
+            Some(0) => return Err(self.err(&at("max_iter"), "must be at least 1".into())),
+            Some(m) if epochs_given && m as usize != epochs => {
+                return Err(self.err(
+                    &at("max_iter"),
+                    format!("max_iter {m} disagrees with train.epochs {epochs}; give one of them"),
+                ))
+            }
+            Some(m) => m as usize,
+            None => epochs,
+        };
+        let min_budget = match (raw.min_iter, raw.s) {
+            (Some(0), _) => return Err(self.err(&at("min_iter"), "must be at least 1".into())),
+            (Some(m), _) => m as usize,
+            (None, Some(s)) if raw.max_iter.is_some() => {
+                (max_budget / eta.saturating_pow(s)).max(1)
+            }
+            _ => {
+                return Err(self.err(
+                    &["early_terminate"],
+                    "give min_iter, or max_iter together with s".into(),
+                ))
+            }
+        };
+        if min_budget > max_budget {
+            return Err(self.err(
+                &at("min_iter"),
+                format!("min_iter {min_budget} exceeds the maximum budget of {max_budget} epochs"),
+            ));
+        }
+        Ok(SuccessiveHalving {
+            min_budget,
+            max_budget,
+            eta,
+        })
+    }
+
+    fn split(&self, raw: Option<RawData>) -> Result<SplitFractions> {
+        let Some(raw) = raw else {
+            return Ok(SplitFractions::default());
+        };
+        if let Some(name) = raw.dataset.as_deref().filter(|&d| d != "digits") {
+            return Err(self.err(
+                &["data", "dataset"],
+                format!("data set `{name}` is not supported yet (supported: digits)"),
+            ));
+        }
+        let Some(s) = raw.split else {
+            return Ok(SplitFractions::default());
+        };
+        let parts = [s.train, s.val, s.test];
+        if parts.iter().any(|&f| !(f > 0.0 && f < 1.0))
+            || (parts.iter().sum::<f64>() - 1.0).abs() > 1e-6
+        {
+            return Err(self.err(
+                &["data", "split"],
+                format!(
+                    "train {}, val {}, test {} must each be in (0, 1) and sum to 1",
+                    s.train, s.val, s.test
+                ),
+            ));
+        }
+        Ok(SplitFractions {
+            train: s.train,
+            val: s.val,
+            test: s.test,
+        })
+    }
+
+    fn parameter(&self, name: &str, raw: RawParam) -> Result<Distribution> {
+        let at = |key: &'static str| -> Vec<&str> {
+            if key.is_empty() {
+                vec!["parameters", name]
+            } else {
+                vec!["parameters", name, key]
+            }
+        };
+        let knob = knob(name).ok_or_else(|| {
+            let names: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
+            self.err(
+                &at(""),
+                format!(
+                    "unknown parameter `{name}` (the built-in MLP tunes {}, width_<k>)",
+                    names.join(", ")
+                ),
+            )
+        })?;
+        let kind = match raw.distribution.as_deref() {
+            Some(d) => d.to_string(),
+            None if raw.values.is_some() => "categorical".into(),
+            None if raw.value.is_some() => "constant".into(),
+            // W&B infers uniform or int_uniform from the type of the bounds.
+            None if raw.min.is_some() || raw.max.is_some() => {
+                let ints = [&raw.min, &raw.max]
+                    .iter()
+                    .all(|v| v.as_ref().is_some_and(|v| v.is_i64() || v.is_u64()));
+                if ints { "int_uniform" } else { "uniform" }.into()
+            }
+            None => {
+                return Err(self.err(
+                    &at(""),
+                    "give `value`, `values`, or `distribution` with `min` and `max`".into(),
+                ))
+            }
+        };
+        let choice = |v: &Value, key: &'static str| -> Result<ParamValue> {
+            let value = match v {
+                Value::Number(n) if n.is_i64() && knob.kind == KnobKind::Int => {
+                    ParamValue::Int(n.as_i64().unwrap_or_default())
+                }
+                Value::Number(n) if knob.kind == KnobKind::Float => {
+                    ParamValue::Float(n.as_f64().unwrap_or(f64::NAN))
+                }
+                other => {
+                    return Err(self.err(
+                        &at(key),
+                        format!(
+                            "{name} takes {} values, not {other:?}",
+                            kind_word(knob.kind)
+                        ),
+                    ))
+                }
+            };
+            let x = value.as_f64().unwrap_or(f64::NAN);
+            if !(knob.accepts)(x) {
+                return Err(self.err(
+                    &at(key),
+                    format!("{x} is outside the valid range {} of {name}", knob.range),
+                ));
+            }
+            Ok(value)
+        };
+        match kind.as_str() {
+            "constant" => {
+                let v = raw
+                    .value
+                    .ok_or_else(|| self.err(&at(""), "distribution constant needs `value`".into()))?;
+                Ok(Distribution::Categorical {
+                    choices: vec![choice(&v, "value")?],
+                })
+            }
+            "categorical" => {
+                let values = raw.values.unwrap_or_default();
+                if values.is_empty() {
+                    return Err(self.err(&at("values"), "needs at least one value".into()));
+                }
+                let choices = values
+                    .iter()
+                    .map(|v| choice(v, "values"))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Distribution::Categorical { choices })
+            }
+            "uniform" | "log_uniform_values" | "log_uniform" | "int_uniform" => {
+                let bound = |key: &'static str, v: Option<&Value>| -> Result<f64> {
+                    v.and_then(Value::as_f64).ok_or_else(|| {
+                        self.err(&at(key), format!("distribution {kind} needs a numeric `{key}`"))
+                    })
+                };
+                let (min, max) = (bound("min", raw.min.as_ref())?, bound("max", raw.max.as_ref())?);
+                if min > max {
+                    return Err(self.err(&at("min"), format!("min {min} is greater than max {max}")));
+                }
+                if kind == "log_uniform_values" && min <= 0.0 {
+                    return Err(self.err(
+                        &at("min"),
+                        format!("log_uniform_values needs min > 0, got {min}"),
+                    ));
+                }
+                // W&B's log_uniform takes natural-log bounds: the value is exp(U(min, max)).
+                let (low, high) = if kind == "log_uniform" {
+                    (min.exp(), max.exp())
+                } else {
+                    (min, max)
+                };
+                let dist = if kind == "int_uniform" {
+                    if min.fract() != 0.0 || max.fract() != 0.0 {
+                        return Err(self.err(&at("min"), "int_uniform needs integer bounds".into()));
+                    }
+                    Distribution::Int {
+                        low: min as i64,
+                        high: max as i64,
+                    }
+                } else if knob.kind == KnobKind::Int {
+                    return Err(self.err(
+                        &at("distribution"),
+                        format!("{name} takes integers: use int_uniform or values"),
+                    ));
+                } else {
+                    Distribution::Float {
+                        low,
+                        high,
+                        log: kind != "uniform",
+                    }
+                };
+                for (key, x) in [("min", low), ("max", high)] {
+                    if !(knob.accepts)(x) {
+                        return Err(self.err(
+                            &at(key),
+                            format!("{x} is outside the valid range {} of {name}", knob.range),
+                        ));
+                    }
+                }
+                Ok(dist)
+            }
+            other => Err(self.err(
+                &at("distribution"),
+                format!(
+                    "distribution `{other}` is not supported yet (supported: constant, categorical, \
+                     uniform, int_uniform, log_uniform, log_uniform_values)"
+                ),
+            )),
+        }
+    }
+}
+
+fn kind_word(kind: KnobKind) -> &'static str {
+    match kind {
+        KnobKind::Int => "integer",
+        KnobKind::Float => "numeric",
+    }
+}
+
+/// The 1-based line of the key at `path` in block-style YAML, found by indentation: each
+/// key is looked for among the lines indented deeper than its parent, after the parent.
+/// `None` when the path is empty or not written in block style (e.g. flow `{a: 1}`).
+fn locate(text: &str, path: &[&str]) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut start, mut parent_indent, mut found) = (0usize, -1i64, None);
+    for key in path {
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let body = line.trim_start();
+            if body.is_empty() || body.starts_with('#') {
+                continue;
+            }
+            let indent = (line.len() - body.len()) as i64;
+            if indent <= parent_indent {
+                break;
+            }
+            let body = body.strip_prefix("- ").unwrap_or(body);
+            let unquoted = body.trim_start_matches(['"', '\'']);
+            if unquoted.starts_with(key)
+                && unquoted[key.len()..]
+                    .trim_start_matches(['"', '\''])
+                    .starts_with(':')
+            {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        let (i, indent) = hit?;
+        start = i + 1;
+        parent_indent = indent;
+        found = Some(i + 1);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        parse(text, "s.yaml").unwrap_err().to_string()
+    }
+
+    const BASE: &str = "method: random\nmetric:\n  name: val_accuracy\n  goal: maximize\n";
+
+    #[test]
+    fn default_sweep_is_valid() {
+        let sweep = parse(DEFAULT_SWEEP, DEFAULT_SWEEP_NAME).unwrap();
+        assert!(sweep.metric.maximize);
+        assert!(sweep.halving.is_some());
+        assert!(!sweep.space.params.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = error_of(&format!("{BASE}parameters:\n  lr:\n    mn: 1\n"));
+        assert!(
+            e.starts_with("s.yaml:7: parameters.lr.mn: unknown field `mn`"),
+            "{e}"
+        );
+        let e = error_of(&format!("{BASE}colour: red\n"));
+        assert!(
+            e.starts_with("s.yaml:5: colour: unknown field `colour`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn min_above_max_names_field_and_line() {
+        let text = format!(
+            "{BASE}parameters:\n  lr:\n    distribution: uniform\n    min: 0.5\n    max: 0.1\n"
+        );
+        assert_eq!(
+            error_of(&text),
+            "s.yaml:8: parameters.lr.min: min 0.5 is greater than max 0.1"
+        );
+    }
+
+    #[test]
+    fn log_distribution_needs_positive_min() {
+        let text = format!(
+            "{BASE}parameters:\n  weight_decay:\n    distribution: log_uniform_values\n    min: 0\n    max: 0.1\n"
+        );
+        assert_eq!(
+            error_of(&text),
+            "s.yaml:8: parameters.weight_decay.min: log_uniform_values needs min > 0, got 0"
+        );
+    }
+
+    #[test]
+    fn out_of_range_and_wrong_type_values_are_rejected() {
+        let e = error_of(&format!(
+            "{BASE}parameters:\n  dropout:\n    values: [0.1, 1.5]\n"
+        ));
+        assert!(
+            e.contains("parameters.dropout.values: 1.5 is outside"),
+            "{e}"
+        );
+        let e = error_of(&format!("{BASE}parameters:\n  depth:\n    values: [1.5]\n"));
+        assert!(e.contains("depth takes integer values"), "{e}");
+        let e = error_of(&format!("{BASE}parameters:\n  colour:\n    values: [1]\n"));
+        assert!(
+            e.starts_with("s.yaml:6: parameters.colour: unknown parameter"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn malformed_yaml_reports_a_line() {
+        let e = error_of("method: random\nmetric: [unclosed\n");
+        assert!(e.starts_with("s.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn wandb_inference_and_hyperband_from_max_iter_and_s() {
+        let text = format!(
+            "{BASE}early_terminate:\n  type: hyperband\n  max_iter: 27\n  s: 2\n\
+             parameters:\n  depth:\n    min: 1\n    max: 3\n  lr:\n    min: 0.01\n    max: 0.1\n"
+        );
+        let sweep = parse(&text, "s.yaml").unwrap();
+        assert_eq!(
+            sweep.space.params["depth"],
+            Distribution::Int { low: 1, high: 3 }
+        );
+        assert!(matches!(
+            sweep.space.params["lr"],
+            Distribution::Float { log: false, .. }
+        ));
+        let sh = sweep.halving.unwrap();
+        assert_eq!((sh.min_budget, sh.max_budget, sh.eta), (3, 27, 3));
+    }
+
+    #[test]
+    fn locate_follows_indentation() {
+        let text = "a:\n  b: 1\nc:\n  b:\n    d: 2\n";
+        assert_eq!(locate(text, &["c", "b", "d"]), Some(5));
+        assert_eq!(locate(text, &["a", "b"]), Some(2));
+        assert_eq!(locate(text, &["a", "d"]), None);
+    }
+}

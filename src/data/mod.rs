@@ -1,0 +1,50 @@
+//! Data sets as dense f32 matrices, and the one path from a data source to the
+//! train / validation / held-out test splits.
+
+pub mod digits;
+pub mod split;
+
+pub use split::{split_stratified, HeldOutTest, SplitFractions, TuningData};
+
+/// A labelled classification data set: `features` is `(len, n_features)` row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub features: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub n_features: usize,
+    pub n_classes: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The rows `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let d = self.n_features;
+        let mut features = Vec::with_capacity(indices.len() * d);
+        for &i in indices {
+            features.extend_from_slice(&self.features[i * d..(i + 1) * d]);
+        }
+        Dataset {
+            features,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            n_features: d,
+            n_classes: self.n_classes,
+        }
+    }
+
+    /// How many rows carry each label.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.n_classes];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+}

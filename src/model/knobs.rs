@@ -1,0 +1,159 @@
+//! The built-in model's tunable knobs: their names in a sweep file, their valid ranges, and
+//! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
+
+use super::{Hparams, MemberSpec, MlpArch};
+use crate::backend::cpu::optim::SgdHparams;
+use crate::space::Params;
+
+/// The deepest MLP the built-in model accepts (hidden layers).
+pub const MAX_DEPTH: usize = 8;
+/// The widest hidden layer the built-in model accepts.
+pub const MAX_WIDTH: usize = 65_536;
+
+/// Whether a knob takes integers or reals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KnobKind {
+    Int,
+    Float,
+}
+
+/// One tunable knob and the values it accepts.
+pub struct Knob {
+    pub name: &'static str,
+    pub kind: KnobKind,
+    /// The valid range in words, for error messages.
+    pub range: &'static str,
+    pub accepts: fn(f64) -> bool,
+}
+
+pub const KNOBS: [Knob; 6] = [
+    Knob {
+        name: "lr",
+        kind: KnobKind::Float,
+        range: "(0, ∞)",
+        accepts: |x| x > 0.0 && x.is_finite(),
+    },
+    Knob {
+        name: "momentum",
+        kind: KnobKind::Float,
+        range: "[0, 1)",
+        accepts: |x| (0.0..1.0).contains(&x),
+    },
+    Knob {
+        name: "weight_decay",
+        kind: KnobKind::Float,
+        range: "[0, ∞)",
+        accepts: |x| x >= 0.0 && x.is_finite(),
+    },
+    Knob {
+        name: "dropout",
+        kind: KnobKind::Float,
+        range: "[0, 1)",
+        accepts: |x| (0.0..1.0).contains(&x),
+    },
+    Knob {
+        name: "depth",
+        kind: KnobKind::Int,
+        range: "1..=8",
+        accepts: |x| (1.0..=MAX_DEPTH as f64).contains(&x),
+    },
+    Knob {
+        name: "width",
+        kind: KnobKind::Int,
+        range: "1..=65536",
+        accepts: |x| (1.0..=MAX_WIDTH as f64).contains(&x),
+    },
+];
+
+/// The knob a parameter name refers to: one of [`KNOBS`], or `width_<k>` (the width of
+/// hidden layer `k`, 1-based, overriding `width`), which shares `width`'s range.
+pub fn knob(name: &str) -> Option<&'static Knob> {
+    let base = match name.strip_prefix("width_").map(str::parse::<usize>) {
+        Some(Ok(k)) if (1..=MAX_DEPTH).contains(&k) => "width",
+        Some(_) => return None,
+        None => name,
+    };
+    KNOBS.iter().find(|k| k.name == base)
+}
+
+/// Values of every knob a trial does not tune (from the sweep's `model` and `train`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KnobDefaults {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub dropout: f64,
+    pub depth: usize,
+    pub width: usize,
+}
+
+impl Default for KnobDefaults {
+    /// lr 0.05, momentum 0.9, no weight decay, no dropout, two hidden layers of 128.
+    fn default() -> Self {
+        KnobDefaults {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            dropout: 0.0,
+            depth: 2,
+            width: 128,
+        }
+    }
+}
+
+/// The member a trial trains. `params` must already be validated against [`KNOBS`].
+pub fn member_spec(
+    params: &Params,
+    defaults: &KnobDefaults,
+    inputs: usize,
+    classes: usize,
+    seed: u64,
+) -> MemberSpec {
+    let number =
+        |name: &str, default: f64| params.get(name).and_then(|v| v.as_f64()).unwrap_or(default);
+    let depth = number("depth", defaults.depth as f64) as usize;
+    let width = number("width", defaults.width as f64);
+    let hidden: Vec<usize> = (1..=depth)
+        .map(|k| number(&format!("width_{k}"), width) as usize)
+        .collect();
+    MemberSpec {
+        arch: MlpArch::new(inputs, &hidden, classes),
+        hparams: Hparams {
+            sgd: SgdHparams {
+                lr: number("lr", defaults.lr) as f32,
+                momentum: number("momentum", defaults.momentum) as f32,
+                weight_decay: number("weight_decay", defaults.weight_decay) as f32,
+            },
+            dropout: number("dropout", defaults.dropout) as f32,
+        },
+        seed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::ParamValue;
+
+    #[test]
+    fn per_layer_widths_override_width() {
+        let mut params = Params::new();
+        params.insert("depth".into(), ParamValue::Int(3));
+        params.insert("width".into(), ParamValue::Int(32));
+        params.insert("width_2".into(), ParamValue::Int(7));
+        params.insert("lr".into(), ParamValue::Float(0.2));
+        let spec = member_spec(&params, &KnobDefaults::default(), 64, 10, 1);
+        assert_eq!(spec.arch.dims, vec![64, 32, 7, 32, 10]);
+        assert_eq!(spec.hparams.sgd.lr, 0.2);
+        assert_eq!(spec.hparams.sgd.momentum, 0.9);
+    }
+
+    #[test]
+    fn knob_names_are_recognised() {
+        assert!(knob("lr").is_some());
+        assert_eq!(knob("width_3").map(|k| k.name), Some("width"));
+        assert!(knob("width_0").is_none());
+        assert!(knob("width_x").is_none());
+        assert!(knob("learning_rate").is_none());
+    }
+}

@@ -1,0 +1,249 @@
+//! The multi-layer perceptron: ReLU hidden layers, softmax cross-entropy on the logits,
+//! dropout after each hidden activation.
+//!
+//! Parameter layout of one member (its slice of the population's flat buffer), layer by
+//! layer: `W_l` `(dims[l], dims[l+1])` row-major, then `b_l` `(dims[l+1])`. Gradients and
+//! optimizer state use the same layout, so one optimizer pass covers a whole member.
+
+use crate::backend::cpu::activation::{relu_backward, relu_forward};
+use crate::backend::cpu::dropout::{dropout_backward, dropout_forward, DropoutKey};
+use crate::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
+use crate::backend::cpu::loss::{
+    softmax_cross_entropy_backward, softmax_cross_entropy_forward, LossSums,
+};
+use crate::backend::cpu::Real;
+use crate::rng::{stream_word, unit_f32, Stream};
+
+/// Layer widths from input to logits, e.g. `[64, 128, 128, 10]` (two hidden layers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MlpArch {
+    pub dims: Vec<usize>,
+}
+
+impl MlpArch {
+    pub fn new(inputs: usize, hidden: &[usize], classes: usize) -> Self {
+        let mut dims = vec![inputs];
+        dims.extend_from_slice(hidden);
+        dims.push(classes);
+        MlpArch { dims }
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.dims.len() - 1
+    }
+
+    pub fn classes(&self) -> usize {
+        *self.dims.last().expect("an MLP has an output layer")
+    }
+
+    pub fn hidden(&self) -> &[usize] {
+        &self.dims[1..self.dims.len() - 1]
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.dims.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
+    /// Multiply-adds per sample in the forward pass: `Σ in·out`.
+    pub fn macs_per_sample(&self) -> usize {
+        self.dims.windows(2).map(|w| w[0] * w[1]).sum()
+    }
+
+    /// `(offset of W_l, offset of b_l)` within the member's slice, per layer.
+    pub fn layer_offsets(&self) -> Vec<(usize, usize)> {
+        let mut offset = 0;
+        self.dims
+            .windows(2)
+            .map(|w| {
+                let weights = offset;
+                offset += w[0] * w[1];
+                let bias = offset;
+                offset += w[1];
+                (weights, bias)
+            })
+            .collect()
+    }
+
+    /// PyTorch's `nn.Linear` default: every weight and bias uniform in `±1/√fan_in`, drawn
+    /// from the counter-based stream `(seed, Init, layer)` so it never depends on the
+    /// population around the member.
+    pub fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut params = Vec::with_capacity(self.param_count());
+        for (layer, w) in self.dims.windows(2).enumerate() {
+            let bound = 1.0 / (w[0] as f32).sqrt();
+            let count = (w[0] + 1) * w[1];
+            params.extend((0..count as u64).map(|i| {
+                let u = unit_f32(stream_word(seed, Stream::Init, layer as u32, 0, i));
+                (2.0 * u - 1.0) * bound
+            }));
+        }
+        params
+    }
+}
+
+/// Scratch buffers for one member's step, reused across steps (no allocation per step).
+#[derive(Debug)]
+pub struct MlpWorkspace<T> {
+    /// Post-activation (post-dropout) output of each layer, `(batch, dims[l+1])`.
+    acts: Vec<Vec<T>>,
+    /// Dropout scales of each hidden layer, same shapes as `acts`.
+    masks: Vec<Vec<T>>,
+    delta: Vec<T>,
+    delta_prev: Vec<T>,
+}
+
+impl<T: Real> MlpWorkspace<T> {
+    pub fn new(arch: &MlpArch, batch: usize) -> Self {
+        let max_width = arch.dims.iter().copied().max().unwrap_or(0);
+        let per_layer = || -> Vec<Vec<T>> {
+            arch.dims[1..]
+                .iter()
+                .map(|&d| vec![T::zero(); batch * d])
+                .collect()
+        };
+        MlpWorkspace {
+            acts: per_layer(),
+            masks: per_layer(),
+            delta: vec![T::zero(); batch * max_width],
+            delta_prev: vec![T::zero(); batch * max_width],
+        }
+    }
+}
+
+/// Dropout for one training step, or none (evaluation, or rate 0).
+#[derive(Clone, Copy, Debug)]
+pub struct StepDropout {
+    pub rate: f32,
+    pub seed: u64,
+    pub step: u64,
+}
+
+/// Forward pass; returns the logits `(batch, classes)` inside the workspace.
+fn forward<'w, T: Real>(
+    arch: &MlpArch,
+    params: &[T],
+    x: &[T],
+    batch: usize,
+    dropout: Option<StepDropout>,
+    ws: &'w mut MlpWorkspace<T>,
+) -> &'w [T] {
+    let offsets = arch.layer_offsets();
+    let last = arch.n_layers() - 1;
+    for (l, &(w_off, b_off)) in offsets.iter().enumerate() {
+        let s = LinearShape {
+            batch,
+            n_in: arch.dims[l],
+            n_out: arch.dims[l + 1],
+        };
+        let (done, rest) = ws.acts.split_at_mut(l);
+        let input = if l == 0 { x } else { &done[l - 1][..] };
+        let out = &mut rest[0][..batch * s.n_out];
+        linear_forward(
+            s,
+            input,
+            &params[w_off..b_off],
+            &params[b_off..b_off + s.n_out],
+            out,
+        );
+        if l < last {
+            relu_forward(out);
+            if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
+                let key = DropoutKey {
+                    seed: d.seed,
+                    step: d.step,
+                    layer: l as u32,
+                };
+                dropout_forward(out, &mut ws.masks[l][..batch * s.n_out], d.rate, key);
+            }
+        }
+    }
+    &ws.acts[last][..batch * arch.classes()]
+}
+
+/// Mean-loss gradient of one minibatch into `grad` (same layout as `params`); returns the
+/// loss sum and correct count of the batch (with dropout active, as trained).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_backward<T: Real>(
+    arch: &MlpArch,
+    params: &[T],
+    x: &[T],
+    labels: &[u32],
+    dropout: Option<StepDropout>,
+    ws: &mut MlpWorkspace<T>,
+    grad: &mut [T],
+) -> LossSums {
+    let batch = labels.len();
+    let classes = arch.classes();
+    forward(arch, params, x, batch, dropout, ws);
+    let last = arch.n_layers() - 1;
+    let sums = softmax_cross_entropy_backward(
+        &ws.acts[last][..batch * classes],
+        labels,
+        classes,
+        &mut ws.delta[..batch * classes],
+    );
+    let dropout_on = dropout.is_some_and(|d| d.rate > 0.0);
+    for (l, &(w_off, b_off)) in arch.layer_offsets().iter().enumerate().rev() {
+        let s = LinearShape {
+            batch,
+            n_in: arch.dims[l],
+            n_out: arch.dims[l + 1],
+        };
+        let input = if l == 0 { x } else { &ws.acts[l - 1][..] };
+        let (dw, db) = grad[w_off..b_off + s.n_out].split_at_mut(b_off - w_off);
+        let dx = (l > 0).then(|| &mut ws.delta_prev[..batch * s.n_in]);
+        linear_backward(
+            s,
+            input,
+            &params[w_off..b_off],
+            &ws.delta[..batch * s.n_out],
+            dx,
+            dw,
+            db,
+        );
+        if l > 0 {
+            let d_prev = &mut ws.delta_prev[..batch * s.n_in];
+            if dropout_on {
+                dropout_backward(&ws.masks[l - 1][..batch * s.n_in], d_prev);
+            }
+            relu_backward(&ws.acts[l - 1][..batch * s.n_in], d_prev);
+            std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+        }
+    }
+    sums
+}
+
+/// Loss sum and correct count over `labels.len()` rows without dropout, in chunks of the
+/// workspace's batch size.
+pub fn evaluate<T: Real>(
+    arch: &MlpArch,
+    params: &[T],
+    x: &[T],
+    labels: &[u32],
+    ws: &mut MlpWorkspace<T>,
+    chunk: usize,
+) -> LossSums {
+    let d = arch.dims[0];
+    let mut sums = LossSums::default();
+    for (xs, ys) in x.chunks(chunk * d).zip(labels.chunks(chunk)) {
+        let logits = forward(arch, params, xs, ys.len(), None, ws);
+        let part = softmax_cross_entropy_forward(logits, ys, arch.classes());
+        sums.loss += part.loss;
+        sums.correct += part.correct;
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_counts_weights_and_biases() {
+        let arch = MlpArch::new(4, &[3, 2], 5);
+        assert_eq!(arch.param_count(), 4 * 3 + 3 + 3 * 2 + 2 + 2 * 5 + 5);
+        assert_eq!(arch.layer_offsets(), vec![(0, 12), (15, 21), (23, 33)]);
+        assert_eq!(arch.init_params(1).len(), arch.param_count());
+        assert_ne!(arch.init_params(1), arch.init_params(2));
+    }
+}

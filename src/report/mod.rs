@@ -1,0 +1,3 @@
+//! What a sweep leaves on disk.
+
+pub mod log;

@@ -1,0 +1,44 @@
+//! Training a population: its state, per-epoch metrics and the divergence rules.
+
+pub mod health;
+pub mod population;
+
+pub use population::{Member, Population, SlotMut};
+
+use serde::Serialize;
+
+/// Metrics of one member after one epoch. Train metrics are running means over the
+/// epoch's minibatches (with dropout active, as trained); validation metrics come from a
+/// separate pass without dropout.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EpochMetrics {
+    /// 1-based: the number of epochs trained when these were measured.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+}
+
+/// The metric names a sweep's `metric.name` may use.
+pub const METRIC_NAMES: [&str; 4] = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"];
+
+impl EpochMetrics {
+    /// The value of a metric named in [`METRIC_NAMES`]; `None` for any other name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "train_loss" => Some(self.train_loss),
+            "train_accuracy" => Some(self.train_accuracy),
+            "val_loss" => Some(self.val_loss),
+            "val_accuracy" => Some(self.val_accuracy),
+            _ => None,
+        }
+    }
+}
+
+/// Loss and accuracy of one model on one set of rows.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: f64,
+}

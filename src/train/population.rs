@@ -1,0 +1,176 @@
+//! The population: P members' parameters in one flat buffer with an offset table, the
+//! optimizer state in the same layout, and the slice operations the scheduler uses.
+
+use super::health::Divergence;
+use super::EpochMetrics;
+use crate::model::MemberSpec;
+
+/// One slot's bookkeeping: which trial it trains and how far it has got.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub trial: usize,
+    pub spec: MemberSpec,
+    /// Epochs trained so far.
+    pub epochs: usize,
+    /// Optimizer steps taken so far (part of the dropout key).
+    pub steps: u64,
+    pub history: Vec<EpochMetrics>,
+    /// Set once the member diverged; a failed member is dead: the alive mask is `failure.is_none()`.
+    pub failure: Option<Divergence>,
+}
+
+impl Member {
+    pub fn is_alive(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Mutable view of one member: disjoint from every other slot, so slots can be trained on
+/// different threads with no locking.
+pub struct SlotMut<'a> {
+    pub member: &'a mut Member,
+    pub params: &'a mut [f32],
+    pub velocity: &'a mut [f32],
+}
+
+#[derive(Debug, Default)]
+pub struct Population {
+    members: Vec<Member>,
+    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in `params` and `velocity`.
+    offsets: Vec<usize>,
+    params: Vec<f32>,
+    velocity: Vec<f32>,
+}
+
+impl Population {
+    pub fn new() -> Self {
+        Population {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    /// Adds a member with fresh weights (from its seed) and zero optimizer state; returns its slot.
+    pub fn insert(&mut self, trial: usize, spec: MemberSpec) -> usize {
+        let init = spec.arch.init_params(spec.seed);
+        self.velocity.resize(self.velocity.len() + init.len(), 0.0);
+        self.params.extend_from_slice(&init);
+        self.offsets.push(self.params.len());
+        self.members.push(Member {
+            trial,
+            spec,
+            epochs: 0,
+            steps: 0,
+            history: Vec::new(),
+            failure: None,
+        });
+        self.members.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn params(&self, slot: usize) -> &[f32] {
+        &self.params[self.offsets[slot]..self.offsets[slot + 1]]
+    }
+
+    /// Parameters plus optimizer state, in bytes (what the population costs in memory).
+    pub fn state_bytes(&self) -> usize {
+        (self.params.len() + self.velocity.len()) * std::mem::size_of::<f32>()
+    }
+
+    /// Keeps the slots for which `keep` is true, in order, compacting the buffers. The
+    /// kept members' weights and optimizer state move unchanged.
+    pub fn retain(&mut self, keep: impl Fn(&Member) -> bool) {
+        let mut members = Vec::new();
+        let (mut params, mut velocity, mut offsets) = (Vec::new(), Vec::new(), vec![0]);
+        for (slot, member) in std::mem::take(&mut self.members).into_iter().enumerate() {
+            if keep(&member) {
+                let range = self.offsets[slot]..self.offsets[slot + 1];
+                params.extend_from_slice(&self.params[range.clone()]);
+                velocity.extend_from_slice(&self.velocity[range]);
+                offsets.push(params.len());
+                members.push(member);
+            }
+        }
+        *self = Population {
+            members,
+            offsets,
+            params,
+            velocity,
+        };
+    }
+
+    /// One disjoint mutable view per slot.
+    pub fn slots_mut(&mut self) -> Vec<SlotMut<'_>> {
+        let mut params = &mut self.params[..];
+        let mut velocity = &mut self.velocity[..];
+        let mut slots = Vec::with_capacity(self.members.len());
+        for (slot, member) in self.members.iter_mut().enumerate() {
+            let n = self.offsets[slot + 1] - self.offsets[slot];
+            let (p, p_rest) = std::mem::take(&mut params).split_at_mut(n);
+            let (v, v_rest) = std::mem::take(&mut velocity).split_at_mut(n);
+            params = p_rest;
+            velocity = v_rest;
+            slots.push(SlotMut {
+                member,
+                params: p,
+                velocity: v,
+            });
+        }
+        slots
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::optim::SgdHparams;
+    use crate::model::{Hparams, MlpArch};
+
+    fn spec(hidden: &[usize], seed: u64) -> MemberSpec {
+        MemberSpec {
+            arch: MlpArch::new(3, hidden, 2),
+            hparams: Hparams {
+                sgd: SgdHparams {
+                    lr: 0.1,
+                    momentum: 0.0,
+                    weight_decay: 0.0,
+                },
+                dropout: 0.0,
+            },
+            seed,
+        }
+    }
+
+    #[test]
+    fn retain_compacts_and_keeps_weights() {
+        let mut pop = Population::new();
+        for (trial, hidden) in [vec![4], vec![5, 2], vec![1]].iter().enumerate() {
+            pop.insert(trial, spec(hidden, trial as u64));
+        }
+        let kept = pop.params(2).to_vec();
+        for slot in pop.slots_mut() {
+            slot.velocity.fill(slot.member.trial as f32);
+        }
+        pop.retain(|m| m.trial != 1);
+        assert_eq!(pop.len(), 2);
+        assert_eq!(pop.members()[1].trial, 2);
+        assert_eq!(pop.params(1), &kept[..]);
+        let slots = pop.slots_mut();
+        assert!(slots[1].velocity.iter().all(|&v| v == 2.0));
+        assert_eq!(
+            slots[1].params.len(),
+            MlpArch::new(3, &[1], 2).param_count()
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Synchronous successive halving (Jamieson & Talwalkar 2016; one bracket of Hyperband,
+//! Li et al. 2018): every member trains to rung budget `r_k = min · η^k`, then the best
+//! `⌊n/η⌋` continue — from their current weights — and the rest stop.
+
+use super::rank;
+
+/// The rung schedule of one successive-halving bracket, in epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuccessiveHalving {
+    pub min_budget: usize,
+    pub max_budget: usize,
+    pub eta: usize,
+}
+
+impl SuccessiveHalving {
+    /// Budgets at which members are compared: `min · η^k` while below `max`, then `max`.
+    pub fn rungs(&self) -> Vec<usize> {
+        let mut rungs = Vec::new();
+        let mut budget = self.min_budget;
+        while budget < self.max_budget {
+            rungs.push(budget);
+            budget = budget.saturating_mul(self.eta);
+        }
+        rungs.push(self.max_budget);
+        rungs
+    }
+
+    /// How many of `n` ranked members continue past a rung: `⌊n/η⌋`, but at least one,
+    /// so the leader is never stopped.
+    pub fn survivors(&self, n: usize) -> usize {
+        (n / self.eta).max(1).min(n)
+    }
+
+    /// Indices of `values` (one per member, `None` for a failed member) that continue,
+    /// best first; see [`rank`] for the order.
+    pub fn select(&self, values: &[Option<f64>], maximize: bool) -> Vec<usize> {
+        let mut ranked = rank(values, maximize);
+        ranked.truncate(self.survivors(ranked.len()));
+        ranked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rungs_follow_powers_of_eta_and_end_at_max() {
+        let sh = |min, max| SuccessiveHalving {
+            min_budget: min,
+            max_budget: max,
+            eta: 3,
+        };
+        assert_eq!(sh(1, 27).rungs(), vec![1, 3, 9, 27]);
+        assert_eq!(sh(1, 20).rungs(), vec![1, 3, 9, 20]);
+        assert_eq!(sh(5, 5).rungs(), vec![5]);
+        assert_eq!(sh(2, 81).rungs(), vec![2, 6, 18, 54, 81]);
+    }
+
+    #[test]
+    fn select_keeps_a_third_best_first_and_skips_failed() {
+        let sh = SuccessiveHalving {
+            min_budget: 1,
+            max_budget: 9,
+            eta: 3,
+        };
+        let values = [
+            Some(0.5),
+            None,
+            Some(0.9),
+            Some(0.7),
+            Some(f64::NAN),
+            Some(0.9),
+        ];
+        // Four finite values: ⌊4/3⌋ = 1 survivor; the tie at 0.9 goes to index 2.
+        assert_eq!(sh.select(&values, true), vec![2]);
+        assert_eq!(sh.select(&values, false), vec![0]);
+        assert_eq!(sh.select(&[None, Some(1.0)], true), vec![1]);
+        assert!(sh.select(&[None], true).is_empty());
+    }
+}
