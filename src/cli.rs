@@ -104,10 +104,11 @@ fn run(
                 format!("leader trial {t} {metric} {v:.4}")
             });
             println!(
-                "rung {}/{} ({} epochs): {} trained, {} continue, {} failed; {leader} ({:.1} s)",
+                "rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s)",
                 r.rung + 1,
                 r.rungs,
                 r.budget,
+                if r.budget == 1 { "" } else { "s" },
                 r.trained,
                 r.continuing,
                 r.failed,

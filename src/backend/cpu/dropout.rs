@@ -35,13 +35,13 @@ pub fn dropout_forward<T: Real>(y: &mut [T], mask: &mut [T], rate: f32, key: Dro
         } else {
             T::zero()
         };
-        *v = *v * *m;
+        *v *= *m;
     }
 }
 
 pub fn dropout_backward<T: Real>(mask: &[T], dy: &mut [T]) {
     for (d, &m) in dy.iter_mut().zip(mask) {
-        *d = *d * m;
+        *d *= m;
     }
 }
 

@@ -1,0 +1,139 @@
+//! The command line end to end: bad input gives one clear line and exit code 2; a small
+//! sweep writes its run directory with the promised summary fields.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn popsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("popsweep-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Asserts a clean input error: exit 2, one stderr line naming the file and `needle`.
+fn assert_input_error(yaml: Option<&str>, name: &str, needle: &str) {
+    let path = temp(name);
+    if let Some(text) = yaml {
+        std::fs::write(&path, text).unwrap();
+    }
+    let out = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        temp(&format!("{name}.run")).to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(path.to_str().unwrap()),
+        "{name}: no file in {stderr}"
+    );
+    assert!(stderr.contains(needle), "{name}: no `{needle}` in {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+const HEAD: &str = "method: random\nmetric:\n  name: val_accuracy\n  goal: maximize\n";
+
+#[test]
+fn bad_inputs_give_one_clear_line_and_exit_2() {
+    assert_input_error(None, "missing.yaml", "No such file");
+    assert_input_error(
+        Some("method: random\nmetric: {name: [\n"),
+        "malformed.yaml",
+        "malformed.yaml:",
+    );
+    assert_input_error(
+        Some(&format!("{HEAD}bogus: 1\n")),
+        "unknown.yaml",
+        "unknown.yaml:5: bogus: unknown field `bogus`",
+    );
+    assert_input_error(
+        Some(&format!(
+            "{HEAD}parameters:\n  lr:\n    distribution: uniform\n    min: 0.5\n    max: 0.1\n"
+        )),
+        "minmax.yaml",
+        "minmax.yaml:8: parameters.lr.min: min 0.5 is greater than max 0.1",
+    );
+    assert_input_error(
+        Some(&format!("{HEAD}parameters:\n  lr:\n    distribution: log_uniform_values\n    min: -1\n    max: 0.1\n")),
+        "logmin.yaml",
+        "logmin.yaml:8: parameters.lr.min: log_uniform_values needs min > 0",
+    );
+}
+
+#[test]
+fn small_sweep_writes_trials_and_summary() {
+    let path = temp("small.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{HEAD}name: small\nrun_cap: 6\nearly_terminate: {{type: hyperband, min_iter: 1, eta: 3}}\n\
+             parameters:\n  lr: {{distribution: log_uniform_values, min: 0.02, max: 0.2}}\n  \
+             width: {{values: [16, 32]}}\ntrain: {{epochs: 3}}\nmodel: {{depth: 1}}\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = temp("small.run");
+    let out = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rung 2/2") && stdout.contains("best trial"),
+        "{stdout}"
+    );
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    let best = &summary["best"];
+    assert!(best["trial"].is_u64() && best["params"]["lr"].is_f64());
+    assert!(best["val"].as_f64().unwrap() > 0.5 && best["test"].as_f64().unwrap() > 0.5);
+    // 6 trials at 1 epoch, ⌊6/3⌋ = 2 continue to 3 epochs.
+    assert_eq!(summary["trials"]["complete"], 2);
+    assert_eq!(summary["trials"]["pruned"], 4);
+    assert_eq!(summary["epochs_total"], 6 + 2 * 2);
+    assert!(summary["wall_seconds"].as_f64().unwrap() > 0.0);
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out_dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for t in &lines {
+        assert!(t["number"].is_u64() && t["params"].is_object() && t["rungs"].is_array());
+        assert!(["complete", "pruned"].contains(&t["state"].as_str().unwrap()));
+    }
+    // A second run into the same directory is refused rather than overwriting results.
+    let again = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+}

@@ -1,0 +1,65 @@
+//! Population equivalence: a member trained in a population equals the same member trained
+//! alone, bit for bit; a diverging member is marked failed and changes nothing for others.
+
+mod common;
+use common::{digits_tuning, spec, train_together};
+use popsweep::model::MemberSpec;
+
+fn ragged_population() -> Vec<MemberSpec> {
+    vec![
+        spec(&[32], 0.05, 0.9, 0.0, 1),
+        spec(&[64, 32], 0.01, 0.5, 0.1, 2),
+        spec(&[16, 16, 16], 0.2, 0.0, 0.0, 3),
+        spec(&[128], 0.003, 0.95, 0.3, 4),
+        spec(&[7, 5], 0.1, 0.9, 0.2, 5),
+        spec(&[], 0.05, 0.8, 0.0, 6),
+        spec(&[256, 8], 0.02, 0.9, 0.05, 7),
+        spec(&[33, 65, 17], 0.07, 0.7, 0.15, 8),
+    ]
+}
+
+#[test]
+fn population_of_eight_equals_each_member_alone_bit_for_bit() {
+    let data = digits_tuning();
+    let specs = ragged_population();
+    let together = train_together(&specs, &data, 3, 2);
+    for (slot, s) in specs.iter().enumerate() {
+        let alone = train_together(std::slice::from_ref(s), &data, 3, 1);
+        let (a, b) = (together.params(slot), alone.params(0));
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "member {slot} differs"
+        );
+        assert_eq!(together.members()[slot].history, alone.members()[0].history);
+        assert_eq!(together.members()[slot].steps, alone.members()[0].steps);
+    }
+    // The claim is not vacuous: training moved the weights and members differ.
+    assert_ne!(
+        together.params(0),
+        &specs[0].arch.init_params(specs[0].seed)[..]
+    );
+    assert!(together.members()[0].history[2].val_accuracy > 0.8);
+}
+
+#[test]
+fn diverging_member_fails_alone_and_leaves_others_unchanged() {
+    let data = digits_tuning();
+    let mut specs = ragged_population();
+    let healthy = train_together(&specs, &data, 2, 2);
+    specs.insert(3, spec(&[64], 1e6, 0.9, 0.0, 42));
+    let poisoned = train_together(&specs, &data, 2, 2);
+    let bad = &poisoned.members()[3];
+    assert!(!bad.is_alive(), "lr = 1e6 must diverge");
+    let failure = bad.failure.as_ref().unwrap();
+    assert_eq!(failure.epoch, 1);
+    assert!(bad.history.is_empty());
+    for slot in 0..healthy.len() {
+        let other = if slot < 3 { slot } else { slot + 1 };
+        assert!(poisoned.members()[other].is_alive());
+        assert_eq!(poisoned.params(other), healthy.params(slot));
+        assert_eq!(
+            poisoned.members()[other].history,
+            healthy.members()[slot].history
+        );
+    }
+}
