@@ -7,7 +7,8 @@ use crate::config::{self, Sweep};
 use crate::data::digits;
 use crate::error::Result;
 use crate::report::log::{default_run_dir, RunLog};
-use crate::sweep::{prepare_data, run_sweep, RungReport, SweepOutcome, TrialState};
+use crate::sweep::{prepare_data, run_sweep, RungReport, SweepOutcome};
+use crate::tuner::trial::TrialState;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,7 +129,7 @@ fn run(
 /// Top trials (furthest trained first, then by the metric), then the best trial.
 fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
     let metric = &sweep.metric;
-    let names: Vec<&String> = sweep.space.params.keys().collect();
+    let names: Vec<&String> = sweep.space.params.iter().map(|p| &p.name).collect();
     if !quiet {
         let mut order: Vec<_> = outcome
             .trials
@@ -168,7 +169,12 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             let value = t.rungs.last().map_or(f64::NAN, |v| v.value);
             let cells: Vec<String> = names
                 .iter()
-                .map(|n| format!("{:>12}", t.params[*n].to_string()))
+                .map(|n| {
+                    format!(
+                        "{:>12}",
+                        t.params.get(*n).map_or("-".into(), |v| v.to_string())
+                    )
+                })
                 .collect();
             println!(
                 "{:>5} {state:>9} {:>6} {value:>12.4} {}",

@@ -6,11 +6,11 @@
 use crate::data::SplitFractions;
 use crate::error::{Error, Result};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
-use crate::space::{Distribution, ParamValue, Space};
+use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
 use crate::train::METRIC_NAMES;
+use crate::tuner::sampler::{GridSampler, SamplerKind};
 use crate::tuner::scheduler::SuccessiveHalving;
 use serde::Deserialize;
-use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -31,7 +31,9 @@ pub struct Sweep {
     pub name: String,
     pub metric: Metric,
     pub space: Space,
-    /// Trials in the sweep (W&B's `run_cap`); default 27.
+    /// From `method`: `random`, `grid`, `sobol`.
+    pub sampler: SamplerKind,
+    /// Trials in the sweep (W&B's `run_cap`); default 27, or the grid's size for `grid`.
     pub run_cap: usize,
     /// Early termination; `None` trains every trial for the full budget.
     pub halving: Option<SuccessiveHalving>,
@@ -68,16 +70,6 @@ struct RawSweep {
 struct RawMetric {
     name: String,
     goal: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParam {
-    value: Option<Value>,
-    values: Option<Vec<Value>>,
-    distribution: Option<String>,
-    min: Option<Value>,
-    max: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -191,18 +183,20 @@ impl Ctx<'_> {
     }
 
     fn validate(&self, raw: RawSweep) -> Result<Sweep> {
-        match raw.method.as_deref() {
-            Some("random") => {}
-            Some(other) => {
-                return Err(self.err(
+        let sampler = match raw.method.as_deref() {
+            Some(name) => SamplerKind::parse(name).ok_or_else(|| {
+                self.err(
                     &["method"],
-                    format!("method `{other}` is not supported yet (supported: random)"),
-                ))
-            }
+                    format!(
+                        "method `{name}` is not supported (supported: {})",
+                        SamplerKind::NAMES
+                    ),
+                )
+            })?,
             None => {
                 return Err(self.err(&[], "missing key `method` (e.g. `method: random`)".into()))
             }
-        }
+        };
         let metric = self.metric(raw.metric)?;
         let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref())?;
         let train = raw.train.as_ref();
@@ -219,16 +213,31 @@ impl Ctx<'_> {
             }
             None => (None, epochs),
         };
-        let mut space = Space::default();
-        for (name, param) in raw.parameters.unwrap_or_default() {
-            let dist = self.parameter(&name, param)?;
-            space.params.insert(name, dist);
-        }
+        let space = parse_parameters(raw.parameters.unwrap_or_default())
+            .map_err(|e| self.space_error(e))?;
+        let space = self.check_knobs(space)?;
+        let run_cap = match (sampler, raw.run_cap) {
+            (SamplerKind::Grid, cap) => {
+                let size = GridSampler::grid_size(&space).map_err(|m| self.err(&["method"], m))?;
+                match cap {
+                    Some(c) if c > size => {
+                        return Err(self.err(
+                            &["run_cap"],
+                            format!("run_cap {c} exceeds the grid's {size} points"),
+                        ))
+                    }
+                    Some(c) => c as usize,
+                    None => size as usize,
+                }
+            }
+            (_, cap) => self.positive(cap, 27, &["run_cap"])?,
+        };
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
             space,
-            run_cap: self.positive(raw.run_cap, 27, &["run_cap"])?,
+            sampler,
+            run_cap,
             halving,
             split: self.split(raw.data)?,
             defaults,
@@ -439,149 +448,84 @@ impl Ctx<'_> {
         })
     }
 
-    fn parameter(&self, name: &str, raw: RawParam) -> Result<Distribution> {
-        let at = |key: &'static str| -> Vec<&str> {
-            if key.is_empty() {
-                vec!["parameters", name]
-            } else {
-                vec!["parameters", name, key]
-            }
-        };
-        let knob = knob(name).ok_or_else(|| {
-            let names: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
-            self.err(
-                &at(""),
-                format!(
-                    "unknown parameter `{name}` (the built-in MLP tunes {}, width_<k>)",
-                    names.join(", ")
-                ),
-            )
-        })?;
-        let kind = match raw.distribution.as_deref() {
-            Some(d) => d.to_string(),
-            None if raw.values.is_some() => "categorical".into(),
-            None if raw.value.is_some() => "constant".into(),
-            // W&B infers uniform or int_uniform from the type of the bounds.
-            None if raw.min.is_some() || raw.max.is_some() => {
-                let ints = [&raw.min, &raw.max]
-                    .iter()
-                    .all(|v| v.as_ref().is_some_and(|v| v.is_i64() || v.is_u64()));
-                if ints { "int_uniform" } else { "uniform" }.into()
-            }
-            None => {
-                return Err(self.err(
-                    &at(""),
-                    "give `value`, `values`, or `distribution` with `min` and `max`".into(),
-                ))
-            }
-        };
-        let choice = |v: &Value, key: &'static str| -> Result<ParamValue> {
-            let value = match v {
-                Value::Number(n) if n.is_i64() && knob.kind == KnobKind::Int => {
-                    ParamValue::Int(n.as_i64().unwrap_or_default())
-                }
-                Value::Number(n) if knob.kind == KnobKind::Float => {
-                    ParamValue::Float(n.as_f64().unwrap_or(f64::NAN))
-                }
-                other => {
-                    return Err(self.err(
-                        &at(key),
-                        format!(
-                            "{name} takes {} values, not {other:?}",
-                            kind_word(knob.kind)
-                        ),
+    fn space_error(&self, e: SpaceError) -> Error {
+        let mut path: Vec<&str> = vec!["parameters"];
+        path.extend(e.path.iter().map(String::as_str));
+        self.err(&path, e.message)
+    }
+
+    /// Checks every parameter against the built-in model's knobs: the name must be one,
+    /// the kind (integer or real) must match, and every value it can take must be valid.
+    fn check_knobs(&self, mut space: Space) -> Result<Space> {
+        let names: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
+        for def in &mut space.params {
+            let name = def.name.clone();
+            let at = |key: &str| SpaceError::at(&name, key, "");
+            let fail =
+                |key: &str, message: String| self.space_error(SpaceError { message, ..at(key) });
+            let knob = knob(&name).ok_or_else(|| {
+                fail(
+                    "",
+                    format!(
+                        "unknown parameter `{name}` (the built-in MLP tunes {}, width_<k>)",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            let check = |key: &str, x: f64| {
+                if (knob.accepts)(x) {
+                    Ok(())
+                } else {
+                    Err(fail(
+                        key,
+                        format!("{x} is outside the valid range {} of {name}", knob.range),
                     ))
                 }
             };
-            let x = value.as_f64().unwrap_or(f64::NAN);
-            if !(knob.accepts)(x) {
-                return Err(self.err(
-                    &at(key),
-                    format!("{x} is outside the valid range {} of {name}", knob.range),
-                ));
-            }
-            Ok(value)
-        };
-        match kind.as_str() {
-            "constant" => {
-                let v = raw
-                    .value
-                    .ok_or_else(|| self.err(&at(""), "distribution constant needs `value`".into()))?;
-                Ok(Distribution::Categorical {
-                    choices: vec![choice(&v, "value")?],
-                })
-            }
-            "categorical" => {
-                let values = raw.values.unwrap_or_default();
-                if values.is_empty() {
-                    return Err(self.err(&at("values"), "needs at least one value".into()));
+            match (knob.kind, &mut def.dist) {
+                (KnobKind::Int, Distribution::Int { low, high, .. }) => {
+                    check("min", *low as f64)?;
+                    check("max", *high as f64)?;
                 }
-                let choices = values
-                    .iter()
-                    .map(|v| choice(v, "values"))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Distribution::Categorical { choices })
-            }
-            "uniform" | "log_uniform_values" | "log_uniform" | "int_uniform" => {
-                let bound = |key: &'static str, v: Option<&Value>| -> Result<f64> {
-                    v.and_then(Value::as_f64).ok_or_else(|| {
-                        self.err(&at(key), format!("distribution {kind} needs a numeric `{key}`"))
-                    })
-                };
-                let (min, max) = (bound("min", raw.min.as_ref())?, bound("max", raw.max.as_ref())?);
-                if min > max {
-                    return Err(self.err(&at("min"), format!("min {min} is greater than max {max}")));
+                (KnobKind::Float, Distribution::Float { low, high, .. }) => {
+                    check("min", *low)?;
+                    check("max", *high)?;
                 }
-                if kind == "log_uniform_values" && min <= 0.0 {
-                    return Err(self.err(
-                        &at("min"),
-                        format!("log_uniform_values needs min > 0, got {min}"),
-                    ));
-                }
-                // W&B's log_uniform takes natural-log bounds: the value is exp(U(min, max)).
-                let (low, high) = if kind == "log_uniform" {
-                    (min.exp(), max.exp())
-                } else {
-                    (min, max)
-                };
-                let dist = if kind == "int_uniform" {
-                    if min.fract() != 0.0 || max.fract() != 0.0 {
-                        return Err(self.err(&at("min"), "int_uniform needs integer bounds".into()));
+                (kind, Distribution::Categorical { choices }) => {
+                    for c in choices.iter_mut() {
+                        *c = match (kind, &*c) {
+                            (KnobKind::Int, ParamValue::Int(_)) => c.clone(),
+                            (KnobKind::Float, v) if v.as_f64().is_some() => {
+                                ParamValue::Float(v.as_f64().unwrap_or_default())
+                            }
+                            (_, other) => {
+                                return Err(fail(
+                                    "values",
+                                    format!("{name} takes {} values, not {other}", kind_word(kind)),
+                                ))
+                            }
+                        };
+                        check("values", c.as_f64().unwrap_or_default())?;
                     }
-                    Distribution::Int {
-                        low: min as i64,
-                        high: max as i64,
-                    }
-                } else if knob.kind == KnobKind::Int {
-                    return Err(self.err(
-                        &at("distribution"),
+                }
+                (KnobKind::Int, _) => {
+                    return Err(fail(
+                        "distribution",
                         format!("{name} takes integers: use int_uniform or values"),
-                    ));
-                } else {
-                    Distribution::Float {
-                        low,
-                        high,
-                        log: kind != "uniform",
-                    }
-                };
-                for (key, x) in [("min", low), ("max", high)] {
-                    if !(knob.accepts)(x) {
-                        return Err(self.err(
-                            &at(key),
-                            format!("{x} is outside the valid range {} of {name}", knob.range),
-                        ));
-                    }
+                    ))
                 }
-                Ok(dist)
+                (KnobKind::Float, _) => {
+                    return Err(fail(
+                        "distribution",
+                        format!(
+                            "{name} takes real numbers: write the bounds as floats (e.g. 0.0) \
+                             or use distribution: uniform"
+                        ),
+                    ))
+                }
             }
-            other => Err(self.err(
-                &at("distribution"),
-                format!(
-                    "distribution `{other}` is not supported yet (supported: constant, categorical, \
-                     uniform, int_uniform, log_uniform, log_uniform_values)"
-                ),
-            )),
         }
+        Ok(space)
     }
 }
 
@@ -678,7 +622,7 @@ mod tests {
         );
         assert_eq!(
             error_of(&text),
-            "s.yaml:8: parameters.weight_decay.min: log_uniform_values needs min > 0, got 0"
+            "s.yaml:8: parameters.weight_decay.min: log_uniform_values is on a log scale and needs min > 0, got 0"
         );
     }
 
@@ -713,14 +657,16 @@ mod tests {
              parameters:\n  depth:\n    min: 1\n    max: 3\n  lr:\n    min: 0.01\n    max: 0.1\n"
         );
         let sweep = parse(&text, "s.yaml").unwrap();
-        assert_eq!(
-            sweep.space.params["depth"],
-            Distribution::Int { low: 1, high: 3 }
-        );
+        let dist = |n: &str| sweep.space.get(n).unwrap().dist.clone();
         assert!(matches!(
-            sweep.space.params["lr"],
-            Distribution::Float { log: false, .. }
+            dist("depth"),
+            Distribution::Int {
+                low: 1,
+                high: 3,
+                ..
+            }
         ));
+        assert!(matches!(dist("lr"), Distribution::Float { log: false, .. }));
         let sh = sweep.halving.unwrap();
         assert_eq!((sh.min_budget, sh.max_budget, sh.eta), (3, 27, 3));
     }

@@ -14,6 +14,7 @@ pub mod model;
 pub mod report;
 pub mod rng;
 pub mod space;
+pub mod storage;
 pub mod sweep;
 pub mod train;
 pub mod tuner;

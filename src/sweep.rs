@@ -14,8 +14,9 @@ use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::train::{EpochMetrics, Member, Population};
-use crate::tuner::sampler::{RandomSampler, Sampler};
-use crate::tuner::scheduler::rank;
+use crate::tuner::scheduler::{rank, Score};
+use crate::tuner::study::{Outcome, Study};
+use crate::tuner::trial::TrialState;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -29,14 +30,6 @@ const SEED_SPLIT: u64 = 4;
 /// Splits `data` as `sweep` says; the test rows come back sealed.
 pub fn prepare_data(sweep: &Sweep, data: &Dataset) -> (TuningData, HeldOutTest) {
     split_stratified(data, sweep.split, derive_seed(sweep.seed, SEED_SPLIT))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialState {
-    Complete,
-    Pruned,
-    Failed,
 }
 
 /// The sweep metric of a trial at one rung.
@@ -124,8 +117,18 @@ pub fn run_sweep(
     on_rung: &mut dyn FnMut(&RungReport),
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
-    let params = RandomSampler::new(derive_seed(sweep.seed, SEED_SAMPLER))
-        .ask_batch(&sweep.space, sweep.run_cap);
+    let mut study = Study::in_memory(
+        sweep.space.clone(),
+        sweep.sampler,
+        sweep.metric.maximize,
+        derive_seed(sweep.seed, SEED_SAMPLER),
+    )
+    .map_err(Error::Run)?;
+    let params: Vec<Params> = study
+        .ask_batch(sweep.run_cap)?
+        .into_iter()
+        .map(|t| t.params)
+        .collect();
     let mut pop = Population::new();
     for (number, p) in params.iter().enumerate() {
         let seed = derive_seed(derive_seed(sweep.seed, SEED_TRIALS), number as u64);
@@ -178,31 +181,32 @@ pub fn run_sweep(
             };
             backend.train_epoch(&mut pop, &tuning.train, &tuning.val, &plan);
         }
-        let values: Vec<Option<f64>> = pop
+        let scores: Vec<Option<Score>> = pop
             .members()
             .iter()
             .map(|m| {
-                let value = m.history.last().and_then(|h| h.get(&metric.name));
-                m.is_alive().then_some(value).flatten()
+                m.is_alive()
+                    .then(|| score(m.history.last(), &metric.name))
+                    .flatten()
             })
             .collect();
-        for (member, value) in pop.members().iter().zip(&values) {
-            if let Some(value) = *value {
+        for (member, score) in pop.members().iter().zip(&scores) {
+            if let Some(score) = score {
                 rung_values[member.trial].push(RungValue {
                     rung: k,
                     epochs: member.epochs,
-                    value,
+                    value: score.value,
                 });
             }
         }
         let last_rung = k + 1 == rungs.len();
         let continuing: Vec<usize> = match sweep.halving {
-            Some(h) if !last_rung => h.select(&values, metric.maximize),
-            _ => (0..values.len()).filter(|&i| values[i].is_some()).collect(),
+            Some(h) if !last_rung => h.select(&scores, metric.maximize),
+            _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
         };
-        let leader = rank(&values, metric.maximize)
+        let leader = rank(&scores, metric.maximize)
             .first()
-            .map(|&i| (pop.members()[i].trial, values[i].unwrap_or(f64::NAN)));
+            .and_then(|&i| Some((pop.members()[i].trial, scores[i]?.value)));
         let mut keep = vec![false; pop.len()];
         for &i in &continuing {
             keep[i] = true;
@@ -245,7 +249,7 @@ pub fn run_sweep(
         }
     }
 
-    let best = best_complete(&finished, metric.maximize);
+    let best = best_complete(&finished, &metric.name, metric.maximize);
     let best = match best {
         Some(record) => {
             let slot = pop
@@ -277,6 +281,12 @@ pub fn run_sweep(
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
     for r in &finished {
         *counts.entry(state_name(r.state)).or_default() += 1;
+        let outcome = match (r.state, r.rungs.last()) {
+            (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
+            (TrialState::Pruned, _) => Outcome::Pruned,
+            _ => Outcome::Failed,
+        };
+        study.tell(r.number, outcome)?;
     }
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
@@ -312,21 +322,35 @@ pub fn run_sweep(
 
 fn state_name(state: TrialState) -> &'static str {
     match state {
+        TrialState::Running => "running",
         TrialState::Complete => "complete",
         TrialState::Pruned => "pruned",
         TrialState::Failed => "failed",
     }
 }
 
-/// The complete trial with the best final value (ties to the lower trial number).
-pub fn best_complete(records: &[TrialRecord], maximize: bool) -> Option<&TrialRecord> {
+/// A member's standing on `metric` after its latest epoch, ties broken by validation loss.
+fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
+    let latest = latest?;
+    Some(Score {
+        value: latest.get(metric)?,
+        tiebreak: latest.val_loss,
+    })
+}
+
+/// The complete trial with the best final score (see [`rank`] for ties).
+pub fn best_complete<'a>(
+    records: &'a [TrialRecord],
+    metric: &str,
+    maximize: bool,
+) -> Option<&'a TrialRecord> {
     let complete: Vec<&TrialRecord> = records
         .iter()
-        .filter(|r| r.state == TrialState::Complete && !r.rungs.is_empty())
+        .filter(|r| r.state == TrialState::Complete)
         .collect();
-    let values: Vec<Option<f64>> = complete
+    let scores: Vec<Option<Score>> = complete
         .iter()
-        .map(|r| r.rungs.last().map(|v| v.value))
+        .map(|r| score(r.history.last(), metric))
         .collect();
-    rank(&values, maximize).first().map(|&i| complete[i])
+    rank(&scores, maximize).first().map(|&i| complete[i])
 }

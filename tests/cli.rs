@@ -70,7 +70,7 @@ fn bad_inputs_give_one_clear_line_and_exit_2() {
     assert_input_error(
         Some(&format!("{HEAD}parameters:\n  lr:\n    distribution: log_uniform_values\n    min: -1\n    max: 0.1\n")),
         "logmin.yaml",
-        "logmin.yaml:8: parameters.lr.min: log_uniform_values needs min > 0",
+        "logmin.yaml:8: parameters.lr.min: log_uniform_values is on a log scale and needs min > 0",
     );
 }
 

@@ -1,16 +1,23 @@
 //! Search spaces: named parameters, each with a distribution from a small closed set
-//! (Optuna's: float, int, categorical; a constant is a one-value categorical).
+//! (Optuna's: float and int with `log` and `step`, and categorical; a constant is a
+//! one-value categorical), optionally active only when a parent parameter has given values.
 
-use serde::Serialize;
+mod parse;
+pub mod transform;
+
+pub use parse::{parse_parameters, RawParam, SpaceError};
+
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// A parameter's value as a trial sees it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
     Int(i64),
     Float(f64),
+    Bool(bool),
     Str(String),
 }
 
@@ -20,7 +27,7 @@ impl ParamValue {
         match *self {
             ParamValue::Int(i) => Some(i as f64),
             ParamValue::Float(f) => Some(f),
-            ParamValue::Str(_) => None,
+            ParamValue::Bool(_) | ParamValue::Str(_) => None,
         }
     }
 }
@@ -35,21 +42,35 @@ impl fmt::Display for ParamValue {
                 write!(f, "{x:.decimals$}")
             }
             ParamValue::Float(x) => write!(f, "{x:.3e}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
             ParamValue::Str(s) => f.write_str(s),
         }
     }
 }
 
-/// One trial's parameters, by name (sorted, so JSON output is stable).
+/// One trial's parameters, by name (sorted, so JSON output is stable). A conditional
+/// parameter whose condition does not hold is absent.
 pub type Params = BTreeMap<String, ParamValue>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Distribution {
-    /// Uniform on `[low, high]`, or log-uniform when `log` (then `low > 0`).
-    Float { low: f64, high: f64, log: bool },
-    /// Uniform on the integers `low..=high`.
-    Int { low: i64, high: i64 },
-    /// One of `choices`, each equally likely.
+    /// Uniform on `[low, high]`, log-uniform when `log` (then `low > 0`), on the grid
+    /// `low + k·step` when `step` is given (then not `log`).
+    Float {
+        low: f64,
+        high: f64,
+        log: bool,
+        step: Option<f64>,
+    },
+    /// Uniform on the integers `low, low + step, …` up to `high`; log-uniform when `log`
+    /// (then `low ≥ 1` and `step = 1`).
+    Int {
+        low: i64,
+        high: i64,
+        log: bool,
+        step: i64,
+    },
+    /// One of `choices`.
     Categorical { choices: Vec<ParamValue> },
 }
 
@@ -57,18 +78,211 @@ impl Distribution {
     /// Whether `value` is one this distribution can produce.
     pub fn contains(&self, value: &ParamValue) -> bool {
         match (self, value) {
-            (Distribution::Float { low, high, .. }, ParamValue::Float(x)) => {
+            (
+                Distribution::Float {
+                    low, high, step, ..
+                },
+                ParamValue::Float(x),
+            ) => {
                 (*low..=*high).contains(x)
+                    && step.is_none_or(|s| {
+                        let k = (x - low) / s;
+                        (k - k.round()).abs() < 1e-6
+                    })
             }
-            (Distribution::Int { low, high }, ParamValue::Int(i)) => (*low..=*high).contains(i),
+            (
+                Distribution::Int {
+                    low, high, step, ..
+                },
+                ParamValue::Int(i),
+            ) => (*low..=*high).contains(i) && (i - low) % step == 0,
             (Distribution::Categorical { choices }, v) => choices.contains(v),
             _ => false,
         }
     }
+
+    /// How many values it can take, when finite (categorical, int, stepped float).
+    pub fn cardinality(&self) -> Option<u64> {
+        match self {
+            Distribution::Categorical { choices } => Some(choices.len() as u64),
+            Distribution::Int {
+                low, high, step, ..
+            } => Some(((high - low) / step) as u64 + 1),
+            Distribution::Float {
+                low,
+                high,
+                step: Some(s),
+                ..
+            } => Some(((high - low) / s + 1e-9).floor() as u64 + 1),
+            Distribution::Float { step: None, .. } => None,
+        }
+    }
 }
 
-/// The parameters a sweep tunes, in a fixed (sorted) order.
+/// A parameter is active only when `parent` took one of `values`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    pub parent: String,
+    pub values: Vec<ParamValue>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDef {
+    pub name: String,
+    pub dist: Distribution,
+    pub condition: Option<Condition>,
+}
+
+/// The parameters a sweep tunes. Order matters only in that a parent comes before the
+/// parameters conditioned on it; [`Space::new`] sorts by name otherwise.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Space {
-    pub params: BTreeMap<String, Distribution>,
+    pub params: Vec<ParamDef>,
+}
+
+impl Space {
+    /// Orders `params` so every parent precedes its children (names sorted within a
+    /// level). Errors name a missing parent, a cycle or a duplicate.
+    pub fn new(mut params: Vec<ParamDef>) -> Result<Space, SpaceError> {
+        params.sort_by(|a, b| a.name.cmp(&b.name));
+        for w in params.windows(2) {
+            if w[0].name == w[1].name {
+                return Err(SpaceError::at(&w[0].name, "", "defined twice"));
+            }
+        }
+        let mut ordered: Vec<ParamDef> = Vec::with_capacity(params.len());
+        while !params.is_empty() {
+            let before = params.len();
+            let mut rest = Vec::new();
+            for p in params {
+                let ready = p
+                    .condition
+                    .as_ref()
+                    .is_none_or(|c| ordered.iter().any(|q| q.name == c.parent));
+                if ready {
+                    ordered.push(p);
+                } else {
+                    rest.push(p);
+                }
+            }
+            params = rest;
+            if params.len() == before {
+                let p = &params[0];
+                let parent = &p
+                    .condition
+                    .as_ref()
+                    .expect("only conditional params wait")
+                    .parent;
+                let known = params.iter().any(|q| &q.name == parent);
+                let message = if known {
+                    format!("condition on `{parent}` forms a cycle")
+                } else {
+                    format!("condition names `{parent}`, which is not a parameter")
+                };
+                return Err(SpaceError::at(&p.name, "condition", &message));
+            }
+        }
+        Ok(Space { params: ordered })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ParamDef> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Whether `def` is active given the values assigned so far.
+    pub fn is_active(def: &ParamDef, assigned: &Params) -> bool {
+        def.condition.as_ref().is_none_or(|c| {
+            assigned
+                .get(&c.parent)
+                .is_some_and(|v| c.values.contains(v))
+        })
+    }
+
+    /// Whether `params` is a complete, valid assignment: every active parameter present
+    /// and inside its distribution, no inactive or unknown parameter present.
+    pub fn check(&self, params: &Params) -> Result<(), String> {
+        for def in &self.params {
+            match (Space::is_active(def, params), params.get(&def.name)) {
+                (true, None) => return Err(format!("`{}` is active but missing", def.name)),
+                (false, Some(_)) => return Err(format!("`{}` is inactive but present", def.name)),
+                (true, Some(v)) if !def.dist.contains(v) => {
+                    return Err(format!("`{}` = {v:?} is outside {:?}", def.name, def.dist))
+                }
+                _ => {}
+            }
+        }
+        match params.keys().find(|k| self.get(k).is_none()) {
+            Some(k) => Err(format!("`{k}` is not in the space")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str, parent: Option<(&str, i64)>) -> ParamDef {
+        ParamDef {
+            name: name.into(),
+            dist: Distribution::Int {
+                low: 1,
+                high: 3,
+                log: false,
+                step: 1,
+            },
+            condition: parent.map(|(p, v)| Condition {
+                parent: p.into(),
+                values: vec![ParamValue::Int(v)],
+            }),
+        }
+    }
+
+    #[test]
+    fn parents_come_first_and_bad_conditions_are_named() {
+        let space = Space::new(vec![def("a_child", Some(("z", 2))), def("z", None)]).unwrap();
+        assert_eq!(space.params[0].name, "z");
+        let e = Space::new(vec![def("a", Some(("nope", 1)))]).unwrap_err();
+        assert!(
+            e.to_string().contains("`nope`, which is not a parameter"),
+            "{e}"
+        );
+        let e = Space::new(vec![def("a", Some(("b", 1))), def("b", Some(("a", 1)))]).unwrap_err();
+        assert!(e.to_string().contains("cycle"), "{e}");
+    }
+
+    #[test]
+    fn check_enforces_activity_and_bounds() {
+        let space = Space::new(vec![def("child", Some(("depth", 2))), def("depth", None)]).unwrap();
+        let mut p = Params::new();
+        p.insert("depth".into(), ParamValue::Int(1));
+        assert!(space.check(&p).is_ok());
+        p.insert("child".into(), ParamValue::Int(1));
+        assert!(space.check(&p).is_err());
+        p.insert("depth".into(), ParamValue::Int(2));
+        assert!(space.check(&p).is_ok());
+        p.insert("child".into(), ParamValue::Int(9));
+        assert!(space.check(&p).is_err());
+    }
+
+    #[test]
+    fn stepped_contains_and_cardinality() {
+        let d = Distribution::Float {
+            low: 0.0,
+            high: 1.0,
+            log: false,
+            step: Some(0.25),
+        };
+        assert!(d.contains(&ParamValue::Float(0.75)));
+        assert!(!d.contains(&ParamValue::Float(0.7)));
+        assert_eq!(d.cardinality(), Some(5));
+        let i = Distribution::Int {
+            low: 2,
+            high: 11,
+            log: false,
+            step: 3,
+        };
+        assert_eq!(i.cardinality(), Some(4));
+        assert!(i.contains(&ParamValue::Int(8)) && !i.contains(&ParamValue::Int(9)));
+    }
 }

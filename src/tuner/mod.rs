@@ -3,3 +3,5 @@
 
 pub mod sampler;
 pub mod scheduler;
+pub mod study;
+pub mod trial;

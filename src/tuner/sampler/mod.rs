@@ -1,12 +1,113 @@
-//! Samplers: every sampler suggests a whole population at once (`ask_batch`).
+//! Samplers, in Optuna's protocol: `sample_relative` draws the parameters a sampler models
+//! jointly (given the whole space), `sample_independent` draws one parameter on its own.
+//! [`ask_params`] combines the two over a space, honouring conditions; batches come from
+//! asking repeatedly while the earlier suggestions sit in the history as running trials.
 
+mod grid;
 mod random;
+mod sobol;
+mod sobol_directions;
 
+pub use grid::GridSampler;
 pub use random::RandomSampler;
+pub use sobol::SobolSampler;
 
-use crate::space::{Params, Space};
+use super::trial::FrozenTrial;
+use crate::space::{ParamDef, ParamValue, Params, Space};
 
-pub trait Sampler {
-    /// `n` new configurations from `space`.
-    fn ask_batch(&mut self, space: &Space, n: usize) -> Vec<Params>;
+/// What a sampler may learn from: every stored trial (running ones included), the
+/// suggestions of the current batch not yet stored (`pending`, treated as running), and
+/// the direction of the objective.
+#[derive(Clone, Copy, Debug)]
+pub struct History<'a> {
+    pub trials: &'a [FrozenTrial],
+    pub pending: &'a [FrozenTrial],
+    pub maximize: bool,
+}
+
+impl<'a> History<'a> {
+    /// Every trial, stored then pending.
+    pub fn all(&self) -> impl Iterator<Item = &'a FrozenTrial> + 'a {
+        self.trials.iter().chain(self.pending.iter())
+    }
+
+    /// How many trials exist, pending included (the number of the next one).
+    pub fn len(&self) -> usize {
+        self.trials.len() + self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The samplers a study can name (`--sampler`, or a sweep's `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplerKind {
+    Random,
+    Sobol,
+    Grid,
+}
+
+impl SamplerKind {
+    pub const NAMES: &'static str = "random, sobol, grid";
+
+    pub fn parse(name: &str) -> Option<SamplerKind> {
+        match name {
+            "random" => Some(SamplerKind::Random),
+            "sobol" => Some(SamplerKind::Sobol),
+            "grid" => Some(SamplerKind::Grid),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Random => "random",
+            SamplerKind::Sobol => "sobol",
+            SamplerKind::Grid => "grid",
+        }
+    }
+
+    /// The sampler that suggests trial `trial` of a study seeded `seed`. Samplers are
+    /// rebuilt per suggestion from `(seed, trial)`, so a suggestion depends only on the seed
+    /// and the history — identical in one process or across CLI calls. (Sobol keeps the
+    /// study seed: its scramble must be one for the whole sequence.)
+    pub fn build(self, seed: u64, trial: usize) -> Box<dyn Sampler> {
+        let trial_seed = crate::rng::derive_seed(seed, trial as u64);
+        match self {
+            SamplerKind::Random => Box::new(RandomSampler::new(trial_seed)),
+            SamplerKind::Sobol => Box::new(SobolSampler::new(seed, true)),
+            SamplerKind::Grid => Box::new(GridSampler),
+        }
+    }
+}
+
+pub trait Sampler: Send {
+    /// Values for the parameters this sampler draws jointly; the rest of the space is
+    /// filled by [`Sampler::sample_independent`]. The default draws nothing jointly.
+    fn sample_relative(&mut self, _history: &History<'_>, _space: &Space) -> Params {
+        Params::new()
+    }
+
+    /// One parameter on its own (also the fallback for define-by-run suggestions).
+    fn sample_independent(&mut self, history: &History<'_>, def: &ParamDef) -> ParamValue;
+}
+
+/// One full assignment of `space`: the joint draw first, then each active parameter in
+/// order (parents before children), independently where the joint draw left it out.
+pub fn ask_params(sampler: &mut dyn Sampler, history: &History<'_>, space: &Space) -> Params {
+    let relative = sampler.sample_relative(history, space);
+    let mut params = Params::new();
+    for def in &space.params {
+        if !Space::is_active(def, &params) {
+            continue;
+        }
+        let value = match relative.get(&def.name) {
+            Some(v) if def.dist.contains(v) => v.clone(),
+            _ => sampler.sample_independent(history, def),
+        };
+        params.insert(def.name.clone(), value);
+    }
+    params
 }

@@ -2,7 +2,7 @@
 //! Li et al. 2018): every member trains to rung budget `r_k = min · η^k`, then the best
 //! `⌊n/η⌋` continue — from their current weights — and the rest stop.
 
-use super::rank;
+use super::{rank, Score};
 
 /// The rung schedule of one successive-halving bracket, in epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,10 +31,10 @@ impl SuccessiveHalving {
         (n / self.eta).max(1).min(n)
     }
 
-    /// Indices of `values` (one per member, `None` for a failed member) that continue,
+    /// Indices of `scores` (one per member, `None` for a failed member) that continue,
     /// best first; see [`rank`] for the order.
-    pub fn select(&self, values: &[Option<f64>], maximize: bool) -> Vec<usize> {
-        let mut ranked = rank(values, maximize);
+    pub fn select(&self, scores: &[Option<Score>], maximize: bool) -> Vec<usize> {
+        let mut ranked = rank(scores, maximize);
         ranked.truncate(self.survivors(ranked.len()));
         ranked
     }

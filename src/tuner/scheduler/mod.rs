@@ -4,17 +4,39 @@ mod halving;
 
 pub use halving::SuccessiveHalving;
 
-/// Indices of the finite `values` (`None` marks a failed member), best first. Ties go to
-/// the lower index (the earlier trial), so every choice is deterministic.
-pub fn rank(values: &[Option<f64>], maximize: bool) -> Vec<usize> {
-    let mut ranked: Vec<(usize, f64)> = values
+/// A member's standing at a rung: the sweep metric, and a lower-is-better tie-break
+/// (validation loss in a sweep). Accuracy on a few hundred validation rows ties often;
+/// the loss separates those ties by confidence instead of by trial number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    pub value: f64,
+    pub tiebreak: f64,
+}
+
+impl Score {
+    /// A score with no tie-break.
+    pub fn plain(value: f64) -> Score {
+        Score {
+            value,
+            tiebreak: 0.0,
+        }
+    }
+}
+
+/// Indices of the finite scores (`None` marks a failed member), best first; equal values
+/// are ordered by tie-break, then by index (the earlier trial), so every choice is
+/// deterministic.
+pub fn rank(scores: &[Option<Score>], maximize: bool) -> Vec<usize> {
+    let mut ranked: Vec<(usize, Score)> = scores
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| v.filter(|x| x.is_finite()).map(|x| (i, x)))
+        .filter_map(|(i, s)| s.filter(|s| s.value.is_finite()).map(|s| (i, s)))
         .collect();
-    ranked.sort_by(|a, b| {
-        let order = a.1.total_cmp(&b.1);
-        (if maximize { order.reverse() } else { order }).then(a.0.cmp(&b.0))
+    ranked.sort_by(|(ia, a), (ib, b)| {
+        let order = a.value.total_cmp(&b.value);
+        (if maximize { order.reverse() } else { order })
+            .then(a.tiebreak.total_cmp(&b.tiebreak))
+            .then(ia.cmp(ib))
     });
     ranked.into_iter().map(|(i, _)| i).collect()
 }

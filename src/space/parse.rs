@@ -1,0 +1,324 @@
+//! The `parameters` block of a sweep file (W&B's syntax plus popsweep's `step`, `log` and
+//! `condition`) turned into a [`Space`]. Model-agnostic: which names a model accepts is
+//! checked by its caller.
+
+use super::{Condition, Distribution, ParamDef, ParamValue, Space};
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// An error at `path` inside the parameters block, e.g. `["lr", "min"]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpaceError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl SpaceError {
+    pub fn at(name: &str, key: &str, message: &str) -> Self {
+        let mut path = vec![name.to_string()];
+        if !key.is_empty() {
+            path.push(key.to_string());
+        }
+        SpaceError {
+            path,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for SpaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.join("."), self.message)
+    }
+}
+
+/// One parameter as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParam {
+    value: Option<Value>,
+    values: Option<Vec<Value>>,
+    distribution: Option<String>,
+    min: Option<Value>,
+    max: Option<Value>,
+    /// W&B's quantisation step (`q_uniform`).
+    q: Option<f64>,
+    /// popsweep: grid step of a `float` or `int` distribution.
+    step: Option<Value>,
+    /// popsweep: log scale for a `float` or `int` distribution.
+    log: Option<bool>,
+    /// popsweep: `{parent: value or [values]}`: active only when the parent takes one of them.
+    condition: Option<BTreeMap<String, Value>>,
+}
+
+const SUPPORTED: &str = "constant, categorical, uniform, int_uniform, q_uniform, log_uniform, \
+                         log_uniform_values, float, int";
+
+/// The space the `parameters` block describes.
+pub fn parse_parameters(raw: BTreeMap<String, RawParam>) -> Result<Space, SpaceError> {
+    let defs = raw
+        .into_iter()
+        .map(|(name, p)| parse_param(&name, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Space::new(defs)
+}
+
+/// A YAML scalar as a parameter value.
+pub fn value_of(v: &Value) -> Option<ParamValue> {
+    match v {
+        Value::Number(n) => Some(match n.as_i64() {
+            Some(i) => ParamValue::Int(i),
+            None => ParamValue::Float(n.as_f64()?),
+        }),
+        Value::String(s) => Some(ParamValue::Str(s.clone())),
+        Value::Bool(b) => Some(ParamValue::Bool(*b)),
+        _ => None,
+    }
+}
+
+fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
+    let err = |key: &str, message: String| SpaceError::at(name, key, &message);
+    let scalar = |key: &str, v: &Value| {
+        value_of(v).ok_or_else(|| err(key, format!("expected a number, string or bool, got {v:?}")))
+    };
+    let kind = match p.distribution.as_deref() {
+        Some(d) => d.to_string(),
+        None if p.values.is_some() => "categorical".into(),
+        None if p.value.is_some() => "constant".into(),
+        // W&B infers uniform or int_uniform from the type of the bounds.
+        None if p.min.is_some() || p.max.is_some() => {
+            let ints = [&p.min, &p.max]
+                .iter()
+                .all(|v| v.as_ref().is_some_and(|v| v.is_i64() || v.is_u64()));
+            if ints { "int_uniform" } else { "uniform" }.into()
+        }
+        None => {
+            return Err(err(
+                "",
+                "give `value`, `values`, or `distribution` with `min` and `max`".into(),
+            ))
+        }
+    };
+    let bounds = || -> Result<(f64, f64), SpaceError> {
+        let get = |key: &str, v: &Option<Value>| {
+            v.as_ref()
+                .and_then(Value::as_f64)
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| {
+                    err(
+                        key,
+                        format!("distribution {kind} needs a finite numeric `{key}`"),
+                    )
+                })
+        };
+        let (min, max) = (get("min", &p.min)?, get("max", &p.max)?);
+        if min > max {
+            return Err(err("min", format!("min {min} is greater than max {max}")));
+        }
+        Ok((min, max))
+    };
+    let int_bounds = || -> Result<(i64, i64), SpaceError> {
+        let (min, max) = bounds()?;
+        if min.fract() != 0.0 || max.fract() != 0.0 {
+            return Err(err(
+                "min",
+                format!("{kind} needs integer bounds, got {min} and {max}"),
+            ));
+        }
+        Ok((min as i64, max as i64))
+    };
+    let positive_min = |min: f64| {
+        if min > 0.0 {
+            Ok(())
+        } else {
+            Err(err(
+                "min",
+                format!("{kind} is on a log scale and needs min > 0, got {min}"),
+            ))
+        }
+    };
+    let log = p.log.unwrap_or(false);
+    let dist = match kind.as_str() {
+        "constant" => {
+            let v = p
+                .value
+                .as_ref()
+                .ok_or_else(|| err("", "constant needs `value`".into()))?;
+            Distribution::Categorical {
+                choices: vec![scalar("value", v)?],
+            }
+        }
+        "categorical" => {
+            let values = p.values.as_deref().unwrap_or_default();
+            if values.is_empty() {
+                return Err(err("values", "needs at least one value".into()));
+            }
+            let choices = values
+                .iter()
+                .map(|v| scalar("values", v))
+                .collect::<Result<Vec<_>, _>>()?;
+            for (i, c) in choices.iter().enumerate() {
+                if choices[..i].contains(c) {
+                    return Err(err("values", format!("{c} is listed twice")));
+                }
+            }
+            Distribution::Categorical { choices }
+        }
+        "uniform" | "q_uniform" | "log_uniform_values" | "log_uniform" | "float" => {
+            let (min, max) = bounds()?;
+            let log =
+                kind == "log_uniform_values" || kind == "log_uniform" || (kind == "float" && log);
+            let step = match kind.as_str() {
+                "q_uniform" => Some(p.q.unwrap_or(1.0)),
+                "float" => p.step.as_ref().and_then(Value::as_f64),
+                _ => None,
+            };
+            if let Some(s) = step.filter(|&s| !(s > 0.0 && s.is_finite())) {
+                return Err(err("step", format!("step {s} must be positive")));
+            }
+            if log && step.is_some() {
+                return Err(err(
+                    "step",
+                    "a log-scale float cannot also have a step".into(),
+                ));
+            }
+            // W&B's log_uniform takes natural-log bounds: the value is exp(U(min, max)).
+            let (low, high) = if kind == "log_uniform" {
+                (min.exp(), max.exp())
+            } else {
+                (min, max)
+            };
+            if log {
+                positive_min(low)?;
+            }
+            Distribution::Float {
+                low,
+                high,
+                log,
+                step,
+            }
+        }
+        "int_uniform" | "int" => {
+            let (low, high) = int_bounds()?;
+            let step = match &p.step {
+                None => 1,
+                Some(v) => v
+                    .as_i64()
+                    .filter(|&s| s >= 1)
+                    .ok_or_else(|| err("step", format!("step {v:?} must be a positive integer")))?,
+            };
+            if log {
+                positive_min(low as f64)?;
+                if step != 1 {
+                    return Err(err("step", "a log-scale int needs step 1".into()));
+                }
+            }
+            Distribution::Int {
+                low,
+                high,
+                log,
+                step,
+            }
+        }
+        other => {
+            return Err(err(
+                "distribution",
+                format!("distribution `{other}` is not supported (supported: {SUPPORTED})"),
+            ))
+        }
+    };
+    let condition = match p.condition {
+        None => None,
+        Some(map) => {
+            let mut entries = map.into_iter();
+            match (entries.next(), entries.next()) {
+                (Some((parent, v)), None) => {
+                    let values = match &v {
+                        Value::Sequence(items) => items
+                            .iter()
+                            .map(|i| scalar("condition", i))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        single => vec![scalar("condition", single)?],
+                    };
+                    Some(Condition { parent, values })
+                }
+                _ => {
+                    return Err(err(
+                        "condition",
+                        "give exactly one parent: `condition: {parent: [values]}`".into(),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(ParamDef {
+        name: name.to_string(),
+        dist,
+        condition,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Space, SpaceError> {
+        parse_parameters(serde_yaml_ng::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn every_supported_form_parses() {
+        let space = parse(
+            "a: {value: 3}\nb: {values: [x, y]}\nc: {min: 1, max: 4}\nd: {min: 0.1, max: 0.2}\n\
+             e: {distribution: q_uniform, min: 0, max: 1, q: 0.25}\n\
+             f: {distribution: log_uniform, min: -2, max: 0}\n\
+             g: {distribution: float, min: 1e-3, max: 1, log: true}\n\
+             h: {distribution: int, min: 2, max: 64, log: true, condition: {b: y}}\n",
+        )
+        .unwrap();
+        let dist = |n: &str| space.get(n).unwrap().dist.clone();
+        assert_eq!(dist("a").cardinality(), Some(1));
+        assert!(matches!(
+            dist("c"),
+            Distribution::Int {
+                low: 1,
+                high: 4,
+                ..
+            }
+        ));
+        assert!(matches!(
+            dist("d"),
+            Distribution::Float {
+                log: false,
+                step: None,
+                ..
+            }
+        ));
+        assert!(matches!(dist("e"), Distribution::Float { step: Some(s), .. } if s == 0.25));
+        let Distribution::Float { low, high, log, .. } = dist("f") else {
+            panic!()
+        };
+        assert!(log && (low - (-2f64).exp()).abs() < 1e-12 && (high - 1.0).abs() < 1e-12);
+        assert_eq!(
+            space.get("h").unwrap().condition.as_ref().unwrap().parent,
+            "b"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse("lr: {distribution: uniform, min: 2, max: 1}").unwrap_err();
+        assert_eq!(e.path, vec!["lr", "min"]);
+        let e = parse("lr: {distribution: log_uniform_values, min: 0, max: 1}").unwrap_err();
+        assert_eq!(
+            (e.path.join("."), e.message.contains("min > 0")),
+            ("lr.min".into(), true)
+        );
+        let e = parse("lr: {distribution: beta_prime, min: 0, max: 1}").unwrap_err();
+        assert_eq!(e.path, vec!["lr", "distribution"]);
+        let e = parse("k: {values: [1, 1]}").unwrap_err();
+        assert!(e.message.contains("twice"));
+    }
+}

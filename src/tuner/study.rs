@@ -1,0 +1,389 @@
+//! The study: ask / ask_batch / report / tell / enqueue / best over a storage. Ask/tell is
+//! the primitive; a training loop (or another language, through the CLI) drives it.
+
+use super::sampler::{ask_params, History, Sampler, SamplerKind};
+use super::trial::{FrozenTrial, TrialState};
+use crate::error::{Error, Result};
+use crate::space::{Distribution, ParamDef, ParamValue, Params, Space, SpaceError};
+use crate::storage::{Op, Storage, StudyHeader, StudyState};
+
+/// How a trial ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    Complete(f64),
+    Pruned,
+    Failed,
+}
+
+pub struct Study {
+    storage: Storage,
+    space: Space,
+    sampler: SamplerKind,
+    seed: u64,
+    maximize: bool,
+}
+
+impl Study {
+    /// A study over a declared space (empty for define-by-run), kept in `storage`.
+    pub fn new(
+        storage: Storage,
+        space: Space,
+        sampler: SamplerKind,
+        maximize: bool,
+        seed: u64,
+    ) -> std::result::Result<Study, String> {
+        if sampler == SamplerKind::Grid {
+            super::sampler::GridSampler::grid_size(&space)?;
+        }
+        Ok(Study {
+            storage,
+            space,
+            sampler,
+            seed,
+            maximize,
+        })
+    }
+
+    /// An in-memory study.
+    pub fn in_memory(
+        space: Space,
+        sampler: SamplerKind,
+        maximize: bool,
+        seed: u64,
+    ) -> std::result::Result<Study, String> {
+        Study::new(
+            Storage::Memory(StudyState::default()),
+            space,
+            sampler,
+            maximize,
+            seed,
+        )
+    }
+
+    /// The header a journal records for this study.
+    pub fn header(&self, space_text: &str) -> StudyHeader {
+        StudyHeader {
+            direction: if self.maximize {
+                "maximize"
+            } else {
+                "minimize"
+            }
+            .into(),
+            sampler: self.sampler.name().into(),
+            seed: self.seed,
+            space: space_text.into(),
+        }
+    }
+
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    pub fn maximize(&self) -> bool {
+        self.maximize
+    }
+
+    /// `n` new trials over the declared space, suggested as one batch: each suggestion
+    /// sees the earlier ones as running trials (constant liar for model-based samplers),
+    /// and enqueued configurations come first.
+    pub fn ask_batch(&mut self, n: usize) -> Result<Vec<FrozenTrial>> {
+        let (space, kind, seed, maximize) = (&self.space, self.sampler, self.seed, self.maximize);
+        let grid = match kind {
+            SamplerKind::Grid => super::sampler::GridSampler::grid_size(space).ok(),
+            _ => None,
+        };
+        let outcome = self.storage.transact(|state| {
+            let first = state.trials.len();
+            if let Some(size) = grid.filter(|&s| (first + n) as u64 > s) {
+                return Err(format!(
+                    "the grid has {size} points and {first} are taken; {n} more would repeat points"
+                ));
+            }
+            let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
+            let mut ops = Vec::with_capacity(n);
+            for k in 0..n {
+                let number = first + k;
+                let (params, enqueued) = match state.queue.get(k) {
+                    Some(p) => (p.clone(), true),
+                    None => {
+                        let history = History {
+                            trials: &state.trials,
+                            pending: &pending,
+                            maximize,
+                        };
+                        (
+                            ask_params(kind.build(seed, number).as_mut(), &history, space),
+                            false,
+                        )
+                    }
+                };
+                ops.push(Op::Ask {
+                    trial: number,
+                    params: params.clone(),
+                    enqueued,
+                });
+                pending.push(FrozenTrial {
+                    number,
+                    params,
+                    state: TrialState::Running,
+                    value: None,
+                    intermediate: Vec::new(),
+                });
+            }
+            Ok((ops, pending))
+        })?;
+        outcome.map_err(Error::Run)
+    }
+
+    /// One new trial over the declared space.
+    pub fn ask(&mut self) -> Result<FrozenTrial> {
+        Ok(self.ask_batch(1)?.remove(0))
+    }
+
+    /// Define-by-run: `objective_space` calls `trial.suggest_*` (and may branch on the
+    /// values it gets); each suggestion is drawn by the sampler's independent rule from
+    /// the history of that parameter. Returns the new trial and what the closure returned.
+    pub fn ask_with<R>(
+        &mut self,
+        objective_space: impl FnOnce(&mut TrialBuilder<'_>) -> R,
+    ) -> Result<(FrozenTrial, R)> {
+        let (kind, seed, maximize) = (self.sampler, self.seed, self.maximize);
+        let outcome = self.storage.transact(|state| {
+            let number = state.trials.len();
+            let mut builder = TrialBuilder {
+                sampler: kind.build(seed, number),
+                history: History {
+                    trials: &state.trials,
+                    pending: &[],
+                    maximize,
+                },
+                params: Params::new(),
+                error: None,
+            };
+            let r = objective_space(&mut builder);
+            if let Some(e) = builder.error {
+                return Err(e.to_string());
+            }
+            let trial = FrozenTrial {
+                number,
+                params: builder.params,
+                state: TrialState::Running,
+                value: None,
+                intermediate: Vec::new(),
+            };
+            let op = Op::Ask {
+                trial: number,
+                params: trial.params.clone(),
+                enqueued: false,
+            };
+            Ok((vec![op], (trial, r)))
+        })?;
+        outcome.map_err(Error::Run)
+    }
+
+    /// Records an intermediate value (e.g. validation loss after an epoch).
+    pub fn report(&mut self, trial: usize, step: u64, value: f64) -> Result<()> {
+        self.storage
+            .transact(|_| Ok((vec![Op::Report { trial, step, value }], ())))?
+            .map_err(Error::Run)
+    }
+
+    /// Finishes a trial. A non-finite value is recorded as a failure.
+    pub fn tell(&mut self, trial: usize, outcome: Outcome) -> Result<()> {
+        let (state, value) = match outcome {
+            Outcome::Complete(v) if v.is_finite() => (TrialState::Complete, Some(v)),
+            Outcome::Complete(_) | Outcome::Failed => (TrialState::Failed, None),
+            Outcome::Pruned => (TrialState::Pruned, None),
+        };
+        self.storage
+            .transact(|_| {
+                Ok((
+                    vec![Op::Tell {
+                        trial,
+                        state,
+                        value,
+                    }],
+                    (),
+                ))
+            })?
+            .map_err(Error::Run)
+    }
+
+    /// Queues a configuration to be the next asked trial (checked against the space).
+    pub fn enqueue(&mut self, params: Params) -> Result<()> {
+        if !self.space.params.is_empty() {
+            self.space.check(&params).map_err(Error::Run)?;
+        }
+        self.storage
+            .transact(|_| Ok((vec![Op::Enqueue { params }], ())))?
+            .map_err(Error::Run)
+    }
+
+    /// Every trial, refreshed from storage.
+    pub fn trials(&mut self) -> Result<Vec<FrozenTrial>> {
+        Ok(self.storage.state()?.trials.clone())
+    }
+
+    /// The complete trial with the best value (ties to the earlier trial).
+    pub fn best(&mut self) -> Result<Option<FrozenTrial>> {
+        let maximize = self.maximize;
+        let trials = &self.storage.state()?.trials;
+        Ok(trials
+            .iter()
+            .filter_map(|t| t.finite_value().map(|v| (t, v)))
+            .reduce(|best, next| {
+                let better = if maximize {
+                    next.1 > best.1
+                } else {
+                    next.1 < best.1
+                };
+                if better {
+                    next
+                } else {
+                    best
+                }
+            })
+            .map(|(t, _)| t.clone()))
+    }
+}
+
+/// The trial handed to a define-by-run closure.
+pub struct TrialBuilder<'a> {
+    sampler: Box<dyn Sampler>,
+    history: History<'a>,
+    params: Params,
+    error: Option<SpaceError>,
+}
+
+impl TrialBuilder<'_> {
+    /// A value from `dist` for `name`; asking for the same name again returns the same value.
+    pub fn suggest(&mut self, name: &str, dist: Distribution) -> ParamValue {
+        if let Some(v) = self.params.get(name) {
+            return v.clone();
+        }
+        let def = ParamDef {
+            name: name.into(),
+            dist,
+            condition: None,
+        };
+        let value = self.sampler.sample_independent(&self.history, &def);
+        self.params.insert(name.into(), value.clone());
+        value
+    }
+
+    fn invalid(&mut self, name: &str, message: &str) {
+        self.error
+            .get_or_insert_with(|| SpaceError::at(name, "", message));
+    }
+
+    /// A float in `[low, high]`, log-uniform when `log`.
+    pub fn suggest_float(&mut self, name: &str, low: f64, high: f64, log: bool) -> f64 {
+        if low.partial_cmp(&high).is_none_or(|o| o.is_gt()) || (log && low <= 0.0) {
+            self.invalid(name, &format!("invalid range [{low}, {high}] (log: {log})"));
+            return low;
+        }
+        let step = None;
+        self.suggest(
+            name,
+            Distribution::Float {
+                low,
+                high,
+                log,
+                step,
+            },
+        )
+        .as_f64()
+        .unwrap_or(low)
+    }
+
+    /// An integer in `low..=high`, log-uniform when `log`.
+    pub fn suggest_int(&mut self, name: &str, low: i64, high: i64, log: bool) -> i64 {
+        if low > high || (log && low < 1) {
+            self.invalid(name, &format!("invalid range [{low}, {high}] (log: {log})"));
+            return low;
+        }
+        match self.suggest(
+            name,
+            Distribution::Int {
+                low,
+                high,
+                log,
+                step: 1,
+            },
+        ) {
+            ParamValue::Int(i) => i,
+            _ => low,
+        }
+    }
+
+    /// One of `choices`.
+    pub fn suggest_categorical(&mut self, name: &str, choices: &[&str]) -> String {
+        if choices.is_empty() {
+            self.invalid(name, "no choices");
+            return String::new();
+        }
+        let choices = choices
+            .iter()
+            .map(|c| ParamValue::Str(c.to_string()))
+            .collect();
+        self.suggest(name, Distribution::Categorical { choices })
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ask_tell_best_and_enqueue() {
+        let mut study = Study::in_memory(Space::default(), SamplerKind::Random, false, 1).unwrap();
+        for i in 0..5 {
+            let (trial, x) = study
+                .ask_with(|t| {
+                    let x = t.suggest_float("x", -2.0, 2.0, false);
+                    if x > 0.0 {
+                        t.suggest_int("k", 1, 3, false);
+                    }
+                    x
+                })
+                .unwrap();
+            assert_eq!(trial.number, i);
+            assert_eq!(trial.params.contains_key("k"), x > 0.0);
+            study.report(i, 1, x * 2.0).unwrap();
+            study.tell(i, Outcome::Complete(x * x)).unwrap();
+        }
+        let trials = study.trials().unwrap();
+        let best = study.best().unwrap().unwrap();
+        let min = trials
+            .iter()
+            .map(|t| t.value.unwrap())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(best.value, Some(min));
+        assert!(
+            study.tell(0, Outcome::Pruned).is_err(),
+            "a finished trial cannot be told again"
+        );
+        assert!(study.tell(99, Outcome::Failed).is_err());
+
+        let mut p = Params::new();
+        p.insert("x".into(), ParamValue::Float(0.25));
+        study.enqueue(p.clone()).unwrap();
+        let (t, _) = study
+            .ask_with(|t| t.suggest_float("x", -2.0, 2.0, false))
+            .unwrap();
+        assert_ne!(t.params, p, "define-by-run does not consume the queue");
+        let t = study.ask().unwrap();
+        assert_eq!(t.params, p);
+    }
+
+    #[test]
+    fn invalid_define_by_run_range_is_an_error() {
+        let mut study = Study::in_memory(Space::default(), SamplerKind::Random, false, 1).unwrap();
+        let e = study
+            .ask_with(|t| t.suggest_float("lr", 0.0, 1.0, true))
+            .unwrap_err();
+        assert!(e.to_string().contains("lr: invalid range"), "{e}");
+        assert!(study.trials().unwrap().is_empty());
+    }
+}
