@@ -64,18 +64,34 @@ mod tests {
             max_budget: 9,
             eta: 3,
         };
-        let values = [
+        let scores: Vec<Option<Score>> = [
             Some(0.5),
             None,
             Some(0.9),
             Some(0.7),
             Some(f64::NAN),
             Some(0.9),
-        ];
+        ]
+        .iter()
+        .map(|v| v.map(Score::plain))
+        .collect();
         // Four finite values: ⌊4/3⌋ = 1 survivor; the tie at 0.9 goes to index 2.
-        assert_eq!(sh.select(&values, true), vec![2]);
-        assert_eq!(sh.select(&values, false), vec![0]);
-        assert_eq!(sh.select(&[None, Some(1.0)], true), vec![1]);
+        assert_eq!(sh.select(&scores, true), vec![2]);
+        assert_eq!(sh.select(&scores, false), vec![0]);
+        assert_eq!(sh.select(&[None, Some(Score::plain(1.0))], true), vec![1]);
+        // The tie-break (lower is better) decides between equal values.
+        let tied = [
+            Some(Score {
+                value: 0.9,
+                tiebreak: 0.4,
+            }),
+            Some(Score {
+                value: 0.9,
+                tiebreak: 0.2,
+            }),
+            Some(Score::plain(0.1)),
+        ];
+        assert_eq!(sh.select(&tied, true), vec![1]);
         assert!(sh.select(&[None], true).is_empty());
     }
 }
