@@ -4,13 +4,16 @@
 //! asking repeatedly while the earlier suggestions sit in the history as running trials.
 
 mod grid;
+pub mod parzen;
 mod random;
 mod sobol;
 mod sobol_directions;
+mod tpe;
 
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
+pub use tpe::{TpeOptions, TpeSampler};
 
 use super::trial::FrozenTrial;
 use crate::space::{ParamDef, ParamValue, Params, Space};
@@ -47,16 +50,21 @@ pub enum SamplerKind {
     Random,
     Sobol,
     Grid,
+    Tpe,
+    /// TPE with the always-active parameters modelled jointly.
+    TpeMultivariate,
 }
 
 impl SamplerKind {
-    pub const NAMES: &'static str = "random, sobol, grid";
+    pub const NAMES: &'static str = "random, sobol, grid, tpe, tpe-multivariate";
 
     pub fn parse(name: &str) -> Option<SamplerKind> {
         match name {
             "random" => Some(SamplerKind::Random),
             "sobol" => Some(SamplerKind::Sobol),
             "grid" => Some(SamplerKind::Grid),
+            "tpe" => Some(SamplerKind::Tpe),
+            "tpe-multivariate" => Some(SamplerKind::TpeMultivariate),
             _ => None,
         }
     }
@@ -66,6 +74,8 @@ impl SamplerKind {
             SamplerKind::Random => "random",
             SamplerKind::Sobol => "sobol",
             SamplerKind::Grid => "grid",
+            SamplerKind::Tpe => "tpe",
+            SamplerKind::TpeMultivariate => "tpe-multivariate",
         }
     }
 
@@ -79,6 +89,14 @@ impl SamplerKind {
             SamplerKind::Random => Box::new(RandomSampler::new(trial_seed)),
             SamplerKind::Sobol => Box::new(SobolSampler::new(seed, true)),
             SamplerKind::Grid => Box::new(GridSampler),
+            SamplerKind::Tpe => Box::new(TpeSampler::new(trial_seed, TpeOptions::default())),
+            SamplerKind::TpeMultivariate => Box::new(TpeSampler::new(
+                trial_seed,
+                TpeOptions {
+                    multivariate: true,
+                    ..TpeOptions::default()
+                },
+            )),
         }
     }
 }

@@ -1,0 +1,260 @@
+//! Tree-structured Parzen Estimator (Bergstra et al. 2011), with Optuna's documented
+//! behaviour as the baseline: `n_startup_trials = 10` random trials first; split the
+//! finished trials at `γ(n) = min(⌈0.1·n⌉, 25)` into good (`l`) and bad (`g`), complete
+//! trials by value, then pruned trials by how far they got; fit a Parzen estimator to
+//! each; draw `n_ei_candidates = 24` candidates from `l` and keep the one maximising
+//! `log l(x) − log g(x)`.
+//!
+//! - Univariate by default (each parameter on its own, from the trials where it is
+//!   active — so conditional spaces need nothing special); `multivariate` models the
+//!   always-active parameters jointly, as Optuna's `multivariate=True`.
+//! - Constant liar (on by default, unlike Optuna, because popsweep asks whole batches):
+//!   running and pending trials join the bad group, so a batch spreads out instead of
+//!   suggesting one point P times.
+
+use super::parzen::{ParzenEstimator, ParzenParams};
+use super::{History, RandomSampler, Sampler};
+use crate::space::transform::to_transformed;
+use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
+use crate::tuner::trial::{FrozenTrial, TrialState};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TpeOptions {
+    /// Random trials before the model is used (default 10).
+    pub n_startup_trials: usize,
+    /// Candidates drawn from `l` per suggestion (default 24).
+    pub n_ei_candidates: usize,
+    pub parzen: ParzenParams,
+    /// Model always-active parameters jointly (default false).
+    pub multivariate: bool,
+    /// Count running trials as bad (default true).
+    pub constant_liar: bool,
+}
+
+impl Default for TpeOptions {
+    fn default() -> Self {
+        TpeOptions {
+            n_startup_trials: 10,
+            n_ei_candidates: 24,
+            parzen: ParzenParams::default(),
+            multivariate: false,
+            constant_liar: true,
+        }
+    }
+}
+
+/// Optuna's `default_gamma`: how many finished trials count as good.
+pub fn gamma(n: usize) -> usize {
+    n.div_ceil(10).min(25)
+}
+
+pub struct TpeSampler {
+    options: TpeOptions,
+    rng: ChaCha8Rng,
+    startup: RandomSampler,
+}
+
+impl TpeSampler {
+    pub fn new(seed: u64, options: TpeOptions) -> Self {
+        TpeSampler {
+            options,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            startup: RandomSampler::new(seed ^ 0x7E7E),
+        }
+    }
+
+    fn in_startup(&self, history: &History<'_>) -> bool {
+        let finished = history
+            .all()
+            .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+            .count();
+        finished < self.options.n_startup_trials
+    }
+
+    /// The best candidate for the parameters `defs`, jointly.
+    fn sample(&mut self, history: &History<'_>, defs: &[&ParamDef]) -> Vec<ParamValue> {
+        let (below, above) = split(history, self.options.constant_liar);
+        let dists: Vec<&Distribution> = defs.iter().map(|d| &d.dist).collect();
+        let internal = |trials: &[&FrozenTrial]| -> Vec<Vec<f64>> {
+            trials
+                .iter()
+                .filter_map(|t| {
+                    defs.iter()
+                        .map(|d| t.params.get(&d.name).map(|v| internal_value(&d.dist, v)))
+                        .collect::<Option<Vec<f64>>>()
+                })
+                .collect()
+        };
+        let l = ParzenEstimator::new(&dists, &internal(&below), self.options.parzen);
+        let g = ParzenEstimator::new(&dists, &internal(&above), self.options.parzen);
+        let candidates = l.sample(&mut self.rng, self.options.n_ei_candidates.max(1));
+        let best = candidates
+            .iter()
+            .map(|x| l.log_pdf(x) - g.log_pdf(x))
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |best, (i, s)| {
+                if s > best.1 {
+                    (i, s)
+                } else {
+                    best
+                }
+            })
+            .0;
+        dists
+            .iter()
+            .zip(&candidates[best])
+            .map(|(dist, &x)| external_value(dist, x))
+            .collect()
+    }
+}
+
+/// Numbers stay numbers (the Parzen estimator transforms them); choices become indices.
+fn internal_value(dist: &Distribution, v: &ParamValue) -> f64 {
+    match dist {
+        Distribution::Categorical { .. } => to_transformed(dist, v),
+        _ => v.as_f64().unwrap_or(f64::NAN),
+    }
+}
+
+fn external_value(dist: &Distribution, x: f64) -> ParamValue {
+    match dist {
+        Distribution::Float { .. } => ParamValue::Float(x),
+        Distribution::Int { .. } => ParamValue::Int(x.round() as i64),
+        Distribution::Categorical { choices } => {
+            choices[(x as usize).min(choices.len() - 1)].clone()
+        }
+    }
+}
+
+/// Good and bad trials, each in trial order (the Parzen weights favour recent ones).
+fn split<'a>(
+    history: &History<'a>,
+    constant_liar: bool,
+) -> (Vec<&'a FrozenTrial>, Vec<&'a FrozenTrial>) {
+    let sign = if history.maximize { -1.0 } else { 1.0 };
+    let mut complete: Vec<(&FrozenTrial, f64)> = Vec::new();
+    let mut pruned: Vec<(&FrozenTrial, (i64, f64))> = Vec::new();
+    let mut running = Vec::new();
+    for t in history.all() {
+        match t.state {
+            TrialState::Complete => {
+                if let Some(v) = t.finite_value() {
+                    complete.push((t, sign * v));
+                }
+            }
+            // Pruned trials rank by the last step reached (later is better), then by
+            // the value there (Optuna's `_get_pruned_trial_score`).
+            TrialState::Pruned => {
+                let key = match t.intermediate.iter().max_by_key(|(step, _)| *step) {
+                    Some(&(step, v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
+                    Some(&(step, v)) => (-(step as i64), sign * v),
+                    None => (1, 0.0),
+                };
+                pruned.push((t, key));
+            }
+            TrialState::Running if constant_liar => running.push(t),
+            TrialState::Running | TrialState::Failed => {}
+        }
+    }
+    let mut n_below = gamma(complete.len() + pruned.len());
+    complete.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number)));
+    pruned.sort_by(|a, b| a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1)));
+    let (mut below, mut above) = (Vec::new(), running);
+    for (t, _) in complete {
+        if n_below > 0 {
+            below.push(t);
+            n_below -= 1;
+        } else {
+            above.push(t);
+        }
+    }
+    for (t, _) in pruned {
+        if n_below > 0 {
+            below.push(t);
+            n_below -= 1;
+        } else {
+            above.push(t);
+        }
+    }
+    below.sort_by_key(|t| t.number);
+    above.sort_by_key(|t| t.number);
+    (below, above)
+}
+
+impl Sampler for TpeSampler {
+    fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
+        if !self.options.multivariate || self.in_startup(history) {
+            return Params::new();
+        }
+        let joint: Vec<&ParamDef> = space
+            .params
+            .iter()
+            .filter(|d| d.condition.is_none() && d.dist.cardinality() != Some(1))
+            .collect();
+        if joint.is_empty() {
+            return Params::new();
+        }
+        let values = self.sample(history, &joint);
+        joint.iter().map(|d| d.name.clone()).zip(values).collect()
+    }
+
+    fn sample_independent(&mut self, history: &History<'_>, def: &ParamDef) -> ParamValue {
+        if self.in_startup(history) || def.dist.cardinality() == Some(1) {
+            return self.startup.sample_independent(history, def);
+        }
+        self.sample(history, &[def]).remove(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(number: usize, state: TrialState, value: Option<f64>) -> FrozenTrial {
+        FrozenTrial {
+            number,
+            params: Params::new(),
+            state,
+            value,
+            intermediate: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn gamma_matches_optuna() {
+        assert_eq!((gamma(1), gamma(10), gamma(11), gamma(1000)), (1, 1, 2, 25));
+    }
+
+    #[test]
+    fn split_puts_best_complete_below_and_liars_above() {
+        let mut trials: Vec<FrozenTrial> = (0..12)
+            .map(|i| trial(i, TrialState::Complete, Some(i as f64)))
+            .collect();
+        trials.push(trial(12, TrialState::Running, None));
+        trials.push(trial(13, TrialState::Failed, None));
+        let h = History {
+            trials: &trials,
+            pending: &[],
+            maximize: false,
+        };
+        let (below, above) = split(&h, true);
+        // 12 finished ⇒ γ = 2 good trials: the two smallest values.
+        assert_eq!(
+            below.iter().map(|t| t.number).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(above.len(), 11);
+        assert!(above.iter().any(|t| t.number == 12) && !above.iter().any(|t| t.number == 13));
+        let h = History {
+            maximize: true,
+            ..h
+        };
+        let (below, _) = split(&h, false);
+        assert_eq!(
+            below.iter().map(|t| t.number).collect::<Vec<_>>(),
+            vec![10, 11]
+        );
+    }
+}
