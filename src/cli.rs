@@ -5,12 +5,17 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::config::{self, Sweep};
 use crate::data::digits;
+use crate::error::Error;
 use crate::error::Result;
 use crate::report::log::{default_run_dir, RunLog};
+use crate::space::Space;
+use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{prepare_data, run_sweep, RungReport, SweepOutcome};
+use crate::tuner::sampler::SamplerKind;
+use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -41,6 +46,47 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Suggest new trials of a study kept in a journal (created by the first ask). Prints
+    /// one JSON line per trial: {"trial": N, "params": {...}}.
+    Ask {
+        /// Study directory (holds journal.jsonl).
+        #[arg(long)]
+        study: PathBuf,
+        /// Search space in the sweep file's `parameters` syntax: a YAML/JSON file, or the
+        /// JSON text itself. Only the first ask of a study takes it.
+        #[arg(long)]
+        space: Option<String>,
+        /// Sampler of a new study.
+        #[arg(long, default_value = "tpe")]
+        sampler: String,
+        /// Direction of a new study: minimize or maximize.
+        #[arg(long, default_value = "minimize")]
+        direction: String,
+        /// Seed of a new study.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// How many trials to suggest (as one batch).
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+    },
+    /// Finish a trial of a study with its value, or as pruned or failed.
+    Tell {
+        #[arg(long)]
+        study: PathBuf,
+        #[arg(long)]
+        trial: usize,
+        /// The objective value (negative values welcome: --value -3.2e-07).
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "state")]
+        value: Option<f64>,
+        /// `pruned` or `failed`.
+        #[arg(long, required_unless_present = "value")]
+        state: Option<String>,
+    },
+    /// Print the best complete trial of a study as JSON.
+    Best {
+        #[arg(long)]
+        study: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +98,21 @@ pub fn main() -> ExitCode {
             threads,
             quiet,
         } => run(sweep, out, threads, quiet),
+        Command::Ask {
+            study,
+            space,
+            sampler,
+            direction,
+            seed,
+            n,
+        } => ask(&study, space.as_deref(), &sampler, &direction, seed, n),
+        Command::Tell {
+            study,
+            trial,
+            value,
+            state,
+        } => tell(&study, trial, value, state.as_deref()),
+        Command::Best { study } => best(&study),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,6 +120,179 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// Opens the study in `dir`, creating it from the given settings if it has no header yet.
+/// Settings given for an existing study must match the ones it was created with.
+fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<Study> {
+    if new.is_some() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    } else if !dir.join("journal.jsonl").is_file() {
+        return Err(study_error(
+            dir,
+            "no study here yet; create it with `popsweep ask --space ...`",
+        ));
+    }
+    let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
+    for w in journal.warnings.drain(..) {
+        eprintln!("warning: {w}");
+    }
+    let header = match (journal.refresh()?.header.clone(), new) {
+        (Some(h), _) => h,
+        (None, Some(new)) => journal
+            .transact(|state| match &state.header {
+                Some(h) => Ok((vec![], h.clone())),
+                None => Ok((vec![Op::Study(new.clone())], new.clone())),
+            })?
+            .map_err(Error::Run)?,
+        (None, None) => {
+            return Err(study_error(
+                dir,
+                "no study here yet; create it with `popsweep ask --space ...`",
+            ))
+        }
+    };
+    let source = format!("{} (study space)", dir.display());
+    let space = if header.space.is_empty() {
+        Space::default()
+    } else {
+        config::parse_space(&header.space, &source)?
+    };
+    let kind = SamplerKind::parse(&header.sampler).ok_or_else(|| {
+        study_error(
+            dir,
+            &format!("unknown sampler `{}` in the journal", header.sampler),
+        )
+    })?;
+    Study::new(
+        Storage::Journal(journal),
+        space,
+        kind,
+        header.direction == "maximize",
+        header.seed,
+    )
+    .map_err(Error::Run)
+}
+
+fn study_error(dir: &Path, message: &str) -> Error {
+    Error::Config {
+        file: dir.display().to_string(),
+        line: None,
+        field: "--study".into(),
+        message: message.into(),
+    }
+}
+
+fn ask(
+    dir: &Path,
+    space: Option<&str>,
+    sampler: &str,
+    direction: &str,
+    seed: u64,
+    n: usize,
+) -> Result<()> {
+    let arg_error = |field: &str, message: String| Error::Config {
+        file: "command line".into(),
+        line: None,
+        field: field.into(),
+        message,
+    };
+    if SamplerKind::parse(sampler).is_none() {
+        return Err(arg_error(
+            "--sampler",
+            format!(
+                "unknown sampler `{sampler}` (known: {})",
+                SamplerKind::NAMES
+            ),
+        ));
+    }
+    if direction != "minimize" && direction != "maximize" {
+        return Err(arg_error(
+            "--direction",
+            format!("`{direction}` must be minimize or maximize"),
+        ));
+    }
+    let new = match space {
+        Some(arg) => {
+            let path = Path::new(arg);
+            let (text, source) = if path.is_file() {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                (text, arg.to_string())
+            } else {
+                (arg.to_string(), "--space".to_string())
+            };
+            config::parse_space(&text, &source)?;
+            Some(StudyHeader {
+                direction: direction.into(),
+                sampler: sampler.into(),
+                seed,
+                space: text,
+            })
+        }
+        None => None,
+    };
+    let mut study = open_study(dir, new.as_ref())?;
+    let mut out = String::new();
+    for t in study.ask_batch(n)? {
+        let line = TrialLine {
+            trial: t.number,
+            value: None,
+            params: &t.params,
+        };
+        out.push_str(&serde_json::to_string(&line).expect("trial lines serialize"));
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// A trial as the study commands print it.
+#[derive(serde::Serialize)]
+struct TrialLine<'a> {
+    trial: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    params: &'a crate::space::Params,
+}
+
+fn tell(dir: &Path, trial: usize, value: Option<f64>, state: Option<&str>) -> Result<()> {
+    let outcome = match (value, state) {
+        (Some(v), _) => Outcome::Complete(v),
+        (None, Some("pruned")) => Outcome::Pruned,
+        (None, Some("failed")) => Outcome::Failed,
+        (None, other) => {
+            return Err(Error::Config {
+                file: "command line".into(),
+                line: None,
+                field: "--state".into(),
+                message: format!("`{}` must be pruned or failed", other.unwrap_or_default()),
+            })
+        }
+    };
+    open_study(dir, None)?
+        .tell(trial, outcome)
+        .map_err(|e| study_error(dir, &e.to_string()))
+}
+
+fn best(dir: &Path) -> Result<()> {
+    match open_study(dir, None)?.best()? {
+        Some(t) => {
+            let line = TrialLine {
+                trial: t.number,
+                value: t.value,
+                params: &t.params,
+            };
+            println!(
+                "{}",
+                serde_json::to_string(&line).expect("trial lines serialize")
+            );
+            Ok(())
+        }
+        None => Err(Error::Run(format!(
+            "{}: no complete trial yet",
+            dir.display()
+        ))),
     }
 }
 

@@ -135,6 +135,24 @@ pub fn parse(text: &str, file: &str) -> Result<Sweep> {
     ctx.validate(raw)
 }
 
+/// Parses a search space given as a `parameters` block on its own (YAML or JSON text):
+/// any parameter names, no model knobs checked. `file` names it in errors.
+pub fn parse_space(text: &str, file: &str) -> Result<Space> {
+    let ctx = Ctx { text, file };
+    if text.trim().is_empty() {
+        return Err(ctx.err(&[], "the search space is empty".into()));
+    }
+    let raw: BTreeMap<String, RawParam> =
+        serde_yaml_ng::from_str(text).map_err(|e| ctx.yaml_error(&e))?;
+    let space = parse_parameters(raw).map_err(|e| Error::Config {
+        file: file.into(),
+        line: locate(text, &e.path.iter().map(String::as_str).collect::<Vec<_>>()),
+        field: e.path.join("."),
+        message: e.message,
+    })?;
+    Ok(space)
+}
+
 /// Where errors point: the file's text (to find lines) and its name.
 struct Ctx<'a> {
     text: &'a str,
