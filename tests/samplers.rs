@@ -10,7 +10,11 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const MODEL_FREE: [SamplerKind; 2] = [SamplerKind::Random, SamplerKind::Sobol];
-const MODEL_BASED: [SamplerKind; 2] = [SamplerKind::Tpe, SamplerKind::TpeMultivariate];
+const MODEL_BASED: [SamplerKind; 3] = [
+    SamplerKind::Tpe,
+    SamplerKind::TpeMultivariate,
+    SamplerKind::Gp,
+];
 
 /// A random space mixing every distribution kind, with one or two conditional parameters,
 /// and always one continuous parameter (so distinctness is expected).

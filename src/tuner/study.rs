@@ -4,6 +4,7 @@
 use super::sampler::{ask_params, History, Sampler, SamplerKind};
 use super::trial::{FrozenTrial, TrialState};
 use crate::error::{Error, Result};
+use crate::rng::derive_seed;
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space, SpaceError};
 use crate::storage::{Op, Storage, StudyHeader, StudyState};
 
@@ -18,7 +19,10 @@ pub enum Outcome {
 pub struct Study {
     storage: Storage,
     space: Space,
-    sampler: SamplerKind,
+    kind: SamplerKind,
+    /// Kept across asks (a GP warm-starts its fit from the last one); reseeded from
+    /// `(seed, first trial number)` before each batch.
+    sampler: Box<dyn Sampler>,
     seed: u64,
     maximize: bool,
 }
@@ -38,7 +42,8 @@ impl Study {
         Ok(Study {
             storage,
             space,
-            sampler,
+            kind: sampler,
+            sampler: sampler.build(seed),
             seed,
             maximize,
         })
@@ -69,7 +74,7 @@ impl Study {
                 "minimize"
             }
             .into(),
-            sampler: self.sampler.name().into(),
+            sampler: self.kind.name().into(),
             seed: self.seed,
             space: space_text.into(),
         }
@@ -87,8 +92,9 @@ impl Study {
     /// sees the earlier ones as running trials (constant liar for model-based samplers),
     /// and enqueued configurations come first.
     pub fn ask_batch(&mut self, n: usize) -> Result<Vec<FrozenTrial>> {
-        let (space, kind, seed, maximize) = (&self.space, self.sampler, self.seed, self.maximize);
-        let grid = match kind {
+        let (space, seed, maximize) = (&self.space, self.seed, self.maximize);
+        let sampler = &mut self.sampler;
+        let grid = match self.kind {
             SamplerKind::Grid => super::sampler::GridSampler::grid_size(space).ok(),
             _ => None,
         };
@@ -99,6 +105,7 @@ impl Study {
                     "the grid has {size} points and {first} are taken; {n} more would repeat points"
                 ));
             }
+            sampler.reseed(derive_seed(seed, first as u64));
             let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
             let mut ops = Vec::with_capacity(n);
             for k in 0..n {
@@ -111,10 +118,7 @@ impl Study {
                             pending: &pending,
                             maximize,
                         };
-                        (
-                            ask_params(kind.build(seed, number).as_mut(), &history, space),
-                            false,
-                        )
+                        (ask_params(sampler.as_mut(), &history, space), false)
                     }
                 };
                 ops.push(Op::Ask {
@@ -147,11 +151,13 @@ impl Study {
         &mut self,
         objective_space: impl FnOnce(&mut TrialBuilder<'_>) -> R,
     ) -> Result<(FrozenTrial, R)> {
-        let (kind, seed, maximize) = (self.sampler, self.seed, self.maximize);
+        let (seed, maximize) = (self.seed, self.maximize);
+        let sampler = &mut self.sampler;
         let outcome = self.storage.transact(|state| {
             let number = state.trials.len();
+            sampler.reseed(derive_seed(seed, number as u64));
             let mut builder = TrialBuilder {
-                sampler: kind.build(seed, number),
+                sampler: sampler.as_mut(),
                 history: History {
                     trials: &state.trials,
                     pending: &[],
@@ -249,7 +255,7 @@ impl Study {
 
 /// The trial handed to a define-by-run closure.
 pub struct TrialBuilder<'a> {
-    sampler: Box<dyn Sampler>,
+    sampler: &'a mut dyn Sampler,
     history: History<'a>,
     params: Params,
     error: Option<SpaceError>,

@@ -35,6 +35,9 @@ impl GridSampler {
 }
 
 impl Sampler for GridSampler {
+    /// The grid has no randomness.
+    fn reseed(&mut self, _seed: u64) {}
+
     fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
         let size = Self::grid_size(space).unwrap_or(1).max(1);
         Self::point(space, history.len() as u64 % size)

@@ -3,6 +3,8 @@
 //! [`ask_params`] combines the two over a space, honouring conditions; batches come from
 //! asking repeatedly while the earlier suggestions sit in the history as running trials.
 
+pub mod gp;
+mod gp_ei;
 mod grid;
 pub mod parzen;
 mod random;
@@ -10,6 +12,7 @@ mod sobol;
 mod sobol_directions;
 mod tpe;
 
+pub use gp_ei::{GpEiOptions, GpEiSampler};
 pub use grid::GridSampler;
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
@@ -53,10 +56,12 @@ pub enum SamplerKind {
     Tpe,
     /// TPE with the always-active parameters modelled jointly.
     TpeMultivariate,
+    /// Gaussian process with expected improvement (W&B's `bayes`).
+    Gp,
 }
 
 impl SamplerKind {
-    pub const NAMES: &'static str = "random, sobol, grid, tpe, tpe-multivariate";
+    pub const NAMES: &'static str = "random, sobol, grid, tpe, tpe-multivariate, gp (alias bayes)";
 
     pub fn parse(name: &str) -> Option<SamplerKind> {
         match name {
@@ -65,6 +70,7 @@ impl SamplerKind {
             "grid" => Some(SamplerKind::Grid),
             "tpe" => Some(SamplerKind::Tpe),
             "tpe-multivariate" => Some(SamplerKind::TpeMultivariate),
+            "gp" | "bayes" => Some(SamplerKind::Gp),
             _ => None,
         }
     }
@@ -76,32 +82,34 @@ impl SamplerKind {
             SamplerKind::Grid => "grid",
             SamplerKind::Tpe => "tpe",
             SamplerKind::TpeMultivariate => "tpe-multivariate",
+            SamplerKind::Gp => "gp",
         }
     }
 
-    /// The sampler that suggests trial `trial` of a study seeded `seed`. Samplers are
-    /// rebuilt per suggestion from `(seed, trial)`, so a suggestion depends only on the seed
-    /// and the history — identical in one process or across CLI calls. (Sobol keeps the
-    /// study seed: its scramble must be one for the whole sequence.)
-    pub fn build(self, seed: u64, trial: usize) -> Box<dyn Sampler> {
-        let trial_seed = crate::rng::derive_seed(seed, trial as u64);
+    /// A new sampler of this kind for a study seeded `seed`.
+    pub fn build(self, seed: u64) -> Box<dyn Sampler> {
         match self {
-            SamplerKind::Random => Box::new(RandomSampler::new(trial_seed)),
+            SamplerKind::Random => Box::new(RandomSampler::new(seed)),
             SamplerKind::Sobol => Box::new(SobolSampler::new(seed, true)),
             SamplerKind::Grid => Box::new(GridSampler),
-            SamplerKind::Tpe => Box::new(TpeSampler::new(trial_seed, TpeOptions::default())),
+            SamplerKind::Tpe => Box::new(TpeSampler::new(seed, TpeOptions::default())),
             SamplerKind::TpeMultivariate => Box::new(TpeSampler::new(
-                trial_seed,
+                seed,
                 TpeOptions {
                     multivariate: true,
                     ..TpeOptions::default()
                 },
             )),
+            SamplerKind::Gp => Box::new(GpEiSampler::new(seed, GpEiOptions::default())),
         }
     }
 }
 
 pub trait Sampler: Send {
+    /// Restarts the sampler's random stream; a study calls it with `(seed, trial)` before
+    /// each batch, so suggestions depend on the seed and the history, not on the process.
+    fn reseed(&mut self, seed: u64);
+
     /// Values for the parameters this sampler draws jointly; the rest of the space is
     /// filled by [`Sampler::sample_independent`]. The default draws nothing jointly.
     fn sample_relative(&mut self, _history: &History<'_>, _space: &Space) -> Params {

@@ -22,6 +22,10 @@ impl RandomSampler {
 }
 
 impl Sampler for RandomSampler {
+    fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
     fn sample_independent(&mut self, _history: &History<'_>, def: &ParamDef) -> ParamValue {
         from_unit(&def.dist, self.rng.random::<f64>())
     }

@@ -33,33 +33,52 @@ impl SobolSampler {
 
     /// Point `index` of the `dims`-dimensional sequence, each coordinate in [0, 1).
     pub fn point(&self, dims: usize, index: u64) -> Vec<f64> {
+        self.points(dims, index, 1).remove(0)
+    }
+
+    /// Points `start .. start + count`, sharing one scramble (built once per call).
+    pub fn points(&self, dims: usize, start: u64, count: usize) -> Vec<Vec<f64>> {
+        let tables = self.scrambled_directions(dims.min(MAX_DIMS));
+        (start..start + count as u64)
+            .map(|index| {
+                let gray = index ^ (index >> 1);
+                tables
+                    .iter()
+                    .map(|(v, shift)| {
+                        let x = (0..64)
+                            .filter(|bit| gray >> bit & 1 == 1)
+                            .fold(0u32, |acc, bit| acc ^ v[bit.min(BITS - 1)]);
+                        f64::from(x ^ shift) / 4_294_967_296.0
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Per dimension: the (scrambled) direction numbers and the digital shift.
+    fn scrambled_directions(&self, dims: usize) -> Vec<([u32; BITS], u32)> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let gray = index ^ (index >> 1);
-        (0..dims.min(MAX_DIMS))
+        (0..dims)
             .map(|d| {
                 let mut v = direction_numbers(d);
-                let mut shift = 0u32;
-                if self.scramble {
-                    // Row k of a lower-triangular matrix with unit diagonal, digits counted
-                    // from the most significant bit: output digit k mixes input digits ≤ k.
-                    let rows: Vec<u32> = (0..BITS)
-                        .map(|k| {
-                            let diag = 1u32 << (BITS - 1 - k);
-                            let above = !((diag << 1).wrapping_sub(1)) & !diag;
-                            diag | (rng.random::<u32>() & above)
-                        })
-                        .collect();
-                    for x in v.iter_mut() {
-                        *x = rows.iter().enumerate().fold(0, |acc, (k, row)| {
-                            acc | (((row & *x).count_ones() & 1) << (BITS - 1 - k))
-                        });
-                    }
-                    shift = rng.random();
+                if !self.scramble {
+                    return (v, 0);
                 }
-                let x = (0..64)
-                    .filter(|bit| gray >> bit & 1 == 1)
-                    .fold(0u32, |acc, bit| acc ^ v[bit.min(BITS - 1)]);
-                f64::from(x ^ shift) / 4_294_967_296.0
+                // Row k of a lower-triangular matrix with unit diagonal, digits counted from
+                // the most significant bit: output digit k mixes input digits ≤ k.
+                let rows: Vec<u32> = (0..BITS)
+                    .map(|k| {
+                        let diag = 1u32 << (BITS - 1 - k);
+                        let above = !((diag << 1).wrapping_sub(1)) & !diag;
+                        diag | (rng.random::<u32>() & above)
+                    })
+                    .collect();
+                for x in v.iter_mut() {
+                    *x = rows.iter().enumerate().fold(0, |acc, (k, row)| {
+                        acc | (((row & *x).count_ones() & 1) << (BITS - 1 - k))
+                    });
+                }
+                (v, rng.random())
             })
             .collect()
     }
@@ -92,6 +111,11 @@ fn direction_numbers(d: usize) -> [u32; BITS] {
 }
 
 impl Sampler for SobolSampler {
+    /// Only the fallback restarts: the scramble belongs to the whole sequence.
+    fn reseed(&mut self, seed: u64) {
+        self.fallback.reseed(seed ^ 0x5_0B01);
+    }
+
     fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
         let u = self.point(space.params.len(), history.len() as u64);
         space

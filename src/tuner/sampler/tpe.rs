@@ -184,6 +184,11 @@ fn split<'a>(
 }
 
 impl Sampler for TpeSampler {
+    fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self.startup.reseed(seed ^ 0x7E7E);
+    }
+
     fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
         if !self.options.multivariate || self.in_startup(history) {
             return Params::new();

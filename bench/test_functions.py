@@ -1,0 +1,88 @@
+"""Test functions for comparing popsweep's samplers with Optuna's (minimisation).
+
+Each entry: name -> (space in popsweep's `parameters` syntax, objective(params) -> float,
+optimum value). The same definitions are mirrored in Rust in `benches/sampler_quality.rs`
+(popsweep's side of the comparison) — keep the two in step.
+"""
+import math
+
+BRANIN = {
+    "x1": {"distribution": "uniform", "min": -5.0, "max": 10.0},
+    "x2": {"distribution": "uniform", "min": 0.0, "max": 15.0},
+}
+
+
+def branin(p):
+    x1, x2 = p["x1"], p["x2"]
+    a, b, c, r, s, t = 1.0, 5.1 / (4 * math.pi**2), 5 / math.pi, 6.0, 10.0, 1 / (8 * math.pi)
+    return a * (x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s
+
+
+HARTMANN6 = {f"x{i}": {"distribution": "uniform", "min": 0.0, "max": 1.0} for i in range(6)}
+_H_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+_H_P = [
+    [1312, 1696, 5569, 124, 8283, 5886],
+    [2329, 4135, 8307, 3736, 1004, 9991],
+    [2348, 1451, 3522, 2883, 3047, 6650],
+    [4047, 8828, 8732, 5743, 1091, 381],
+]
+_H_ALPHA = [1.0, 1.2, 3.0, 3.2]
+
+
+def hartmann6(p):
+    x = [p[f"x{i}"] for i in range(6)]
+    total = 0.0
+    for i in range(4):
+        inner = sum(_H_A[i][j] * (x[j] - _H_P[i][j] * 1e-4) ** 2 for j in range(6))
+        total += _H_ALPHA[i] * math.exp(-inner)
+    return -total
+
+
+ROSENBROCK10 = {f"x{i}": {"distribution": "uniform", "min": -5.0, "max": 10.0} for i in range(10)}
+
+
+def rosenbrock10(p):
+    x = [p[f"x{i}"] for i in range(10)]
+    return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(9))
+
+
+LEVY10 = {f"x{i}": {"distribution": "uniform", "min": -10.0, "max": 10.0} for i in range(10)}
+
+
+def levy10(p):
+    w = [1 + (p[f"x{i}"] - 1) / 4 for i in range(10)]
+    term = math.sin(math.pi * w[0]) ** 2
+    for i in range(9):
+        term += (w[i] - 1) ** 2 * (1 + 10 * math.sin(math.pi * w[i] + 1) ** 2)
+    term += (w[9] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[9]) ** 2)
+    return term
+
+
+MIXED = {
+    "kind": {"values": ["sphere", "abs"]},
+    "scale": {"distribution": "float", "min": 0.1, "max": 10.0, "log": True, "condition": {"kind": "sphere"}},
+    "x1": {"distribution": "uniform", "min": -5.0, "max": 5.0},
+    "x2": {"distribution": "uniform", "min": -5.0, "max": 5.0},
+    "cat": {"values": ["a", "b", "c", "d"]},
+    "n": {"distribution": "int_uniform", "min": 1, "max": 10},
+}
+_OFFSET = {"a": 1.0, "b": 0.0, "c": 0.5, "d": 2.0}
+
+
+def mixed(p):
+    d2 = (p["x1"] - 1) ** 2 + (p["x2"] + 2) ** 2
+    if p["kind"] == "sphere":
+        s = p["scale"]
+        base = s * d2 + 0.1 * math.log(s) ** 2
+    else:
+        base = abs(p["x1"] - 1) + abs(p["x2"] + 2) + 0.5
+    return base + _OFFSET[p["cat"]] + 0.05 * (p["n"] - 4) ** 2
+
+
+FUNCTIONS = {
+    "branin": (BRANIN, branin, 0.397887357729738),
+    "hartmann6": (HARTMANN6, hartmann6, -3.322368011391339),
+    "rosenbrock10": (ROSENBROCK10, rosenbrock10, 0.0),
+    "levy10": (LEVY10, levy10, 0.0),
+    "mixed": (MIXED, mixed, 0.0),
+}

@@ -1,0 +1,210 @@
+//! A small L-BFGS minimiser (Nocedal & Wright, Algorithm 7.4/7.5) with a backtracking
+//! Armijo line search and optional box bounds (by projection). It serves the GP's
+//! hyperparameter fit and the acquisition's local search, whose problems have a handful
+//! to a few dozen variables.
+
+/// Stops when the largest gradient component falls below `gtol` or after `max_iters`.
+#[derive(Clone, Copy, Debug)]
+pub struct LbfgsOptions {
+    pub gtol: f64,
+    pub max_iters: usize,
+    pub memory: usize,
+}
+
+impl Default for LbfgsOptions {
+    fn default() -> Self {
+        LbfgsOptions {
+            gtol: 1e-2,
+            max_iters: 100,
+            memory: 10,
+        }
+    }
+}
+
+/// Minimises `f` (returning value and gradient) from `x`, keeping every coordinate inside
+/// `bounds` when given. Returns the best point found and its value. Non-finite values are
+/// treated as worse than anything finite, so a line search backs off from them.
+pub fn minimize(
+    mut f: impl FnMut(&[f64]) -> (f64, Vec<f64>),
+    mut x: Vec<f64>,
+    bounds: Option<&[(f64, f64)]>,
+    options: LbfgsOptions,
+) -> (Vec<f64>, f64) {
+    let project = |v: &mut [f64]| {
+        if let Some(b) = bounds {
+            for (vi, &(lo, hi)) in v.iter_mut().zip(b) {
+                *vi = vi.clamp(lo, hi);
+            }
+        }
+    };
+    project(&mut x);
+    let (mut fx, mut g) = f(&x);
+    if !fx.is_finite() {
+        return (x, fx);
+    }
+    let mut history: Vec<(Vec<f64>, Vec<f64>)> = Vec::new(); // (s, y) pairs, newest last
+    for _ in 0..options.max_iters {
+        let free_grad_norm = g
+            .iter()
+            .enumerate()
+            .map(|(i, &gi)| {
+                if at_bound(&x, bounds, i, gi) {
+                    0.0
+                } else {
+                    gi.abs()
+                }
+            })
+            .fold(0.0, f64::max);
+        if free_grad_norm < options.gtol {
+            break;
+        }
+        // Two-loop recursion on the free coordinates: d = −H·g, with the held coordinates
+        // masked out of g and of every y (their curvature is not the problem's any more).
+        let free: Vec<bool> = (0..x.len())
+            .map(|i| !at_bound(&x, bounds, i, g[i]))
+            .collect();
+        let masked = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .zip(&free)
+                .map(|(&vi, &f)| if f { vi } else { 0.0 })
+                .collect()
+        };
+        let pairs: Vec<(&Vec<f64>, Vec<f64>, f64)> = history
+            .iter()
+            .filter_map(|(s, y)| {
+                let ym = masked(y);
+                let ys = dot(&ym, s);
+                (ys > 1e-12).then(|| (s, ym, 1.0 / ys))
+            })
+            .collect();
+        let mut q = masked(&g);
+        let mut alphas = Vec::with_capacity(pairs.len());
+        for (s, y, rho) in pairs.iter().rev() {
+            let a = rho * dot(s, &q);
+            axpy(-a, y, &mut q);
+            alphas.push(a);
+        }
+        if let Some((s, y, _)) = pairs.last() {
+            let gamma = dot(s, y) / dot(y, y);
+            q.iter_mut().for_each(|v| *v *= gamma);
+        }
+        for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
+            let b = rho * dot(y, &q);
+            axpy(a - b, s, &mut q);
+        }
+        // Coordinates held at a bound do not move (a projected step would only bend along it).
+        let hold = |d: &mut Vec<f64>| {
+            if let Some(b) = bounds {
+                for (i, di) in d.iter_mut().enumerate() {
+                    if (x[i] <= b[i].0 && *di < 0.0) || (x[i] >= b[i].1 && *di > 0.0) {
+                        *di = 0.0;
+                    }
+                }
+            }
+        };
+        let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
+        hold(&mut d);
+        if dot(&d, &g) >= 0.0 {
+            // Not a descent direction (curvature lost): restart from steepest descent.
+            history.clear();
+            d = g.iter().map(|v| -v).collect();
+            hold(&mut d);
+        }
+        // Weak Wolfe line search by expansion and bisection (Lewis & Overton): the curvature
+        // condition keeps every stored pair's yᵀs positive, so the history stays useful.
+        let (mut lo, mut hi, mut step) = (0.0, f64::INFINITY, 1.0);
+        let mut accepted = None;
+        let mut armijo_only = None;
+        for _ in 0..40 {
+            let mut trial: Vec<f64> = x.iter().zip(&d).map(|(xi, di)| xi + step * di).collect();
+            project(&mut trial);
+            let moved: Vec<f64> = trial.iter().zip(&x).map(|(t, xi)| t - xi).collect();
+            let slope = dot(&g, &moved);
+            let (ft, gt) = f(&trial);
+            if !ft.is_finite() || ft > fx + 1e-4 * slope {
+                hi = step;
+            } else if dot(&gt, &moved) < 0.9 * slope {
+                lo = step;
+                armijo_only = Some((trial, ft, gt, moved));
+            } else {
+                accepted = Some((trial, ft, gt, moved));
+                break;
+            }
+            step = if hi.is_finite() {
+                0.5 * (lo + hi)
+            } else {
+                2.0 * lo.max(0.5)
+            };
+        }
+        let accepted = accepted.or(armijo_only);
+        let Some((xn, fn_, gn, s)) = accepted else {
+            break;
+        };
+        let y: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
+        let ys = dot(&y, &s);
+        if ys > 1e-12 {
+            if history.len() == options.memory {
+                history.remove(0);
+            }
+            history.push((s, y));
+        }
+        let improvement = fx - fn_;
+        x = xn;
+        fx = fn_;
+        g = gn;
+        if improvement.abs() < 1e-12 * (1.0 + fx.abs()) {
+            break;
+        }
+    }
+    (x, fx)
+}
+
+/// Whether coordinate `i` sits on a bound that its gradient pushes against.
+fn at_bound(x: &[f64], bounds: Option<&[(f64, f64)]>, i: usize, g: f64) -> bool {
+    bounds.is_some_and(|b| (x[i] <= b[i].0 && g > 0.0) || (x[i] >= b[i].1 && g < 0.0))
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimises_rosenbrock_and_respects_bounds() {
+        let rosen = |x: &[f64]| {
+            let (a, b) = (x[0], x[1]);
+            let f = (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2);
+            let g = vec![
+                -2.0 * (1.0 - a) - 400.0 * a * (b - a * a),
+                200.0 * (b - a * a),
+            ];
+            (f, g)
+        };
+        let opts = LbfgsOptions {
+            gtol: 1e-8,
+            max_iters: 500,
+            memory: 10,
+        };
+        let (x, f) = minimize(rosen, vec![-1.2, 1.0], None, opts);
+        assert!(f < 1e-10 && (x[0] - 1.0).abs() < 1e-4, "{x:?} {f}");
+        let (x, _) = minimize(
+            rosen,
+            vec![-1.2, 1.0],
+            Some(&[(-2.0, 0.5), (-2.0, 2.0)]),
+            opts,
+        );
+        assert!(
+            (x[0] - 0.5).abs() < 1e-9 && (x[1] - 0.25).abs() < 1e-4,
+            "{x:?}"
+        );
+    }
+}

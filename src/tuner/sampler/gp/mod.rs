@@ -1,0 +1,319 @@
+//! Gaussian-process regression for GP-EI: the model (kernel, fit) and the acquisition,
+//! kept apart from the sampler protocol in `gp_ei.rs`.
+//!
+//! Notation (as Optuna's `_gp`): `n` training points `X_train` `(n, d)` in the unit cube
+//! (a categorical dimension holds its choice index), `y_train` `(n)` standardised so that
+//! larger is better; `K = k(X_train, X_train) + ν·I` `(n, n)`, `L = chol(K)` lower
+//! triangular, `α = K⁻¹·y_train`. The posterior of the latent function at `x` has mean
+//! `k*ᵀ·α` and variance `s − k*ᵀ·K⁻¹·k*`, with `k* = k(X_train, x)` `(n)`.
+
+pub mod acquisition;
+pub mod kernel;
+pub mod lbfgs;
+
+use faer::linalg::solvers::{DenseSolveCore, Solve};
+use faer::{Mat, Par, Side};
+use kernel::{matern52, matern52_grad_r2, sq_diff, sq_dist, KernelParams};
+use lbfgs::{minimize, LbfgsOptions};
+
+/// The noise variance never goes below this (Optuna's `DEFAULT_MINIMUM_NOISE_VAR`), which
+/// keeps `K` well conditioned when points repeat.
+pub const MIN_NOISE: f64 = 1e-6;
+
+/// Training inputs and which dimensions are categorical.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// `(n, d)` row-major.
+    pub x: Vec<f64>,
+    pub d: usize,
+    pub categorical: Vec<bool>,
+}
+
+impl Inputs {
+    pub fn n(&self) -> usize {
+        self.x.len().checked_div(self.d).unwrap_or(0)
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+}
+
+/// A GP conditioned on its training data with fixed hyperparameters.
+pub struct GpModel {
+    pub inputs: Inputs,
+    pub params: KernelParams,
+    llt: faer::linalg::solvers::Llt<f64>,
+    alpha: Vec<f64>,
+}
+
+/// `K = s·matern(X, X) + ν·I`.
+fn kernel_matrix(inputs: &Inputs, p: &KernelParams) -> Mat<f64> {
+    let n = inputs.n();
+    let mut k = Mat::<f64>::zeros(n, n);
+    for a in 0..n {
+        k[(a, a)] = p.scale + p.noise;
+        for b in 0..a {
+            let r2 = sq_dist(
+                inputs.row(a),
+                inputs.row(b),
+                &p.inv_sq_lengthscales,
+                &inputs.categorical,
+            );
+            let v = p.scale * matern52(r2);
+            k[(a, b)] = v;
+            k[(b, a)] = v;
+        }
+    }
+    k
+}
+
+impl GpModel {
+    /// Conditions on `(inputs, y)`; `None` if `K` is not positive definite.
+    pub fn new(inputs: Inputs, y: &[f64], params: KernelParams) -> Option<GpModel> {
+        let llt = kernel_matrix(&inputs, &params).llt(Side::Lower).ok()?;
+        let mut alpha = Mat::<f64>::from_fn(y.len(), 1, |i, _| y[i]);
+        llt.solve_in_place(alpha.as_mut());
+        Some(GpModel {
+            inputs,
+            params,
+            llt,
+            alpha: (0..y.len()).map(|i| alpha[(i, 0)]).collect(),
+        })
+    }
+
+    /// Posterior mean and variance at each of the `m` rows of `xs` `(m, d)`, batched: one
+    /// triangular solve with `m` right-hand sides.
+    pub fn posterior(&self, xs: &[f64]) -> Vec<(f64, f64)> {
+        let (n, d) = (self.inputs.n(), self.inputs.d);
+        let m = xs.len().checked_div(d).unwrap_or(0);
+        let p = &self.params;
+        let mut kstar = Mat::<f64>::from_fn(n, m, |i, j| {
+            let r2 = sq_dist(
+                self.inputs.row(i),
+                &xs[j * d..(j + 1) * d],
+                &p.inv_sq_lengthscales,
+                &self.inputs.categorical,
+            );
+            p.scale * matern52(r2)
+        });
+        let means: Vec<f64> = (0..m)
+            .map(|j| (0..n).map(|i| kstar[(i, j)] * self.alpha[i]).sum())
+            .collect();
+        faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+            self.llt.L(),
+            kstar.as_mut(),
+            Par::Seq,
+        );
+        (0..m)
+            .map(|j| {
+                let explained: f64 = (0..n).map(|i| kstar[(i, j)] * kstar[(i, j)]).sum();
+                (means[j], (p.scale - explained).max(1e-12))
+            })
+            .collect()
+    }
+
+    /// Mean, variance and their gradients with respect to the non-categorical coordinates
+    /// of one point `x` (categorical entries of the gradients are 0).
+    pub fn posterior_with_grad(&self, x: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
+        let (n, d) = (self.inputs.n(), self.inputs.d);
+        let p = &self.params;
+        let mut kstar = Mat::<f64>::zeros(n, 1);
+        // dk_i/dx_j = s · matern'(r²) · 2 λ_j (x_j − X_ij)
+        let mut dk = vec![0.0; n * d];
+        for i in 0..n {
+            let row = self.inputs.row(i);
+            let r2 = sq_dist(row, x, &p.inv_sq_lengthscales, &self.inputs.categorical);
+            kstar[(i, 0)] = p.scale * matern52(r2);
+            let g = p.scale * matern52_grad_r2(r2);
+            for j in 0..d {
+                if !self.inputs.categorical[j] {
+                    dk[i * d + j] = g * 2.0 * p.inv_sq_lengthscales[j] * (x[j] - row[j]);
+                }
+            }
+        }
+        let mean: f64 = (0..n).map(|i| kstar[(i, 0)] * self.alpha[i]).sum();
+        let mut w = kstar.clone();
+        self.llt.solve_in_place(w.as_mut());
+        let explained: f64 = (0..n).map(|i| kstar[(i, 0)] * w[(i, 0)]).sum();
+        let var = (p.scale - explained).max(1e-12);
+        let mut dmean = vec![0.0; d];
+        let mut dvar = vec![0.0; d];
+        for i in 0..n {
+            for j in 0..d {
+                dmean[j] += dk[i * d + j] * self.alpha[i];
+                dvar[j] -= 2.0 * w[(i, 0)] * dk[i * d + j];
+            }
+        }
+        (mean, var, dmean, dvar)
+    }
+}
+
+/// The raw (log) parameters the fit optimises: `(ln λ, ln s, ln(ν − ν_min))`.
+fn to_raw(p: &KernelParams) -> Vec<f64> {
+    let mut raw: Vec<f64> = p.inv_sq_lengthscales.iter().map(|l| l.ln()).collect();
+    raw.push(p.scale.ln());
+    raw.push((p.noise - 0.99 * MIN_NOISE).max(1e-300).ln());
+    raw
+}
+
+fn from_raw(raw: &[f64]) -> KernelParams {
+    let d = raw.len() - 2;
+    KernelParams {
+        inv_sq_lengthscales: raw[..d].iter().map(|v| v.exp()).collect(),
+        scale: raw[d].exp(),
+        noise: raw[d + 1].exp() + MIN_NOISE,
+    }
+}
+
+/// Negative log marginal likelihood minus log prior, and its gradient in raw parameters:
+/// `∂ log p(y)/∂θ = ½·tr((αα ᵀ − K⁻¹)·∂K/∂θ)`.
+fn neg_log_posterior(inputs: &Inputs, y: &[f64], raw: &[f64]) -> (f64, Vec<f64>) {
+    let p = from_raw(raw);
+    let (n, d) = (inputs.n(), inputs.d);
+    let failed = (f64::INFINITY, vec![0.0; raw.len()]);
+    let Ok(llt) = kernel_matrix(inputs, &p).llt(Side::Lower) else {
+        return failed;
+    };
+    let mut alpha = Mat::<f64>::from_fn(n, 1, |i, _| y[i]);
+    llt.solve_in_place(alpha.as_mut());
+    let l = llt.L();
+    let log_det: f64 = (0..n).map(|i| l[(i, i)].ln()).sum::<f64>() * 2.0;
+    let fit: f64 = (0..n).map(|i| y[i] * alpha[(i, 0)]).sum();
+    let log_ml = -0.5 * fit - 0.5 * log_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+    let k_inv = llt.inverse();
+    let w = |a: usize, b: usize| alpha[(a, 0)] * alpha[(b, 0)] - k_inv[(a, b)];
+    let mut grad = vec![0.0; d + 2];
+    for a in 0..n {
+        let (ra, wa) = (inputs.row(a), w(a, a));
+        grad[d] += 0.5 * wa * p.scale; // ∂K_aa/∂ln s = s
+        grad[d + 1] += 0.5 * wa * (p.noise - MIN_NOISE);
+        for b in 0..a {
+            let rb = inputs.row(b);
+            let r2 = sq_dist(ra, rb, &p.inv_sq_lengthscales, &inputs.categorical);
+            let wab = w(a, b); // counted twice: K is symmetric
+            grad[d] += wab * p.scale * matern52(r2);
+            let g = wab * p.scale * matern52_grad_r2(r2);
+            for j in 0..d {
+                let lam = p.inv_sq_lengthscales[j];
+                grad[j] += g * lam * sq_diff(ra[j], rb[j], inputs.categorical[j]);
+            }
+        }
+    }
+    let (prior, prior_grad) = kernel::log_prior(&p, MIN_NOISE);
+    let value = -(log_ml + prior);
+    let grad = grad
+        .iter()
+        .zip(&prior_grad)
+        .map(|(g, pg)| -(g + pg))
+        .collect();
+    (value, grad)
+}
+
+/// Maximises the marginal likelihood times the prior over the hyperparameters, from
+/// `start` (a previous fit, or [`KernelParams::initial`]); falls back to the start when
+/// the optimiser cannot improve on it.
+pub fn fit(inputs: &Inputs, y: &[f64], start: &KernelParams) -> KernelParams {
+    let options = LbfgsOptions {
+        gtol: 1e-2,
+        max_iters: 100,
+        memory: 10,
+    };
+    let (raw, value) = minimize(
+        |r| neg_log_posterior(inputs, y, r),
+        to_raw(start),
+        None,
+        options,
+    );
+    if value.is_finite() {
+        from_raw(&raw)
+    } else {
+        start.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> (Inputs, Vec<f64>) {
+        let n = 12;
+        let x: Vec<f64> = (0..n)
+            .flat_map(|i| {
+                [
+                    i as f64 / n as f64,
+                    ((i * 7) % n) as f64 / n as f64,
+                    (i % 3) as f64,
+                ]
+            })
+            .collect();
+        let inputs = Inputs {
+            x,
+            d: 3,
+            categorical: vec![false, false, true],
+        };
+        let y: Vec<f64> = (0..n)
+            .map(|i| (6.0 * inputs.row(i)[0]).sin() + 0.3 * inputs.row(i)[2])
+            .collect();
+        (inputs, y)
+    }
+
+    #[test]
+    fn likelihood_gradient_matches_finite_differences() {
+        let (inputs, y) = toy();
+        let raw = vec![0.3, -0.5, 0.1, 0.2, -3.0];
+        let (_, grad) = neg_log_posterior(&inputs, &y, &raw);
+        for i in 0..raw.len() {
+            let (mut up, mut down) = (raw.clone(), raw.clone());
+            up[i] += 1e-6;
+            down[i] -= 1e-6;
+            let numeric = (neg_log_posterior(&inputs, &y, &up).0
+                - neg_log_posterior(&inputs, &y, &down).0)
+                / 2e-6;
+            assert!(
+                (numeric - grad[i]).abs() < 1e-4 * (1.0 + numeric.abs()),
+                "{i}: {numeric} vs {}",
+                grad[i]
+            );
+        }
+    }
+
+    #[test]
+    fn fit_improves_the_posterior_and_interpolates() {
+        let (inputs, y) = toy();
+        let start = KernelParams::initial(3);
+        let fitted = fit(&inputs, &y, &start);
+        assert!(
+            neg_log_posterior(&inputs, &y, &to_raw(&fitted)).0
+                < neg_log_posterior(&inputs, &y, &to_raw(&start)).0
+        );
+        let model = GpModel::new(inputs.clone(), &y, fitted).unwrap();
+        let post = model.posterior(&inputs.x);
+        for (i, (mean, var)) in post.iter().enumerate() {
+            assert!((mean - y[i]).abs() < 0.2, "point {i}: {mean} vs {}", y[i]);
+            assert!(*var < 0.1);
+        }
+        // Far from the data the variance grows back towards the prior scale.
+        let far = model.posterior(&[5.0, 5.0, 7.0]);
+        assert!(far[0].1 > 0.5 * model.params.scale);
+    }
+
+    #[test]
+    fn posterior_gradients_match_finite_differences() {
+        let (inputs, y) = toy();
+        let model = GpModel::new(inputs, &y, KernelParams::initial(3)).unwrap();
+        let x = [0.31, 0.62, 1.0];
+        let (m, v, dm, dv) = model.posterior_with_grad(&x);
+        let (pm, pv) = model.posterior(&x)[0];
+        assert!((m - pm).abs() < 1e-10 && (v - pv).abs() < 1e-10);
+        for j in 0..2 {
+            let (mut up, mut down) = (x, x);
+            up[j] += 1e-6;
+            down[j] -= 1e-6;
+            let (mu, vu) = model.posterior(&up)[0];
+            let (md, vd) = model.posterior(&down)[0];
+            assert!(((mu - md) / 2e-6 - dm[j]).abs() < 1e-5, "dmean {j}");
+            assert!(((vu - vd) / 2e-6 - dv[j]).abs() < 1e-5, "dvar {j}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! GP-EI: Bayesian optimisation with a Gaussian process (Matérn-5/2 ARD on the unit cube,
+//! log-aware through the space's transform) and log expected improvement — the protocol
+//! side; the maths lives in `gp/`.
+//!
+//! - The first `n_startup_trials` (10) suggestions are random, as Optuna's GPSampler.
+//! - Modelled jointly: the always-active parameters with more than one value; integer and
+//!   stepped parameters sit on their bin centres and are snapped after the continuous
+//!   search, categorical ones use a Hamming distance and are searched choice by choice.
+//!   Conditional parameters are drawn at random.
+//! - Batches by kriging believer: running and pending trials join the training set with
+//!   the posterior mean as their value, which leaves the mean unchanged and shrinks the
+//!   variance around them, so the next suggestion looks elsewhere.
+//! - Kernel hyperparameters are refitted each suggestion from the previous fit (warm start).
+
+use super::gp::acquisition::{maximize_log_ei, AcqSpace};
+use super::gp::kernel::KernelParams;
+use super::gp::{fit, GpModel, Inputs};
+use super::{History, RandomSampler, Sampler, SobolSampler};
+use crate::space::transform::{from_unit, to_unit};
+use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
+use crate::tuner::trial::TrialState;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GpEiOptions {
+    /// Random trials before the GP is used (default 10).
+    pub n_startup_trials: usize,
+    /// Quasi-random points scored before local refinement (default 1024).
+    pub n_candidates: usize,
+    /// Best candidates refined by L-BFGS (default 10, as Optuna).
+    pub n_local_search: usize,
+}
+
+impl Default for GpEiOptions {
+    fn default() -> Self {
+        GpEiOptions {
+            n_startup_trials: 10,
+            n_candidates: 1024,
+            n_local_search: 10,
+        }
+    }
+}
+
+pub struct GpEiSampler {
+    options: GpEiOptions,
+    rng: ChaCha8Rng,
+    startup: RandomSampler,
+    /// The last fit, the starting point of the next one (for the same dimensionality).
+    warm_start: Option<KernelParams>,
+}
+
+impl GpEiSampler {
+    pub fn new(seed: u64, options: GpEiOptions) -> Self {
+        GpEiSampler {
+            options,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            startup: RandomSampler::new(seed ^ 0x6B),
+            warm_start: None,
+        }
+    }
+}
+
+/// A value's GP coordinate: its unit coordinate, or a categorical's choice index.
+fn encode(dist: &Distribution, value: &ParamValue) -> f64 {
+    match dist {
+        Distribution::Categorical { choices } => {
+            choices.iter().position(|c| c == value).unwrap_or(0) as f64
+        }
+        _ => to_unit(dist, value),
+    }
+}
+
+fn decode(dist: &Distribution, coord: f64) -> ParamValue {
+    match dist {
+        Distribution::Categorical { choices } => {
+            choices[(coord.round().max(0.0) as usize).min(choices.len() - 1)].clone()
+        }
+        _ => from_unit(dist, coord.clamp(0.0, 1.0)),
+    }
+}
+
+/// Mean 0 and standard deviation 1 (the deviation floored, so constant data stays finite).
+fn standardize(y: &mut [f64]) {
+    let n = y.len() as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let sd = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n)
+        .sqrt()
+        .max(1e-10);
+    y.iter_mut().for_each(|v| *v = (*v - mean) / sd);
+}
+
+impl Sampler for GpEiSampler {
+    fn reseed(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self.startup.reseed(seed ^ 0x6B);
+    }
+
+    fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
+        let defs: Vec<&ParamDef> = space
+            .params
+            .iter()
+            .filter(|p| p.condition.is_none() && p.dist.cardinality() != Some(1))
+            .collect();
+        let row = |params: &Params| -> Option<Vec<f64>> {
+            defs.iter()
+                .map(|d| params.get(&d.name).map(|v| encode(&d.dist, v)))
+                .collect()
+        };
+        let sign = if history.maximize { 1.0 } else { -1.0 };
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for t in history.all() {
+            if let (Some(v), Some(r)) = (t.finite_value(), row(&t.params)) {
+                x.extend(r);
+                y.push(sign * v);
+            }
+        }
+        if defs.is_empty() || y.len() < self.options.n_startup_trials {
+            return Params::new();
+        }
+        standardize(&mut y);
+        let d = defs.len();
+        let categorical: Vec<bool> = defs
+            .iter()
+            .map(|p| matches!(p.dist, Distribution::Categorical { .. }))
+            .collect();
+        let inputs = Inputs { x, d, categorical };
+        let start = self
+            .warm_start
+            .clone()
+            .filter(|p| p.inv_sq_lengthscales.len() == d)
+            .unwrap_or_else(|| KernelParams::initial(d));
+        let params = fit(&inputs, &y, &start);
+        self.warm_start = Some(params.clone());
+        let Some(mut model) = GpModel::new(inputs.clone(), &y, params.clone()) else {
+            return Params::new();
+        };
+        let f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let best_row = y
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        let best_x = inputs.row(best_row).to_vec();
+        // Kriging believer for running and pending trials.
+        let pending: Vec<f64> = history
+            .all()
+            .filter(|t| t.state == TrialState::Running)
+            .filter_map(|t| row(&t.params))
+            .flatten()
+            .collect();
+        if !pending.is_empty() {
+            let believed: Vec<f64> = model.posterior(&pending).iter().map(|&(m, _)| m).collect();
+            let mut augmented = inputs.clone();
+            augmented.x.extend(&pending);
+            let mut y_aug = y.clone();
+            y_aug.extend(believed);
+            if let Some(m) = GpModel::new(augmented, &y_aug, params) {
+                model = m;
+            }
+        }
+        let sobol = SobolSampler::new(self.rng.random(), true);
+        let mut candidates: Vec<f64> = Vec::with_capacity((self.options.n_candidates + 1) * d);
+        for u in sobol.points(d, 0, self.options.n_candidates) {
+            candidates.extend(
+                defs.iter()
+                    .zip(u)
+                    .map(|(p, u)| encode(&p.dist, &from_unit(&p.dist, u))),
+            );
+        }
+        candidates.extend(&best_x);
+        let snap = |point: &mut [f64]| {
+            for (c, p) in point.iter_mut().zip(&defs) {
+                *c = encode(&p.dist, &decode(&p.dist, *c));
+            }
+        };
+        let acq_space = AcqSpace {
+            categorical: defs
+                .iter()
+                .map(|p| match &p.dist {
+                    Distribution::Categorical { choices } => Some(choices.len()),
+                    _ => None,
+                })
+                .collect(),
+            snap: &snap,
+        };
+        let (best, _) = maximize_log_ei(
+            &model,
+            f0,
+            &candidates,
+            &acq_space,
+            self.options.n_local_search,
+        );
+        defs.iter()
+            .zip(best)
+            .map(|(p, c)| (p.name.clone(), decode(&p.dist, c)))
+            .collect()
+    }
+
+    fn sample_independent(&mut self, history: &History<'_>, def: &ParamDef) -> ParamValue {
+        self.startup.sample_independent(history, def)
+    }
+}
