@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 const MODEL_FREE: [SamplerKind; 2] = [SamplerKind::Random, SamplerKind::Sobol];
 const MODEL_BASED: [SamplerKind; 3] = [
     SamplerKind::Tpe,
-    SamplerKind::TpeMultivariate,
+    SamplerKind::TpeUnivariate,
     SamplerKind::Gp,
 ];
 

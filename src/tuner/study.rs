@@ -118,7 +118,20 @@ impl Study {
                             pending: &pending,
                             maximize,
                         };
-                        (ask_params(sampler.as_mut(), &history, space), false)
+                        let mut params = ask_params(sampler.as_mut(), &history, space);
+                        // A batch never repeats a configuration: a model-based sampler can
+                        // (rarely) land on a pending point; redraw it independently.
+                        for _ in 0..16 {
+                            if !history
+                                .all()
+                                .any(|t| t.state == TrialState::Running && t.params == params)
+                            {
+                                break;
+                            }
+                            params =
+                                ask_params(&mut IndependentOnly(sampler.as_mut()), &history, space);
+                        }
+                        (params, false)
                     }
                 };
                 ops.push(Op::Ask {
@@ -250,6 +263,19 @@ impl Study {
                 }
             })
             .map(|(t, _)| t.clone()))
+    }
+}
+
+/// A sampler seen through its independent rule only (no joint draw).
+struct IndependentOnly<'a>(&'a mut dyn Sampler);
+
+impl Sampler for IndependentOnly<'_> {
+    fn reseed(&mut self, seed: u64) {
+        self.0.reseed(seed);
+    }
+
+    fn sample_independent(&mut self, history: &History<'_>, def: &ParamDef) -> ParamValue {
+        self.0.sample_independent(history, def)
     }
 }
 

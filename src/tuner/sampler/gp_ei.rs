@@ -10,7 +10,8 @@
 //! - Batches by kriging believer: running and pending trials join the training set with
 //!   the posterior mean as their value, which leaves the mean unchanged and shrinks the
 //!   variance around them, so the next suggestion looks elsewhere.
-//! - Kernel hyperparameters are refitted each suggestion from the previous fit (warm start).
+//! - Kernel hyperparameters are refitted from the previous fit (warm start) on a schedule:
+//!   every suggestion below 30 trials, then whenever the history has grown by 10%.
 
 use super::gp::acquisition::{maximize_log_ei, AcqSpace};
 use super::gp::kernel::KernelParams;
@@ -26,9 +27,9 @@ use rand_chacha::ChaCha8Rng;
 pub struct GpEiOptions {
     /// Random trials before the GP is used (default 10).
     pub n_startup_trials: usize,
-    /// Quasi-random points scored before local refinement (default 1024).
+    /// Quasi-random points scored before local refinement (default 512).
     pub n_candidates: usize,
-    /// Best candidates refined by L-BFGS (default 10, as Optuna).
+    /// Best candidates refined by L-BFGS (default 5; Optuna refines 10).
     pub n_local_search: usize,
 }
 
@@ -36,27 +37,40 @@ impl Default for GpEiOptions {
     fn default() -> Self {
         GpEiOptions {
             n_startup_trials: 10,
-            n_candidates: 1024,
-            n_local_search: 10,
+            n_candidates: 512,
+            n_local_search: 5,
         }
     }
+}
+
+/// Whether hyperparameters fitted on `fitted_on` trials should be refitted for `n`: always
+/// below 30 trials, then once the history has grown by 10%. The marginal likelihood
+/// changes little with one more point, and the fit is most of a suggestion's cost;
+/// between refits the previous kernel is reused with the new data (and each refit
+/// warm-starts from it). Within a batch the complete trials do not change, so one fit
+/// serves every suggestion of the batch.
+fn needs_refit(fitted_on: usize, n: usize) -> bool {
+    n != fitted_on && (n < 30 || n * 10 >= fitted_on * 11)
 }
 
 pub struct GpEiSampler {
     options: GpEiOptions,
     rng: ChaCha8Rng,
     startup: RandomSampler,
-    /// The last fit, the starting point of the next one (for the same dimensionality).
-    warm_start: Option<KernelParams>,
+    /// The last fit and the number of complete trials it saw (see [`needs_refit`]).
+    last_fit: Option<(usize, KernelParams)>,
 }
 
 impl GpEiSampler {
     pub fn new(seed: u64, options: GpEiOptions) -> Self {
+        // The GP's matrices are a few hundred rows: faer's thread pool costs more in
+        // wake-ups than it saves, and the cores belong to training anyway.
+        faer::set_global_parallelism(faer::Par::Seq);
         GpEiSampler {
             options,
             rng: ChaCha8Rng::seed_from_u64(seed),
             startup: RandomSampler::new(seed ^ 0x6B),
-            warm_start: None,
+            last_fit: None,
         }
     }
 }
@@ -126,17 +140,22 @@ impl Sampler for GpEiSampler {
             .map(|p| matches!(p.dist, Distribution::Categorical { .. }))
             .collect();
         let inputs = Inputs { x, d, categorical };
-        let start = self
-            .warm_start
-            .clone()
-            .filter(|p| p.inv_sq_lengthscales.len() == d)
-            .unwrap_or_else(|| KernelParams::initial(d));
-        let params = fit(&inputs, &y, &start);
-        self.warm_start = Some(params.clone());
+        let previous = self
+            .last_fit
+            .take()
+            .filter(|(_, p)| p.inv_sq_lengthscales.len() == d);
+        let (fitted_on, params) = match previous {
+            Some((m, p)) if !needs_refit(m, y.len()) => (m, p),
+            previous => {
+                let start = previous.map_or_else(|| KernelParams::initial(d), |(_, p)| p);
+                (y.len(), fit(&inputs, &y, &start))
+            }
+        };
+        self.last_fit = Some((fitted_on, params.clone()));
         let Some(mut model) = GpModel::new(inputs.clone(), &y, params.clone()) else {
             return Params::new();
         };
-        let f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let best_row = y
             .iter()
             .enumerate()
@@ -154,6 +173,9 @@ impl Sampler for GpEiSampler {
             let believed: Vec<f64> = model.posterior(&pending).iter().map(|&(m, _)| m).collect();
             let mut augmented = inputs.clone();
             augmented.x.extend(&pending);
+            // The believed values count as observed, incumbent included: otherwise a pending
+            // point predicted above the incumbent keeps its EI and is suggested again.
+            f0 = believed.iter().copied().fold(f0, f64::max);
             let mut y_aug = y.clone();
             y_aug.extend(believed);
             if let Some(m) = GpModel::new(augmented, &y_aug, params) {

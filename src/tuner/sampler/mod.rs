@@ -53,15 +53,17 @@ pub enum SamplerKind {
     Random,
     Sobol,
     Grid,
+    /// TPE with the always-active parameters modelled jointly (Optuna's default for a
+    /// single objective since v4).
     Tpe,
-    /// TPE with the always-active parameters modelled jointly.
-    TpeMultivariate,
+    /// TPE with every parameter modelled on its own (Optuna's `multivariate=False`).
+    TpeUnivariate,
     /// Gaussian process with expected improvement (W&B's `bayes`).
     Gp,
 }
 
 impl SamplerKind {
-    pub const NAMES: &'static str = "random, sobol, grid, tpe, tpe-multivariate, gp (alias bayes)";
+    pub const NAMES: &'static str = "random, sobol, grid, tpe, tpe-univariate, gp (alias bayes)";
 
     pub fn parse(name: &str) -> Option<SamplerKind> {
         match name {
@@ -69,7 +71,7 @@ impl SamplerKind {
             "sobol" => Some(SamplerKind::Sobol),
             "grid" => Some(SamplerKind::Grid),
             "tpe" => Some(SamplerKind::Tpe),
-            "tpe-multivariate" => Some(SamplerKind::TpeMultivariate),
+            "tpe-univariate" => Some(SamplerKind::TpeUnivariate),
             "gp" | "bayes" => Some(SamplerKind::Gp),
             _ => None,
         }
@@ -81,7 +83,7 @@ impl SamplerKind {
             SamplerKind::Sobol => "sobol",
             SamplerKind::Grid => "grid",
             SamplerKind::Tpe => "tpe",
-            SamplerKind::TpeMultivariate => "tpe-multivariate",
+            SamplerKind::TpeUnivariate => "tpe-univariate",
             SamplerKind::Gp => "gp",
         }
     }
@@ -93,10 +95,10 @@ impl SamplerKind {
             SamplerKind::Sobol => Box::new(SobolSampler::new(seed, true)),
             SamplerKind::Grid => Box::new(GridSampler),
             SamplerKind::Tpe => Box::new(TpeSampler::new(seed, TpeOptions::default())),
-            SamplerKind::TpeMultivariate => Box::new(TpeSampler::new(
+            SamplerKind::TpeUnivariate => Box::new(TpeSampler::new(
                 seed,
                 TpeOptions {
-                    multivariate: true,
+                    multivariate: false,
                     ..TpeOptions::default()
                 },
             )),

@@ -5,12 +5,12 @@
 //! each; draw `n_ei_candidates = 24` candidates from `l` and keep the one maximising
 //! `log l(x) − log g(x)`.
 //!
-//! - Univariate by default (each parameter on its own, from the trials where it is
-//!   active — so conditional spaces need nothing special); `multivariate` models the
-//!   always-active parameters jointly, as Optuna's `multivariate=True`.
-//! - Constant liar (on by default, unlike Optuna, because popsweep asks whole batches):
-//!   running and pending trials join the bad group, so a batch spreads out instead of
-//!   suggesting one point P times.
+//! - Multivariate by default, as Optuna ≥ 4 for one objective: the always-active
+//!   parameters are modelled jointly (one kernel per trial across all of them); the
+//!   conditional ones are drawn on their own, each from the trials where it is active.
+//!   `multivariate: false` models every parameter on its own.
+//! - Constant liar (on by default, as Optuna 5): running and pending trials join the bad
+//!   group, so a batch spreads out instead of suggesting one point P times.
 
 use super::parzen::{ParzenEstimator, ParzenParams};
 use super::{History, RandomSampler, Sampler};
@@ -27,7 +27,7 @@ pub struct TpeOptions {
     /// Candidates drawn from `l` per suggestion (default 24).
     pub n_ei_candidates: usize,
     pub parzen: ParzenParams,
-    /// Model always-active parameters jointly (default false).
+    /// Model always-active parameters jointly (default true).
     pub multivariate: bool,
     /// Count running trials as bad (default true).
     pub constant_liar: bool,
@@ -39,7 +39,7 @@ impl Default for TpeOptions {
             n_startup_trials: 10,
             n_ei_candidates: 24,
             parzen: ParzenParams::default(),
-            multivariate: false,
+            multivariate: true,
             constant_liar: true,
         }
     }

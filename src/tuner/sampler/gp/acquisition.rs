@@ -83,9 +83,11 @@ pub fn maximize_log_ei(
         scored[order[0]],
     );
     let continuous: Vec<usize> = (0..d).filter(|&j| space.categorical[j].is_none()).collect();
+    // A short polish: the candidates already sit near the acquisition's modes, and more
+    // iterations bought no measurable regret on the benchmark functions.
     let options = LbfgsOptions {
         gtol: 1e-4,
-        max_iters: 50,
+        max_iters: 12,
         memory: 10,
     };
     for &start in order.iter().take(n_local) {

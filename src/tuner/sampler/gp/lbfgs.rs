@@ -124,8 +124,15 @@ pub fn minimize(
             if !ft.is_finite() || ft > fx + 1e-4 * slope {
                 hi = step;
             } else if dot(&gt, &moved) < 0.9 * slope {
+                // Expanding is pointless once the projection pins the step to the bounds.
+                let pinned = armijo_only.as_ref().is_some_and(
+                    |(prev, _, _, _): &(Vec<f64>, f64, Vec<f64>, Vec<f64>)| *prev == trial,
+                );
                 lo = step;
                 armijo_only = Some((trial, ft, gt, moved));
+                if pinned {
+                    break;
+                }
             } else {
                 accepted = Some((trial, ft, gt, moved));
                 break;

@@ -45,6 +45,9 @@ pub struct GpModel {
     pub params: KernelParams,
     llt: faer::linalg::solvers::Llt<f64>,
     alpha: Vec<f64>,
+    /// `K⁻¹` `(n, n)` row-major, formed on first use: the local search asks for many
+    /// single-point gradients, where a mat-vec beats two triangular solves.
+    k_inv: std::sync::OnceLock<Vec<f64>>,
 }
 
 /// `K = s·matern(X, X) + ν·I`.
@@ -79,6 +82,7 @@ impl GpModel {
             params,
             llt,
             alpha: (0..y.len()).map(|i| alpha[(i, 0)]).collect(),
+            k_inv: std::sync::OnceLock::new(),
         })
     }
 
@@ -118,35 +122,65 @@ impl GpModel {
     pub fn posterior_with_grad(&self, x: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
         let (n, d) = (self.inputs.n(), self.inputs.d);
         let p = &self.params;
-        let mut kstar = Mat::<f64>::zeros(n, 1);
-        // dk_i/dx_j = s · matern'(r²) · 2 λ_j (x_j − X_ij)
-        let mut dk = vec![0.0; n * d];
+        let mut kstar = vec![0.0; n];
+        // dk_i/dx_j = s · matern'(r²) · 2 λ_j (x_j − X_ij); the scalar part per row here.
+        let mut dk_scale = vec![0.0; n];
         for i in 0..n {
-            let row = self.inputs.row(i);
-            let r2 = sq_dist(row, x, &p.inv_sq_lengthscales, &self.inputs.categorical);
-            kstar[(i, 0)] = p.scale * matern52(r2);
-            let g = p.scale * matern52_grad_r2(r2);
-            for j in 0..d {
-                if !self.inputs.categorical[j] {
-                    dk[i * d + j] = g * 2.0 * p.inv_sq_lengthscales[j] * (x[j] - row[j]);
-                }
-            }
+            let r2 = sq_dist(
+                self.inputs.row(i),
+                x,
+                &p.inv_sq_lengthscales,
+                &self.inputs.categorical,
+            );
+            kstar[i] = p.scale * matern52(r2);
+            dk_scale[i] = 2.0 * p.scale * matern52_grad_r2(r2);
         }
-        let mean: f64 = (0..n).map(|i| kstar[(i, 0)] * self.alpha[i]).sum();
-        let mut w = kstar.clone();
-        self.llt.solve_in_place(w.as_mut());
-        let explained: f64 = (0..n).map(|i| kstar[(i, 0)] * w[(i, 0)]).sum();
+        let mean: f64 = kstar.iter().zip(&self.alpha).map(|(k, a)| k * a).sum();
+        let k_inv = self.k_inv.get_or_init(|| {
+            let inv = self.llt.inverse();
+            (0..n * n).map(|e| inv[(e / n, e % n)]).collect()
+        });
+        let w: Vec<f64> = k_inv
+            .chunks_exact(n.max(1))
+            .map(|row| dot(row, &kstar))
+            .collect();
+        let explained: f64 = kstar.iter().zip(&w).map(|(k, w)| k * w).sum();
         let var = (p.scale - explained).max(1e-12);
         let mut dmean = vec![0.0; d];
         let mut dvar = vec![0.0; d];
         for i in 0..n {
+            let row = self.inputs.row(i);
+            let (am, av) = (dk_scale[i] * self.alpha[i], -2.0 * dk_scale[i] * w[i]);
             for j in 0..d {
-                dmean[j] += dk[i * d + j] * self.alpha[i];
-                dvar[j] -= 2.0 * w[(i, 0)] * dk[i * d + j];
+                if !self.inputs.categorical[j] {
+                    let t = p.inv_sq_lengthscales[j] * (x[j] - row[j]);
+                    dmean[j] += am * t;
+                    dvar[j] += av * t;
+                }
             }
         }
         (mean, var, dmean, dvar)
     }
+}
+
+/// `a·b` with eight independent accumulators, so the compiler can vectorise it (a single
+/// running sum fixes the addition order and forbids that); this mat-vec dominates the
+/// acquisition's local search.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// The raw (log) parameters the fit optimises: `(ln λ, ln s, ln(ν − ν_min))`.
@@ -166,13 +200,57 @@ fn from_raw(raw: &[f64]) -> KernelParams {
     }
 }
 
+/// Per-dimension squared differences `δ_j(x_a, x_b)` of every pair `b < a`, computed once
+/// per fit: each likelihood evaluation then needs one dot product per pair for `r²`.
+struct PairDiffs {
+    d: usize,
+    /// Pair `(a, b)` at row `a(a−1)/2 + b`, `d` values per row.
+    diffs: Vec<f64>,
+}
+
+impl PairDiffs {
+    fn new(inputs: &Inputs) -> Self {
+        let (n, d) = (inputs.n(), inputs.d);
+        let mut diffs = Vec::with_capacity(n * n.saturating_sub(1) / 2 * d);
+        for a in 0..n {
+            for b in 0..a {
+                let (ra, rb) = (inputs.row(a), inputs.row(b));
+                diffs.extend((0..d).map(|j| sq_diff(ra[j], rb[j], inputs.categorical[j])));
+            }
+        }
+        PairDiffs { d, diffs }
+    }
+}
+
 /// Negative log marginal likelihood minus log prior, and its gradient in raw parameters:
 /// `∂ log p(y)/∂θ = ½·tr((αα ᵀ − K⁻¹)·∂K/∂θ)`.
-fn neg_log_posterior(inputs: &Inputs, y: &[f64], raw: &[f64]) -> (f64, Vec<f64>) {
+fn neg_log_posterior(pairs: &PairDiffs, y: &[f64], raw: &[f64]) -> (f64, Vec<f64>) {
+    const SQRT5: f64 = 2.236_067_977_499_79;
     let p = from_raw(raw);
-    let (n, d) = (inputs.n(), inputs.d);
+    let (n, d) = (y.len(), pairs.d);
+    let lambda = &p.inv_sq_lengthscales;
+    // One exp per pair gives both the correlation and its r²-derivative.
+    let n_pairs = n * n.saturating_sub(1) / 2;
+    let (mut corr, mut corr_grad) = (Vec::with_capacity(n_pairs), Vec::with_capacity(n_pairs));
+    let mut k = Mat::<f64>::zeros(n, n);
+    let mut row = 0;
+    for a in 0..n {
+        k[(a, a)] = p.scale + p.noise;
+        for b in 0..a {
+            let diff = &pairs.diffs[row * d..(row + 1) * d];
+            let r2: f64 = diff.iter().zip(lambda).map(|(x, l)| x * l).sum();
+            let r = r2.sqrt();
+            let e = (-SQRT5 * r).exp();
+            let c = (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
+            corr.push(c);
+            corr_grad.push(-5.0 / 6.0 * (1.0 + SQRT5 * r) * e);
+            k[(a, b)] = p.scale * c;
+            k[(b, a)] = p.scale * c;
+            row += 1;
+        }
+    }
     let failed = (f64::INFINITY, vec![0.0; raw.len()]);
-    let Ok(llt) = kernel_matrix(inputs, &p).llt(Side::Lower) else {
+    let Ok(llt) = k.llt(Side::Lower) else {
         return failed;
     };
     let mut alpha = Mat::<f64>::from_fn(n, 1, |i, _| y[i]);
@@ -184,20 +262,20 @@ fn neg_log_posterior(inputs: &Inputs, y: &[f64], raw: &[f64]) -> (f64, Vec<f64>)
     let k_inv = llt.inverse();
     let w = |a: usize, b: usize| alpha[(a, 0)] * alpha[(b, 0)] - k_inv[(a, b)];
     let mut grad = vec![0.0; d + 2];
+    let mut row = 0;
     for a in 0..n {
-        let (ra, wa) = (inputs.row(a), w(a, a));
+        let wa = w(a, a);
         grad[d] += 0.5 * wa * p.scale; // ∂K_aa/∂ln s = s
         grad[d + 1] += 0.5 * wa * (p.noise - MIN_NOISE);
         for b in 0..a {
-            let rb = inputs.row(b);
-            let r2 = sq_dist(ra, rb, &p.inv_sq_lengthscales, &inputs.categorical);
             let wab = w(a, b); // counted twice: K is symmetric
-            grad[d] += wab * p.scale * matern52(r2);
-            let g = wab * p.scale * matern52_grad_r2(r2);
+            grad[d] += wab * p.scale * corr[row];
+            let g = wab * p.scale * corr_grad[row];
+            let diff = &pairs.diffs[row * d..(row + 1) * d];
             for j in 0..d {
-                let lam = p.inv_sq_lengthscales[j];
-                grad[j] += g * lam * sq_diff(ra[j], rb[j], inputs.categorical[j]);
+                grad[j] += g * lambda[j] * diff[j];
             }
+            row += 1;
         }
     }
     let (prior, prior_grad) = kernel::log_prior(&p, MIN_NOISE);
@@ -219,8 +297,9 @@ pub fn fit(inputs: &Inputs, y: &[f64], start: &KernelParams) -> KernelParams {
         max_iters: 100,
         memory: 10,
     };
+    let pairs = PairDiffs::new(inputs);
     let (raw, value) = minimize(
-        |r| neg_log_posterior(inputs, y, r),
+        |r| neg_log_posterior(&pairs, y, r),
         to_raw(start),
         None,
         options,
@@ -262,13 +341,14 @@ mod tests {
     fn likelihood_gradient_matches_finite_differences() {
         let (inputs, y) = toy();
         let raw = vec![0.3, -0.5, 0.1, 0.2, -3.0];
-        let (_, grad) = neg_log_posterior(&inputs, &y, &raw);
+        let pairs = PairDiffs::new(&inputs);
+        let (_, grad) = neg_log_posterior(&pairs, &y, &raw);
         for i in 0..raw.len() {
             let (mut up, mut down) = (raw.clone(), raw.clone());
             up[i] += 1e-6;
             down[i] -= 1e-6;
-            let numeric = (neg_log_posterior(&inputs, &y, &up).0
-                - neg_log_posterior(&inputs, &y, &down).0)
+            let numeric = (neg_log_posterior(&pairs, &y, &up).0
+                - neg_log_posterior(&pairs, &y, &down).0)
                 / 2e-6;
             assert!(
                 (numeric - grad[i]).abs() < 1e-4 * (1.0 + numeric.abs()),
@@ -283,9 +363,10 @@ mod tests {
         let (inputs, y) = toy();
         let start = KernelParams::initial(3);
         let fitted = fit(&inputs, &y, &start);
+        let pairs = PairDiffs::new(&inputs);
         assert!(
-            neg_log_posterior(&inputs, &y, &to_raw(&fitted)).0
-                < neg_log_posterior(&inputs, &y, &to_raw(&start)).0
+            neg_log_posterior(&pairs, &y, &to_raw(&fitted)).0
+                < neg_log_posterior(&pairs, &y, &to_raw(&start)).0
         );
         let model = GpModel::new(inputs.clone(), &y, fitted).unwrap();
         let post = model.posterior(&inputs.x);
