@@ -85,7 +85,11 @@ pub struct ParzenEstimator {
 impl ParzenEstimator {
     /// `observations[i][d]` is observation `i` in dimension `d` (internal form), in trial
     /// order (the weights favour the most recent).
-    pub fn new(dists: &[&Distribution], observations: &[Vec<f64>], params: ParzenParams) -> Self {
+    pub fn new(
+        dists: &[&Distribution],
+        observations: &[impl AsRef<[f64]>],
+        params: ParzenParams,
+    ) -> Self {
         let n = observations.len();
         let mut weights = default_weights(n);
         weights.push(if n == 0 { 1.0 } else { params.prior_weight });
@@ -95,7 +99,7 @@ impl ParzenEstimator {
             .iter()
             .enumerate()
             .map(|(d, dist)| {
-                let column: Vec<f64> = observations.iter().map(|o| o[d]).collect();
+                let column: Vec<f64> = observations.iter().map(|o| o.as_ref()[d]).collect();
                 kernel(dist, &column, params)
             })
             .collect();
@@ -273,7 +277,7 @@ fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
 fn bandwidths(mus: &[f64], low: f64, high: f64, params: ParzenParams) -> Vec<f64> {
     let n = mus.len();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
+    order.sort_unstable_by(|&a, &b| mus[a].total_cmp(&mus[b]));
     let mut padded = Vec::with_capacity(n + 2);
     padded.push(low);
     padded.extend(order.iter().map(|&i| mus[i]));

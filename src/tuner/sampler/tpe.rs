@@ -19,6 +19,7 @@ use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
 use crate::tuner::trial::{FrozenTrial, TrialState};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TpeOptions {
@@ -54,7 +55,13 @@ pub struct TpeSampler {
     options: TpeOptions,
     rng: ChaCha8Rng,
     startup: RandomSampler,
+    /// Finished trials' internal values per modelled parameter set (their parameters
+    /// never change): a long history is looked up by name once, not at every ask.
+    observations: HashMap<Vec<String>, ObservationCache>,
 }
+
+/// By trial number; `None` where the trial lacks one of the parameters.
+type ObservationCache = HashMap<usize, Option<Vec<f64>>>;
 
 impl TpeSampler {
     pub fn new(seed: u64, options: TpeOptions) -> Self {
@@ -62,6 +69,7 @@ impl TpeSampler {
             options,
             rng: ChaCha8Rng::seed_from_u64(seed),
             startup: RandomSampler::new(seed ^ 0x7E7E),
+            observations: HashMap::new(),
         }
     }
 
@@ -77,18 +85,41 @@ impl TpeSampler {
     fn sample(&mut self, history: &History<'_>, defs: &[&ParamDef]) -> Vec<ParamValue> {
         let (below, above) = split(history, self.options.constant_liar);
         let dists: Vec<&Distribution> = defs.iter().map(|d| &d.dist).collect();
-        let internal = |trials: &[&FrozenTrial]| -> Vec<Vec<f64>> {
+        let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
+        let cache = self.observations.entry(names).or_default();
+        let row = |t: &FrozenTrial| -> Option<Vec<f64>> {
+            defs.iter()
+                .map(|d| t.params.get(&d.name).map(|v| internal_value(&d.dist, v)))
+                .collect()
+        };
+        // Running trials may still change (pending ones are new each time): not cached.
+        let running: HashMap<usize, Option<Vec<f64>>> = below
+            .iter()
+            .chain(&above)
+            .filter(|t| t.state == TrialState::Running)
+            .map(|t| (t.number, row(t)))
+            .collect();
+        for t in below
+            .iter()
+            .chain(&above)
+            .filter(|t| t.state != TrialState::Running)
+        {
+            cache.entry(t.number).or_insert_with(|| row(t));
+        }
+        let rows = |trials: &[&FrozenTrial]| -> Vec<&[f64]> {
             trials
                 .iter()
                 .filter_map(|t| {
-                    defs.iter()
-                        .map(|d| t.params.get(&d.name).map(|v| internal_value(&d.dist, v)))
-                        .collect::<Option<Vec<f64>>>()
+                    running
+                        .get(&t.number)
+                        .unwrap_or_else(|| &cache[&t.number])
+                        .as_deref()
                 })
                 .collect()
         };
-        let l = ParzenEstimator::new(&dists, &internal(&below), self.options.parzen);
-        let g = ParzenEstimator::new(&dists, &internal(&above), self.options.parzen);
+        let (below_obs, above_obs) = (rows(&below), rows(&above));
+        let l = ParzenEstimator::new(&dists, &below_obs, self.options.parzen);
+        let g = ParzenEstimator::new(&dists, &above_obs, self.options.parzen);
         let candidates = l.sample(&mut self.rng, self.options.n_ei_candidates.max(1));
         let best = candidates
             .iter()
