@@ -89,6 +89,7 @@ pub fn maximize_log_ei(
         gtol: 1e-4,
         max_iters: 12,
         memory: 10,
+        wolfe: false,
     };
     for &start in order.iter().take(n_local) {
         let mut x = candidates[start * d..(start + 1) * d].to_vec();

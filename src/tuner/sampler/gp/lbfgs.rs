@@ -9,6 +9,10 @@ pub struct LbfgsOptions {
     pub gtol: f64,
     pub max_iters: usize,
     pub memory: usize,
+    /// Insist on the weak Wolfe curvature condition in the line search (keeps the
+    /// curvature pairs useful over long runs); without it the first step that decreases
+    /// enough (Armijo) is taken, usually after one evaluation — right for short polishes.
+    pub wolfe: bool,
 }
 
 impl Default for LbfgsOptions {
@@ -17,6 +21,7 @@ impl Default for LbfgsOptions {
             gtol: 1e-2,
             max_iters: 100,
             memory: 10,
+            wolfe: true,
         }
     }
 }
@@ -77,6 +82,7 @@ pub fn minimize(
                 (ys > 1e-12).then(|| (s, ym, 1.0 / ys))
             })
             .collect();
+        let no_curvature = pairs.is_empty();
         let mut q = masked(&g);
         let mut alphas = Vec::with_capacity(pairs.len());
         for (s, y, rho) in pairs.iter().rev() {
@@ -112,7 +118,14 @@ pub fn minimize(
         }
         // Weak Wolfe line search by expansion and bisection (Lewis & Overton): the curvature
         // condition keeps every stored pair's yᵀs positive, so the history stays useful.
-        let (mut lo, mut hi, mut step) = (0.0, f64::INFINITY, 1.0);
+        // Without curvature information the direction is the raw gradient, whose length
+        // says nothing about a good step: start with a move of at most 0.1 per coordinate.
+        let first_step = if no_curvature {
+            (0.1 / d.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300)).min(1.0)
+        } else {
+            1.0
+        };
+        let (mut lo, mut hi, mut step) = (0.0, f64::INFINITY, first_step);
         let mut accepted = None;
         let mut armijo_only = None;
         for _ in 0..40 {
@@ -123,7 +136,7 @@ pub fn minimize(
             let (ft, gt) = f(&trial);
             if !ft.is_finite() || ft > fx + 1e-4 * slope {
                 hi = step;
-            } else if dot(&gt, &moved) < 0.9 * slope {
+            } else if options.wolfe && dot(&gt, &moved) < 0.9 * slope {
                 // Expanding is pointless once the projection pins the step to the bounds.
                 let pinned = armijo_only.as_ref().is_some_and(
                     |(prev, _, _, _): &(Vec<f64>, f64, Vec<f64>, Vec<f64>)| *prev == trial,
@@ -200,6 +213,7 @@ mod tests {
             gtol: 1e-8,
             max_iters: 500,
             memory: 10,
+            wolfe: true,
         };
         let (x, f) = minimize(rosen, vec![-1.2, 1.0], None, opts);
         assert!(f < 1e-10 && (x[0] - 1.0).abs() < 1e-4, "{x:?} {f}");

@@ -296,6 +296,7 @@ pub fn fit(inputs: &Inputs, y: &[f64], start: &KernelParams) -> KernelParams {
         gtol: 1e-2,
         max_iters: 100,
         memory: 10,
+        wolfe: true,
     };
     let pairs = PairDiffs::new(inputs);
     let (raw, value) = minimize(
