@@ -45,9 +45,6 @@ pub struct GpModel {
     pub params: KernelParams,
     llt: faer::linalg::solvers::Llt<f64>,
     alpha: Vec<f64>,
-    /// `K⁻¹` `(n, n)` row-major, formed on first use: the local search asks for many
-    /// single-point gradients, where a mat-vec beats two triangular solves.
-    k_inv: std::sync::OnceLock<Vec<f64>>,
 }
 
 /// `K = s·matern(X, X) + ν·I`.
@@ -82,7 +79,6 @@ impl GpModel {
             params,
             llt,
             alpha: (0..y.len()).map(|i| alpha[(i, 0)]).collect(),
-            k_inv: std::sync::OnceLock::new(),
         })
     }
 
@@ -136,14 +132,11 @@ impl GpModel {
             dk_scale[i] = 2.0 * p.scale * matern52_grad_r2(r2);
         }
         let mean: f64 = kstar.iter().zip(&self.alpha).map(|(k, a)| k * a).sum();
-        let k_inv = self.k_inv.get_or_init(|| {
-            let inv = self.llt.inverse();
-            (0..n * n).map(|e| inv[(e / n, e % n)]).collect()
-        });
-        let w: Vec<f64> = k_inv
-            .chunks_exact(n.max(1))
-            .map(|row| dot(row, &kstar))
-            .collect();
+        // K⁻¹·k* by two triangular solves (n² flops): cheaper than forming K⁻¹ (n³) for
+        // the few dozen points a local search visits.
+        let mut solved = Mat::<f64>::from_fn(n, 1, |i, _| kstar[i]);
+        self.llt.solve_in_place(solved.as_mut());
+        let w: Vec<f64> = solved.col(0).iter().copied().collect();
         let explained: f64 = kstar.iter().zip(&w).map(|(k, w)| k * w).sum();
         let var = (p.scale - explained).max(1e-12);
         let mut dmean = vec![0.0; d];
@@ -161,26 +154,6 @@ impl GpModel {
         }
         (mean, var, dmean, dvar)
     }
-}
-
-/// `a·b` with eight independent accumulators, so the compiler can vectorise it (a single
-/// running sum fixes the addition order and forbids that); this mat-vec dominates the
-/// acquisition's local search.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f64>() + tail
 }
 
 /// The raw (log) parameters the fit optimises: `(ln λ, ln s, ln(ν − ν_min))`.
