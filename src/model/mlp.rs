@@ -162,7 +162,6 @@ fn forward<'w, T: Real>(
 
 /// Mean-loss gradient of one minibatch into `grad` (same layout as `params`); returns the
 /// loss sum and correct count of the batch (with dropout active, as trained).
-#[allow(clippy::too_many_arguments)]
 pub fn forward_backward<T: Real>(
     arch: &MlpArch,
     params: &[T],

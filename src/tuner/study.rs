@@ -6,7 +6,7 @@ use super::trial::{FrozenTrial, TrialState};
 use crate::error::{Error, Result};
 use crate::rng::derive_seed;
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space, SpaceError};
-use crate::storage::{Op, Storage, StudyHeader, StudyState};
+use crate::storage::{Op, Storage, StudyState};
 
 /// How a trial ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,21 +63,6 @@ impl Study {
             maximize,
             seed,
         )
-    }
-
-    /// The header a journal records for this study.
-    pub fn header(&self, space_text: &str) -> StudyHeader {
-        StudyHeader {
-            direction: if self.maximize {
-                "maximize"
-            } else {
-                "minimize"
-            }
-            .into(),
-            sampler: self.kind.name().into(),
-            seed: self.seed,
-            space: space_text.into(),
-        }
     }
 
     pub fn space(&self) -> &Space {

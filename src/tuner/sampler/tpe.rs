@@ -193,15 +193,12 @@ fn split<'a>(
     complete.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number)));
     pruned.sort_by(|a, b| a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1)));
     let (mut below, mut above) = (Vec::new(), running);
-    for (t, _) in complete {
-        if n_below > 0 {
-            below.push(t);
-            n_below -= 1;
-        } else {
-            above.push(t);
-        }
-    }
-    for (t, _) in pruned {
+    // Complete trials fill the good group first, then the best pruned ones.
+    let ranked = complete
+        .into_iter()
+        .map(|(t, _)| t)
+        .chain(pruned.into_iter().map(|(t, _)| t));
+    for t in ranked {
         if n_below > 0 {
             below.push(t);
             n_below -= 1;
