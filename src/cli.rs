@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
-use crate::sweep::{prepare_data, run_sweep, RungReport, SweepOutcome};
+use crate::sweep::{bracket_plans, prepare_data, run_sweep, RungReport, SweepOutcome};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
@@ -315,14 +315,15 @@ fn run(
     let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
     let mut log = RunLog::create(&run_dir)?;
     if !quiet {
-        let rungs = sweep
-            .halving
-            .map_or_else(|| vec![sweep.epochs], |h| h.rungs());
+        let plans = bracket_plans(&sweep);
+        let shape: Vec<String> = plans
+            .iter()
+            .map(|p| format!("{} trials, rungs at {:?} epochs", p.trials, p.rungs))
+            .collect();
         println!(
-            "sweep `{}` from {source}: {} trials, rungs at {:?} epochs, backend {}",
+            "sweep `{}` from {source}: {}; backend {}",
             sweep.name,
-            sweep.run_cap,
-            rungs,
+            shape.join(" | "),
             backend.name()
         );
         println!(
@@ -338,8 +339,13 @@ fn run(
             let leader = r.leader.map_or("no finite value".into(), |(t, v)| {
                 format!("leader trial {t} {metric} {v:.4}")
             });
+            let bracket = if r.brackets > 1 {
+                format!("bracket {}/{} ", r.bracket + 1, r.brackets)
+            } else {
+                String::new()
+            };
             println!(
-                "rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s)",
+                "{bracket}rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s)",
                 r.rung + 1,
                 r.rungs,
                 r.budget,

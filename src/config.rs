@@ -9,7 +9,7 @@ use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
 use crate::train::METRIC_NAMES;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
-use crate::tuner::scheduler::SuccessiveHalving;
+use crate::tuner::scheduler::{brackets, SuccessiveHalving};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +25,23 @@ pub struct Metric {
     pub maximize: bool,
 }
 
+/// How a sweep spends its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every trial trains the full budget.
+    Full,
+    /// One successive-halving bracket over all `run_cap` trials (`early_terminate`, or
+    /// `scheduler: {type: sh}`).
+    Halving(SuccessiveHalving),
+    /// Hyperband's brackets (`scheduler: {type: hyperband}`), run one after another; the
+    /// trial count is Hyperband's, and `run_cap` must allow it.
+    Hyperband {
+        min_budget: usize,
+        max_budget: usize,
+        eta: usize,
+    },
+}
+
 /// A validated sweep.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sweep {
@@ -35,8 +52,8 @@ pub struct Sweep {
     pub sampler: SamplerKind,
     /// Trials in the sweep (W&B's `run_cap`); default 27, or the grid's size for `grid`.
     pub run_cap: usize,
-    /// Early termination; `None` trains every trial for the full budget.
-    pub halving: Option<SuccessiveHalving>,
+    /// How trials are stopped early (or not).
+    pub schedule: Schedule,
     pub split: SplitFractions,
     pub defaults: KnobDefaults,
     /// Full training budget of one trial, in epochs; default 27.
@@ -59,6 +76,7 @@ struct RawSweep {
     parameters: Option<BTreeMap<String, RawParam>>,
     run_cap: Option<u64>,
     early_terminate: Option<RawEarlyTerminate>,
+    scheduler: Option<RawScheduler>,
     data: Option<RawData>,
     model: Option<RawModel>,
     train: Option<RawTrain>,
@@ -70,6 +88,16 @@ struct RawSweep {
 struct RawMetric {
     name: String,
     goal: Option<String>,
+}
+
+/// popsweep's own scheduler key: `{type: sh|hyperband, min_budget, eta}` (epochs).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    #[serde(rename = "type")]
+    kind: String,
+    min_budget: Option<u64>,
+    eta: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -224,12 +252,19 @@ impl Ctx<'_> {
             32,
             &["train", "batch_size"],
         )?;
-        let (halving, epochs) = match raw.early_terminate {
-            Some(et) => {
-                let halving = self.halving(et, epochs, train.and_then(|t| t.epochs).is_some())?;
-                (Some(halving), halving.max_budget)
+        let (schedule, epochs) = match (raw.early_terminate, raw.scheduler) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &["scheduler"],
+                    "give either `early_terminate` or `scheduler`, not both".into(),
+                ))
             }
-            None => (None, epochs),
+            (Some(et), None) => {
+                let halving = self.halving(et, epochs, train.and_then(|t| t.epochs).is_some())?;
+                (Schedule::Halving(halving), halving.max_budget)
+            }
+            (None, Some(raw)) => (self.scheduler(raw, epochs)?, epochs),
+            (None, None) => (Schedule::Full, epochs),
         };
         let space = parse_parameters(raw.parameters.unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
@@ -250,13 +285,35 @@ impl Ctx<'_> {
             }
             (_, cap) => self.positive(cap, 27, &["run_cap"])?,
         };
+        let run_cap = match schedule {
+            Schedule::Hyperband {
+                min_budget,
+                max_budget,
+                eta,
+            } => {
+                let needed: usize = brackets(min_budget, max_budget, eta)
+                    .iter()
+                    .map(|b| b.trials())
+                    .sum();
+                match raw.run_cap {
+                    Some(cap) if (cap as usize) < needed => {
+                        return Err(self.err(
+                            &["run_cap"],
+                            format!("hyperband's brackets need {needed} trials; run_cap is {cap}"),
+                        ))
+                    }
+                    _ => needed,
+                }
+            }
+            _ => run_cap,
+        };
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
             space,
             sampler,
             run_cap,
-            halving,
+            schedule,
             split: self.split(raw.data)?,
             defaults,
             epochs,
@@ -373,6 +430,39 @@ impl Ctx<'_> {
                 base.width as f64,
             )? as usize,
         })
+    }
+
+    /// popsweep's `scheduler`: `sh` (one bracket) or `hyperband` (all brackets), with the
+    /// minimum budget (default 1 epoch) and η (default 3); the maximum is `train.epochs`.
+    fn scheduler(&self, raw: RawScheduler, epochs: usize) -> Result<Schedule> {
+        let at = |key: &'static str| ["scheduler", key];
+        let eta = raw.eta.unwrap_or(3) as usize;
+        if eta < 2 {
+            return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
+        }
+        let min_budget = raw.min_budget.unwrap_or(1) as usize;
+        if min_budget == 0 || min_budget > epochs {
+            return Err(self.err(
+                &at("min_budget"),
+                format!("min_budget {min_budget} must be in 1..={epochs} (train.epochs)"),
+            ));
+        }
+        match raw.kind.as_str() {
+            "sh" => Ok(Schedule::Halving(SuccessiveHalving {
+                min_budget,
+                max_budget: epochs,
+                eta,
+            })),
+            "hyperband" => Ok(Schedule::Hyperband {
+                min_budget,
+                max_budget: epochs,
+                eta,
+            }),
+            other => Err(self.err(
+                &at("type"),
+                format!("scheduler `{other}` is not supported yet (supported: sh, hyperband)"),
+            )),
+        }
     }
 
     /// W&B's hyperband: rungs at `min_iter·η^k` epochs up to the maximum; `min_iter` may
@@ -604,7 +694,7 @@ mod tests {
     fn default_sweep_is_valid() {
         let sweep = parse(DEFAULT_SWEEP, DEFAULT_SWEEP_NAME).unwrap();
         assert!(sweep.metric.maximize);
-        assert!(sweep.halving.is_some());
+        assert!(matches!(sweep.schedule, Schedule::Halving(_)));
         assert!(!sweep.space.params.is_empty());
     }
 
@@ -685,7 +775,9 @@ mod tests {
             }
         ));
         assert!(matches!(dist("lr"), Distribution::Float { log: false, .. }));
-        let sh = sweep.halving.unwrap();
+        let Schedule::Halving(sh) = sweep.schedule else {
+            panic!("early_terminate gives successive halving")
+        };
         assert_eq!((sh.min_budget, sh.max_budget, sh.eta), (3, 27, 3));
     }
 

@@ -6,15 +6,15 @@
 //! population. Without early termination there is one rung at the full budget.
 
 use crate::backend::{Backend, EpochPlan};
-use crate::config::Sweep;
+use crate::config::{Schedule, Sweep};
 use crate::data::{split_stratified, Dataset, HeldOutTest, TuningData};
 use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
 use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
-use crate::train::{EpochMetrics, Member, Population};
-use crate::tuner::scheduler::{rank, Score};
+use crate::train::{EpochMetrics, Population};
+use crate::tuner::scheduler::{brackets, rank, Score, SuccessiveHalving};
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
 use serde::Serialize;
@@ -75,9 +75,10 @@ pub struct Summary {
     pub goal: &'static str,
     pub backend: &'static str,
     pub seed: u64,
+    /// Members trained at once (the largest bracket).
     pub population: usize,
-    /// Rung budgets in epochs.
-    pub rungs: Vec<usize>,
+    /// The brackets run, in order: trials started and rung budgets in epochs.
+    pub brackets: Vec<BracketPlan>,
     pub best: Option<Best>,
     /// Trial counts per state.
     pub trials: BTreeMap<&'static str, usize>,
@@ -88,6 +89,8 @@ pub struct Summary {
 /// What happened at one rung, for progress output.
 #[derive(Clone, Debug)]
 pub struct RungReport {
+    pub bracket: usize,
+    pub brackets: usize,
     pub rung: usize,
     pub rungs: usize,
     pub budget: usize,
@@ -106,8 +109,40 @@ pub struct SweepOutcome {
     pub trials: Vec<TrialRecord>,
 }
 
+/// One successive-halving bracket of a sweep: how many trials start, and their rungs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BracketPlan {
+    pub trials: usize,
+    /// Rung budgets in epochs; the last is the full budget.
+    pub rungs: Vec<usize>,
+    #[serde(skip)]
+    pub halving: Option<SuccessiveHalving>,
+}
+
+/// The brackets `sweep` runs, in order.
+pub fn bracket_plans(sweep: &Sweep) -> Vec<BracketPlan> {
+    let plan = |trials, halving: Option<SuccessiveHalving>| BracketPlan {
+        trials,
+        rungs: halving.map_or_else(|| vec![sweep.epochs], |h| h.rungs()),
+        halving,
+    };
+    match sweep.schedule {
+        Schedule::Full => vec![plan(sweep.run_cap, None)],
+        Schedule::Halving(h) => vec![plan(sweep.run_cap, Some(h))],
+        Schedule::Hyperband {
+            min_budget,
+            max_budget,
+            eta,
+        } => brackets(min_budget, max_budget, eta)
+            .iter()
+            .map(|b| plan(b.trials(), Some(b.halving(eta))))
+            .collect(),
+    }
+}
+
 /// Runs `sweep` on `tuning` with `backend`, recording into `log`, and finally evaluates the
-/// best trial once on `held_out`.
+/// best trial once on `held_out`. Brackets run one after another, each as one population;
+/// the sampler sees the finished brackets' results when it suggests the next one.
 pub fn run_sweep(
     sweep: &Sweep,
     tuning: &TuningData,
@@ -124,169 +159,79 @@ pub fn run_sweep(
         derive_seed(sweep.seed, SEED_SAMPLER),
     )
     .map_err(Error::Run)?;
-    let params: Vec<Params> = study
-        .ask_batch(sweep.run_cap)?
-        .into_iter()
-        .map(|t| t.params)
-        .collect();
-    let mut pop = Population::new();
-    for (number, p) in params.iter().enumerate() {
-        let seed = derive_seed(derive_seed(sweep.seed, SEED_TRIALS), number as u64);
-        let spec = member_spec(
-            p,
-            &sweep.defaults,
-            tuning.train.n_features,
-            tuning.train.n_classes,
-            seed,
-        );
-        pop.insert(number, spec);
-    }
-    let rungs = sweep
-        .halving
-        .map_or_else(|| vec![sweep.epochs], |h| h.rungs());
+    let plans = bracket_plans(sweep);
     let metric = &sweep.metric;
-    let mut rung_values: Vec<Vec<RungValue>> = vec![Vec::new(); params.len()];
     let mut finished: Vec<TrialRecord> = Vec::new();
-    let finish = |member: &Member, state, rung_values: &mut Vec<Vec<RungValue>>| TrialRecord {
-        number: member.trial,
-        params: params[member.trial].clone(),
-        state,
-        epochs: member.epochs,
-        rungs: std::mem::take(&mut rung_values[member.trial]),
-        history: member.history.clone(),
-        error: member.failure.as_ref().map(|f| f.to_string()),
-    };
-    let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
-
-    for (k, &budget) in rungs.iter().enumerate() {
-        let rung_started = Instant::now();
-        let trained = pop.len();
-        // Synchronous: every alive member is at the same epoch, so one shared order serves all.
-        while let Some(epoch) = pop
-            .members()
-            .iter()
-            .filter(|m| m.is_alive())
-            .map(|m| m.epochs)
-            .min()
-            .filter(|&e| e < budget)
-        {
-            let plan = EpochPlan {
-                order: permutation(
-                    tuning.train.len(),
-                    shuffle_seed,
-                    Stream::Shuffle,
-                    epoch as u32,
-                ),
-                batch_size: sweep.batch_size,
-            };
-            backend.train_epoch(&mut pop, &tuning.train, &tuning.val, &plan);
+    // The best complete trial so far, kept alive (weights included) for the final test.
+    let mut champion: Option<(Population, TrialRecord)> = None;
+    for (b, plan) in plans.iter().enumerate() {
+        let mut pop = Population::new();
+        let mut params: BTreeMap<usize, Params> = BTreeMap::new();
+        for t in study.ask_batch(plan.trials)? {
+            let seed = derive_seed(derive_seed(sweep.seed, SEED_TRIALS), t.number as u64);
+            let spec = member_spec(
+                &t.params,
+                &sweep.defaults,
+                tuning.train.n_features,
+                tuning.train.n_classes,
+                seed,
+            );
+            pop.insert(t.number, spec);
+            params.insert(t.number, t.params);
         }
-        let scores: Vec<Option<Score>> = pop
-            .members()
-            .iter()
-            .map(|m| {
-                m.is_alive()
-                    .then(|| score(m.history.last(), &metric.name))
-                    .flatten()
-            })
-            .collect();
-        for (member, score) in pop.members().iter().zip(&scores) {
-            if let Some(score) = score {
-                rung_values[member.trial].push(RungValue {
-                    rung: k,
-                    epochs: member.epochs,
-                    value: score.value,
-                });
+        let context = BracketContext {
+            sweep,
+            tuning,
+            backend,
+            plan,
+            bracket: (b, plans.len()),
+            params: &params,
+        };
+        let records = context.run(&mut pop, log, on_rung)?;
+        for r in &records {
+            let outcome = match (r.state, r.rungs.last()) {
+                (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
+                (TrialState::Pruned, _) => Outcome::Pruned,
+                _ => Outcome::Failed,
+            };
+            study.tell(r.number, outcome)?;
+        }
+        if let Some(best) = best_complete(&records, &metric.name, metric.maximize) {
+            let contenders: Vec<&TrialRecord> =
+                champion.iter().map(|(_, r)| r).chain([best]).collect();
+            let scores: Vec<Option<Score>> = contenders
+                .iter()
+                .map(|r| score(r.history.last(), &metric.name))
+                .collect();
+            if rank(&scores, metric.maximize).first() == Some(&(contenders.len() - 1)) {
+                let trial = best.number;
+                pop.retain(|m| m.trial == trial);
+                champion = Some((pop, best.clone()));
             }
         }
-        let last_rung = k + 1 == rungs.len();
-        let continuing: Vec<usize> = match sweep.halving {
-            Some(h) if !last_rung => h.select(&scores, metric.maximize),
-            _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
-        };
-        let leader = rank(&scores, metric.maximize)
-            .first()
-            .and_then(|&i| Some((pop.members()[i].trial, scores[i]?.value)));
-        let mut keep = vec![false; pop.len()];
-        for &i in &continuing {
-            keep[i] = true;
-        }
-        let mut failed = 0;
-        for (slot, member) in pop.members().iter().enumerate() {
-            let state = if !member.is_alive() {
-                failed += 1;
-                TrialState::Failed
-            } else if last_rung {
-                TrialState::Complete
-            } else if keep[slot] {
-                continue;
-            } else {
-                TrialState::Pruned
-            };
-            let record = finish(member, state, &mut rung_values);
-            log.append_trial(&record)?;
-            finished.push(record);
-        }
-        log.sync()?;
-        on_rung(&RungReport {
-            rung: k,
-            rungs: rungs.len(),
-            budget,
-            trained,
-            continuing: if last_rung { 0 } else { continuing.len() },
-            failed,
-            leader,
-            seconds: rung_started.elapsed().as_secs_f64(),
-        });
-        if last_rung {
-            break;
-        }
-        let continuing_trials: Vec<usize> =
-            continuing.iter().map(|&i| pop.members()[i].trial).collect();
-        pop.retain(|m| continuing_trials.contains(&m.trial));
-        if pop.is_empty() {
-            break;
-        }
+        finished.extend(records);
     }
 
-    let best = best_complete(&finished, &metric.name, metric.maximize);
-    let best = match best {
-        Some(record) => {
-            let slot = pop
-                .members()
-                .iter()
-                .position(|m| m.trial == record.number)
-                .expect("a complete trial stays in the population");
-            let scored = held_out.final_evaluation(|rows| backend.evaluate(&pop, slot, rows));
-            let last = record
-                .rungs
-                .last()
-                .expect("a complete trial has a rung value");
-            Some(Best {
-                trial: record.number,
-                params: record.params.clone(),
-                val: last.value,
-                test: if metric.name.ends_with("accuracy") {
-                    scored.accuracy
-                } else {
-                    scored.loss
-                },
-                test_accuracy: scored.accuracy,
-                test_loss: scored.loss,
-                epochs: record.epochs,
-            })
+    let best = champion.map(|(pop, record)| {
+        let scored = held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows));
+        let last = record.rungs.last().map_or(f64::NAN, |v| v.value);
+        Best {
+            trial: record.number,
+            params: record.params.clone(),
+            val: last,
+            test: if metric.name.ends_with("accuracy") {
+                scored.accuracy
+            } else {
+                scored.loss
+            },
+            test_accuracy: scored.accuracy,
+            test_loss: scored.loss,
+            epochs: record.epochs,
         }
-        None => None,
-    };
+    });
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
     for r in &finished {
         *counts.entry(state_name(r.state)).or_default() += 1;
-        let outcome = match (r.state, r.rungs.last()) {
-            (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
-            (TrialState::Pruned, _) => Outcome::Pruned,
-            _ => Outcome::Failed,
-        };
-        study.tell(r.number, outcome)?;
     }
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
@@ -299,8 +244,8 @@ pub fn run_sweep(
         },
         backend: backend.name(),
         seed: sweep.seed,
-        population: params.len(),
-        rungs,
+        population: plans.iter().map(|p| p.trials).max().unwrap_or(0),
+        brackets: plans,
         best,
         trials: counts,
         epochs_total: finished.iter().map(|r| r.epochs).sum(),
@@ -318,6 +263,134 @@ pub fn run_sweep(
         summary,
         trials: finished,
     })
+}
+
+/// What one bracket needs to run.
+struct BracketContext<'a> {
+    sweep: &'a Sweep,
+    tuning: &'a TuningData,
+    backend: &'a dyn Backend,
+    plan: &'a BracketPlan,
+    /// (index, count) for progress.
+    bracket: (usize, usize),
+    params: &'a BTreeMap<usize, Params>,
+}
+
+impl BracketContext<'_> {
+    /// Synchronous successive halving over `pop`: every alive member trains to the rung's
+    /// budget, the best `⌊n/η⌋` continue from their weights, the rest are recorded (in
+    /// `log`, as they finish) and leave. Returns the bracket's trial records; `pop` keeps
+    /// the members that completed.
+    fn run(
+        &self,
+        pop: &mut Population,
+        log: &mut RunLog,
+        on_rung: &mut dyn FnMut(&RungReport),
+    ) -> Result<Vec<TrialRecord>> {
+        let (sweep, tuning, metric) = (self.sweep, self.tuning, &self.sweep.metric);
+        let rungs = &self.plan.rungs;
+        let mut rung_values: BTreeMap<usize, Vec<RungValue>> = BTreeMap::new();
+        let mut finished = Vec::new();
+        let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
+        for (k, &budget) in rungs.iter().enumerate() {
+            let rung_started = Instant::now();
+            let trained = pop.len();
+            // Synchronous: every alive member is at the same epoch, so one shared order serves all.
+            while let Some(epoch) = pop
+                .members()
+                .iter()
+                .filter(|m| m.is_alive())
+                .map(|m| m.epochs)
+                .min()
+                .filter(|&e| e < budget)
+            {
+                let plan = EpochPlan {
+                    order: permutation(
+                        tuning.train.len(),
+                        shuffle_seed,
+                        Stream::Shuffle,
+                        epoch as u32,
+                    ),
+                    batch_size: sweep.batch_size,
+                };
+                self.backend
+                    .train_epoch(pop, &tuning.train, &tuning.val, &plan);
+            }
+            let scores: Vec<Option<Score>> = pop
+                .members()
+                .iter()
+                .map(|m| {
+                    m.is_alive()
+                        .then(|| score(m.history.last(), &metric.name))
+                        .flatten()
+                })
+                .collect();
+            for (member, score) in pop.members().iter().zip(&scores) {
+                if let Some(score) = score {
+                    rung_values
+                        .entry(member.trial)
+                        .or_default()
+                        .push(RungValue {
+                            rung: k,
+                            epochs: member.epochs,
+                            value: score.value,
+                        });
+                }
+            }
+            let last_rung = k + 1 == rungs.len();
+            let continuing: Vec<usize> = match self.plan.halving {
+                Some(h) if !last_rung => h.select(&scores, metric.maximize),
+                _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
+            };
+            let leader = rank(&scores, metric.maximize)
+                .first()
+                .and_then(|&i| Some((pop.members()[i].trial, scores[i]?.value)));
+            let mut failed = 0;
+            for (slot, member) in pop.members().iter().enumerate() {
+                let state = if !member.is_alive() {
+                    failed += 1;
+                    TrialState::Failed
+                } else if last_rung {
+                    TrialState::Complete
+                } else if continuing.contains(&slot) {
+                    continue;
+                } else {
+                    TrialState::Pruned
+                };
+                let record = TrialRecord {
+                    number: member.trial,
+                    params: self.params[&member.trial].clone(),
+                    state,
+                    epochs: member.epochs,
+                    rungs: rung_values.remove(&member.trial).unwrap_or_default(),
+                    history: member.history.clone(),
+                    error: member.failure.as_ref().map(|f| f.to_string()),
+                };
+                log.append_trial(&record)?;
+                finished.push(record);
+            }
+            log.sync()?;
+            on_rung(&RungReport {
+                bracket: self.bracket.0,
+                brackets: self.bracket.1,
+                rung: k,
+                rungs: rungs.len(),
+                budget,
+                trained,
+                continuing: if last_rung { 0 } else { continuing.len() },
+                failed,
+                leader,
+                seconds: rung_started.elapsed().as_secs_f64(),
+            });
+            let continuing_trials: Vec<usize> =
+                continuing.iter().map(|&i| pop.members()[i].trial).collect();
+            pop.retain(|m| continuing_trials.contains(&m.trial));
+            if last_rung || pop.is_empty() {
+                break;
+            }
+        }
+        Ok(finished)
+    }
 }
 
 fn state_name(state: TrialState) -> &'static str {

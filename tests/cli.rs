@@ -137,3 +137,53 @@ fn small_sweep_writes_trials_and_summary() {
     ]);
     assert_eq!(again.status.code(), Some(2));
 }
+
+#[test]
+fn hyperband_scheduler_runs_every_bracket() {
+    let path = temp("hyperband.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{HEAD}name: hb\nscheduler: {{type: hyperband, min_budget: 1, eta: 3}}\n\
+             parameters:\n  lr: {{distribution: log_uniform_values, min: 0.02, max: 0.2}}\n\
+             train: {{epochs: 3}}\nmodel: {{depth: 1, width: 16}}\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = temp("hyperband.run");
+    let out = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    // R = 3, η = 3: bracket s=1 starts 3 trials at 1 epoch and keeps 1 to 3 epochs;
+    // bracket s=0 trains 2 trials for 3 epochs.
+    let brackets: Vec<(u64, Vec<u64>)> = summary["brackets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let rungs = b["rungs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_u64().unwrap())
+                .collect();
+            (b["trials"].as_u64().unwrap(), rungs)
+        })
+        .collect();
+    assert_eq!(brackets, vec![(3, vec![1, 3]), (2, vec![3])]);
+    assert_eq!(summary["trials"]["complete"], 3);
+    assert_eq!(summary["trials"]["pruned"], 2);
+    assert_eq!(summary["epochs_total"], 3 + 2 + 2 * 3);
+    assert!(summary["best"]["test"].as_f64().unwrap() > 0.5);
+}

@@ -1,8 +1,10 @@
 //! Schedulers: at each rung, which members continue and which stop.
 
 mod halving;
+pub mod hyperband;
 
 pub use halving::SuccessiveHalving;
+pub use hyperband::{brackets, Bracket};
 
 /// A member's standing at a rung: the sweep metric, and a lower-is-better tie-break
 /// (validation loss in a sweep). Accuracy on a few hundred validation rows ties often;
