@@ -4,13 +4,12 @@
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::config::{self, Sweep};
-use crate::data::digits;
 use crate::error::Error;
 use crate::error::Result;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
-use crate::sweep::{bracket_plans, prepare_data, run_sweep, RungReport, SweepOutcome};
+use crate::sweep::{bracket_plans, load_data, run_sweep, RungReport, SweepOutcome};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
@@ -310,8 +309,7 @@ fn run(
         ),
     };
     let backend = threads.map_or_else(CpuBackend::with_all_cores, CpuBackend::new);
-    let data = digits::load()?;
-    let (tuning, held_out) = prepare_data(&sweep, &data);
+    let (tuning, held_out, data_name) = load_data(&sweep)?;
     let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
     let mut log = RunLog::create(&run_dir)?;
     if !quiet {
@@ -327,7 +325,7 @@ fn run(
             backend.name()
         );
         println!(
-            "data: digits, {} train / {} validation / {} test rows (test held out until the end)",
+            "data: {data_name}, {} train / {} validation / {} test rows (test held out until the end)",
             tuning.train.len(),
             tuning.val.len(),
             held_out.len()

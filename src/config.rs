@@ -3,7 +3,8 @@
 //! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
 //! error names the file, the field as a dotted path and, where it can be found, the line.
 
-use crate::data::SplitFractions;
+use crate::data::csv::LabelColumn;
+use crate::data::{DataSource, SplitFractions};
 use crate::error::{Error, Result};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
@@ -12,7 +13,7 @@ use crate::tuner::sampler::{GridSampler, SamplerKind};
 use crate::tuner::scheduler::{brackets, SuccessiveHalving};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The sweep `popsweep run` uses when given no file: `examples/digits.yaml`.
 pub const DEFAULT_SWEEP: &str = include_str!("../examples/digits.yaml");
@@ -54,7 +55,12 @@ pub struct Sweep {
     pub run_cap: usize,
     /// How trials are stopped early (or not).
     pub schedule: Schedule,
+    /// Where the data comes from; relative paths are relative to the sweep file.
+    pub data: DataSource,
+    /// Train/validation/test fractions (when the data has no test set of its own).
     pub split: SplitFractions,
+    /// Validation fraction of a shipped train set (when it has a test set; default 0.1).
+    pub val_fraction: f64,
     pub defaults: KnobDefaults,
     /// Full training budget of one trial, in epochs; default 27.
     pub epochs: usize,
@@ -114,8 +120,22 @@ struct RawEarlyTerminate {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawData {
+    /// `digits` (embedded; the default), or a format with its files.
     dataset: Option<String>,
+    /// `idx` or `csv`.
+    format: Option<String>,
+    train_images: Option<String>,
+    train_labels: Option<String>,
+    test_images: Option<String>,
+    test_labels: Option<String>,
+    /// CSV file.
+    path: Option<String>,
+    /// CSV label column: a header name or a 0-based index (default: the last column).
+    label: Option<serde_yaml_ng::Value>,
     split: Option<RawSplit>,
+    /// Fraction of a shipped train set held for validation when a test set is given
+    /// (default 0.1).
+    val_fraction: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -150,7 +170,27 @@ struct RawTrain {
 /// Reads and validates a sweep file.
 pub fn load(path: &Path) -> Result<Sweep> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse(&text, &path.display().to_string())
+    let mut sweep = parse(&text, &path.display().to_string())?;
+    // Data paths are relative to the sweep file, so a sweep runs from any directory.
+    let base = path.parent().unwrap_or(Path::new(""));
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    match &mut sweep.data {
+        DataSource::Digits => {}
+        DataSource::Idx { train, test } => {
+            resolve(&mut train.0);
+            resolve(&mut train.1);
+            if let Some((images, labels)) = test {
+                resolve(images);
+                resolve(labels);
+            }
+        }
+        DataSource::Csv { path, .. } => resolve(path),
+    }
+    Ok(sweep)
 }
 
 /// Validates sweep-file text; `file` names it in errors.
@@ -307,6 +347,7 @@ impl Ctx<'_> {
             }
             _ => run_cap,
         };
+        let (data, split, val_fraction) = self.data(raw.data)?;
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -314,7 +355,9 @@ impl Ctx<'_> {
             sampler,
             run_cap,
             schedule,
-            split: self.split(raw.data)?,
+            data,
+            split,
+            val_fraction,
             defaults,
             epochs,
             batch_size,
@@ -524,36 +567,87 @@ impl Ctx<'_> {
         })
     }
 
-    fn split(&self, raw: Option<RawData>) -> Result<SplitFractions> {
+    /// The data source, the split fractions and the validation fraction.
+    fn data(&self, raw: Option<RawData>) -> Result<(DataSource, SplitFractions, f64)> {
         let Some(raw) = raw else {
-            return Ok(SplitFractions::default());
+            return Ok((DataSource::Digits, SplitFractions::default(), 0.1));
         };
-        if let Some(name) = raw.dataset.as_deref().filter(|&d| d != "digits") {
+        let at = |key: &'static str| ["data", key];
+        let split = match &raw.split {
+            None => SplitFractions::default(),
+            Some(s) => {
+                let parts = [s.train, s.val, s.test];
+                if parts.iter().any(|&f| !(f > 0.0 && f < 1.0))
+                    || (parts.iter().sum::<f64>() - 1.0).abs() > 1e-6
+                {
+                    return Err(self.err(
+                        &at("split"),
+                        format!(
+                            "train {}, val {}, test {} must each be in (0, 1) and sum to 1",
+                            s.train, s.val, s.test
+                        ),
+                    ));
+                }
+                SplitFractions {
+                    train: s.train,
+                    val: s.val,
+                    test: s.test,
+                }
+            }
+        };
+        let val_fraction = raw.val_fraction.unwrap_or(0.1);
+        if !(val_fraction > 0.0 && val_fraction < 1.0) {
             return Err(self.err(
-                &["data", "dataset"],
-                format!("data set `{name}` is not supported yet (supported: digits)"),
+                &at("val_fraction"),
+                format!("{val_fraction} must be in (0, 1)"),
             ));
         }
-        let Some(s) = raw.split else {
-            return Ok(SplitFractions::default());
+        let need = |key: &'static str, v: &Option<String>| {
+            v.as_ref().map(PathBuf::from).ok_or_else(|| {
+                self.err(
+                    &["data"],
+                    format!(
+                        "format {} needs `{key}`",
+                        raw.format.as_deref().unwrap_or("?")
+                    ),
+                )
+            })
         };
-        let parts = [s.train, s.val, s.test];
-        if parts.iter().any(|&f| !(f > 0.0 && f < 1.0))
-            || (parts.iter().sum::<f64>() - 1.0).abs() > 1e-6
-        {
-            return Err(self.err(
-                &["data", "split"],
-                format!(
-                    "train {}, val {}, test {} must each be in (0, 1) and sum to 1",
-                    s.train, s.val, s.test
-                ),
-            ));
-        }
-        Ok(SplitFractions {
-            train: s.train,
-            val: s.val,
-            test: s.test,
-        })
+        let source = match (raw.dataset.as_deref(), raw.format.as_deref()) {
+            (None | Some("digits"), None) => DataSource::Digits,
+            (Some(name), None) => {
+                return Err(self.err(
+                    &at("dataset"),
+                    format!("data set `{name}` is not built in (built in: digits; or give `format: idx|csv` with files)"),
+                ))
+            }
+            (_, Some("idx")) => {
+                let train = (need("train_images", &raw.train_images)?, need("train_labels", &raw.train_labels)?);
+                let test = match (&raw.test_images, &raw.test_labels) {
+                    (Some(i), Some(l)) => Some((PathBuf::from(i), PathBuf::from(l))),
+                    (None, None) => None,
+                    _ => return Err(self.err(&["data"], "give both test_images and test_labels, or neither".into())),
+                };
+                DataSource::Idx { train, test }
+            }
+            (_, Some("csv")) => {
+                let label = match &raw.label {
+                    None => LabelColumn::Last,
+                    Some(serde_yaml_ng::Value::String(name)) => LabelColumn::Name(name.clone()),
+                    Some(v) => LabelColumn::Index(v.as_u64().ok_or_else(|| {
+                        self.err(&at("label"), format!("`{v:?}` must be a column name or a 0-based index"))
+                    })? as usize),
+                };
+                DataSource::Csv {
+                    path: need("path", &raw.path)?,
+                    label,
+                }
+            }
+            (_, Some(other)) => {
+                return Err(self.err(&at("format"), format!("format `{other}` is not supported (supported: idx, csv)")))
+            }
+        };
+        Ok((source, split, val_fraction))
     }
 
     fn space_error(&self, e: SpaceError) -> Error {
@@ -779,6 +873,37 @@ mod tests {
             panic!("early_terminate gives successive halving")
         };
         assert_eq!((sh.min_budget, sh.max_budget, sh.eta), (3, 27, 3));
+    }
+
+    #[test]
+    fn data_sources_parse_and_bad_ones_are_named() {
+        let idx = parse(
+            &format!("{BASE}data:\n  format: idx\n  train_images: a\n  train_labels: b\n  test_images: c\n  test_labels: d\n"),
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(matches!(idx.data, DataSource::Idx { test: Some(_), .. }));
+        let e = error_of(&format!(
+            "{BASE}data:\n  format: idx\n  train_images: a\n  train_labels: b\n  test_images: c\n"
+        ));
+        assert!(e.contains("give both test_images and test_labels"), "{e}");
+        let e = error_of(&format!("{BASE}data:\n  format: parquet\n"));
+        assert_eq!(
+            e,
+            "s.yaml:6: data.format: format `parquet` is not supported (supported: idx, csv)"
+        );
+        let csv = parse(
+            &format!("{BASE}data: {{format: csv, path: x.csv, label: 3}}\n"),
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(matches!(
+            csv.data,
+            DataSource::Csv {
+                label: LabelColumn::Index(3),
+                ..
+            }
+        ));
     }
 
     #[test]

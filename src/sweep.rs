@@ -7,7 +7,10 @@
 
 use crate::backend::{Backend, EpochPlan};
 use crate::config::{Schedule, Sweep};
-use crate::data::{split_stratified, Dataset, HeldOutTest, TuningData};
+use crate::data::{
+    csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
+    TuningData,
+};
 use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
 use crate::report::log::RunLog;
@@ -30,6 +33,51 @@ const SEED_SPLIT: u64 = 4;
 /// Splits `data` as `sweep` says; the test rows come back sealed.
 pub fn prepare_data(sweep: &Sweep, data: &Dataset) -> (TuningData, HeldOutTest) {
     split_stratified(data, sweep.split, derive_seed(sweep.seed, SEED_SPLIT))
+}
+
+/// Loads the sweep's data and splits it; also returns a one-line description.
+pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
+    let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
+    let (tuning, held_out, name) = match &sweep.data {
+        DataSource::Digits => {
+            let (t, h) = prepare_data(sweep, &digits::load()?);
+            (t, h, "digits (embedded)".to_string())
+        }
+        DataSource::Idx { train, test } => {
+            let all = idx::load_pair(&train.0, &train.1)?;
+            let name = train.0.display().to_string();
+            match test {
+                Some((images, labels)) => {
+                    let test = idx::load_pair(images, labels)?;
+                    if test.n_features != all.n_features {
+                        return Err(Error::Data {
+                            file: images.display().to_string(),
+                            location: "header".into(),
+                            message: format!(
+                                "{} pixels per image, the train set has {}",
+                                test.n_features, all.n_features
+                            ),
+                        });
+                    }
+                    let (t, h) = split_with_test(&all, test, sweep.val_fraction, split_seed);
+                    (t, h, name)
+                }
+                None => {
+                    let (t, h) = prepare_data(sweep, &all);
+                    (t, h, name)
+                }
+            }
+        }
+        DataSource::Csv { path, label } => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let (t, h) = prepare_data(
+                sweep,
+                &csv::parse(&text, &path.display().to_string(), label)?,
+            );
+            (t, h, path.display().to_string())
+        }
+    };
+    Ok((tuning, held_out, name))
 }
 
 /// The sweep metric of a trial at one rung.

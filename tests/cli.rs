@@ -187,3 +187,64 @@ fn hyperband_scheduler_runs_every_bracket() {
     assert_eq!(summary["epochs_total"], 3 + 2 + 2 * 3);
     assert!(summary["best"]["test"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn csv_data_with_a_named_label_column_trains() {
+    // Two Gaussian-ish blobs, label in the middle column, with a header.
+    let mut text = String::from("x,class,y\n");
+    for i in 0..120 {
+        let c = i % 2;
+        let jitter = ((i * 37) % 11) as f64 / 11.0 - 0.5;
+        text.push_str(&format!(
+            "{},{c},{}\n",
+            c as f64 * 2.0 + jitter,
+            1.0 - c as f64 + 0.3 * jitter
+        ));
+    }
+    std::fs::write(temp("blobs.csv"), text).unwrap();
+    let path = temp("csv.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{HEAD}run_cap: 2\nparameters:\n  lr: {{values: [0.05, 0.1]}}\n\
+             data: {{format: csv, path: blobs.csv, label: class}}\ntrain: {{epochs: 5, batch_size: 16}}\n\
+             model: {{depth: 1, width: 8}}\n"
+        ),
+    )
+    .unwrap();
+    let out_dir = temp("csv.run");
+    let out = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["best"]["test"].as_f64().unwrap() > 0.9, "{summary}");
+
+    let bad = temp("csv-bad.yaml");
+    std::fs::write(
+        &bad,
+        format!("{HEAD}data: {{format: csv, path: blobs.csv, label: nope}}\n"),
+    )
+    .unwrap();
+    let out = popsweep(&[
+        "run",
+        bad.to_str().unwrap(),
+        "--out",
+        temp("csv-bad.run").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("blobs.csv: line 1: no column named `nope`"),
+        "{stderr}"
+    );
+}

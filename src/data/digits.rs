@@ -1,6 +1,7 @@
 //! The digits data set (1,797 8×8 images, 10 classes), embedded in the binary so that the
 //! default sweep needs nothing outside it. Origin, licence and checksum: `data/digits/README.md`.
 
+use super::csv::LabelColumn;
 use super::Dataset;
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -27,48 +28,24 @@ pub fn load() -> Result<Dataset> {
     parse_csv(&text, SOURCE)
 }
 
-/// Parses rows of 64 pixel counts followed by the label; errors name the line and column.
+/// Parses rows of 64 pixel counts followed by the label (the generic CSV reader, with the
+/// shape checked and the counts scaled to [0, 1]).
 pub fn parse_csv(text: &str, file: &str) -> Result<Dataset> {
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    for (line_index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| Error::Data {
+    let mut data = super::csv::parse(text, file, &LabelColumn::Last)?;
+    if data.n_features != PIXELS || data.n_classes > CLASSES {
+        return Err(Error::Data {
             file: file.into(),
-            location: format!("line {}", line_index + 1),
-            message,
-        };
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() != PIXELS + 1 {
-            return Err(bad(format!(
-                "expected {} comma-separated values, found {}",
-                PIXELS + 1,
-                fields.len()
-            )));
-        }
-        for (column, field) in fields[..PIXELS].iter().enumerate() {
-            let value: f32 = field
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("column {}: `{field}` is not a number", column + 1)))?;
-            features.push(value / PIXEL_MAX);
-        }
-        let label: u32 = fields[PIXELS]
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&l| (l as usize) < CLASSES)
-            .ok_or_else(|| bad(format!("label `{}` is not in 0..=9", fields[PIXELS])))?;
-        labels.push(label);
+            location: "line 1".into(),
+            message: format!(
+                "expected {PIXELS} pixels and labels 0..=9, found {} columns and {} classes",
+                data.n_features + 1,
+                data.n_classes
+            ),
+        });
     }
-    Ok(Dataset {
-        features,
-        labels,
-        n_features: PIXELS,
-        n_classes: CLASSES,
-    })
+    data.n_classes = CLASSES;
+    data.features.iter_mut().for_each(|v| *v /= PIXEL_MAX);
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -101,6 +78,6 @@ mod tests {
         row[3] = "x";
         let text = format!("{},1\n", vec!["0"; 64].join(",")) + &row.join(",") + ",2\n";
         let err = parse_csv(&text, "d.csv").unwrap_err().to_string();
-        assert_eq!(err, "d.csv: line 2: column 4: `x` is not a number");
+        assert_eq!(err, "d.csv: line 2: column 4: `x` is not a finite number");
     }
 }

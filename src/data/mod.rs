@@ -1,10 +1,32 @@
 //! Data sets as dense f32 matrices, and the one path from a data source to the
 //! train / validation / held-out test splits.
 
+pub mod csv;
 pub mod digits;
+pub mod idx;
 pub mod split;
 
-pub use split::{split_stratified, HeldOutTest, SplitFractions, TuningData};
+pub use split::{split_stratified, split_with_test, HeldOutTest, SplitFractions, TuningData};
+
+use std::path::PathBuf;
+
+/// Where a sweep's data comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSource {
+    /// The embedded digits set (the default).
+    Digits,
+    /// IDX image and label files (MNIST family); a shipped test pair becomes the held-out
+    /// split, otherwise the train pair is split three ways.
+    Idx {
+        train: (PathBuf, PathBuf),
+        test: Option<(PathBuf, PathBuf)>,
+    },
+    /// A labelled CSV file.
+    Csv {
+        path: PathBuf,
+        label: csv::LabelColumn,
+    },
+}
 
 /// A labelled classification data set: `features` is `(len, n_features)` row-major.
 #[derive(Clone, Debug, PartialEq)]

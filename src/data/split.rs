@@ -100,6 +100,24 @@ pub fn split_stratified(
     )
 }
 
+/// For data sets that ship their own test set (MNIST): `train` is split into train and
+/// validation (stratified, `val_fraction` of each class to validation) and `test` is
+/// sealed whole as the held-out split.
+pub fn split_with_test(
+    train: &Dataset,
+    test: Dataset,
+    val_fraction: f64,
+    seed: u64,
+) -> (TuningData, HeldOutTest) {
+    let fractions = SplitFractions {
+        train: 1.0 - val_fraction,
+        val: val_fraction,
+        test: 0.0,
+    };
+    let (tuning, _no_rows) = split_stratified(train, fractions, seed);
+    (tuning, HeldOutTest { rows: test })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +144,15 @@ mod tests {
         test.final_evaluation(|rows| seen.extend(&rows.features));
         seen.sort_by(f32::total_cmp);
         assert_eq!(seen, data.features);
+    }
+
+    #[test]
+    fn shipped_test_set_is_sealed_whole() {
+        let (tuning, test) = split_with_test(&toy(200, 4), toy(30, 4), 0.1, 5);
+        assert_eq!(
+            (tuning.train.len(), tuning.val.len(), test.len()),
+            (180, 20, 30)
+        );
     }
 
     #[test]

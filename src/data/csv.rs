@@ -1,0 +1,151 @@
+//! Labelled CSV files: one row per sample, numeric feature columns and one integer label
+//! column (chosen by header name or by 0-based index; the last column by default). A
+//! first row with any non-numeric field is a header. Errors name the file, line and column.
+
+use super::Dataset;
+use crate::error::{Error, Result};
+
+/// Which column holds the label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelColumn {
+    Last,
+    Index(usize),
+    Name(String),
+}
+
+/// Parses `text` (from `file`, named in errors).
+pub fn parse(text: &str, file: &str, label: &LabelColumn) -> Result<Dataset> {
+    let bad = |line: usize, message: String| Error::Data {
+        file: file.into(),
+        location: format!("line {line}"),
+        message,
+    };
+    let mut rows = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.split(',').map(str::trim).collect::<Vec<&str>>()));
+    let Some((first_line, first)) = rows.next() else {
+        return Err(bad(1, "the file has no rows".into()));
+    };
+    let is_header = first.iter().any(|f| f.parse::<f64>().is_err());
+    let width = first.len();
+    let label_at = match label {
+        LabelColumn::Last => width - 1,
+        LabelColumn::Index(i) if *i < width => *i,
+        LabelColumn::Index(i) => {
+            return Err(bad(
+                first_line,
+                format!("label column {i} does not exist ({width} columns)"),
+            ))
+        }
+        LabelColumn::Name(name) if is_header => {
+            first.iter().position(|h| h == name).ok_or_else(|| {
+                bad(
+                    first_line,
+                    format!("no column named `{name}` in the header"),
+                )
+            })?
+        }
+        LabelColumn::Name(name) => {
+            return Err(bad(
+                first_line,
+                format!("label column `{name}` given by name, but the file has no header row"),
+            ))
+        }
+    };
+    let (mut features, mut labels) = (Vec::new(), Vec::new());
+    let data_rows = std::iter::once((first_line, first))
+        .filter(|_| !is_header)
+        .chain(rows);
+    for (line, fields) in data_rows {
+        if fields.len() != width {
+            return Err(bad(
+                line,
+                format!(
+                    "expected {width} comma-separated values, found {}",
+                    fields.len()
+                ),
+            ));
+        }
+        for (column, field) in fields.iter().enumerate() {
+            if column == label_at {
+                let l: u32 = field.parse().map_err(|_| {
+                    bad(
+                        line,
+                        format!(
+                            "column {}: label `{field}` is not a non-negative integer",
+                            column + 1
+                        ),
+                    )
+                })?;
+                labels.push(l);
+            } else {
+                let v: f32 = field
+                    .parse()
+                    .ok()
+                    .filter(|v: &f32| v.is_finite())
+                    .ok_or_else(|| {
+                        bad(
+                            line,
+                            format!("column {}: `{field}` is not a finite number", column + 1),
+                        )
+                    })?;
+                features.push(v);
+            }
+        }
+    }
+    if labels.is_empty() {
+        return Err(bad(
+            first_line,
+            "the file has a header but no data rows".into(),
+        ));
+    }
+    let n_classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    Ok(Dataset {
+        features,
+        labels,
+        n_features: width - 1,
+        n_classes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_by_name_index_or_last() {
+        let text = "a,class,b\n1.5,2,3\n4,0,5\n";
+        let d = parse(text, "f.csv", &LabelColumn::Name("class".into())).unwrap();
+        assert_eq!(
+            (d.features.clone(), d.labels.clone(), d.n_classes),
+            (vec![1.5, 3.0, 4.0, 5.0], vec![2, 0], 3)
+        );
+        let d = parse("1,2,0\n3,4,1\n", "f.csv", &LabelColumn::Last).unwrap();
+        assert_eq!((d.n_features, d.labels.clone()), (2, vec![0, 1]));
+        let d = parse("7,1,2\n8,0,3\n", "f.csv", &LabelColumn::Index(1)).unwrap();
+        assert_eq!(d.features, vec![7.0, 2.0, 8.0, 3.0]);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = parse(
+            "a,label\n1,0\n2,x\n",
+            "f.csv",
+            &LabelColumn::Name("label".into()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv: line 3: column 2: label `x` is not a non-negative integer"
+        );
+        let e = parse("1,0\n2,3,4\n", "f.csv", &LabelColumn::Last).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv: line 2: expected 2 comma-separated values, found 3"
+        );
+        let e = parse("1,0\n", "f.csv", &LabelColumn::Name("y".into())).unwrap_err();
+        assert!(e.to_string().contains("no header row"));
+    }
+}
