@@ -86,6 +86,40 @@ enum Command {
         #[arg(long)]
         study: PathBuf,
     },
+    /// Time population training on a synthetic workload (the interface of
+    /// ../shared/bench/peer_bench.py), next to the SGEMM ceiling measured in the same run.
+    Bench {
+        /// Layer widths, input first, classes last.
+        #[arg(long, default_value = "784,256,256,10")]
+        dims: String,
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Population size P.
+        #[arg(long, default_value_t = 64)]
+        pop: usize,
+        /// sgd (momentum 0.9, weight decay 1e-4) or adamw.
+        #[arg(long, default_value = "sgd")]
+        optimizer: String,
+        /// Timed steps per repetition.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Worker threads. Default: one per core.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Ragged population: hidden widths drawn from this list (with --depths).
+        #[arg(long)]
+        widths_from: Option<String>,
+        /// Ragged population: depth range, e.g. 1-3.
+        #[arg(long, default_value = "1-3")]
+        depths: String,
+        /// One JSON object on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -112,6 +146,33 @@ pub fn main() -> ExitCode {
             state,
         } => tell(&study, trial, value, state.as_deref()),
         Command::Best { study } => best(&study),
+        Command::Bench {
+            dims,
+            batch,
+            pop,
+            optimizer,
+            steps,
+            warmup,
+            reps,
+            threads,
+            widths_from,
+            depths,
+            json,
+        } => bench_command(
+            &dims,
+            BenchArgs {
+                batch,
+                pop,
+                optimizer,
+                steps,
+                warmup,
+                reps,
+                threads,
+                widths_from,
+                depths,
+                json,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -243,6 +304,108 @@ fn ask(
         out.push('\n');
     }
     print!("{out}");
+    Ok(())
+}
+
+/// `popsweep bench`'s arguments besides `--dims`.
+struct BenchArgs {
+    batch: usize,
+    pop: usize,
+    optimizer: String,
+    steps: usize,
+    warmup: usize,
+    reps: usize,
+    threads: Option<usize>,
+    widths_from: Option<String>,
+    depths: String,
+    json: bool,
+}
+
+fn bench_command(dims: &str, a: BenchArgs) -> Result<()> {
+    let arg_error = |field: &str, message: String| Error::Config {
+        file: "command line".into(),
+        line: None,
+        field: field.into(),
+        message,
+    };
+    let list = |field: &str, text: &str| -> Result<Vec<usize>> {
+        text.split(',')
+            .map(|v| v.trim().parse::<usize>().ok().filter(|&x| x > 0))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                arg_error(
+                    field,
+                    format!("`{text}` is not a list of positive integers"),
+                )
+            })
+    };
+    let dims = list("--dims", dims)?;
+    if dims.len() < 2 {
+        return Err(arg_error(
+            "--dims",
+            "give at least input and classes, e.g. 64,10".into(),
+        ));
+    }
+    if a.optimizer != "sgd" {
+        return Err(arg_error(
+            "--optimizer",
+            format!(
+                "`{}`: only sgd is implemented so far (adamw comes with the CPU engine)",
+                a.optimizer
+            ),
+        ));
+    }
+    if a.batch == 0 || a.pop == 0 || a.steps == 0 {
+        return Err(arg_error(
+            "--batch/--pop/--steps",
+            "must be at least 1".into(),
+        ));
+    }
+    let ragged = match &a.widths_from {
+        None => None,
+        Some(w) => {
+            let widths = list("--widths-from", w)?;
+            let range = a
+                .depths
+                .split_once('-')
+                .and_then(|(lo, hi)| Some((lo.parse::<usize>().ok()?, hi.parse::<usize>().ok()?)))
+                .filter(|&(lo, hi)| lo <= hi)
+                .ok_or_else(|| {
+                    arg_error(
+                        "--depths",
+                        format!("`{}` is not a range like 1-3", a.depths),
+                    )
+                })?;
+            Some((widths, range))
+        }
+    };
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = crate::bench::BenchConfig {
+        dims,
+        batch: a.batch,
+        pop: a.pop,
+        steps: a.steps,
+        warmup: a.warmup,
+        reps: a.reps,
+        threads,
+        ragged,
+    };
+    let r = crate::bench::run(&config);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).expect("bench results serialize")
+        );
+    } else {
+        println!(
+            "popsweep cpu  dims {:?}  batch {}  pop {}  threads {}: {:.3} ms/step, {:.0} model-samples/s, \
+             {:.1} GFLOP/s = {:.0}% of the {:.1} GFLOP/s SGEMM ceiling",
+            r.dims, r.batch, r.pop, r.threads, r.ms_per_step, r.model_samples_per_s, r.gflops,
+            r.pct_of_ceiling, r.sgemm_ceiling_gflops
+        );
+    }
     Ok(())
 }
 

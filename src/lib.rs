@@ -6,6 +6,7 @@
 //! the best trial is evaluated once on the test split ([`sweep::run_sweep`]).
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

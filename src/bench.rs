@@ -1,0 +1,262 @@
+//! `popsweep bench`: throughput of population training on a synthetic workload, with the
+//! machine's SGEMM ceiling measured in the same run. The interface matches
+//! `../shared/bench/peer_bench.py`, so the two can be run back to back and compared as
+//! ratios. FLOPs are counted as the peer counts them: `6·Σ(in·out)·batch` per
+//! member-step (2 forward + 4 backward per multiply-add; the first layer's unneeded input
+//! gradient is counted anyway, biases, activations and the optimizer are not).
+
+use crate::backend::cpu::optim::SgdHparams;
+use crate::backend::cpu::{CpuBackend, Real};
+use crate::backend::{Backend, EpochPlan};
+use crate::data::Dataset;
+use crate::model::{Hparams, MemberSpec, MlpArch};
+use crate::rng::{stream_word, unit_f32, Stream};
+use crate::train::Population;
+use serde::Serialize;
+use std::time::Instant;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Layer widths, input first, classes last (every member, unless `ragged`).
+    pub dims: Vec<usize>,
+    pub batch: usize,
+    pub pop: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub reps: usize,
+    pub threads: usize,
+    /// `(widths to draw from, depth range)`: member `p` draws its hidden widths and depth.
+    pub ragged: Option<(Vec<usize>, (usize, usize))>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub optimizer: &'static str,
+    pub dims: Vec<usize>,
+    pub batch: usize,
+    pub pop: usize,
+    pub steps: usize,
+    pub threads: usize,
+    pub ms_per_step: f64,
+    pub model_samples_per_s: f64,
+    pub gflops: f64,
+    pub sgemm_ceiling_gflops: f64,
+    pub pct_of_ceiling: f64,
+    /// Mean training loss of the first and last member over the last repetition.
+    pub loss_first: f64,
+    pub loss_last: f64,
+}
+
+/// A learnable synthetic set: inputs N(0, 1), labels the arg-max of a fixed random
+/// linear teacher (as the peer script's), from the counter-based RNG.
+fn synthetic(rows: usize, inputs: usize, classes: usize) -> Dataset {
+    let normal = |i: u64| {
+        // Box–Muller from two uniforms of the same stream.
+        let u1 = f64::from(unit_f32(stream_word(7, Stream::Init, 99, 0, 2 * i))).max(1e-12);
+        let u2 = f64::from(unit_f32(stream_word(7, Stream::Init, 99, 0, 2 * i + 1)));
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    };
+    let features: Vec<f32> = (0..(rows * inputs) as u64).map(normal).collect();
+    let teacher: Vec<f32> = (0..(inputs * classes) as u64)
+        .map(|i| normal((i + 1) << 40))
+        .collect();
+    let labels = features
+        .chunks_exact(inputs)
+        .map(|x| {
+            (0..classes)
+                .map(|c| {
+                    (
+                        c,
+                        x.iter()
+                            .enumerate()
+                            .map(|(i, v)| v * teacher[i * classes + c])
+                            .sum::<f32>(),
+                    )
+                })
+                .fold((0, f32::NEG_INFINITY), |best, (c, s)| {
+                    if s > best.1 {
+                        (c, s)
+                    } else {
+                        best
+                    }
+                })
+                .0 as u32
+        })
+        .collect();
+    Dataset {
+        features,
+        labels,
+        n_features: inputs,
+        n_classes: classes,
+    }
+}
+
+/// The members: learning rates log-spaced over [1e-3, 1e-1] (P = 1: 1e-2), momentum 0.9,
+/// weight decay 1e-4, as the peer's SGD workload.
+fn members(config: &BenchConfig) -> Vec<MemberSpec> {
+    let (inputs, classes) = (
+        config.dims[0],
+        *config.dims.last().expect("dims has a last entry"),
+    );
+    (0..config.pop)
+        .map(|p| {
+            let lr = if config.pop == 1 {
+                1e-2
+            } else {
+                1e-3 * 100f64.powf(p as f64 / (config.pop - 1) as f64)
+            };
+            let hidden = match &config.ragged {
+                None => config.dims[1..config.dims.len() - 1].to_vec(),
+                Some((widths, (lo, hi))) => {
+                    let word = |k: u32| stream_word(p as u64, Stream::Init, 77, k, 0) as usize;
+                    let depth = lo + word(0) % (hi - lo + 1);
+                    (0..depth)
+                        .map(|k| widths[word(k as u32 + 1) % widths.len()])
+                        .collect()
+                }
+            };
+            MemberSpec {
+                arch: MlpArch::new(inputs, &hidden, classes),
+                hparams: Hparams {
+                    sgd: SgdHparams {
+                        lr: lr as f32,
+                        momentum: 0.9,
+                        weight_decay: 1e-4,
+                    },
+                    dropout: 0.0,
+                },
+                seed: 1000 + p as u64,
+            }
+        })
+        .collect()
+}
+
+/// Best-of-3 SGEMM throughput with `threads` threads each multiplying its own 2048³
+/// problem (matrixmultiply, the GEMM the CPU backend uses): the ceiling the population
+/// step is compared with.
+pub fn sgemm_ceiling_gflops(threads: usize) -> f64 {
+    let n = 2048;
+    let run = || {
+        let a = vec![0.5f32; n * n];
+        let b = vec![0.25f32; n * n];
+        let mut c = vec![0.0f32; n * n];
+        f32::gemm(n, n, n, 1.0, (&a, n, 1), (&b, n, 1), 0.0, (&mut c, n, 1));
+        c[0]
+    };
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(run);
+                }
+            });
+            2.0 * (n * n * n * threads) as f64 / start.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+pub fn run(config: &BenchConfig) -> BenchResult {
+    let specs = members(config);
+    let inputs = config.dims[0];
+    let classes = *config.dims.last().expect("dims has a last entry");
+    let rows = config.batch * config.steps.max(config.warmup).max(1);
+    let data = synthetic(rows, inputs, classes);
+    let empty = Dataset {
+        features: Vec::new(),
+        labels: Vec::new(),
+        n_features: inputs,
+        n_classes: classes,
+    };
+    let backend = CpuBackend::new(config.threads);
+    let mut pop = Population::new();
+    for (trial, spec) in specs.iter().enumerate() {
+        pop.insert(trial, spec.clone());
+    }
+    let epoch_of = |steps: usize| {
+        let n = steps * config.batch;
+        (
+            data.subset(&(0..n).collect::<Vec<_>>()),
+            EpochPlan {
+                order: (0..n).collect(),
+                batch_size: config.batch,
+            },
+        )
+    };
+    // One "epoch" of `steps` minibatches per call, validation on no rows: pure training.
+    let (warm, warm_plan) = epoch_of(config.warmup.max(1));
+    backend.train_epoch(&mut pop, &warm, &empty, &warm_plan);
+    let (timed, timed_plan) = epoch_of(config.steps);
+    let mut best = f64::INFINITY;
+    for _ in 0..config.reps.max(1) {
+        let start = Instant::now();
+        backend.train_epoch(&mut pop, &timed, &empty, &timed_plan);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    let ms_per_step = best * 1e3 / config.steps as f64;
+    let flops_per_step: f64 = specs
+        .iter()
+        .map(|s| 6.0 * s.arch.macs_per_sample() as f64 * config.batch as f64)
+        .sum();
+    let gflops = flops_per_step / (ms_per_step * 1e-3) / 1e9;
+    let ceiling = sgemm_ceiling_gflops(config.threads);
+    let loss = |slot: usize| {
+        pop.members()[slot]
+            .history
+            .last()
+            .map_or(f64::NAN, |h| h.train_loss)
+    };
+    BenchResult {
+        optimizer: "sgd",
+        dims: config.dims.clone(),
+        batch: config.batch,
+        pop: config.pop,
+        steps: config.steps,
+        threads: config.threads,
+        ms_per_step,
+        model_samples_per_s: (config.pop * config.batch) as f64 / (ms_per_step * 1e-3),
+        gflops,
+        sgemm_ceiling_gflops: ceiling,
+        pct_of_ceiling: 100.0 * gflops / ceiling,
+        loss_first: loss(0),
+        loss_last: loss(config.pop - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_bench_reports_consistent_numbers() {
+        let config = BenchConfig {
+            dims: vec![8, 4, 3],
+            batch: 4,
+            pop: 3,
+            steps: 5,
+            warmup: 2,
+            reps: 2,
+            threads: 2,
+            ragged: Some((vec![2, 4, 8], (1, 2))),
+        };
+        let specs = members(&config);
+        assert!(specs
+            .iter()
+            .all(|s| (1..=2).contains(&s.arch.hidden().len())));
+        assert!(
+            (specs[0].hparams.sgd.lr - 1e-3).abs() < 1e-9
+                && (specs[2].hparams.sgd.lr - 0.1).abs() < 1e-7
+        );
+        let data = synthetic(50, 8, 3);
+        assert!(data.class_counts().iter().filter(|&&c| c > 0).count() >= 2);
+        let r = BenchConfig {
+            ragged: None,
+            ..config
+        };
+        let result = run(&r);
+        let expected_samples = (3 * 4) as f64 / (result.ms_per_step * 1e-3);
+        assert!((result.model_samples_per_s - expected_samples).abs() < 1e-6 * expected_samples);
+        assert!(result.gflops > 0.0 && result.loss_first.is_finite());
+    }
+}
