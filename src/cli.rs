@@ -88,38 +88,7 @@ enum Command {
     },
     /// Time population training on a synthetic workload (the interface of
     /// ../shared/bench/peer_bench.py), next to the SGEMM ceiling measured in the same run.
-    Bench {
-        /// Layer widths, input first, classes last.
-        #[arg(long, default_value = "784,256,256,10")]
-        dims: String,
-        #[arg(long, default_value_t = 128)]
-        batch: usize,
-        /// Population size P.
-        #[arg(long, default_value_t = 64)]
-        pop: usize,
-        /// sgd (momentum 0.9, weight decay 1e-4) or adamw.
-        #[arg(long, default_value = "sgd")]
-        optimizer: String,
-        /// Timed steps per repetition.
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
-        #[arg(long, default_value_t = 5)]
-        warmup: usize,
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        /// Worker threads. Default: one per core.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Ragged population: hidden widths drawn from this list (with --depths).
-        #[arg(long)]
-        widths_from: Option<String>,
-        /// Ragged population: depth range, e.g. 1-3.
-        #[arg(long, default_value = "1-3")]
-        depths: String,
-        /// One JSON object on stdout instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -146,33 +115,7 @@ pub fn main() -> ExitCode {
             state,
         } => tell(&study, trial, value, state.as_deref()),
         Command::Best { study } => best(&study),
-        Command::Bench {
-            dims,
-            batch,
-            pop,
-            optimizer,
-            steps,
-            warmup,
-            reps,
-            threads,
-            widths_from,
-            depths,
-            json,
-        } => bench_command(
-            &dims,
-            BenchArgs {
-                batch,
-                pop,
-                optimizer,
-                steps,
-                warmup,
-                reps,
-                threads,
-                widths_from,
-                depths,
-                json,
-            },
-        ),
+        Command::Bench(args) => bench_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -307,21 +250,42 @@ fn ask(
     Ok(())
 }
 
-/// `popsweep bench`'s arguments besides `--dims`.
+/// `popsweep bench`'s arguments (the interface of ../shared/bench/peer_bench.py).
+#[derive(clap::Args)]
 struct BenchArgs {
+    /// Layer widths, input first, classes last.
+    #[arg(long, default_value = "784,256,256,10")]
+    dims: String,
+    #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Population size P.
+    #[arg(long, default_value_t = 64)]
     pop: usize,
+    /// sgd (momentum 0.9, weight decay 1e-4) or adamw.
+    #[arg(long, default_value = "sgd")]
     optimizer: String,
+    /// Timed steps per repetition.
+    #[arg(long, default_value_t = 50)]
     steps: usize,
+    #[arg(long, default_value_t = 5)]
     warmup: usize,
+    #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Worker threads. Default: one per core.
+    #[arg(long)]
     threads: Option<usize>,
+    /// Ragged population: hidden widths drawn from this list (with --depths).
+    #[arg(long)]
     widths_from: Option<String>,
+    /// Ragged population: depth range, e.g. 1-3.
+    #[arg(long, default_value = "1-3")]
     depths: String,
+    /// One JSON object on stdout instead of a table.
+    #[arg(long)]
     json: bool,
 }
 
-fn bench_command(dims: &str, a: BenchArgs) -> Result<()> {
+fn bench_command(a: BenchArgs) -> Result<()> {
     let arg_error = |field: &str, message: String| Error::Config {
         file: "command line".into(),
         line: None,
@@ -339,7 +303,7 @@ fn bench_command(dims: &str, a: BenchArgs) -> Result<()> {
                 )
             })
     };
-    let dims = list("--dims", dims)?;
+    let dims = list("--dims", &a.dims)?;
     if dims.len() < 2 {
         return Err(arg_error(
             "--dims",

@@ -45,6 +45,31 @@ fn assert_input_error(yaml: Option<&str>, name: &str, needle: &str) {
     );
 }
 
+/// Runs `popsweep run` on `yaml` (written as `name`.yaml) into a fresh run directory;
+/// returns the output and the run directory.
+fn run_sweep_file(name: &str, yaml: &str) -> (Output, PathBuf) {
+    let path = temp(&format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    let out_dir = temp(&format!("{name}.run"));
+    let out = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    (out, out_dir)
+}
+
+/// `summary.json` of a successful run.
+fn summary_of(out: &Output, dir: &std::path::Path) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
 const HEAD: &str = "method: random\nmetric:\n  name: val_accuracy\n  goal: maximize\n";
 
 #[test]
@@ -140,31 +165,15 @@ fn small_sweep_writes_trials_and_summary() {
 
 #[test]
 fn hyperband_scheduler_runs_every_bracket() {
-    let path = temp("hyperband.yaml");
-    std::fs::write(
-        &path,
-        format!(
+    let (out, dir) = run_sweep_file(
+        "hyperband",
+        &format!(
             "{HEAD}name: hb\nscheduler: {{type: hyperband, min_budget: 1, eta: 3}}\n\
              parameters:\n  lr: {{distribution: log_uniform_values, min: 0.02, max: 0.2}}\n\
              train: {{epochs: 3}}\nmodel: {{depth: 1, width: 16}}\n"
         ),
-    )
-    .unwrap();
-    let out_dir = temp("hyperband.run");
-    let out = popsweep(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
-            .unwrap();
+    let summary = summary_of(&out, &dir);
     // R = 3, η = 3: bracket s=1 starts 3 trials at 1 epoch and keeps 1 to 3 epochs;
     // bracket s=0 trains 2 trials for 3 epochs.
     let brackets: Vec<(u64, Vec<u64>)> = summary["brackets"]
@@ -202,45 +211,21 @@ fn csv_data_with_a_named_label_column_trains() {
         ));
     }
     std::fs::write(temp("blobs.csv"), text).unwrap();
-    let path = temp("csv.yaml");
-    std::fs::write(
-        &path,
-        format!(
+    let (out, dir) = run_sweep_file(
+        "csv",
+        &format!(
             "{HEAD}run_cap: 2\nparameters:\n  lr: {{values: [0.05, 0.1]}}\n\
              data: {{format: csv, path: blobs.csv, label: class}}\ntrain: {{epochs: 5, batch_size: 16}}\n\
              model: {{depth: 1, width: 8}}\n"
         ),
-    )
-    .unwrap();
-    let out_dir = temp("csv.run");
-    let out = popsweep(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
-            .unwrap();
+    let summary = summary_of(&out, &dir);
     assert!(summary["best"]["test"].as_f64().unwrap() > 0.9, "{summary}");
 
-    let bad = temp("csv-bad.yaml");
-    std::fs::write(
-        &bad,
-        format!("{HEAD}data: {{format: csv, path: blobs.csv, label: nope}}\n"),
-    )
-    .unwrap();
-    let out = popsweep(&[
-        "run",
-        bad.to_str().unwrap(),
-        "--out",
-        temp("csv-bad.run").to_str().unwrap(),
-    ]);
+    let (out, _) = run_sweep_file(
+        "csv-bad",
+        &format!("{HEAD}data: {{format: csv, path: blobs.csv, label: nope}}\n"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
