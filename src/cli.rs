@@ -10,6 +10,7 @@ use crate::report::log::{default_run_dir, RunLog};
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{bracket_plans, load_data, run_sweep, RungReport, SweepOutcome};
+use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
@@ -44,6 +45,21 @@ enum Command {
         /// Print only the final result.
         #[arg(long)]
         quiet: bool,
+        /// Skip the sanity preflight (initial loss and overfitting a tiny batch).
+        #[arg(long)]
+        no_sanity: bool,
+    },
+    /// Check that the default model can learn before a sweep: initial loss near ln C, and
+    /// 64 training rows overfitted to 99% accuracy.
+    Sanity {
+        /// Sweep file (its data and model/train defaults). Default: the embedded digits sweep.
+        sweep: Option<PathBuf>,
+        /// Step budget for overfitting the tiny batch.
+        #[arg(long, default_value_t = 500)]
+        steps: usize,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Suggest new trials of a study kept in a journal (created by the first ask). Prints
     /// one JSON line per trial: {"trial": N, "params": {...}}.
@@ -99,7 +115,9 @@ pub fn main() -> ExitCode {
             out,
             threads,
             quiet,
-        } => run(sweep, out, threads, quiet),
+            no_sanity,
+        } => run(sweep, out, threads, quiet, !no_sanity),
+        Command::Sanity { sweep, steps, json } => sanity(sweep, steps, json),
         Command::Ask {
             study,
             space,
@@ -422,21 +440,86 @@ fn best(dir: &Path) -> Result<()> {
     }
 }
 
-fn run(
-    sweep_path: Option<PathBuf>,
-    out: Option<PathBuf>,
-    threads: Option<usize>,
-    quiet: bool,
-) -> Result<()> {
-    let (sweep, source) = match &sweep_path {
+/// The sweep at `path`, or the embedded default; and how to name it.
+fn load_sweep(path: &Option<PathBuf>) -> Result<(Sweep, String)> {
+    Ok(match path {
         Some(path) => (config::load(path)?, path.display().to_string()),
         None => (
             config::parse(config::DEFAULT_SWEEP, config::DEFAULT_SWEEP_NAME)?,
             format!("{} (embedded)", config::DEFAULT_SWEEP_NAME),
         ),
+    })
+}
+
+/// One line per check; the diagnosis when one fails.
+fn describe_sanity(r: &SanityReport) -> String {
+    let overfit = match r.steps_to_overfit {
+        Some(steps) => format!("overfits {TINY_BATCH} rows in {steps} steps"),
+        None => format!(
+            "does NOT overfit {TINY_BATCH} rows in {} steps ({:.1}%)",
+            r.max_steps,
+            100.0 * r.final_train_accuracy
+        ),
     };
+    let mut text = format!(
+        "sanity: initial loss {:.3} (ln {} = {:.3}{}); {overfit}",
+        r.initial_loss,
+        r.classes,
+        r.expected_initial_loss,
+        if r.initial_loss_ok { "" } else { ", too far" }
+    );
+    for d in &r.diagnosis {
+        text.push_str(&format!("\n  - {d}"));
+    }
+    text
+}
+
+fn sanity(sweep_path: Option<PathBuf>, steps: usize, json: bool) -> Result<()> {
+    let (sweep, _) = load_sweep(&sweep_path)?;
+    let (tuning, _sealed, _) = load_data(&sweep)?;
+    let report = sanity_check(
+        &CpuBackend::with_all_cores(),
+        &tuning.train,
+        &sweep.defaults,
+        steps,
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("reports serialize")
+        );
+    } else {
+        println!("{}", describe_sanity(&report));
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Error::Run("the sanity preflight failed (see above)".into()))
+    }
+}
+
+fn run(
+    sweep_path: Option<PathBuf>,
+    out: Option<PathBuf>,
+    threads: Option<usize>,
+    quiet: bool,
+    preflight: bool,
+) -> Result<()> {
+    let (sweep, source) = load_sweep(&sweep_path)?;
     let backend = threads.map_or_else(CpuBackend::with_all_cores, CpuBackend::new);
     let (tuning, held_out, data_name) = load_data(&sweep)?;
+    if preflight {
+        let report = sanity_check(&backend, &tuning.train, &sweep.defaults, 500);
+        if !quiet || !report.passed {
+            println!("{}", describe_sanity(&report));
+        }
+        if !report.passed {
+            return Err(Error::Run(
+                "the sanity preflight failed (see above); fix the pipeline, or pass --no-sanity"
+                    .into(),
+            ));
+        }
+    }
     let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
     let mut log = RunLog::create(&run_dir)?;
     if !quiet {

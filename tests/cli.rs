@@ -233,3 +233,29 @@ fn csv_data_with_a_named_label_column_trains() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sanity_preflight_passes_by_default_and_stops_a_run_that_cannot_learn() {
+    let ok = popsweep(&["sanity", "--json"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["passed"], true);
+    assert!((report["initial_loss"].as_f64().unwrap() - 10f64.ln()).abs() < 0.5);
+
+    let (out, dir) = run_sweep_file("cannot-learn", &format!("{HEAD}train: {{lr: 1.0e-7}}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("does NOT overfit") && stdout.contains("learning rate"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-sanity"));
+    assert!(
+        !dir.join("trials.jsonl").exists(),
+        "nothing trained, nothing written"
+    );
+}

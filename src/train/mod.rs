@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod population;
+pub mod sanity;
 
 pub use population::{Member, Population, SlotMut};
 

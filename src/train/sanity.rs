@@ -1,0 +1,153 @@
+//! The sanity preflight: before tuning, show that the pipeline can learn at all.
+//!
+//! Two checks with the sweep's default configuration (no dropout, no weight decay):
+//! - the initial loss is near `ln C` for `C` classes, as an untrained classifier with small
+//!   logits should be (far above means exploding initial logits or broken labels);
+//! - the model overfits a tiny training batch (64 rows, the whole batch each step) to
+//!   ≥ 99% training accuracy within the step budget (if it cannot memorise 64 rows, no
+//!   hyperparameter search will rescue it).
+
+use crate::backend::{Backend, EpochPlan};
+use crate::data::Dataset;
+use crate::model::knobs::{member_spec, KnobDefaults};
+use crate::space::Params;
+use crate::train::Population;
+use serde::Serialize;
+
+/// Rows in the batch to overfit.
+pub const TINY_BATCH: usize = 64;
+/// Training accuracy the tiny batch must reach.
+pub const TARGET_ACCURACY: f64 = 0.99;
+/// The initial loss must lie within this factor of `ln C` (either way).
+pub const INITIAL_LOSS_FACTOR: f64 = 1.5;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SanityReport {
+    pub classes: usize,
+    pub initial_loss: f64,
+    pub expected_initial_loss: f64,
+    pub initial_loss_ok: bool,
+    /// Steps to reach the target accuracy on the tiny batch; `None` if never reached.
+    pub steps_to_overfit: Option<usize>,
+    pub final_train_accuracy: f64,
+    pub max_steps: usize,
+    pub passed: bool,
+    /// What to look at when a check fails (empty when both pass).
+    pub diagnosis: Vec<String>,
+}
+
+/// Runs both checks on the first [`TINY_BATCH`] rows of `train`.
+pub fn sanity_check(
+    backend: &dyn Backend,
+    train: &Dataset,
+    defaults: &KnobDefaults,
+    max_steps: usize,
+) -> SanityReport {
+    let rows: Vec<usize> = (0..train.len().min(TINY_BATCH)).collect();
+    let tiny = train.subset(&rows);
+    let plain = KnobDefaults {
+        dropout: 0.0,
+        weight_decay: 0.0,
+        ..*defaults
+    };
+    let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1);
+    let mut pop = Population::new();
+    pop.insert(0, spec);
+    let expected = (tiny.n_classes as f64).ln();
+    let initial_loss = backend.evaluate(&pop, 0, &tiny).loss;
+    let initial_loss_ok = initial_loss < INITIAL_LOSS_FACTOR * expected
+        && initial_loss > expected / INITIAL_LOSS_FACTOR;
+    let plan = EpochPlan {
+        order: (0..tiny.len()).collect(),
+        batch_size: tiny.len(),
+    };
+    let mut steps_to_overfit = None;
+    let mut final_train_accuracy = 0.0;
+    for step in 1..=max_steps {
+        backend.train_epoch(&mut pop, &tiny, &tiny, &plan);
+        let member = &pop.members()[0];
+        if !member.is_alive() {
+            break;
+        }
+        // Accuracy of the weights after this step, measured without dropout.
+        final_train_accuracy = member.history.last().map_or(0.0, |h| h.val_accuracy);
+        if final_train_accuracy >= TARGET_ACCURACY {
+            steps_to_overfit = Some(step);
+            break;
+        }
+    }
+    let mut diagnosis = Vec::new();
+    if !initial_loss_ok {
+        diagnosis.push(format!(
+            "initial loss {initial_loss:.3} is far from ln {} = {expected:.3}: check the input scaling \
+             (features should be O(1)) and that labels are 0..{}",
+            tiny.n_classes,
+            tiny.n_classes - 1
+        ));
+    }
+    if let Some(f) = &pop.members()[0].failure {
+        diagnosis.push(format!(
+            "training on the tiny batch {f}: lower the learning rate (train.lr {})",
+            plain.lr
+        ));
+    } else if steps_to_overfit.is_none() {
+        diagnosis.push(format!(
+            "{:.1}% training accuracy on {} rows after {max_steps} steps (target {:.0}%): the learning rate \
+             (train.lr {}) may be too small, or the model (depth {}, width {}) too small; check that \
+             features and labels belong together",
+            100.0 * final_train_accuracy,
+            tiny.len(),
+            100.0 * TARGET_ACCURACY,
+            plain.lr,
+            plain.depth,
+            plain.width
+        ));
+    }
+    SanityReport {
+        classes: tiny.n_classes,
+        initial_loss,
+        expected_initial_loss: expected,
+        initial_loss_ok,
+        steps_to_overfit,
+        final_train_accuracy,
+        max_steps,
+        passed: diagnosis.is_empty(),
+        diagnosis,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::data::digits;
+
+    #[test]
+    fn default_model_overfits_digits_and_a_tiny_lr_is_diagnosed() {
+        let data = digits::load().unwrap();
+        let backend = CpuBackend::new(1);
+        let ok = sanity_check(&backend, &data, &KnobDefaults::default(), 300);
+        assert!(ok.passed, "{ok:?}");
+        assert!(ok.initial_loss_ok && ok.steps_to_overfit.is_some());
+        let slow = KnobDefaults {
+            lr: 1e-7,
+            ..KnobDefaults::default()
+        };
+        let bad = sanity_check(&backend, &data, &slow, 50);
+        assert!(!bad.passed);
+        assert!(
+            bad.diagnosis[0].contains("learning rate"),
+            "{:?}",
+            bad.diagnosis
+        );
+    }
+
+    #[test]
+    fn scrambled_features_blow_up_the_initial_loss() {
+        let mut data = digits::load().unwrap();
+        data.features.iter_mut().for_each(|v| *v *= 1000.0);
+        let report = sanity_check(&CpuBackend::new(1), &data, &KnobDefaults::default(), 5);
+        assert!(!report.initial_loss_ok, "{report:?}");
+        assert!(report.diagnosis[0].contains("input scaling"));
+    }
+}
