@@ -300,6 +300,7 @@ pub fn run_sweep(
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     log.write_summary(&summary)?;
+    write_trials_csv(log, sweep, &finished)?;
     if summary.best.is_none() {
         return Err(Error::Run(format!(
             "no trial completed ({} failed); results so far are in {}",
@@ -439,6 +440,54 @@ impl BracketContext<'_> {
         }
         Ok(finished)
     }
+}
+
+/// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's
+/// four metrics and the train−validation accuracy gap, then every parameter (empty where
+/// inactive).
+fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Result<()> {
+    let names: Vec<&String> = sweep.space.params.iter().map(|p| &p.name).collect();
+    let mut header: Vec<String> = [
+        "number",
+        "state",
+        "epochs",
+        "value",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "train_val_gap",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    header.extend(names.iter().map(|n| n.to_string()));
+    let rows: Vec<Vec<String>> = trials
+        .iter()
+        .map(|t| {
+            let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+            let last = t.history.last();
+            let mut row = vec![
+                t.number.to_string(),
+                state_name(t.state).to_string(),
+                t.epochs.to_string(),
+                opt(t.rungs.last().map(|r| r.value)),
+                opt(last.map(|h| h.train_loss)),
+                opt(last.map(|h| h.train_accuracy)),
+                opt(last.map(|h| h.val_loss)),
+                opt(last.map(|h| h.val_accuracy)),
+                opt(last.map(|h| h.train_accuracy - h.val_accuracy)),
+            ];
+            row.extend(names.iter().map(|n| {
+                t.params.get(*n).map_or(String::new(), |v| match v {
+                    crate::space::ParamValue::Float(x) => x.to_string(),
+                    other => other.to_string(),
+                })
+            }));
+            row
+        })
+        .collect();
+    log.write_csv("trials.csv", &header, &rows)
 }
 
 fn state_name(state: TrialState) -> &'static str {

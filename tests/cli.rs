@@ -153,6 +153,13 @@ fn small_sweep_writes_trials_and_summary() {
         assert!(t["number"].is_u64() && t["params"].is_object() && t["rungs"].is_array());
         assert!(["complete", "pruned"].contains(&t["state"].as_str().unwrap()));
     }
+    let csv = std::fs::read_to_string(out_dir.join("trials.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "number,state,epochs,value,train_loss,train_accuracy,val_loss,val_accuracy,train_val_gap,lr,width"
+    );
+    assert_eq!(lines.count(), 6);
     // A second run into the same directory is refused rather than overwriting results.
     let again = popsweep(&[
         "run",

@@ -59,6 +59,30 @@ impl RunLog {
             .map_err(|e| Error::io(self.dir.join("trials.jsonl"), e))
     }
 
+    /// Writes `trials.csv` (one row per trial, for pandas and spreadsheets) through a
+    /// temporary file and a rename.
+    pub fn write_csv(&self, name: &str, header: &[String], rows: &[Vec<String>]) -> Result<()> {
+        let mut text = header
+            .iter()
+            .map(|h| csv_field(h))
+            .collect::<Vec<_>>()
+            .join(",");
+        text.push('\n');
+        for row in rows {
+            text.push_str(
+                &row.iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            text.push('\n');
+        }
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        let path = self.dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
     /// Writes `summary.json` through a temporary file and a rename, so a reader never
     /// sees half a summary.
     pub fn write_summary(&self, summary: &impl Serialize) -> Result<()> {
@@ -67,6 +91,15 @@ impl RunLog {
         std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
         let path = self.dir.join("summary.json");
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
     }
 }
 
@@ -108,6 +141,13 @@ mod tests {
         assert_eq!(utc_stamp(0), "19700101-000000");
         assert_eq!(utc_stamp(951_782_400), "20000229-000000");
         assert_eq!(utc_stamp(1_795_752_245), "20261127-040405");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("0.5"), "0.5");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
     #[test]
