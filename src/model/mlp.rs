@@ -90,6 +90,8 @@ pub struct MlpWorkspace<T> {
     masks: Vec<Vec<T>>,
     delta: Vec<T>,
     delta_prev: Vec<T>,
+    /// The architecture's `layer_offsets`, computed once rather than at every step.
+    offsets: Vec<(usize, usize)>,
 }
 
 impl<T: Real> MlpWorkspace<T> {
@@ -106,6 +108,7 @@ impl<T: Real> MlpWorkspace<T> {
             masks: per_layer(),
             delta: vec![T::zero(); batch * max_width],
             delta_prev: vec![T::zero(); batch * max_width],
+            offsets: arch.layer_offsets(),
         }
     }
 }
@@ -127,9 +130,9 @@ fn forward<'w, T: Real>(
     dropout: Option<StepDropout>,
     ws: &'w mut MlpWorkspace<T>,
 ) -> &'w [T] {
-    let offsets = arch.layer_offsets();
     let last = arch.n_layers() - 1;
-    for (l, &(w_off, b_off)) in offsets.iter().enumerate() {
+    for l in 0..arch.n_layers() {
+        let (w_off, b_off) = ws.offsets[l];
         let s = LinearShape {
             batch,
             n_in: arch.dims[l],
@@ -182,7 +185,8 @@ pub fn forward_backward<T: Real>(
         &mut ws.delta[..batch * classes],
     );
     let dropout_on = dropout.is_some_and(|d| d.rate > 0.0);
-    for (l, &(w_off, b_off)) in arch.layer_offsets().iter().enumerate().rev() {
+    for l in (0..arch.n_layers()).rev() {
+        let (w_off, b_off) = ws.offsets[l];
         let s = LinearShape {
             batch,
             n_in: arch.dims[l],

@@ -50,10 +50,6 @@ impl Journal {
         Ok(journal)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Re-reads what other processes appended and returns the state.
     pub fn refresh(&mut self) -> Result<&StudyState> {
         self.locked(|j| j.replay_new())?;

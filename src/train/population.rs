@@ -83,11 +83,6 @@ impl Population {
         &self.params[self.offsets[slot]..self.offsets[slot + 1]]
     }
 
-    /// Parameters plus optimizer state, in bytes (what the population costs in memory).
-    pub fn state_bytes(&self) -> usize {
-        (self.params.len() + self.velocity.len()) * std::mem::size_of::<f32>()
-    }
-
     /// Keeps the slots for which `keep` is true, in order, compacting the buffers. The
     /// kept members' weights and optimizer state move unchanged.
     pub fn retain(&mut self, keep: impl Fn(&Member) -> bool) {

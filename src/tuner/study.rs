@@ -65,14 +65,6 @@ impl Study {
         )
     }
 
-    pub fn space(&self) -> &Space {
-        &self.space
-    }
-
-    pub fn maximize(&self) -> bool {
-        self.maximize
-    }
-
     /// `n` new trials over the declared space, suggested as one batch: each suggestion
     /// sees the earlier ones as running trials (constant liar for model-based samplers),
     /// and enqueued configurations come first.
