@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use popsweep::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
-use popsweep::backend::cpu::optim::SgdHparams;
+use popsweep::backend::cpu::optim::OptimHparams;
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
 use popsweep::data::{digits, split_stratified, SplitFractions};
@@ -22,11 +22,7 @@ fn digits_population_epoch(c: &mut Criterion) {
             let spec = MemberSpec {
                 arch: MlpArch::new(64, &[64], 10),
                 hparams: Hparams {
-                    sgd: SgdHparams {
-                        lr: 0.01,
-                        momentum: 0.9,
-                        weight_decay: 0.0,
-                    },
+                    optim: OptimHparams::sgd(0.01, 0.9, 0.0),
                     dropout: 0.0,
                 },
                 seed: trial as u64,

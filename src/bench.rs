@@ -5,7 +5,7 @@
 //! member-step (2 forward + 4 backward per multiply-add; the first layer's unneeded input
 //! gradient is counted anyway, biases, activations and the optimizer are not).
 
-use crate::backend::cpu::optim::SgdHparams;
+use crate::backend::cpu::optim::{OptimHparams, OptimizerKind};
 use crate::backend::cpu::{CpuBackend, Real};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
@@ -26,13 +26,14 @@ pub struct BenchConfig {
     pub warmup: usize,
     pub reps: usize,
     pub threads: usize,
+    pub optimizer: OptimizerKind,
     /// `(widths to draw from, depth range)`: member `p` draws its hidden widths and depth.
     pub ragged: Option<(Vec<usize>, (usize, usize))>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
-    pub optimizer: &'static str,
+    pub optimizer: OptimizerKind,
     pub dims: Vec<usize>,
     pub batch: usize,
     pub pop: usize,
@@ -92,8 +93,9 @@ fn synthetic(rows: usize, inputs: usize, classes: usize) -> Dataset {
     }
 }
 
-/// The members: learning rates log-spaced over [1e-3, 1e-1] (P = 1: 1e-2), momentum 0.9,
-/// weight decay 1e-4, as the peer's SGD workload.
+/// The members, as the peer's workload: learning rates log-spaced over [1e-3, 1e-1]
+/// (P = 1: 1e-2); SGD with momentum 0.9 and weight decay 1e-4, or AdamW with PyTorch's
+/// betas and decoupled weight decay 1e-2.
 fn members(config: &BenchConfig) -> Vec<MemberSpec> {
     let (inputs, classes) = (
         config.dims[0],
@@ -119,10 +121,9 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
             MemberSpec {
                 arch: MlpArch::new(inputs, &hidden, classes),
                 hparams: Hparams {
-                    sgd: SgdHparams {
-                        lr: lr as f32,
-                        momentum: 0.9,
-                        weight_decay: 1e-4,
+                    optim: match config.optimizer {
+                        OptimizerKind::Sgd => OptimHparams::sgd(lr as f32, 0.9, 1e-4),
+                        OptimizerKind::AdamW => OptimHparams::adamw(lr as f32, 1e-2),
                     },
                     dropout: 0.0,
                 },
@@ -208,7 +209,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
             .map_or(f64::NAN, |h| h.train_loss)
     };
     BenchResult {
-        optimizer: "sgd",
+        optimizer: config.optimizer,
         dims: config.dims.clone(),
         batch: config.batch,
         pop: config.pop,
@@ -238,6 +239,7 @@ mod tests {
             warmup: 2,
             reps: 2,
             threads: 2,
+            optimizer: OptimizerKind::AdamW,
             ragged: Some((vec![2, 4, 8], (1, 2))),
         };
         let specs = members(&config);
@@ -245,8 +247,8 @@ mod tests {
             .iter()
             .all(|s| (1..=2).contains(&s.arch.hidden().len())));
         assert!(
-            (specs[0].hparams.sgd.lr - 1e-3).abs() < 1e-9
-                && (specs[2].hparams.sgd.lr - 0.1).abs() < 1e-7
+            (specs[0].hparams.optim.lr - 1e-3).abs() < 1e-9
+                && (specs[2].hparams.optim.lr - 0.1).abs() < 1e-7
         );
         let data = synthetic(50, 8, 3);
         assert!(data.class_counts().iter().filter(|&&c| c > 0).count() >= 2);

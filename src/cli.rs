@@ -1,6 +1,7 @@
 //! The command line. Errors print as one line on stderr (`error: file:line: field: …`) and
 //! exit with 2 for bad input, 1 otherwise; nothing here panics on user input.
 
+use crate::backend::cpu::optim::OptimizerKind;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::config::{self, Sweep};
@@ -279,7 +280,7 @@ struct BenchArgs {
     /// Population size P.
     #[arg(long, default_value_t = 64)]
     pop: usize,
-    /// sgd (momentum 0.9, weight decay 1e-4) or adamw.
+    /// sgd (momentum 0.9, weight decay 1e-4) or adamw (betas 0.9/0.999, weight decay 1e-2).
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Timed steps per repetition.
@@ -328,15 +329,12 @@ fn bench_command(a: BenchArgs) -> Result<()> {
             "give at least input and classes, e.g. 64,10".into(),
         ));
     }
-    if a.optimizer != "sgd" {
-        return Err(arg_error(
+    let optimizer = OptimizerKind::parse(&a.optimizer).ok_or_else(|| {
+        arg_error(
             "--optimizer",
-            format!(
-                "`{}`: only sgd is implemented so far (adamw comes with the CPU engine)",
-                a.optimizer
-            ),
-        ));
-    }
+            format!("`{}`: expected sgd or adamw", a.optimizer),
+        )
+    })?;
     if a.batch == 0 || a.pop == 0 || a.steps == 0 {
         return Err(arg_error(
             "--batch/--pop/--steps",
@@ -372,6 +370,7 @@ fn bench_command(a: BenchArgs) -> Result<()> {
         warmup: a.warmup,
         reps: a.reps,
         threads,
+        optimizer,
         ragged,
     };
     let r = crate::bench::run(&config);

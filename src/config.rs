@@ -3,6 +3,7 @@
 //! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
 //! error names the file, the field as a dotted path and, where it can be found, the line.
 
+use crate::backend::cpu::optim::OptimizerKind;
 use crate::data::csv::LabelColumn;
 use crate::data::{DataSource, SplitFractions};
 use crate::error::{Error, Result};
@@ -159,6 +160,7 @@ struct RawModel {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTrain {
+    optimizer: Option<String>,
     epochs: Option<u64>,
     batch_size: Option<u64>,
     lr: Option<f64>,
@@ -440,7 +442,17 @@ impl Ctx<'_> {
             }
         };
         let as_f64 = |v: Option<u64>| v.map(|x| x as f64);
+        let optimizer = match train.and_then(|t| t.optimizer.as_deref()) {
+            None => base.optimizer,
+            Some(name) => OptimizerKind::parse(name).ok_or_else(|| {
+                self.err(
+                    &["train", "optimizer"],
+                    format!("unknown optimizer `{name}` (expected sgd or adamw)"),
+                )
+            })?,
+        };
         Ok(KnobDefaults {
+            optimizer,
             lr: check("train", "lr", train.and_then(|t| t.lr), base.lr)?,
             momentum: check(
                 "train",

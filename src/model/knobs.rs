@@ -2,7 +2,7 @@
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
 use super::{Hparams, MemberSpec, MlpArch};
-use crate::backend::cpu::optim::SgdHparams;
+use crate::backend::cpu::optim::{OptimHparams, OptimizerKind};
 use crate::space::Params;
 
 /// The deepest MLP the built-in model accepts (hidden layers).
@@ -79,6 +79,7 @@ pub fn knob(name: &str) -> Option<&'static Knob> {
 /// Values of every knob a trial does not tune (from the sweep's `model` and `train`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KnobDefaults {
+    pub optimizer: OptimizerKind,
     pub lr: f64,
     pub momentum: f64,
     pub weight_decay: f64,
@@ -88,9 +89,10 @@ pub struct KnobDefaults {
 }
 
 impl Default for KnobDefaults {
-    /// lr 0.05, momentum 0.9, no weight decay, no dropout, two hidden layers of 128.
+    /// SGD with lr 0.05, momentum 0.9, no weight decay, no dropout, two hidden layers of 128.
     fn default() -> Self {
         KnobDefaults {
+            optimizer: OptimizerKind::Sgd,
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 0.0,
@@ -119,10 +121,14 @@ pub fn member_spec(
     MemberSpec {
         arch: MlpArch::new(inputs, &hidden, classes),
         hparams: Hparams {
-            sgd: SgdHparams {
-                lr: number("lr", defaults.lr) as f32,
+            optim: OptimHparams {
+                kind: defaults.optimizer,
                 momentum: number("momentum", defaults.momentum) as f32,
-                weight_decay: number("weight_decay", defaults.weight_decay) as f32,
+                ..OptimHparams::sgd(
+                    number("lr", defaults.lr) as f32,
+                    0.0,
+                    number("weight_decay", defaults.weight_decay) as f32,
+                )
             },
             dropout: number("dropout", defaults.dropout) as f32,
         },
@@ -144,8 +150,8 @@ mod tests {
         params.insert("lr".into(), ParamValue::Float(0.2));
         let spec = member_spec(&params, &KnobDefaults::default(), 64, 10, 1);
         assert_eq!(spec.arch.dims, vec![64, 32, 7, 32, 10]);
-        assert_eq!(spec.hparams.sgd.lr, 0.2);
-        assert_eq!(spec.hparams.sgd.momentum, 0.9);
+        assert_eq!(spec.hparams.optim.lr, 0.2);
+        assert_eq!(spec.hparams.optim.momentum, 0.9);
     }
 
     #[test]

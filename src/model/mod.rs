@@ -5,12 +5,12 @@ pub mod mlp;
 
 pub use mlp::{MlpArch, MlpWorkspace};
 
-use crate::backend::cpu::optim::SgdHparams;
+use crate::backend::cpu::optim::OptimHparams;
 
 /// One member's training hyperparameters (structure-of-arrays on the device side).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hparams {
-    pub sgd: SgdHparams,
+    pub optim: OptimHparams,
     /// Dropout rate after every hidden layer, in [0, 1).
     pub dropout: f32,
 }

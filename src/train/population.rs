@@ -30,16 +30,20 @@ impl Member {
 pub struct SlotMut<'a> {
     pub member: &'a mut Member,
     pub params: &'a mut [f32],
-    pub velocity: &'a mut [f32],
+    /// First moment (SGD's velocity, AdamW's m).
+    pub moment1: &'a mut [f32],
+    /// Second moment (AdamW's v; unused by SGD).
+    pub moment2: &'a mut [f32],
 }
 
 #[derive(Debug, Default)]
 pub struct Population {
     members: Vec<Member>,
-    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in `params` and `velocity`.
+    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in `params` and both moments.
     offsets: Vec<usize>,
     params: Vec<f32>,
-    velocity: Vec<f32>,
+    moment1: Vec<f32>,
+    moment2: Vec<f32>,
 }
 
 impl Population {
@@ -53,7 +57,8 @@ impl Population {
     /// Adds a member with fresh weights (from its seed) and zero optimizer state; returns its slot.
     pub fn insert(&mut self, trial: usize, spec: MemberSpec) -> usize {
         let init = spec.arch.init_params(spec.seed);
-        self.velocity.resize(self.velocity.len() + init.len(), 0.0);
+        self.moment1.resize(self.moment1.len() + init.len(), 0.0);
+        self.moment2.resize(self.moment2.len() + init.len(), 0.0);
         self.params.extend_from_slice(&init);
         self.offsets.push(self.params.len());
         self.members.push(Member {
@@ -87,12 +92,14 @@ impl Population {
     /// kept members' weights and optimizer state move unchanged.
     pub fn retain(&mut self, keep: impl Fn(&Member) -> bool) {
         let mut members = Vec::new();
-        let (mut params, mut velocity, mut offsets) = (Vec::new(), Vec::new(), vec![0]);
+        let (mut params, mut moment1, mut moment2, mut offsets) =
+            (Vec::new(), Vec::new(), Vec::new(), vec![0]);
         for (slot, member) in std::mem::take(&mut self.members).into_iter().enumerate() {
             if keep(&member) {
                 let range = self.offsets[slot]..self.offsets[slot + 1];
                 params.extend_from_slice(&self.params[range.clone()]);
-                velocity.extend_from_slice(&self.velocity[range]);
+                moment1.extend_from_slice(&self.moment1[range.clone()]);
+                moment2.extend_from_slice(&self.moment2[range]);
                 offsets.push(params.len());
                 members.push(member);
             }
@@ -101,25 +108,30 @@ impl Population {
             members,
             offsets,
             params,
-            velocity,
+            moment1,
+            moment2,
         };
     }
 
     /// One disjoint mutable view per slot.
     pub fn slots_mut(&mut self) -> Vec<SlotMut<'_>> {
         let mut params = &mut self.params[..];
-        let mut velocity = &mut self.velocity[..];
+        let mut moment1 = &mut self.moment1[..];
+        let mut moment2 = &mut self.moment2[..];
         let mut slots = Vec::with_capacity(self.members.len());
         for (slot, member) in self.members.iter_mut().enumerate() {
             let n = self.offsets[slot + 1] - self.offsets[slot];
             let (p, p_rest) = std::mem::take(&mut params).split_at_mut(n);
-            let (v, v_rest) = std::mem::take(&mut velocity).split_at_mut(n);
+            let (m1, m1_rest) = std::mem::take(&mut moment1).split_at_mut(n);
+            let (m2, m2_rest) = std::mem::take(&mut moment2).split_at_mut(n);
             params = p_rest;
-            velocity = v_rest;
+            moment1 = m1_rest;
+            moment2 = m2_rest;
             slots.push(SlotMut {
                 member,
                 params: p,
-                velocity: v,
+                moment1: m1,
+                moment2: m2,
             });
         }
         slots
@@ -129,18 +141,14 @@ impl Population {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::optim::SgdHparams;
+    use crate::backend::cpu::optim::OptimHparams;
     use crate::model::{Hparams, MlpArch};
 
     fn spec(hidden: &[usize], seed: u64) -> MemberSpec {
         MemberSpec {
             arch: MlpArch::new(3, hidden, 2),
             hparams: Hparams {
-                sgd: SgdHparams {
-                    lr: 0.1,
-                    momentum: 0.0,
-                    weight_decay: 0.0,
-                },
+                optim: OptimHparams::sgd(0.1, 0.0, 0.0),
                 dropout: 0.0,
             },
             seed,
@@ -155,14 +163,14 @@ mod tests {
         }
         let kept = pop.params(2).to_vec();
         for slot in pop.slots_mut() {
-            slot.velocity.fill(slot.member.trial as f32);
+            slot.moment1.fill(slot.member.trial as f32);
         }
         pop.retain(|m| m.trial != 1);
         assert_eq!(pop.len(), 2);
         assert_eq!(pop.members()[1].trial, 2);
         assert_eq!(pop.params(1), &kept[..]);
         let slots = pop.slots_mut();
-        assert!(slots[1].velocity.iter().all(|&v| v == 2.0));
+        assert!(slots[1].moment1.iter().all(|&v| v == 2.0));
         assert_eq!(
             slots[1].params.len(),
             MlpArch::new(3, &[1], 2).param_count()

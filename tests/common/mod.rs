@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use popsweep::backend::cpu::optim::SgdHparams;
+use popsweep::backend::cpu::optim::OptimHparams;
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
 use popsweep::data::{digits, split_stratified, SplitFractions, TuningData};
@@ -17,11 +17,7 @@ pub fn spec(hidden: &[usize], lr: f32, momentum: f32, dropout: f32, seed: u64) -
     MemberSpec {
         arch: MlpArch::new(64, hidden, 10),
         hparams: Hparams {
-            sgd: SgdHparams {
-                lr,
-                momentum,
-                weight_decay: 1e-4,
-            },
+            optim: OptimHparams::sgd(lr, momentum, 1e-4),
             dropout,
         },
         seed,

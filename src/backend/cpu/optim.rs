@@ -1,20 +1,95 @@
-//! SGD with momentum and L2 weight decay over one member's slice of the flat parameter
-//! buffer. CUDA twin: `kernels/optim.cu`.
+//! Optimizers over one member's slice of the flat parameter buffer. CUDA twin:
+//! `kernels/optim.cu` (which applies the same arithmetic to the whole population in one
+//! launch, reading each member's hyperparameters from per-member arrays).
 //!
-//! PyTorch's `torch.optim.SGD` semantics (dampening 0, not Nesterov), so results can be
-//! compared with it: `g ← g + wd·w`, `v ← μ·v + g`, `w ← w − lr·v`.
+//! Both follow PyTorch's arithmetic, so results can be compared with it:
+//! - SGD (`torch.optim.SGD`, dampening 0, not Nesterov) with L2 weight decay added to the
+//!   gradient: `g ← g + wd·w`, `m ← μ·m + g`, `w ← w − lr·m`;
+//! - AdamW (`torch.optim.AdamW`) with decoupled weight decay: `w ← w·(1 − lr·wd)`,
+//!   `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`,
+//!   `w ← w − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`.
 
 use super::Real;
 
-/// One member's optimizer hyperparameters.
+/// Which update rule a member uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    AdamW,
+}
+
+impl OptimizerKind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sgd" => Some(OptimizerKind::Sgd),
+            "adamw" => Some(OptimizerKind::AdamW),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::AdamW => "adamw",
+        }
+    }
+}
+
+/// One member's optimizer hyperparameters. `momentum` is SGD's μ; AdamW uses `beta1`,
+/// `beta2` and `eps` instead. `weight_decay` is L2 for SGD and decoupled for AdamW, as in
+/// PyTorch.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdHparams {
+pub struct OptimHparams {
+    pub kind: OptimizerKind,
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
 }
 
-pub fn sgd_momentum_step<T: Real>(hp: SgdHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
+impl OptimHparams {
+    pub fn sgd(lr: f32, momentum: f32, weight_decay: f32) -> Self {
+        OptimHparams {
+            kind: OptimizerKind::Sgd,
+            lr,
+            momentum,
+            weight_decay,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+
+    /// AdamW with PyTorch's default betas (0.9, 0.999) and ε = 1e-8.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+        OptimHparams {
+            kind: OptimizerKind::AdamW,
+            ..Self::sgd(lr, 0.0, weight_decay)
+        }
+    }
+}
+
+/// One update of `w` from `grad`. `step` is the 1-based number of this update (AdamW's
+/// bias correction); `m` and `v` are the first and second moments (SGD uses `m` as its
+/// velocity and leaves `v` alone).
+pub fn optimizer_step<T: Real>(
+    hp: &OptimHparams,
+    step: u64,
+    w: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    match hp.kind {
+        OptimizerKind::Sgd => sgd_momentum_step(hp, w, grad, m),
+        OptimizerKind::AdamW => adamw_step(hp, step, w, grad, m, v),
+    }
+}
+
+fn sgd_momentum_step<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
     let (lr, mu, wd) = (
         T::from_f32(hp.lr),
         T::from_f32(hp.momentum),
@@ -27,23 +102,84 @@ pub fn sgd_momentum_step<T: Real>(hp: SgdHparams, w: &mut [T], grad: &[T], veloc
     }
 }
 
+/// AdamW's per-step scalars `(step size lr/(1−β1ᵗ), √(1−β2ᵗ))`, computed in f64 as
+/// `-expm1(t·ln β)` so that `1 − βᵗ` loses no precision for small `t`. The CUDA kernel
+/// receives these two numbers per member, so both devices start from the same values.
+pub fn adamw_scalars(hp: &OptimHparams, step: u64) -> (f32, f32) {
+    let t = step.max(1) as f64;
+    let bias1 = -(t * f64::from(hp.beta1).ln()).exp_m1();
+    let bias2 = -(t * f64::from(hp.beta2).ln()).exp_m1();
+    ((f64::from(hp.lr) / bias1) as f32, bias2.sqrt() as f32)
+}
+
+fn adamw_step<T: Real>(
+    hp: &OptimHparams,
+    step: u64,
+    w: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    let (step_size, sqrt_bias2) = adamw_scalars(hp, step);
+    let (step_size, sqrt_bias2) = (T::from_f32(step_size), T::from_f32(sqrt_bias2));
+    let decay = T::one() - T::from_f32(hp.lr) * T::from_f32(hp.weight_decay);
+    let (b1, b2, eps) = (
+        T::from_f32(hp.beta1),
+        T::from_f32(hp.beta2),
+        T::from_f32(hp.eps),
+    );
+    for (((w, &g), m), v) in w.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *w = *w * decay;
+        *m = b1 * *m + (T::one() - b1) * g;
+        *v = b2 * *v + (T::one() - b2) * g * g;
+        *w = *w - step_size * *m / (v.sqrt() / sqrt_bias2 + eps);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn two_steps_match_hand_computation() {
-        let hp = SgdHparams {
-            lr: 0.5,
-            momentum: 0.9,
-            weight_decay: 0.1,
-        };
-        let (mut w, mut v) = (vec![1.0f64], vec![0.0f64]);
-        sgd_momentum_step(hp, &mut w, &[2.0], &mut v);
-        // g = 2 + 0.1·1 = 2.1; v = 2.1; w = 1 − 1.05
-        assert!((v[0] - 2.1).abs() < 1e-7 && (w[0] + 0.05).abs() < 1e-7);
-        sgd_momentum_step(hp, &mut w, &[2.0], &mut v);
-        // g = 2 − 0.005 = 1.995; v = 1.89 + 1.995 = 3.885; w = −0.05 − 1.9425
-        assert!((v[0] - 3.885).abs() < 1e-6 && (w[0] + 1.9925).abs() < 1e-6);
+    fn sgd_two_steps_match_hand_computation() {
+        let hp = OptimHparams::sgd(0.5, 0.9, 0.1);
+        let (mut w, mut m, mut v) = (vec![1.0f64], vec![0.0f64], vec![7.0f64]);
+        optimizer_step(&hp, 1, &mut w, &[2.0], &mut m, &mut v);
+        // g = 2 + 0.1·1 = 2.1; m = 2.1; w = 1 − 1.05
+        assert!((m[0] - 2.1).abs() < 1e-7 && (w[0] + 0.05).abs() < 1e-7);
+        optimizer_step(&hp, 2, &mut w, &[2.0], &mut m, &mut v);
+        // g = 2 − 0.005 = 1.995; m = 1.89 + 1.995 = 3.885; w = −0.05 − 1.9425
+        assert!((m[0] - 3.885).abs() < 1e-6 && (w[0] + 1.9925).abs() < 1e-6);
+        assert_eq!(v[0], 7.0, "SGD leaves the second moment alone");
+    }
+
+    #[test]
+    fn adamw_matches_hand_computation() {
+        let hp = OptimHparams::adamw(0.1, 0.01);
+        let (mut w, mut m, mut v) = (vec![1.0f64], vec![0.0f64], vec![0.0f64]);
+        optimizer_step(&hp, 1, &mut w, &[0.5], &mut m, &mut v);
+        // Step 1: w = 0.999; m = 0.05, v = 0.00025; m̂ = 0.5, v̂ = 0.25 → w −= 0.1·0.5/(0.5+ε).
+        // Tolerances allow for the hyperparameters being f32 (β1 = 0.9 is 0.9 − 2.4e-8).
+        assert!((m[0] - 0.05).abs() < 1e-7 && (v[0] - 0.00025).abs() < 1e-8);
+        assert!((w[0] - (0.999 - 0.1 * 0.5 / (0.5 + 1e-8))).abs() < 1e-6);
+        optimizer_step(&hp, 2, &mut w, &[-1.0], &mut m, &mut v);
+        let m2 = 0.9 * 0.05 + 0.1 * -1.0;
+        let v2 = 0.999 * 0.00025 + 0.001 * 1.0;
+        let w_decayed = (0.999 - 0.1 * 0.5 / (0.5 + 1e-8)) * (1.0 - 0.1 * 0.01);
+        let expect = w_decayed
+            - 0.1 / (1.0 - 0.81) * m2 / ((v2 as f64).sqrt() / (1.0f64 - 0.998001).sqrt() + 1e-8);
+        assert!((w[0] - expect).abs() < 1e-6, "{} vs {expect}", w[0]);
+    }
+
+    #[test]
+    fn adamw_first_step_moves_each_weight_by_about_lr() {
+        // Adam's signature: the first step is ±lr whatever the gradient's scale.
+        let hp = OptimHparams::adamw(0.01, 0.0);
+        let grads = [1e-4, -3.0, 250.0];
+        let (mut w, mut m, mut v) = (vec![0.0f32; 3], vec![0.0f32; 3], vec![0.0f32; 3]);
+        optimizer_step(&hp, 1, &mut w, &grads, &mut m, &mut v);
+        for (w, g) in w.iter().zip(grads) {
+            assert!((w.abs() - 0.01).abs() < 1e-4 && w.signum() == -g.signum() as f32);
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! minibatches; interleaving members per step would evict them every step. The result of a
 //! member never depends on which thread trained it or who else was in the population.
 
+use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
 use crate::model::mlp::{evaluate, forward_backward, StepDropout};
@@ -92,7 +93,8 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let SlotMut {
         member,
         params,
-        velocity,
+        moment1,
+        moment2,
     } = slot;
     let arch = &member.spec.arch;
     let hp = member.spec.hparams;
@@ -120,7 +122,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             });
             return;
         }
-        crate::backend::cpu::optim::sgd_momentum_step(hp.sgd, params, &grad, velocity);
+        optimizer_step(&hp.optim, member.steps + 1, params, &grad, moment1, moment2);
         member.steps += 1;
         loss_sum += sums.loss;
         correct += sums.correct;
