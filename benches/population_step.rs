@@ -35,7 +35,11 @@ fn digits_population_epoch(c: &mut Criterion) {
         };
         group.throughput(Throughput::Elements((pop_size * tuning.train.len()) as u64));
         group.bench_function(format!("64-64-10_pop{pop_size}"), |b| {
-            b.iter(|| backend.train_epoch(&mut pop, &tuning.train, &tuning.val, &plan))
+            b.iter(|| {
+                backend
+                    .train_epoch(&mut pop, &tuning.train, &tuning.val, &plan)
+                    .unwrap()
+            })
         });
     }
     group.finish();

@@ -33,17 +33,26 @@ pub struct BenchConfig {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
+    pub backend: &'static str,
+    /// The CPU's or GPU's name.
+    pub device: String,
     pub optimizer: OptimizerKind,
     pub dims: Vec<usize>,
     pub batch: usize,
     pub pop: usize,
     pub steps: usize,
     pub threads: usize,
+    /// Seconds per repetition of `steps` steps.
+    pub times_s: Vec<f64>,
+    /// Of the median repetition.
     pub ms_per_step: f64,
     pub model_samples_per_s: f64,
     pub gflops: f64,
     pub sgemm_ceiling_gflops: f64,
     pub pct_of_ceiling: f64,
+    /// Kernel launches per training step (GPU), the same for any population size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launches_per_step: Option<usize>,
     /// Mean training loss of the first and last member over the last repetition.
     pub loss_first: f64,
     pub loss_last: f64,
@@ -171,10 +180,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         n_classes: classes,
     };
     let backend = CpuBackend::new(config.threads);
-    let mut pop = Population::new();
-    for (trial, spec) in specs.iter().enumerate() {
-        pop.insert(trial, spec.clone());
-    }
+    let mut pop = population(&specs);
     let epoch_of = |steps: usize| {
         let n = steps * config.batch;
         (
@@ -187,42 +193,152 @@ pub fn run(config: &BenchConfig) -> BenchResult {
     };
     // One "epoch" of `steps` minibatches per call, validation on no rows: pure training.
     let (warm, warm_plan) = epoch_of(config.warmup.max(1));
-    backend.train_epoch(&mut pop, &warm, &empty, &warm_plan);
+    backend
+        .train_epoch(&mut pop, &warm, &empty, &warm_plan)
+        .expect("the CPU backend cannot fail");
     let (timed, timed_plan) = epoch_of(config.steps);
-    let mut best = f64::INFINITY;
-    for _ in 0..config.reps.max(1) {
-        let start = Instant::now();
-        backend.train_epoch(&mut pop, &timed, &empty, &timed_plan);
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    let ms_per_step = best * 1e3 / config.steps as f64;
-    let flops_per_step: f64 = specs
-        .iter()
-        .map(|s| 6.0 * s.arch.macs_per_sample() as f64 * config.batch as f64)
-        .sum();
-    let gflops = flops_per_step / (ms_per_step * 1e-3) / 1e9;
-    let ceiling = sgemm_ceiling_gflops(config.threads);
+    let times: Vec<f64> = (0..config.reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            backend
+                .train_epoch(&mut pop, &timed, &empty, &timed_plan)
+                .expect("the CPU backend cannot fail");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
     let loss = |slot: usize| {
         pop.members()[slot]
             .history
             .last()
             .map_or(f64::NAN, |h| h.train_loss)
     };
+    let losses = (loss(0), loss(config.pop - 1));
+    let ceiling = sgemm_ceiling_gflops(config.threads);
+    result(
+        config,
+        &specs,
+        &times,
+        ceiling,
+        losses,
+        ("cpu", cpu_name(), None),
+    )
+}
+
+fn population(specs: &[MemberSpec]) -> Population {
+    let mut pop = Population::new();
+    for (trial, spec) in specs.iter().enumerate() {
+        pop.insert(trial, spec.clone());
+    }
+    pop
+}
+
+/// The processor's model name (for the record: numbers are only compared within a run).
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|n| n.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The result row from the repetitions' times (the median counts, as the peer's does).
+fn result(
+    config: &BenchConfig,
+    specs: &[MemberSpec],
+    times: &[f64],
+    ceiling: f64,
+    (loss_first, loss_last): (f64, f64),
+    (backend, device, launches_per_step): (&'static str, String, Option<usize>),
+) -> BenchResult {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let ms_per_step = median * 1e3 / config.steps as f64;
+    let flops_per_step: f64 = specs
+        .iter()
+        .map(|s| 6.0 * s.arch.macs_per_sample() as f64 * config.batch as f64)
+        .sum();
+    let gflops = flops_per_step / (ms_per_step * 1e-3) / 1e9;
     BenchResult {
+        backend,
+        device,
         optimizer: config.optimizer,
         dims: config.dims.clone(),
         batch: config.batch,
         pop: config.pop,
         steps: config.steps,
         threads: config.threads,
+        times_s: times.to_vec(),
         ms_per_step,
         model_samples_per_s: (config.pop * config.batch) as f64 / (ms_per_step * 1e-3),
         gflops,
         sgemm_ceiling_gflops: ceiling,
         pct_of_ceiling: 100.0 * gflops / ceiling,
-        loss_first: loss(0),
-        loss_last: loss(config.pop - 1),
+        launches_per_step,
+        loss_first,
+        loss_last,
     }
+}
+
+/// The same workload on the GPU: the population stays on the device, each step is the
+/// backend's fixed sequence of launches, the clock stops after a device synchronisation.
+/// The ceiling is the GEMM kernel's own rate on a 4096³ product in the same run.
+#[cfg(feature = "cuda")]
+pub fn run_cuda(
+    config: &BenchConfig,
+    gpu: &crate::backend::cuda::CudaBackend,
+) -> crate::error::Result<BenchResult> {
+    use crate::backend::cuda::gather::DeviceData;
+    use crate::backend::cuda::{linear, DevicePopulation};
+    let dev = gpu.device();
+    let specs = members(config);
+    let (inputs, classes) = (
+        config.dims[0],
+        *config.dims.last().expect("dims has a last entry"),
+    );
+    let batches = config.steps.max(config.warmup).max(1);
+    let data = synthetic(config.batch * batches, inputs, classes);
+    let fail = |e: cudarc::driver::DriverError| crate::error::Error::Device(e.to_string());
+    let mut dp = DevicePopulation::upload(dev, &population(&specs), config.batch).map_err(fail)?;
+    let data = DeviceData::upload(dev, &data).map_err(fail)?;
+    let steps = |n: usize, dp: &mut DevicePopulation| -> Result<f64, cudarc::driver::DriverError> {
+        let start = Instant::now();
+        for s in 0..n {
+            dp.train_step(
+                &data,
+                &data.identity,
+                (s % batches) * config.batch,
+                config.batch,
+            )?;
+        }
+        dev.stream.synchronize()?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    steps(config.warmup.max(1), &mut dp).map_err(fail)?;
+    let mut times = Vec::new();
+    let mut last = Vec::new();
+    for _ in 0..config.reps.max(1) {
+        last = dp.read_state().map_err(fail)?;
+        times.push(steps(config.steps, &mut dp).map_err(fail)?);
+    }
+    let after = dp.read_state().map_err(fail)?;
+    let rows = (config.steps * config.batch) as f64;
+    let loss = |p: usize| (after[p].train_loss - last[p].train_loss) / rows;
+    let losses = (loss(0), loss(config.pop - 1));
+    let ceiling = linear::gemm_ceiling_gflops(dev, 4096).map_err(fail)?;
+    let launches = Some(dp.launches_per_step());
+    Ok(result(
+        config,
+        &specs,
+        &times,
+        ceiling,
+        losses,
+        ("cuda", dev.name.clone(), launches),
+    ))
 }
 
 #[cfg(test)]

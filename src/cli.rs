@@ -2,8 +2,7 @@
 //! exit with 2 for bad input, 1 otherwise; nothing here panics on user input.
 
 use crate::backend::cpu::optim::OptimizerKind;
-use crate::backend::cpu::CpuBackend;
-use crate::backend::Backend;
+use crate::backend::{self, BackendChoice};
 use crate::config::{self, Sweep};
 use crate::error::Error;
 use crate::error::Result;
@@ -43,6 +42,9 @@ enum Command {
         /// Worker threads for the CPU backend. Default: one per core.
         #[arg(long)]
         threads: Option<usize>,
+        /// Where to train: auto (the GPU if one is usable, else the CPU), cpu or cuda.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
         /// Print only the final result.
         #[arg(long)]
         quiet: bool,
@@ -61,6 +63,9 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Where to train: auto, cpu or cuda.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
     },
     /// Suggest new trials of a study kept in a journal (created by the first ask). Prints
     /// one JSON line per trial: {"trial": N, "params": {...}}.
@@ -115,10 +120,16 @@ pub fn main() -> ExitCode {
             sweep,
             out,
             threads,
+            backend,
             quiet,
             no_sanity,
-        } => run(sweep, out, threads, quiet, !no_sanity),
-        Command::Sanity { sweep, steps, json } => sanity(sweep, steps, json),
+        } => run(sweep, out, (backend, threads), quiet, !no_sanity),
+        Command::Sanity {
+            sweep,
+            steps,
+            json,
+            backend,
+        } => sanity(sweep, steps, json, backend),
         Command::Ask {
             study,
             space,
@@ -302,6 +313,9 @@ struct BenchArgs {
     /// One JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Where to run: auto (the GPU if one is usable), cpu or cuda.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
 }
 
 fn bench_command(a: BenchArgs) -> Result<()> {
@@ -373,7 +387,7 @@ fn bench_command(a: BenchArgs) -> Result<()> {
         optimizer,
         ragged,
     };
-    let r = crate::bench::run(&config);
+    let r = run_bench(&config, a.backend)?;
     if a.json {
         println!(
             "{}",
@@ -381,13 +395,40 @@ fn bench_command(a: BenchArgs) -> Result<()> {
         );
     } else {
         println!(
-            "popsweep cpu  dims {:?}  batch {}  pop {}  threads {}: {:.3} ms/step, {:.0} model-samples/s, \
+            "popsweep {} ({})  dims {:?}  batch {}  pop {}  {}: {:.3} ms/step, {:.0} model-samples/s, \
              {:.1} GFLOP/s = {:.0}% of the {:.1} GFLOP/s SGEMM ceiling",
-            r.dims, r.batch, r.pop, r.threads, r.ms_per_step, r.model_samples_per_s, r.gflops,
+            r.backend, r.device, r.dims, r.batch, r.pop, r.optimizer.name(), r.ms_per_step, r.model_samples_per_s, r.gflops,
             r.pct_of_ceiling, r.sgemm_ceiling_gflops
         );
     }
     Ok(())
+}
+
+/// The CPU bench, or the GPU bench when `choice` selects the GPU.
+fn run_bench(
+    config: &crate::bench::BenchConfig,
+    choice: BackendChoice,
+) -> Result<crate::bench::BenchResult> {
+    if choice == BackendChoice::Cpu {
+        return Ok(crate::bench::run(config));
+    }
+    #[cfg(feature = "cuda")]
+    {
+        match (crate::backend::cuda::CudaBackend::open(), choice) {
+            (Ok(gpu), _) => return crate::bench::run_cuda(config, &gpu),
+            (Err(why), BackendChoice::Cuda) => {
+                return Err(Error::Device(format!("--backend cuda: {why}")))
+            }
+            (Err(why), _) => eprintln!("backend: auto chose cpu ({why})"),
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    if choice == BackendChoice::Cuda {
+        return Err(Error::Device(
+            "--backend cuda: this binary was built without the cuda feature".into(),
+        ));
+    }
+    Ok(crate::bench::run(config))
 }
 
 /// A trial as the study commands print it.
@@ -473,15 +514,19 @@ fn describe_sanity(r: &SanityReport) -> String {
     text
 }
 
-fn sanity(sweep_path: Option<PathBuf>, steps: usize, json: bool) -> Result<()> {
+fn sanity(
+    sweep_path: Option<PathBuf>,
+    steps: usize,
+    json: bool,
+    choice: BackendChoice,
+) -> Result<()> {
     let (sweep, _) = load_sweep(&sweep_path)?;
     let (tuning, _sealed, _) = load_data(&sweep)?;
-    let report = sanity_check(
-        &CpuBackend::with_all_cores(),
-        &tuning.train,
-        &sweep.defaults,
-        steps,
-    );
+    let (backend, chosen) = backend::select(choice, None)?;
+    if let Some(line) = chosen {
+        eprintln!("{line}");
+    }
+    let report = sanity_check(backend.as_ref(), &tuning.train, &sweep.defaults, steps)?;
     if json {
         println!(
             "{}",
@@ -500,15 +545,19 @@ fn sanity(sweep_path: Option<PathBuf>, steps: usize, json: bool) -> Result<()> {
 fn run(
     sweep_path: Option<PathBuf>,
     out: Option<PathBuf>,
-    threads: Option<usize>,
+    (choice, threads): (BackendChoice, Option<usize>),
     quiet: bool,
     preflight: bool,
 ) -> Result<()> {
     let (sweep, source) = load_sweep(&sweep_path)?;
-    let backend = threads.map_or_else(CpuBackend::with_all_cores, CpuBackend::new);
+    let (backend, chosen) = backend::select(choice, threads)?;
+    let backend = backend.as_ref();
+    if let (Some(line), false) = (chosen, quiet) {
+        println!("{line}");
+    }
     let (tuning, held_out, data_name) = load_data(&sweep)?;
     if preflight {
-        let report = sanity_check(&backend, &tuning.train, &sweep.defaults, 500);
+        let report = sanity_check(backend, &tuning.train, &sweep.defaults, 500)?;
         if !quiet || !report.passed {
             println!("{}", describe_sanity(&report));
         }
@@ -564,7 +613,7 @@ fn run(
             );
         }
     };
-    let outcome = run_sweep(&sweep, &tuning, held_out, &backend, &mut log, &mut on_rung)?;
+    let outcome = run_sweep(&sweep, &tuning, held_out, backend, &mut log, &mut on_rung)?;
     print_results(&sweep, &outcome, quiet);
     println!(
         "results: {}/ (trials.jsonl, summary.json)",

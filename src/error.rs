@@ -33,6 +33,9 @@ pub enum Error {
     /// Training ran but produced nothing usable (e.g. every trial diverged).
     #[error("{0}")]
     Run(String),
+    /// The accelerator failed or is missing (a driver error, no device, no kernels).
+    #[error("GPU: {0}")]
+    Device(String),
 }
 
 impl Error {
@@ -41,7 +44,7 @@ impl Error {
         match self {
             Error::Config { .. } | Error::Data { .. } => 2,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
-            Error::Io { .. } | Error::Run(_) => 1,
+            Error::Io { .. } | Error::Run(_) | Error::Device(_) => 1,
         }
     }
 

@@ -260,8 +260,14 @@ pub fn run_sweep(
         finished.extend(records);
     }
 
-    let best = champion.map(|(pop, record)| {
-        let scored = held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows));
+    let best = match champion {
+        None => None,
+        Some((pop, record)) => Some((
+            held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows))?,
+            record,
+        )),
+    };
+    let best = best.map(|(scored, record)| {
         let last = record.rungs.last().map_or(f64::NAN, |v| v.value);
         Best {
             trial: record.number,
@@ -363,7 +369,7 @@ impl BracketContext<'_> {
                     batch_size: sweep.batch_size,
                 };
                 self.backend
-                    .train_epoch(pop, &tuning.train, &tuning.val, &plan);
+                    .train_epoch(pop, &tuning.train, &tuning.val, &plan)?;
             }
             let scores: Vec<Option<Score>> = pop
                 .members()

@@ -2,8 +2,11 @@
 //! always compiled and is the reference every other backend is checked against.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 use crate::data::Dataset;
+use crate::error::Result;
 use crate::train::{Evaluation, Population};
 
 /// The minibatches of one epoch, shared by every member (common random numbers: trials
@@ -20,9 +23,64 @@ pub trait Backend: Sync {
 
     /// Trains every alive member for one epoch over `train` in `plan`'s order, then scores
     /// it on `val`, appending one [`crate::train::EpochMetrics`] to its history. A member
-    /// that diverges gets its `failure` set and stops; no other member is affected.
-    fn train_epoch(&self, pop: &mut Population, train: &Dataset, val: &Dataset, plan: &EpochPlan);
+    /// that diverges gets its `failure` set and stops; no other member is affected. An
+    /// error means the device failed (never a member's numbers).
+    fn train_epoch(
+        &self,
+        pop: &mut Population,
+        train: &Dataset,
+        val: &Dataset,
+        plan: &EpochPlan,
+    ) -> Result<()>;
 
     /// Loss and accuracy of the member in `slot` on `rows`, without dropout.
-    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Evaluation;
+    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation>;
+}
+
+/// Which backend a command asked for (`--backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// The GPU when one is usable, else the CPU; says which and why.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// The backend for `choice`, with a line saying what was chosen and why (for `auto`, or
+/// when nothing needs saying, `None`). `cuda` without a usable GPU is an error that says
+/// what is missing.
+pub fn select(
+    choice: BackendChoice,
+    threads: Option<usize>,
+) -> Result<(Box<dyn Backend>, Option<String>)> {
+    let cpu = || -> Box<dyn Backend> {
+        Box::new(threads.map_or_else(cpu::CpuBackend::with_all_cores, cpu::CpuBackend::new))
+    };
+    match (choice, open_cuda()) {
+        (BackendChoice::Cpu, _) => Ok((cpu(), None)),
+        (BackendChoice::Cuda, Ok((gpu, name))) => {
+            Ok((gpu, Some(format!("backend: cuda ({name})"))))
+        }
+        (BackendChoice::Cuda, Err(why)) => Err(crate::error::Error::Device(format!(
+            "--backend cuda: {why}"
+        ))),
+        (BackendChoice::Auto, Ok((gpu, name))) => {
+            Ok((gpu, Some(format!("backend: auto chose cuda ({name})"))))
+        }
+        (BackendChoice::Auto, Err(why)) => {
+            Ok((cpu(), Some(format!("backend: auto chose cpu ({why})"))))
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda() -> std::result::Result<(Box<dyn Backend>, String), String> {
+    let gpu = cuda::CudaBackend::open().map_err(|e| e.to_string())?;
+    let name = gpu.device().name.clone();
+    Ok((Box::new(gpu), name))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda() -> std::result::Result<(Box<dyn Backend>, String), String> {
+    Err("this binary was built without the cuda feature".into())
 }

@@ -84,6 +84,25 @@ impl Population {
         &self.members
     }
 
+    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in every flat buffer.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    /// The flat parameter, first-moment and second-moment buffers, for a device backend
+    /// to copy as they are.
+    pub fn flat(&self) -> [&[f32]; 3] {
+        [&self.params, &self.moment1, &self.moment2]
+    }
+
+    /// The members and the flat buffers, mutable: a device backend writes back what it trained.
+    pub fn flat_mut(&mut self) -> (&mut [Member], [&mut [f32]; 3]) {
+        (
+            &mut self.members,
+            [&mut self.params, &mut self.moment1, &mut self.moment2],
+        )
+    }
+
     pub fn params(&self, slot: usize) -> &[f32] {
         &self.params[self.offsets[slot]..self.offsets[slot + 1]]
     }

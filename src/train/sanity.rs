@@ -9,6 +9,7 @@
 
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
+use crate::error::Result;
 use crate::model::knobs::{member_spec, KnobDefaults};
 use crate::space::Params;
 use crate::train::Population;
@@ -42,7 +43,7 @@ pub fn sanity_check(
     train: &Dataset,
     defaults: &KnobDefaults,
     max_steps: usize,
-) -> SanityReport {
+) -> Result<SanityReport> {
     let rows: Vec<usize> = (0..train.len().min(TINY_BATCH)).collect();
     let tiny = train.subset(&rows);
     let plain = KnobDefaults {
@@ -54,7 +55,7 @@ pub fn sanity_check(
     let mut pop = Population::new();
     pop.insert(0, spec);
     let expected = (tiny.n_classes as f64).ln();
-    let initial_loss = backend.evaluate(&pop, 0, &tiny).loss;
+    let initial_loss = backend.evaluate(&pop, 0, &tiny)?.loss;
     let initial_loss_ok = initial_loss < INITIAL_LOSS_FACTOR * expected
         && initial_loss > expected / INITIAL_LOSS_FACTOR;
     let plan = EpochPlan {
@@ -64,7 +65,7 @@ pub fn sanity_check(
     let mut steps_to_overfit = None;
     let mut final_train_accuracy = 0.0;
     for step in 1..=max_steps {
-        backend.train_epoch(&mut pop, &tiny, &tiny, &plan);
+        backend.train_epoch(&mut pop, &tiny, &tiny, &plan)?;
         let member = &pop.members()[0];
         if !member.is_alive() {
             break;
@@ -103,7 +104,7 @@ pub fn sanity_check(
             plain.width
         ));
     }
-    SanityReport {
+    Ok(SanityReport {
         classes: tiny.n_classes,
         initial_loss,
         expected_initial_loss: expected,
@@ -113,7 +114,7 @@ pub fn sanity_check(
         max_steps,
         passed: diagnosis.is_empty(),
         diagnosis,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -126,14 +127,14 @@ mod tests {
     fn default_model_overfits_digits_and_a_tiny_lr_is_diagnosed() {
         let data = digits::load().unwrap();
         let backend = CpuBackend::new(1);
-        let ok = sanity_check(&backend, &data, &KnobDefaults::default(), 300);
+        let ok = sanity_check(&backend, &data, &KnobDefaults::default(), 300).unwrap();
         assert!(ok.passed, "{ok:?}");
         assert!(ok.initial_loss_ok && ok.steps_to_overfit.is_some());
         let slow = KnobDefaults {
             lr: 1e-7,
             ..KnobDefaults::default()
         };
-        let bad = sanity_check(&backend, &data, &slow, 50);
+        let bad = sanity_check(&backend, &data, &slow, 50).unwrap();
         assert!(!bad.passed);
         assert!(
             bad.diagnosis[0].contains("learning rate"),
@@ -146,7 +147,7 @@ mod tests {
     fn scrambled_features_blow_up_the_initial_loss() {
         let mut data = digits::load().unwrap();
         data.features.iter_mut().for_each(|v| *v *= 1000.0);
-        let report = sanity_check(&CpuBackend::new(1), &data, &KnobDefaults::default(), 5);
+        let report = sanity_check(&CpuBackend::new(1), &data, &KnobDefaults::default(), 5).unwrap();
         assert!(!report.initial_loss_ok, "{report:?}");
         assert!(report.diagnosis[0].contains("input scaling"));
     }

@@ -31,7 +31,16 @@ pub fn train_together(
     epochs: usize,
     threads: usize,
 ) -> Population {
-    let backend = CpuBackend::new(threads);
+    train_on(&CpuBackend::new(threads), specs, data, epochs)
+}
+
+/// As [`train_together`], on any backend.
+pub fn train_on(
+    backend: &dyn Backend,
+    specs: &[MemberSpec],
+    data: &TuningData,
+    epochs: usize,
+) -> Population {
     let mut pop = Population::new();
     for (trial, spec) in specs.iter().enumerate() {
         pop.insert(trial, spec.clone());
@@ -41,7 +50,9 @@ pub fn train_together(
             order: permutation(data.train.len(), 99, Stream::Shuffle, epoch as u32),
             batch_size: 32,
         };
-        backend.train_epoch(&mut pop, &data.train, &data.val, &plan);
+        backend
+            .train_epoch(&mut pop, &data.train, &data.val, &plan)
+            .unwrap();
     }
     pop
 }

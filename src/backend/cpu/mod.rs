@@ -11,7 +11,7 @@ pub mod loss;
 pub mod optim;
 mod population;
 
-pub use population::CpuBackend;
+pub use population::{evaluate_params, CpuBackend};
 
 /// The floating-point types the CPU ops run in: f32 for training, f64 for gradient checks.
 pub trait Real:

@@ -129,7 +129,7 @@ fn adamw_step<T: Real>(
         T::from_f32(hp.eps),
     );
     for (((w, &g), m), v) in w.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *w = *w * decay;
+        *w *= decay;
         *m = b1 * *m + (T::one() - b1) * g;
         *v = b2 * *v + (T::one() - b2) * g * g;
         *w = *w - step_size * *m / (v.sqrt() / sqrt_bias2 + eps);
@@ -163,11 +163,11 @@ mod tests {
         assert!((m[0] - 0.05).abs() < 1e-7 && (v[0] - 0.00025).abs() < 1e-8);
         assert!((w[0] - (0.999 - 0.1 * 0.5 / (0.5 + 1e-8))).abs() < 1e-6);
         optimizer_step(&hp, 2, &mut w, &[-1.0], &mut m, &mut v);
-        let m2 = 0.9 * 0.05 + 0.1 * -1.0;
-        let v2 = 0.999 * 0.00025 + 0.001 * 1.0;
+        let m2 = 0.9 * 0.05 + -0.1;
+        let v2: f64 = 0.999 * 0.00025 + 0.001 * 1.0;
         let w_decayed = (0.999 - 0.1 * 0.5 / (0.5 + 1e-8)) * (1.0 - 0.1 * 0.01);
-        let expect = w_decayed
-            - 0.1 / (1.0 - 0.81) * m2 / ((v2 as f64).sqrt() / (1.0f64 - 0.998001).sqrt() + 1e-8);
+        let expect =
+            w_decayed - 0.1 / (1.0 - 0.81) * m2 / (v2.sqrt() / (1.0f64 - 0.998001).sqrt() + 1e-8);
         assert!((w[0] - expect).abs() < 1e-6, "{} vs {expect}", w[0]);
     }
 
@@ -179,7 +179,7 @@ mod tests {
         let (mut w, mut m, mut v) = (vec![0.0f32; 3], vec![0.0f32; 3], vec![0.0f32; 3]);
         optimizer_step(&hp, 1, &mut w, &grads, &mut m, &mut v);
         for (w, g) in w.iter().zip(grads) {
-            assert!((w.abs() - 0.01).abs() < 1e-4 && w.signum() == -g.signum() as f32);
+            assert!((w.abs() - 0.01).abs() < 1e-4 && w.signum() == -g.signum());
         }
     }
 }

@@ -10,6 +10,7 @@
 use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
+use crate::error::Result;
 use crate::model::mlp::{evaluate, forward_backward, StepDropout};
 use crate::model::{MlpArch, MlpWorkspace};
 use crate::train::health::{check_batch_loss, check_params, Divergence};
@@ -43,7 +44,13 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
-    fn train_epoch(&self, pop: &mut Population, train: &Dataset, val: &Dataset, plan: &EpochPlan) {
+    fn train_epoch(
+        &self,
+        pop: &mut Population,
+        train: &Dataset,
+        val: &Dataset,
+        plan: &EpochPlan,
+    ) -> Result<()> {
         let shuffled = train.subset(&plan.order);
         let mut work: Vec<SlotMut<'_>> = pop
             .slots_mut()
@@ -63,10 +70,15 @@ impl Backend for CpuBackend {
                 });
             }
         });
+        Ok(())
     }
 
-    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Evaluation {
-        evaluate_params(&pop.members()[slot].spec.arch, pop.params(slot), rows)
+    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation> {
+        Ok(evaluate_params(
+            &pop.members()[slot].spec.arch,
+            pop.params(slot),
+            rows,
+        ))
     }
 }
 

@@ -1,0 +1,185 @@
+// Fully connected layers of the whole population as one grouped GEMM per launch, with the
+// layer's elementwise work fused into the epilogue. CPU twins: src/backend/cpu/linear.rs,
+// activation.rs, dropout.rs and optim.rs.
+//
+// Every member's layer is one problem C = A·B (shapes m×k, k×n) described by a GemmProblem;
+// blockIdx.z picks the problem, so ragged widths and depths share a launch and the launch
+// count per step does not depend on the population size. Operands are addressed by strides
+// (a transpose is a stride swap, never a copy). Biases ride along as an extra row of the
+// weight matrix, which the layout [W_l (in×out) | b_l (out)] stores contiguously: the forward
+// pass multiplies [X | 1]·[W; b], and the weight gradient [X | 1]ᵀ·dY writes dW and db in one
+// pass. The ones are produced by the tile loader (flags ONES_K / ONES_M), never stored.
+//
+// Three epilogues:
+//   linear_forward    y = act(x·W + b), then the dropout mask (hidden layers)
+//   linear_backward_x dx = (dy·Wᵀ) ⊙ [a_prev > 0]·scale: the previous layer's ReLU and dropout
+//                     backward, from its stored output a_prev (positive exactly where both
+//                     ReLU and dropout let the element through)
+//   linear_backward_w g = [x | 1]ᵀ·dy, applied at once by the member's optimizer: the weight
+//                     gradient never touches memory, and each parameter, moment and second
+//                     moment is read and written once per step.
+#include "activation.cuh"
+#include "dropout.cuh"
+#include "optim.cuh"
+
+struct GemmProblem {
+    long long a_off, b_off, c_off, aux_off;  // element offsets into the launch's buffers
+    int m, n, k;
+    int a_rs, a_cs;  // A(i, kk) = A[a_off + i*a_rs + kk*a_cs]
+    int b_rs, b_cs;  // B(kk, j) = B[b_off + kk*b_rs + j*b_cs]
+    int ldc;         // C(i, j) = C[c_off + i*ldc + j]
+    int member;
+    int layer;
+    int flags;
+    int pad;
+};
+
+static_assert(sizeof(GemmProblem) == 80, "GemmProblem layout (src/backend/cuda/layout.rs)");
+
+#define ONES_K 1  // A(i, k-1) = 1: the forward pass's bias column
+#define ONES_M 2  // A(m-1, kk) = 1: the weight gradient's bias row
+#define RELU 4    // hidden layer: ReLU and dropout in the forward epilogue
+
+// Two tile shapes, both 256 threads: 64×64 (4×4 outputs per thread) for narrow layers and
+// 128×128 (8×8 per thread: twice the multiply-adds per shared-memory load) for wide ones.
+// The host picks one per launch from the largest problem (src/backend/cuda/linear.rs).
+#define THREADS 256
+
+enum Epilogue { FORWARD, BACKWARD_X, BACKWARD_W };
+
+__device__ __forceinline__ float load_a(const GemmProblem& p, const float* A, int i, int kk) {
+    if (i >= p.m || kk >= p.k) return 0.0f;
+    if (((p.flags & ONES_K) && kk == p.k - 1) || ((p.flags & ONES_M) && i == p.m - 1)) return 1.0f;
+    return A[p.a_off + (long long)i * p.a_rs + (long long)kk * p.a_cs];
+}
+
+__device__ __forceinline__ float load_b(const GemmProblem& p, const float* B, int kk, int j) {
+    if (kk >= p.k || j >= p.n) return 0.0f;
+    return B[p.b_off + (long long)kk * p.b_rs + (long long)j * p.b_cs];
+}
+
+template <Epilogue E, int BM, int BN, int BK, int TM, int TN>
+__device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
+                          const float* __restrict__ B, float* C, const float* __restrict__ aux,
+                          float* m1, float* m2, const MemberHparams& h, const MemberState& s) {
+    int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
+    if (row0 >= p.m || col0 >= p.n) return;
+    __shared__ __align__(16) float As[BK][BM + 4];
+    __shared__ __align__(16) float Bs[BK][BN + 4];
+    int tid = threadIdx.x, tx = tid % (BN / TN), ty = tid / (BN / TN);
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < p.k; k0 += BK) {
+        // Consecutive threads walk A's and B's contiguous dimension, so loads coalesce
+        // whichever way the operand is laid out.
+#pragma unroll
+        for (int r = 0; r < BM * BK / THREADS; ++r) {
+            int i, kk;
+            if (p.a_cs == 1) { kk = tid % BK; i = tid / BK + r * (THREADS / BK); }
+            else { i = tid % BM; kk = tid / BM + r * (THREADS / BM); }
+            As[kk][i] = load_a(p, A, row0 + i, k0 + kk);
+        }
+#pragma unroll
+        for (int r = 0; r < BK * BN / THREADS; ++r) {
+            int kk, j;
+            if (p.b_cs == 1) { j = tid % BN; kk = tid / BN + r * (THREADS / BN); }
+            else { kk = tid % BK; j = tid / BK + r * (THREADS / BK); }
+            Bs[kk][j] = load_b(p, B, k0 + kk, col0 + j);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            float av[TM], bv[TN];
+#pragma unroll
+            for (int q = 0; q < TM; q += 4) {
+                float4 a = *reinterpret_cast<const float4*>(&As[kk][ty * TM + q]);
+                av[q] = a.x, av[q + 1] = a.y, av[q + 2] = a.z, av[q + 3] = a.w;
+            }
+#pragma unroll
+            for (int q = 0; q < TN; q += 4) {
+                float4 b = *reinterpret_cast<const float4*>(&Bs[kk][tx * TN + q]);
+                bv[q] = b.x, bv[q + 1] = b.y, bv[q + 2] = b.z, bv[q + 3] = b.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; ++i)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+
+    float keep_scale = 1.0f / (1.0f - h.dropout);
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        int r = row0 + ty * TM + i;
+        if (r >= p.m) continue;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            int c = col0 + tx * TN + j;
+            if (c >= p.n) continue;
+            long long at = p.c_off + (long long)r * p.ldc + c;
+            float v = acc[i][j];
+            if (E == FORWARD) {
+                if (p.flags & RELU) {
+                    v = relu(v);
+                    if (h.dropout > 0.0f)
+                        v *= dropout_scale(h.seed, s.steps, p.layer, (unsigned long long)r * p.n + c,
+                                           h.dropout);
+                }
+                C[at] = v;
+            } else if (E == BACKWARD_X) {
+                float a_prev = aux[p.aux_off + (long long)r * p.ldc + c];
+                C[at] = a_prev > 0.0f ? v * (h.dropout > 0.0f ? keep_scale : 1.0f) : 0.0f;
+            } else {
+                optimizer_update(h, s, &C[at], v, &m1[at], &m2[at]);
+            }
+        }
+    }
+}
+
+// Training launches skip diverged members; evaluation (state == nullptr) runs them all,
+// without dropout.
+#define MEMBER_PROLOGUE                                                   \
+    const GemmProblem p = problems[blockIdx.z];                           \
+    MemberHparams h = hp[p.member];                                       \
+    MemberState s;                                                        \
+    if (state != nullptr) {                                               \
+        s = state[p.member];                                              \
+        if (!s.alive) return;                                             \
+    } else {                                                              \
+        s.steps = 0;                                                      \
+        h.dropout = 0.0f;                                                 \
+    }
+
+// One entry point per pass and tile shape: linear_forward_64, linear_forward_128, ...
+#define ENTRY_POINTS(TILE, BK, T, MIN_BLOCKS)                                                               \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_forward_##TILE(                \
+        const GemmProblem* __restrict__ problems, const float* __restrict__ x,                    \
+        const float* __restrict__ params, float* y, const MemberHparams* __restrict__ hp,         \
+        const MemberState* __restrict__ state) {                                                  \
+        MEMBER_PROLOGUE                                                                           \
+        gemm_tile<FORWARD, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, h, s); \
+    }                                                                                             \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_x_##TILE(               \
+        const GemmProblem* __restrict__ problems, const float* __restrict__ dy,                   \
+        const float* __restrict__ params, float* dx, const float* __restrict__ acts,              \
+        const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
+        MEMBER_PROLOGUE                                                                           \
+        gemm_tile<BACKWARD_X, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr, nullptr, h, s); \
+    }                                                                                             \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_w_##TILE(               \
+        const GemmProblem* __restrict__ problems, const float* __restrict__ x,                    \
+        const float* __restrict__ dy, float* params, float* m1, float* m2,                        \
+        const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
+        MEMBER_PROLOGUE                                                                           \
+        gemm_tile<BACKWARD_W, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h, s);     \
+    }
+
+// Two 128-tile blocks per multiprocessor (registers capped at 128) so one block's loads
+// overlap the other's arithmetic.
+ENTRY_POINTS(64, 16, 4, 1)
+ENTRY_POINTS(128, 8, 8, 2)

@@ -1,0 +1,29 @@
+// The optimizer over the whole population's flat parameter buffer in one launch, each
+// member with its own hyperparameters. Training fuses this update into the weight-gradient
+// GEMM's epilogue (linear.cu); this kernel is the unfused form, checked against the CPU
+// twin src/backend/cpu/optim.rs.
+#include "optim.cuh"
+
+// grid: (chunks, members). Member p owns [offsets[p], offsets[p+1]) of every buffer; its
+// state must already hold step t's AdamW scalars.
+extern "C" __global__ void optimizer_step(const float* __restrict__ grad, float* w, float* m,
+                                          float* v, const long long* __restrict__ offsets,
+                                          const MemberHparams* __restrict__ hp,
+                                          const MemberState* __restrict__ state) {
+    int p = blockIdx.y;
+    if (!state[p].alive) return;
+    MemberHparams h = hp[p];
+    MemberState s = state[p];
+    for (long long i = offsets[p] + blockIdx.x * (long long)blockDim.x + threadIdx.x;
+         i < offsets[p + 1]; i += (long long)gridDim.x * blockDim.x) {
+        optimizer_update(h, s, &w[i], grad[i], &m[i], &v[i]);
+    }
+}
+
+// Sets each member's AdamW scalars for its next step (t = steps + 1), as the loss kernel
+// does during training: lets optimizer_step be tested alone.
+extern "C" __global__ void prepare_step(const MemberHparams* __restrict__ hp, MemberState* state,
+                                        int members) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p < members) adamw_scalars(hp[p], state[p].steps + 1, &state[p]);
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU check, in two halves.
+#
+#   scripts/gpu-check.sh build   (here, with the Rust toolchain and nvcc from PyPI)
+#       builds the release binary and the CUDA parity tests with --features cuda and gathers
+#       them, the peer benchmark and this script into gpu-bundle/ (git-ignored), to carry.
+#   scripts/gpu-check.sh run     (on the GPU machine: driver, PyTorch, JAX; no Rust)
+#       runs every parity test (failing if any printed SKIP), a short sweep on the GPU, then
+#       `popsweep bench --backend cuda` against peer_bench.py --device cuda on the same GPU,
+#       and prints a short table. Logs go to $OUT when it is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUNDLE=gpu-bundle
+
+build() {
+    : "${NVCC:?set NVCC to nvcc (e.g. from the PyPI nvidia-cuda-nvcc wheel)}"
+    export KERNELS_REQUIRE_NVCC=1
+    cargo build --release --features cuda
+    local tests
+    tests=$(cargo test --release --features cuda --test cuda_parity --no-run --message-format=json \
+        | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda_parity":
+        print(m["executable"])')
+    rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
+    cp target/release/popsweep "$BUNDLE/"
+    cp "$tests" "$BUNDLE/cuda_parity"
+    cp ../shared/bench/peer_bench.py scripts/gpu-check.sh scripts/gpu_table.py "$BUNDLE/"
+    strip "$BUNDLE/popsweep" "$BUNDLE/cuda_parity"
+    du -sh "$BUNDLE"
+}
+
+run() {
+    local out="${OUT:-/tmp/gpu-check}"
+    mkdir -p "$out"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
+    echo "== parity tests"
+    local rc=0
+    "$BUNDLE/cuda_parity" --test-threads=1 --nocapture >"$out/parity.log" 2>&1 || rc=$?
+    grep -E "^test |test result|panicked|SKIP" "$out/parity.log" | grep -v "rng seed" || true
+    if grep -q "SKIP" "$out/parity.log"; then echo "FAIL: a parity test was skipped"; rc=1; fi
+    echo "== sweep on the GPU (embedded digits)"
+    "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 6 || rc=1
+    echo "== bench"
+    local args=(--dims 784,256,10 --batch 128 --optimizer adamw --steps 50 --warmup 5 --reps 5)
+    for pop in 64 256 1024; do
+        "$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --pop "$pop" --json >>"$out/popsweep.jsonl" || rc=1
+    done
+    python3 "$BUNDLE/peer_bench.py" "${args[@]}" --pop 256 --device cuda --cuda-graph --impl all --ceiling --json \
+        >"$out/peer.jsonl" 2>"$out/peer.txt" || rc=1
+    # popsweep again after the peer, so drift between the two shows.
+    "$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --pop 256 --json >>"$out/popsweep.jsonl" || rc=1
+    python3 "$BUNDLE/gpu_table.py" "$out/popsweep.jsonl" "$out/peer.jsonl" || rc=1
+    return $rc
+}
+
+case "${1:-}" in
+    build) build ;;
+    run) run ;;
+    *) echo "usage: $0 build|run" >&2; exit 2 ;;
+esac

@@ -1,0 +1,130 @@
+//! Opening the GPU: the driver library, a context and stream, and the embedded kernels.
+//!
+//! cudarc loads libcuda at run time, so the binary builds and starts with no CUDA installed;
+//! every way of not having a usable GPU becomes an [`Unavailable`] with the reason, never a
+//! panic (cudarc panics if a context is created without libcuda, hence the check first).
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use std::fmt;
+use std::sync::Arc;
+
+/// Why the CUDA backend cannot run here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unavailable(pub String);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no CUDA device: {}", self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// Every kernel the backend launches, one field per `extern "C"` entry of `kernels/`.
+pub struct Kernels {
+    pub gather_rows: CudaFunction,
+    /// Per tile shape (`GemmTile as usize`): the three passes of `kernels/linear.cu`.
+    pub linear_forward: [CudaFunction; 2],
+    pub linear_backward_x: [CudaFunction; 2],
+    pub linear_backward_w: [CudaFunction; 2],
+    pub softmax_cross_entropy: CudaFunction,
+    pub optimizer_step: CudaFunction,
+    pub prepare_step: CudaFunction,
+}
+
+/// A context on GPU 0, the one stream everything is ordered on, and the loaded kernels.
+pub struct Device {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub kernels: Kernels,
+    pub name: String,
+}
+
+#[cfg(popsweep_kernels)]
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+}
+
+impl Device {
+    pub fn open() -> Result<Arc<Device>, Unavailable> {
+        // SAFETY: only tries to dlopen the driver library; no CUDA call is made.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(Unavailable(
+                "libcuda (the NVIDIA driver) is not installed".into(),
+            ));
+        }
+        let count = CudaContext::device_count()
+            .map_err(|e| Unavailable(format!("the driver found no device ({e})")))?;
+        if count < 1 {
+            return Err(Unavailable("the driver reports 0 devices".into()));
+        }
+        let ctx =
+            CudaContext::new(0).map_err(|e| Unavailable(format!("cannot open GPU 0: {e}")))?;
+        // One stream orders everything, so cudarc's per-buffer event tracking only adds cost.
+        // SAFETY: no buffer is shared with another stream.
+        unsafe { ctx.disable_event_tracking() };
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let stream = ctx.default_stream();
+        let kernels = load_kernels(&ctx)?;
+        Ok(Arc::new(Device {
+            ctx,
+            stream,
+            kernels,
+            name,
+        }))
+    }
+}
+
+#[cfg(not(popsweep_kernels))]
+fn load_kernels(_: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
+    Err(Unavailable(
+        "this binary was built with feature cuda but without nvcc, so it holds no kernels \
+         (set NVCC or CUDA_HOME and rebuild)"
+            .into(),
+    ))
+}
+
+#[cfg(popsweep_kernels)]
+fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
+    use cudarc::driver::CudaModule;
+    use cudarc::nvrtc::Ptx;
+    let module = |name: &str| -> Result<Arc<CudaModule>, Unavailable> {
+        let (_, fatbin, ptx) = embedded::MODULES
+            .iter()
+            .find(|m| m.0 == name)
+            .ok_or_else(|| Unavailable(format!("kernel module {name} is not embedded")))?;
+        // The fatbin's sm_90 code loads on Hopper; other GPUs JIT its compute_80 PTX, and
+        // the standalone PTX is the last resort.
+        ctx.load_module(Ptx::from_binary(fatbin.to_vec()))
+            .or_else(|_| ctx.load_module(Ptx::from_src(*ptx)))
+            .map_err(|e| Unavailable(format!("cannot load kernels/{name}.cu: {e}")))
+    };
+    let function = |m: &Arc<CudaModule>, name: &str| {
+        m.load_function(name)
+            .map_err(|e| Unavailable(format!("kernel {name} missing: {e}")))
+    };
+    let (gather, linear, loss, optim) = (
+        module("gather")?,
+        module("linear")?,
+        module("loss")?,
+        module("optim")?,
+    );
+    Ok(Kernels {
+        gather_rows: function(&gather, "gather_rows")?,
+        linear_forward: [
+            function(&linear, "linear_forward_64")?,
+            function(&linear, "linear_forward_128")?,
+        ],
+        linear_backward_x: [
+            function(&linear, "linear_backward_x_64")?,
+            function(&linear, "linear_backward_x_128")?,
+        ],
+        linear_backward_w: [
+            function(&linear, "linear_backward_w_64")?,
+            function(&linear, "linear_backward_w_128")?,
+        ],
+        softmax_cross_entropy: function(&loss, "softmax_cross_entropy")?,
+        optimizer_step: function(&optim, "optimizer_step")?,
+        prepare_step: function(&optim, "prepare_step")?,
+    })
+}

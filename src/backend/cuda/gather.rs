@@ -1,0 +1,61 @@
+//! Launch of `kernels/gather.cu`: the shared minibatch, copied out of the device-resident
+//! data set in the epoch's order. CPU twin: `Dataset::subset`.
+
+use super::device::Device;
+use crate::data::Dataset;
+use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
+
+/// A data set on the device, with the identity order for evaluation passes.
+pub struct DeviceData {
+    pub features: CudaSlice<f32>,
+    pub labels: CudaSlice<u32>,
+    pub identity: CudaSlice<u32>,
+    pub rows: usize,
+    pub n_features: usize,
+}
+
+impl DeviceData {
+    pub fn upload(dev: &Device, data: &Dataset) -> Result<Self, DriverError> {
+        let identity: Vec<u32> = (0..data.len() as u32).collect();
+        // Zero-length device buffers are not allocations; keep one element instead.
+        let nonempty = |v: &[f32]| if v.is_empty() { vec![0.0] } else { v.to_vec() };
+        let nonempty_u32 = |v: &[u32]| if v.is_empty() { vec![0] } else { v.to_vec() };
+        Ok(DeviceData {
+            features: dev.stream.clone_htod(&nonempty(&data.features))?,
+            labels: dev.stream.clone_htod(&nonempty_u32(&data.labels))?,
+            identity: dev.stream.clone_htod(&nonempty_u32(&identity))?,
+            rows: data.len(),
+            n_features: data.n_features,
+        })
+    }
+}
+
+/// Rows `order[start .. start + rows)` of `data` into `x` `(rows, features)` and `y`.
+pub fn gather_rows(
+    dev: &Device,
+    data: &DeviceData,
+    order: &CudaSlice<u32>,
+    start: usize,
+    rows: usize,
+    x: &CudaSlice<f32>,
+    y: &CudaSlice<u32>,
+) -> Result<(), DriverError> {
+    let total = (rows * data.n_features) as u32;
+    let (start, rows, d) = (start as i32, rows as i32, data.n_features as i32);
+    let mut b = dev.stream.launch_builder(&dev.kernels.gather_rows);
+    b.arg(&data.features)
+        .arg(&data.labels)
+        .arg(order)
+        .arg(&start)
+        .arg(&rows)
+        .arg(&d)
+        .arg(x)
+        .arg(y);
+    let cfg = LaunchConfig {
+        grid_dim: (total.div_ceil(256).clamp(1, 4096), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the caller keeps start + rows within `order` and x/y sized for `rows`.
+    unsafe { b.launch(cfg) }.map(drop)
+}

@@ -1,0 +1,137 @@
+//! `#[repr(C)]` mirrors of the structs in `kernels/*.cu(h)`, field for field, so arrays of
+//! them can be copied to the device as they are.
+
+use crate::backend::cpu::optim::OptimizerKind;
+use crate::model::MemberSpec;
+use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
+
+/// `MemberHparams` in kernels/population.cuh.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemberHparams {
+    pub kind: i32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub dropout: f32,
+    pub seed: u64,
+}
+
+impl MemberHparams {
+    pub fn of(spec: &MemberSpec) -> Self {
+        let o = &spec.hparams.optim;
+        MemberHparams {
+            kind: match o.kind {
+                OptimizerKind::Sgd => 0,
+                OptimizerKind::AdamW => 1,
+            },
+            lr: o.lr,
+            momentum: o.momentum,
+            weight_decay: o.weight_decay,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            dropout: spec.hparams.dropout,
+            seed: spec.seed,
+        }
+    }
+}
+
+/// `MemberState` in kernels/population.cuh.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemberState {
+    pub steps: u64,
+    pub train_loss: f64,
+    pub train_correct: u64,
+    pub eval_loss: f64,
+    pub eval_correct: u64,
+    pub fail_step: u64,
+    pub fail_loss: f32,
+    pub alive: i32,
+    pub step_size: f32,
+    pub sqrt_bias2: f32,
+}
+
+/// `GemmProblem` in kernels/linear.cu: `C = A·B` for one member's layer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GemmProblem {
+    pub a_off: i64,
+    pub b_off: i64,
+    pub c_off: i64,
+    pub aux_off: i64,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    pub a_rs: i32,
+    pub a_cs: i32,
+    pub b_rs: i32,
+    pub b_cs: i32,
+    pub ldc: i32,
+    pub member: i32,
+    pub layer: i32,
+    pub flags: i32,
+    pub pad: i32,
+}
+
+/// `GemmProblem::flags` bits, as in kernels/linear.cu.
+pub const ONES_K: i32 = 1;
+pub const ONES_M: i32 = 2;
+pub const RELU: i32 = 4;
+/// The GEMM kernel's output tile shapes (`ENTRY_POINTS` in kernels/linear.cu), both run
+/// by 256 threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmTile {
+    /// 64×64, 4×4 outputs per thread: narrow layers waste less of a tile.
+    Small = 0,
+    /// 128×128, 8×8 per thread: twice the multiply-adds per shared-memory load.
+    Large = 1,
+}
+
+impl GemmTile {
+    pub fn edge(self) -> u32 {
+        match self {
+            GemmTile::Small => 64,
+            GemmTile::Large => 128,
+        }
+    }
+}
+
+pub const GEMM_THREADS: u32 = 256;
+
+/// `LossProblem` in kernels/loss.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LossProblem {
+    pub logits_off: i64,
+    pub classes: i32,
+    pub member: i32,
+}
+
+pub const LOSS_THREADS: u32 = 128;
+
+// SAFETY: plain-old-data with C layout and no padding-dependent invariants; all-zero bits
+// are a valid value of each.
+unsafe impl DeviceRepr for MemberHparams {}
+unsafe impl DeviceRepr for MemberState {}
+unsafe impl DeviceRepr for GemmProblem {}
+unsafe impl DeviceRepr for LossProblem {}
+unsafe impl ValidAsZeroBits for MemberState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_the_cuda_structs() {
+        // Field sizes summed with C alignment, as nvcc lays them out.
+        assert_eq!(std::mem::size_of::<MemberHparams>(), 40);
+        assert_eq!(std::mem::size_of::<MemberState>(), 64);
+        assert_eq!(std::mem::size_of::<GemmProblem>(), 80);
+        assert_eq!(std::mem::size_of::<LossProblem>(), 16);
+    }
+}

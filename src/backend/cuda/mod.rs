@@ -1,0 +1,136 @@
+//! The CUDA backend: the population trained by the kernels in `kernels/`, each with a CPU
+//! twin in `backend/cpu/` that it is tested against (tests/cuda_parity.rs).
+//!
+//! Per epoch the population and the data go to the device, every minibatch is a fixed
+//! number of launches for all members at once, and the trained weights, moments, steps and
+//! per-member sums come back in one synchronisation. A member that diverges is marked dead
+//! by the loss kernel before its update, exactly where the CPU backend stops it.
+
+pub mod device;
+pub mod gather;
+pub mod layout;
+pub mod linear;
+pub mod loss;
+pub mod optim;
+pub mod population;
+
+pub use device::{Device, Unavailable};
+pub use population::DevicePopulation;
+
+use crate::backend::cpu::evaluate_params;
+use crate::backend::{Backend, EpochPlan};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::train::health::{check_batch_loss, check_params, Divergence};
+use crate::train::{EpochMetrics, Evaluation, Population};
+use cudarc::driver::DriverError;
+use gather::DeviceData;
+use std::sync::Arc;
+
+/// Rows per evaluation pass (at least the batch size; bounds the activation buffers).
+const EVAL_ROWS: usize = 512;
+
+pub struct CudaBackend {
+    dev: Arc<Device>,
+}
+
+fn device_error(e: DriverError) -> Error {
+    Error::Device(format!("CUDA driver error: {e}"))
+}
+
+impl CudaBackend {
+    pub fn open() -> std::result::Result<Self, Unavailable> {
+        Ok(CudaBackend {
+            dev: Device::open()?,
+        })
+    }
+
+    pub fn device(&self) -> &Arc<Device> {
+        &self.dev
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn train_epoch(
+        &self,
+        pop: &mut Population,
+        train: &Dataset,
+        val: &Dataset,
+        plan: &EpochPlan,
+    ) -> Result<()> {
+        if pop.members().iter().all(|m| !m.is_alive()) {
+            return Ok(());
+        }
+        let dev = &self.dev;
+        let capacity = plan.batch_size.max(EVAL_ROWS);
+        let mut run = || -> std::result::Result<Vec<layout::MemberState>, DriverError> {
+            let mut dp = DevicePopulation::upload(dev, pop, capacity)?;
+            let train_d = DeviceData::upload(dev, train)?;
+            let order: Vec<u32> = plan.order.iter().map(|&i| i as u32).collect();
+            let order = dev.stream.clone_htod(&order)?;
+            let mut start = 0;
+            while start < order.len() {
+                let rows = plan.batch_size.min(order.len() - start);
+                dp.train_step(&train_d, &order, start, rows)?;
+                start += rows;
+            }
+            dp.evaluate(&DeviceData::upload(dev, val)?)?;
+            let state = dp.read_state()?;
+            dp.download(pop)?;
+            Ok(state)
+        };
+        let state = run().map_err(device_error)?;
+        let (n_train, n_val) = (plan.order.len().max(1) as f64, val.len().max(1) as f64);
+        let offsets = pop.offsets().to_vec();
+        let (members, [params, _, _]) = pop.flat_mut();
+        for (slot, (member, s)) in members.iter_mut().zip(&state).enumerate() {
+            if !member.is_alive() {
+                continue;
+            }
+            let epoch = member.epochs + 1;
+            member.steps = s.steps;
+            let reason = if s.alive == 0 {
+                Some(
+                    check_batch_loss(f64::from(s.fail_loss), member.spec.arch.classes())
+                        .err()
+                        .unwrap_or_else(|| {
+                            format!("loss {} failed the check on the GPU", s.fail_loss)
+                        }),
+                )
+            } else {
+                check_params(&params[offsets[slot]..offsets[slot + 1]]).err()
+            };
+            if let Some(reason) = reason {
+                member.failure = Some(Divergence {
+                    epoch,
+                    step: if s.alive == 0 { s.fail_step } else { s.steps },
+                    reason,
+                });
+                continue;
+            }
+            member.epochs = epoch;
+            member.history.push(EpochMetrics {
+                epoch,
+                train_loss: s.train_loss / n_train,
+                train_accuracy: s.train_correct as f64 / n_train,
+                val_loss: s.eval_loss / n_val,
+                val_accuracy: s.eval_correct as f64 / n_val,
+            });
+        }
+        Ok(())
+    }
+
+    /// One member on a handful of rows (the final test evaluation, the sanity check): the
+    /// CPU reference does it without a round trip to the device.
+    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation> {
+        Ok(evaluate_params(
+            &pop.members()[slot].spec.arch,
+            pop.params(slot),
+            rows,
+        ))
+    }
+}

@@ -1,0 +1,51 @@
+//! Launches of `kernels/optim.cu`: the optimizer over the whole flat parameter buffer in
+//! one launch. Training fuses the update into the weight-gradient GEMM
+//! (`linear::backward_w`); this unfused form is what the parity tests hold against the CPU
+//! twin `backend/cpu/optim.rs`, and it shares its arithmetic (`kernels/optim.cuh`).
+
+use super::device::Device;
+use super::layout::{MemberHparams, MemberState};
+use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
+
+/// Sets each member's AdamW scalars for step `steps + 1`.
+pub fn prepare_step(
+    dev: &Device,
+    hparams: &CudaSlice<MemberHparams>,
+    state: &CudaSlice<MemberState>,
+    members: usize,
+) -> Result<(), DriverError> {
+    let n = members as i32;
+    let mut b = dev.stream.launch_builder(&dev.kernels.prepare_step);
+    b.arg(hparams).arg(state).arg(&n);
+    // SAFETY: both arrays hold `members` entries.
+    unsafe { b.launch(LaunchConfig::for_num_elems(members.max(1) as u32)) }.map(drop)
+}
+
+/// One update of every alive member's slice `offsets[p]..offsets[p+1]`.
+#[allow(clippy::too_many_arguments)]
+pub fn optimizer_step(
+    dev: &Device,
+    grad: &CudaSlice<f32>,
+    params: &CudaSlice<f32>,
+    moments: (&CudaSlice<f32>, &CudaSlice<f32>),
+    offsets: &CudaSlice<i64>,
+    hparams: &CudaSlice<MemberHparams>,
+    state: &CudaSlice<MemberState>,
+    members: usize,
+) -> Result<(), DriverError> {
+    let mut b = dev.stream.launch_builder(&dev.kernels.optimizer_step);
+    b.arg(grad)
+        .arg(params)
+        .arg(moments.0)
+        .arg(moments.1)
+        .arg(offsets)
+        .arg(hparams)
+        .arg(state);
+    let cfg = LaunchConfig {
+        grid_dim: (64, members as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the offsets table has members + 1 entries inside every buffer.
+    unsafe { b.launch(cfg) }.map(drop)
+}

@@ -1,0 +1,271 @@
+//! The population on the device: the flat parameter and moment buffers exactly as the
+//! host's `Population` lays them out, per-member hyperparameter and state arrays, and the
+//! activation and delta buffers of every member's layers. A training step is a fixed
+//! sequence of launches — gather, one forward GEMM per layer index, the loss, then per
+//! layer index (deepest first) the input-gradient GEMM and the weight-gradient GEMM with the
+//! optimizer fused in — so the number of launches depends on the deepest member, never on P.
+
+use super::device::Device;
+use super::gather::{gather_rows, DeviceData};
+use super::layout::{GemmProblem, MemberHparams, MemberState};
+use super::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
+use super::loss::{softmax_cross_entropy, LossLaunch};
+use crate::train::Population;
+use cudarc::driver::{CudaSlice, DriverError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The launches of one step for a given number of rows (the last batch of an epoch and
+/// evaluation chunks may be shorter than the batch).
+struct StepPlan {
+    /// Per layer index: the problems of every member that has that layer.
+    forward: Vec<GemmLaunch>,
+    backward_x: Vec<Option<GemmLaunch>>,
+    backward_w: Vec<GemmLaunch>,
+}
+
+pub struct DevicePopulation {
+    dev: Arc<Device>,
+    layouts: Vec<MemberLayout>,
+    /// Rows the activation buffers hold per layer.
+    capacity: usize,
+    params: CudaSlice<f32>,
+    moment1: CudaSlice<f32>,
+    moment2: CudaSlice<f32>,
+    hparams: CudaSlice<MemberHparams>,
+    state: CudaSlice<MemberState>,
+    acts: CudaSlice<f32>,
+    deltas: CudaSlice<f32>,
+    x: CudaSlice<f32>,
+    y: CudaSlice<u32>,
+    loss: LossLaunch,
+    plans: HashMap<usize, StepPlan>,
+}
+
+impl DevicePopulation {
+    /// Copies `pop` (weights, moments, hyperparameters, steps, alive mask) to the device,
+    /// with room for batches of up to `capacity` rows of `n_features` inputs.
+    pub fn upload(
+        dev: &Arc<Device>,
+        pop: &Population,
+        capacity: usize,
+    ) -> Result<Self, DriverError> {
+        let capacity = capacity.max(1);
+        let mut act_total = 0;
+        let layouts: Vec<MemberLayout> = pop
+            .members()
+            .iter()
+            .enumerate()
+            .map(|(slot, m)| {
+                let dims = m.spec.arch.dims.clone();
+                let act_off = dims[1..]
+                    .iter()
+                    .map(|&w| {
+                        let off = act_total;
+                        act_total += capacity * w;
+                        off
+                    })
+                    .collect();
+                MemberLayout {
+                    dims,
+                    param_off: pop.offsets()[slot],
+                    act_off,
+                    member: slot,
+                }
+            })
+            .collect();
+        let n_features = layouts.first().map_or(1, |l| l.dims[0]);
+        let s = &dev.stream;
+        let [p, m1, m2] = pop.flat();
+        let nonempty = |v: &[f32]| if v.is_empty() { vec![0.0] } else { v.to_vec() };
+        let hp: Vec<MemberHparams> = pop
+            .members()
+            .iter()
+            .map(|m| MemberHparams::of(&m.spec))
+            .collect();
+        let state: Vec<MemberState> = pop
+            .members()
+            .iter()
+            .map(|m| MemberState {
+                steps: m.steps,
+                alive: i32::from(m.is_alive()),
+                ..Default::default()
+            })
+            .collect();
+        Ok(DevicePopulation {
+            params: s.clone_htod(&nonempty(p))?,
+            moment1: s.clone_htod(&nonempty(m1))?,
+            moment2: s.clone_htod(&nonempty(m2))?,
+            hparams: s.clone_htod(&if hp.is_empty() {
+                vec![MemberHparams::default()]
+            } else {
+                hp
+            })?,
+            state: s.clone_htod(&if state.is_empty() {
+                vec![MemberState::default()]
+            } else {
+                state
+            })?,
+            acts: s.alloc_zeros(act_total.max(1))?,
+            deltas: s.alloc_zeros(act_total.max(1))?,
+            x: s.alloc_zeros(capacity * n_features)?,
+            y: s.alloc_zeros(capacity)?,
+            loss: LossLaunch::new(dev, &layouts)?,
+            dev: dev.clone(),
+            layouts,
+            capacity,
+            plans: HashMap::new(),
+        })
+    }
+
+    /// Launches of one training step: gather, the loss, and three GEMMs per layer index
+    /// but the first layer's input gradient.
+    pub fn launches_per_step(&self) -> usize {
+        let depth = self.layouts.iter().map(|m| m.n_layers()).max().unwrap_or(0);
+        2 + 3 * depth - usize::from(depth > 0)
+    }
+
+    fn plan(&mut self, rows: usize) -> Result<&StepPlan, DriverError> {
+        if !self.plans.contains_key(&rows) {
+            let depth = self.layouts.iter().map(|m| m.n_layers()).max().unwrap_or(0);
+            let problems = |pass: Pass, layer: usize| -> Vec<GemmProblem> {
+                self.layouts
+                    .iter()
+                    .filter(|m| m.n_layers() > layer)
+                    .map(|m| linear::problem(pass, m, layer, rows))
+                    .collect()
+            };
+            let dev = &self.dev;
+            let mut plan = StepPlan {
+                forward: Vec::new(),
+                backward_x: Vec::new(),
+                backward_w: Vec::new(),
+            };
+            for layer in 0..depth {
+                plan.forward
+                    .push(GemmLaunch::new(dev, &problems(Pass::Forward, layer))?);
+                plan.backward_x.push(if layer == 0 {
+                    None
+                } else {
+                    Some(GemmLaunch::new(dev, &problems(Pass::BackwardX, layer))?)
+                });
+                plan.backward_w
+                    .push(GemmLaunch::new(dev, &problems(Pass::BackwardW, layer))?);
+            }
+            self.plans.insert(rows, plan);
+        }
+        Ok(&self.plans[&rows])
+    }
+
+    /// One optimizer step of every alive member on rows `order[start .. start + rows)`.
+    pub fn train_step(
+        &mut self,
+        data: &DeviceData,
+        order: &CudaSlice<u32>,
+        start: usize,
+        rows: usize,
+    ) -> Result<(), DriverError> {
+        assert!(rows <= self.capacity, "batch larger than the buffers");
+        self.plan(rows)?;
+        let plan = &self.plans[&rows];
+        let dev = &*self.dev;
+        gather_rows(dev, data, order, start, rows, &self.x, &self.y)?;
+        let members = Members {
+            hparams: &self.hparams,
+            state: Some(&self.state),
+        };
+        for (layer, launch) in plan.forward.iter().enumerate() {
+            let input = if layer == 0 { &self.x } else { &self.acts };
+            linear::forward(dev, launch, input, &self.params, &self.acts, &members)?;
+        }
+        softmax_cross_entropy(
+            dev,
+            &self.loss,
+            &self.acts,
+            &self.y,
+            rows,
+            Some(&self.deltas),
+            &self.hparams,
+            &self.state,
+        )?;
+        for layer in (0..plan.forward.len()).rev() {
+            if let Some(launch) = &plan.backward_x[layer] {
+                linear::backward_x(
+                    dev,
+                    launch,
+                    &self.deltas,
+                    &self.params,
+                    &self.acts,
+                    &members,
+                    &self.state,
+                )?;
+            }
+            let input = if layer == 0 { &self.x } else { &self.acts };
+            linear::backward_w(
+                dev,
+                &plan.backward_w[layer],
+                input,
+                &self.deltas,
+                &self.params,
+                (&self.moment1, &self.moment2),
+                &self.hparams,
+                &self.state,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds every member's loss and correct count on all of `data` (no dropout) to its
+    /// state's eval sums.
+    pub fn evaluate(&mut self, data: &DeviceData) -> Result<(), DriverError> {
+        let mut start = 0;
+        while start < data.rows {
+            let rows = self.capacity.min(data.rows - start);
+            self.plan(rows)?;
+            let plan = &self.plans[&rows];
+            let dev = &*self.dev;
+            gather_rows(dev, data, &data.identity, start, rows, &self.x, &self.y)?;
+            let members = Members {
+                hparams: &self.hparams,
+                state: None,
+            };
+            for (layer, launch) in plan.forward.iter().enumerate() {
+                let input = if layer == 0 { &self.x } else { &self.acts };
+                linear::forward(dev, launch, input, &self.params, &self.acts, &members)?;
+            }
+            softmax_cross_entropy(
+                dev,
+                &self.loss,
+                &self.acts,
+                &self.y,
+                rows,
+                None,
+                &self.hparams,
+                &self.state,
+            )?;
+            start += rows;
+        }
+        Ok(())
+    }
+
+    /// Waits for the device and returns every member's state.
+    pub fn read_state(&self) -> Result<Vec<MemberState>, DriverError> {
+        let mut state = self.dev.stream.clone_dtoh(&self.state)?;
+        self.dev.stream.synchronize()?;
+        state.truncate(self.layouts.len());
+        Ok(state)
+    }
+
+    /// Copies weights and moments back into `pop`'s flat buffers (same layout).
+    pub fn download(&self, pop: &mut Population) -> Result<(), DriverError> {
+        let (_, [p, m1, m2]) = pop.flat_mut();
+        if p.is_empty() {
+            return Ok(());
+        }
+        let s = &self.dev.stream;
+        s.memcpy_dtoh(&self.params.slice(..p.len()), p)?;
+        s.memcpy_dtoh(&self.moment1.slice(..m1.len()), m1)?;
+        s.memcpy_dtoh(&self.moment2.slice(..m2.len()), m2)?;
+        s.synchronize()
+    }
+}
