@@ -58,14 +58,91 @@ __device__ __forceinline__ float load_b(const GemmProblem& p, const float* B, in
     return B[p.b_off + (long long)kk * p.b_rs + (long long)j * p.b_cs];
 }
 
-template <Epilogue E, int BM, int BN, int BK, int TM, int TN>
+// Stages one BK-slice of A (BM×BK) and B (BK×BN) through registers. Consecutive threads walk
+// each operand's contiguous dimension, so the global loads coalesce whichever way the
+// operand is laid out.
+template <int BM, int BN, int BK>
+struct TileLoader {
+    static constexpr int LA = BM * BK / THREADS, LB = BK * BN / THREADS;
+    float ra[LA], rb[LB];
+
+    __device__ __forceinline__ void load(const GemmProblem& p, const float* A, const float* B,
+                                         int row0, int col0, int k0) {
+        int tid = threadIdx.x;
+#pragma unroll
+        for (int r = 0; r < LA; ++r) {
+            int i, kk;
+            if (p.a_cs == 1) { kk = tid % BK; i = tid / BK + r * (THREADS / BK); }
+            else { i = tid % BM; kk = tid / BM + r * (THREADS / BM); }
+            ra[r] = load_a(p, A, row0 + i, k0 + kk);
+        }
+#pragma unroll
+        for (int r = 0; r < LB; ++r) {
+            int kk, j;
+            if (p.b_cs == 1) { j = tid % BN; kk = tid / BN + r * (THREADS / BN); }
+            else { kk = tid % BK; j = tid / BK + r * (THREADS / BK); }
+            rb[r] = load_b(p, B, k0 + kk, col0 + j);
+        }
+    }
+
+    __device__ __forceinline__ void store(const GemmProblem& p, float (*As)[BM + 4],
+                                          float (*Bs)[BN + 4]) {
+        int tid = threadIdx.x;
+#pragma unroll
+        for (int r = 0; r < LA; ++r) {
+            int i, kk;
+            if (p.a_cs == 1) { kk = tid % BK; i = tid / BK + r * (THREADS / BK); }
+            else { i = tid % BM; kk = tid / BM + r * (THREADS / BM); }
+            As[kk][i] = ra[r];
+        }
+#pragma unroll
+        for (int r = 0; r < LB; ++r) {
+            int kk, j;
+            if (p.b_cs == 1) { j = tid % BN; kk = tid / BN + r * (THREADS / BN); }
+            else { kk = tid % BK; j = tid / BK + r * (THREADS / BK); }
+            Bs[kk][j] = rb[r];
+        }
+    }
+};
+
+// acc += the BK-slice in shared memory, TM×TN outputs per thread.
+template <int BM, int BN, int BK, int TM, int TN>
+__device__ __forceinline__ void multiply_slice(const float (*As)[BM + 4], const float (*Bs)[BN + 4],
+                                               int tx, int ty, float (&acc)[TM][TN]) {
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+        float av[TM], bv[TN];
+#pragma unroll
+        for (int q = 0; q < TM; q += 4) {
+            float4 a = *reinterpret_cast<const float4*>(&As[kk][ty * TM + q]);
+            av[q] = a.x, av[q + 1] = a.y, av[q + 2] = a.z, av[q + 3] = a.w;
+        }
+#pragma unroll
+        for (int q = 0; q < TN; q += 4) {
+            float4 b = *reinterpret_cast<const float4*>(&Bs[kk][tx * TN + q]);
+            bv[q] = b.x, bv[q + 1] = b.y, bv[q + 2] = b.z, bv[q + 3] = b.w;
+        }
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+}
+
+// PIPELINED: two shared-memory stages; the next slice's global loads are issued before the
+// current slice's arithmetic and land in the other stage, so memory latency hides behind
+// the multiply-adds and each slice needs one barrier instead of two. The plain loop (load,
+// barrier, multiply, barrier) is kept as the simpler reference and fallback.
+template <Epilogue E, bool PIPELINED, int BM, int BN, int BK, int TM, int TN>
 __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
                           const float* __restrict__ B, float* C, const float* __restrict__ aux,
-                          float* m1, float* m2, const MemberHparams& h, const MemberState& s) {
+                          float* m1, float* m2, const MemberHparams* __restrict__ hp,
+                          const MemberState* __restrict__ state) {
     int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
     if (row0 >= p.m || col0 >= p.n) return;
-    __shared__ __align__(16) float As[BK][BM + 4];
-    __shared__ __align__(16) float Bs[BK][BN + 4];
+    constexpr int STAGES = PIPELINED ? 2 : 1;
+    __shared__ __align__(16) float As[STAGES][BK][BM + 4];
+    __shared__ __align__(16) float Bs[STAGES][BK][BN + 4];
     int tid = threadIdx.x, tx = tid % (BN / TN), ty = tid / (BN / TN);
     float acc[TM][TN];
 #pragma unroll
@@ -73,46 +150,37 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < p.k; k0 += BK) {
-        // Consecutive threads walk A's and B's contiguous dimension, so loads coalesce
-        // whichever way the operand is laid out.
-#pragma unroll
-        for (int r = 0; r < BM * BK / THREADS; ++r) {
-            int i, kk;
-            if (p.a_cs == 1) { kk = tid % BK; i = tid / BK + r * (THREADS / BK); }
-            else { i = tid % BM; kk = tid / BM + r * (THREADS / BM); }
-            As[kk][i] = load_a(p, A, row0 + i, k0 + kk);
-        }
-#pragma unroll
-        for (int r = 0; r < BK * BN / THREADS; ++r) {
-            int kk, j;
-            if (p.b_cs == 1) { j = tid % BN; kk = tid / BN + r * (THREADS / BN); }
-            else { kk = tid % BK; j = tid / BK + r * (THREADS / BK); }
-            Bs[kk][j] = load_b(p, B, k0 + kk, col0 + j);
-        }
+    TileLoader<BM, BN, BK> loader;
+    if (PIPELINED) {
+        loader.load(p, A, B, row0, col0, 0);
+        loader.store(p, As[0], Bs[0]);
         __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < BK; ++kk) {
-            float av[TM], bv[TN];
-#pragma unroll
-            for (int q = 0; q < TM; q += 4) {
-                float4 a = *reinterpret_cast<const float4*>(&As[kk][ty * TM + q]);
-                av[q] = a.x, av[q + 1] = a.y, av[q + 2] = a.z, av[q + 3] = a.w;
-            }
-#pragma unroll
-            for (int q = 0; q < TN; q += 4) {
-                float4 b = *reinterpret_cast<const float4*>(&Bs[kk][tx * TN + q]);
-                bv[q] = b.x, bv[q + 1] = b.y, bv[q + 2] = b.z, bv[q + 3] = b.w;
-            }
-#pragma unroll
-            for (int i = 0; i < TM; ++i)
-#pragma unroll
-                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        int stage = 0;
+        for (int k0 = 0; k0 < p.k; k0 += BK) {
+            bool more = k0 + BK < p.k;
+            if (more) loader.load(p, A, B, row0, col0, k0 + BK);
+            multiply_slice<BM, BN, BK, TM, TN>(As[stage], Bs[stage], tx, ty, acc);
+            // The other stage was last read before the previous iteration's barrier.
+            if (more) loader.store(p, As[stage ^ 1], Bs[stage ^ 1]);
+            __syncthreads();
+            stage ^= 1;
         }
-        __syncthreads();
+    } else {
+        for (int k0 = 0; k0 < p.k; k0 += BK) {
+            loader.load(p, A, B, row0, col0, k0);
+            loader.store(p, As[0], Bs[0]);
+            __syncthreads();
+            multiply_slice<BM, BN, BK, TM, TN>(As[0], Bs[0], tx, ty, acc);
+            __syncthreads();
+        }
     }
 
-    float keep_scale = 1.0f / (1.0f - h.dropout);
+    // The member's hyperparameters and state are read only now, so they hold no registers
+    // during the main loop. Evaluation (state == nullptr): no dropout.
+    const MemberHparams h = *hp;
+    const float rate = state != nullptr ? h.dropout : 0.0f;
+    const unsigned long long step = state != nullptr ? state->steps : 0;
+    const float keep_scale = 1.0f / (1.0f - rate);
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         int r = row0 + ty * TM + i;
@@ -126,60 +194,63 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
             if (E == FORWARD) {
                 if (p.flags & RELU) {
                     v = relu(v);
-                    if (h.dropout > 0.0f)
-                        v *= dropout_scale(h.seed, s.steps, p.layer, (unsigned long long)r * p.n + c,
-                                           h.dropout);
+                    if (rate > 0.0f)
+                        v *= dropout_scale(h.seed, step, p.layer, (unsigned long long)r * p.n + c,
+                                           rate);
                 }
                 C[at] = v;
             } else if (E == BACKWARD_X) {
                 float a_prev = aux[p.aux_off + (long long)r * p.ldc + c];
-                C[at] = a_prev > 0.0f ? v * (h.dropout > 0.0f ? keep_scale : 1.0f) : 0.0f;
+                C[at] = a_prev > 0.0f ? v * keep_scale : 0.0f;
             } else {
-                optimizer_update(h, s, &C[at], v, &m1[at], &m2[at]);
+                optimizer_update(h, *state, &C[at], v, &m1[at], &m2[at]);
             }
         }
     }
 }
 
-// Training launches skip diverged members; evaluation (state == nullptr) runs them all,
-// without dropout.
+// The block's problem goes to shared memory (not 20 registers per thread). Training
+// launches skip diverged members; evaluation (state == nullptr) runs them all.
 #define MEMBER_PROLOGUE                                                   \
-    const GemmProblem p = problems[blockIdx.z];                           \
-    MemberHparams h = hp[p.member];                                       \
-    MemberState s;                                                        \
-    if (state != nullptr) {                                               \
-        s = state[p.member];                                              \
-        if (!s.alive) return;                                             \
-    } else {                                                              \
-        s.steps = 0;                                                      \
-        h.dropout = 0.0f;                                                 \
-    }
+    __shared__ GemmProblem problem;                                       \
+    if (threadIdx.x == 0) problem = problems[blockIdx.z];                 \
+    __syncthreads();                                                      \
+    const GemmProblem& p = problem;                                       \
+    const MemberHparams* h = hp + p.member;                               \
+    const MemberState* s = state != nullptr ? state + p.member : nullptr; \
+    if (s != nullptr && !s->alive) return;
 
-// One entry point per pass and tile shape: linear_forward_64, linear_forward_128, ...
-#define ENTRY_POINTS(TILE, BK, T, MIN_BLOCKS)                                                               \
-    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_forward_##TILE(                \
+// One entry point per pass, tile shape and main loop: linear_forward_64, linear_forward_128,
+// linear_forward_64p (pipelined), ...
+#define ENTRY_POINTS(NAME, PIPE, TILE, BK, T, MIN_BLOCKS)                                         \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_forward_##NAME(      \
         const GemmProblem* __restrict__ problems, const float* __restrict__ x,                    \
         const float* __restrict__ params, float* y, const MemberHparams* __restrict__ hp,         \
         const MemberState* __restrict__ state) {                                                  \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<FORWARD, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, h, s); \
+        gemm_tile<FORWARD, PIPE, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, \
+                                                       h, s);                                     \
     }                                                                                             \
-    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_x_##TILE(               \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_x_##NAME(   \
         const GemmProblem* __restrict__ problems, const float* __restrict__ dy,                   \
         const float* __restrict__ params, float* dx, const float* __restrict__ acts,              \
         const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<BACKWARD_X, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr, nullptr, h, s); \
+        gemm_tile<BACKWARD_X, PIPE, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr,       \
+                                                          nullptr, h, s);                         \
     }                                                                                             \
-    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_w_##TILE(               \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_w_##NAME(   \
         const GemmProblem* __restrict__ problems, const float* __restrict__ x,                    \
         const float* __restrict__ dy, float* params, float* m1, float* m2,                        \
         const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<BACKWARD_W, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h, s);     \
+        gemm_tile<BACKWARD_W, PIPE, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h,   \
+                                                          s);                                     \
     }
 
 // Two 128-tile blocks per multiprocessor (registers capped at 128) so one block's loads
 // overlap the other's arithmetic.
-ENTRY_POINTS(64, 16, 4, 1)
-ENTRY_POINTS(128, 8, 8, 2)
+ENTRY_POINTS(64, false, 64, 16, 4, 1)
+ENTRY_POINTS(128, false, 128, 8, 8, 2)
+ENTRY_POINTS(64p, true, 64, 16, 4, 1)
+ENTRY_POINTS(128p, true, 128, 8, 8, 2)

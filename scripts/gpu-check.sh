@@ -44,15 +44,42 @@ run() {
     "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 6 || rc=1
     echo "== bench"
     local args=(--dims 784,256,10 --batch 128 --optimizer adamw --steps 50 --warmup 5 --reps 5)
+    local bench=("$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --json)
     for pop in 64 256 1024; do
-        "$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --pop "$pop" --json >>"$out/popsweep.jsonl" || rc=1
+        "${bench[@]}" --pop "$pop" >>"$out/popsweep.jsonl" || rc=1
     done
-    python3 "$BUNDLE/peer_bench.py" "${args[@]}" --pop 256 --device cuda --cuda-graph --impl all --ceiling --json \
+    POPSWEEP_GEMM=plain "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
+    POPSWEEP_CUDA_GRAPH=0 "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
+    # The peer's sequential impl (one model at a time) is 90x slower and left out for time.
+    python3 "$BUNDLE/peer_bench.py" "${args[@]}" --pop 256 --device cuda --cuda-graph \
+        --impl "${PEER_IMPLS:-func,bmm,fused,jax_vmap,jax_scan}" --ceiling --json \
         >"$out/peer.jsonl" 2>"$out/peer.txt" || rc=1
     # popsweep again after the peer, so drift between the two shows.
-    "$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --pop 256 --json >>"$out/popsweep.jsonl" || rc=1
+    "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
     python3 "$BUNDLE/gpu_table.py" "$out/popsweep.jsonl" "$out/peer.jsonl" || rc=1
+    profile "$out" || echo "(profile skipped: ncu failed)"
     return $rc
+}
+
+# Per-kernel times of two training steps (after three warm-up steps) under Nsight Compute,
+# launched one by one (no graph) so each kernel is its own row.
+profile() {
+    local ncu
+    ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1) || return 1
+    [ -n "$ncu" ] || return 1
+    echo "== per-kernel times (ncu, pop 256, two steps)"
+    POPSWEEP_CUDA_GRAPH=0 timeout 120 "$ncu" --csv --print-units base --metrics gpu__time_duration.sum \
+        --launch-skip 21 --launch-count 14 \
+        "$BUNDLE/popsweep" bench --backend cuda --dims 784,256,10 --batch 128 --pop 256 \
+        --optimizer adamw --steps 3 --warmup 3 --reps 1 >"$1/ncu.csv" 2>"$1/ncu.err" || return 1
+    python3 - "$1/ncu.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+head, body = rows[0], rows[1:]
+k, grid, v = head.index("Kernel Name"), head.index("Grid Size"), head.index("Metric Value")
+for r in body:
+    print(f"{r[k]:<28}{r[grid]:>18}{float(r[v].replace(',', '')) / 1000:>10.1f} us")
+PY
 }
 
 case "${1:-}" in

@@ -53,6 +53,9 @@ pub struct BenchResult {
     /// Kernel launches per training step (GPU), the same for any population size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub launches_per_step: Option<usize>,
+    /// GPU: the GEMM main loop and whether steps were replayed from a CUDA graph.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Mean training loss of the first and last member over the last repetition.
     pub loss_first: f64,
     pub loss_last: f64,
@@ -279,6 +282,7 @@ fn result(
         sgemm_ceiling_gflops: ceiling,
         pct_of_ceiling: 100.0 * gflops / ceiling,
         launches_per_step,
+        variant: None,
         loss_first,
         loss_last,
     }
@@ -307,13 +311,13 @@ pub fn run_cuda(
     let data = DeviceData::upload(dev, &data).map_err(fail)?;
     let steps = |n: usize, dp: &mut DevicePopulation| -> Result<f64, cudarc::driver::DriverError> {
         let start = Instant::now();
-        for s in 0..n {
-            dp.train_step(
-                &data,
-                &data.identity,
-                (s % batches) * config.batch,
-                config.batch,
-            )?;
+        // The data hold `batches` batches; longer runs wrap around. With graphs on, each
+        // run is captured once and replayed (the capture is inside the timed region).
+        let mut done = 0;
+        while done < n {
+            let run = (n - done).min(batches);
+            dp.train_steps(&data, &data.identity, 0, run, config.batch)?;
+            done += run;
         }
         dev.stream.synchronize()?;
         Ok(start.elapsed().as_secs_f64())
@@ -331,14 +335,26 @@ pub fn run_cuda(
     let losses = (loss(0), loss(config.pop - 1));
     let ceiling = linear::gemm_ceiling_gflops(dev, 4096).map_err(fail)?;
     let launches = Some(dp.launches_per_step());
-    Ok(result(
-        config,
-        &specs,
-        &times,
-        ceiling,
-        losses,
-        ("cuda", dev.name.clone(), launches),
-    ))
+    let variant = format!(
+        "{} GEMM, {}",
+        if dev.pipelined() {
+            "pipelined"
+        } else {
+            "plain"
+        },
+        if dev.graphs() { "graph" } else { "no graph" }
+    );
+    Ok(BenchResult {
+        variant: Some(variant),
+        ..result(
+            config,
+            &specs,
+            &times,
+            ceiling,
+            losses,
+            ("cuda", dev.name.clone(), launches),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use popsweep::backend::cpu::dropout::{dropout_forward, DropoutKey};
 use popsweep::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
 use popsweep::backend::cpu::loss::softmax_cross_entropy_backward;
 use popsweep::backend::cpu::optim::{optimizer_step, OptimHparams};
-use popsweep::backend::cuda::gather::{gather_rows, DeviceData};
+use popsweep::backend::cuda::gather::{gather_rows, BatchStart, DeviceData};
 use popsweep::backend::cuda::layout::{LossProblem, MemberHparams, MemberState};
 use popsweep::backend::cuda::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use popsweep::backend::cuda::{loss, optim, CudaBackend, Device};
@@ -98,12 +98,17 @@ fn forward_with_relu_and_dropout_matches_cpu() {
     let Some(dev) = device() else { return };
     let mut rng = rng();
     let mut tiles_seen = std::collections::BTreeSet::new();
-    for (rows, inputs, widths) in [
+    let cases = [
         (1, 1, vec![1]),
         (7, 65, vec![33, 1, 70]),
         (130, 129, vec![67, 64, 128]),
         (128, 784, vec![256]),
-    ] {
+    ];
+    for (pipelined, (rows, inputs, widths)) in [false, true]
+        .into_iter()
+        .flat_map(|p| cases.iter().cloned().map(move |c| (p, c)))
+    {
+        dev.set_pipelined(pipelined);
         let x = random(&mut rng, rows * inputs);
         let mut layouts = Vec::new();
         let (mut params, mut act_total) = (Vec::new(), 0);
@@ -197,13 +202,18 @@ fn backward_passes_match_cpu() {
     let Some(dev) = device() else { return };
     let mut rng = rng();
     let mut tiles_seen = std::collections::BTreeSet::new();
-    for (rows, n_in, n_out, dropout) in [
+    let cases = [
         (1, 1, 1, 0.0),
         (9, 33, 10, 0.25),
         (130, 65, 67, 0.0),
         (128, 256, 10, 0.5),
         (128, 200, 130, 0.1),
-    ] {
+    ];
+    for (pipelined, (rows, n_in, n_out, dropout)) in [false, true]
+        .into_iter()
+        .flat_map(|p| cases.iter().copied().map(move |c| (p, c)))
+    {
+        dev.set_pipelined(pipelined);
         let layout = MemberLayout {
             dims: vec![2, n_in, n_out],
             param_off: 0,
@@ -505,7 +515,7 @@ fn gather_copies_the_epoch_order() {
     let d = DeviceData::upload(&dev, &data).unwrap();
     let d_order = upload(&dev, &order.iter().map(|&i| i as u32).collect::<Vec<_>>());
     let (x, y) = (poisoned(&dev, 33 * 13), upload(&dev, &[u32::MAX; 33]));
-    gather_rows(&dev, &d, &d_order, 50, 33, &x, &y).unwrap();
+    gather_rows(&dev, &d, &d_order, BatchStart::Row(50), 33, &x, &y).unwrap();
     let want = data.subset(&order[50..83]);
     assert_eq!(dev.stream.clone_dtoh(&x).unwrap(), want.features);
     assert_eq!(dev.stream.clone_dtoh(&y).unwrap(), want.labels);
@@ -600,5 +610,31 @@ fn a_diverging_member_leaves_the_others_untouched_on_the_gpu() {
             poisoned.members()[other].history,
             healthy.members()[slot].history
         );
+    }
+}
+
+/// Both GEMM main loops accumulate each output in the same order, and a replayed graph runs
+/// the same launches: all four ways of training give the same bits.
+#[test]
+fn main_loops_and_graph_replay_train_identically() {
+    let Some(gpu) = gpu() else { return };
+    let data = digits_tuning();
+    let specs = ragged_population(|lr| OptimHparams::adamw(lr / 10.0, 1e-2));
+    let mut runs = Vec::new();
+    for (pipelined, graphs) in [(false, false), (true, false), (false, true), (true, true)] {
+        gpu.device().set_pipelined(pipelined);
+        gpu.device().set_graphs(graphs);
+        runs.push(train_on(&gpu, &specs, &data, 2));
+    }
+    for run in &runs[1..] {
+        for slot in 0..specs.len() {
+            let same = run
+                .params(slot)
+                .iter()
+                .zip(runs[0].params(slot))
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "member {slot} differs");
+            assert_eq!(run.members()[slot].history, runs[0].members()[slot].history);
+        }
     }
 }

@@ -4,8 +4,10 @@
 //! every way of not having a usable GPU becomes an [`Unavailable`] with the reason, never a
 //! panic (cudarc panics if a context is created without libcuda, hence the check first).
 
+use super::layout::GemmTile;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Why the CUDA backend cannot run here.
@@ -23,13 +25,22 @@ impl std::error::Error for Unavailable {}
 /// Every kernel the backend launches, one field per `extern "C"` entry of `kernels/`.
 pub struct Kernels {
     pub gather_rows: CudaFunction,
-    /// Per tile shape (`GemmTile as usize`): the three passes of `kernels/linear.cu`.
-    pub linear_forward: [CudaFunction; 2],
-    pub linear_backward_x: [CudaFunction; 2],
-    pub linear_backward_w: [CudaFunction; 2],
+    pub advance_cursor: CudaFunction,
+    /// Per main loop and tile shape (`Kernels::gemm_index`): the three passes of
+    /// `kernels/linear.cu`.
+    pub linear_forward: [CudaFunction; 4],
+    pub linear_backward_x: [CudaFunction; 4],
+    pub linear_backward_w: [CudaFunction; 4],
     pub softmax_cross_entropy: CudaFunction,
     pub optimizer_step: CudaFunction,
     pub prepare_step: CudaFunction,
+}
+
+impl Kernels {
+    /// Index into the GEMM entry points: plain 64, plain 128, pipelined 64, pipelined 128.
+    pub fn gemm_index(tile: GemmTile, pipelined: bool) -> usize {
+        tile as usize + 2 * usize::from(pipelined)
+    }
 }
 
 /// A context on GPU 0, the one stream everything is ordered on, and the loaded kernels.
@@ -38,6 +49,11 @@ pub struct Device {
     pub stream: Arc<CudaStream>,
     pub kernels: Kernels,
     pub name: String,
+    /// Which GEMM main loop to launch (pipelined unless `POPSWEEP_GEMM=plain`).
+    pipelined: AtomicBool,
+    /// Whether training steps are captured as a CUDA graph and replayed (unless
+    /// `POPSWEEP_CUDA_GRAPH=0`).
+    graphs: AtomicBool,
 }
 
 #[cfg(popsweep_kernels)]
@@ -64,14 +80,38 @@ impl Device {
         // SAFETY: no buffer is shared with another stream.
         unsafe { ctx.disable_event_tracking() };
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-        let stream = ctx.default_stream();
+        // A stream of our own: the legacy default stream cannot be captured into a graph.
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| Unavailable(format!("cannot create a stream: {e}")))?;
         let kernels = load_kernels(&ctx)?;
+        let setting = |var: &str, off: &str| std::env::var(var).map_or(true, |v| v != off);
         Ok(Arc::new(Device {
             ctx,
             stream,
             kernels,
             name,
+            pipelined: AtomicBool::new(setting("POPSWEEP_GEMM", "plain")),
+            graphs: AtomicBool::new(setting("POPSWEEP_CUDA_GRAPH", "0")),
         }))
+    }
+
+    pub fn pipelined(&self) -> bool {
+        self.pipelined.load(Ordering::Relaxed)
+    }
+
+    /// Chooses the GEMM main loop for later launches (the parity tests check both).
+    pub fn set_pipelined(&self, on: bool) {
+        self.pipelined.store(on, Ordering::Relaxed);
+    }
+
+    pub fn graphs(&self) -> bool {
+        self.graphs.load(Ordering::Relaxed)
+    }
+
+    /// Chooses whether later training steps are replayed from a CUDA graph.
+    pub fn set_graphs(&self, on: bool) {
+        self.graphs.store(on, Ordering::Relaxed);
     }
 }
 
@@ -109,20 +149,21 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         module("loss")?,
         module("optim")?,
     );
+    // In `Kernels::gemm_index` order.
+    let gemm = |pass: &str| -> Result<[CudaFunction; 4], Unavailable> {
+        Ok([
+            function(&linear, &format!("{pass}_64"))?,
+            function(&linear, &format!("{pass}_128"))?,
+            function(&linear, &format!("{pass}_64p"))?,
+            function(&linear, &format!("{pass}_128p"))?,
+        ])
+    };
     Ok(Kernels {
         gather_rows: function(&gather, "gather_rows")?,
-        linear_forward: [
-            function(&linear, "linear_forward_64")?,
-            function(&linear, "linear_forward_128")?,
-        ],
-        linear_backward_x: [
-            function(&linear, "linear_backward_x_64")?,
-            function(&linear, "linear_backward_x_128")?,
-        ],
-        linear_backward_w: [
-            function(&linear, "linear_backward_w_64")?,
-            function(&linear, "linear_backward_w_128")?,
-        ],
+        advance_cursor: function(&gather, "advance_cursor")?,
+        linear_forward: gemm("linear_forward")?,
+        linear_backward_x: gemm("linear_backward_x")?,
+        linear_backward_w: gemm("linear_backward_w")?,
         softmax_cross_entropy: function(&loss, "softmax_cross_entropy")?,
         optimizer_step: function(&optim, "optimizer_step")?,
         prepare_step: function(&optim, "prepare_step")?,

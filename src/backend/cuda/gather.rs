@@ -30,32 +30,50 @@ impl DeviceData {
     }
 }
 
+/// Where a minibatch starts in the epoch's order: a fixed row, or that row plus `rows` times
+/// a device-side step counter (so a captured step can be replayed).
+pub enum BatchStart<'a> {
+    Row(usize),
+    Cursor(usize, &'a CudaSlice<i32>),
+}
+
 /// Rows `order[start .. start + rows)` of `data` into `x` `(rows, features)` and `y`.
 pub fn gather_rows(
     dev: &Device,
     data: &DeviceData,
     order: &CudaSlice<u32>,
-    start: usize,
+    start: BatchStart<'_>,
     rows: usize,
     x: &CudaSlice<f32>,
     y: &CudaSlice<u32>,
 ) -> Result<(), DriverError> {
+    const NULL: u64 = 0;
     let total = (rows * data.n_features) as u32;
-    let (start, rows, d) = (start as i32, rows as i32, data.n_features as i32);
+    let (rows, d) = (rows as i32, data.n_features as i32);
     let mut b = dev.stream.launch_builder(&dev.kernels.gather_rows);
-    b.arg(&data.features)
-        .arg(&data.labels)
-        .arg(order)
-        .arg(&start)
-        .arg(&rows)
-        .arg(&d)
-        .arg(x)
-        .arg(y);
+    b.arg(&data.features).arg(&data.labels).arg(order);
+    let first = match start {
+        BatchStart::Row(r) | BatchStart::Cursor(r, _) => r as i32,
+    };
+    b.arg(&first);
+    match &start {
+        BatchStart::Row(_) => b.arg(&NULL),
+        BatchStart::Cursor(_, cursor) => b.arg(*cursor),
+    };
+    b.arg(&rows).arg(&d).arg(x).arg(y);
     let cfg = LaunchConfig {
         grid_dim: (total.div_ceil(256).clamp(1, 4096), 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    // SAFETY: the caller keeps start + rows within `order` and x/y sized for `rows`.
+    // SAFETY: the caller keeps every batch it starts within `order`, and x/y sized for `rows`.
     unsafe { b.launch(cfg) }.map(drop)
+}
+
+/// Moves a [`BatchStart::Cursor`] on by one batch.
+pub fn advance_cursor(dev: &Device, cursor: &CudaSlice<i32>) -> Result<(), DriverError> {
+    let mut b = dev.stream.launch_builder(&dev.kernels.advance_cursor);
+    b.arg(cursor);
+    // SAFETY: one thread increments the one element.
+    unsafe { b.launch(LaunchConfig::for_num_elems(1)) }.map(drop)
 }

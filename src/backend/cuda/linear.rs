@@ -142,6 +142,10 @@ impl GemmLaunch {
         self.tile
     }
 
+    fn kernel(&self, dev: &Device) -> usize {
+        super::device::Kernels::gemm_index(self.tile, dev.pipelined())
+    }
+
     fn config(&self) -> LaunchConfig {
         LaunchConfig {
             grid_dim: self.grid,
@@ -170,7 +174,7 @@ pub fn forward(
 ) -> Result<(), DriverError> {
     let mut b = dev
         .stream
-        .launch_builder(&dev.kernels.linear_forward[launch.tile as usize]);
+        .launch_builder(&dev.kernels.linear_forward[launch.kernel(dev)]);
     b.arg(&launch.problems)
         .arg(input)
         .arg(params)
@@ -196,7 +200,7 @@ pub fn backward_x(
 ) -> Result<(), DriverError> {
     let mut b = dev
         .stream
-        .launch_builder(&dev.kernels.linear_backward_x[launch.tile as usize]);
+        .launch_builder(&dev.kernels.linear_backward_x[launch.kernel(dev)]);
     b.arg(&launch.problems)
         .arg(deltas)
         .arg(params)
@@ -221,7 +225,7 @@ pub fn backward_w(
 ) -> Result<(), DriverError> {
     let mut b = dev
         .stream
-        .launch_builder(&dev.kernels.linear_backward_w[launch.tile as usize]);
+        .launch_builder(&dev.kernels.linear_backward_w[launch.kernel(dev)]);
     b.arg(&launch.problems)
         .arg(input)
         .arg(deltas)

@@ -72,11 +72,10 @@ impl Backend for CudaBackend {
             let train_d = DeviceData::upload(dev, train)?;
             let order: Vec<u32> = plan.order.iter().map(|&i| i as u32).collect();
             let order = dev.stream.clone_htod(&order)?;
-            let mut start = 0;
-            while start < order.len() {
-                let rows = plan.batch_size.min(order.len() - start);
-                dp.train_step(&train_d, &order, start, rows)?;
-                start += rows;
+            let (full, rest) = (order.len() / plan.batch_size, order.len() % plan.batch_size);
+            dp.train_steps(&train_d, &order, 0, full, plan.batch_size)?;
+            if rest > 0 {
+                dp.train_step(&train_d, &order, full * plan.batch_size, rest)?;
             }
             dp.evaluate(&DeviceData::upload(dev, val)?)?;
             let state = dp.read_state()?;

@@ -6,11 +6,12 @@
 //! optimizer fused in — so the number of launches depends on the deepest member, never on P.
 
 use super::device::Device;
-use super::gather::{gather_rows, DeviceData};
+use super::gather::{advance_cursor, gather_rows, BatchStart, DeviceData};
 use super::layout::{GemmProblem, MemberHparams, MemberState};
 use super::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use super::loss::{softmax_cross_entropy, LossLaunch};
 use crate::train::Population;
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaSlice, DriverError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct DevicePopulation {
     deltas: CudaSlice<f32>,
     x: CudaSlice<f32>,
     y: CudaSlice<u32>,
+    /// Batches done within a replayed run of steps (`BatchStart::Cursor`).
+    cursor: CudaSlice<i32>,
     loss: LossLaunch,
     plans: HashMap<usize, StepPlan>,
 }
@@ -110,6 +113,7 @@ impl DevicePopulation {
             deltas: s.alloc_zeros(act_total.max(1))?,
             x: s.alloc_zeros(capacity * n_features)?,
             y: s.alloc_zeros(capacity)?,
+            cursor: s.alloc_zeros(1)?,
             loss: LossLaunch::new(dev, &layouts)?,
             dev: dev.clone(),
             layouts,
@@ -119,10 +123,10 @@ impl DevicePopulation {
     }
 
     /// Launches of one training step: gather, the loss, and three GEMMs per layer index
-    /// but the first layer's input gradient.
+    /// but the first layer's input gradient (plus the cursor's advance in a graph).
     pub fn launches_per_step(&self) -> usize {
         let depth = self.layouts.iter().map(|m| m.n_layers()).max().unwrap_or(0);
-        2 + 3 * depth - usize::from(depth > 0)
+        2 + 3 * depth - usize::from(depth > 0) + usize::from(self.dev.graphs())
     }
 
     fn plan(&mut self, rows: usize) -> Result<&StepPlan, DriverError> {
@@ -167,6 +171,53 @@ impl DevicePopulation {
     ) -> Result<(), DriverError> {
         assert!(rows <= self.capacity, "batch larger than the buffers");
         self.plan(rows)?;
+        self.launch_step(data, order, BatchStart::Row(start), rows)
+    }
+
+    /// `steps` optimizer steps on consecutive batches of `rows` from `start` in `order`.
+    /// With graphs on, the step's launches are captured once (the batch start coming from a
+    /// device-side cursor) and replayed: one graph launch per step instead of
+    /// `launches_per_step` kernel launches.
+    pub fn train_steps(
+        &mut self,
+        data: &DeviceData,
+        order: &CudaSlice<u32>,
+        start: usize,
+        steps: usize,
+        rows: usize,
+    ) -> Result<(), DriverError> {
+        if !self.dev.graphs() || steps < 2 {
+            for s in 0..steps {
+                self.train_step(data, order, start + s * rows, rows)?;
+            }
+            return Ok(());
+        }
+        assert!(rows <= self.capacity, "batch larger than the buffers");
+        self.plan(rows)?;
+        let stream = self.dev.stream.clone();
+        stream.memcpy_htod(&[0i32], &mut self.cursor)?;
+        stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
+        let recorded = self
+            .launch_step(data, order, BatchStart::Cursor(start, &self.cursor), rows)
+            .and_then(|()| advance_cursor(&self.dev, &self.cursor));
+        // End the capture even when recording failed, or the stream stays unusable.
+        let graph = stream.end_capture(CUgraphInstantiate_flags(0));
+        recorded?;
+        let graph = graph?.expect("a captured step holds launches");
+        for _ in 0..steps {
+            graph.launch()?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues the launches of one training step.
+    fn launch_step(
+        &self,
+        data: &DeviceData,
+        order: &CudaSlice<u32>,
+        start: BatchStart<'_>,
+        rows: usize,
+    ) -> Result<(), DriverError> {
         let plan = &self.plans[&rows];
         let dev = &*self.dev;
         gather_rows(dev, data, order, start, rows, &self.x, &self.y)?;
@@ -224,7 +275,15 @@ impl DevicePopulation {
             self.plan(rows)?;
             let plan = &self.plans[&rows];
             let dev = &*self.dev;
-            gather_rows(dev, data, &data.identity, start, rows, &self.x, &self.y)?;
+            gather_rows(
+                dev,
+                data,
+                &data.identity,
+                BatchStart::Row(start),
+                rows,
+                &self.x,
+                &self.y,
+            )?;
             let members = Members {
                 hparams: &self.hparams,
                 state: None,
