@@ -175,22 +175,33 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
         }
     }
 
+    // The epilogue goes through shared memory EPI_ROWS rows at a time, so that consecutive
+    // threads handle consecutive columns: every global load and store it makes (above all
+    // the weight-gradient pass's parameters and both moments) is a full coalesced line
+    // rather than one word per 32-byte sector.
+    constexpr int EPI_ROWS = 32;
+    __shared__ float Cs[EPI_ROWS][BN + 1];
     // The member's hyperparameters and state are read only now, so they hold no registers
     // during the main loop. Evaluation (state == nullptr): no dropout.
     const MemberHparams h = *hp;
     const float rate = state != nullptr ? h.dropout : 0.0f;
     const unsigned long long step = state != nullptr ? state->steps : 0;
     const float keep_scale = 1.0f / (1.0f - rate);
+    for (int chunk = 0; chunk < BM; chunk += EPI_ROWS) {
 #pragma unroll
-    for (int i = 0; i < TM; ++i) {
-        int r = row0 + ty * TM + i;
-        if (r >= p.m) continue;
+        for (int i = 0; i < TM; ++i) {
+            int lr = ty * TM + i - chunk;
+            if (lr >= 0 && lr < EPI_ROWS) {
 #pragma unroll
-        for (int j = 0; j < TN; ++j) {
-            int c = col0 + tx * TN + j;
-            if (c >= p.n) continue;
+                for (int j = 0; j < TN; ++j) Cs[lr][tx * TN + j] = acc[i][j];
+            }
+        }
+        __syncthreads();
+        for (int e = tid; e < EPI_ROWS * BN; e += THREADS) {
+            int r = row0 + chunk + e / BN, c = col0 + e % BN;
+            if (r >= p.m || c >= p.n) continue;
             long long at = p.c_off + (long long)r * p.ldc + c;
-            float v = acc[i][j];
+            float v = Cs[e / BN][e % BN];
             if (E == FORWARD) {
                 if (p.flags & RELU) {
                     v = relu(v);
@@ -206,6 +217,7 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
                 optimizer_update(h, *state, &C[at], v, &m1[at], &m2[at]);
             }
         }
+        __syncthreads();
     }
 }
 
