@@ -105,8 +105,17 @@ struct TileLoader {
     }
 };
 
+// Where the i-th of a thread's T outputs along a tile edge of EDGE lies. Blocked: T
+// consecutive rows (columns). Split: strips of 4, EDGE/T·4 apart, so that in the inner loop
+// neighbouring threads read neighbouring 16-byte words of shared memory instead of words
+// T·4 bytes apart (which costs extra shared-memory wavefronts when T = 8).
+template <bool SPLIT, int EDGE, int T>
+__device__ __forceinline__ int out_index(int thread, int i) {
+    return SPLIT ? (i / 4) * (EDGE / T * 4) + thread * 4 + (i % 4) : thread * T + i;
+}
+
 // acc += the BK-slice in shared memory, TM×TN outputs per thread.
-template <int BM, int BN, int BK, int TM, int TN>
+template <bool SPLIT, int BM, int BN, int BK, int TM, int TN>
 __device__ __forceinline__ void multiply_slice(const float (*As)[BM + 4], const float (*Bs)[BN + 4],
                                                int tx, int ty, float (&acc)[TM][TN]) {
 #pragma unroll
@@ -114,12 +123,12 @@ __device__ __forceinline__ void multiply_slice(const float (*As)[BM + 4], const 
         float av[TM], bv[TN];
 #pragma unroll
         for (int q = 0; q < TM; q += 4) {
-            float4 a = *reinterpret_cast<const float4*>(&As[kk][ty * TM + q]);
+            float4 a = *reinterpret_cast<const float4*>(&As[kk][out_index<SPLIT, BM, TM>(ty, q)]);
             av[q] = a.x, av[q + 1] = a.y, av[q + 2] = a.z, av[q + 3] = a.w;
         }
 #pragma unroll
         for (int q = 0; q < TN; q += 4) {
-            float4 b = *reinterpret_cast<const float4*>(&Bs[kk][tx * TN + q]);
+            float4 b = *reinterpret_cast<const float4*>(&Bs[kk][out_index<SPLIT, BN, TN>(tx, q)]);
             bv[q] = b.x, bv[q + 1] = b.y, bv[q + 2] = b.z, bv[q + 3] = b.w;
         }
 #pragma unroll
@@ -129,20 +138,19 @@ __device__ __forceinline__ void multiply_slice(const float (*As)[BM + 4], const 
     }
 }
 
-// PIPELINED: two shared-memory stages; the next slice's global loads are issued before the
-// current slice's arithmetic and land in the other stage, so memory latency hides behind
-// the multiply-adds and each slice needs one barrier instead of two. The plain loop (load,
-// barrier, multiply, barrier) is kept as the simpler reference and fallback.
-template <Epilogue E, bool PIPELINED, int BM, int BN, int BK, int TM, int TN>
+// The main loop is pipelined: two shared-memory stages; the next slice's global loads are
+// issued before the current slice's arithmetic and land in the other stage, so memory
+// latency hides behind the multiply-adds and each slice needs one barrier, not two (8%
+// faster per training step than load-barrier-multiply-barrier on an H100; docs/gpu-performance.md).
+template <Epilogue E, bool SPLIT, int BM, int BN, int BK, int TM, int TN>
 __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
                           const float* __restrict__ B, float* C, const float* __restrict__ aux,
                           float* m1, float* m2, const MemberHparams* __restrict__ hp,
                           const MemberState* __restrict__ state) {
     int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
     if (row0 >= p.m || col0 >= p.n) return;
-    constexpr int STAGES = PIPELINED ? 2 : 1;
-    __shared__ __align__(16) float As[STAGES][BK][BM + 4];
-    __shared__ __align__(16) float Bs[STAGES][BK][BN + 4];
+    __shared__ __align__(16) float As[2][BK][BM + 4];
+    __shared__ __align__(16) float Bs[2][BK][BN + 4];
     int tid = threadIdx.x, tx = tid % (BN / TN), ty = tid / (BN / TN);
     float acc[TM][TN];
 #pragma unroll
@@ -151,28 +159,18 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
     TileLoader<BM, BN, BK> loader;
-    if (PIPELINED) {
-        loader.load(p, A, B, row0, col0, 0);
-        loader.store(p, As[0], Bs[0]);
+    loader.load(p, A, B, row0, col0, 0);
+    loader.store(p, As[0], Bs[0]);
+    __syncthreads();
+    int stage = 0;
+    for (int k0 = 0; k0 < p.k; k0 += BK) {
+        bool more = k0 + BK < p.k;
+        if (more) loader.load(p, A, B, row0, col0, k0 + BK);
+        multiply_slice<SPLIT, BM, BN, BK, TM, TN>(As[stage], Bs[stage], tx, ty, acc);
+        // The other stage was last read before the previous iteration's barrier.
+        if (more) loader.store(p, As[stage ^ 1], Bs[stage ^ 1]);
         __syncthreads();
-        int stage = 0;
-        for (int k0 = 0; k0 < p.k; k0 += BK) {
-            bool more = k0 + BK < p.k;
-            if (more) loader.load(p, A, B, row0, col0, k0 + BK);
-            multiply_slice<BM, BN, BK, TM, TN>(As[stage], Bs[stage], tx, ty, acc);
-            // The other stage was last read before the previous iteration's barrier.
-            if (more) loader.store(p, As[stage ^ 1], Bs[stage ^ 1]);
-            __syncthreads();
-            stage ^= 1;
-        }
-    } else {
-        for (int k0 = 0; k0 < p.k; k0 += BK) {
-            loader.load(p, A, B, row0, col0, k0);
-            loader.store(p, As[0], Bs[0]);
-            __syncthreads();
-            multiply_slice<BM, BN, BK, TM, TN>(As[0], Bs[0], tx, ty, acc);
-            __syncthreads();
-        }
+        stage ^= 1;
     }
 
     // The epilogue goes through shared memory EPI_ROWS rows at a time, so that consecutive
@@ -190,10 +188,10 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
     for (int chunk = 0; chunk < BM; chunk += EPI_ROWS) {
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            int lr = ty * TM + i - chunk;
+            int lr = out_index<SPLIT, BM, TM>(ty, i) - chunk;
             if (lr >= 0 && lr < EPI_ROWS) {
 #pragma unroll
-                for (int j = 0; j < TN; ++j) Cs[lr][tx * TN + j] = acc[i][j];
+                for (int j = 0; j < TN; ++j) Cs[lr][out_index<SPLIT, BN, TN>(tx, j)] = acc[i][j];
             }
         }
         __syncthreads();
@@ -232,15 +230,15 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
     const MemberState* s = state != nullptr ? state + p.member : nullptr; \
     if (s != nullptr && !s->alive) return;
 
-// One entry point per pass, tile shape and main loop: linear_forward_64, linear_forward_128,
-// linear_forward_64p (pipelined), ...
-#define ENTRY_POINTS(NAME, PIPE, TILE, BK, T, MIN_BLOCKS)                                         \
+// One entry point per pass, tile shape and output layout: linear_forward_64,
+// linear_forward_128, linear_forward_128s (split), ...
+#define ENTRY_POINTS(NAME, SPLIT, TILE, BK, T, MIN_BLOCKS)                                         \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_forward_##NAME(      \
         const GemmProblem* __restrict__ problems, const float* __restrict__ x,                    \
         const float* __restrict__ params, float* y, const MemberHparams* __restrict__ hp,         \
         const MemberState* __restrict__ state) {                                                  \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<FORWARD, PIPE, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, \
+        gemm_tile<FORWARD, SPLIT, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, \
                                                        h, s);                                     \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_x_##NAME(   \
@@ -248,7 +246,7 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
         const float* __restrict__ params, float* dx, const float* __restrict__ acts,              \
         const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<BACKWARD_X, PIPE, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr,       \
+        gemm_tile<BACKWARD_X, SPLIT, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr,       \
                                                           nullptr, h, s);                         \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_w_##NAME(   \
@@ -256,13 +254,13 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
         const float* __restrict__ dy, float* params, float* m1, float* m2,                        \
         const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<BACKWARD_W, PIPE, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h,   \
+        gemm_tile<BACKWARD_W, SPLIT, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h,   \
                                                           s);                                     \
     }
 
 // Two 128-tile blocks per multiprocessor (registers capped at 128) so one block's loads
 // overlap the other's arithmetic.
+// (With 4 outputs per thread the split layout is the blocked one: no 64s.)
 ENTRY_POINTS(64, false, 64, 16, 4, 1)
 ENTRY_POINTS(128, false, 128, 8, 8, 2)
-ENTRY_POINTS(64p, true, 64, 16, 4, 1)
-ENTRY_POINTS(128p, true, 128, 8, 8, 2)
+ENTRY_POINTS(128s, true, 128, 8, 8, 2)

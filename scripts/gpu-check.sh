@@ -40,6 +40,8 @@ run() {
     "$BUNDLE/cuda_parity" --test-threads=1 --nocapture >"$out/parity.log" 2>&1 || rc=$?
     grep -E "^test |test result|panicked|SKIP" "$out/parity.log" | grep -v "rng seed" || true
     if grep -q "SKIP" "$out/parity.log"; then echo "FAIL: a parity test was skipped"; rc=1; fi
+    echo "== backend auto"
+    "$BUNDLE/popsweep" sanity --backend auto 2>&1 | head -n 2 || rc=1
     echo "== sweep on the GPU (embedded digits)"
     "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 6 || rc=1
     echo "== bench"
@@ -48,7 +50,8 @@ run() {
     for pop in 64 256 1024; do
         "${bench[@]}" --pop "$pop" >>"$out/popsweep.jsonl" || rc=1
     done
-    POPSWEEP_GEMM=plain "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
+    POPSWEEP_GEMM=blocked "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
+    POPSWEEP_GEMM_TILES=small "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
     POPSWEEP_CUDA_GRAPH=0 "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
     # The peer's sequential impl (one model at a time) is 90x slower and left out for time.
     python3 "$BUNDLE/peer_bench.py" "${args[@]}" --pop 256 --device cuda --cuda-graph \

@@ -25,7 +25,7 @@ for r in peer:
           f"{'':>12}{r.get('loss_last', float('nan')):>11.4f}")
     if best is None or r["ms_per_step_median"] < best["ms_per_step_median"]:
         best = r
-same = [r for r in ours if r["pop"] == (best or {}).get("pop") and r.get("variant", "").startswith("pipelined GEMM, graph")]
+same = [r for r in ours if r["pop"] == (best or {}).get("pop") and r.get("variant", "").startswith("split GEMM, graph")]
 if best and same:
     mine = min(r["ms_per_step"] for r in same)
     print(f"best peer: {best['impl']} {best['ms_per_step_median']:.3f} ms/step; popsweep {mine:.3f} ms/step; "

@@ -337,10 +337,10 @@ pub fn run_cuda(
     let launches = Some(dp.launches_per_step());
     let variant = format!(
         "{} GEMM, {}",
-        if dev.pipelined() {
-            "pipelined"
-        } else {
-            "plain"
+        match (dev.small_tiles(), dev.split()) {
+            (true, _) => "64-tile",
+            (false, true) => "split",
+            (false, false) => "blocked",
         },
         if dev.graphs() { "graph" } else { "no graph" }
     );

@@ -26,20 +26,24 @@ impl std::error::Error for Unavailable {}
 pub struct Kernels {
     pub gather_rows: CudaFunction,
     pub advance_cursor: CudaFunction,
-    /// Per main loop and tile shape (`Kernels::gemm_index`): the three passes of
+    /// Per tile shape and output layout (`Kernels::gemm_index`): the three passes of
     /// `kernels/linear.cu`.
-    pub linear_forward: [CudaFunction; 4],
-    pub linear_backward_x: [CudaFunction; 4],
-    pub linear_backward_w: [CudaFunction; 4],
+    pub linear_forward: [CudaFunction; 3],
+    pub linear_backward_x: [CudaFunction; 3],
+    pub linear_backward_w: [CudaFunction; 3],
     pub softmax_cross_entropy: CudaFunction,
     pub optimizer_step: CudaFunction,
     pub prepare_step: CudaFunction,
 }
 
 impl Kernels {
-    /// Index into the GEMM entry points: plain 64, plain 128, pipelined 64, pipelined 128.
-    pub fn gemm_index(tile: GemmTile, pipelined: bool) -> usize {
-        tile as usize + 2 * usize::from(pipelined)
+    /// Index into the GEMM entry points: 64, 128 blocked, 128 split (the 64 tile's two
+    /// layouts are the same).
+    pub fn gemm_index(tile: GemmTile, split: bool) -> usize {
+        match tile {
+            GemmTile::Small => 0,
+            GemmTile::Large => 1 + usize::from(split),
+        }
     }
 }
 
@@ -49,8 +53,11 @@ pub struct Device {
     pub stream: Arc<CudaStream>,
     pub kernels: Kernels,
     pub name: String,
-    /// Which GEMM main loop to launch (pipelined unless `POPSWEEP_GEMM=plain`).
-    pipelined: AtomicBool,
+    /// Which output layout the 128-tile GEMMs use (split unless `POPSWEEP_GEMM=blocked`).
+    split: AtomicBool,
+    /// Whether every GEMM uses 64-wide tiles (`POPSWEEP_GEMM_TILES=small`), rather than
+    /// 128-wide ones for large problems.
+    small_tiles: AtomicBool,
     /// Whether training steps are captured as a CUDA graph and replayed (unless
     /// `POPSWEEP_CUDA_GRAPH=0`).
     graphs: AtomicBool,
@@ -91,18 +98,23 @@ impl Device {
             stream,
             kernels,
             name,
-            pipelined: AtomicBool::new(setting("POPSWEEP_GEMM", "plain")),
+            split: AtomicBool::new(setting("POPSWEEP_GEMM", "blocked")),
+            small_tiles: AtomicBool::new(!setting("POPSWEEP_GEMM_TILES", "small")),
             graphs: AtomicBool::new(setting("POPSWEEP_CUDA_GRAPH", "0")),
         }))
     }
 
-    pub fn pipelined(&self) -> bool {
-        self.pipelined.load(Ordering::Relaxed)
+    pub fn split(&self) -> bool {
+        self.split.load(Ordering::Relaxed)
     }
 
-    /// Chooses the GEMM main loop for later launches (the parity tests check both).
-    pub fn set_pipelined(&self, on: bool) {
-        self.pipelined.store(on, Ordering::Relaxed);
+    /// Chooses the 128-tile output layout for later launches (the parity tests check both).
+    pub fn set_split(&self, on: bool) {
+        self.split.store(on, Ordering::Relaxed);
+    }
+
+    pub fn small_tiles(&self) -> bool {
+        self.small_tiles.load(Ordering::Relaxed)
     }
 
     pub fn graphs(&self) -> bool {
@@ -150,12 +162,11 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         module("optim")?,
     );
     // In `Kernels::gemm_index` order.
-    let gemm = |pass: &str| -> Result<[CudaFunction; 4], Unavailable> {
+    let gemm = |pass: &str| -> Result<[CudaFunction; 3], Unavailable> {
         Ok([
             function(&linear, &format!("{pass}_64"))?,
             function(&linear, &format!("{pass}_128"))?,
-            function(&linear, &format!("{pass}_64p"))?,
-            function(&linear, &format!("{pass}_128p"))?,
+            function(&linear, &format!("{pass}_128s"))?,
         ])
     };
     Ok(Kernels {

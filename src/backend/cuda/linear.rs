@@ -120,12 +120,13 @@ pub struct GemmLaunch {
 }
 
 impl GemmLaunch {
-    /// Large tiles when the largest problem fills at least one in both dimensions: a
-    /// 128-wide tile over a 10-wide output layer would idle most of its threads.
+    /// Large tiles when the largest problem fills at least one in both dimensions (a
+    /// 128-wide tile over a 10-wide output layer would idle most of its threads), unless
+    /// the device is set to small tiles throughout.
     pub fn new(dev: &Device, problems: &[GemmProblem]) -> Result<Self, DriverError> {
         let max_m = problems.iter().map(|p| p.m).max().unwrap_or(1);
         let max_n = problems.iter().map(|p| p.n).max().unwrap_or(1);
-        let tile = if max_m >= 128 && max_n >= 128 {
+        let tile = if max_m >= 128 && max_n >= 128 && !dev.small_tiles() {
             GemmTile::Large
         } else {
             GemmTile::Small
@@ -143,7 +144,7 @@ impl GemmLaunch {
     }
 
     fn kernel(&self, dev: &Device) -> usize {
-        super::device::Kernels::gemm_index(self.tile, dev.pipelined())
+        super::device::Kernels::gemm_index(self.tile, dev.split())
     }
 
     fn config(&self) -> LaunchConfig {
