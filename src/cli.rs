@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
-use crate::sweep::{bracket_plans, load_data, run_sweep, RungReport, SweepOutcome};
+use crate::sweep::{bracket_plans, load_data, run_sweep, Progress, SweepOutcome};
 use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
@@ -572,10 +572,16 @@ fn run(
     let mut log = RunLog::create(&run_dir)?;
     if !quiet {
         let plans = bracket_plans(&sweep);
-        let shape: Vec<String> = plans
+        let mut shape: Vec<String> = plans
             .iter()
             .map(|p| format!("{} trials, rungs at {:?} epochs", p.trials, p.rungs))
             .collect();
+        if plans.is_empty() {
+            shape.push(format!(
+                "{} trials up to {} epochs, scheduler {:?}",
+                sweep.run_cap, sweep.epochs, sweep.schedule
+            ));
+        }
         println!(
             "sweep `{}` from {source}: {}; backend {}",
             sweep.name,
@@ -590,8 +596,22 @@ fn run(
         );
     }
     let metric = sweep.metric.name.clone();
-    let mut on_rung = |r: &RungReport| {
-        if !quiet {
+    let mut on_progress = |p: &Progress| {
+        let r = match (p, quiet) {
+            (_, true) => return,
+            (Progress::Rung(r), false) => r,
+            (Progress::Tick(t), false) => {
+                let leader = t.leader.map_or("none complete yet".into(), |(n, v)| {
+                    format!("best complete trial {n} {metric} {v:.4}")
+                });
+                println!(
+                    "epoch {} of the population: {} training, {} started; {} complete, {} pruned, {} failed; {leader} ({:.1} s)",
+                    t.tick, t.training, t.started, t.complete, t.pruned, t.failed, t.seconds
+                );
+                return;
+            }
+        };
+        {
             let leader = r.leader.map_or("no finite value".into(), |(t, v)| {
                 format!("leader trial {t} {metric} {v:.4}")
             });
@@ -613,7 +633,14 @@ fn run(
             );
         }
     };
-    let outcome = run_sweep(&sweep, &tuning, held_out, backend, &mut log, &mut on_rung)?;
+    let outcome = run_sweep(
+        &sweep,
+        &tuning,
+        held_out,
+        backend,
+        &mut log,
+        &mut on_progress,
+    )?;
     print_results(&sweep, &outcome, quiet);
     println!(
         "results: {}/ (trials.jsonl, summary.json)",

@@ -11,7 +11,7 @@ use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
 use crate::train::METRIC_NAMES;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
-use crate::tuner::scheduler::{brackets, SuccessiveHalving};
+use crate::tuner::scheduler::{brackets, Pbt, SuccessiveHalving};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ pub struct Metric {
 }
 
 /// How a sweep spends its budget.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Schedule {
     /// Every trial trains the full budget.
     Full,
@@ -41,6 +41,29 @@ pub enum Schedule {
         min_budget: usize,
         max_budget: usize,
         eta: usize,
+    },
+    /// Asynchronous successive halving over `slots` concurrent trials; a stopped trial's
+    /// slot takes the next trial at once (`scheduler: {type: asha}`).
+    Asha {
+        halving: SuccessiveHalving,
+        slots: usize,
+    },
+    /// Optuna's median stopping over `slots` concurrent trials (`scheduler: {type: median}`).
+    Median {
+        n_startup_trials: usize,
+        n_warmup_steps: usize,
+        interval_steps: usize,
+        slots: usize,
+    },
+    /// Population-based training of all `run_cap` trials at once (`scheduler: {type: pbt}`).
+    Pbt(Pbt),
+    /// Hyperband's brackets with TPE proposals fitted on the largest budget with enough
+    /// observations, and `random_fraction` of them drawn at random (`scheduler: {type: bohb}`).
+    Bohb {
+        min_budget: usize,
+        max_budget: usize,
+        eta: usize,
+        random_fraction: f64,
     },
 }
 
@@ -97,7 +120,8 @@ struct RawMetric {
     goal: Option<String>,
 }
 
-/// popsweep's own scheduler key: `{type: sh|hyperband, min_budget, eta}` (epochs).
+/// popsweep's own scheduler key: `{type: sh|hyperband|asha|median|pbt|bohb, ...}`; budgets
+/// in epochs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScheduler {
@@ -105,6 +129,18 @@ struct RawScheduler {
     kind: String,
     min_budget: Option<u64>,
     eta: Option<u64>,
+    /// asha, median: trials trained at once.
+    population: Option<u64>,
+    n_startup_trials: Option<u64>,
+    n_warmup_steps: Option<u64>,
+    interval_steps: Option<u64>,
+    /// pbt: epochs between exploit/explore rounds, the top/bottom fraction, and the
+    /// probability of resampling rather than perturbing.
+    interval: Option<u64>,
+    quantile: Option<f64>,
+    resample_probability: Option<f64>,
+    /// bohb: fraction of each bracket's configurations drawn at random.
+    random_fraction: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +330,7 @@ impl Ctx<'_> {
             32,
             &["train", "batch_size"],
         )?;
+        let raw_run_cap = raw.run_cap.map(|c| c as usize);
         let (schedule, epochs) = match (raw.early_terminate, raw.scheduler) {
             (Some(_), Some(_)) => {
                 return Err(self.err(
@@ -305,7 +342,7 @@ impl Ctx<'_> {
                 let halving = self.halving(et, epochs, train.and_then(|t| t.epochs).is_some())?;
                 (Schedule::Halving(halving), halving.max_budget)
             }
-            (None, Some(raw)) => (self.scheduler(raw, epochs)?, epochs),
+            (None, Some(raw)) => (self.scheduler(raw, epochs, raw_run_cap)?, epochs),
             (None, None) => (Schedule::Full, epochs),
         };
         let space = parse_parameters(raw.parameters.unwrap_or_default())
@@ -332,6 +369,12 @@ impl Ctx<'_> {
                 min_budget,
                 max_budget,
                 eta,
+            }
+            | Schedule::Bohb {
+                min_budget,
+                max_budget,
+                eta,
+                ..
             } => {
                 let needed: usize = brackets(min_budget, max_budget, eta)
                     .iter()
@@ -487,14 +530,44 @@ impl Ctx<'_> {
         })
     }
 
-    /// popsweep's `scheduler`: `sh` (one bracket) or `hyperband` (all brackets), with the
-    /// minimum budget (default 1 epoch) and η (default 3); the maximum is `train.epochs`.
-    fn scheduler(&self, raw: RawScheduler, epochs: usize) -> Result<Schedule> {
+    /// popsweep's `scheduler`: `sh` (one bracket), `hyperband` or `bohb` (all brackets) and
+    /// `asha` with the minimum budget (default 1 epoch) and η (default 3), the maximum being
+    /// `train.epochs`; `median` and `pbt` with their own keys. `asha` and `median` train
+    /// `population` trials at once (default a third of `run_cap`); `pbt` trains all of them.
+    fn scheduler(
+        &self,
+        raw: RawScheduler,
+        epochs: usize,
+        run_cap: Option<usize>,
+    ) -> Result<Schedule> {
         let at = |key: &'static str| ["scheduler", key];
         let eta = raw.eta.unwrap_or(3) as usize;
         if eta < 2 {
             return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
         }
+        let positive = |key: &'static str, v: Option<u64>, default: usize| -> Result<usize> {
+            match v {
+                Some(0) => Err(self.err(&at(key), format!("{key} must be at least 1"))),
+                Some(v) => Ok(v as usize),
+                None => Ok(default),
+            }
+        };
+        let fraction = |key: &'static str, v: Option<f64>, default: f64, max: f64| -> Result<f64> {
+            match v {
+                Some(x) if !(0.0..=max).contains(&x) => {
+                    Err(self.err(&at(key), format!("{x} is outside [0, {max}]")))
+                }
+                Some(x) => Ok(x),
+                None => Ok(default),
+            }
+        };
+        let slots = || {
+            positive(
+                "population",
+                raw.population,
+                run_cap.unwrap_or(27).div_ceil(3),
+            )
+        };
         let min_budget = raw.min_budget.unwrap_or(1) as usize;
         if min_budget == 0 || min_budget > epochs {
             return Err(self.err(
@@ -513,9 +586,41 @@ impl Ctx<'_> {
                 max_budget: epochs,
                 eta,
             }),
+            "bohb" => Ok(Schedule::Bohb {
+                min_budget,
+                max_budget: epochs,
+                eta,
+                random_fraction: fraction("random_fraction", raw.random_fraction, 1.0 / 3.0, 1.0)?,
+            }),
+            "asha" => Ok(Schedule::Asha {
+                halving: SuccessiveHalving {
+                    min_budget,
+                    max_budget: epochs,
+                    eta,
+                },
+                slots: slots()?,
+            }),
+            "median" => Ok(Schedule::Median {
+                n_startup_trials: raw.n_startup_trials.unwrap_or(5) as usize,
+                n_warmup_steps: raw.n_warmup_steps.unwrap_or(0) as usize,
+                interval_steps: positive("interval_steps", raw.interval_steps, 1)?,
+                slots: slots()?,
+            }),
+            "pbt" => Ok(Schedule::Pbt(Pbt {
+                interval: positive("interval", raw.interval, 3)?,
+                quantile: fraction("quantile", raw.quantile, 0.25, 0.5)?,
+                resample_probability: fraction(
+                    "resample_probability",
+                    raw.resample_probability,
+                    0.25,
+                    1.0,
+                )?,
+            })),
             other => Err(self.err(
                 &at("type"),
-                format!("scheduler `{other}` is not supported yet (supported: sh, hyperband)"),
+                format!(
+                    "scheduler `{other}` is not supported (supported: sh, hyperband, asha, median, pbt, bohb)"
+                ),
             )),
         }
     }

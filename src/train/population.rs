@@ -132,6 +132,60 @@ impl Population {
         };
     }
 
+    /// A population holding a copy of slot `slot` alone (weights and optimizer state
+    /// included): the champion kept for the final test while its slot is reused.
+    pub fn extract(&self, slot: usize) -> Population {
+        let range = self.offsets[slot]..self.offsets[slot + 1];
+        Population {
+            members: vec![self.members[slot].clone()],
+            offsets: vec![0, range.len()],
+            params: self.params[range.clone()].to_vec(),
+            moment1: self.moment1[range.clone()].to_vec(),
+            moment2: self.moment2[range].to_vec(),
+        }
+    }
+
+    /// PBT's exploit: slot `dst` takes slot `src`'s architecture, weights, optimizer state
+    /// and step count; it keeps its own trial, seed, hyperparameters and history. The
+    /// buffers are re-laid out when the two sizes differ.
+    pub fn copy_weights(&mut self, src: usize, dst: usize) {
+        assert_ne!(src, dst, "a member never copies itself");
+        let arch = self.members[src].spec.arch.clone();
+        let steps = self.members[src].steps;
+        let take = |buf: &[f32], offsets: &[usize], slot: usize| -> Vec<f32> {
+            buf[offsets[slot]..offsets[slot + 1]].to_vec()
+        };
+        let (p, m1, m2) = (
+            take(&self.params, &self.offsets, src),
+            take(&self.moment1, &self.offsets, src),
+            take(&self.moment2, &self.offsets, src),
+        );
+        let (mut params, mut moment1, mut moment2, mut offsets) =
+            (Vec::new(), Vec::new(), Vec::new(), vec![0]);
+        for slot in 0..self.members.len() {
+            if slot == dst {
+                params.extend_from_slice(&p);
+                moment1.extend_from_slice(&m1);
+                moment2.extend_from_slice(&m2);
+            } else {
+                params.extend_from_slice(&take(&self.params, &self.offsets, slot));
+                moment1.extend_from_slice(&take(&self.moment1, &self.offsets, slot));
+                moment2.extend_from_slice(&take(&self.moment2, &self.offsets, slot));
+            }
+            offsets.push(params.len());
+        }
+        (self.params, self.moment1, self.moment2, self.offsets) =
+            (params, moment1, moment2, offsets);
+        let member = &mut self.members[dst];
+        member.spec.arch = arch;
+        member.steps = steps;
+    }
+
+    /// PBT's explore: new hyperparameters for slot `slot` (its architecture is unchanged).
+    pub fn set_hparams(&mut self, slot: usize, hparams: crate::model::Hparams) {
+        self.members[slot].spec.hparams = hparams;
+    }
+
     /// One disjoint mutable view per slot.
     pub fn slots_mut(&mut self) -> Vec<SlotMut<'_>> {
         let mut params = &mut self.params[..];
@@ -172,6 +226,55 @@ mod tests {
             },
             seed,
         }
+    }
+
+    #[test]
+    fn copy_weights_takes_architecture_and_state_but_keeps_identity() {
+        let mut pop = Population::new();
+        for (trial, hidden) in [vec![4], vec![5, 2], vec![1]].iter().enumerate() {
+            pop.insert(trial, spec(hidden, trial as u64));
+        }
+        for slot in pop.slots_mut() {
+            slot.moment1.fill(slot.member.trial as f32 + 1.0);
+            slot.member.steps = 10 * slot.member.trial as u64;
+        }
+        let (source, bystander) = (pop.params(1).to_vec(), pop.params(2).to_vec());
+        pop.copy_weights(1, 0);
+        assert_eq!(pop.params(0), &source[..]);
+        assert_eq!(pop.params(2), &bystander[..], "other slots unchanged");
+        let m = &pop.members()[0];
+        assert_eq!((m.trial, m.spec.seed, m.steps), (0, 0, 10));
+        assert_eq!(m.spec.arch, pop.members()[1].spec.arch);
+        assert!(pop.slots_mut()[0].moment1.iter().all(|&v| v == 2.0));
+        let alone = pop.extract(2);
+        assert_eq!((alone.len(), alone.params(0)), (1, &bystander[..]));
+    }
+
+    #[test]
+    fn a_refilled_slot_starts_fresh() {
+        let mut pop = Population::new();
+        pop.insert(0, spec(&[4], 0));
+        pop.insert(1, spec(&[4], 1));
+        for slot in pop.slots_mut() {
+            slot.params.fill(9.0);
+            slot.moment1.fill(9.0);
+            slot.moment2.fill(9.0);
+            slot.member.steps = 40;
+        }
+        pop.retain(|m| m.trial == 1);
+        let s = pop.insert(2, spec(&[4], 2));
+        assert_eq!(pop.params(s), &spec(&[4], 2).arch.init_params(2)[..]);
+        let slots = pop.slots_mut();
+        assert!(slots[s]
+            .moment1
+            .iter()
+            .chain(slots[s].moment2.iter())
+            .all(|&v| v == 0.0));
+        assert_eq!((slots[s].member.steps, slots[s].member.epochs), (0, 0));
+        assert!(
+            slots[0].params.iter().all(|&v| v == 9.0),
+            "the kept member is untouched"
+        );
     }
 
     #[test]

@@ -82,11 +82,14 @@ impl Study {
                     "the grid has {size} points and {first} are taken; {n} more would repeat points"
                 ));
             }
-            sampler.reseed(derive_seed(seed, first as u64));
             let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
             let mut ops = Vec::with_capacity(n);
             for k in 0..n {
                 let number = first + k;
+                // Reseeded per trial, so trial n's random draws depend on (seed, n) alone,
+                // not on how trials were batched: a sweep under any scheduler tries the
+                // same random configurations as the same sweep without one.
+                sampler.reseed(derive_seed(seed, number as u64));
                 let (params, enqueued) = match state.queue.get(k) {
                     Some(p) => (p.clone(), true),
                     None => {

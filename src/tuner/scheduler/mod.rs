@@ -1,10 +1,20 @@
-//! Schedulers: at each rung, which members continue and which stop.
+//! Schedulers: at each rung, which members continue, which stop, and (PBT) which copy
+//! another member and change their hyperparameters. The maths lives here; the sweep driver
+//! (`crate::sweep`) applies the decisions to the population.
 
+mod asha;
+mod bohb;
 mod halving;
 pub mod hyperband;
+mod median;
+mod pbt;
 
+pub use asha::Asha;
+pub use bohb::model_budget;
 pub use halving::SuccessiveHalving;
 pub use hyperband::{brackets, Bracket};
+pub use median::MedianStopping;
+pub use pbt::Pbt;
 
 /// A member's standing at a rung: the sweep metric, and a lower-is-better tie-break
 /// (validation loss in a sweep). Accuracy on a few hundred validation rows ties often;

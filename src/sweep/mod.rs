@@ -1,12 +1,17 @@
 //! The sweep driver: sample a population, train it rung by rung, let the scheduler choose
 //! survivors, then evaluate the best trial once on the held-out test split.
 //!
-//! Synchronous successive halving: every alive member trains to the rung's budget, then
-//! the best `⌊n/η⌋` continue from their current weights and the others leave the
-//! population. Without early termination there is one rung at the full budget.
+//! Two shapes of schedule. Brackets (full budget, successive halving, Hyperband, BOHB):
+//! every alive member trains to the rung's budget, then the best `⌊n/η⌋` continue from their
+//! current weights and the others leave the population; brackets run one after another.
+//! Slots (ASHA, median stopping, PBT; `slots.rs`): a fixed number of slots train together
+//! epoch by epoch, each member is judged as it reaches a rung, and a stopped member's slot
+//! takes the next trial at once.
+
+mod slots;
 
 use crate::backend::{Backend, EpochPlan};
-use crate::config::{Schedule, Sweep};
+use crate::config::{Metric, Schedule, Sweep};
 use crate::data::{
     csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
     TuningData,
@@ -17,9 +22,10 @@ use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::train::{EpochMetrics, Population};
-use crate::tuner::scheduler::{brackets, rank, Score, SuccessiveHalving};
+use crate::tuner::scheduler::{brackets, model_budget, rank, Score, SuccessiveHalving};
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -92,6 +98,7 @@ pub struct RungValue {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrialRecord {
     pub number: usize,
+    /// The configuration as sampled (PBT's later changes are in `lineage`).
     pub params: Params,
     pub state: TrialState,
     /// Epochs trained (completed epochs; a failed trial's partial epoch is not counted).
@@ -100,6 +107,18 @@ pub struct TrialRecord {
     pub history: Vec<EpochMetrics>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// PBT: every exploit/explore this trial went through, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<Lineage>,
+}
+
+/// One PBT exploit/explore step of a trial: at `epoch` it took the weights of trial `from`
+/// and continued with `params`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Lineage {
+    pub epoch: usize,
+    pub from: usize,
+    pub params: Params,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -113,6 +132,9 @@ pub struct Best {
     pub test_accuracy: f64,
     pub test_loss: f64,
     pub epochs: usize,
+    /// PBT: where the best trial's weights came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<Lineage>,
 }
 
 /// `summary.json`.
@@ -123,7 +145,9 @@ pub struct Summary {
     pub goal: &'static str,
     pub backend: &'static str,
     pub seed: u64,
-    /// Members trained at once (the largest bracket).
+    /// The schedule: `full`, `sh`, `hyperband`, `bohb`, `asha`, `median` or `pbt`.
+    pub scheduler: &'static str,
+    /// Members trained at once (the largest bracket, or the slots).
     pub population: usize,
     /// The brackets run, in order: trials started and rung budgets in epochs.
     pub brackets: Vec<BracketPlan>,
@@ -131,6 +155,8 @@ pub struct Summary {
     /// Trial counts per state.
     pub trials: BTreeMap<&'static str, usize>,
     pub epochs_total: usize,
+    /// Mean fraction of the population's slots busy per epoch of training.
+    pub utilisation: f64,
     pub wall_seconds: f64,
 }
 
@@ -148,6 +174,27 @@ pub struct RungReport {
     /// Best trial at this rung and its metric value.
     pub leader: Option<(usize, f64)>,
     pub seconds: f64,
+}
+
+/// Slot schedules' progress, every few epochs of the population.
+#[derive(Clone, Debug)]
+pub struct TickReport {
+    /// Epochs of population training so far.
+    pub tick: usize,
+    pub training: usize,
+    pub started: usize,
+    pub complete: usize,
+    pub pruned: usize,
+    pub failed: usize,
+    pub leader: Option<(usize, f64)>,
+    pub seconds: f64,
+}
+
+/// What the driver reports while it runs.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    Rung(RungReport),
+    Tick(TickReport),
 }
 
 /// Everything a finished sweep reports.
@@ -181,10 +228,62 @@ pub fn bracket_plans(sweep: &Sweep) -> Vec<BracketPlan> {
             min_budget,
             max_budget,
             eta,
+        }
+        | Schedule::Bohb {
+            min_budget,
+            max_budget,
+            eta,
+            ..
         } => brackets(min_budget, max_budget, eta)
             .iter()
             .map(|b| plan(b.trials(), Some(b.halving(eta))))
             .collect(),
+        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => Vec::new(),
+    }
+}
+
+fn scheduler_name(schedule: &Schedule) -> &'static str {
+    match schedule {
+        Schedule::Full => "full",
+        Schedule::Halving(_) => "sh",
+        Schedule::Hyperband { .. } => "hyperband",
+        Schedule::Bohb { .. } => "bohb",
+        Schedule::Asha { .. } => "asha",
+        Schedule::Median { .. } => "median",
+        Schedule::Pbt(_) => "pbt",
+    }
+}
+
+/// What every schedule accumulates as it runs.
+struct Ledger {
+    finished: Vec<TrialRecord>,
+    /// The best complete trial so far, kept alive (weights included) for the final test.
+    champion: Option<(Population, TrialRecord)>,
+    /// Member-epochs trained, and epochs of population training (for utilisation).
+    busy: usize,
+    ticks: usize,
+}
+
+impl Ledger {
+    /// Records one epoch of population training with `training` members busy.
+    fn tick(&mut self, training: usize) {
+        self.busy += training;
+        self.ticks += 1;
+    }
+
+    /// A trial finished: keep its record, and its weights if it is the best complete one.
+    fn finish(&mut self, pop: &Population, slot: usize, record: TrialRecord, metric: &Metric) {
+        if record.state == TrialState::Complete {
+            let new = score(record.history.last(), &metric.name);
+            let held = self
+                .champion
+                .as_ref()
+                .and_then(|(_, r)| score(r.history.last(), &metric.name));
+            if self.champion.is_none() || rank(&[held, new], metric.maximize).first() == Some(&1) {
+                self.champion = Some((pop.extract(slot), record.clone()));
+            }
+        }
+        self.finished.push(record);
     }
 }
 
@@ -197,7 +296,7 @@ pub fn run_sweep(
     held_out: HeldOutTest,
     backend: &dyn Backend,
     log: &mut RunLog,
-    on_rung: &mut dyn FnMut(&RungReport),
+    on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
     let mut study = Study::in_memory(
@@ -209,56 +308,72 @@ pub fn run_sweep(
     .map_err(Error::Run)?;
     let plans = bracket_plans(sweep);
     let metric = &sweep.metric;
-    let mut finished: Vec<TrialRecord> = Vec::new();
-    // The best complete trial so far, kept alive (weights included) for the final test.
-    let mut champion: Option<(Population, TrialRecord)> = None;
-    for (b, plan) in plans.iter().enumerate() {
-        let mut pop = Population::new();
-        let mut params: BTreeMap<usize, Params> = BTreeMap::new();
-        for t in study.ask_batch(plan.trials)? {
-            let seed = derive_seed(derive_seed(sweep.seed, SEED_TRIALS), t.number as u64);
-            let spec = member_spec(
-                &t.params,
-                &sweep.defaults,
-                tuning.train.n_features,
-                tuning.train.n_classes,
-                seed,
-            );
-            pop.insert(t.number, spec);
-            params.insert(t.number, t.params);
-        }
-        let context = BracketContext {
-            sweep,
-            tuning,
-            backend,
-            plan,
-            bracket: (b, plans.len()),
-            params: &params,
-        };
-        let records = context.run(&mut pop, log, on_rung)?;
-        for r in &records {
-            let outcome = match (r.state, r.rungs.last()) {
-                (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
-                (TrialState::Pruned, _) => Outcome::Pruned,
-                _ => Outcome::Failed,
+    let mut ledger = Ledger {
+        finished: Vec::new(),
+        champion: None,
+        busy: 0,
+        ticks: 0,
+    };
+    let population = match sweep.schedule {
+        Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => slots.min(sweep.run_cap),
+        Schedule::Pbt(_) => sweep.run_cap,
+        _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
+    };
+    match sweep.schedule {
+        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
+            let context = slots::SlotContext {
+                sweep,
+                tuning,
+                backend,
+                slots: population,
             };
-            study.tell(r.number, outcome)?;
+            context.run(&mut study, &mut ledger, log, on_progress)?;
         }
-        if let Some(best) = best_complete(&records, &metric.name, metric.maximize) {
-            let contenders: Vec<&TrialRecord> =
-                champion.iter().map(|(_, r)| r).chain([best]).collect();
-            let scores: Vec<Option<Score>> = contenders
-                .iter()
-                .map(|r| score(r.history.last(), &metric.name))
-                .collect();
-            if rank(&scores, metric.maximize).first() == Some(&(contenders.len() - 1)) {
-                let trial = best.number;
-                pop.retain(|m| m.trial == trial);
-                champion = Some((pop, best.clone()));
+        _ => {
+            for (b, plan) in plans.iter().enumerate() {
+                if let Schedule::Bohb {
+                    random_fraction, ..
+                } = sweep.schedule
+                {
+                    for params in
+                        bohb_proposals(sweep, &ledger.finished, plan.trials, random_fraction, b)?
+                    {
+                        study.enqueue(params)?;
+                    }
+                }
+                let mut pop = Population::new();
+                let mut params: BTreeMap<usize, Params> = BTreeMap::new();
+                for t in study.ask_batch(plan.trials)? {
+                    pop.insert(t.number, trial_spec(sweep, tuning, t.number, &t.params));
+                    params.insert(t.number, t.params);
+                }
+                let context = BracketContext {
+                    sweep,
+                    tuning,
+                    backend,
+                    plan,
+                    bracket: (b, plans.len()),
+                    params: &params,
+                };
+                let first = ledger.finished.len();
+                context.run(&mut pop, &mut ledger, log, on_progress)?;
+                for r in &ledger.finished[first..] {
+                    let outcome = match (r.state, r.rungs.last()) {
+                        (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
+                        (TrialState::Pruned, _) => Outcome::Pruned,
+                        _ => Outcome::Failed,
+                    };
+                    study.tell(r.number, outcome)?;
+                }
             }
         }
-        finished.extend(records);
     }
+    let Ledger {
+        mut finished,
+        champion,
+        busy,
+        ticks,
+    } = ledger;
 
     let best = match champion {
         None => None,
@@ -281,6 +396,7 @@ pub fn run_sweep(
             test_accuracy: scored.accuracy,
             test_loss: scored.loss,
             epochs: record.epochs,
+            lineage: record.lineage.clone(),
         }
     });
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
@@ -298,11 +414,13 @@ pub fn run_sweep(
         },
         backend: backend.name(),
         seed: sweep.seed,
-        population: plans.iter().map(|p| p.trials).max().unwrap_or(0),
+        scheduler: scheduler_name(&sweep.schedule),
+        population,
         brackets: plans,
         best,
         trials: counts,
         epochs_total: finished.iter().map(|r| r.epochs).sum(),
+        utilisation: busy as f64 / (ticks * population).max(1) as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     log.write_summary(&summary)?;
@@ -334,18 +452,17 @@ struct BracketContext<'a> {
 impl BracketContext<'_> {
     /// Synchronous successive halving over `pop`: every alive member trains to the rung's
     /// budget, the best `⌊n/η⌋` continue from their weights, the rest are recorded (in
-    /// `log`, as they finish) and leave. Returns the bracket's trial records; `pop` keeps
-    /// the members that completed.
+    /// `log` and `ledger`, as they finish) and leave.
     fn run(
         &self,
         pop: &mut Population,
+        ledger: &mut Ledger,
         log: &mut RunLog,
-        on_rung: &mut dyn FnMut(&RungReport),
-    ) -> Result<Vec<TrialRecord>> {
+        on_progress: &mut dyn FnMut(&Progress),
+    ) -> Result<()> {
         let (sweep, tuning, metric) = (self.sweep, self.tuning, &self.sweep.metric);
         let rungs = &self.plan.rungs;
         let mut rung_values: BTreeMap<usize, Vec<RungValue>> = BTreeMap::new();
-        let mut finished = Vec::new();
         let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
         for (k, &budget) in rungs.iter().enumerate() {
             let rung_started = Instant::now();
@@ -368,6 +485,7 @@ impl BracketContext<'_> {
                     ),
                     batch_size: sweep.batch_size,
                 };
+                ledger.tick(pop.members().iter().filter(|m| m.is_alive()).count());
                 self.backend
                     .train_epoch(pop, &tuning.train, &tuning.val, &plan)?;
             }
@@ -420,12 +538,13 @@ impl BracketContext<'_> {
                     rungs: rung_values.remove(&member.trial).unwrap_or_default(),
                     history: member.history.clone(),
                     error: member.failure.as_ref().map(|f| f.to_string()),
+                    lineage: Vec::new(),
                 };
                 log.append_trial(&record)?;
-                finished.push(record);
+                ledger.finish(pop, slot, record, metric);
             }
             log.sync()?;
-            on_rung(&RungReport {
+            on_progress(&Progress::Rung(RungReport {
                 bracket: self.bracket.0,
                 brackets: self.bracket.1,
                 rung: k,
@@ -436,7 +555,7 @@ impl BracketContext<'_> {
                 failed,
                 leader,
                 seconds: rung_started.elapsed().as_secs_f64(),
-            });
+            }));
             let continuing_trials: Vec<usize> =
                 continuing.iter().map(|&i| pop.members()[i].trial).collect();
             pop.retain(|m| continuing_trials.contains(&m.trial));
@@ -444,8 +563,74 @@ impl BracketContext<'_> {
                 break;
             }
         }
-        Ok(finished)
+        Ok(())
     }
+}
+
+/// The member a trial trains: its knobs over the sweep's defaults, and a seed of its own.
+fn trial_spec(
+    sweep: &Sweep,
+    tuning: &TuningData,
+    trial: usize,
+    params: &Params,
+) -> crate::model::MemberSpec {
+    let seed = derive_seed(derive_seed(sweep.seed, SEED_TRIALS), trial as u64);
+    member_spec(
+        params,
+        &sweep.defaults,
+        tuning.train.n_features,
+        tuning.train.n_classes,
+        seed,
+    )
+}
+
+/// BOHB's proposals for a bracket of `n` trials: TPE fitted on the trials' values at the
+/// largest rung budget with enough observations (see [`model_budget`]), each proposal
+/// replaced by a random draw (left to the sweep's random sampler) with probability
+/// `random_fraction`. Empty while no budget has enough observations.
+fn bohb_proposals(
+    sweep: &Sweep,
+    finished: &[TrialRecord],
+    n: usize,
+    random_fraction: f64,
+    bracket: usize,
+) -> Result<Vec<Params>> {
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for r in finished {
+        for v in r.rungs.iter().filter(|v| v.value.is_finite()) {
+            *counts.entry(v.epochs).or_default() += 1;
+        }
+    }
+    let counts: Vec<(usize, usize)> = counts.into_iter().collect();
+    let Some(budget) = model_budget(&counts, sweep.space.params.len()) else {
+        return Ok(Vec::new());
+    };
+    let seed = derive_seed(derive_seed(sweep.seed, SEED_SAMPLER), 1000 + bracket as u64);
+    let mut model = Study::in_memory(
+        sweep.space.clone(),
+        crate::tuner::sampler::SamplerKind::Tpe,
+        sweep.metric.maximize,
+        seed,
+    )
+    .map_err(Error::Run)?;
+    for r in finished {
+        if let Some(v) = r
+            .rungs
+            .iter()
+            .find(|v| v.epochs == budget && v.value.is_finite())
+        {
+            model.enqueue(r.params.clone())?;
+            let t = model.ask()?;
+            model.tell(t.number, Outcome::Complete(v.value))?;
+        }
+    }
+    let mut coin = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Ok(model
+        .ask_batch(n)?
+        .into_iter()
+        .filter(|_| coin.random::<f64>() >= random_fraction)
+        .map(|t| t.params)
+        .collect())
 }
 
 /// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's
@@ -512,21 +697,4 @@ fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
         value: latest.get(metric)?,
         tiebreak: latest.val_loss,
     })
-}
-
-/// The complete trial with the best final score (see [`rank`] for ties).
-pub fn best_complete<'a>(
-    records: &'a [TrialRecord],
-    metric: &str,
-    maximize: bool,
-) -> Option<&'a TrialRecord> {
-    let complete: Vec<&TrialRecord> = records
-        .iter()
-        .filter(|r| r.state == TrialState::Complete)
-        .collect();
-    let scores: Vec<Option<Score>> = complete
-        .iter()
-        .map(|r| score(r.history.last(), metric))
-        .collect();
-    rank(&scores, maximize).first().map(|&i| complete[i])
 }

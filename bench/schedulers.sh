@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Issue 5's comparison: Hyperband and ASHA against full-budget random search over the same
+# configurations (the random sampler draws trial n's configuration from (seed, n) alone, so
+# trial n is the same configuration under every schedule). Digits over seeds 0-4, MNIST
+# (../shared/data/mnist) for seed 0. Prints one row per run and the per-data-set means.
+#   bash bench/schedulers.sh [digits|mnist|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=target/release/popsweep
+out=runs/schedulers
+mkdir -p "$out"
+shared=$(cd ../shared && pwd)
+
+# sweep FILE BASE SCHEDULER RUN_CAP SEED: a copy of BASE with its schedule replaced.
+sweep() {
+    local file=$1 base=$2 schedule=$3 cap=$4 seed=$5
+    sed -e '/^early_terminate:/,/^  eta: 3/d' -e "s|^run_cap: .*|run_cap: $cap|" \
+        -e "s|^seed: .*|seed: $seed|" -e "s|\.\./\.\./shared|$shared|" "$base" >"$file"
+    grep -q '^seed:' "$file" || echo "seed: $seed" >>"$file"
+    case $schedule in
+        full) ;;
+        *) printf 'scheduler:\n  type: %s\n  min_budget: 1\n  eta: 3\n' "$schedule" >>"$file" ;;
+    esac
+}
+
+run() { # NAME BASE SCHEDULER RUN_CAP SEED
+    local dir="$out/$1-$3-$4-s$5"
+    rm -rf "$dir"
+    sweep "$out/$1-$3-$4-s$5.yaml" "$2" "$3" "$4" "$5"
+    "$bin" run "$out/$1-$3-$4-s$5.yaml" --out "$dir" --quiet --no-sanity >/dev/null
+    python3 - "$dir/summary.json" "$1" "$3" "$4" "$5" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"{sys.argv[2]:<7}{sys.argv[3]:<10}{sys.argv[4]:>5}{sys.argv[5]:>5}"
+      f"{s['best']['val']:>10.4f}{s['epochs_total']:>8}{s['utilisation']:>8.2f}{s['wall_seconds']:>8.1f}")
+PY
+}
+
+echo "data   schedule   cap seed  best_val  epochs    util  wall_s"
+which=${1:-all}
+if [ "$which" != mnist ]; then
+    for seed in 0 1 2 3 4; do
+        run digits examples/digits.yaml full 81 $seed
+        run digits examples/digits.yaml asha 81 $seed
+        run digits examples/digits.yaml full 49 $seed
+        run digits examples/digits.yaml hyperband 49 $seed
+    done
+fi
+if [ "$which" != digits ]; then
+    run mnist examples/mnist.yaml full 27 0
+    run mnist examples/mnist.yaml asha 27 0
+    run mnist examples/mnist.yaml full 17 0
+    run mnist examples/mnist.yaml hyperband 17 0
+fi

@@ -1,0 +1,171 @@
+//! Schedules end to end on digits: what each one promises about the population.
+//! - a promoted member continues from exactly its weights: its history under successive
+//!   halving equals its first epochs under the full budget;
+//! - ASHA refills stopped slots and never stops a rung's leader; median stopping prunes;
+//! - PBT copies only from other members and records the lineage of every copy;
+//! - BOHB runs Hyperband's brackets;
+//! - utilisation is accounted for every schedule.
+
+use popsweep::backend::cpu::CpuBackend;
+use popsweep::config;
+use popsweep::data::digits;
+use popsweep::report::log::RunLog;
+use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
+use popsweep::tuner::trial::TrialState;
+
+const BASE: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}\n\
+    parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
+    dropout: {distribution: uniform, min: 0.0, max: 0.2}\n  width: {values: [16, 32]}\n\
+    model: {depth: 1}\nseed: 3\n";
+
+fn run(extra: &str, tag: &str) -> SweepOutcome {
+    let sweep = config::parse(&format!("{BASE}{extra}"), "inline").unwrap();
+    let (tuning, held_out) = prepare_data(&sweep, &digits::load().unwrap());
+    let dir = std::env::temp_dir().join(format!("popsweep-sched-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut log = RunLog::create(&dir).unwrap();
+    let outcome = run_sweep(
+        &sweep,
+        &tuning,
+        held_out,
+        &CpuBackend::new(2),
+        &mut log,
+        &mut |_| {},
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    outcome
+}
+
+fn count(o: &SweepOutcome, state: TrialState) -> usize {
+    o.trials.iter().filter(|t| t.state == state).count()
+}
+
+#[test]
+fn a_promoted_member_continues_from_its_weights() {
+    let train = "train: {epochs: 9, batch_size: 64}\nrun_cap: 9\n";
+    let halving = run(
+        &format!("{train}scheduler: {{type: sh, min_budget: 1, eta: 3}}\n"),
+        "sh",
+    );
+    let full = run(train, "full");
+    let winner = halving
+        .trials
+        .iter()
+        .find(|t| t.state == TrialState::Complete)
+        .expect("one trial completes");
+    let same = &full.trials[winner.number];
+    assert_eq!(winner.params, same.params, "the same configuration");
+    assert_eq!(winner.epochs, 9);
+    // Every epoch, metrics included, equals the uninterrupted run: nothing was retrained
+    // or reset at the rungs.
+    assert_eq!(winner.history, same.history);
+    assert!(halving.summary.epochs_total < full.summary.epochs_total / 2);
+    assert!(halving.summary.utilisation < 1.0 && full.summary.utilisation == 1.0);
+}
+
+#[test]
+fn asha_refills_slots_and_keeps_each_rungs_leader() {
+    let o = run(
+        "train: {epochs: 9, batch_size: 64}\nrun_cap: 12\n\
+         scheduler: {type: asha, min_budget: 1, eta: 3, population: 4}\n",
+        "asha",
+    );
+    assert_eq!(o.trials.len(), 12, "every trial of run_cap started");
+    assert_eq!(o.summary.population, 4);
+    assert!(count(&o, TrialState::Pruned) > 0 && count(&o, TrialState::Complete) > 0);
+    // Refill: more trials ran than there are slots, and the slots stayed mostly busy.
+    assert!(o.summary.utilisation > 0.5, "{}", o.summary.utilisation);
+    // At each rung, in arrival order, a trial better than everything before it continues.
+    for rung in [1usize, 3] {
+        let mut best = f64::NEG_INFINITY;
+        let mut arrivals: Vec<(usize, f64, bool)> = o
+            .trials
+            .iter()
+            .filter_map(|t| {
+                let v = t.rungs.iter().find(|r| r.epochs == rung)?.value;
+                Some((t.number, v, t.epochs > rung))
+            })
+            .collect();
+        arrivals.sort_by_key(|a| a.0);
+        for (number, value, continued) in arrivals {
+            if value > best {
+                assert!(continued, "trial {number} led rung {rung} and was stopped");
+            }
+            best = best.max(value);
+        }
+    }
+    // Trials are pruned only at rungs.
+    for t in o.trials.iter().filter(|t| t.state == TrialState::Pruned) {
+        assert!([1, 3].contains(&t.epochs), "pruned at {} epochs", t.epochs);
+    }
+}
+
+#[test]
+fn median_stopping_prunes_below_the_median() {
+    let o = run(
+        "train: {epochs: 4, batch_size: 64}\nrun_cap: 12\n\
+         scheduler: {type: median, n_startup_trials: 2, population: 3}\n",
+        "median",
+    );
+    assert_eq!(o.trials.len(), 12);
+    // The first wave completes (no complete trials to compare with yet).
+    assert!(o.trials[..3]
+        .iter()
+        .all(|t| t.state == TrialState::Complete));
+    assert!(count(&o, TrialState::Pruned) > 0);
+}
+
+#[test]
+fn pbt_copies_from_others_and_records_lineage() {
+    let o = run(
+        "train: {epochs: 8, batch_size: 64}\nrun_cap: 8\n\
+         scheduler: {type: pbt, interval: 2, quantile: 0.25}\n",
+        "pbt",
+    );
+    assert_eq!(count(&o, TrialState::Complete), 8);
+    assert_eq!(o.summary.utilisation, 1.0);
+    let copies: Vec<_> = o
+        .trials
+        .iter()
+        .flat_map(|t| t.lineage.iter().map(move |l| (t, l)))
+        .collect();
+    // 3 ready points (epochs 2, 4, 6), 2 members in the bottom quarter each.
+    assert_eq!(copies.len(), 6);
+    for (t, l) in copies {
+        assert_ne!(l.from, t.number, "PBT never copies a member into itself");
+        assert!([2, 4, 6].contains(&l.epoch));
+        // The source's configuration at that epoch: its last change before it, or as sampled.
+        let source = &o.trials[l.from];
+        let at_copy = source
+            .lineage
+            .iter()
+            .rfind(|e| e.epoch < l.epoch)
+            .map_or(&source.params, |e| &e.params);
+        assert_eq!(
+            l.params["width"], at_copy["width"],
+            "architecture is inherited"
+        );
+        let lr = l.params["lr"].as_f64().unwrap();
+        assert!((0.01..=0.3).contains(&lr));
+    }
+}
+
+#[test]
+fn bohb_runs_hyperbands_brackets() {
+    let o = run(
+        "train: {epochs: 9, batch_size: 64}\nscheduler: {type: bohb, min_budget: 1, eta: 3}\n",
+        "bohb",
+    );
+    // Hyperband for R = 9, η = 3: brackets of 9, 5 and 3 trials.
+    assert_eq!(
+        o.summary
+            .brackets
+            .iter()
+            .map(|b| b.trials)
+            .collect::<Vec<_>>(),
+        vec![9, 5, 3]
+    );
+    assert_eq!(o.trials.len(), 17);
+    assert!(o.summary.best.is_some());
+}
