@@ -111,6 +111,36 @@ enum Command {
     /// Time population training on a synthetic workload (the interface of
     /// ../shared/bench/peer_bench.py), next to the SGEMM ceiling measured in the same run.
     Bench(BenchArgs),
+    /// Learning-rate range test (Leslie Smith): the loss as the learning rate grows
+    /// exponentially, for several seeds at once; suggests a learning rate and a sweep range.
+    LrFind(LrFindArgs),
+}
+
+#[derive(clap::Args)]
+struct LrFindArgs {
+    /// Sweep file whose data, model and train defaults to use. Default: the embedded digits sweep.
+    sweep: Option<PathBuf>,
+    #[arg(long, default_value_t = 1e-5)]
+    min_lr: f64,
+    #[arg(long, default_value_t = 10.0)]
+    max_lr: f64,
+    /// Minibatches over which the learning rate grows from min to max.
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Range tests run together, one per seed.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Minibatch size. Default: the sweep's.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Output directory for the curve (CSV, SVG) and the result (JSON). Default: runs/lr-find-<name>-<UTC>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// One JSON object (with `suggested_lr`) on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -146,6 +176,7 @@ pub fn main() -> ExitCode {
         } => tell(&study, trial, value, state.as_deref()),
         Command::Best { study } => best(&study),
         Command::Bench(args) => bench_command(args),
+        Command::LrFind(args) => lr_find(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -401,6 +432,137 @@ fn bench_command(a: BenchArgs) -> Result<()> {
             r.pct_of_ceiling, r.sgemm_ceiling_gflops
         );
     }
+    Ok(())
+}
+
+fn lr_find(a: LrFindArgs) -> Result<()> {
+    use crate::report::plot::{Chart, Series};
+    use crate::train::lr_finder::{range_test, RangeTest};
+    let bad = |field: &str, message: String| Error::Config {
+        file: "command line".into(),
+        line: None,
+        field: field.into(),
+        message,
+    };
+    if !(a.min_lr > 0.0 && a.min_lr < a.max_lr && a.max_lr.is_finite()) {
+        return Err(bad(
+            "--min-lr/--max-lr",
+            format!("need 0 < min < max, got {} and {}", a.min_lr, a.max_lr),
+        ));
+    }
+    if a.steps < 3 || a.seeds == 0 {
+        return Err(bad(
+            "--steps/--seeds",
+            "need at least 3 steps and 1 seed".into(),
+        ));
+    }
+    let (sweep, source) = load_sweep(&a.sweep)?;
+    let (tuning, _sealed, data_name) = load_data(&sweep)?;
+    let test = RangeTest {
+        min_lr: a.min_lr,
+        max_lr: a.max_lr,
+        steps: a.steps,
+        batch_size: a.batch_size.unwrap_or(sweep.batch_size).max(1),
+        ..RangeTest::default()
+    };
+    let specs: Vec<_> = (0..a.seeds as u64)
+        .map(|seed| {
+            crate::model::knobs::member_spec(
+                &crate::space::Params::new(),
+                &sweep.defaults,
+                tuning.train.n_features,
+                tuning.train.n_classes,
+                crate::rng::derive_seed(sweep.seed, 0x1F00 + seed),
+            )
+        })
+        .collect();
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let result = range_test(&test, &specs, &tuning.train, threads);
+    let dir = a
+        .out
+        .unwrap_or_else(|| default_run_dir(&format!("lr-find-{}", sweep.name)));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut csv = String::from("member,seed,step,lr,loss,smoothed\n");
+    for (m, curve) in result.members.iter().enumerate() {
+        for p in &curve.points {
+            csv.push_str(&format!(
+                "{m},{},{},{},{},{}\n",
+                curve.seed, p.step, p.lr, p.loss, p.smoothed
+            ));
+        }
+    }
+    let first_loss = result
+        .members
+        .iter()
+        .filter_map(|m| m.points.first().map(|p| p.smoothed))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let chart = Chart {
+        title: &format!("learning-rate range test: {} ({})", sweep.name, data_name),
+        x_label: "learning rate",
+        y_label: "smoothed training loss",
+        x_log: true,
+        y_range: Some((0.0, 1.5 * first_loss)),
+        markers: vec![
+            (
+                result.steepest_lr,
+                format!("steepest {:.2e}", result.steepest_lr),
+            ),
+            (
+                result.min_div10_lr,
+                format!("min/10 {:.2e}", result.min_div10_lr),
+            ),
+        ],
+    };
+    let series: Vec<Series> = result
+        .members
+        .iter()
+        .map(|m| Series {
+            label: format!("seed {}", m.seed),
+            points: m.points.iter().map(|p| (p.lr, p.smoothed)).collect(),
+        })
+        .collect();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    };
+    write("lr_find.csv", &csv)?;
+    write("lr_find.svg", &chart.svg(&series))?;
+    let json = serde_json::to_string(&result).expect("range test results serialize");
+    write("lr_find.json", &json)?;
+    let s = result.suggested_lr;
+    if a.json {
+        println!("{json}");
+        return Ok(());
+    }
+    println!(
+        "range test on {data_name} ({source}): {} seed(s), lr {:.0e} → {:.0e} over {} steps",
+        a.seeds, a.min_lr, a.max_lr, a.steps
+    );
+    for m in &result.members {
+        println!(
+            "  seed {}: {} steps ({}), steepest descent at {}, minimum at {}",
+            m.seed,
+            m.points.len(),
+            m.stopped,
+            m.steepest_lr.map_or("-".into(), |v| format!("{v:.3e}")),
+            m.min_loss_lr.map_or("-".into(), |v| format!("{v:.3e}"))
+        );
+    }
+    println!(
+        "suggested lr {s:.3e} (minimum ÷ 10; the steepest descent is at {:.3e})",
+        result.steepest_lr
+    );
+    println!(
+        "sweep-file snippet:\n  lr:\n    distribution: log_uniform_values\n    min: {:.3e}\n    max: {:.3e}",
+        s / 10.0,
+        s * 10.0
+    );
+    println!(
+        "curve: {}/lr_find.svg, lr_find.csv, lr_find.json",
+        dir.display()
+    );
     Ok(())
 }
 

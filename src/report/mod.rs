@@ -1,3 +1,4 @@
 //! What a sweep leaves on disk.
 
 pub mod log;
+pub mod plot;

@@ -1,6 +1,7 @@
 //! Training a population: its state, per-epoch metrics and the divergence rules.
 
 pub mod health;
+pub mod lr_finder;
 pub mod population;
 pub mod sanity;
 
