@@ -58,10 +58,11 @@ impl Chart<'_> {
                     (a.min(p.1), b.max(p.1))
                 })
         });
-        if !(x0 < x1) {
+        // An empty or single-valued range (or NaN bounds) gets a unit margin.
+        if x0.partial_cmp(&x1) != Some(std::cmp::Ordering::Less) {
             (x0, x1) = (x0.min(0.0) - 1.0, x1.max(0.0) + 1.0);
         }
-        if !(y0 < y1) {
+        if y0.partial_cmp(&y1) != Some(std::cmp::Ordering::Less) {
             (y0, y1) = (y0.min(0.0) - 1.0, y1.max(0.0) + 1.0);
         }
         let px = |x: f64| LEFT + (fx(x) - x0) / (x1 - x0) * (W - LEFT - RIGHT);
