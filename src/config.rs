@@ -3,7 +3,7 @@
 //! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
 //! error names the file, the field as a dotted path and, where it can be found, the line.
 
-use crate::backend::cpu::optim::OptimizerKind;
+use crate::backend::cpu::optim::{Decay, LrSchedule, OptimizerKind};
 use crate::data::csv::LabelColumn;
 use crate::data::{DataSource, SplitFractions};
 use crate::error::{Error, Result};
@@ -197,12 +197,27 @@ struct RawModel {
 #[serde(deny_unknown_fields)]
 struct RawTrain {
     optimizer: Option<String>,
+    /// SGD only: Nesterov momentum.
+    nesterov: Option<bool>,
+    l1: Option<f64>,
+    lr_schedule: Option<RawSchedule>,
     epochs: Option<u64>,
     batch_size: Option<u64>,
     lr: Option<f64>,
     momentum: Option<f64>,
     weight_decay: Option<f64>,
     dropout: Option<f64>,
+}
+
+/// `train.lr_schedule`: `{type: constant|step|cosine, warmup_epochs, step_epochs, gamma}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    #[serde(rename = "type")]
+    kind: String,
+    warmup_epochs: Option<f64>,
+    step_epochs: Option<f64>,
+    gamma: Option<f64>,
 }
 
 /// Reads and validates a sweep file.
@@ -322,7 +337,6 @@ impl Ctx<'_> {
             }
         };
         let metric = self.metric(raw.metric)?;
-        let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref())?;
         let train = raw.train.as_ref();
         let epochs = self.positive(train.and_then(|t| t.epochs), 27, &["train", "epochs"])?;
         let batch_size = self.positive(
@@ -345,6 +359,7 @@ impl Ctx<'_> {
             (None, Some(raw)) => (self.scheduler(raw, epochs, raw_run_cap)?, epochs),
             (None, None) => (Schedule::Full, epochs),
         };
+        let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref(), epochs)?;
         let space = parse_parameters(raw.parameters.unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
         let space = self.check_knobs(space)?;
@@ -452,7 +467,14 @@ impl Ctx<'_> {
         })
     }
 
-    fn defaults(&self, model: Option<&RawModel>, train: Option<&RawTrain>) -> Result<KnobDefaults> {
+    /// The knobs' values where a trial does not tune them; `epochs` is the full budget (a
+    /// cosine schedule decays over it).
+    fn defaults(
+        &self,
+        model: Option<&RawModel>,
+        train: Option<&RawTrain>,
+        epochs_for_schedule: usize,
+    ) -> Result<KnobDefaults> {
         if let Some(kind) = model
             .and_then(|m| m.kind.as_deref())
             .filter(|&k| k != "mlp")
@@ -494,8 +516,22 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        let nesterov = train.and_then(|t| t.nesterov).unwrap_or(false);
+        if nesterov && optimizer != OptimizerKind::Sgd {
+            return Err(self.err(
+                &["train", "nesterov"],
+                "Nesterov momentum is an SGD option; AdamW has none".into(),
+            ));
+        }
+        let schedule = match train.and_then(|t| t.lr_schedule.as_ref()) {
+            None => LrSchedule::CONSTANT,
+            Some(raw) => self.lr_schedule(raw, epochs_for_schedule)?,
+        };
         Ok(KnobDefaults {
             optimizer,
+            nesterov,
+            schedule,
+            l1: check("train", "l1", train.and_then(|t| t.l1), base.l1)?,
             lr: check("train", "lr", train.and_then(|t| t.lr), base.lr)?,
             momentum: check(
                 "train",
@@ -527,6 +563,54 @@ impl Ctx<'_> {
                 as_f64(model.and_then(|m| m.width)),
                 base.width as f64,
             )? as usize,
+        })
+    }
+
+    /// `train.lr_schedule`: a linear warm-up (`warmup_epochs`, default 0) then `constant`,
+    /// `step` (× `gamma`, default 0.1, every `step_epochs`, default a third of the budget) or
+    /// `cosine` (to 0 at the full budget).
+    fn lr_schedule(&self, raw: &RawSchedule, epochs: usize) -> Result<LrSchedule> {
+        let at = |key: &'static str| ["train", "lr_schedule", key];
+        let non_negative = |key: &'static str, v: Option<f64>, default: f64| -> Result<f32> {
+            match v {
+                Some(x) if !(x >= 0.0 && x.is_finite()) => {
+                    Err(self.err(&at(key), format!("{x} must be a finite number ≥ 0")))
+                }
+                Some(x) => Ok(x as f32),
+                None => Ok(default as f32),
+            }
+        };
+        let warmup_epochs = non_negative("warmup_epochs", raw.warmup_epochs, 0.0)?;
+        let decay = match raw.kind.as_str() {
+            "constant" => Decay::Constant,
+            "cosine" => Decay::Cosine {
+                total_epochs: epochs as f32,
+            },
+            "step" => {
+                let every = non_negative(
+                    "step_epochs",
+                    raw.step_epochs,
+                    (epochs as f64 / 3.0).max(1.0),
+                )?;
+                if every == 0.0 {
+                    return Err(self.err(&at("step_epochs"), "step_epochs must be > 0".into()));
+                }
+                let gamma = non_negative("gamma", raw.gamma, 0.1)?;
+                Decay::Step {
+                    every_epochs: every,
+                    gamma,
+                }
+            }
+            other => {
+                return Err(self.err(
+                    &at("type"),
+                    format!("unknown schedule `{other}` (expected constant, step or cosine)"),
+                ))
+            }
+        };
+        Ok(LrSchedule {
+            warmup_epochs,
+            decay,
         })
     }
 
@@ -1029,5 +1113,32 @@ mod tests {
         assert_eq!(locate(text, &["c", "b", "d"]), Some(5));
         assert_eq!(locate(text, &["a", "b"]), Some(2));
         assert_eq!(locate(text, &["a", "d"]), None);
+    }
+
+    #[test]
+    fn optimizer_options_and_schedules_parse_and_are_checked() {
+        let base = "name: x\nmethod: random\nmetric: {name: val_loss}\nparameters:\n  l1: {distribution: uniform, min: 0, max: 0.001}\n";
+        let sweep = parse(
+            &format!("{base}train:\n  epochs: 12\n  nesterov: true\n  lr_schedule: {{type: cosine, warmup_epochs: 2}}\n"),
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(sweep.defaults.nesterov);
+        assert_eq!(
+            sweep.defaults.schedule,
+            LrSchedule {
+                warmup_epochs: 2.0,
+                decay: Decay::Cosine { total_epochs: 12.0 }
+            }
+        );
+        let err = |text: &str| {
+            parse(&format!("{base}{text}"), "s.yaml")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("train: {optimizer: adamw, nesterov: true}\n").contains("train.nesterov"));
+        assert!(err("train: {lr_schedule: {type: linear}}\n").contains("unknown schedule `linear`"));
+        assert!(err("train: {lr_schedule: {type: step, step_epochs: 0}}\n").contains("step_epochs"));
+        assert!(err("train: {l1: -1}\n").contains("train.l1"));
     }
 }

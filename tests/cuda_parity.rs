@@ -487,6 +487,7 @@ fn optimizer_kernel_matches_cpu_per_member() {
         optimizer_step(
             &hps[p],
             steps[p] + 1,
+            1.0,
             &mut w[r.clone()],
             &grad[r.clone()],
             &mut a,
@@ -639,4 +640,26 @@ fn output_layouts_and_graph_replay_train_identically() {
             assert_eq!(run.members()[slot].history, runs[0].members()[slot].history);
         }
     }
+}
+
+/// What the kernels do not implement is refused with a message, never trained wrongly.
+#[test]
+fn options_beyond_the_kernels_are_refused_clearly() {
+    let Some(gpu) = gpu() else { return };
+    use popsweep::backend::{Backend, EpochPlan};
+    let data = digits_tuning();
+    let mut s = spec(&[16], 0.05, 0.9, 0.0, 1);
+    s.hparams.optim.l1 = 1e-4;
+    let mut pop = popsweep::train::Population::new();
+    pop.insert(0, s);
+    let plan = EpochPlan {
+        order: (0..data.train.len()).collect(),
+        batch_size: 32,
+    };
+    let err = gpu
+        .train_epoch(&mut pop, &data.train, &data.val, &plan)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("L1") && err.contains("--backend cpu"), "{err}");
+    assert_eq!(pop.members()[0].epochs, 0, "nothing trained");
 }

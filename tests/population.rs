@@ -63,3 +63,45 @@ fn diverging_member_fails_alone_and_leaves_others_unchanged() {
         );
     }
 }
+
+#[test]
+fn mixed_optimizers_and_schedules_equal_each_member_alone() {
+    use popsweep::backend::cpu::optim::{Decay, LrSchedule, OptimHparams};
+    let data = digits_tuning();
+    let mut specs = ragged_population();
+    specs[1].hparams.optim = OptimHparams::adamw(0.003, 1e-2);
+    specs[0].hparams.optim.nesterov = true; // momentum 0.9: Nesterov matters
+    specs[3].hparams.optim.l1 = 1e-4;
+    specs[4].hparams.optim.schedule = LrSchedule {
+        warmup_epochs: 0.5,
+        decay: Decay::Cosine { total_epochs: 3.0 },
+    };
+    specs[6].hparams.optim = OptimHparams {
+        schedule: LrSchedule {
+            warmup_epochs: 0.0,
+            decay: Decay::Step {
+                every_epochs: 1.0,
+                gamma: 0.5,
+            },
+        },
+        ..OptimHparams::adamw(0.002, 0.0)
+    };
+    let together = train_together(&specs, &data, 3, 2);
+    for (slot, s) in specs.iter().enumerate() {
+        let alone = train_together(std::slice::from_ref(s), &data, 3, 1);
+        assert!(
+            together
+                .params(slot)
+                .iter()
+                .zip(alone.params(0))
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "member {slot} differs"
+        );
+        assert_eq!(together.members()[slot].history, alone.members()[0].history);
+    }
+    // Each option changes the result (the test would pass vacuously otherwise).
+    let plain = train_together(&ragged_population(), &data, 3, 2);
+    for slot in [0, 1, 3, 4, 6] {
+        assert!(together.params(slot) != plain.params(slot), "member {slot}");
+    }
+}

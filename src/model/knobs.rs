@@ -2,7 +2,7 @@
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
 use super::{Hparams, MemberSpec, MlpArch};
-use crate::backend::cpu::optim::{OptimHparams, OptimizerKind};
+use crate::backend::cpu::optim::{LrSchedule, OptimHparams, OptimizerKind};
 use crate::space::Params;
 
 /// The deepest MLP the built-in model accepts (hidden layers).
@@ -26,7 +26,7 @@ pub struct Knob {
     pub accepts: fn(f64) -> bool,
 }
 
-pub const KNOBS: [Knob; 6] = [
+pub const KNOBS: [Knob; 7] = [
     Knob {
         name: "lr",
         kind: KnobKind::Float,
@@ -41,6 +41,12 @@ pub const KNOBS: [Knob; 6] = [
     },
     Knob {
         name: "weight_decay",
+        kind: KnobKind::Float,
+        range: "[0, ∞)",
+        accepts: |x| x >= 0.0 && x.is_finite(),
+    },
+    Knob {
+        name: "l1",
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
@@ -80,6 +86,9 @@ pub fn knob(name: &str) -> Option<&'static Knob> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KnobDefaults {
     pub optimizer: OptimizerKind,
+    pub nesterov: bool,
+    pub schedule: LrSchedule,
+    pub l1: f64,
     pub lr: f64,
     pub momentum: f64,
     pub weight_decay: f64,
@@ -93,6 +102,9 @@ impl Default for KnobDefaults {
     fn default() -> Self {
         KnobDefaults {
             optimizer: OptimizerKind::Sgd,
+            nesterov: false,
+            schedule: LrSchedule::CONSTANT,
+            l1: 0.0,
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 0.0,
@@ -124,6 +136,9 @@ pub fn member_spec(
             optim: OptimHparams {
                 kind: defaults.optimizer,
                 momentum: number("momentum", defaults.momentum) as f32,
+                nesterov: defaults.nesterov,
+                l1: number("l1", defaults.l1) as f32,
+                schedule: defaults.schedule,
                 ..OptimHparams::sgd(
                     number("lr", defaults.lr) as f32,
                     0.0,

@@ -196,7 +196,15 @@ fn member_range_test(
             lr: lr as f32,
             ..spec.hparams.optim
         };
-        optimizer_step(&hp, step as u64 + 1, &mut params, &grad, &mut m1, &mut m2);
+        optimizer_step(
+            &hp,
+            step as u64 + 1,
+            1.0,
+            &mut params,
+            &grad,
+            &mut m1,
+            &mut m2,
+        );
     }
     let (steepest_lr, min_loss_lr) = suggestions(&points);
     MemberCurve {

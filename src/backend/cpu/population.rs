@@ -115,6 +115,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let mut grad = vec![0.0f32; params.len()];
     let (mut loss_sum, mut correct) = (0.0, 0usize);
     let epoch = member.epochs + 1;
+    let steps_per_epoch = shuffled.len().div_ceil(batch_size.max(1));
     for (xs, ys) in shuffled
         .features
         .chunks(batch_size * d)
@@ -134,7 +135,9 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             });
             return;
         }
-        optimizer_step(&hp.optim, member.steps + 1, params, &grad, moment1, moment2);
+        let step = member.steps + 1;
+        let lr_factor = hp.optim.schedule.factor(step, steps_per_epoch);
+        optimizer_step(&hp.optim, step, lr_factor, params, &grad, moment1, moment2);
         member.steps += 1;
         loss_sum += sums.loss;
         correct += sums.correct;

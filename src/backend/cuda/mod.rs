@@ -65,6 +65,16 @@ impl Backend for CudaBackend {
         if pop.members().iter().all(|m| !m.is_alive()) {
             return Ok(());
         }
+        if let Some((trial, what)) = pop
+            .members()
+            .iter()
+            .find_map(|m| Some((m.trial, m.spec.hparams.optim.beyond_cuda()?)))
+        {
+            return Err(Error::Device(format!(
+                "trial {trial} uses {what}, which the CUDA kernels do not implement yet; \
+                 run it with --backend cpu"
+            )));
+        }
         let dev = &self.dev;
         let capacity = plan.batch_size.max(EVAL_ROWS);
         let mut run = || -> std::result::Result<Vec<layout::MemberState>, DriverError> {
