@@ -114,6 +114,14 @@ enum Command {
     /// Learning-rate range test (Leslie Smith): the loss as the learning rate grows
     /// exponentially, for several seeds at once; suggests a learning rate and a sweep range.
     LrFind(LrFindArgs),
+    /// Summarise a run directory: best trial, importance, overfitting flags, top trials;
+    /// writes a self-contained report.html into it.
+    Report {
+        run_dir: PathBuf,
+        /// One JSON object (importance, overfitting flags) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -177,6 +185,7 @@ pub fn main() -> ExitCode {
         Command::Best { study } => best(&study),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),
+        Command::Report { run_dir, json } => report(&run_dir, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -435,6 +444,84 @@ fn bench_command(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+fn report(dir: &Path, json: bool) -> Result<()> {
+    use crate::report::{diagnostics::overfitting, html, importance::importance, run::RunData};
+    let run = RunData::load(dir)?;
+    let metric = &run.sweep.metric;
+    let imp = importance(&run.sweep.space, &run.observations(), metric.maximize);
+    let flags = overfitting(&run.trials);
+    let page = dir.join("report.html");
+    std::fs::write(&page, html::render(&run)).map_err(|e| Error::io(&page, e))?;
+    if json {
+        let out = serde_json::json!({
+            "report": page.display().to_string(),
+            "summary": run.summary,
+            "importance": imp,
+            "overfitting": flags,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let states = |s: &str| run.trials.iter().filter(|t| t.state == s).count();
+    println!(
+        "run {}: sweep `{}`, {} trials ({} complete, {} pruned, {} failed), metric {}",
+        dir.display(),
+        run.sweep.name,
+        run.trials.len(),
+        states("complete"),
+        states("pruned"),
+        states("failed"),
+        metric.name
+    );
+    match &run.summary {
+        Some(s) => {
+            let f = |k: &str| s["best"][k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "best trial {}: {:.4} on validation, {:.4} on test; {} epochs trained, utilisation {:.2}",
+                s["best"]["trial"],
+                f("val"),
+                f("test"),
+                s["epochs_total"],
+                s["utilisation"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        None => println!("no summary.json: the run did not finish, so there is no test score"),
+    }
+    println!("importance (PED-ANOVA, Spearman; + means higher does better):");
+    for m in &imp {
+        println!("  {:<14} {:.3}  {:+.2}", m.param, m.ped_anova, m.spearman);
+    }
+    if flags.is_empty() {
+        println!("overfitting: no trial flagged");
+    } else {
+        println!("overfitting: {} trial(s) flagged, worst:", flags.len());
+        for f in flags.iter().take(3) {
+            println!(
+                "  trial {}: gap {:.3}, validation loss {:+.0}% above its minimum (epoch {}); try {}",
+                f.trial,
+                f.gap,
+                100.0 * f.val_loss_rise,
+                f.best_epoch,
+                f.advice
+            );
+        }
+    }
+    println!("top trials:");
+    for t in run.ranked().iter().take(5) {
+        let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  trial {:>4} {:<9} {:>3} epochs  {:.4}  {}",
+            t.number,
+            t.state,
+            t.epochs,
+            t.value().unwrap_or(f64::NAN),
+            params.join(" ")
+        );
+    }
+    println!("report: {}", page.display());
+    Ok(())
+}
+
 fn lr_find(a: LrFindArgs) -> Result<()> {
     use crate::report::plot::{Chart, Series};
     use crate::train::lr_finder::{range_test, RangeTest};
@@ -514,6 +601,7 @@ fn lr_find(a: LrFindArgs) -> Result<()> {
                 format!("min/10 {:.2e}", result.min_div10_lr),
             ),
         ],
+        legend: true,
     };
     let series: Vec<Series> = result
         .members
@@ -521,6 +609,7 @@ fn lr_find(a: LrFindArgs) -> Result<()> {
         .map(|m| Series {
             label: format!("seed {}", m.seed),
             points: m.points.iter().map(|p| (p.lr, p.smoothed)).collect(),
+            dots: false,
         })
         .collect();
     let write = |name: &str, text: &str| {
@@ -732,6 +821,12 @@ fn run(
     }
     let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
     let mut log = RunLog::create(&run_dir)?;
+    // The sweep file goes with the results, so `popsweep report` can read the space.
+    let sweep_text = match &sweep_path {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+        None => config::DEFAULT_SWEEP.to_string(),
+    };
+    log.write_text("sweep.yaml", &sweep_text)?;
     if !quiet {
         let plans = bracket_plans(&sweep);
         let mut shape: Vec<String> = plans

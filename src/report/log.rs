@@ -85,6 +85,12 @@ impl RunLog {
 
     /// Writes `summary.json` through a temporary file and a rename, so a reader never
     /// sees half a summary.
+    /// Writes a text file into the run directory (e.g. the sweep file the run used).
+    pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    }
+
     pub fn write_summary(&self, summary: &impl Serialize) -> Result<()> {
         let tmp = self.dir.join("summary.json.tmp");
         let text = serde_json::to_string_pretty(summary).expect("summaries serialize") + "\n";

@@ -1,4 +1,8 @@
 //! What a sweep leaves on disk.
 
+pub mod diagnostics;
+pub mod html;
+pub mod importance;
 pub mod log;
 pub mod plot;
+pub mod run;

@@ -3,10 +3,11 @@
 
 use std::fmt::Write as _;
 
-/// One named curve of `(x, y)` points.
+/// One named curve of `(x, y)` points, drawn as a line or as dots.
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    pub dots: bool,
 }
 
 pub struct Chart<'a> {
@@ -19,6 +20,8 @@ pub struct Chart<'a> {
     pub y_range: Option<(f64, f64)>,
     /// Vertical markers: `(x, label)`.
     pub markers: Vec<(f64, String)>,
+    /// Draw the series' labels as a legend (off for many unnamed curves).
+    pub legend: bool,
 }
 
 const COLOURS: [&str; 6] = [
@@ -121,20 +124,30 @@ impl Chart<'_> {
                 .filter(|(x, y)| fx(*x).is_finite() && y.is_finite())
                 .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
                 .collect();
-            if !path.is_empty() {
+            if s.dots {
+                for p in &path {
+                    let (x, y) = p.split_once(',').expect("formatted as x,y");
+                    let _ = writeln!(
+                        out,
+                        "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"{colour}\"/>"
+                    );
+                }
+            } else if !path.is_empty() {
                 let _ = writeln!(
                     out,
                     "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"/>",
                     path.join(" ")
                 );
             }
-            let _ = writeln!(
-                out,
-                "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>",
-                W - RIGHT - 4.0,
-                TOP + 14.0 * (i as f64 + 1.0),
-                escape(&s.label)
-            );
+            if self.legend {
+                let _ = writeln!(
+                    out,
+                    "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>",
+                    W - RIGHT - 4.0,
+                    TOP + 14.0 * (i as f64 + 1.0),
+                    escape(&s.label)
+                );
+            }
         }
         for (x, label) in &self.markers {
             if fx(*x).is_finite() {
@@ -168,10 +181,12 @@ mod tests {
             x_log: true,
             y_range: None,
             markers: vec![(0.1, "pick".into())],
+            legend: true,
         };
         let svg = chart.svg(&[Series {
             label: "seed 1".into(),
             points: vec![(0.001, 2.0), (0.01, 1.0), (0.1, f64::NAN), (1.0, 3.0)],
+            dots: false,
         }]);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("a &lt;b&gt; &amp; c"));

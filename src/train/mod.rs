@@ -12,7 +12,7 @@ use serde::Serialize;
 /// Metrics of one member after one epoch. Train metrics are running means over the
 /// epoch's minibatches (with dropout active, as trained); validation metrics come from a
 /// separate pass without dropout.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
     /// 1-based: the number of epochs trained when these were measured.
     pub epoch: usize,

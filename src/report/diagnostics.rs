@@ -1,0 +1,137 @@
+//! Regularisation diagnostics: which trials overfit, judged from their train−validation
+//! gap over time, and which way to move.
+
+use super::run::TrialView;
+use serde::Serialize;
+
+/// A train−validation accuracy gap above this, with the validation loss risen off its
+/// minimum, marks overfitting; above `GAP_ALONE` the gap is enough on its own.
+pub const GAP: f64 = 0.03;
+pub const GAP_ALONE: f64 = 0.10;
+/// The validation loss's rise above its minimum (relative) that counts as rising.
+pub const RISE: f64 = 0.05;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Overfitting {
+    pub trial: usize,
+    /// Train accuracy − validation accuracy after the last epoch.
+    pub gap: f64,
+    /// Last validation loss over its minimum, minus 1.
+    pub val_loss_rise: f64,
+    /// The epoch with the lowest validation loss: where training should have stopped.
+    pub best_epoch: usize,
+    pub advice: String,
+}
+
+/// The overfitting trials (with at least three epochs), worst gap first.
+pub fn overfitting(trials: &[TrialView]) -> Vec<Overfitting> {
+    let mut flags: Vec<Overfitting> = trials
+        .iter()
+        .filter(|t| t.history.len() >= 3)
+        .filter_map(|t| {
+            let last = t.history.last()?;
+            let (best_epoch, min_loss) = t
+                .history
+                .iter()
+                .map(|h| (h.epoch, h.val_loss))
+                .filter(|(_, l)| l.is_finite())
+                .min_by(|a, b| a.1.total_cmp(&b.1))?;
+            let gap = last.train_accuracy - last.val_accuracy;
+            let rise = last.val_loss / min_loss.max(1e-12) - 1.0;
+            let overfit = (gap > GAP && rise > RISE) || gap > GAP_ALONE;
+            overfit.then(|| Overfitting {
+                trial: t.number,
+                gap,
+                val_loss_rise: rise,
+                best_epoch,
+                advice: advice(t),
+            })
+        })
+        .collect();
+    flags.sort_by(|a, b| b.gap.total_cmp(&a.gap));
+    flags
+}
+
+/// Which way to move: more of the regularisers the trial has room in, or less capacity.
+fn advice(t: &TrialView) -> String {
+    let number = |name: &str| t.params.get(name).and_then(|v| v.as_f64());
+    let mut moves = Vec::new();
+    match number("dropout") {
+        Some(d) if d < 0.3 => moves.push(format!("more dropout (now {d:.2})")),
+        None => moves.push("dropout".to_string()),
+        _ => {}
+    }
+    match number("weight_decay") {
+        Some(w) => moves.push(format!("more weight decay (now {w:.1e})")),
+        None => moves.push("weight decay".to_string()),
+    }
+    moves.push("augmentation".to_string());
+    let size: Vec<String> = ["width", "depth"]
+        .iter()
+        .filter_map(|n| number(n).map(|v| format!("{n} {v}")))
+        .collect();
+    let capacity = if size.is_empty() {
+        "a smaller model".to_string()
+    } else {
+        format!("a smaller model (now {})", size.join(", "))
+    };
+    format!("{}; or {capacity}", moves.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::{ParamValue, Params};
+    use crate::train::EpochMetrics;
+
+    fn trial(number: usize, curve: &[(f64, f64, f64)]) -> TrialView {
+        let mut params = Params::new();
+        params.insert("dropout".into(), ParamValue::Float(0.05));
+        params.insert("width".into(), ParamValue::Int(256));
+        TrialView {
+            number,
+            params,
+            state: "complete".into(),
+            epochs: curve.len(),
+            rungs: Vec::new(),
+            history: curve
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, &(train_accuracy, val_accuracy, val_loss))| EpochMetrics {
+                        epoch: i + 1,
+                        train_loss: 0.1,
+                        train_accuracy,
+                        val_loss,
+                        val_accuracy,
+                    },
+                )
+                .collect(),
+            lineage: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn flags_a_growing_gap_with_rising_validation_loss_only() {
+        let overfit = trial(
+            1,
+            &[(0.9, 0.88, 0.40), (0.97, 0.91, 0.30), (0.995, 0.92, 0.36)],
+        );
+        let healthy = trial(
+            2,
+            &[(0.9, 0.89, 0.40), (0.94, 0.93, 0.30), (0.95, 0.94, 0.28)],
+        );
+        let wide_gap = trial(3, &[(0.9, 0.8, 0.5), (0.99, 0.85, 0.4), (1.0, 0.86, 0.39)]);
+        let short = trial(4, &[(1.0, 0.5, 1.0), (1.0, 0.5, 2.0)]);
+        let flags = overfitting(&[overfit, healthy, wide_gap, short]);
+        let ids: Vec<usize> = flags.iter().map(|f| f.trial).collect();
+        assert_eq!(
+            ids,
+            vec![3, 1],
+            "worst gap first; healthy and too-short trials unflagged"
+        );
+        assert_eq!(flags[1].best_epoch, 2);
+        assert!(flags[1].advice.contains("more dropout (now 0.05)"));
+        assert!(flags[1].advice.contains("width 256"));
+    }
+}
