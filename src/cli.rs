@@ -444,6 +444,63 @@ fn bench_command(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The range test on the sweep's default model (3 seeds): `lr`'s range, a decade either
+/// side of the suggestion.
+fn lr_range_from_finder(sweep: &Sweep, train: &crate::data::Dataset) -> Result<(f64, f64)> {
+    use crate::train::lr_finder::{range_test, RangeTest};
+    let specs: Vec<_> = (0..3u64)
+        .map(|seed| {
+            crate::model::knobs::member_spec(
+                &crate::space::Params::new(),
+                &sweep.defaults,
+                train.n_features,
+                train.n_classes,
+                crate::rng::derive_seed(sweep.seed, 0x1F00 + seed),
+            )
+        })
+        .collect();
+    let test = RangeTest {
+        batch_size: sweep.batch_size,
+        ..RangeTest::default()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let s = range_test(&test, &specs, train, threads).suggested_lr;
+    if !(s.is_finite() && s > 0.0) {
+        return Err(Error::Run(
+            "lr_finder: the range test found no usable learning rate (the loss never fell); \
+             give lr a range yourself"
+                .into(),
+        ));
+    }
+    Ok((s / 10.0, s * 10.0))
+}
+
+/// `space` with `lr` (added or replaced) log-uniform over `[low, high]`.
+fn set_lr_range(space: &Space, low: f64, high: f64) -> Result<Space> {
+    use crate::space::{Distribution, ParamDef};
+    let mut params: Vec<ParamDef> = space
+        .params
+        .iter()
+        .filter(|p| p.name != "lr")
+        .cloned()
+        .collect();
+    params.push(ParamDef {
+        name: "lr".into(),
+        dist: Distribution::Float {
+            low,
+            high,
+            log: true,
+            step: None,
+        },
+        condition: space
+            .params
+            .iter()
+            .find(|p| p.name == "lr")
+            .and_then(|p| p.condition.clone()),
+    });
+    Space::new(params).map_err(|e| Error::Run(format!("lr_finder: {}", e.message)))
+}
+
 fn report(dir: &Path, json: bool) -> Result<()> {
     use crate::report::{diagnostics::overfitting, html, importance::importance, run::RunData};
     let run = RunData::load(dir)?;
@@ -818,6 +875,17 @@ fn run(
                     .into(),
             ));
         }
+    }
+    let mut sweep = sweep;
+    if sweep.lr_finder {
+        let (low, high) = lr_range_from_finder(&sweep, &tuning.train)?;
+        if !quiet {
+            println!(
+                "lr_finder: the range test suggests lr {:.3e}; lr is tuned log-uniformly over [{low:.3e}, {high:.3e}]",
+                (low * high).sqrt()
+            );
+        }
+        sweep.space = set_lr_range(&sweep.space, low, high)?;
     }
     let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
     let mut log = RunLog::create(&run_dir)?;

@@ -92,6 +92,9 @@ pub struct Sweep {
     pub batch_size: usize,
     /// Seeds the sampler, the split, the minibatch order and every trial's weights; default 0.
     pub seed: u64,
+    /// `lr_finder: {enabled: true}`: run the range test first and tune `lr` log-uniformly
+    /// over a decade either side of its suggestion.
+    pub lr_finder: bool,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +114,13 @@ struct RawSweep {
     model: Option<RawModel>,
     train: Option<RawTrain>,
     seed: Option<u64>,
+    lr_finder: Option<RawLrFinder>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLrFinder {
+    enabled: bool,
 }
 
 #[derive(Deserialize)]
@@ -422,6 +432,7 @@ impl Ctx<'_> {
             epochs,
             batch_size,
             seed: raw.seed.unwrap_or(0),
+            lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
         })
     }
 

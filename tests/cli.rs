@@ -266,3 +266,40 @@ fn sanity_preflight_passes_by_default_and_stops_a_run_that_cannot_learn() {
         "nothing trained, nothing written"
     );
 }
+
+#[test]
+fn lr_finder_sets_the_learning_rate_range_before_the_sweep() {
+    let yaml = format!(
+        "{HEAD}run_cap: 6\nparameters:\n  width: {{values: [16, 32]}}\n\
+         train: {{epochs: 2, batch_size: 64}}\nmodel: {{depth: 1}}\nlr_finder: {{enabled: true}}\n"
+    );
+    let (out, dir) = run_sweep_file("lr-finder", &yaml);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("lr_finder:"))
+        .expect("the range test is reported");
+    let range: Vec<f64> = line
+        .split(['[', ',', ']'])
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    assert_eq!(range.len(), 2, "{line}");
+    assert!(
+        (range[1] / range[0] - 100.0).abs() < 1e-6,
+        "a decade either side"
+    );
+    let trials = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+    for t in trials.lines() {
+        let t: serde_json::Value = serde_json::from_str(t).unwrap();
+        let lr = t["params"]["lr"].as_f64().expect("lr is now tuned");
+        assert!(
+            lr >= range[0] * 0.999 && lr <= range[1] * 1.001,
+            "{lr} outside {range:?}"
+        );
+    }
+}
