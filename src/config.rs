@@ -95,6 +95,8 @@ pub struct Sweep {
     /// `lr_finder: {enabled: true}`: run the range test first and tune `lr` log-uniformly
     /// over a decade either side of its suggestion.
     pub lr_finder: bool,
+    /// `model.max_params`: the depth × width budget; larger configurations fail untrained.
+    pub max_params: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +203,8 @@ struct RawModel {
     activation: Option<String>,
     depth: Option<u64>,
     width: Option<u64>,
+    /// A parameter budget: configurations above it are not trained (recorded failed).
+    max_params: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +352,10 @@ impl Ctx<'_> {
         };
         let metric = self.metric(raw.metric)?;
         let train = raw.train.as_ref();
+        let max_params = raw.model.as_ref().and_then(|m| m.max_params);
+        if max_params == Some(0) {
+            return Err(self.err(&["model", "max_params"], "must be at least 1".into()));
+        }
         let epochs = self.positive(train.and_then(|t| t.epochs), 27, &["train", "epochs"])?;
         let batch_size = self.positive(
             train.and_then(|t| t.batch_size),
@@ -433,6 +441,7 @@ impl Ctx<'_> {
             batch_size,
             seed: raw.seed.unwrap_or(0),
             lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
+            max_params: max_params.map(|m| m as usize),
         })
     }
 
@@ -1151,5 +1160,29 @@ mod tests {
         assert!(err("train: {lr_schedule: {type: linear}}\n").contains("unknown schedule `linear`"));
         assert!(err("train: {lr_schedule: {type: step, step_epochs: 0}}\n").contains("step_epochs"));
         assert!(err("train: {l1: -1}\n").contains("train.l1"));
+    }
+
+    #[test]
+    fn architecture_helpers_parse() {
+        let sweep = parse(
+            "name: x\nmethod: random\nmetric: {name: val_loss}\nparameters:\n  width: {distribution: pow2, min: 10, max: 300}\nmodel: {max_params: 50000}\n",
+            "s.yaml",
+        )
+        .unwrap();
+        let Distribution::Categorical { choices } = &sweep.space.params[0].dist else {
+            panic!("pow2 is an ordered categorical")
+        };
+        let widths: Vec<i64> = choices
+            .iter()
+            .filter_map(|c| c.as_f64())
+            .map(|v| v as i64)
+            .collect();
+        assert_eq!(widths, vec![16, 32, 64, 128, 256]);
+        assert_eq!(sweep.max_params, Some(50_000));
+        let bad = "name: x\nmethod: random\nmetric: {name: val_loss}\nparameters:\n  width: {distribution: pow2, min: 5, max: 7}\n";
+        assert!(parse(bad, "s.yaml")
+            .unwrap_err()
+            .to_string()
+            .contains("no power of two"));
     }
 }

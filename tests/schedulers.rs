@@ -19,7 +19,11 @@ const BASE: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}
     model: {depth: 1}\nseed: 3\n";
 
 fn run(extra: &str, tag: &str) -> SweepOutcome {
-    let sweep = config::parse(&format!("{BASE}{extra}"), "inline").unwrap();
+    run_text(&format!("{BASE}{extra}"), tag)
+}
+
+fn run_text(text: &str, tag: &str) -> SweepOutcome {
+    let sweep = config::parse(text, "inline").unwrap();
     let (tuning, held_out) = prepare_data(&sweep, &digits::load().unwrap());
     let dir = std::env::temp_dir().join(format!("popsweep-sched-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -149,6 +153,31 @@ fn pbt_copies_from_others_and_records_lineage() {
         let lr = l.params["lr"].as_f64().unwrap();
         assert!((0.01..=0.3).contains(&lr));
     }
+}
+
+#[test]
+fn configurations_over_the_parameter_budget_are_refused_untrained() {
+    // width 32 (64·32 + 32 + 32·10 + 10 = 2410 parameters) is over a budget of 2000;
+    // width 16 (1210) is not.
+    let text = BASE.replace("model: {depth: 1}", "model: {depth: 1, max_params: 2000}");
+    let o = run_text(
+        &format!("{text}train: {{epochs: 2, batch_size: 64}}\nrun_cap: 8\n"),
+        "budget",
+    );
+    for t in &o.trials {
+        let wide = t.params["width"] == popsweep::space::ParamValue::Int(32);
+        assert_eq!(t.state == TrialState::Failed, wide, "trial {}", t.number);
+        if wide {
+            assert_eq!(t.epochs, 0);
+            assert!(t
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("not trained: 2410 parameters exceed"));
+        }
+    }
+    assert!(o.trials.iter().any(|t| t.state == TrialState::Failed));
+    assert!(o.trials.iter().any(|t| t.state == TrialState::Complete));
 }
 
 #[test]

@@ -155,6 +155,19 @@ pub fn render(run: &RunData) -> String {
             dots: false,
         })
         .chain(std::iter::once(Series {
+            // Every rung a trial passed (all its rungs but the last) promoted it.
+            label: "promoted here".into(),
+            points: run
+                .trials
+                .iter()
+                .flat_map(|t| {
+                    let passed = t.rungs.len().saturating_sub(1);
+                    t.rungs[..passed].iter().map(|r| (r.epochs as f64, r.value))
+                })
+                .collect(),
+            dots: true,
+        }))
+        .chain(std::iter::once(Series {
             label: "pruned here".into(),
             points: run
                 .trials
@@ -171,7 +184,7 @@ pub fn render(run: &RunData) -> String {
     figure(
         &mut page,
         "curves",
-        "Learning curves (dots: where trials were pruned)",
+        "Learning curves (dots: where trials were promoted, then where they were pruned)",
         &Chart {
             title: metric,
             x_label: "epoch",

@@ -54,7 +54,7 @@ pub struct RawParam {
 }
 
 const SUPPORTED: &str = "constant, categorical, uniform, int_uniform, q_uniform, log_uniform, \
-                         log_uniform_values, float, int";
+                         log_uniform_values, float, int, pow2";
 
 /// The space the `parameters` block describes.
 pub fn parse_parameters(raw: BTreeMap<String, RawParam>) -> Result<Space, SpaceError> {
@@ -221,6 +221,24 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
                 log,
                 step,
             }
+        }
+        // popsweep's architecture helper: widths (or filters) as the powers of two in
+        // [min, max], an ordered categorical, e.g. min 16, max 512 → 16, 32, …, 512.
+        "pow2" => {
+            let (low, high) = int_bounds()?;
+            positive_min(low as f64)?;
+            let choices: Vec<ParamValue> = (0..63)
+                .map(|k| 1i64 << k)
+                .filter(|v| (low..=high).contains(v))
+                .map(ParamValue::Int)
+                .collect();
+            if choices.is_empty() {
+                return Err(err(
+                    "min",
+                    format!("no power of two lies in [{low}, {high}]"),
+                ));
+            }
+            Distribution::Categorical { choices }
         }
         other => {
             return Err(err(

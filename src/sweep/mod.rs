@@ -344,7 +344,7 @@ pub fn run_sweep(
                 let mut pop = Population::new();
                 let mut params: BTreeMap<usize, Params> = BTreeMap::new();
                 for t in study.ask_batch(plan.trials)? {
-                    pop.insert(t.number, trial_spec(sweep, tuning, t.number, &t.params));
+                    insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
                     params.insert(t.number, t.params);
                 }
                 let context = BracketContext {
@@ -582,6 +582,26 @@ fn trial_spec(
         tuning.train.n_classes,
         seed,
     )
+}
+
+/// Adds a trial's member to `pop`, refused untrained when its architecture is over the
+/// sweep's parameter budget.
+fn insert_trial(
+    pop: &mut Population,
+    sweep: &Sweep,
+    tuning: &TuningData,
+    trial: usize,
+    params: &Params,
+) {
+    let spec = trial_spec(sweep, tuning, trial, params);
+    let size = spec.arch.param_count();
+    let slot = pop.insert(trial, spec);
+    if let Some(budget) = sweep.max_params.filter(|&b| size > b) {
+        pop.refuse(
+            slot,
+            format!("{size} parameters exceed the budget model.max_params = {budget}"),
+        );
+    }
 }
 
 /// BOHB's proposals for a bracket of `n` trials: TPE fitted on the trials' values at the

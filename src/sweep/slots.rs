@@ -9,8 +9,8 @@
 //! started; a seed still reproduces the whole sweep.
 
 use super::{
-    score, trial_spec, Ledger, Lineage, Progress, RungValue, TickReport, TrialRecord, SEED_SAMPLER,
-    SEED_SHUFFLE,
+    insert_trial, score, Ledger, Lineage, Progress, RungValue, TickReport, TrialRecord,
+    SEED_SAMPLER, SEED_SHUFFLE,
 };
 use crate::backend::{Backend, EpochPlan};
 use crate::config::{Schedule, Sweep};
@@ -101,7 +101,7 @@ impl SlotContext<'_> {
             let n = free.min(sweep.run_cap - started);
             if n > 0 {
                 for t in study.ask_batch(n)? {
-                    pop.insert(t.number, trial_spec(sweep, tuning, t.number, &t.params));
+                    insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
                     running.insert(
                         t.number,
                         Running {

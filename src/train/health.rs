@@ -18,6 +18,10 @@ pub struct Divergence {
 
 impl fmt::Display for Divergence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.epoch == 0 {
+            // Refused before training (e.g. over the parameter budget), not diverged.
+            return write!(f, "not trained: {}", self.reason);
+        }
         write!(
             f,
             "diverged in epoch {} at step {}: {}",

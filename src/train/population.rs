@@ -181,6 +181,16 @@ impl Population {
         member.steps = steps;
     }
 
+    /// Marks slot `slot` failed before it trains (e.g. over the sweep's parameter budget):
+    /// every backend skips it and the driver records it as failed.
+    pub fn refuse(&mut self, slot: usize, reason: String) {
+        self.members[slot].failure = Some(Divergence {
+            epoch: 0,
+            step: 0,
+            reason,
+        });
+    }
+
     /// PBT's explore: new hyperparameters for slot `slot` (its architecture is unchanged).
     pub fn set_hparams(&mut self, slot: usize, hparams: crate::model::Hparams) {
         self.members[slot].spec.hparams = hparams;
