@@ -21,7 +21,7 @@ use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::train::Population;
-use crate::tuner::scheduler::{rank, Asha, MedianStopping, Pbt, Score};
+use crate::tuner::scheduler::{rank, Asha, Decision, MedianStopping, Pbt, Score};
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
 use rand::SeedableRng;
@@ -151,14 +151,18 @@ impl SlotContext<'_> {
                     leaving.push((slot, TrialState::Complete));
                     continue;
                 }
-                let stop = match &mut policy {
+                let decision = match &mut policy {
                     Policy::Asha(asha) => match asha.at_rung(member.epochs, now, metric.maximize) {
                         Some(keep) => {
                             run.rungs
                                 .push(rung_value(run.rungs.len(), member.epochs, now));
-                            !keep
+                            if keep {
+                                Decision::Continue
+                            } else {
+                                Decision::Stop
+                            }
                         }
-                        None => false,
+                        None => Decision::Continue,
                     },
                     Policy::Median(median) => {
                         let curve: Vec<f64> = member
@@ -166,16 +170,22 @@ impl SlotContext<'_> {
                             .iter()
                             .map(|h| h.get(&metric.name).unwrap_or(f64::NAN))
                             .collect();
-                        median.should_stop(&curve, metric.maximize)
+                        if median.should_stop(&curve, metric.maximize) {
+                            Decision::Stop
+                        } else {
+                            Decision::Continue
+                        }
                     }
-                    Policy::Pbt(..) => false,
+                    // PBT decides for the population as a whole, below.
+                    Policy::Pbt(..) => Decision::Continue,
                 };
-                if stop {
+                if decision == Decision::Stop {
                     leaving.push((slot, TrialState::Pruned));
                 }
             }
             if let Policy::Pbt(pbt, rng) = &mut policy {
-                self.exploit_and_explore(&mut pop, &mut running, &leaving, pbt, rng)?;
+                let decisions = self.pbt_decisions(&pop, &running, &leaving, pbt, rng);
+                self.apply(&mut pop, &mut running, decisions);
             }
 
             for &(slot, state) in &leaving {
@@ -229,17 +239,17 @@ impl SlotContext<'_> {
         Ok(())
     }
 
-    /// PBT at a ready epoch: members of the bottom quantile copy a top-quantile member's
-    /// weights and optimizer state, then perturb or resample their tunable hyperparameters.
-    /// Members leaving this epoch take no part.
-    fn exploit_and_explore(
+    /// PBT at a ready epoch: each member of the bottom quantile gets `Exploit { from }` (a
+    /// top-quantile member) followed by `Explore { params }` (that member's hyperparameters,
+    /// perturbed or resampled). Members leaving this epoch take no part.
+    fn pbt_decisions(
         &self,
-        pop: &mut Population,
-        running: &mut BTreeMap<usize, Running>,
+        pop: &Population,
+        running: &BTreeMap<usize, Running>,
         leaving: &[(usize, TrialState)],
         pbt: &Pbt,
         rng: &mut ChaCha8Rng,
-    ) -> Result<()> {
+    ) -> Vec<(usize, Decision)> {
         let metric = &self.sweep.metric;
         let staying: Vec<usize> = (0..pop.len())
             .filter(|s| !leaving.iter().any(|(l, _)| l == s))
@@ -253,39 +263,68 @@ impl SlotContext<'_> {
             .into_iter()
             .map(|i| staying[i])
             .collect();
+        let mut decisions = Vec::new();
         for (dst, src) in pbt.exploit_pairs(&ranked, rng) {
-            let (from, epoch) = (pop.members()[src].trial, pop.members()[dst].epochs);
-            let source_params = running[&from].current.clone();
+            let from = pop.members()[src].trial;
             let params = pbt.explore(
-                &source_params,
+                &running[&from].current,
                 &self.sweep.space,
                 |name| !is_architecture(name),
                 rng,
             );
-            pop.copy_weights(src, dst);
-            let member = &pop.members()[dst];
-            let spec = member_spec(
-                &params,
-                &self.sweep.defaults,
-                self.tuning.train.n_features,
-                self.tuning.train.n_classes,
-                member.spec.seed,
-            );
-            debug_assert_eq!(
-                spec.arch, member.spec.arch,
-                "explore keeps the architecture"
-            );
-            let trial = member.trial;
-            pop.set_hparams(dst, spec.hparams);
-            let run = running.get_mut(&trial).expect("every member is running");
-            run.lineage.push(Lineage {
-                epoch,
-                from,
-                params: params.clone(),
-            });
-            run.current = params;
+            decisions.push((dst, Decision::Exploit { from }));
+            decisions.push((dst, Decision::Explore { params }));
         }
-        Ok(())
+        decisions
+    }
+
+    /// Carries out exploit and explore decisions (continue and stop need no action here):
+    /// exploit copies the source's architecture, weights and optimizer state into the slot;
+    /// explore sets new hyperparameters and records the step in the trial's lineage.
+    fn apply(
+        &self,
+        pop: &mut Population,
+        running: &mut BTreeMap<usize, Running>,
+        decisions: Vec<(usize, Decision)>,
+    ) {
+        let mut copied_from = None;
+        for (slot, decision) in decisions {
+            match decision {
+                Decision::Continue | Decision::Stop => {}
+                Decision::Exploit { from } => {
+                    let src = pop
+                        .members()
+                        .iter()
+                        .position(|m| m.trial == from)
+                        .expect("exploit names a member in the population");
+                    pop.copy_weights(src, slot);
+                    copied_from = Some(from);
+                }
+                Decision::Explore { params } => {
+                    let member = &pop.members()[slot];
+                    let spec = member_spec(
+                        &params,
+                        &self.sweep.defaults,
+                        self.tuning.train.n_features,
+                        self.tuning.train.n_classes,
+                        member.spec.seed,
+                    );
+                    debug_assert_eq!(
+                        spec.arch, member.spec.arch,
+                        "explore keeps the architecture"
+                    );
+                    let (trial, epoch) = (member.trial, member.epochs);
+                    pop.set_hparams(slot, spec.hparams);
+                    let run = running.get_mut(&trial).expect("every member is running");
+                    run.lineage.push(Lineage {
+                        epoch,
+                        from: copied_from.take().unwrap_or(trial),
+                        params: params.clone(),
+                    });
+                    run.current = params;
+                }
+            }
+        }
     }
 
     fn report(

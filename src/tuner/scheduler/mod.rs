@@ -16,6 +16,23 @@ pub use hyperband::{brackets, Bracket};
 pub use median::MedianStopping;
 pub use pbt::Pbt;
 
+/// What a scheduler decides for a member at a rung. Successive halving, ASHA and median
+/// stopping answer `Continue` or `Stop`; PBT answers `Exploit { from }` followed by
+/// `Explore { params }` for a member it moves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    Continue,
+    Stop,
+    /// Take the weights and optimizer state of the member training trial `from`.
+    Exploit {
+        from: usize,
+    },
+    /// Continue with these hyperparameters.
+    Explore {
+        params: crate::space::Params,
+    },
+}
+
 /// A member's standing at a rung: the sweep metric, and a lower-is-better tie-break
 /// (validation loss in a sweep). Accuracy on a few hundred validation rows ties often;
 /// the loss separates those ties by confidence instead of by trial number.
