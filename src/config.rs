@@ -3,6 +3,7 @@
 //! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
 //! error names the file, the field as a dotted path and, where it can be found, the line.
 
+use crate::backend::cpu::activation::Activation;
 use crate::backend::cpu::optim::{Decay, LrSchedule, OptimizerKind};
 use crate::data::csv::LabelColumn;
 use crate::data::{DataSource, SplitFractions};
@@ -504,16 +505,19 @@ impl Ctx<'_> {
                 format!("model type `{kind}` is not supported yet (supported: mlp)"),
             ));
         }
-        if let Some(act) = model
-            .and_then(|m| m.activation.as_deref())
-            .filter(|&a| a != "relu")
-        {
-            return Err(self.err(
-                &["model", "activation"],
-                format!("activation `{act}` is not supported yet (supported: relu)"),
-            ));
-        }
         let base = KnobDefaults::default();
+        let activation = match model.and_then(|m| m.activation.as_deref()) {
+            None => base.activation,
+            Some(name) => Activation::parse(name).ok_or_else(|| {
+                self.err(
+                    &["model", "activation"],
+                    format!(
+                        "unknown activation `{name}` (expected {})",
+                        Activation::NAMES.join(", ")
+                    ),
+                )
+            })?,
+        };
         let check = |section: &str, name: &str, value: Option<f64>, default: f64| -> Result<f64> {
             let Some(v) = value else { return Ok(default) };
             let knob = knob(name).expect("defaults are named after knobs");
@@ -548,6 +552,7 @@ impl Ctx<'_> {
             Some(raw) => self.lr_schedule(raw, epochs_for_schedule)?,
         };
         Ok(KnobDefaults {
+            activation,
             optimizer,
             nesterov,
             schedule,
@@ -914,6 +919,25 @@ impl Ctx<'_> {
                     check("min", *low)?;
                     check("max", *high)?;
                 }
+                (KnobKind::Choice(names), Distribution::Categorical { choices }) => {
+                    for c in choices.iter() {
+                        match c {
+                            ParamValue::Str(s) if names.contains(&s.as_str()) => {}
+                            other => {
+                                return Err(fail(
+                                    "values",
+                                    format!("{name} takes one of {}, not {other}", knob.range),
+                                ))
+                            }
+                        }
+                    }
+                }
+                (KnobKind::Choice(_), _) => {
+                    return Err(fail(
+                        "distribution",
+                        format!("{name} is categorical: use values: [{}]", knob.range),
+                    ))
+                }
                 (kind, Distribution::Categorical { choices }) => {
                     for c in choices.iter_mut() {
                         *c = match (kind, &*c) {
@@ -956,6 +980,7 @@ fn kind_word(kind: KnobKind) -> &'static str {
     match kind {
         KnobKind::Int => "integer",
         KnobKind::Float => "numeric",
+        KnobKind::Choice(_) => "named",
     }
 }
 
@@ -1184,5 +1209,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no power of two"));
+    }
+
+    #[test]
+    fn activation_is_a_default_and_a_knob() {
+        let base = "name: x\nmethod: random\nmetric: {name: val_loss}\n";
+        let sweep = parse(
+            &format!("{base}parameters:\n  activation: {{values: [relu, gelu]}}\nmodel: {{activation: tanh}}\n"),
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(sweep.defaults.activation, Activation::Tanh);
+        let err = |text: &str| {
+            parse(&format!("{base}{text}"), "s.yaml")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("parameters:\n  activation: {values: [relu, swish]}\n").contains("takes one of")
+        );
+        assert!(
+            err("parameters:\n  activation: {distribution: uniform, min: 0.0, max: 1.0}\n")
+                .contains("categorical")
+        );
+        assert!(
+            err("parameters:\n  lr: {value: 0.1}\nmodel: {activation: swish}\n")
+                .contains("unknown activation `swish`")
+        );
     }
 }

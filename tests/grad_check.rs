@@ -73,3 +73,21 @@ fn mlp_backward_matches_finite_differences_under_fixed_dropout_mask() {
     };
     check(MlpArch::new(5, &[6, 4], 3), 4, Some(dropout));
 }
+
+#[test]
+fn every_activation_backward_matches_finite_differences() {
+    use popsweep::backend::cpu::activation::Activation;
+    for act in [Activation::LeakyRelu, Activation::Tanh, Activation::Gelu] {
+        check(MlpArch::new(5, &[6, 4], 3).with_activation(act), 4, None);
+        let dropout = StepDropout {
+            rate: 0.3,
+            seed: 9,
+            step: 2,
+        };
+        check(
+            MlpArch::new(4, &[7], 2).with_activation(act),
+            3,
+            Some(dropout),
+        );
+    }
+}

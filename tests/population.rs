@@ -65,13 +65,15 @@ fn diverging_member_fails_alone_and_leaves_others_unchanged() {
 }
 
 #[test]
-fn mixed_optimizers_and_schedules_equal_each_member_alone() {
+fn mixed_optimizers_schedules_and_activations_equal_each_member_alone() {
     use popsweep::backend::cpu::optim::{Decay, LrSchedule, OptimHparams};
     let data = digits_tuning();
     let mut specs = ragged_population();
     specs[1].hparams.optim = OptimHparams::adamw(0.003, 1e-2);
     specs[0].hparams.optim.nesterov = true; // momentum 0.9: Nesterov matters
     specs[3].hparams.optim.l1 = 1e-4;
+    specs[2].arch.activation = popsweep::backend::cpu::activation::Activation::Gelu;
+    specs[7].arch.activation = popsweep::backend::cpu::activation::Activation::Tanh;
     specs[4].hparams.optim.schedule = LrSchedule {
         warmup_epochs: 0.5,
         decay: Decay::Cosine { total_epochs: 3.0 },
@@ -101,7 +103,7 @@ fn mixed_optimizers_and_schedules_equal_each_member_alone() {
     }
     // Each option changes the result (the test would pass vacuously otherwise).
     let plain = train_together(&ragged_population(), &data, 3, 2);
-    for slot in [0, 1, 3, 4, 6] {
+    for slot in [0, 1, 2, 3, 4, 6, 7] {
         assert!(together.params(slot) != plain.params(slot), "member {slot}");
     }
 }

@@ -2,6 +2,7 @@
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
 use super::{Hparams, MemberSpec, MlpArch};
+use crate::backend::cpu::activation::Activation;
 use crate::backend::cpu::optim::{LrSchedule, OptimHparams, OptimizerKind};
 use crate::space::Params;
 
@@ -15,6 +16,8 @@ pub const MAX_WIDTH: usize = 65_536;
 pub enum KnobKind {
     Int,
     Float,
+    /// One of these names (a categorical parameter of strings).
+    Choice(&'static [&'static str]),
 }
 
 /// One tunable knob and the values it accepts.
@@ -26,7 +29,13 @@ pub struct Knob {
     pub accepts: fn(f64) -> bool,
 }
 
-pub const KNOBS: [Knob; 7] = [
+pub const KNOBS: [Knob; 8] = [
+    Knob {
+        name: "activation",
+        kind: KnobKind::Choice(&Activation::NAMES),
+        range: "relu, leaky_relu, tanh, gelu",
+        accepts: |_| true,
+    },
     Knob {
         name: "lr",
         kind: KnobKind::Float,
@@ -85,6 +94,7 @@ pub fn knob(name: &str) -> Option<&'static Knob> {
 /// Values of every knob a trial does not tune (from the sweep's `model` and `train`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KnobDefaults {
+    pub activation: Activation,
     pub optimizer: OptimizerKind,
     pub nesterov: bool,
     pub schedule: LrSchedule,
@@ -101,6 +111,7 @@ impl Default for KnobDefaults {
     /// SGD with lr 0.05, momentum 0.9, no weight decay, no dropout, two hidden layers of 128.
     fn default() -> Self {
         KnobDefaults {
+            activation: Activation::Relu,
             optimizer: OptimizerKind::Sgd,
             nesterov: false,
             schedule: LrSchedule::CONSTANT,
@@ -130,8 +141,14 @@ pub fn member_spec(
     let hidden: Vec<usize> = (1..=depth)
         .map(|k| number(&format!("width_{k}"), width) as usize)
         .collect();
+    let activation = match params.get("activation") {
+        Some(crate::space::ParamValue::Str(name)) => {
+            Activation::parse(name).expect("validated against the knob's choices")
+        }
+        _ => defaults.activation,
+    };
     MemberSpec {
-        arch: MlpArch::new(inputs, &hidden, classes),
+        arch: MlpArch::new(inputs, &hidden, classes).with_activation(activation),
         hparams: Hparams {
             optim: OptimHparams {
                 kind: defaults.optimizer,

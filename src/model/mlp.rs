@@ -5,7 +5,9 @@
 //! layer: `W_l` `(dims[l], dims[l+1])` row-major, then `b_l` `(dims[l+1])`. Gradients and
 //! optimizer state use the same layout, so one optimizer pass covers a whole member.
 
-use crate::backend::cpu::activation::{relu_backward, relu_forward};
+use crate::backend::cpu::activation::{
+    activation_backward, activation_forward, relu_backward, relu_forward, Activation,
+};
 use crate::backend::cpu::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use crate::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
 use crate::backend::cpu::loss::{
@@ -14,18 +16,28 @@ use crate::backend::cpu::loss::{
 use crate::backend::cpu::Real;
 use crate::rng::{stream_word, unit_f32, Stream};
 
-/// Layer widths from input to logits, e.g. `[64, 128, 128, 10]` (two hidden layers).
+/// Layer widths from input to logits, e.g. `[64, 128, 128, 10]` (two hidden layers), and
+/// the hidden layers' activation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlpArch {
     pub dims: Vec<usize>,
+    pub activation: Activation,
 }
 
 impl MlpArch {
+    /// An MLP with ReLU hidden layers.
     pub fn new(inputs: usize, hidden: &[usize], classes: usize) -> Self {
         let mut dims = vec![inputs];
         dims.extend_from_slice(hidden);
         dims.push(classes);
-        MlpArch { dims }
+        MlpArch {
+            dims,
+            activation: Activation::Relu,
+        }
+    }
+
+    pub fn with_activation(self, activation: Activation) -> Self {
+        MlpArch { activation, ..self }
     }
 
     pub fn n_layers(&self) -> usize {
@@ -88,6 +100,9 @@ pub struct MlpWorkspace<T> {
     acts: Vec<Vec<T>>,
     /// Dropout scales of each hidden layer, same shapes as `acts`.
     masks: Vec<Vec<T>>,
+    /// Pre-activations of each hidden layer (empty for ReLU, whose backward pass reads its
+    /// output instead).
+    pre: Vec<Vec<T>>,
     delta: Vec<T>,
     delta_prev: Vec<T>,
     /// The architecture's `layer_offsets`, computed once rather than at every step.
@@ -106,6 +121,11 @@ impl<T: Real> MlpWorkspace<T> {
         MlpWorkspace {
             acts: per_layer(),
             masks: per_layer(),
+            pre: if arch.activation == Activation::Relu {
+                Vec::new()
+            } else {
+                per_layer()
+            },
             delta: vec![T::zero(); batch * max_width],
             delta_prev: vec![T::zero(); batch * max_width],
             offsets: arch.layer_offsets(),
@@ -149,7 +169,13 @@ fn forward<'w, T: Real>(
             out,
         );
         if l < last {
-            relu_forward(out);
+            if arch.activation == Activation::Relu {
+                relu_forward(out);
+            } else {
+                let pre = &mut ws.pre[l][..batch * s.n_out];
+                pre.copy_from_slice(out);
+                activation_forward(arch.activation, pre, out);
+            }
             if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
                 let key = DropoutKey {
                     seed: d.seed,
@@ -209,7 +235,11 @@ pub fn forward_backward<T: Real>(
             if dropout_on {
                 dropout_backward(&ws.masks[l - 1][..batch * s.n_in], d_prev);
             }
-            relu_backward(&ws.acts[l - 1][..batch * s.n_in], d_prev);
+            if arch.activation == Activation::Relu {
+                relu_backward(&ws.acts[l - 1][..batch * s.n_in], d_prev);
+            } else {
+                activation_backward(arch.activation, &ws.pre[l - 1][..batch * s.n_in], d_prev);
+            }
             std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
         }
     }

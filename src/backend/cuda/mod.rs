@@ -17,6 +17,7 @@ pub mod population;
 pub use device::{Device, Unavailable};
 pub use population::DevicePopulation;
 
+use crate::backend::cpu::activation::Activation;
 use crate::backend::cpu::evaluate_params;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
@@ -65,11 +66,11 @@ impl Backend for CudaBackend {
         if pop.members().iter().all(|m| !m.is_alive()) {
             return Ok(());
         }
-        if let Some((trial, what)) = pop
-            .members()
-            .iter()
-            .find_map(|m| Some((m.trial, m.spec.hparams.optim.beyond_cuda()?)))
-        {
+        if let Some((trial, what)) = pop.members().iter().find_map(|m| {
+            let activation = (m.spec.arch.activation != Activation::Relu)
+                .then_some("an activation other than ReLU");
+            Some((m.trial, activation.or(m.spec.hparams.optim.beyond_cuda())?))
+        }) {
             return Err(Error::Device(format!(
                 "trial {trial} uses {what}, which the CUDA kernels do not implement yet; \
                  run it with --backend cpu"
