@@ -107,3 +107,67 @@ fn mixed_optimizers_schedules_and_activations_equal_each_member_alone() {
         assert!(together.params(slot) != plain.params(slot), "member {slot}");
     }
 }
+
+/// The first 10 training steps on digits (64-32-10, SGD lr 0.05 momentum 0.9, batch 32,
+/// the epoch-0 order), against losses recorded from this code when it was checked: a change
+/// to any op's arithmetic shows up here as a number, not as a vague accuracy shift.
+#[test]
+fn golden_ten_step_loss_curve_on_digits() {
+    use popsweep::backend::cpu::optim::optimizer_step;
+    use popsweep::model::mlp::forward_backward;
+    use popsweep::model::MlpWorkspace;
+    use popsweep::rng::{permutation, Stream};
+    let data = digits_tuning();
+    let s = spec(&[32], 0.05, 0.9, 0.0, 7);
+    let mut params = s.arch.init_params(s.seed);
+    let (mut m1, mut m2, mut grad) = (
+        vec![0.0f32; params.len()],
+        vec![0.0f32; params.len()],
+        vec![0.0f32; params.len()],
+    );
+    let order = permutation(data.train.len(), 99, Stream::Shuffle, 0);
+    let mut ws = MlpWorkspace::new(&s.arch, 32);
+    let mut losses = Vec::new();
+    for step in 0..10 {
+        let batch = data.train.subset(&order[step * 32..(step + 1) * 32]);
+        let sums = forward_backward(
+            &s.arch,
+            &params,
+            &batch.features,
+            &batch.labels,
+            None,
+            &mut ws,
+            &mut grad,
+        );
+        losses.push(sums.loss / 32.0);
+        optimizer_step(
+            &s.hparams.optim,
+            step as u64 + 1,
+            1.0,
+            &mut params,
+            &grad,
+            &mut m1,
+            &mut m2,
+        );
+    }
+    let golden: [f64; 10] = [
+        2.2385254986584187,
+        2.3378500044345856,
+        2.325205519795418,
+        2.3080706112086773,
+        2.287730112671852,
+        2.2884739860892296,
+        2.2799097523093224,
+        2.2583721056580544,
+        2.257859595119953,
+        2.243539657443762,
+    ];
+    for (i, (got, want)) in losses.iter().zip(golden).enumerate() {
+        assert!(
+            (got - want).abs() < 1e-5 * want,
+            "step {i}: {got} vs golden {want}\n{losses:?}"
+        );
+    }
+    // After the momentum's first overshoot, the loss falls step by step.
+    assert!(losses[9] < losses[1] - 0.09);
+}
