@@ -6,6 +6,7 @@
 use crate::backend::cpu::activation::Activation;
 use crate::backend::cpu::optim::{Decay, LrSchedule, OptimizerKind};
 use crate::data::csv::LabelColumn;
+use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions};
 use crate::error::{Error, Result};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
@@ -86,6 +87,8 @@ pub struct Sweep {
     pub split: SplitFractions,
     /// Validation fraction of a shipped train set (when it has a test set; default 0.1).
     pub val_fraction: f64,
+    /// Per-feature normalisation, fitted on the training split.
+    pub normalize: Normalize,
     pub defaults: KnobDefaults,
     /// Full training budget of one trial, in epochs; default 27.
     pub epochs: usize,
@@ -180,6 +183,11 @@ struct RawData {
     test_labels: Option<String>,
     /// CSV file.
     path: Option<String>,
+    /// NumPy feature and label arrays (`format: npy`).
+    features: Option<String>,
+    labels: Option<String>,
+    /// `none` (default), `standard` or `minmax`, fitted on the training split.
+    normalize: Option<String>,
     /// CSV label column: a header name or a 0-based index (default: the last column).
     label: Option<serde_yaml_ng::Value>,
     split: Option<RawSplit>,
@@ -257,6 +265,10 @@ pub fn load(path: &Path) -> Result<Sweep> {
             }
         }
         DataSource::Csv { path, .. } => resolve(path),
+        DataSource::Npy { features, labels } => {
+            resolve(features);
+            resolve(labels);
+        }
     }
     Ok(sweep)
 }
@@ -426,7 +438,7 @@ impl Ctx<'_> {
             }
             _ => run_cap,
         };
-        let (data, split, val_fraction) = self.data(raw.data)?;
+        let (data, split, val_fraction, normalize) = self.data(raw.data)?;
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -437,6 +449,7 @@ impl Ctx<'_> {
             data,
             split,
             val_fraction,
+            normalize,
             defaults,
             epochs,
             batch_size,
@@ -794,9 +807,14 @@ impl Ctx<'_> {
     }
 
     /// The data source, the split fractions and the validation fraction.
-    fn data(&self, raw: Option<RawData>) -> Result<(DataSource, SplitFractions, f64)> {
+    fn data(&self, raw: Option<RawData>) -> Result<(DataSource, SplitFractions, f64, Normalize)> {
         let Some(raw) = raw else {
-            return Ok((DataSource::Digits, SplitFractions::default(), 0.1));
+            return Ok((
+                DataSource::Digits,
+                SplitFractions::default(),
+                0.1,
+                Normalize::None,
+            ));
         };
         let at = |key: &'static str| ["data", key];
         let split = match &raw.split {
@@ -869,11 +887,24 @@ impl Ctx<'_> {
                     label,
                 }
             }
+            (_, Some("npy")) => DataSource::Npy {
+                features: need("features", &raw.features)?,
+                labels: need("labels", &raw.labels)?,
+            },
             (_, Some(other)) => {
-                return Err(self.err(&at("format"), format!("format `{other}` is not supported (supported: idx, csv)")))
+                return Err(self.err(&at("format"), format!("format `{other}` is not supported (supported: idx, csv, npy)")))
             }
         };
-        Ok((source, split, val_fraction))
+        let normalize = match raw.normalize.as_deref() {
+            None => Normalize::None,
+            Some(name) => Normalize::parse(name).ok_or_else(|| {
+                self.err(
+                    &at("normalize"),
+                    format!("`{name}` is not a normalisation (none, standard, minmax)"),
+                )
+            })?,
+        };
+        Ok((source, split, val_fraction, normalize))
     }
 
     fn space_error(&self, e: SpaceError) -> Error {
@@ -1236,5 +1267,31 @@ mod tests {
             err("parameters:\n  lr: {value: 0.1}\nmodel: {activation: swish}\n")
                 .contains("unknown activation `swish`")
         );
+    }
+
+    #[test]
+    fn npy_data_and_normalisation_parse() {
+        let base =
+            "name: x\nmethod: random\nmetric: {name: val_loss}\nparameters:\n  lr: {value: 0.1}\n";
+        let sweep = parse(
+            &format!("{base}data: {{format: npy, features: X.npy, labels: y.npy, normalize: standard}}\n"),
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            sweep.data,
+            DataSource::Npy {
+                features: "X.npy".into(),
+                labels: "y.npy".into()
+            }
+        );
+        assert_eq!(sweep.normalize, Normalize::Standard);
+        let err = |t: &str| {
+            parse(&format!("{base}{t}"), "s.yaml")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("data: {format: npy, features: X.npy}\n").contains("needs `labels`"));
+        assert!(err("data: {normalize: zscore}\n").contains("data.normalize"));
     }
 }

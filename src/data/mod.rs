@@ -4,6 +4,8 @@
 pub mod csv;
 pub mod digits;
 pub mod idx;
+pub mod normalize;
+pub mod npy;
 pub mod split;
 
 pub use split::{split_stratified, split_with_test, HeldOutTest, SplitFractions, TuningData};
@@ -26,6 +28,8 @@ pub enum DataSource {
         path: PathBuf,
         label: csv::LabelColumn,
     },
+    /// NumPy arrays: features `(N, ...)` and labels `(N,)`.
+    Npy { features: PathBuf, labels: PathBuf },
 }
 
 /// A labelled classification data set: `features` is `(len, n_features)` row-major.

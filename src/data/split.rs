@@ -49,6 +49,13 @@ impl HeldOutTest {
         self.rows.is_empty()
     }
 
+    /// The same rows transformed by a normaliser fitted on the training split (the rows
+    /// stay sealed: nothing about them comes back).
+    pub fn normalized(mut self, normalizer: &super::normalize::Normalizer) -> Self {
+        normalizer.apply(&mut self.rows);
+        self
+    }
+
     /// The one door to the test rows. Consuming `self` makes a second evaluation a
     /// compile error rather than a convention.
     pub fn final_evaluation<R>(self, evaluate: impl FnOnce(&Dataset) -> R) -> R {

@@ -12,6 +12,7 @@ mod slots;
 
 use crate::backend::{Backend, EpochPlan};
 use crate::config::{Metric, Schedule, Sweep};
+use crate::data::normalize::Normalizer;
 use crate::data::{
     csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
     TuningData,
@@ -74,6 +75,10 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
                 }
             }
         }
+        DataSource::Npy { features, labels } => {
+            let (t, h) = prepare_data(sweep, &crate::data::npy::load_pair(features, labels)?);
+            (t, h, features.display().to_string())
+        }
         DataSource::Csv { path, label } => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             let (t, h) = prepare_data(
@@ -81,6 +86,16 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
                 &csv::parse(&text, &path.display().to_string(), label)?,
             );
             (t, h, path.display().to_string())
+        }
+    };
+    // Normalisation is fitted on the training rows only, then applied to all three splits.
+    let (tuning, held_out) = match Normalizer::fit(sweep.normalize, &tuning.train) {
+        None => (tuning, held_out),
+        Some(n) => {
+            let mut tuning = tuning;
+            n.apply(&mut tuning.train);
+            n.apply(&mut tuning.val);
+            (tuning, held_out.normalized(&n))
         }
     };
     Ok((tuning, held_out, name))
