@@ -138,6 +138,7 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                         OptimizerKind::AdamW => OptimHparams::adamw(lr as f32, 1e-2),
                     },
                     dropout: 0.0,
+                    augment: Default::default(),
                 },
                 seed: 1000 + p as u64,
             }

@@ -224,6 +224,9 @@ struct RawTrain {
     nesterov: Option<bool>,
     l1: Option<f64>,
     lr_schedule: Option<RawSchedule>,
+    /// Input augmentation: Gaussian noise (std) and translations up to `shift` pixels.
+    noise: Option<f64>,
+    shift: Option<u64>,
     epochs: Option<u64>,
     batch_size: Option<u64>,
     lr: Option<f64>,
@@ -570,6 +573,13 @@ impl Ctx<'_> {
             nesterov,
             schedule,
             l1: check("train", "l1", train.and_then(|t| t.l1), base.l1)?,
+            noise: check("train", "noise", train.and_then(|t| t.noise), base.noise)?,
+            shift: check(
+                "train",
+                "shift",
+                as_f64(train.and_then(|t| t.shift)),
+                base.shift as f64,
+            )? as usize,
             lr: check("train", "lr", train.and_then(|t| t.lr), base.lr)?,
             momentum: check(
                 "train",

@@ -24,6 +24,8 @@ pub enum Stream {
     Shuffle = 3,
     /// The stratified train/validation/test split.
     Split = 4,
+    /// Input augmentation (counter words 1–2 = step; index walks rows, then elements).
+    Augment = 5,
 }
 
 /// One Philox4x32-10 block: four independent 32-bit words for `(key, counter)`.

@@ -78,7 +78,11 @@ fn gemm_tolerance(k: usize) -> f64 {
 fn hparams(dropout: f32, seed: u64, optim: OptimHparams) -> MemberHparams {
     MemberHparams::of(&MemberSpec {
         arch: MlpArch::new(1, &[], 1),
-        hparams: Hparams { optim, dropout },
+        hparams: Hparams {
+            optim,
+            dropout,
+            augment: Default::default(),
+        },
         seed,
     })
 }

@@ -65,7 +65,7 @@ fn diverging_member_fails_alone_and_leaves_others_unchanged() {
 }
 
 #[test]
-fn mixed_optimizers_schedules_and_activations_equal_each_member_alone() {
+fn mixed_optimizers_schedules_activations_and_augmentation_equal_each_member_alone() {
     use popsweep::backend::cpu::optim::{Decay, LrSchedule, OptimHparams};
     let data = digits_tuning();
     let mut specs = ragged_population();
@@ -74,6 +74,10 @@ fn mixed_optimizers_schedules_and_activations_equal_each_member_alone() {
     specs[3].hparams.optim.l1 = 1e-4;
     specs[2].arch.activation = popsweep::backend::cpu::activation::Activation::Gelu;
     specs[7].arch.activation = popsweep::backend::cpu::activation::Activation::Tanh;
+    specs[5].hparams.augment = popsweep::backend::cpu::augment::Augment {
+        noise: 0.1,
+        shift: 1,
+    };
     specs[4].hparams.optim.schedule = LrSchedule {
         warmup_epochs: 0.5,
         decay: Decay::Cosine { total_epochs: 3.0 },
@@ -103,7 +107,7 @@ fn mixed_optimizers_schedules_and_activations_equal_each_member_alone() {
     }
     // Each option changes the result (the test would pass vacuously otherwise).
     let plain = train_together(&ragged_population(), &data, 3, 2);
-    for slot in [0, 1, 2, 3, 4, 6, 7] {
+    for slot in [0, 1, 2, 3, 4, 5, 6, 7] {
         assert!(together.params(slot) != plain.params(slot), "member {slot}");
     }
 }

@@ -3,11 +3,14 @@
 
 use super::{Hparams, MemberSpec, MlpArch};
 use crate::backend::cpu::activation::Activation;
+use crate::backend::cpu::augment::Augment;
 use crate::backend::cpu::optim::{LrSchedule, OptimHparams, OptimizerKind};
 use crate::space::Params;
 
 /// The deepest MLP the built-in model accepts (hidden layers).
 pub const MAX_DEPTH: usize = 8;
+/// The largest translation (pixels) the `shift` augmentation accepts.
+pub const MAX_SHIFT: usize = 8;
 /// The widest hidden layer the built-in model accepts.
 pub const MAX_WIDTH: usize = 65_536;
 
@@ -29,7 +32,19 @@ pub struct Knob {
     pub accepts: fn(f64) -> bool,
 }
 
-pub const KNOBS: [Knob; 8] = [
+pub const KNOBS: [Knob; 10] = [
+    Knob {
+        name: "noise",
+        kind: KnobKind::Float,
+        range: "[0, ∞)",
+        accepts: |x| x >= 0.0 && x.is_finite(),
+    },
+    Knob {
+        name: "shift",
+        kind: KnobKind::Int,
+        range: "0..=8",
+        accepts: |x| (0.0..=MAX_SHIFT as f64).contains(&x),
+    },
     Knob {
         name: "activation",
         kind: KnobKind::Choice(&Activation::NAMES),
@@ -103,6 +118,9 @@ pub struct KnobDefaults {
     pub momentum: f64,
     pub weight_decay: f64,
     pub dropout: f64,
+    /// Input augmentation: Gaussian noise's standard deviation and the largest shift.
+    pub noise: f64,
+    pub shift: usize,
     pub depth: usize,
     pub width: usize,
 }
@@ -120,6 +138,8 @@ impl Default for KnobDefaults {
             momentum: 0.9,
             weight_decay: 0.0,
             dropout: 0.0,
+            noise: 0.0,
+            shift: 0,
             depth: 2,
             width: 128,
         }
@@ -163,6 +183,10 @@ pub fn member_spec(
                 )
             },
             dropout: number("dropout", defaults.dropout) as f32,
+            augment: Augment {
+                noise: number("noise", defaults.noise) as f32,
+                shift: number("shift", defaults.shift as f64) as u32,
+            },
         },
         seed,
     }

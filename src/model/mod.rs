@@ -13,6 +13,8 @@ pub struct Hparams {
     pub optim: OptimHparams,
     /// Dropout rate after every hidden layer, in [0, 1).
     pub dropout: f32,
+    /// Input augmentation (none by default).
+    pub augment: crate::backend::cpu::augment::Augment,
 }
 
 /// Everything that defines one member: its architecture, its hyperparameters, and the seed

@@ -10,6 +10,7 @@
 
 mod slots;
 
+use crate::backend::cpu::augment::image_side;
 use crate::backend::{Backend, EpochPlan};
 use crate::config::{Metric, Schedule, Sweep};
 use crate::data::normalize::Normalizer;
@@ -314,6 +315,7 @@ pub fn run_sweep(
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
+    check_shift(sweep, tuning.train.n_features)?;
     let mut study = Study::in_memory(
         sweep.space.clone(),
         sweep.sampler,
@@ -580,6 +582,28 @@ impl BracketContext<'_> {
         }
         Ok(())
     }
+}
+
+/// The `shift` augmentation treats each row as a square image: refuse it up front when the
+/// rows are not square, rather than fail inside training.
+fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
+    let tuned = sweep.space.params.iter().any(|p| p.name == "shift");
+    if (tuned || sweep.defaults.shift > 0) && image_side(n_features).is_none() {
+        return Err(Error::Config {
+            file: sweep.name.clone(),
+            line: None,
+            field: if tuned {
+                "parameters.shift"
+            } else {
+                "train.shift"
+            }
+            .into(),
+            message: format!(
+                "shift translates square images, and rows of {n_features} features are not one"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The member a trial trains: its knobs over the sweep's defaults, and a seed of its own.

@@ -300,6 +300,7 @@ mod tests {
             hparams: Hparams {
                 optim: crate::backend::cpu::optim::OptimHparams::sgd(0.0, 0.9, 0.0),
                 dropout: 0.0,
+                augment: Default::default(),
             },
             seed,
         };

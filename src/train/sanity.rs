@@ -49,6 +49,8 @@ pub fn sanity_check(
     let plain = KnobDefaults {
         dropout: 0.0,
         weight_decay: 0.0,
+        noise: 0.0,
+        shift: 0,
         ..*defaults
     };
     let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1);

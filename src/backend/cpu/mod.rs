@@ -5,6 +5,7 @@
 //! `*_backward` and keeps a plain-loop reference where the fast path is not itself a loop.
 
 pub mod activation;
+pub mod augment;
 pub mod dropout;
 pub mod linear;
 pub mod loss;

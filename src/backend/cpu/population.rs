@@ -7,6 +7,7 @@
 //! minibatches; interleaving members per step would evict them every step. The result of a
 //! member never depends on which thread trained it or who else was in the population.
 
+use crate::backend::cpu::augment::augment_batch;
 use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
@@ -116,6 +117,12 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let (mut loss_sum, mut correct) = (0.0, 0usize);
     let epoch = member.epochs + 1;
     let steps_per_epoch = shuffled.len().div_ceil(batch_size.max(1));
+    // The member's own augmented copy of each shared minibatch.
+    let mut augmented = if hp.augment.is_active() {
+        vec![0.0f32; batch_size * d]
+    } else {
+        Vec::new()
+    };
     for (xs, ys) in shuffled
         .features
         .chunks(batch_size * d)
@@ -125,6 +132,13 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             rate: hp.dropout,
             seed: member.spec.seed,
             step: member.steps,
+        };
+        let xs = if hp.augment.is_active() {
+            let out = &mut augmented[..xs.len()];
+            augment_batch(hp.augment, member.spec.seed, member.steps, xs, d, out);
+            &*out
+        } else {
+            xs
         };
         let sums = forward_backward(arch, params, xs, ys, Some(dropout), &mut ws, &mut grad);
         if let Err(reason) = check_batch_loss(sums.loss / ys.len() as f64, arch.classes()) {

@@ -69,7 +69,16 @@ impl Backend for CudaBackend {
         if let Some((trial, what)) = pop.members().iter().find_map(|m| {
             let activation = (m.spec.arch.activation != Activation::Relu)
                 .then_some("an activation other than ReLU");
-            Some((m.trial, activation.or(m.spec.hparams.optim.beyond_cuda())?))
+            let augment = m
+                .spec
+                .hparams
+                .augment
+                .is_active()
+                .then_some("input augmentation");
+            let what = activation
+                .or(augment)
+                .or(m.spec.hparams.optim.beyond_cuda())?;
+            Some((m.trial, what))
         }) {
             return Err(Error::Device(format!(
                 "trial {trial} uses {what}, which the CUDA kernels do not implement yet; \

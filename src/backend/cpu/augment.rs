@@ -1,0 +1,134 @@
+//! Input augmentation per member, drawn from the counter-based RNG keyed by (member seed,
+//! step, row or element), so a member's augmented batch depends on nothing else — it is the
+//! same alone, in any population, on any run. Two kinds, each with a tuned strength:
+//! - `shift`: each row, seen as a square image, is translated by up to `shift` pixels in
+//!   each direction (uniform integers), zero-filled at the edges;
+//! - `noise`: Gaussian noise of standard deviation `noise` added to every input.
+
+use crate::rng::{stream_word, unit_f32, Stream};
+
+/// One member's augmentation strengths.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Augment {
+    pub noise: f32,
+    pub shift: u32,
+}
+
+impl Augment {
+    pub fn is_active(&self) -> bool {
+        self.noise > 0.0 || self.shift > 0
+    }
+}
+
+/// The side of a square image of `n` pixels, if `n` is a square.
+pub fn image_side(n: usize) -> Option<usize> {
+    let side = (n as f64).sqrt().round() as usize;
+    (side * side == n).then_some(side)
+}
+
+/// Writes the augmented copy of `xs` (`rows × d`) into `out`. `d` must be a square when
+/// `shift > 0` (checked when the sweep starts).
+pub fn augment_batch(aug: Augment, seed: u64, step: u64, xs: &[f32], d: usize, out: &mut [f32]) {
+    let (lo, hi) = (step as u32, (step >> 32) as u32);
+    let word = |b: u32, index: u64| stream_word(seed, Stream::Augment, lo, hi ^ b, index);
+    out[..xs.len()].copy_from_slice(xs);
+    if aug.shift > 0 {
+        let side = image_side(d).expect("shift needs square images");
+        let span = 2 * aug.shift as u64 + 1;
+        for (r, (src, dst)) in xs.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+            let pick = |k: u64| (word(0, 2 * r as u64 + k) as u64 % span) as i64 - aug.shift as i64;
+            let (dx, dy) = (pick(0), pick(1));
+            for i in 0..side as i64 {
+                for j in 0..side as i64 {
+                    let (si, sj) = (i - dy, j - dx);
+                    dst[(i * side as i64 + j) as usize] =
+                        if (0..side as i64).contains(&si) && (0..side as i64).contains(&sj) {
+                            src[(si * side as i64 + sj) as usize]
+                        } else {
+                            0.0
+                        };
+                }
+            }
+        }
+    }
+    if aug.noise > 0.0 {
+        for (e, x) in out[..xs.len()].iter_mut().enumerate() {
+            // Box–Muller from two words of the element's pair.
+            let u1 = unit_f32(word(1 << 31, 2 * e as u64)).max(1e-7);
+            let u2 = unit_f32(word(1 << 31, 2 * e as u64 + 1));
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos();
+            *x += aug.noise * z;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_translates_whole_images_within_range() {
+        // A 4×4 image with one lit pixel: after a shift it is still one lit pixel, moved by
+        // at most `shift` in each direction (or pushed off the edge).
+        let mut img = vec![0.0f32; 16];
+        img[5] = 1.0; // (1, 1)
+        let aug = Augment {
+            noise: 0.0,
+            shift: 1,
+        };
+        let mut moved = std::collections::BTreeSet::new();
+        for step in 0..40 {
+            let mut out = vec![9.0f32; 16];
+            augment_batch(aug, 3, step, &img, 16, &mut out);
+            let lit: Vec<usize> = (0..16).filter(|&k| out[k] == 1.0).collect();
+            assert!(out.iter().all(|&v| v == 0.0 || v == 1.0));
+            assert_eq!(lit.len(), 1);
+            let (i, j) = (lit[0] / 4, lit[0] % 4);
+            assert!(i.abs_diff(1) <= 1 && j.abs_diff(1) <= 1);
+            moved.insert(lit[0]);
+        }
+        assert!(moved.len() > 4, "the shifts vary with the step");
+        // Same key, same result; another seed, another result.
+        let (mut a, mut b, mut c) = (vec![0.0; 16], vec![0.0; 16], vec![0.0; 16]);
+        augment_batch(aug, 3, 7, &img, 16, &mut a);
+        augment_batch(aug, 3, 7, &img, 16, &mut b);
+        assert_eq!(a, b);
+        let differs = (0..20).any(|s| {
+            augment_batch(aug, 4, s, &img, 16, &mut c);
+            augment_batch(aug, 3, s, &img, 16, &mut a);
+            a != c
+        });
+        assert!(differs);
+    }
+
+    #[test]
+    fn noise_has_the_asked_spread() {
+        let xs = vec![0.0f32; 20_000];
+        let mut out = vec![0.0f32; 20_000];
+        augment_batch(
+            Augment {
+                noise: 0.5,
+                shift: 0,
+            },
+            1,
+            0,
+            &xs,
+            100,
+            &mut out,
+        );
+        let n = out.len() as f64;
+        let mean = out.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let sd = (out
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        assert!(
+            mean.abs() < 0.02 && (sd - 0.5).abs() < 0.02,
+            "mean {mean}, sd {sd}"
+        );
+        assert_eq!(image_side(784), Some(28));
+        assert_eq!(image_side(10), None);
+    }
+}
