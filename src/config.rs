@@ -1177,7 +1177,7 @@ mod tests {
         let e = error_of(&format!("{BASE}data:\n  format: parquet\n"));
         assert_eq!(
             e,
-            "s.yaml:6: data.format: format `parquet` is not supported (supported: idx, csv)"
+            "s.yaml:6: data.format: format `parquet` is not supported (supported: idx, csv, npy)"
         );
         let csv = parse(
             &format!("{BASE}data: {{format: csv, path: x.csv, label: 3}}\n"),

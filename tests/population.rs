@@ -39,6 +39,12 @@ fn population_of_eight_equals_each_member_alone_bit_for_bit() {
         &specs[0].arch.init_params(specs[0].seed)[..]
     );
     assert!(together.members()[0].history[2].val_accuracy > 0.8);
+    // The per-epoch gradient measurements are there and plausible.
+    let h = &together.members()[0].history;
+    assert!(h
+        .iter()
+        .all(|e| e.grad_norm.is_some_and(|g| g > 0.0 && g.is_finite())));
+    assert!(h.iter().all(|e| e.nonfinite_grads == Some(0)));
 }
 
 #[test]

@@ -99,6 +99,8 @@ mod tests {
                 .enumerate()
                 .map(
                     |(i, &(train_accuracy, val_accuracy, val_loss))| EpochMetrics {
+                        grad_norm: None,
+                        nonfinite_grads: None,
                         epoch: i + 1,
                         train_loss: 0.1,
                         train_accuracy,

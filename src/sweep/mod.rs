@@ -707,6 +707,7 @@ fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Resu
         "val_loss",
         "val_accuracy",
         "train_val_gap",
+        "grad_norm",
     ]
     .iter()
     .map(|h| h.to_string())
@@ -727,6 +728,7 @@ fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Resu
                 opt(last.map(|h| h.val_loss)),
                 opt(last.map(|h| h.val_accuracy)),
                 opt(last.map(|h| h.train_accuracy - h.val_accuracy)),
+                opt(last.and_then(|h| h.grad_norm)),
             ];
             row.extend(names.iter().map(|n| {
                 t.params.get(*n).map_or(String::new(), |v| match v {

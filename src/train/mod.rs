@@ -20,6 +20,13 @@ pub struct EpochMetrics {
     pub train_accuracy: f64,
     pub val_loss: f64,
     pub val_accuracy: f64,
+    /// Mean over the epoch's steps of the gradient's L2 norm (of the batch-mean loss, before
+    /// weight decay). `None` where a backend does not measure it (CUDA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
+    /// Gradient elements that were NaN or infinite during the epoch (`None`: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonfinite_grads: Option<u64>,
 }
 
 /// The metric names a sweep's `metric.name` may use.

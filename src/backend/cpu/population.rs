@@ -101,6 +101,19 @@ pub fn evaluate_params(arch: &MlpArch, params: &[f32], rows: &Dataset) -> Evalua
     }
 }
 
+/// The L2 norm of the finite gradient elements, and how many were not finite.
+fn gradient_health(grad: &[f32]) -> (f64, u64) {
+    let (mut sq, mut bad) = (0.0f64, 0u64);
+    for &g in grad {
+        if g.is_finite() {
+            sq += f64::from(g) * f64::from(g);
+        } else {
+            bad += 1;
+        }
+    }
+    (sq.sqrt(), bad)
+}
+
 /// One epoch of one member over `shuffled` (already in this epoch's order).
 fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batch_size: usize) {
     let SlotMut {
@@ -115,6 +128,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let mut ws = MlpWorkspace::new(arch, batch_size);
     let mut grad = vec![0.0f32; params.len()];
     let (mut loss_sum, mut correct) = (0.0, 0usize);
+    let (mut norm_sum, mut nonfinite, mut steps) = (0.0f64, 0u64, 0usize);
     let epoch = member.epochs + 1;
     let steps_per_epoch = shuffled.len().div_ceil(batch_size.max(1));
     // The member's own augmented copy of each shared minibatch.
@@ -149,6 +163,10 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             });
             return;
         }
+        let (norm, bad) = gradient_health(&grad);
+        norm_sum += norm;
+        nonfinite += bad;
+        steps += 1;
         let step = member.steps + 1;
         let lr_factor = hp.optim.schedule.factor(step, steps_per_epoch);
         optimizer_step(&hp.optim, step, lr_factor, params, &grad, moment1, moment2);
@@ -168,6 +186,8 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let scored = evaluate_params(arch, params, val);
     member.epochs = epoch;
     member.history.push(EpochMetrics {
+        grad_norm: Some(norm_sum / steps.max(1) as f64),
+        nonfinite_grads: Some(nonfinite),
         epoch,
         train_loss: loss_sum / n,
         train_accuracy: correct as f64 / n,

@@ -133,6 +133,8 @@ impl Backend for CudaBackend {
             }
             member.epochs = epoch;
             member.history.push(EpochMetrics {
+                grad_norm: None,
+                nonfinite_grads: None,
                 epoch,
                 train_loss: s.train_loss / n_train,
                 train_accuracy: s.train_correct as f64 / n_train,
