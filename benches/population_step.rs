@@ -25,6 +25,7 @@ fn digits_population_epoch(c: &mut Criterion) {
                     optim: OptimHparams::sgd(0.01, 0.9, 0.0),
                     dropout: 0.0,
                     augment: Default::default(),
+                    batch_size: None,
                 },
                 seed: trial as u64,
             };

@@ -139,6 +139,7 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                     },
                     dropout: 0.0,
                     augment: Default::default(),
+                    batch_size: None,
                 },
                 seed: 1000 + p as u64,
             }

@@ -82,6 +82,7 @@ fn hparams(dropout: f32, seed: u64, optim: OptimHparams) -> MemberHparams {
             optim,
             dropout,
             augment: Default::default(),
+            batch_size: None,
         },
         seed,
     })

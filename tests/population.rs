@@ -71,7 +71,7 @@ fn diverging_member_fails_alone_and_leaves_others_unchanged() {
 }
 
 #[test]
-fn mixed_optimizers_schedules_activations_and_augmentation_equal_each_member_alone() {
+fn mixed_optimizers_schedules_activations_augmentation_and_batch_sizes_equal_each_member_alone() {
     use popsweep::backend::cpu::optim::{Decay, LrSchedule, OptimHparams};
     let data = digits_tuning();
     let mut specs = ragged_population();
@@ -80,6 +80,8 @@ fn mixed_optimizers_schedules_activations_and_augmentation_equal_each_member_alo
     specs[3].hparams.optim.l1 = 1e-4;
     specs[2].arch.activation = popsweep::backend::cpu::activation::Activation::Gelu;
     specs[7].arch.activation = popsweep::backend::cpu::activation::Activation::Tanh;
+    specs[3].hparams.batch_size = Some(17);
+    specs[6].hparams.batch_size = Some(64);
     specs[5].hparams.augment = popsweep::backend::cpu::augment::Augment {
         noise: 0.1,
         shift: 1,
@@ -110,7 +112,11 @@ fn mixed_optimizers_schedules_activations_and_augmentation_equal_each_member_alo
             "member {slot} differs"
         );
         assert_eq!(together.members()[slot].history, alone.members()[0].history);
+        assert_eq!(together.members()[slot].steps, alone.members()[0].steps);
     }
+    // Ragged batches: 17 rows per step takes more steps than the shared 32.
+    assert!(together.members()[3].steps > together.members()[0].steps);
+    assert!(together.members()[6].steps < together.members()[0].steps);
     // Each option changes the result (the test would pass vacuously otherwise).
     let plain = train_together(&ragged_population(), &data, 3, 2);
     for slot in [0, 1, 2, 3, 4, 5, 6, 7] {

@@ -32,7 +32,13 @@ pub struct Knob {
     pub accepts: fn(f64) -> bool,
 }
 
-pub const KNOBS: [Knob; 10] = [
+pub const KNOBS: [Knob; 11] = [
+    Knob {
+        name: "batch_size",
+        kind: KnobKind::Int,
+        range: "1..=65536",
+        accepts: |x| (1.0..=65_536.0).contains(&x),
+    },
     Knob {
         name: "noise",
         kind: KnobKind::Float,
@@ -187,6 +193,10 @@ pub fn member_spec(
                 noise: number("noise", defaults.noise) as f32,
                 shift: number("shift", defaults.shift as f64) as u32,
             },
+            batch_size: params
+                .get("batch_size")
+                .and_then(|v| v.as_f64())
+                .map(|b| b as usize),
         },
         seed,
     }

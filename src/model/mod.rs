@@ -15,6 +15,11 @@ pub struct Hparams {
     pub dropout: f32,
     /// Input augmentation (none by default).
     pub augment: crate::backend::cpu::augment::Augment,
+    /// The member's own minibatch size, when tuned; `None` takes the sweep's. Design:
+    /// ragged batches — every member walks the same shuffled order of the epoch, chunked by
+    /// its own batch size (a member with smaller batches takes more steps per epoch), so
+    /// members of every batch size still share one population and one data order.
+    pub batch_size: Option<usize>,
 }
 
 /// Everything that defines one member: its architecture, its hyperparameters, and the seed

@@ -301,6 +301,7 @@ mod tests {
                 optim: crate::backend::cpu::optim::OptimHparams::sgd(0.0, 0.9, 0.0),
                 dropout: 0.0,
                 augment: Default::default(),
+                batch_size: None,
             },
             seed,
         };

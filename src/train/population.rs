@@ -234,6 +234,7 @@ mod tests {
                 optim: OptimHparams::sgd(0.1, 0.0, 0.0),
                 dropout: 0.0,
                 augment: Default::default(),
+                batch_size: None,
             },
             seed,
         }

@@ -20,6 +20,7 @@ pub fn spec(hidden: &[usize], lr: f32, momentum: f32, dropout: f32, seed: u64) -
             optim: OptimHparams::sgd(lr, momentum, 1e-4),
             dropout,
             augment: Default::default(),
+            batch_size: None,
         },
         seed,
     }

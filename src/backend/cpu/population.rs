@@ -66,7 +66,13 @@ impl Backend for CpuBackend {
             for _ in 0..self.threads {
                 scope.spawn(|| {
                     while let Some(slot) = next() {
-                        train_member_epoch(slot, &shuffled, val, plan.batch_size);
+                        let batch = slot
+                            .member
+                            .spec
+                            .hparams
+                            .batch_size
+                            .unwrap_or(plan.batch_size);
+                        train_member_epoch(slot, &shuffled, val, batch.max(1));
                     }
                 });
             }

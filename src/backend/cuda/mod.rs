@@ -75,8 +75,15 @@ impl Backend for CudaBackend {
                 .augment
                 .is_active()
                 .then_some("input augmentation");
+            let batch = m
+                .spec
+                .hparams
+                .batch_size
+                .is_some_and(|b| b != plan.batch_size)
+                .then_some("its own batch size");
             let what = activation
                 .or(augment)
+                .or(batch)
                 .or(m.spec.hparams.optim.beyond_cuda())?;
             Some((m.trial, what))
         }) {
