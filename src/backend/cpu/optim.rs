@@ -196,6 +196,15 @@ fn sgd_momentum_step<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], veloci
         T::from_f32(hp.weight_decay),
         T::from_f32(hp.l1),
     );
+    if l1 == T::zero() && !hp.nesterov {
+        // The common case without per-element branches, so the loop vectorises.
+        for ((w, &g), v) in w.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+            let g = g + wd * *w;
+            *v = mu * *v + g;
+            *w = *w - lr * *v;
+        }
+        return;
+    }
     for ((w, &g), v) in w.iter_mut().zip(grad).zip(velocity.iter_mut()) {
         let g = g + wd * *w + l1_term(l1, *w);
         *v = mu * *v + g;
@@ -232,7 +241,11 @@ fn adamw_step<T: Real>(
         T::from_f32(hp.l1),
     );
     for (((w, &g), m), v) in w.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = g + l1_term(l1, *w);
+        let g = if l1 == T::zero() {
+            g
+        } else {
+            g + l1_term(l1, *w)
+        };
         *w *= decay;
         *m = b1 * *m + (T::one() - b1) * g;
         *v = b2 * *v + (T::one() - b2) * g * g;

@@ -107,8 +107,23 @@ pub fn evaluate_params(arch: &MlpArch, params: &[f32], rows: &Dataset) -> Evalua
     }
 }
 
-/// The L2 norm of the finite gradient elements, and how many were not finite.
+/// The L2 norm of the finite gradient elements, and how many were not finite. On the hot
+/// path of every step, so the common case is one vectorisable pass (eight f32 lanes, which
+/// the compiler keeps in SIMD registers); elements are counted one by one only when the sum
+/// shows something non-finite.
 fn gradient_health(grad: &[f32]) -> (f64, u64) {
+    let mut lanes = [0.0f32; 8];
+    let chunks = grad.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|g| g * g).sum();
+    for c in chunks {
+        for (acc, g) in lanes.iter_mut().zip(c) {
+            *acc += g * g;
+        }
+    }
+    let sq = f64::from(lanes.iter().sum::<f32>() + tail);
+    if sq.is_finite() {
+        return (sq.sqrt(), 0);
+    }
     let (mut sq, mut bad) = (0.0f64, 0u64);
     for &g in grad {
         if g.is_finite() {
@@ -200,4 +215,26 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         val_loss: scored.loss,
         val_accuracy: scored.accuracy,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gradient_health;
+
+    #[test]
+    fn gradient_health_counts_only_what_is_not_finite() {
+        let g: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
+        let exact = g.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        let (norm, bad) = gradient_health(&g);
+        assert!((norm - exact).abs() < 1e-5 * exact && bad == 0);
+        let mut h = g.clone();
+        h[3] = f32::NAN;
+        h[20] = f32::INFINITY;
+        let (norm, bad) = gradient_health(&h);
+        let finite = (exact.powi(2) - 1.5f64.powi(2) - 10.0f64.powi(2)).sqrt();
+        assert_eq!(bad, 2);
+        assert!((norm - finite).abs() < 1e-5 * finite);
+        // Squares that overflow f32 are still counted as finite elements.
+        assert_eq!(gradient_health(&[3e20, 1.0]).1, 0);
+    }
 }
