@@ -33,8 +33,16 @@ pub trait Backend: Sync {
         plan: &EpochPlan,
     ) -> Result<()>;
 
-    /// Loss and accuracy of the member in `slot` on `rows`, without dropout.
-    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation>;
+    /// Loss and accuracy of the member in `slot` on `rows`, without dropout. One member on
+    /// a handful of rows (the final test evaluation, the sanity check): by default the CPU
+    /// reference does it, with no round trip to a device.
+    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation> {
+        Ok(cpu::evaluate_params(
+            &pop.members()[slot].spec.arch,
+            pop.params(slot),
+            rows,
+        ))
+    }
 }
 
 /// Which backend a command asked for (`--backend`).

@@ -152,6 +152,18 @@ impl Population {
         assert_ne!(src, dst, "a member never copies itself");
         let arch = self.members[src].spec.arch.clone();
         let steps = self.members[src].steps;
+        let (s, d) = (self.offsets[src], self.offsets[dst]);
+        let len = self.offsets[src + 1] - s;
+        if len == self.offsets[dst + 1] - d {
+            // Same size (the usual case in PBT): copy in place, no re-layout.
+            for buf in [&mut self.params, &mut self.moment1, &mut self.moment2] {
+                buf.copy_within(s..s + len, d);
+            }
+            let member = &mut self.members[dst];
+            member.spec.arch = arch;
+            member.steps = steps;
+            return;
+        }
         let take = |buf: &[f32], offsets: &[usize], slot: usize| -> Vec<f32> {
             buf[offsets[slot]..offsets[slot + 1]].to_vec()
         };
@@ -260,6 +272,23 @@ mod tests {
         assert!(pop.slots_mut()[0].moment1.iter().all(|&v| v == 2.0));
         let alone = pop.extract(2);
         assert_eq!((alone.len(), alone.params(0)), (1, &bystander[..]));
+    }
+
+    #[test]
+    fn copy_weights_between_equal_sizes_copies_in_place() {
+        let mut pop = Population::new();
+        for trial in 0..3 {
+            pop.insert(trial, spec(&[4], trial as u64));
+        }
+        for slot in pop.slots_mut() {
+            slot.moment2.fill(slot.member.trial as f32);
+        }
+        let (source, bystander) = (pop.params(2).to_vec(), pop.params(1).to_vec());
+        pop.copy_weights(2, 0);
+        assert_eq!(pop.params(0), &source[..]);
+        assert_eq!(pop.params(1), &bystander[..]);
+        assert!(pop.slots_mut()[0].moment2.iter().all(|&v| v == 2.0));
+        assert_eq!(pop.members()[0].trial, 0);
     }
 
     #[test]

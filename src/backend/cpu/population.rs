@@ -79,14 +79,6 @@ impl Backend for CpuBackend {
         });
         Ok(())
     }
-
-    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation> {
-        Ok(evaluate_params(
-            &pop.members()[slot].spec.arch,
-            pop.params(slot),
-            rows,
-        ))
-    }
 }
 
 /// Loss and accuracy of a model given by its architecture and flat parameters.

@@ -18,12 +18,11 @@ pub use device::{Device, Unavailable};
 pub use population::DevicePopulation;
 
 use crate::backend::cpu::activation::Activation;
-use crate::backend::cpu::evaluate_params;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::train::health::{check_batch_loss, check_params, Divergence};
-use crate::train::{EpochMetrics, Evaluation, Population};
+use crate::train::{EpochMetrics, Population};
 use cudarc::driver::DriverError;
 use gather::DeviceData;
 use std::sync::Arc;
@@ -150,15 +149,5 @@ impl Backend for CudaBackend {
             });
         }
         Ok(())
-    }
-
-    /// One member on a handful of rows (the final test evaluation, the sanity check): the
-    /// CPU reference does it without a round trip to the device.
-    fn evaluate(&self, pop: &Population, slot: usize, rows: &Dataset) -> Result<Evaluation> {
-        Ok(evaluate_params(
-            &pop.members()[slot].spec.arch,
-            pop.params(slot),
-            rows,
-        ))
     }
 }
