@@ -6,6 +6,7 @@ use crate::backend::{self, BackendChoice};
 use crate::config::{self, Sweep};
 use crate::error::Error;
 use crate::error::Result;
+use crate::external;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
@@ -48,9 +49,21 @@ enum Command {
         /// Print only the final result.
         #[arg(long)]
         quiet: bool,
+        /// Print only `summary.json`'s object on stdout (implies --quiet).
+        #[arg(long)]
+        json: bool,
         /// Skip the sanity preflight (initial loss and overfitting a tiny batch).
         #[arg(long)]
         no_sanity: bool,
+    },
+    /// Continue an external-program sweep that was interrupted or crashed, from its
+    /// journal: finished trials are kept, the ones that were running run again.
+    Resume {
+        run_dir: PathBuf,
+        #[arg(long)]
+        quiet: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Check that the default model can learn before a sweep: initial loss near ln C, and
     /// 64 training rows overfitted to 99% accuracy.
@@ -160,8 +173,20 @@ pub fn main() -> ExitCode {
             threads,
             backend,
             quiet,
+            json,
             no_sanity,
-        } => run(sweep, out, (backend, threads), quiet, !no_sanity),
+        } => run(
+            sweep,
+            out,
+            (backend, threads),
+            (quiet || json, json),
+            !no_sanity,
+        ),
+        Command::Resume {
+            run_dir,
+            quiet,
+            json,
+        } => resume(&run_dir, quiet || json, json),
         Command::Sanity {
             sweep,
             steps,
@@ -854,10 +879,34 @@ fn run(
     sweep_path: Option<PathBuf>,
     out: Option<PathBuf>,
     (choice, threads): (BackendChoice, Option<usize>),
-    quiet: bool,
+    (quiet, json): (bool, bool),
     preflight: bool,
 ) -> Result<()> {
     let (sweep, source) = load_sweep(&sweep_path)?;
+    if let Some(ext) = &sweep.external {
+        let path = sweep_path.expect("the embedded sweep trains the built-in model");
+        let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let workdir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        if !quiet {
+            println!(
+                "sweep `{}` from {source}: {} trials of `{}`, {} at once{}",
+                sweep.name,
+                sweep.run_cap,
+                ext.command.join(" "),
+                ext.parallel,
+                ext.stopping.as_ref().map_or(String::new(), |s| format!(
+                    ", hyperband bands at {:?} iterations",
+                    s.bands.iter().take(6).collect::<Vec<_>>()
+                ))
+            );
+        }
+        return run_external(&sweep, &run_dir, Some((&text, &workdir)), (quiet, json));
+    }
     let (backend, chosen) = backend::select(choice, threads)?;
     let backend = backend.as_ref();
     if let (Some(line), false) = (chosen, quiet) {
@@ -966,12 +1015,109 @@ fn run(
         &mut log,
         &mut on_progress,
     )?;
+    if json {
+        let path = log.dir().join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let summary: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::Run(e.to_string()))?;
+        println!("{summary}");
+        return Ok(());
+    }
     print_results(&sweep, &outcome, quiet);
     println!(
         "results: {}/ (trials.jsonl, summary.json)",
         log.dir().display()
     );
     Ok(())
+}
+
+/// Runs (with `fresh`: the sweep text and the programs' working directory, saved into
+/// the run directory first) or resumes an external-program sweep.
+fn run_external(
+    sweep: &Sweep,
+    run_dir: &Path,
+    fresh: Option<(&str, &Path)>,
+    (quiet, json): (bool, bool),
+) -> Result<()> {
+    let workdir = match fresh {
+        Some((text, workdir)) => {
+            std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+            if run_dir.join("trials.jsonl").exists() {
+                return Err(Error::Config {
+                    file: run_dir.display().to_string(),
+                    line: None,
+                    field: "--out".into(),
+                    message: "this directory already holds a run; choose another (or `popsweep resume` it)".into(),
+                });
+            }
+            let write = |name: &str, body: &str| {
+                let p = run_dir.join(name);
+                std::fs::write(&p, body).map_err(|e| Error::io(&p, e))
+            };
+            write("sweep.yaml", text)?;
+            write("workdir", &format!("{}\n", workdir.display()))?;
+            workdir.to_path_buf()
+        }
+        None => {
+            let p = run_dir.join("workdir");
+            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            PathBuf::from(text.trim_end())
+        }
+    };
+    match external::run(sweep, run_dir, &workdir, fresh.is_none(), quiet)? {
+        external::Ending::Interrupted => Err(Error::Interrupted(format!(
+            "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
+            dir = run_dir.display()
+        ))),
+        external::Ending::Finished(summary) => {
+            if json {
+                println!("{summary}");
+            } else {
+                let best = &summary["best"];
+                println!(
+                    "\nbest trial {}: {} {} ({})\n  params: {}",
+                    best["trial"],
+                    sweep.metric.name,
+                    best["val"],
+                    summary["trials"],
+                    best["params"]
+                );
+                println!(
+                    "results: {}/ (trials.jsonl, summary.json, trials/N/ logs)",
+                    run_dir.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
+    let path = run_dir.join("sweep.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let sweep = config::parse(&text, &path.display().to_string())?;
+    if sweep.external.is_none() {
+        return Err(Error::Config {
+            file: path.display().to_string(),
+            line: None,
+            field: "program".into(),
+            message: "resume continues external-program sweeps; a built-in sweep trains in one \
+                      process and is rerun with `popsweep run`"
+                .into(),
+        });
+    }
+    if !run_dir.join("journal.jsonl").is_file() {
+        return Err(Error::Config {
+            file: run_dir.display().to_string(),
+            line: None,
+            field: "journal.jsonl".into(),
+            message: "no journal here: not a run directory of an external sweep".into(),
+        });
+    }
+    if !quiet {
+        println!("resuming `{}` in {}", sweep.name, run_dir.display());
+    }
+    run_external(&sweep, run_dir, None, (quiet, json))
 }
 
 /// Top trials (furthest trained first, then by the metric), then the best trial.

@@ -10,10 +10,11 @@ use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions};
 use crate::error::{Error, Result};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
+use crate::space::transform::from_unit;
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
 use crate::train::METRIC_NAMES;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
-use crate::tuner::scheduler::{brackets, Pbt, SuccessiveHalving};
+use crate::tuner::scheduler::{brackets, BandStopping, Pbt, SuccessiveHalving};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub const DEFAULT_SWEEP_NAME: &str = "examples/digits.yaml";
 pub struct Metric {
     pub name: String,
     pub maximize: bool,
+    /// W&B's `target`: once a trial reaches it, no new trial starts.
+    pub target: Option<f64>,
 }
 
 /// How a sweep spends its budget.
@@ -101,6 +104,27 @@ pub struct Sweep {
     pub lr_finder: bool,
     /// `model.max_params`: the depth × width budget; larger configurations fail untrained.
     pub max_params: Option<usize>,
+    /// A sweep with `program` or `command` trains nothing itself: it runs that program
+    /// once per trial (the built-in model's keys do not apply).
+    pub external: Option<External>,
+}
+
+/// How an external-program sweep runs its trials (see `crate::external`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct External {
+    /// W&B's `program`: the script the `${program}` macro names.
+    pub program: Option<String>,
+    /// W&B's `command`, macros unexpanded; default
+    /// `[${env}, ${interpreter}, ${program}, ${args}]`.
+    pub command: Vec<String>,
+    /// popsweep's `population`: trials running at once (default 2).
+    pub parallel: usize,
+    /// popsweep's `max_retries`: reruns of a trial whose program exits non-zero (default 0).
+    pub max_retries: usize,
+    /// popsweep's `trial_timeout`: seconds before a trial is killed and failed.
+    pub trial_timeout: Option<f64>,
+    /// `early_terminate: {type: hyperband}` as W&B's agent applies it to running programs.
+    pub stopping: Option<BandStopping>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +145,18 @@ struct RawSweep {
     train: Option<RawTrain>,
     seed: Option<u64>,
     lr_finder: Option<RawLrFinder>,
+    /// W&B: the training script, and the command line that runs it.
+    program: Option<String>,
+    command: Option<Vec<String>>,
+    /// Accepted so W&B sweep files load unchanged; popsweep has no use for them.
+    #[serde(rename = "project")]
+    _project: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "entity")]
+    _entity: Option<serde::de::IgnoredAny>,
+    /// External programs: how many run at once, retries of a failing one, its time limit.
+    population: Option<u64>,
+    max_retries: Option<u64>,
+    trial_timeout: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +170,7 @@ struct RawLrFinder {
 struct RawMetric {
     name: String,
     goal: Option<String>,
+    target: Option<f64>,
 }
 
 /// popsweep's own scheduler key: `{type: sh|hyperband|asha|median|pbt|bohb, ...}`; budgets
@@ -168,6 +205,7 @@ struct RawEarlyTerminate {
     max_iter: Option<u64>,
     s: Option<u32>,
     eta: Option<u64>,
+    strict: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -351,7 +389,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn validate(&self, raw: RawSweep) -> Result<Sweep> {
+    fn validate(&self, mut raw: RawSweep) -> Result<Sweep> {
         let sampler = match raw.method.as_deref() {
             Some(name) => SamplerKind::parse(name).ok_or_else(|| {
                 self.err(
@@ -366,7 +404,24 @@ impl Ctx<'_> {
                 return Err(self.err(&[], "missing key `method` (e.g. `method: random`)".into()))
             }
         };
-        let metric = self.metric(raw.metric)?;
+        let is_external = raw.program.is_some() || raw.command.is_some();
+        let metric = self.metric(raw.metric.take(), is_external)?;
+        if is_external {
+            return self.external_sweep(raw, sampler, metric);
+        }
+        for (given, key) in [
+            (raw.population.is_some(), "population"),
+            (raw.max_retries.is_some(), "max_retries"),
+            (raw.trial_timeout.is_some(), "trial_timeout"),
+        ] {
+            if given {
+                return Err(self.err(
+                    &[key],
+                    "applies to external programs only (a sweep with `program` or `command`)"
+                        .into(),
+                ));
+            }
+        }
         let train = raw.train.as_ref();
         let max_params = raw.model.as_ref().and_then(|m| m.max_params);
         if max_params == Some(0) {
@@ -459,7 +514,155 @@ impl Ctx<'_> {
             seed: raw.seed.unwrap_or(0),
             lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
             max_params: max_params.map(|m| m as usize),
+            external: None,
         })
+    }
+
+    /// A sweep that runs `program`/`command` per trial: any parameter and metric names,
+    /// none of the built-in model's keys.
+    fn external_sweep(&self, raw: RawSweep, sampler: SamplerKind, metric: Metric) -> Result<Sweep> {
+        for (given, key) in [
+            (raw.data.is_some(), "data"),
+            (raw.model.is_some(), "model"),
+            (raw.train.is_some(), "train"),
+            (raw.scheduler.is_some(), "scheduler"),
+            (raw.lr_finder.is_some(), "lr_finder"),
+        ] {
+            if given {
+                return Err(self.err(
+                    &[key],
+                    format!(
+                        "`{key}` configures the built-in model; a sweep with `program` or \
+                         `command` runs that program instead"
+                    ),
+                ));
+            }
+        }
+        let command = match raw.command {
+            Some(c) if c.is_empty() => {
+                return Err(self.err(&["command"], "is empty".into()));
+            }
+            Some(c) => c,
+            None => ["${env}", "${interpreter}", "${program}", "${args}"]
+                .map(String::from)
+                .to_vec(),
+        };
+        if raw.program.is_none() && command.iter().any(|a| a.contains("${program}")) {
+            return Err(self.err(
+                &["command"],
+                "uses ${program} but the sweep has no `program`".into(),
+            ));
+        }
+        if let Some(bad) = command
+            .iter()
+            .find_map(|a| crate::external::unknown_macro(a))
+        {
+            return Err(self.err(
+                &["command"],
+                format!(
+                    "unknown macro `{bad}` (supported: {})",
+                    crate::external::MACROS.join(", ")
+                ),
+            ));
+        }
+        let stopping = match raw.early_terminate {
+            None => None,
+            Some(et) => Some(self.band_stopping(et)?),
+        };
+        let space = parse_parameters(raw.parameters.unwrap_or_default())
+            .map_err(|e| self.space_error(e))?;
+        if space.params.is_empty() {
+            return Err(self.err(
+                &["parameters"],
+                "a sweep needs at least one parameter".into(),
+            ));
+        }
+        let run_cap = match sampler {
+            SamplerKind::Grid => {
+                let size = GridSampler::grid_size(&space).map_err(|m| self.err(&["method"], m))?;
+                match raw.run_cap {
+                    Some(c) if c > size => {
+                        return Err(self.err(
+                            &["run_cap"],
+                            format!("run_cap {c} exceeds the grid's {size} points"),
+                        ))
+                    }
+                    Some(c) => c as usize,
+                    None => size as usize,
+                }
+            }
+            _ => self.positive(raw.run_cap, 27, &["run_cap"])?,
+        };
+        if let Some(t) = raw.trial_timeout.filter(|t| !(*t > 0.0 && t.is_finite())) {
+            return Err(self.err(
+                &["trial_timeout"],
+                format!("{t} must be a positive number of seconds"),
+            ));
+        }
+        let parallel = self.positive(raw.population, 2, &["population"])?;
+        Ok(Sweep {
+            name: raw.name.unwrap_or_else(|| "sweep".into()),
+            metric,
+            space,
+            sampler,
+            run_cap,
+            schedule: Schedule::Full,
+            data: DataSource::Digits,
+            split: SplitFractions::default(),
+            val_fraction: 0.1,
+            normalize: Normalize::None,
+            defaults: KnobDefaults::default(),
+            epochs: 1,
+            batch_size: 1,
+            seed: raw.seed.unwrap_or(0),
+            lr_finder: false,
+            max_params: None,
+            external: Some(External {
+                program: raw.program,
+                command,
+                parallel,
+                max_retries: raw.max_retries.unwrap_or(0) as usize,
+                trial_timeout: raw.trial_timeout,
+                stopping,
+            }),
+        })
+    }
+
+    /// W&B's hyperband early termination for an external program: bands in iterations.
+    fn band_stopping(&self, raw: RawEarlyTerminate) -> Result<BandStopping> {
+        let at = |key: &'static str| ["early_terminate", key];
+        if raw.kind != "hyperband" {
+            return Err(self.err(
+                &at("type"),
+                format!(
+                    "early_terminate type `{}` is not supported (supported: hyperband)",
+                    raw.kind
+                ),
+            ));
+        }
+        let eta = raw.eta.unwrap_or(3) as usize;
+        if eta < 2 {
+            return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
+        }
+        let strict = raw.strict.unwrap_or(false);
+        let rule = match (raw.min_iter, raw.max_iter, raw.s) {
+            (Some(0), _, _) => return Err(self.err(&at("min_iter"), "must be at least 1".into())),
+            (Some(m), _, _) => BandStopping::from_min_iter(m as usize, eta, 1 << 20, strict),
+            (None, Some(m), Some(s)) => BandStopping::from_max_iter(m as usize, s, eta, strict),
+            _ => {
+                return Err(self.err(
+                    &["early_terminate"],
+                    "give min_iter, or max_iter together with s".into(),
+                ))
+            }
+        };
+        if rule.bands.is_empty() {
+            return Err(self.err(
+                &["early_terminate"],
+                "no band of at least one iteration: increase max_iter or decrease s or eta".into(),
+            ));
+        }
+        Ok(rule)
     }
 
     fn positive(&self, value: Option<u64>, default: usize, path: &[&str]) -> Result<usize> {
@@ -470,14 +673,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn metric(&self, raw: Option<RawMetric>) -> Result<Metric> {
+    fn metric(&self, raw: Option<RawMetric>, any_name: bool) -> Result<Metric> {
         let raw = raw.ok_or_else(|| {
             self.err(
                 &[],
                 "missing key `metric` (e.g. `metric: {name: val_accuracy, goal: maximize}`)".into(),
             )
         })?;
-        if !METRIC_NAMES.contains(&raw.name.as_str()) {
+        if !any_name && !METRIC_NAMES.contains(&raw.name.as_str()) {
             return Err(self.err(
                 &["metric", "name"],
                 format!(
@@ -498,9 +701,13 @@ impl Ctx<'_> {
                 ))
             }
         };
+        if let Some(t) = raw.target.filter(|t| !t.is_finite()) {
+            return Err(self.err(&["metric", "target"], format!("{t} must be finite")));
+        }
         Ok(Metric {
             name: raw.name,
             maximize,
+            target: raw.target,
         })
     }
 
@@ -959,6 +1166,17 @@ impl Ctx<'_> {
                 (KnobKind::Float, Distribution::Float { low, high, .. }) => {
                     check("min", *low)?;
                     check("max", *high)?;
+                }
+                // A shaped prior is sampled only between its extreme quantiles (see
+                // space::prior), so those two values bound every trial exactly.
+                (KnobKind::Int, dist @ Distribution::Shaped { int: true, .. })
+                | (KnobKind::Float, dist @ Distribution::Shaped { int: false, .. }) => {
+                    for u in [0.0, 1.0] {
+                        check(
+                            "distribution",
+                            from_unit(dist, u).as_f64().unwrap_or(f64::NAN),
+                        )?;
+                    }
                 }
                 (KnobKind::Choice(names), Distribution::Categorical { choices }) => {
                     for c in choices.iter() {

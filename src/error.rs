@@ -36,6 +36,9 @@ pub enum Error {
     /// The accelerator failed or is missing (a driver error, no device, no kernels).
     #[error("GPU: {0}")]
     Device(String),
+    /// Stopped by Ctrl-C or SIGTERM; the message says how to continue.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -45,6 +48,8 @@ impl Error {
             Error::Config { .. } | Error::Data { .. } => 2,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             Error::Io { .. } | Error::Run(_) | Error::Device(_) => 1,
+            // 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+            Error::Interrupted(_) => 130,
         }
     }
 

@@ -3,6 +3,7 @@
 //! (inside every distribution, conditional parameters present exactly when active),
 //! `ask_batch(n)` gives `n` distinct trials, and grid enumerates exactly the product.
 
+use popsweep::space::prior::Shape;
 use popsweep::space::{Condition, Distribution, ParamDef, ParamValue, Params, Space};
 use popsweep::tuner::sampler::SamplerKind;
 use popsweep::tuner::study::{Outcome, Study};
@@ -30,7 +31,7 @@ fn random_space(rng: &mut ChaCha8Rng) -> Space {
         condition: None,
     }];
     for i in 1..rng.random_range(3..8) {
-        let dist = match rng.random_range(0..6) {
+        let dist = match rng.random_range(0..8) {
             0 => Distribution::Float {
                 low: 1e-5,
                 high: 10f64.powi(rng.random_range(-2..3)),
@@ -60,6 +61,19 @@ fn random_space(rng: &mut ChaCha8Rng) -> Space {
                 high: 30,
                 log: false,
                 step: 3,
+            },
+            5 => Distribution::Shaped {
+                shape: Shape::Normal {
+                    mu: rng.random_range(-3.0..3.0),
+                    sigma: 0.5,
+                },
+                q: Some(0.5),
+                int: false,
+            },
+            6 => Distribution::Shaped {
+                shape: Shape::Beta { a: 2.0, b: 3.0 },
+                q: None,
+                int: false,
             },
             _ => Distribution::Categorical {
                 choices: (0..rng.random_range(1..5))

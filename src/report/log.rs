@@ -38,6 +38,36 @@ impl RunLog {
         })
     }
 
+    /// Reopens an existing run directory to append (`popsweep resume`). A last line torn
+    /// by a crash is ended first, so the next record starts on a line of its own.
+    pub fn open_append(dir: &Path) -> Result<RunLog> {
+        let path = dir.join("trials.jsonl");
+        let mut trials = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let text = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if text.last().is_some_and(|&b| b != b'\n') {
+            trials.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(RunLog {
+            dir: dir.to_path_buf(),
+            trials,
+        })
+    }
+
+    /// The trial numbers `trials.jsonl` already records.
+    pub fn logged_numbers(&self) -> Result<std::collections::BTreeSet<usize>> {
+        let path = self.dir.join("trials.jsonl");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["number"].as_u64().map(|n| n as usize))
+            .collect())
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -3,6 +3,7 @@
 //! one-value categorical), optionally active only when a parent parameter has given values.
 
 mod parse;
+pub mod prior;
 pub mod transform;
 
 pub use parse::{parse_parameters, RawParam, SpaceError};
@@ -90,6 +91,14 @@ pub enum Distribution {
     },
     /// One of `choices`.
     Categorical { choices: Vec<ParamValue> },
+    /// W&B's shaped priors (normal, log-normal, beta, quantised log-uniform): `ppf(u)`,
+    /// rounded to a multiple of `q` when given, and an integer when `int` (W&B returns
+    /// integers when `q` is written as one).
+    Shaped {
+        shape: prior::Shape,
+        q: Option<f64>,
+        int: bool,
+    },
 }
 
 impl Distribution {
@@ -115,6 +124,23 @@ impl Distribution {
                 ParamValue::Int(i),
             ) => (*low..=*high).contains(i) && (i - low) % step == 0,
             (Distribution::Categorical { choices }, v) => choices.contains(v),
+            (Distribution::Shaped { shape, q, int }, v) => {
+                let x = match (v, int) {
+                    (ParamValue::Int(i), true) => *i as f64,
+                    (ParamValue::Float(x), false) => *x,
+                    _ => return false,
+                };
+                // Rounding to q may step just outside the support (a q_beta's 1.0 from
+                // 0.97), as it does in W&B; the nearest supported value is within q/2.
+                let near = |x: f64| {
+                    q.map_or(shape.supports(x), |q| {
+                        shape.supports(x)
+                            || shape.supports(x - q / 2.0)
+                            || shape.supports(x + q / 2.0)
+                    })
+                };
+                near(x) && q.is_none_or(|q| prior::is_multiple(x, q))
+            }
             _ => false,
         }
     }
@@ -132,7 +158,7 @@ impl Distribution {
                 step: Some(s),
                 ..
             } => Some(((high - low) / s + 1e-9).floor() as u64 + 1),
-            Distribution::Float { step: None, .. } => None,
+            Distribution::Float { step: None, .. } | Distribution::Shaped { .. } => None,
         }
     }
 }

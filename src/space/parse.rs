@@ -2,6 +2,7 @@
 //! `condition`) turned into a [`Space`]. Model-agnostic: which names a model accepts is
 //! checked by its caller.
 
+use super::prior::Shape;
 use super::{Condition, Distribution, ParamDef, ParamValue, Space};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -43,8 +44,17 @@ pub struct RawParam {
     distribution: Option<String>,
     min: Option<Value>,
     max: Option<Value>,
-    /// W&B's quantisation step (`q_uniform`).
-    q: Option<f64>,
+    /// W&B's quantisation step (`q_uniform`, `q_log_uniform`, `q_normal`, …): values are
+    /// rounded to multiples of it, and are integers when it is written as one.
+    q: Option<Value>,
+    /// W&B's normal and log-normal: mean and standard deviation (of the log).
+    mu: Option<f64>,
+    sigma: Option<f64>,
+    /// W&B's beta: shape parameters.
+    a: Option<f64>,
+    b: Option<f64>,
+    /// W&B's nested parameter dictionary: its parameters are named `outer.inner`.
+    parameters: Option<BTreeMap<String, RawParam>>,
     /// popsweep: grid step of a `float` or `int` distribution.
     step: Option<Value>,
     /// popsweep: log scale for a `float` or `int` distribution.
@@ -54,15 +64,43 @@ pub struct RawParam {
 }
 
 const SUPPORTED: &str = "constant, categorical, uniform, int_uniform, q_uniform, log_uniform, \
-                         log_uniform_values, float, int, pow2";
+                         log_uniform_values, q_log_uniform, q_log_uniform_values, \
+                         inv_log_uniform, inv_log_uniform_values, normal, q_normal, log_normal, \
+                         q_log_normal, beta, q_beta, float, int, pow2";
 
-/// The space the `parameters` block describes.
+/// The space the `parameters` block describes. A nested dictionary (`{parameters: {...}}`)
+/// contributes its parameters under dotted names, `outer.inner`.
 pub fn parse_parameters(raw: BTreeMap<String, RawParam>) -> Result<Space, SpaceError> {
-    let defs = raw
-        .into_iter()
-        .map(|(name, p)| parse_param(&name, p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut defs = Vec::new();
+    flatten("", raw, &mut defs)?;
     Space::new(defs)
+}
+
+fn flatten(
+    prefix: &str,
+    raw: BTreeMap<String, RawParam>,
+    defs: &mut Vec<ParamDef>,
+) -> Result<(), SpaceError> {
+    for (name, mut p) in raw {
+        let name = format!("{prefix}{name}");
+        match p.parameters.take() {
+            Some(inner) => {
+                if p.distribution.is_some() || p.value.is_some() || p.values.is_some() {
+                    return Err(SpaceError::at(
+                        &name,
+                        "parameters",
+                        "a nested dictionary holds only `parameters`",
+                    ));
+                }
+                if inner.is_empty() {
+                    return Err(SpaceError::at(&name, "parameters", "is empty"));
+                }
+                flatten(&format!("{name}."), inner, defs)?;
+            }
+            None => defs.push(parse_param(&name, p)?),
+        }
+    }
+    Ok(())
 }
 
 /// A YAML scalar as a parameter value.
@@ -139,7 +177,33 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
             ))
         }
     };
+    // A key the distribution has no use for is a mistake worth naming (a `mu` on a
+    // uniform, a `q` on a plain normal is caught below with a hint).
+    let uses = |key: &str| match key {
+        "mu" | "sigma" => kind.ends_with("normal"),
+        "a" | "b" => kind.ends_with("beta"),
+        _ => true,
+    };
+    for (key, given) in [
+        ("mu", p.mu.is_some()),
+        ("sigma", p.sigma.is_some()),
+        ("a", p.a.is_some()),
+        ("b", p.b.is_some()),
+    ] {
+        if given && !uses(key) {
+            return Err(err(key, format!("distribution {kind} takes no `{key}`")));
+        }
+    }
     let log = p.log.unwrap_or(false);
+    let q = match &p.q {
+        None => None,
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|q| *q > 0.0 && q.is_finite())
+                .ok_or_else(|| err("q", format!("q must be a positive number, got {v:?}")))?,
+        ),
+    };
+    let q_is_int = p.q.as_ref().is_some_and(|v| v.is_i64() || v.is_u64());
     let dist = match kind.as_str() {
         "constant" => {
             let v = p
@@ -166,12 +230,41 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
             }
             Distribution::Categorical { choices }
         }
-        "uniform" | "q_uniform" | "log_uniform_values" | "log_uniform" | "float" => {
+        "q_uniform" if q_is_int => {
+            // W&B returns integers for an integer q: the multiples of q inside the bounds.
             let (min, max) = bounds()?;
-            let log =
-                kind == "log_uniform_values" || kind == "log_uniform" || (kind == "float" && log);
+            let q = q.expect("an integer q was given");
+            let (low, high) = ((min / q).ceil() * q, (max / q).floor() * q);
+            if low > high {
+                return Err(err(
+                    "q",
+                    format!("no multiple of {q} lies in [{min}, {max}]"),
+                ));
+            }
+            Distribution::Int {
+                low: low as i64,
+                high: high as i64,
+                log: false,
+                step: q as i64,
+            }
+        }
+        "uniform"
+        | "q_uniform"
+        | "log_uniform_values"
+        | "log_uniform"
+        | "inv_log_uniform"
+        | "inv_log_uniform_values"
+        | "float" => {
+            let (min, max) = bounds()?;
+            // 1/X log-uniform is X log-uniform: W&B's inverse forms differ from the plain
+            // ones only in how the bounds are written (`inv_log_uniform`: X = exp(−U(min,
+            // max)), so X lies in [e^−max, e^−min]; the `_values` form gives X's bounds).
+            let log = matches!(
+                kind.as_str(),
+                "log_uniform_values" | "log_uniform" | "inv_log_uniform" | "inv_log_uniform_values"
+            ) || (kind == "float" && log);
             let step = match kind.as_str() {
-                "q_uniform" => Some(p.q.unwrap_or(1.0)),
+                "q_uniform" => q,
                 "float" => p.step.as_ref().and_then(Value::as_f64),
                 _ => None,
             };
@@ -185,10 +278,24 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
                 ));
             }
             // W&B's log_uniform takes natural-log bounds: the value is exp(U(min, max)).
-            let (low, high) = if kind == "log_uniform" {
-                (min.exp(), max.exp())
-            } else {
-                (min, max)
+            let (low, high) = match kind.as_str() {
+                "log_uniform" => (min.exp(), max.exp()),
+                "inv_log_uniform" => ((-max).exp(), (-min).exp()),
+                _ => (min, max),
+            };
+            // q_uniform: the multiples of q inside the bounds.
+            let (low, high) = match (kind.as_str(), step) {
+                ("q_uniform", Some(q)) => {
+                    let (lo, hi) = ((low / q).ceil() * q, (high / q).floor() * q);
+                    if lo > hi {
+                        return Err(err(
+                            "q",
+                            format!("no multiple of {q} lies in [{min}, {max}]"),
+                        ));
+                    }
+                    (lo, hi)
+                }
+                _ => (low, high),
             };
             if log {
                 positive_min(low)?;
@@ -239,6 +346,54 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
                 ));
             }
             Distribution::Categorical { choices }
+        }
+        "q_log_uniform"
+        | "q_log_uniform_values"
+        | "normal"
+        | "q_normal"
+        | "log_normal"
+        | "q_log_normal"
+        | "beta"
+        | "q_beta" => {
+            let (mu, sigma) = (p.mu.unwrap_or(0.0), p.sigma.unwrap_or(1.0));
+            let shape = match kind.as_str() {
+                "q_log_uniform" => {
+                    let (min, max) = bounds()?;
+                    Shape::LogUniform {
+                        low: min.exp(),
+                        high: max.exp(),
+                    }
+                }
+                "q_log_uniform_values" => {
+                    let (low, high) = bounds()?;
+                    positive_min(low)?;
+                    Shape::LogUniform { low, high }
+                }
+                "normal" | "q_normal" => Shape::Normal { mu, sigma },
+                "log_normal" | "q_log_normal" => Shape::LogNormal { mu, sigma },
+                _ => Shape::Beta {
+                    a: p.a.unwrap_or(1.0),
+                    b: p.b.unwrap_or(1.0),
+                },
+            };
+            shape.validate().map_err(|(key, m)| err(key, m))?;
+            let quantised = kind.starts_with("q_");
+            if !quantised && p.q.is_some() {
+                return Err(err(
+                    "q",
+                    format!("{kind} takes no `q` (did you mean q_{kind}?)"),
+                ));
+            }
+            let q = if quantised {
+                Some(q.unwrap_or(1.0))
+            } else {
+                None
+            };
+            Distribution::Shaped {
+                shape,
+                q,
+                int: quantised && q_is_int,
+            }
         }
         other => {
             return Err(err(

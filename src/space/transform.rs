@@ -6,6 +6,7 @@
 //! integer owns an equal-width bin, as in Optuna's TPE). The *unit* space rescales that to
 //! [0, 1]; a categorical parameter with `k` choices splits [0, 1] into `k` equal bins.
 
+use super::prior::quantise;
 use super::{Distribution, ParamValue};
 
 /// `(low, high)` of a numeric distribution in transformed space; `None` for categorical.
@@ -34,6 +35,8 @@ pub fn transformed_bounds(dist: &Distribution) -> Option<(f64, f64)> {
             let (lo, hi) = (low as f64 - half, high as f64 + half);
             Some(if log { (lo.ln(), hi.ln()) } else { (lo, hi) })
         }
+        // A shaped prior's coordinate is its CDF.
+        Distribution::Shaped { .. } => Some((0.0, 1.0)),
         Distribution::Categorical { .. } => None,
     }
 }
@@ -52,6 +55,7 @@ pub fn to_transformed(dist: &Distribution, value: &ParamValue) -> f64 {
         Distribution::Categorical { choices } => {
             choices.iter().position(|c| c == value).unwrap_or(0) as f64
         }
+        Distribution::Shaped { shape, .. } => shape.cdf(value.as_f64().unwrap_or(f64::NAN)),
     }
 }
 
@@ -93,6 +97,15 @@ pub fn from_transformed(dist: &Distribution, t: f64) -> ParamValue {
         Distribution::Categorical { choices } => {
             let i = (t.round().max(0.0) as usize).min(choices.len() - 1);
             choices[i].clone()
+        }
+        Distribution::Shaped { shape, q, int } => {
+            let x = shape.ppf(t);
+            let x = q.map_or(x, |q| quantise(x, q));
+            if *int {
+                ParamValue::Int(x.round() as i64)
+            } else {
+                ParamValue::Float(x)
+            }
         }
     }
 }

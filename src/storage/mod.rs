@@ -96,7 +96,13 @@ impl StudyState {
                 });
             }
             Op::Report { trial, step, value } => {
-                self.running(*trial)?.intermediate.push((*step, *value));
+                // A trial restarted after a crash reports its steps again: the new value
+                // replaces the old one rather than adding a second value for the step.
+                let t = self.running(*trial)?;
+                match t.intermediate.iter_mut().find(|(s, _)| s == step) {
+                    Some(old) => old.1 = *value,
+                    None => t.intermediate.push((*step, *value)),
+                }
             }
             Op::Tell {
                 trial,

@@ -238,6 +238,8 @@ fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
             step,
             ..
         } => (log, Some((step as f64, low as f64, high as f64))),
+        // Shaped priors arrive as CDF values, continuous on [0, 1].
+        Distribution::Shaped { .. } => (false, None),
         Distribution::Categorical { .. } => unreachable!("handled above"),
     };
     let mut mus: Vec<f64> = column

@@ -14,7 +14,7 @@
 
 use super::parzen::{ParzenEstimator, ParzenParams};
 use super::{History, RandomSampler, Sampler};
-use crate::space::transform::to_transformed;
+use crate::space::transform::{from_transformed, to_transformed};
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
 use crate::tuner::trial::{FrozenTrial, TrialState};
 use rand::SeedableRng;
@@ -141,10 +141,11 @@ impl TpeSampler {
     }
 }
 
-/// Numbers stay numbers (the Parzen estimator transforms them); choices become indices.
+/// Numbers stay numbers (the Parzen estimator transforms them); choices become indices,
+/// a shaped prior's value its CDF.
 fn internal_value(dist: &Distribution, v: &ParamValue) -> f64 {
     match dist {
-        Distribution::Categorical { .. } => to_transformed(dist, v),
+        Distribution::Categorical { .. } | Distribution::Shaped { .. } => to_transformed(dist, v),
         _ => v.as_f64().unwrap_or(f64::NAN),
     }
 }
@@ -156,6 +157,7 @@ fn external_value(dist: &Distribution, x: f64) -> ParamValue {
         Distribution::Categorical { choices } => {
             choices[(x as usize).min(choices.len() - 1)].clone()
         }
+        Distribution::Shaped { .. } => from_transformed(dist, x),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (`crate::sweep`) applies the decisions to the population.
 
 mod asha;
+mod bands;
 mod bohb;
 mod halving;
 pub mod hyperband;
@@ -10,6 +11,7 @@ mod median;
 mod pbt;
 
 pub use asha::Asha;
+pub use bands::BandStopping;
 pub use bohb::model_budget;
 pub use halving::SuccessiveHalving;
 pub use hyperband::{brackets, Bracket};
