@@ -79,6 +79,9 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn) -> Result<Dataset> {
                         ),
                     )
                 })?;
+                if l >= super::MAX_CLASSES {
+                    return Err(bad(line, super::label_out_of_range(column + 1, l)));
+                }
                 labels.push(l);
             } else {
                 let v: f32 = field
@@ -139,6 +142,17 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "f.csv: line 3: column 2: label `x` is not a non-negative integer"
+        );
+        let e = parse(
+            "a,label\n1,0\n2,4000000000\n",
+            "f.csv",
+            &LabelColumn::Index(1),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("f.csv: line 3: column 2: label 4000000000 is out of range"),
+            "{e}"
         );
         let e = parse("1,0\n2,3,4\n", "f.csv", &LabelColumn::Last).unwrap_err();
         assert_eq!(

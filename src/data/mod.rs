@@ -10,6 +10,18 @@ pub mod split;
 
 pub use split::{split_stratified, split_with_test, HeldOutTest, SplitFractions, TuningData};
 
+/// Labels are class indices below this. The output layer (and per-class bookkeeping) is
+/// sized by the largest label, so a stray huge value would otherwise ask for gigabytes.
+pub const MAX_CLASSES: u32 = 65_536;
+
+/// The message for a label at or above [`MAX_CLASSES`].
+fn label_out_of_range(column: usize, label: u32) -> String {
+    format!(
+        "column {column}: label {label} is out of range: labels are class indices 0 to {}",
+        MAX_CLASSES - 1
+    )
+}
+
 use std::path::PathBuf;
 
 /// Where a sweep's data comes from.

@@ -218,12 +218,15 @@ pub fn load_pair(features: &Path, labels: &Path) -> Result<Dataset> {
     }
     let mut label_values = Vec::with_capacity(la.shape[0]);
     for (i, v) in values(labels, &lb, &la)?.into_iter().enumerate() {
-        if v < 0.0 || v > f64::from(u32::MAX) {
+        if v < 0.0 || v >= f64::from(super::MAX_CLASSES) {
             let item = item_size(&la.dtype).unwrap_or(1);
             return Err(bad(
                 labels,
                 la.data_offset + i * item,
-                format!("label {v} at row {i} is not a class index"),
+                format!(
+                    "label {v} at row {i} is not a class index (0 to {})",
+                    super::MAX_CLASSES - 1
+                ),
             ));
         }
         label_values.push(v as u32);

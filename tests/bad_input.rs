@@ -1,0 +1,266 @@
+//! The bad-input suite: every case is something a user can get wrong — a broken or
+//! mistyped sweep file, impossible bounds, a missing or malformed data file, a program that
+//! does not exist, crashes, never prints its metric, prints NaN or hangs. Each must end
+//! with exactly one stderr line `error: <where>: <what>`, a non-zero exit code and no
+//! panic; where trials ran, every one of them is still recorded afterwards (nothing that
+//! reached the journal is lost).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("popsweep-bad-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn popsweep(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_popsweep"));
+    c.args(args).env("RUST_BACKTRACE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Asserts the one-line error: exit `code`, `error: ` prefix, every needle present.
+fn assert_error(case: &str, out: &Output, code: i32, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{case}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{case}: not one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{case}: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{case}: no `{n}` in {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+}
+
+const HEAD: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}\ntrain: {epochs: 1}\nrun_cap: 2\n";
+
+/// Built-in sweeps: (case, file contents, expected substrings). Exit code 2.
+fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
+    let csv = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let neg = csv("big_label.csv", "a,b,label\n1,2,0\n3,4,70000\n");
+    let ragged = csv("ragged.csv", "a,b,label\n1,2,0\n3,4\n");
+    let t = |s: &str| s.as_bytes().to_vec();
+    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        ("empty file", t(""), v(&["empty"])),
+        ("broken yaml", t("method: random\nmetric: {name: [\n"), v(&["sweep.yaml:"])),
+        ("not utf-8", b"method: random\n\xff\xfe\n".to_vec(), v(&["sweep.yaml:2", "UTF-8"])),
+        ("wrong type", t(&format!("{HEAD}seed: many\n")), v(&["seed", "invalid type"])),
+        ("unknown key", t(&format!("{HEAD}bogus: 1\n")), v(&["bogus", "unknown field"])),
+        ("unknown parameter key", t(&format!("{HEAD}parameters:\n  lr: {{min: 0.1, max: 1.0, mean: 3}}\n")), v(&["mean"])),
+        ("min above max", t(&format!("{HEAD}parameters:\n  lr:\n    min: 0.5\n    max: 0.1\n")), v(&["sweep.yaml:7", "parameters.lr.min", "greater than max"])),
+        ("empty values", t(&format!("{HEAD}parameters:\n  width:\n    values: []\n")), v(&["parameters.width.values", "at least one"])),
+        ("log of zero", t(&format!("{HEAD}parameters:\n  lr: {{distribution: log_uniform_values, min: 0, max: 1}}\n")), v(&["parameters.lr.min", "min > 0"])),
+        ("unknown distribution", t(&format!("{HEAD}parameters:\n  lr: {{distribution: cauchy, min: 0, max: 1}}\n")), v(&["parameters.lr.distribution", "cauchy"])),
+        ("unknown method", t("method: annealing\nmetric: {name: val_loss}\n"), v(&["method", "annealing"])),
+        ("missing metric", t("method: random\n"), v(&["metric"])),
+        ("unknown metric", t("method: random\nmetric: {name: f1}\n"), v(&["metric.name", "f1"])),
+        ("bad goal", t("method: random\nmetric: {name: val_loss, goal: lowest}\n"), v(&["metric.goal", "lowest"])),
+        ("grid over a continuum", t("method: grid\nmetric: {name: val_loss}\nparameters:\n  lr: {min: 0.1, max: 1.0}\n"), v(&["method", "lr"])),
+        ("run_cap zero", t("method: random\nmetric: {name: val_loss}\nrun_cap: 0\n"), v(&["run_cap", "at least 1"])),
+        ("unknown early_terminate", t(&format!("{HEAD}early_terminate: {{type: envelope}}\n")), v(&["early_terminate.type", "envelope"])),
+        ("eta one", t(&format!("{HEAD}early_terminate: {{type: hyperband, min_iter: 1, eta: 1}}\n")), v(&["early_terminate.eta"])),
+        ("both schedulers", t(&format!("{HEAD}early_terminate: {{type: hyperband, min_iter: 1}}\nscheduler: {{type: asha}}\n")), v(&["scheduler", "not both"])),
+        ("missing data file", t(&format!("{HEAD}data: {{format: csv, path: nowhere.csv}}\n")), v(&["nowhere.csv", "No such file"])),
+        ("label out of range", t(&format!("{HEAD}data: {{format: csv, path: {neg}, label: label}}\n")), v(&["big_label.csv", "line 3", "out of range"])),
+        ("ragged csv", t(&format!("{HEAD}data: {{format: csv, path: {ragged}}}\n")), v(&["ragged.csv", "line 3"])),
+        ("condition on a stranger", t(&format!("{HEAD}parameters:\n  width_2: {{values: [8], condition: {{layers: [2]}}}}\n")), v(&["width_2.condition", "layers"])),
+        ("knob outside its range", t(&format!("{HEAD}parameters:\n  lr: {{min: -1.0, max: 0.1}}\n")), v(&["parameters.lr.min", "valid range"])),
+        ("degenerate normal", t(&format!("{HEAD}parameters:\n  lr: {{distribution: log_normal, mu: -3, sigma: 0}}\n")), v(&["parameters.lr.sigma"])),
+        ("program keys on a built-in sweep", t(&format!("{HEAD}max_retries: 2\n")), v(&["max_retries", "external"])),
+        ("model key on a program", t("program: p.py\nmethod: random\nmetric: {name: loss}\nmodel: {depth: 2}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["model", "program"])),
+        ("unknown macro", t("program: p.py\ncommand: [python3, \"${program}\", \"${argz}\"]\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["command", "${argz}"])),
+        ("empty command", t("command: []\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["command", "empty"])),
+        ("population zero", t("program: p.py\nmethod: random\nmetric: {name: loss}\npopulation: 0\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["population", "at least 1"])),
+        ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),
+    ]
+}
+
+#[test]
+fn bad_sweep_files_give_one_clear_line_and_exit_2() {
+    let dir = temp("files");
+    let cases = builtin_cases(&dir);
+    assert!(cases.len() >= 25);
+    for (case, body, needles) in cases {
+        let path = dir.join("sweep.yaml");
+        std::fs::write(&path, body).unwrap();
+        let out_dir = dir.join(format!("run-{}", case.replace(' ', "-")));
+        let out = popsweep(
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+        assert_error(case, &out, 2, &needles);
+    }
+    let out = popsweep(&["run", dir.join("absent.yaml").to_str().unwrap()], &[]);
+    assert_error(
+        "missing sweep file",
+        &out,
+        2,
+        &["absent.yaml", "No such file"],
+    );
+}
+
+/// A program sweep over the echo fixture in `mode`; returns the output and run directory.
+fn echo_run(case: &str, mode: &str, extra: &str) -> (Output, PathBuf) {
+    let dir = temp(case);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo.py"),
+        dir.join("echo.py"),
+    )
+    .unwrap();
+    let path = dir.join("sweep.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "program: echo.py\nmethod: grid\nmetric: {{name: loss, goal: minimize}}\n\
+             parameters:\n  x: {{values: [0.2, 0.9, 1.3]}}\n{extra}"
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let out = popsweep(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[("ECHO_MODE", mode)],
+    );
+    (out, out_dir)
+}
+
+fn records(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn failing_programs_are_named_and_every_trial_is_kept() {
+    for (case, mode, extra, needles) in [
+        (
+            "never prints",
+            "silent",
+            "",
+            vec!["never printed loss", "stdout.log"],
+        ),
+        (
+            "crashes",
+            "crash",
+            "max_retries: 1\n",
+            vec!["exited with", "stderr"],
+        ),
+        (
+            "hangs",
+            "sleep",
+            "trial_timeout: 1\npopulation: 3\n",
+            vec!["timed out after 1 s"],
+        ),
+    ] {
+        let (out, run_dir) = echo_run(case, mode, extra);
+        assert_error(case, &out, 1, &needles);
+        let recs = records(&run_dir);
+        assert_eq!(recs.len(), 3, "{case}: every trial recorded: {recs:?}");
+        assert!(recs
+            .iter()
+            .all(|r| r["state"] == "failed" && r["error"].is_string()));
+        if case == "crashes" {
+            assert!(recs.iter().all(|r| r["attempts"] == 2), "{recs:?}");
+            assert!(run_dir.join("trials/0/stderr.retry1.log").is_file());
+        }
+        // The journal told every trial.
+        let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+        assert_eq!(journal.matches("\"op\":\"tell\"").count(), 3, "{case}");
+    }
+}
+
+#[test]
+fn a_nan_fails_its_own_trial_and_no_other() {
+    let (out, run_dir) = echo_run("nan", "nan", "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&run_dir);
+    let state = |x: f64| {
+        recs.iter()
+            .find(|r| r["params"]["x"] == x)
+            .map(|r| (r["state"].as_str().unwrap().to_string(), r["error"].clone()))
+            .unwrap()
+    };
+    assert_eq!(state(0.2).0, "complete");
+    let (s, e) = state(0.9);
+    assert_eq!(s, "failed");
+    assert!(
+        e.as_str().unwrap().contains("loss is NaN at iteration 1"),
+        "{e}"
+    );
+    assert_eq!(state(1.3).0, "failed");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["best"]["params"]["x"], 0.2);
+}
+
+#[test]
+fn non_utf8_output_is_kept_in_the_log_and_ignored() {
+    let (out, run_dir) = echo_run("garbage", "garbage", "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&run_dir);
+    assert!(recs.iter().all(|r| r["state"] == "complete"));
+    assert!(recs[0]["error"].as_str().unwrap().contains("not UTF-8"));
+    let log = std::fs::read(run_dir.join("trials/0/stdout.log")).unwrap();
+    assert!(log.windows(2).any(|w| w == b"\xff\xfe"), "kept verbatim");
+}
+
+#[test]
+fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
+    let dir = temp("resume-bad");
+    let out = popsweep(&["resume", dir.to_str().unwrap()], &[]);
+    assert_error("resume of an empty directory", &out, 2, &["sweep.yaml"]);
+
+    // A run whose sweep file was damaged afterwards: refused, journal untouched.
+    let (out, run_dir) = echo_run("resume-damaged", "", "");
+    assert!(out.status.success());
+    let journal = std::fs::read(run_dir.join("journal.jsonl")).unwrap();
+    std::fs::write(run_dir.join("sweep.yaml"), "method: [\n").unwrap();
+    let out = popsweep(&["resume", run_dir.to_str().unwrap()], &[]);
+    assert_error("damaged sweep.yaml", &out, 2, &["sweep.yaml:"]);
+    assert_eq!(
+        std::fs::read(run_dir.join("journal.jsonl")).unwrap(),
+        journal
+    );
+
+    // A built-in sweep is not resumable: it says so.
+    std::fs::write(
+        run_dir.join("sweep.yaml"),
+        "method: random\nmetric: {name: val_loss}\n",
+    )
+    .unwrap();
+    let out = popsweep(&["resume", run_dir.to_str().unwrap()], &[]);
+    assert_error("built-in resume", &out, 2, &["external-program sweeps"]);
+}
