@@ -28,6 +28,7 @@ fn digits_population_epoch(c: &mut Criterion) {
                     batch_size: None,
                 },
                 seed: trial as u64,
+                fold: None,
             };
             pop.insert(trial, spec);
         }

@@ -142,6 +142,7 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                     batch_size: None,
                 },
                 seed: 1000 + p as u64,
+                fold: None,
             }
         })
         .collect()

@@ -10,7 +10,10 @@ use crate::external;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
-use crate::sweep::{bracket_plans, load_data, run_sweep, Progress, SweepOutcome};
+use crate::sweep::{
+    bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold, Progress,
+    SweepOutcome,
+};
 use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
@@ -912,6 +915,17 @@ fn run(
     if let (Some(line), false) = (chosen, quiet) {
         println!("{line}");
     }
+    if let Some(folds) = sweep.cv {
+        let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+        return run_cv(
+            &sweep,
+            sweep_path.as_deref(),
+            folds,
+            backend,
+            &run_dir,
+            (quiet, json),
+        );
+    }
     let (tuning, held_out, data_name) = load_data(&sweep)?;
     if preflight {
         let report = sanity_check(backend, &tuning.train, &sweep.defaults, 500)?;
@@ -1090,6 +1104,72 @@ fn run_external(
             Ok(())
         }
     }
+}
+
+/// Nested cross-validation: one line per outer fold, then the mean ± sd of the test scores.
+fn run_cv(
+    sweep: &Sweep,
+    sweep_path: Option<&Path>,
+    (outer, inner): (usize, usize),
+    backend: &dyn backend::Backend,
+    run_dir: &Path,
+    (quiet, json): (bool, bool),
+) -> Result<()> {
+    let (data, data_name) = load_dataset(sweep)?;
+    let mut log = RunLog::create(run_dir)?;
+    let text = match sweep_path {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
+        None => config::DEFAULT_SWEEP.to_string(),
+    };
+    log.write_text("sweep.yaml", &text)?;
+    if !quiet {
+        println!(
+            "nested cross-validation of `{}`: {outer} outer × {inner} inner folds of {data_name} ({} rows), {} configurations × {} epochs, {} members in one population; backend {}",
+            sweep.name,
+            data.len(),
+            sweep.run_cap,
+            sweep.epochs,
+            sweep.run_cap * outer * inner,
+            backend.name()
+        );
+    }
+    let metric = sweep.metric.name.clone();
+    let mut on_fold = |f: &OuterFold| {
+        if !quiet {
+            println!(
+                "outer fold {}/{outer}: best trial {} (inner {metric} {:.4}) → test accuracy {:.4} on {} rows",
+                f.fold + 1,
+                f.trial,
+                f.inner_val,
+                f.test_accuracy,
+                f.test_rows
+            );
+        }
+    };
+    let summary = run_nested_cv(
+        sweep,
+        &data,
+        (outer, inner),
+        backend,
+        &mut log,
+        &mut on_fold,
+    )?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).expect("summary serializes")
+        );
+    } else {
+        println!(
+            "test accuracy over {outer} outer folds: {:.4} ± {:.4} (mean ± sd)",
+            summary.test_accuracy_mean, summary.test_accuracy_sd
+        );
+        println!(
+            "results: {}/ (trials.jsonl, summary.json)",
+            run_dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {

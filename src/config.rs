@@ -107,6 +107,9 @@ pub struct Sweep {
     /// A sweep with `program` or `command` trains nothing itself: it runs that program
     /// once per trial (the built-in model's keys do not apply).
     pub external: Option<External>,
+    /// `cv: {outer, inner}`: nested cross-validation instead of one validation and one
+    /// test split (see `sweep::cv`).
+    pub cv: Option<(usize, usize)>,
 }
 
 /// How an external-program sweep runs its trials (see `crate::external`).
@@ -157,6 +160,14 @@ struct RawSweep {
     population: Option<u64>,
     max_retries: Option<u64>,
     trial_timeout: Option<f64>,
+    cv: Option<RawCv>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCv {
+    outer: u64,
+    inner: u64,
 }
 
 #[derive(Deserialize)]
@@ -509,6 +520,32 @@ impl Ctx<'_> {
             _ => run_cap,
         };
         let (data, split, val_fraction, normalize) = self.data(raw.data)?;
+        let cv = match raw.cv {
+            None => None,
+            Some(cv) => {
+                for (v, key) in [(cv.outer, "outer"), (cv.inner, "inner")] {
+                    if v < 2 {
+                        return Err(self.err(&["cv", key], format!("{v} folds: at least 2")));
+                    }
+                }
+                let why = if !matches!(schedule, Schedule::Full) {
+                    Some("early stopping (every inner fold must train the same budget)")
+                } else if normalize != Normalize::None {
+                    Some("data.normalize (the folds share one copy of the data; normalise it beforehand)")
+                } else if raw.lr_finder.is_some() {
+                    Some("lr_finder")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(self.err(
+                        &["cv"],
+                        format!("nested cross-validation does not combine with {why}"),
+                    ));
+                }
+                Some((cv.outer as usize, cv.inner as usize))
+            }
+        };
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -527,6 +564,7 @@ impl Ctx<'_> {
             lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
             max_params: max_params.map(|m| m as usize),
             external: None,
+            cv,
         })
     }
 
@@ -539,6 +577,7 @@ impl Ctx<'_> {
             (raw.train.is_some(), "train"),
             (raw.scheduler.is_some(), "scheduler"),
             (raw.lr_finder.is_some(), "lr_finder"),
+            (raw.cv.is_some(), "cv"),
         ] {
             if given {
                 return Err(self.err(
@@ -629,6 +668,7 @@ impl Ctx<'_> {
             seed: raw.seed.unwrap_or(0),
             lr_finder: false,
             max_params: None,
+            cv: None,
             external: Some(External {
                 program: raw.program,
                 command,

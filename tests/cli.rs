@@ -303,3 +303,47 @@ fn lr_finder_sets_the_learning_rate_range_before_the_sweep() {
         );
     }
 }
+
+#[test]
+fn nested_cv_on_digits_prints_each_outer_fold_and_mean_sd() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/digits-nested-cv.yaml"
+    ))
+    .unwrap()
+    .replace("run_cap: 12", "run_cap: 4")
+    .replace("epochs: 15", "epochs: 6");
+    let (out, dir) = run_sweep_file("nested-cv", &text);
+    let summary = summary_of(&out, &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fold_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("outer fold "))
+        .collect();
+    assert_eq!(fold_lines.len(), 5, "{stdout}");
+    let folds = summary["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 5);
+    let rows: u64 = folds.iter().map(|f| f["test_rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, 1797, "the outer test folds partition the data");
+    let accs: Vec<f64> = folds
+        .iter()
+        .map(|f| f["test_accuracy"].as_f64().unwrap())
+        .collect();
+    assert!(accs.iter().all(|&a| a > 0.8 && a <= 1.0), "{accs:?}");
+    let mean = accs.iter().sum::<f64>() / 5.0;
+    assert!((summary["test_accuracy_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    let line = format!(
+        "test accuracy over 5 outer folds: {:.4} ± {:.4}",
+        mean,
+        summary["test_accuracy_sd"].as_f64().unwrap()
+    );
+    assert!(stdout.contains(&line), "{stdout}");
+    assert_eq!(
+        summary["members"],
+        4 * 5 * 3,
+        "one population of every fold"
+    );
+    // Every configuration was scored in every outer fold.
+    let lines = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4 * 5);
+}

@@ -85,6 +85,7 @@ fn hparams(dropout: f32, seed: u64, optim: OptimHparams) -> MemberHparams {
             batch_size: None,
         },
         seed,
+        fold: None,
     })
 }
 

@@ -187,3 +187,74 @@ fn golden_ten_step_loss_curve_on_digits() {
     // After the momentum's first overshoot, the loss falls step by step.
     assert!(losses[9] < losses[1] - 0.09);
 }
+
+/// Cross-validation folds in one population: a member that sees a fold of the data equals
+/// the same member trained alone on exactly that fold's rows (in the epoch's shared order,
+/// the other rows skipped) and validated on that fold's validation rows; a member without
+/// a fold in the same population is unaffected.
+#[test]
+fn a_fold_member_equals_the_member_trained_alone_on_its_rows() {
+    use popsweep::backend::{cpu::CpuBackend, Backend, EpochPlan};
+    use popsweep::model::Fold;
+    use popsweep::rng::{permutation, Stream};
+    use popsweep::train::Population;
+    use std::sync::Arc;
+
+    let data = digits_tuning();
+    let n = data.train.len();
+    let in_train: Vec<bool> = (0..n).map(|r| r % 3 != 0).collect();
+    let val_rows: Vec<usize> = (0..data.val.len()).filter(|r| r % 2 == 0).collect();
+    let fold = Arc::new(Fold {
+        id: 1,
+        in_train: in_train.clone(),
+        val_rows: val_rows.clone(),
+    });
+    let specs = &ragged_population()[..3];
+    let backend = CpuBackend::new(2);
+    let order = |epoch: usize| permutation(n, 99, Stream::Shuffle, epoch as u32);
+    let mut together = Population::new();
+    for (trial, s) in specs.iter().enumerate() {
+        let slot = together.insert(trial, s.clone());
+        if trial != 1 {
+            together.set_fold(slot, fold.clone());
+        }
+    }
+    for epoch in 0..3 {
+        let plan = EpochPlan {
+            order: order(epoch),
+            batch_size: 32,
+        };
+        backend
+            .train_epoch(&mut together, &data.train, &data.val, &plan)
+            .unwrap();
+    }
+    let val = data.val.subset(&val_rows);
+    for (slot, s) in specs.iter().enumerate() {
+        let alone = if slot == 1 {
+            train_together(std::slice::from_ref(s), &data, 3, 1)
+        } else {
+            let mut pop = Population::new();
+            pop.insert(0, s.clone());
+            for epoch in 0..3 {
+                let rows: Vec<usize> = order(epoch).into_iter().filter(|&r| in_train[r]).collect();
+                let train = data.train.subset(&rows);
+                let plan = EpochPlan {
+                    order: (0..train.len()).collect(),
+                    batch_size: 32,
+                };
+                backend.train_epoch(&mut pop, &train, &val, &plan).unwrap();
+            }
+            pop
+        };
+        let (a, b) = (together.params(slot), alone.params(0));
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "member {slot} differs"
+        );
+        assert_eq!(together.members()[slot].history, alone.members()[0].history);
+    }
+    // The fold mattered: a fold member took fewer steps than the member on all rows.
+    assert!(
+        together.members()[0].steps < train_together(&specs[..1], &data, 3, 1).members()[0].steps
+    );
+}

@@ -199,6 +199,7 @@ pub fn member_spec(
                 .map(|b| b as usize),
         },
         seed,
+        fold: None,
     }
 }
 

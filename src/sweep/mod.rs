@@ -8,7 +8,10 @@
 //! epoch by epoch, each member is judged as it reaches a rung, and a stopped member's slot
 //! takes the next trial at once.
 
+mod cv;
 mod slots;
+
+pub use cv::{run_nested_cv, CvSummary, OuterFold};
 
 use crate::backend::cpu::augment::image_side;
 use crate::backend::{Backend, EpochPlan};
@@ -41,6 +44,37 @@ const SEED_SPLIT: u64 = 4;
 /// Splits `data` as `sweep` says; the test rows come back sealed.
 pub fn prepare_data(sweep: &Sweep, data: &Dataset) -> (TuningData, HeldOutTest) {
     split_stratified(data, sweep.split, derive_seed(sweep.seed, SEED_SPLIT))
+}
+
+/// All of the sweep's rows, unsplit (nested cross-validation makes its own folds); a
+/// shipped IDX test pair is appended to the training pair. Also a one-line description.
+pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
+    Ok(match &sweep.data {
+        DataSource::Digits => (digits::load()?, "digits (embedded)".to_string()),
+        DataSource::Idx { train, test } => {
+            let mut all = idx::load_pair(&train.0, &train.1)?;
+            if let Some((images, labels)) = test {
+                let t = idx::load_pair(images, labels)?;
+                if t.n_features == all.n_features {
+                    all.features.extend(t.features);
+                    all.labels.extend(t.labels);
+                    all.n_classes = all.n_classes.max(t.n_classes);
+                }
+            }
+            (all, train.0.display().to_string())
+        }
+        DataSource::Npy { features, labels } => (
+            crate::data::npy::load_pair(features, labels)?,
+            features.display().to_string(),
+        ),
+        DataSource::Csv { path, label } => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            (
+                csv::parse(&text, &path.display().to_string(), label)?,
+                path.display().to_string(),
+            )
+        }
+    })
 }
 
 /// Loads the sweep's data and splits it; also returns a one-line description.
@@ -624,14 +658,14 @@ fn trial_spec(
 }
 
 /// Adds a trial's member to `pop`, refused untrained when its architecture is over the
-/// sweep's parameter budget.
+/// sweep's parameter budget; returns its slot.
 fn insert_trial(
     pop: &mut Population,
     sweep: &Sweep,
     tuning: &TuningData,
     trial: usize,
     params: &Params,
-) {
+) -> usize {
     let spec = trial_spec(sweep, tuning, trial, params);
     let size = spec.arch.param_count();
     let slot = pop.insert(trial, spec);
@@ -641,6 +675,7 @@ fn insert_trial(
             format!("{size} parameters exceed the budget model.max_params = {budget}"),
         );
     }
+    slot
 }
 
 /// BOHB's proposals for a bracket of `n` trials: TPE fitted on the trials' values at the

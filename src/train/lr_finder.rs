@@ -304,6 +304,7 @@ mod tests {
                 batch_size: None,
             },
             seed,
+            fold: None,
         };
         let test = RangeTest {
             max_lr: 100.0,

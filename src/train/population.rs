@@ -203,6 +203,11 @@ impl Population {
         });
     }
 
+    /// Cross-validation: slot `slot` sees only `fold` of the population's data.
+    pub fn set_fold(&mut self, slot: usize, fold: std::sync::Arc<crate::model::Fold>) {
+        self.members[slot].spec.fold = Some(fold);
+    }
+
     /// PBT's explore: new hyperparameters for slot `slot` (its architecture is unchanged).
     pub fn set_hparams(&mut self, slot: usize, hparams: crate::model::Hparams) {
         self.members[slot].spec.hparams = hparams;
@@ -249,6 +254,7 @@ mod tests {
                 batch_size: None,
             },
             seed,
+            fold: None,
         }
     }
 

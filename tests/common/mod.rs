@@ -23,6 +23,7 @@ pub fn spec(hidden: &[usize], lr: f32, momentum: f32, dropout: f32, seed: u64) -
             batch_size: None,
         },
         seed,
+        fold: None,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::model::mlp::{evaluate, forward_backward, StepDropout};
 use crate::model::{MlpArch, MlpWorkspace};
 use crate::train::health::{check_batch_loss, check_params, Divergence};
 use crate::train::{EpochMetrics, Evaluation, Population, SlotMut};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// Rows per forward pass when evaluating (bounds the workspace, not the result).
@@ -53,6 +54,22 @@ impl Backend for CpuBackend {
         plan: &EpochPlan,
     ) -> Result<()> {
         let shuffled = train.subset(&plan.order);
+        // Each cross-validation fold walks the same shuffled order, skipping the rows it
+        // does not train on; one copy of its rows per fold, shared by its members.
+        let mut views: BTreeMap<usize, (Dataset, Dataset)> = BTreeMap::new();
+        for m in pop.members().iter().filter(|m| m.is_alive()) {
+            if let Some(fold) = &m.spec.fold {
+                views.entry(fold.id).or_insert_with(|| {
+                    let order: Vec<usize> = plan
+                        .order
+                        .iter()
+                        .copied()
+                        .filter(|&r| fold.in_train.get(r).copied().unwrap_or(false))
+                        .collect();
+                    (train.subset(&order), val.subset(&fold.val_rows))
+                });
+            }
+        }
         let mut work: Vec<SlotMut<'_>> = pop
             .slots_mut()
             .into_iter()
@@ -72,7 +89,14 @@ impl Backend for CpuBackend {
                             .hparams
                             .batch_size
                             .unwrap_or(plan.batch_size);
-                        train_member_epoch(slot, &shuffled, val, batch.max(1));
+                        let (rows, val) = match &slot.member.spec.fold {
+                            Some(fold) => {
+                                let (t, v) = &views[&fold.id];
+                                (t, v)
+                            }
+                            None => (&shuffled, val),
+                        };
+                        train_member_epoch(slot, rows, val, batch.max(1));
                     }
                 });
             }

@@ -80,10 +80,16 @@ impl Backend for CudaBackend {
                 .batch_size
                 .is_some_and(|b| b != plan.batch_size)
                 .then_some("its own batch size");
-            let what = activation
-                .or(augment)
-                .or(batch)
-                .or(m.spec.hparams.optim.beyond_cuda())?;
+            let fold = m
+                .spec
+                .fold
+                .is_some()
+                .then_some("a cross-validation fold of the data");
+            let what = activation.or(augment).or(batch).or(fold).or(m
+                .spec
+                .hparams
+                .optim
+                .beyond_cuda())?;
             Some((m.trial, what))
         }) {
             return Err(Error::Device(format!(

@@ -1,0 +1,329 @@
+//! Nested cross-validation (`cv: {outer: K, inner: J}`), for data too small for one
+//! validation split and one test split to be trusted.
+//!
+//! The data is cut into K stratified outer folds. For outer fold k the tuning data is
+//! everything else, cut again into J stratified inner folds; each configuration's score is
+//! its validation metric averaged over the J inner folds, at the full budget (no early
+//! stopping: every inner fold must see the same budget). The best configuration of outer
+//! fold k is retrained on all of its tuning data and scored once on fold k, which no
+//! decision ever saw. The K test scores are reported with their mean and standard
+//! deviation — an estimate of what the whole tuning procedure achieves on new data.
+//!
+//! Every (configuration, outer fold, inner fold) is a member of one population: members see
+//! their fold through a [`Fold`] view of the shared data, so the K·J copies of a
+//! configuration train side by side with every other configuration (CPU backend).
+
+use super::{derive_seed, insert_trial, SEED_SAMPLER, SEED_SHUFFLE, SEED_SPLIT};
+use crate::backend::{Backend, EpochPlan};
+use crate::config::Sweep;
+use crate::data::{Dataset, TuningData};
+use crate::error::{Error, Result};
+use crate::model::Fold;
+use crate::report::log::RunLog;
+use crate::rng::{permutation, Stream};
+use crate::space::Params;
+use crate::train::Population;
+use crate::tuner::study::Study;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One outer fold's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct OuterFold {
+    pub fold: usize,
+    /// The chosen configuration's trial number and parameters.
+    pub trial: usize,
+    pub params: Params,
+    /// Its sweep metric averaged over the inner folds.
+    pub inner_val: f64,
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    /// Rows of the outer test fold.
+    pub test_rows: usize,
+}
+
+/// `summary.json` of a nested cross-validation.
+#[derive(Clone, Debug, Serialize)]
+pub struct CvSummary {
+    pub name: String,
+    pub metric: String,
+    pub outer: usize,
+    pub inner: usize,
+    pub configurations: usize,
+    pub epochs: usize,
+    pub members: usize,
+    pub folds: Vec<OuterFold>,
+    pub test_accuracy_mean: f64,
+    /// Sample standard deviation over the outer folds.
+    pub test_accuracy_sd: f64,
+    pub wall_seconds: f64,
+}
+
+/// One line of `trials.jsonl` in a CV run: a configuration's inner score in one outer fold.
+#[derive(Serialize)]
+struct CvRecord<'a> {
+    number: usize,
+    outer: usize,
+    params: &'a Params,
+    state: &'static str,
+    epochs: usize,
+    rungs: Vec<serde_json::Value>,
+    inner_values: Vec<f64>,
+}
+
+/// Stratified assignment of `rows` (indices into `labels`) to `k` folds: each class's rows
+/// shuffled by `seed`, then dealt round-robin, so every fold has each class's share.
+pub fn stratified_folds(rows: &[usize], labels: &[u32], k: usize, seed: u64) -> Vec<Vec<usize>> {
+    let classes = rows
+        .iter()
+        .map(|&r| labels[r] as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for &r in rows {
+        by_class[labels[r] as usize].push(r);
+    }
+    let mut folds = vec![Vec::new(); k];
+    let mut next = 0;
+    for (c, members) in by_class.iter().enumerate() {
+        let order = permutation(members.len(), seed, Stream::Split, c as u32);
+        for i in order {
+            folds[next % k].push(members[i]);
+            next += 1;
+        }
+    }
+    for f in &mut folds {
+        f.sort_unstable();
+    }
+    folds
+}
+
+fn fold_view(id: usize, n: usize, train_rows: &[usize], val_rows: &[usize]) -> Arc<Fold> {
+    let mut in_train = vec![false; n];
+    for &r in train_rows {
+        in_train[r] = true;
+    }
+    Arc::new(Fold {
+        id,
+        in_train,
+        val_rows: val_rows.to_vec(),
+    })
+}
+
+/// Trains every member of `pop` for `epochs` epochs over `data` in the sweep's shared order.
+fn train(
+    sweep: &Sweep,
+    pop: &mut Population,
+    data: &Dataset,
+    epochs: usize,
+    backend: &dyn Backend,
+) -> Result<()> {
+    let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
+    for epoch in 0..epochs {
+        let plan = EpochPlan {
+            order: permutation(data.len(), shuffle_seed, Stream::Shuffle, epoch as u32),
+            batch_size: sweep.batch_size,
+        };
+        backend.train_epoch(pop, data, data, &plan)?;
+    }
+    Ok(())
+}
+
+/// Runs the nested cross-validation of `sweep` over all of `data`.
+pub fn run_nested_cv(
+    sweep: &Sweep,
+    data: &Dataset,
+    (outer, inner): (usize, usize),
+    backend: &dyn Backend,
+    log: &mut RunLog,
+    on_fold: &mut dyn FnMut(&OuterFold),
+) -> Result<CvSummary> {
+    let started = std::time::Instant::now();
+    let n = data.len();
+    if n < outer * inner * 2 {
+        return Err(Error::Run(format!(
+            "nested cross-validation {outer}×{inner} needs at least {} rows; the data has {n}",
+            outer * inner * 2
+        )));
+    }
+    let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
+    let all: Vec<usize> = (0..n).collect();
+    let outer_folds = stratified_folds(&all, &data.labels, outer, split_seed);
+    // The same configurations in every outer fold (one batch from the sweep's sampler).
+    let mut study = Study::in_memory(
+        sweep.space.clone(),
+        sweep.sampler,
+        sweep.metric.maximize,
+        derive_seed(sweep.seed, SEED_SAMPLER),
+    )
+    .map_err(Error::Run)?;
+    let configs: Vec<(usize, Params)> = study
+        .ask_batch(sweep.run_cap)?
+        .into_iter()
+        .map(|t| (t.number, t.params))
+        .collect();
+    let tuning = TuningData {
+        train: data.clone(),
+        val: data.clone(),
+    };
+    // Stage 1: every configuration × outer fold × inner fold, as one population.
+    let mut pop = Population::new();
+    let mut member_of = Vec::new(); // slot → (config index, outer, inner)
+    for (k, test_rows) in outer_folds.iter().enumerate() {
+        let tuning_rows: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|r| test_rows.binary_search(r).is_err())
+            .collect();
+        let inner_folds = stratified_folds(
+            &tuning_rows,
+            &data.labels,
+            inner,
+            derive_seed(split_seed, 1 + k as u64),
+        );
+        for (j, val_rows) in inner_folds.iter().enumerate() {
+            let train_rows: Vec<usize> = tuning_rows
+                .iter()
+                .copied()
+                .filter(|r| val_rows.binary_search(r).is_err())
+                .collect();
+            let view = fold_view(k * inner + j, n, &train_rows, val_rows);
+            for (c, (trial, params)) in configs.iter().enumerate() {
+                let slot = insert_trial(&mut pop, sweep, &tuning, *trial, params);
+                pop.set_fold(slot, view.clone());
+                member_of.push((c, k, j));
+            }
+        }
+    }
+    let members = pop.len();
+    train(sweep, &mut pop, data, sweep.epochs, backend)?;
+    let metric = &sweep.metric;
+    let mut inner_values = vec![vec![Vec::new(); outer]; configs.len()];
+    for (m, &(c, k, _)) in pop.members().iter().zip(&member_of) {
+        let v = if m.is_alive() {
+            m.history
+                .last()
+                .and_then(|h| h.get(&metric.name))
+                .unwrap_or(f64::NAN)
+        } else {
+            f64::NAN
+        };
+        inner_values[c][k].push(v);
+    }
+    // Stage 2: per outer fold, the best configuration retrained on all its tuning rows.
+    let mut best = Vec::new();
+    let mut final_pop = Population::new();
+    for (k, test_rows) in outer_folds.iter().enumerate() {
+        let mut chosen: Option<(usize, f64)> = None;
+        for (c, (trial, params)) in configs.iter().enumerate() {
+            let values = &inner_values[c][k];
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let state = if mean.is_finite() {
+                "complete"
+            } else {
+                "failed"
+            };
+            log.append_trial(&CvRecord {
+                number: *trial,
+                outer: k,
+                params,
+                state,
+                epochs: sweep.epochs,
+                rungs: vec![serde_json::json!({"epochs": sweep.epochs, "value": mean})],
+                inner_values: values.clone(),
+            })?;
+            let better = |old: f64| {
+                if metric.maximize {
+                    mean > old
+                } else {
+                    mean < old
+                }
+            };
+            if mean.is_finite() && chosen.is_none_or(|(_, old)| better(old)) {
+                chosen = Some((c, mean));
+            }
+        }
+        let Some((c, inner_val)) = chosen else {
+            return Err(Error::Run(format!(
+                "outer fold {}: every configuration failed",
+                k + 1
+            )));
+        };
+        let tuning_rows: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|r| test_rows.binary_search(r).is_err())
+            .collect();
+        // No validation rows: nothing is chosen from here on, and the test fold stays
+        // unseen until the single evaluation below.
+        let view = fold_view(outer * inner + k, n, &tuning_rows, &[]);
+        let slot = insert_trial(&mut final_pop, sweep, &tuning, configs[c].0, &configs[c].1);
+        final_pop.set_fold(slot, view);
+        best.push((k, c, inner_val));
+    }
+    log.sync()?;
+    train(sweep, &mut final_pop, data, sweep.epochs, backend)?;
+    let mut folds = Vec::new();
+    for (slot, &(k, c, inner_val)) in best.iter().enumerate() {
+        let test = data.subset(&outer_folds[k]);
+        let (accuracy, loss) = if final_pop.members()[slot].is_alive() {
+            let e = backend.evaluate(&final_pop, slot, &test)?;
+            (e.accuracy, e.loss)
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        let fold = OuterFold {
+            fold: k,
+            trial: configs[c].0,
+            params: configs[c].1.clone(),
+            inner_val,
+            test_accuracy: accuracy,
+            test_loss: loss,
+            test_rows: test.len(),
+        };
+        on_fold(&fold);
+        folds.push(fold);
+    }
+    let accs: Vec<f64> = folds.iter().map(|f| f.test_accuracy).collect();
+    let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+    let sd = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
+        / (accs.len() - 1).max(1) as f64)
+        .sqrt();
+    let summary = CvSummary {
+        name: sweep.name.clone(),
+        metric: metric.name.clone(),
+        outer,
+        inner,
+        configurations: configs.len(),
+        epochs: sweep.epochs,
+        members,
+        folds,
+        test_accuracy_mean: mean,
+        test_accuracy_sd: sd,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    log.write_summary(&summary)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_folds_partition_and_balance() {
+        let labels: Vec<u32> = (0..100).map(|i| (i % 4) as u32).collect();
+        let rows: Vec<usize> = (0..100).collect();
+        let folds = stratified_folds(&rows, &labels, 5, 7);
+        let mut all: Vec<usize> = folds.concat();
+        all.sort_unstable();
+        assert_eq!(all, rows, "a partition");
+        for f in &folds {
+            assert_eq!(f.len(), 20);
+            for c in 0..4 {
+                assert_eq!(f.iter().filter(|&&r| labels[r] == c).count(), 5);
+            }
+        }
+        assert_ne!(folds, stratified_folds(&rows, &labels, 5, 8), "seeded");
+    }
+}
