@@ -561,11 +561,14 @@ fn report(dir: &Path, json: bool) -> Result<()> {
     match &run.summary {
         Some(s) => {
             let f = |k: &str| s["best"][k].as_f64().unwrap_or(f64::NAN);
+            let test = match s["best"]["test"].as_f64() {
+                Some(t) => format!("{t:.4} on test"),
+                None => "no held-out test split (an external program's own)".into(),
+            };
             println!(
-                "best trial {}: {:.4} on validation, {:.4} on test; {} epochs trained, utilisation {:.2}",
+                "best trial {}: {:.4} on validation, {test}; {} epochs trained, utilisation {:.2}",
                 s["best"]["trial"],
                 f("val"),
-                f("test"),
                 s["epochs_total"],
                 s["utilisation"].as_f64().unwrap_or(f64::NAN)
             );
@@ -1271,6 +1274,32 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         println!("  params: {}", params.join(" "));
+    }
+    if let Some(f) = &s.final_stage {
+        println!(
+            "final: the top {} trained {} epochs on {}, each scored once on test:",
+            f.finalists.len(),
+            f.epochs,
+            if f.retrain {
+                "train + validation"
+            } else {
+                "train (each trial rebuilt exactly)"
+            }
+        );
+        println!(
+            "{:>5} {:>12} {:>14} {:>10}",
+            "trial", "validation", "test accuracy", "test loss"
+        );
+        for t in &f.finalists {
+            let show = |v: Option<f64>| v.map_or("diverged".to_string(), |v| format!("{v:.4}"));
+            println!(
+                "{:>5} {:>12.4} {:>14} {:>10}",
+                t.trial,
+                t.val,
+                show(t.test_accuracy),
+                show(t.test_loss)
+            );
+        }
     }
     println!(
         "trials: {} complete, {} pruned, {} failed; {} epochs trained in {:.1} s",

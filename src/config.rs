@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
 use crate::space::transform::from_unit;
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
+use crate::sweep::FinalStage;
 use crate::train::METRIC_NAMES;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
 use crate::tuner::scheduler::{brackets, BandStopping, Pbt, SuccessiveHalving};
@@ -110,6 +111,9 @@ pub struct Sweep {
     /// `cv: {outer, inner}`: nested cross-validation instead of one validation and one
     /// test split (see `sweep::cv`).
     pub cv: Option<(usize, usize)>,
+    /// `final: {top_k, retrain}`: how the best trials meet the test split (see
+    /// `sweep::final_eval`); `None`: the best trial is scored with its own weights.
+    pub final_stage: Option<FinalStage>,
 }
 
 /// How an external-program sweep runs its trials (see `crate::external`).
@@ -161,6 +165,15 @@ struct RawSweep {
     max_retries: Option<u64>,
     trial_timeout: Option<f64>,
     cv: Option<RawCv>,
+    #[serde(rename = "final")]
+    final_stage: Option<RawFinal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFinal {
+    top_k: Option<u64>,
+    retrain: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -546,6 +559,26 @@ impl Ctx<'_> {
                 Some((cv.outer as usize, cv.inner as usize))
             }
         };
+        let final_stage = match raw.final_stage {
+            None => None,
+            Some(f) => {
+                let top_k = self.positive(f.top_k, 1, &["final", "top_k"])?;
+                let why = if matches!(schedule, Schedule::Pbt(_)) {
+                    Some("pbt (its trials change hyperparameters as they train, so a rerun is not the trial)")
+                } else if cv.is_some() {
+                    Some("cv (each outer fold is already tested once)")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(self.err(&["final"], format!("does not combine with {why}")));
+                }
+                Some(FinalStage {
+                    top_k,
+                    retrain: f.retrain.unwrap_or(false),
+                })
+            }
+        };
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -565,6 +598,7 @@ impl Ctx<'_> {
             max_params: max_params.map(|m| m as usize),
             external: None,
             cv,
+            final_stage,
         })
     }
 
@@ -578,6 +612,7 @@ impl Ctx<'_> {
             (raw.scheduler.is_some(), "scheduler"),
             (raw.lr_finder.is_some(), "lr_finder"),
             (raw.cv.is_some(), "cv"),
+            (raw.final_stage.is_some(), "final"),
         ] {
             if given {
                 return Err(self.err(
@@ -669,6 +704,7 @@ impl Ctx<'_> {
             lr_finder: false,
             max_params: None,
             cv: None,
+            final_stage: None,
             external: Some(External {
                 program: raw.program,
                 command,

@@ -347,3 +347,46 @@ fn nested_cv_on_digits_prints_each_outer_fold_and_mean_sd() {
     let lines = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 4 * 5);
 }
+
+/// `final: {top_k}` rebuilds each finalist from its own seed on the training rows, so the
+/// best trial's test score equals the one the sweep's own weights give, bit for bit;
+/// `retrain: true` trains on train + validation instead and reports every finalist.
+#[test]
+fn final_stage_rebuilds_exactly_and_retrains_on_train_plus_validation() {
+    let base = format!(
+        "{HEAD}run_cap: 9\ntrain: {{epochs: 3}}\nearly_terminate: {{type: hyperband, min_iter: 1, eta: 3}}\n\
+         parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 0.3}}\n  width: {{values: [32, 64]}}\n"
+    );
+    let (out, dir) = run_sweep_file("final-none", &base);
+    let plain = summary_of(&out, &dir);
+    assert!(plain.get("final").is_none());
+    let (out, dir) = run_sweep_file("final-top2", &format!("{base}final: {{top_k: 2}}\n"));
+    let rebuilt = summary_of(&out, &dir);
+    assert_eq!(rebuilt["best"]["trial"], plain["best"]["trial"]);
+    assert_eq!(
+        rebuilt["best"]["test_loss"], plain["best"]["test_loss"],
+        "rebuilt exactly"
+    );
+    assert_eq!(rebuilt["final"]["finalists"].as_array().unwrap().len(), 2);
+    let (out, dir) = run_sweep_file(
+        "final-retrain",
+        &format!("{base}run_cap: 27\nfinal: {{top_k: 3, retrain: true}}\n")
+            .replace("run_cap: 9\n", ""),
+    );
+    let retrained = summary_of(&out, &dir);
+    let finalists = retrained["final"]["finalists"].as_array().unwrap();
+    assert_eq!(finalists.len(), 3);
+    assert_eq!(retrained["final"]["retrain"], true);
+    assert!(finalists
+        .iter()
+        .all(|f| f["test_accuracy"].as_f64().unwrap() > 0.5));
+    assert_eq!(
+        retrained["best"]["test_accuracy"],
+        finalists[0]["test_accuracy"]
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("on train + validation, each scored once on test"),
+        "{stdout}"
+    );
+}

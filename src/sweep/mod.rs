@@ -9,9 +9,11 @@
 //! takes the next trial at once.
 
 mod cv;
+mod final_eval;
 mod slots;
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
+pub use final_eval::{FinalReport, FinalStage, Finalist};
 
 use crate::backend::cpu::augment::image_side;
 use crate::backend::{Backend, EpochPlan};
@@ -202,6 +204,9 @@ pub struct Summary {
     /// The brackets run, in order: trials started and rung budgets in epochs.
     pub brackets: Vec<BracketPlan>,
     pub best: Option<Best>,
+    /// `final: {top_k, retrain}`: the finalists' test scores (the first is `best`).
+    #[serde(rename = "final", skip_serializing_if = "Option::is_none")]
+    pub final_stage: Option<FinalReport>,
     /// Trial counts per state.
     pub trials: BTreeMap<&'static str, usize>,
     pub epochs_total: usize,
@@ -426,30 +431,45 @@ pub fn run_sweep(
         ticks,
     } = ledger;
 
-    let best = match champion {
-        None => None,
-        Some((pop, record)) => Some((
-            held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows))?,
-            record,
-        )),
-    };
-    let best = best.map(|(scored, record)| {
-        let last = record.rungs.last().map_or(f64::NAN, |v| v.value);
-        Best {
-            trial: record.number,
-            params: record.params.clone(),
-            val: last,
-            test: if metric.name.ends_with("accuracy") {
-                scored.accuracy
-            } else {
-                scored.loss
-            },
-            test_accuracy: scored.accuracy,
-            test_loss: scored.loss,
-            epochs: record.epochs,
-            lineage: record.lineage.clone(),
+    let on_test = |accuracy: f64, loss: f64| {
+        if metric.name.ends_with("accuracy") {
+            accuracy
+        } else {
+            loss
         }
-    });
+    };
+    let best_of = |record: &TrialRecord, accuracy: f64, loss: f64| Best {
+        trial: record.number,
+        params: record.params.clone(),
+        val: record.rungs.last().map_or(f64::NAN, |v| v.value),
+        test: on_test(accuracy, loss),
+        test_accuracy: accuracy,
+        test_loss: loss,
+        epochs: record.epochs,
+        lineage: record.lineage.clone(),
+    };
+    let (best, final_report) = match (sweep.final_stage, champion) {
+        (_, None) => (None, None),
+        (Some(stage), Some(_)) => {
+            let top: Vec<&TrialRecord> = final_eval::ranked(sweep, &finished)
+                .into_iter()
+                .take(stage.top_k)
+                .collect();
+            let report =
+                final_eval::evaluate_finalists(sweep, stage, tuning, held_out, &top, backend)?;
+            let first = &report.finalists[0];
+            let best = best_of(
+                top[0],
+                first.test_accuracy.unwrap_or(f64::NAN),
+                first.test_loss.unwrap_or(f64::NAN),
+            );
+            (Some(best), Some(report))
+        }
+        (None, Some((pop, record))) => {
+            let scored = held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows))?;
+            (Some(best_of(&record, scored.accuracy, scored.loss)), None)
+        }
+    };
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
     for r in &finished {
         *counts.entry(state_name(r.state)).or_default() += 1;
@@ -469,6 +489,7 @@ pub fn run_sweep(
         population,
         brackets: plans,
         best,
+        final_stage: final_report,
         trials: counts,
         epochs_total: finished.iter().map(|r| r.epochs).sum(),
         utilisation: busy as f64 / (ticks * population).max(1) as f64,

@@ -1,0 +1,139 @@
+//! The final evaluation (`final: {top_k, retrain}`): the `top_k` best complete trials are
+//! trained again from their own initial weights — on the training rows, which reproduces
+//! each trial exactly (population equivalence), or with `retrain: true` on training *and*
+//! validation rows, the usual last step once validation has done its job — as one
+//! population, then each is scored once on the held-out test split.
+
+use super::{derive_seed, insert_trial, TrialRecord, SEED_SHUFFLE};
+use crate::backend::{Backend, EpochPlan};
+use crate::config::Sweep;
+use crate::data::{Dataset, HeldOutTest, TuningData};
+use crate::error::Result;
+use crate::rng::{permutation, Stream};
+use crate::space::Params;
+use crate::train::{Evaluation, Population};
+use crate::tuner::trial::TrialState;
+use serde::Serialize;
+
+/// `final` of a sweep file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinalStage {
+    pub top_k: usize,
+    pub retrain: bool,
+}
+
+/// One finalist: its validation metric from the sweep and its test scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finalist {
+    pub trial: usize,
+    pub params: Params,
+    pub val: f64,
+    /// `None` when the retrained model diverged.
+    pub test_accuracy: Option<f64>,
+    pub test_loss: Option<f64>,
+}
+
+/// `summary.json`'s `final`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FinalReport {
+    pub retrain: bool,
+    /// Epochs each finalist trained for the test.
+    pub epochs: usize,
+    pub finalists: Vec<Finalist>,
+}
+
+/// Complete trials, best first (furthest trained, then the metric, then validation loss).
+pub fn ranked<'a>(sweep: &Sweep, finished: &'a [TrialRecord]) -> Vec<&'a TrialRecord> {
+    let mut out: Vec<&TrialRecord> = finished
+        .iter()
+        .filter(|r| r.state == TrialState::Complete)
+        .filter(|r| r.rungs.last().is_some_and(|v| v.value.is_finite()))
+        .collect();
+    let value = |r: &TrialRecord| r.rungs.last().map_or(f64::NAN, |v| v.value);
+    let val_loss = |r: &TrialRecord| r.history.last().map_or(f64::INFINITY, |h| h.val_loss);
+    out.sort_by(|a, b| {
+        let by_value = value(a).total_cmp(&value(b));
+        b.epochs
+            .cmp(&a.epochs)
+            .then(if sweep.metric.maximize {
+                by_value.reverse()
+            } else {
+                by_value
+            })
+            .then(val_loss(a).total_cmp(&val_loss(b)))
+            .then(a.number.cmp(&b.number))
+    });
+    out
+}
+
+fn joined(a: &Dataset, b: &Dataset) -> Dataset {
+    let mut out = a.clone();
+    out.features.extend_from_slice(&b.features);
+    out.labels.extend_from_slice(&b.labels);
+    out.n_classes = a.n_classes.max(b.n_classes);
+    out
+}
+
+/// Trains the finalists and scores them on `held_out`, the one time it is read.
+pub fn evaluate_finalists(
+    sweep: &Sweep,
+    stage: FinalStage,
+    tuning: &TuningData,
+    held_out: HeldOutTest,
+    finalists: &[&TrialRecord],
+    backend: &dyn Backend,
+) -> Result<FinalReport> {
+    let data = if stage.retrain {
+        TuningData {
+            train: joined(&tuning.train, &tuning.val),
+            val: tuning.val.clone(),
+        }
+    } else {
+        tuning.clone()
+    };
+    let epochs = finalists.iter().map(|r| r.epochs).max().unwrap_or(0);
+    let mut pop = Population::new();
+    for r in finalists {
+        insert_trial(&mut pop, sweep, tuning, r.number, &r.params);
+    }
+    // The sweep's own epoch orders, so without retraining each finalist is rebuilt exactly.
+    let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
+    for epoch in 0..epochs {
+        let plan = EpochPlan {
+            order: permutation(
+                data.train.len(),
+                shuffle_seed,
+                Stream::Shuffle,
+                epoch as u32,
+            ),
+            batch_size: sweep.batch_size,
+        };
+        backend.train_epoch(&mut pop, &data.train, &data.val, &plan)?;
+    }
+    let scores: Vec<Option<Evaluation>> = held_out.final_evaluation(|rows| {
+        (0..pop.len())
+            .map(|slot| {
+                if pop.members()[slot].is_alive() {
+                    backend.evaluate(&pop, slot, rows).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(FinalReport {
+        retrain: stage.retrain,
+        epochs,
+        finalists: finalists
+            .iter()
+            .zip(scores)
+            .map(|(r, s)| Finalist {
+                trial: r.number,
+                params: r.params.clone(),
+                val: r.rungs.last().map_or(f64::NAN, |v| v.value),
+                test_accuracy: s.map(|e| e.accuracy),
+                test_loss: s.map(|e| e.loss),
+            })
+            .collect(),
+    })
+}
