@@ -889,6 +889,9 @@ fn run(
     preflight: bool,
 ) -> Result<()> {
     let (sweep, source) = load_sweep(&sweep_path)?;
+    if let (Some(reason), false) = (&sweep.auto_reason, quiet) {
+        println!("method auto chose {reason}");
+    }
     if let Some(ext) = &sweep.external {
         let path = sweep_path.expect("the embedded sweep trains the built-in model");
         let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));

@@ -114,6 +114,8 @@ pub struct Sweep {
     /// `final: {top_k, retrain}`: how the best trials meet the test split (see
     /// `sweep::final_eval`); `None`: the best trial is scored with its own weights.
     pub final_stage: Option<FinalStage>,
+    /// `method: auto`: what it chose and why (see `tuner::auto`).
+    pub auto_reason: Option<String>,
 }
 
 /// How an external-program sweep runs its trials (see `crate::external`).
@@ -426,7 +428,10 @@ impl Ctx<'_> {
     }
 
     fn validate(&self, mut raw: RawSweep) -> Result<Sweep> {
+        let auto = raw.method.as_deref() == Some("auto");
         let sampler = match raw.method.as_deref() {
+            // Decided once the space and the budget are known.
+            Some("auto") => SamplerKind::Random,
             Some(name) => SamplerKind::parse(name).ok_or_else(|| {
                 self.err(
                     &["method"],
@@ -443,7 +448,7 @@ impl Ctx<'_> {
         let is_external = raw.program.is_some() || raw.command.is_some();
         let metric = self.metric(raw.metric.take(), is_external)?;
         if is_external {
-            return self.external_sweep(raw, sampler, metric);
+            return self.external_sweep(raw, sampler, metric, auto);
         }
         for (given, key) in [
             (raw.population.is_some(), "population"),
@@ -488,6 +493,21 @@ impl Ctx<'_> {
         let space = parse_parameters(raw.parameters.unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
         let space = self.check_knobs(space)?;
+        let choice = auto.then(|| {
+            let cap = self.positive(raw.run_cap, 27, &["run_cap"]).unwrap_or(27);
+            let unscheduled = matches!(schedule, Schedule::Full) && raw.cv.is_none();
+            crate::tuner::auto::choose(&space, cap, unscheduled.then_some(epochs))
+        });
+        let sampler = choice.as_ref().map_or(sampler, |c| c.sampler);
+        let schedule = match &choice {
+            Some(c) if c.bohb => Schedule::Bohb {
+                min_budget: 1,
+                max_budget: epochs,
+                eta: 3,
+                random_fraction: 1.0 / 3.0,
+            },
+            _ => schedule,
+        };
         let run_cap = match (sampler, raw.run_cap) {
             (SamplerKind::Grid, cap) => {
                 let size = GridSampler::grid_size(&space).map_err(|m| self.err(&["method"], m))?;
@@ -599,12 +619,19 @@ impl Ctx<'_> {
             external: None,
             cv,
             final_stage,
+            auto_reason: choice.map(|c| c.reason),
         })
     }
 
     /// A sweep that runs `program`/`command` per trial: any parameter and metric names,
     /// none of the built-in model's keys.
-    fn external_sweep(&self, raw: RawSweep, sampler: SamplerKind, metric: Metric) -> Result<Sweep> {
+    fn external_sweep(
+        &self,
+        raw: RawSweep,
+        sampler: SamplerKind,
+        metric: Metric,
+        auto: bool,
+    ) -> Result<Sweep> {
         for (given, key) in [
             (raw.data.is_some(), "data"),
             (raw.model.is_some(), "model"),
@@ -663,6 +690,11 @@ impl Ctx<'_> {
                 "a sweep needs at least one parameter".into(),
             ));
         }
+        let choice = auto.then(|| {
+            let cap = self.positive(raw.run_cap, 27, &["run_cap"]).unwrap_or(27);
+            crate::tuner::auto::choose(&space, cap, None)
+        });
+        let sampler = choice.as_ref().map_or(sampler, |c| c.sampler);
         let run_cap = match sampler {
             SamplerKind::Grid => {
                 let size = GridSampler::grid_size(&space).map_err(|m| self.err(&["method"], m))?;
@@ -705,6 +737,7 @@ impl Ctx<'_> {
             max_params: None,
             cv: None,
             final_stage: None,
+            auto_reason: choice.map(|c| c.reason),
             external: Some(External {
                 program: raw.program,
                 command,

@@ -288,6 +288,7 @@ fn every_wandb_sweep_feature_parses_and_runs() {
         ("hyperband_max_iter", "method: random\nrun_cap: 6\nearly_terminate: {type: hyperband, max_iter: 9, s: 2, eta: 3, strict: true}\nparameters:\n  x: {distribution: uniform, min: 0, max: 3}\n  iters: {value: 9}\n".into()),
         ("command_macros", "method: grid\ncommand: [\"${env}\", \"${interpreter}\", \"${program}\", \"${args}\", \"--cfg=${args_json_file}\", \"${args_json}\"]\nparameters:\n  x: {values: [1.5]}\n".into()),
         ("args_no_hyphens", "method: grid\ncommand: [python3, \"${program}\", \"${args_no_hyphens}\"]\nparameters:\n  x: {values: [1.5]}\n".into()),
+        ("auto", "method: auto\nrun_cap: 4\nparameters:\n  x: {min: 0.0, max: 2.0}\n".into()),
         ("description", "description: a sweep\nproject: p\nentity: e\nname: named\nmethod: random\nrun_cap: 2\nparameters:\n  x: {distribution: q_uniform, min: 0, max: 2, q: 0.5}\n".into()),
     ];
     for (name, body) in cases {
@@ -341,6 +342,14 @@ fn every_wandb_sweep_feature_parses_and_runs() {
             }
             "args_no_hyphens" => assert_eq!(echoed["argv"][0], "x=1.5"),
             "description" => assert_eq!(summary["name"], "named"),
+            "auto" => {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    stdout.contains("method auto chose random: 4 trials"),
+                    "{stdout}"
+                );
+                assert_eq!(summary["sampler"], "random");
+            }
             _ => {}
         }
         assert!(summary["best"]["val"].is_f64(), "{name}: {summary}");
