@@ -3,11 +3,12 @@
 
 use crate::backend::cpu::optim::OptimizerKind;
 use crate::backend::{self, BackendChoice};
-use crate::config::{self, Sweep};
+use crate::config::{self, Schedule, Sweep};
 use crate::error::Error;
 use crate::error::Result;
 use crate::external;
 use crate::report::log::{default_run_dir, RunLog};
+use crate::report::progress::SweepProgress;
 use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{
@@ -990,21 +991,53 @@ fn run(
         );
     }
     let metric = sweep.metric.name.clone();
+    let plans = bracket_plans(&sweep);
+    let by_trials = matches!(
+        sweep.schedule,
+        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_)
+    );
+    let planned: f64 = plans.iter().map(planned_member_epochs).sum();
+    let mut progress = SweepProgress::new(
+        if by_trials {
+            sweep.run_cap
+        } else {
+            plans.iter().map(|p| p.trials).sum()
+        },
+        (!by_trials).then_some(planned),
+        sweep.metric.maximize,
+    );
+    let mut finished_before = 0;
     let mut on_progress = |p: &Progress| {
         let r = match (p, quiet) {
             (_, true) => return,
             (Progress::Rung(r), false) => r,
             (Progress::Tick(t), false) => {
-                let leader = t.leader.map_or("none complete yet".into(), |(n, v)| {
-                    format!("best complete trial {n} {metric} {v:.4}")
-                });
+                let done = t.complete + t.pruned + t.failed;
+                progress.advance(done - finished_before, 0.0, true);
+                finished_before = done;
+                if let Some((n, v)) = t.leader {
+                    progress.offer(n, v);
+                }
                 println!(
-                    "epoch {} of the population: {} training, {} started; {} complete, {} pruned, {} failed; {leader} ({:.1} s)",
-                    t.tick, t.training, t.started, t.complete, t.pruned, t.failed, t.seconds
+                    "epoch {} of the population: {} training, {} started; {} complete, {} pruned, {} failed ({:.1} s) {}",
+                    t.tick, t.training, t.started, t.complete, t.pruned, t.failed, t.seconds,
+                    progress.line(&metric)
                 );
                 return;
             }
         };
+        let previous = r
+            .rung
+            .checked_sub(1)
+            .map_or(0, |k| plans[r.bracket].rungs[k]);
+        progress.advance(
+            r.trained - r.continuing,
+            (r.trained * (r.budget - previous)) as f64,
+            false,
+        );
+        if let (Some((n, v)), true) = (r.leader, r.rung + 1 == r.rungs) {
+            progress.offer(n, v);
+        }
         {
             let leader = r.leader.map_or("no finite value".into(), |(t, v)| {
                 format!("leader trial {t} {metric} {v:.4}")
@@ -1015,7 +1048,7 @@ fn run(
                 String::new()
             };
             println!(
-                "{bracket}rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s)",
+                "{bracket}rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s) {}",
                 r.rung + 1,
                 r.rungs,
                 r.budget,
@@ -1023,7 +1056,8 @@ fn run(
                 r.trained,
                 r.continuing,
                 r.failed,
-                r.seconds
+                r.seconds,
+                progress.line(&metric)
             );
         }
     };
@@ -1049,6 +1083,19 @@ fn run(
         log.dir().display()
     );
     Ok(())
+}
+
+/// Member-epochs a bracket will train if every survivor count is ⌊n/η⌋ (failures make
+/// it less): the ETA's denominator.
+fn planned_member_epochs(plan: &crate::sweep::BracketPlan) -> f64 {
+    let eta = plan.halving.map_or(1, |h| h.eta);
+    let (mut n, mut previous, mut work) = (plan.trials, 0, 0);
+    for &budget in &plan.rungs {
+        work += n * (budget - previous);
+        previous = budget;
+        n = (n / eta).max(1);
+    }
+    work as f64
 }
 
 /// Runs (with `fresh`: the sweep text and the programs' working directory, saved into

@@ -23,6 +23,7 @@ pub use command::{argv, params_json, unknown_macro, MACROS};
 use crate::config::{External, Sweep};
 use crate::error::{Error, Result};
 use crate::report::log::RunLog;
+use crate::report::progress::format_seconds;
 use crate::space::Params;
 use crate::storage::{Journal, Storage};
 use crate::tuner::study::{Outcome, Study};
@@ -620,15 +621,4 @@ fn first_error(dir: &Path) -> Option<(usize, String)> {
             v["error"].as_str()?.to_string(),
         ))
     })
-}
-
-fn format_seconds(s: f64) -> String {
-    let s = s.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
 }

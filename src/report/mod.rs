@@ -5,4 +5,5 @@ pub mod html;
 pub mod importance;
 pub mod log;
 pub mod plot;
+pub mod progress;
 pub mod run;
