@@ -45,6 +45,12 @@ static_assert(sizeof(GemmProblem) == 80, "GemmProblem layout (src/backend/cuda/l
 // The host picks one per launch from the largest problem (src/backend/cuda/linear.rs).
 #define THREADS 256
 
+// How a 128 tile multiplies: fp32 FMAs with each thread's 8×8 outputs blocked or split
+// (below), or — opt in, POPSWEEP_GEMM=tf32 — TF32 tensor cores (mma.sync m16n8k8: inputs
+// rounded to 10 mantissa bits, products accumulated in fp32, as PyTorch does with
+// allow_tf32). fp32 is the default because it is what the CPU twin computes.
+enum Mode { BLOCKED, SPLIT_LAYOUT, TF32 };
+
 enum Epilogue { FORWARD, BACKWARD_X, BACKWARD_W };
 
 __device__ __forceinline__ float load_a(const GemmProblem& p, const float* A, int i, int kk) {
@@ -61,7 +67,7 @@ __device__ __forceinline__ float load_b(const GemmProblem& p, const float* B, in
 // Stages one BK-slice of A (BM×BK) and B (BK×BN) through registers. Consecutive threads walk
 // each operand's contiguous dimension, so the global loads coalesce whichever way the
 // operand is laid out.
-template <int BM, int BN, int BK>
+template <int BM, int BN, int BK, int PAD>
 struct TileLoader {
     static constexpr int LA = BM * BK / THREADS, LB = BK * BN / THREADS;
     float ra[LA], rb[LB];
@@ -85,8 +91,8 @@ struct TileLoader {
         }
     }
 
-    __device__ __forceinline__ void store(const GemmProblem& p, float (*As)[BM + 4],
-                                          float (*Bs)[BN + 4]) {
+    __device__ __forceinline__ void store(const GemmProblem& p, float (*As)[BM + PAD],
+                                          float (*Bs)[BN + PAD]) {
         int tid = threadIdx.x;
 #pragma unroll
         for (int r = 0; r < LA; ++r) {
@@ -138,19 +144,70 @@ __device__ __forceinline__ void multiply_slice(const float (*As)[BM + 4], const 
     }
 }
 
+__device__ __forceinline__ unsigned to_tf32(float x) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+// TF32: the 8 warps as 2 (rows) × 4 (columns), each a 64×32 sub-tile of 4×4 m16n8 tiles;
+// the k-slice of 8 is one mma per tile. Fragment layouts as in the PTX ISA for
+// m16n8k8.tf32 (g = lane / 4, t = lane % 4): A (g, t), (g+8, t), (g, t+4), (g+8, t+4);
+// B (t, g), (t+4, g); C (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1). Tile (mi, ni)'s four
+// accumulators live in acc[2·mi + ni/2][4·(ni%2) + q]. Rows padded to BM+8 floats keep
+// the 32 lanes' fragment reads (rows t, t+4; 8 consecutive columns) on 32 banks.
+template <int BM, int BN>
+__device__ __forceinline__ void multiply_slice_tf32(const float (*As)[BM + 8], const float (*Bs)[BN + 8],
+                                                    float (&acc)[8][8]) {
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int g = lane >> 2, t = lane & 3;
+    int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+    unsigned a[4][4], b[4][2];
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi) {
+        int r = wm + mi * 16 + g;
+        a[mi][0] = to_tf32(As[t][r]);
+        a[mi][1] = to_tf32(As[t][r + 8]);
+        a[mi][2] = to_tf32(As[t + 4][r]);
+        a[mi][3] = to_tf32(As[t + 4][r + 8]);
+    }
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+        int c = wn + ni * 8 + g;
+        b[ni][0] = to_tf32(Bs[t][c]);
+        b[ni][1] = to_tf32(Bs[t + 4][c]);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni) {
+            float* d = &acc[2 * mi + ni / 2][4 * (ni % 2)];
+            asm volatile(
+                "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
+                "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                : "r"(a[mi][0]), "r"(a[mi][1]), "r"(a[mi][2]), "r"(a[mi][3]), "r"(b[ni][0]),
+                  "r"(b[ni][1]));
+        }
+}
+
 // The main loop is pipelined: two shared-memory stages; the next slice's global loads are
 // issued before the current slice's arithmetic and land in the other stage, so memory
 // latency hides behind the multiply-adds and each slice needs one barrier, not two (8%
 // faster per training step than load-barrier-multiply-barrier on an H100; docs/gpu-performance.md).
-template <Epilogue E, bool SPLIT, int BM, int BN, int BK, int TM, int TN>
+template <Epilogue E, Mode MODE, int BM, int BN, int BK, int TM, int TN>
 __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
                           const float* __restrict__ B, float* C, const float* __restrict__ aux,
                           float* m1, float* m2, const MemberHparams* __restrict__ hp,
                           const MemberState* __restrict__ state) {
+    constexpr bool SPLIT = MODE == SPLIT_LAYOUT;
+    constexpr int PAD = MODE == TF32 ? 8 : 4;
+    static_assert(MODE != TF32 || (BM == 128 && BN == 128 && BK == 8 && TM == 8 && TN == 8),
+                  "the TF32 path is written for 128×128 tiles, k-slices of 8, 256 threads");
     int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
     if (row0 >= p.m || col0 >= p.n) return;
-    __shared__ __align__(16) float As[2][BK][BM + 4];
-    __shared__ __align__(16) float Bs[2][BK][BN + 4];
+    __shared__ __align__(16) float As[2][BK][BM + PAD];
+    __shared__ __align__(16) float Bs[2][BK][BN + PAD];
     int tid = threadIdx.x, tx = tid % (BN / TN), ty = tid / (BN / TN);
     float acc[TM][TN];
 #pragma unroll
@@ -158,7 +215,7 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
-    TileLoader<BM, BN, BK> loader;
+    TileLoader<BM, BN, BK, PAD> loader;
     loader.load(p, A, B, row0, col0, 0);
     loader.store(p, As[0], Bs[0]);
     __syncthreads();
@@ -166,7 +223,11 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
     for (int k0 = 0; k0 < p.k; k0 += BK) {
         bool more = k0 + BK < p.k;
         if (more) loader.load(p, A, B, row0, col0, k0 + BK);
-        multiply_slice<SPLIT, BM, BN, BK, TM, TN>(As[stage], Bs[stage], tx, ty, acc);
+        if constexpr (MODE == TF32) {
+            multiply_slice_tf32<BM, BN>(As[stage], Bs[stage], acc);
+        } else {
+            multiply_slice<SPLIT, BM, BN, BK, TM, TN>(As[stage], Bs[stage], tx, ty, acc);
+        }
         // The other stage was last read before the previous iteration's barrier.
         if (more) loader.store(p, As[stage ^ 1], Bs[stage ^ 1]);
         __syncthreads();
@@ -186,15 +247,64 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
     const unsigned long long step = state != nullptr ? state->steps : 0;
     const float keep_scale = 1.0f / (1.0f - rate);
     for (int chunk = 0; chunk < BM; chunk += EPI_ROWS) {
+        if constexpr (MODE == TF32) {
+            int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
+            int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
 #pragma unroll
-        for (int i = 0; i < TM; ++i) {
-            int lr = out_index<SPLIT, BM, TM>(ty, i) - chunk;
-            if (lr >= 0 && lr < EPI_ROWS) {
+            for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
-                for (int j = 0; j < TN; ++j) Cs[lr][out_index<SPLIT, BN, TN>(tx, j)] = acc[i][j];
+                for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) {
+                        int lr = wm + mi * 16 + g + (q >= 2 ? 8 : 0) - chunk;
+                        int c = wn + ni * 8 + 2 * t + (q & 1);
+                        if (lr >= 0 && lr < EPI_ROWS) Cs[lr][c] = acc[2 * mi + ni / 2][4 * (ni % 2) + q];
+                    }
+        } else {
+#pragma unroll
+            for (int i = 0; i < TM; ++i) {
+                int lr = out_index<SPLIT, BM, TM>(ty, i) - chunk;
+                if (lr >= 0 && lr < EPI_ROWS) {
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) Cs[lr][out_index<SPLIT, BN, TN>(tx, j)] = acc[i][j];
+                }
             }
         }
         __syncthreads();
+        if constexpr (E == BACKWARD_W) {
+            // The optimizer's traffic (w, m, v read and written) dominates this pass. Each
+            // thread loads U parameters' state before updating any, so U times as many
+            // loads are in flight: one at a time left HBM latency-bound at ~0.9 TB/s.
+            constexpr int U = 4;
+            static_assert(EPI_ROWS * BN % (THREADS * U) == 0, "whole rounds of U per thread");
+            const bool adam = h.kind != 0;
+            for (int e0 = tid; e0 < EPI_ROWS * BN; e0 += THREADS * U) {
+                float w[U], m[U], v[U], g[U];
+                long long at[U];
+                bool in[U];
+#pragma unroll
+                for (int u = 0; u < U; ++u) {
+                    int e = e0 + u * THREADS;
+                    int r = row0 + chunk + e / BN, c = col0 + e % BN;
+                    in[u] = r < p.m && c < p.n;
+                    at[u] = p.c_off + (long long)r * p.ldc + c;
+                    g[u] = Cs[e / BN][e % BN];
+                    w[u] = in[u] ? C[at[u]] : 0.0f;
+                    m[u] = in[u] ? m1[at[u]] : 0.0f;
+                    v[u] = in[u] && adam ? m2[at[u]] : 0.0f;
+                }
+#pragma unroll
+                for (int u = 0; u < U; ++u) {
+                    if (!in[u]) continue;
+                    optimizer_values(h, *state, w[u], g[u], m[u], v[u]);
+                    C[at[u]] = w[u];
+                    m1[at[u]] = m[u];
+                    if (adam) m2[at[u]] = v[u];
+                }
+            }
+            __syncthreads();
+            continue;
+        }
         for (int e = tid; e < EPI_ROWS * BN; e += THREADS) {
             int r = row0 + chunk + e / BN, c = col0 + e % BN;
             if (r >= p.m || c >= p.n) continue;
@@ -208,11 +318,9 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
                                            rate);
                 }
                 C[at] = v;
-            } else if (E == BACKWARD_X) {
+            } else {
                 float a_prev = aux[p.aux_off + (long long)r * p.ldc + c];
                 C[at] = a_prev > 0.0f ? v * keep_scale : 0.0f;
-            } else {
-                optimizer_update(h, *state, &C[at], v, &m1[at], &m2[at]);
             }
         }
         __syncthreads();
@@ -232,13 +340,13 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
 
 // One entry point per pass, tile shape and output layout: linear_forward_64,
 // linear_forward_128, linear_forward_128s (split), ...
-#define ENTRY_POINTS(NAME, SPLIT, TILE, BK, T, MIN_BLOCKS)                                         \
+#define ENTRY_POINTS(NAME, MODE, TILE, BK, T, MIN_BLOCKS)                                         \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_forward_##NAME(      \
         const GemmProblem* __restrict__ problems, const float* __restrict__ x,                    \
         const float* __restrict__ params, float* y, const MemberHparams* __restrict__ hp,         \
         const MemberState* __restrict__ state) {                                                  \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<FORWARD, SPLIT, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, \
+        gemm_tile<FORWARD, MODE, TILE, TILE, BK, T, T>(p, x, params, y, nullptr, nullptr, nullptr, \
                                                        h, s);                                     \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_x_##NAME(   \
@@ -246,7 +354,7 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
         const float* __restrict__ params, float* dx, const float* __restrict__ acts,              \
         const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<BACKWARD_X, SPLIT, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr,       \
+        gemm_tile<BACKWARD_X, MODE, TILE, TILE, BK, T, T>(p, dy, params, dx, acts, nullptr,       \
                                                           nullptr, h, s);                         \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) linear_backward_w_##NAME(   \
@@ -254,13 +362,14 @@ __device__ void gemm_tile(const GemmProblem& p, const float* __restrict__ A,
         const float* __restrict__ dy, float* params, float* m1, float* m2,                        \
         const MemberHparams* __restrict__ hp, const MemberState* __restrict__ state) {            \
         MEMBER_PROLOGUE                                                                           \
-        gemm_tile<BACKWARD_W, SPLIT, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h,   \
+        gemm_tile<BACKWARD_W, MODE, TILE, TILE, BK, T, T>(p, x, dy, params, nullptr, m1, m2, h,   \
                                                           s);                                     \
     }
 
 // Two 128-tile blocks per multiprocessor (registers capped at 128) so one block's loads
 // overlap the other's arithmetic.
 // (With 4 outputs per thread the split layout is the blocked one: no 64s.)
-ENTRY_POINTS(64, false, 64, 16, 4, 1)
-ENTRY_POINTS(128, false, 128, 8, 8, 2)
-ENTRY_POINTS(128s, true, 128, 8, 8, 2)
+ENTRY_POINTS(64, BLOCKED, 64, 16, 4, 1)
+ENTRY_POINTS(128, BLOCKED, 128, 8, 8, 2)
+ENTRY_POINTS(128s, SPLIT_LAYOUT, 128, 8, 8, 2)
+ENTRY_POINTS(128t, TF32, 128, 8, 8, 2)

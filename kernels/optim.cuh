@@ -4,22 +4,30 @@
 #pragma once
 #include "population.cuh"
 
+// On values held in registers, so a caller can issue the loads of several parameters
+// before the first update (memory-level parallelism; see linear.cu's epilogue). `v` is
+// AdamW's second moment, untouched by SGD.
+__device__ __forceinline__ void optimizer_values(const MemberHparams& h, const MemberState& s,
+                                                 float& w, float g, float& m, float& v) {
+    if (h.kind == 0) {
+        g = g + h.weight_decay * w;
+        m = h.momentum * m + g;
+        w = w - h.lr * m;
+    } else {
+        w = w * (1.0f - h.lr * h.weight_decay);
+        m = h.beta1 * m + (1.0f - h.beta1) * g;
+        v = h.beta2 * v + (1.0f - h.beta2) * g * g;
+        w = w - s.step_size * m / (sqrtf(v) / s.sqrt_bias2 + h.eps);
+    }
+}
+
 __device__ __forceinline__ void optimizer_update(const MemberHparams& h, const MemberState& s,
                                                  float* w, float g, float* m, float* v) {
-    float wv = *w;
-    if (h.kind == 0) {
-        g = g + h.weight_decay * wv;
-        float mv = h.momentum * *m + g;
-        *m = mv;
-        *w = wv - h.lr * mv;
-    } else {
-        wv = wv * (1.0f - h.lr * h.weight_decay);
-        float mv = h.beta1 * *m + (1.0f - h.beta1) * g;
-        float vv = h.beta2 * *v + (1.0f - h.beta2) * g * g;
-        *m = mv;
-        *v = vv;
-        *w = wv - s.step_size * mv / (sqrtf(vv) / s.sqrt_bias2 + h.eps);
-    }
+    float wv = *w, mv = *m, vv = h.kind == 0 ? 0.0f : *v;
+    optimizer_values(h, s, wv, g, mv, vv);
+    *w = wv;
+    *m = mv;
+    if (h.kind != 0) *v = vv;
 }
 
 // AdamW's per-step scalars for step t, as src/backend/cpu/optim.rs adamw_scalars: in

@@ -59,8 +59,16 @@ run() {
         >"$out/peer.jsonl" 2>"$out/peer.txt" || rc=1
     # popsweep again after the peer, so drift between the two shows.
     "${bench[@]}" --pop 256 >>"$out/popsweep.jsonl" || rc=1
-    python3 "$BUNDLE/gpu_table.py" "$out/popsweep.jsonl" "$out/peer.jsonl" || rc=1
+    python3 "$BUNDLE/gpu_table.py" "$out/popsweep.jsonl" "$out/peer.jsonl" "split GEMM, graph" || rc=1
+    echo "== TF32 (opt in: POPSWEEP_GEMM=tf32; the peer with --tf32)"
+    POPSWEEP_GEMM=tf32 "${bench[@]}" --pop 256 >"$out/popsweep_tf32.jsonl" || rc=1
+    python3 "$BUNDLE/peer_bench.py" "${args[@]}" --pop 256 --device cuda --cuda-graph --tf32 \
+        --impl "${PEER_TF32_IMPLS:-bmm,fused,jax_vmap,jax_scan}" --json \
+        >"$out/peer_tf32.jsonl" 2>"$out/peer_tf32.txt" || rc=1
+    POPSWEEP_GEMM=tf32 "${bench[@]}" --pop 256 >>"$out/popsweep_tf32.jsonl" || rc=1
+    python3 "$BUNDLE/gpu_table.py" "$out/popsweep_tf32.jsonl" "$out/peer_tf32.jsonl" "tf32 GEMM, graph" || rc=1
     profile "$out" || echo "(profile skipped: ncu failed)"
+    POPSWEEP_GEMM=tf32 profile "$out" || echo "(tf32 profile skipped: ncu failed)"
     return $rc
 }
 
@@ -70,12 +78,12 @@ profile() {
     local ncu
     ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1) || return 1
     [ -n "$ncu" ] || return 1
-    echo "== per-kernel times (ncu, pop 256, two steps)"
+    echo "== per-kernel times (ncu, pop 256, two steps${POPSWEEP_GEMM:+, $POPSWEEP_GEMM})"
     POPSWEEP_CUDA_GRAPH=0 timeout 120 "$ncu" --csv --print-units base --metrics gpu__time_duration.sum \
         --launch-skip 21 --launch-count 14 \
         "$BUNDLE/popsweep" bench --backend cuda --dims 784,256,10 --batch 128 --pop 256 \
-        --optimizer adamw --steps 3 --warmup 3 --reps 1 >"$1/ncu.csv" 2>"$1/ncu.err" || return 1
-    python3 - "$1/ncu.csv" <<'PY'
+        --optimizer adamw --steps 3 --warmup 3 --reps 1 >"$1/ncu${POPSWEEP_GEMM:+_$POPSWEEP_GEMM}.csv" 2>"$1/ncu.err" || return 1
+    python3 - "$1/ncu${POPSWEEP_GEMM:+_$POPSWEEP_GEMM}.csv" <<'PY'
 import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 head, body = rows[0], rows[1:]

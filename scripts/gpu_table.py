@@ -25,9 +25,10 @@ for r in peer:
           f"{'':>12}{r.get('loss_last', float('nan')):>11.4f}")
     if best is None or r["ms_per_step_median"] < best["ms_per_step_median"]:
         best = r
-same = [r for r in ours if r["pop"] == (best or {}).get("pop") and r.get("variant", "").startswith("split GEMM, graph")]
+variant = sys.argv[3] if len(sys.argv) > 3 else "split GEMM, graph"
+same = [r for r in ours if r["pop"] == (best or {}).get("pop") and r.get("variant", "").startswith(variant)]
 if best and same:
     mine = min(r["ms_per_step"] for r in same)
-    print(f"best peer: {best['impl']} {best['ms_per_step_median']:.3f} ms/step; popsweep {mine:.3f} ms/step; "
+    print(f"best peer: {best['impl']} {best['ms_per_step_median']:.3f} ms/step; popsweep ({variant}) {mine:.3f} ms/step; "
           f"speed-up {best['ms_per_step_median'] / mine:.2f}x (target >= 2x, step <= 1.0 ms)")
     print(f"popsweep GEMM ceiling {same[0]['sgemm_ceiling_gflops']:.0f} GFLOP/s; device {same[0]['device']}")

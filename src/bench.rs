@@ -340,10 +340,10 @@ pub fn run_cuda(
     let launches = Some(dp.launches_per_step());
     let variant = format!(
         "{} GEMM, {}",
-        match (dev.small_tiles(), dev.split()) {
-            (true, _) => "64-tile",
-            (false, true) => "split",
-            (false, false) => "blocked",
+        if dev.small_tiles() {
+            "64-tile"
+        } else {
+            dev.gemm_mode().name()
         },
         if dev.graphs() { "graph" } else { "no graph" }
     );

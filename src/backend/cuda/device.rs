@@ -7,7 +7,7 @@
 use super::layout::GemmTile;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Why the CUDA backend cannot run here.
@@ -26,23 +26,46 @@ impl std::error::Error for Unavailable {}
 pub struct Kernels {
     pub gather_rows: CudaFunction,
     pub advance_cursor: CudaFunction,
-    /// Per tile shape and output layout (`Kernels::gemm_index`): the three passes of
+    /// Per tile shape and mode (`Kernels::gemm_index`): the three passes of
     /// `kernels/linear.cu`.
-    pub linear_forward: [CudaFunction; 3],
-    pub linear_backward_x: [CudaFunction; 3],
-    pub linear_backward_w: [CudaFunction; 3],
+    pub linear_forward: [CudaFunction; 4],
+    pub linear_backward_x: [CudaFunction; 4],
+    pub linear_backward_w: [CudaFunction; 4],
     pub softmax_cross_entropy: CudaFunction,
     pub optimizer_step: CudaFunction,
     pub prepare_step: CudaFunction,
 }
 
 impl Kernels {
-    /// Index into the GEMM entry points: 64, 128 blocked, 128 split (the 64 tile's two
-    /// layouts are the same).
-    pub fn gemm_index(tile: GemmTile, split: bool) -> usize {
-        match tile {
-            GemmTile::Small => 0,
-            GemmTile::Large => 1 + usize::from(split),
+    /// Index into the GEMM entry points: 64, 128 blocked, 128 split, 128 TF32 (the 64
+    /// tile has one fp32 form).
+    pub fn gemm_index(tile: GemmTile, mode: GemmMode) -> usize {
+        match (tile, mode) {
+            (GemmTile::Small, _) => 0,
+            (GemmTile::Large, GemmMode::Blocked) => 1,
+            (GemmTile::Large, GemmMode::Split) => 2,
+            (GemmTile::Large, GemmMode::Tf32) => 3,
+        }
+    }
+}
+
+/// How the 128-tile GEMMs multiply (`POPSWEEP_GEMM=blocked|split|tf32`, default split):
+/// fp32 with each thread's outputs blocked or split (the same sums in the same order), or
+/// TF32 tensor cores — opt in, since TF32 rounds inputs to 10 mantissa bits and no longer
+/// equals the CPU twin to fp32 tolerances (PyTorch's `allow_tf32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmMode {
+    Blocked,
+    Split,
+    Tf32,
+}
+
+impl GemmMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmMode::Blocked => "blocked",
+            GemmMode::Split => "split",
+            GemmMode::Tf32 => "tf32",
         }
     }
 }
@@ -53,8 +76,8 @@ pub struct Device {
     pub stream: Arc<CudaStream>,
     pub kernels: Kernels,
     pub name: String,
-    /// Which output layout the 128-tile GEMMs use (split unless `POPSWEEP_GEMM=blocked`).
-    split: AtomicBool,
+    /// How the 128-tile GEMMs multiply (a `GemmMode` as u8).
+    gemm: AtomicU8,
     /// Whether every GEMM uses 64-wide tiles (`POPSWEEP_GEMM_TILES=small`), rather than
     /// 128-wide ones for large problems.
     small_tiles: AtomicBool,
@@ -98,19 +121,27 @@ impl Device {
             stream,
             kernels,
             name,
-            split: AtomicBool::new(setting("POPSWEEP_GEMM", "blocked")),
+            gemm: AtomicU8::new(match std::env::var("POPSWEEP_GEMM").as_deref() {
+                Ok("blocked") => GemmMode::Blocked,
+                Ok("tf32") => GemmMode::Tf32,
+                _ => GemmMode::Split,
+            } as u8),
             small_tiles: AtomicBool::new(!setting("POPSWEEP_GEMM_TILES", "small")),
             graphs: AtomicBool::new(setting("POPSWEEP_CUDA_GRAPH", "0")),
         }))
     }
 
-    pub fn split(&self) -> bool {
-        self.split.load(Ordering::Relaxed)
+    pub fn gemm_mode(&self) -> GemmMode {
+        match self.gemm.load(Ordering::Relaxed) {
+            0 => GemmMode::Blocked,
+            1 => GemmMode::Split,
+            _ => GemmMode::Tf32,
+        }
     }
 
-    /// Chooses the 128-tile output layout for later launches (the parity tests check both).
-    pub fn set_split(&self, on: bool) {
-        self.split.store(on, Ordering::Relaxed);
+    /// Chooses the 128-tile GEMM mode for later launches (the parity tests check each).
+    pub fn set_gemm_mode(&self, mode: GemmMode) {
+        self.gemm.store(mode as u8, Ordering::Relaxed);
     }
 
     pub fn small_tiles(&self) -> bool {
@@ -162,11 +193,12 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         module("optim")?,
     );
     // In `Kernels::gemm_index` order.
-    let gemm = |pass: &str| -> Result<[CudaFunction; 3], Unavailable> {
+    let gemm = |pass: &str| -> Result<[CudaFunction; 4], Unavailable> {
         Ok([
             function(&linear, &format!("{pass}_64"))?,
             function(&linear, &format!("{pass}_128"))?,
             function(&linear, &format!("{pass}_128s"))?,
+            function(&linear, &format!("{pass}_128t"))?,
         ])
     };
     Ok(Kernels {

@@ -144,7 +144,7 @@ impl GemmLaunch {
     }
 
     fn kernel(&self, dev: &Device) -> usize {
-        super::device::Kernels::gemm_index(self.tile, dev.split())
+        super::device::Kernels::gemm_index(self.tile, dev.gemm_mode())
     }
 
     fn config(&self) -> LaunchConfig {
