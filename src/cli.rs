@@ -48,8 +48,9 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
         /// Where to train: auto (the GPU if one is usable, else the CPU), cpu or cuda.
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendChoice,
+        /// Default: the sweep file's `backend`, else auto.
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
         /// Print only the final result.
         #[arg(long)]
         quiet: bool,
@@ -885,7 +886,7 @@ fn sanity(
 fn run(
     sweep_path: Option<PathBuf>,
     out: Option<PathBuf>,
-    (choice, threads): (BackendChoice, Option<usize>),
+    (choice, threads): (Option<BackendChoice>, Option<usize>),
     (quiet, json): (bool, bool),
     preflight: bool,
 ) -> Result<()> {
@@ -917,6 +918,7 @@ fn run(
         }
         return run_external(&sweep, &run_dir, Some((&text, &workdir)), (quiet, json));
     }
+    let choice = choice.or(sweep.backend).unwrap_or(BackendChoice::Auto);
     let (backend, chosen) = backend::select(choice, threads)?;
     let backend = backend.as_ref();
     if let (Some(line), false) = (chosen, quiet) {

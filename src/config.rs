@@ -5,6 +5,7 @@
 
 use crate::backend::cpu::activation::Activation;
 use crate::backend::cpu::optim::{Decay, LrSchedule, OptimizerKind};
+use crate::backend::BackendChoice;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions};
@@ -116,6 +117,8 @@ pub struct Sweep {
     pub final_stage: Option<FinalStage>,
     /// `method: auto`: what it chose and why (see `tuner::auto`).
     pub auto_reason: Option<String>,
+    /// `backend: auto|cpu|cuda`, used when the command line names none.
+    pub backend: Option<BackendChoice>,
 }
 
 /// How an external-program sweep runs its trials (see `crate::external`).
@@ -169,6 +172,7 @@ struct RawSweep {
     cv: Option<RawCv>,
     #[serde(rename = "final")]
     final_stage: Option<RawFinal>,
+    backend: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -579,6 +583,18 @@ impl Ctx<'_> {
                 Some((cv.outer as usize, cv.inner as usize))
             }
         };
+        let backend = match raw.backend.as_deref() {
+            None => None,
+            Some("auto") => Some(BackendChoice::Auto),
+            Some("cpu") => Some(BackendChoice::Cpu),
+            Some("cuda") => Some(BackendChoice::Cuda),
+            Some(other) => {
+                return Err(self.err(
+                    &["backend"],
+                    format!("backend `{other}` is not one of auto, cpu, cuda"),
+                ))
+            }
+        };
         let final_stage = match raw.final_stage {
             None => None,
             Some(f) => {
@@ -620,6 +636,7 @@ impl Ctx<'_> {
             cv,
             final_stage,
             auto_reason: choice.map(|c| c.reason),
+            backend,
         })
     }
 
@@ -640,6 +657,7 @@ impl Ctx<'_> {
             (raw.lr_finder.is_some(), "lr_finder"),
             (raw.cv.is_some(), "cv"),
             (raw.final_stage.is_some(), "final"),
+            (raw.backend.is_some(), "backend"),
         ] {
             if given {
                 return Err(self.err(
@@ -738,6 +756,7 @@ impl Ctx<'_> {
             cv: None,
             final_stage: None,
             auto_reason: choice.map(|c| c.reason),
+            backend: None,
             external: Some(External {
                 program: raw.program,
                 command,

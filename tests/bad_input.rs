@@ -84,6 +84,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("population zero", t("program: p.py\nmethod: random\nmetric: {name: loss}\npopulation: 0\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["population", "at least 1"])),
         ("cv with one fold", t(&format!("{HEAD}cv: {{outer: 1, inner: 3}}\n")), v(&["cv.outer", "at least 2"])),
         ("cv with early stopping", t(&format!("{HEAD}cv: {{outer: 3, inner: 2}}\nearly_terminate: {{type: hyperband, min_iter: 1}}\n")), v(&["cv", "early stopping"])),
+        ("unknown backend", t(&format!("{HEAD}backend: tpu\n")), v(&["backend", "tpu"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),
     ]
 }

@@ -29,10 +29,10 @@ use popsweep::backend::cpu::dropout::{dropout_forward, DropoutKey};
 use popsweep::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
 use popsweep::backend::cpu::loss::softmax_cross_entropy_backward;
 use popsweep::backend::cpu::optim::{optimizer_step, OptimHparams};
+use popsweep::backend::cuda::device::GemmMode;
 use popsweep::backend::cuda::gather::{gather_rows, BatchStart, DeviceData};
 use popsweep::backend::cuda::layout::{LossProblem, MemberHparams, MemberState};
 use popsweep::backend::cuda::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
-use popsweep::backend::cuda::device::GemmMode;
 use popsweep::backend::cuda::{loss, optim, CudaBackend, Device};
 use popsweep::data::Dataset;
 use popsweep::model::{Hparams, MemberSpec, MlpArch};
@@ -190,7 +190,11 @@ fn forward_with_relu_and_dropout_matches_cpu() {
             // zeros (ReLU or dropout) are compared only where the sign is clear.
             let pre = y.clone();
             let rms = (pre.iter().map(|v| v * v).sum::<f32>() / pre.len() as f32).sqrt();
-            let margin = if mode == GemmMode::Tf32 { 1e-2 * rms } else { 0.0 };
+            let margin = if mode == GemmMode::Tf32 {
+                1e-2 * rms
+            } else {
+                0.0
+            };
             y.iter_mut().for_each(|v| *v = v.max(0.0));
             let mut mask = vec![0.0f32; rows * w];
             let key = DropoutKey {
@@ -612,7 +616,10 @@ fn one_epoch_with_tf32_tensor_cores_stays_close_to_the_cpu() {
     for slot in 0..specs.len() {
         let err = rel_error(on_gpu.params(slot), on_cpu.params(slot));
         assert!(err < 3e-2, "member {slot}: weights differ by {err}");
-        let (hg, hc) = (&on_gpu.members()[slot].history[0], &on_cpu.members()[slot].history[0]);
+        let (hg, hc) = (
+            &on_gpu.members()[slot].history[0],
+            &on_cpu.members()[slot].history[0],
+        );
         assert!(
             (hg.val_loss - hc.val_loss).abs() < 3e-2 * hc.val_loss,
             "member {slot}: val loss {} vs {}",
