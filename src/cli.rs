@@ -13,13 +13,14 @@ use crate::space::Space;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{
     bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold, Progress,
-    SweepOutcome,
+    SweepOutcome, TrialRecord,
 };
 use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -180,13 +181,15 @@ pub fn main() -> ExitCode {
             quiet,
             json,
             no_sanity,
-        } => run(
-            sweep,
-            out,
-            (backend, threads),
-            (quiet || json, json),
-            !no_sanity,
-        ),
+        } => load_for_run(sweep).and_then(|loaded| {
+            run(
+                loaded,
+                Target::Fresh(out),
+                (backend, threads),
+                (quiet || json, json),
+                !no_sanity,
+            )
+        }),
         Command::Resume {
             run_dir,
             quiet,
@@ -883,26 +886,65 @@ fn sanity(
     }
 }
 
+/// A sweep read for `run` or `resume`: the validated sweep, where it came from (for
+/// messages), its text (kept in the run directory) and the directory its relative paths
+/// (data, program) are taken from.
+struct Loaded {
+    sweep: Sweep,
+    source: String,
+    text: String,
+    workdir: PathBuf,
+}
+
+fn load_for_run(path: Option<PathBuf>) -> Result<Loaded> {
+    let (sweep, source) = load_sweep(&path)?;
+    let (text, workdir) = match &path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            (text, dir.canonicalize().map_err(|e| Error::io(dir, e))?)
+        }
+        None => (config::DEFAULT_SWEEP.to_string(), PathBuf::from(".")),
+    };
+    Ok(Loaded {
+        sweep,
+        source,
+        text,
+        workdir,
+    })
+}
+
+/// Where a built-in sweep writes: a fresh run directory (default `runs/<name>-<time>/`),
+/// or one being resumed with the trials it already finished.
+enum Target {
+    Fresh(Option<PathBuf>),
+    Resume(PathBuf, BTreeMap<usize, TrialRecord>),
+}
+
 fn run(
-    sweep_path: Option<PathBuf>,
-    out: Option<PathBuf>,
+    loaded: Loaded,
+    target: Target,
     (choice, threads): (Option<BackendChoice>, Option<usize>),
     (quiet, json): (bool, bool),
     preflight: bool,
 ) -> Result<()> {
-    let (sweep, source) = load_sweep(&sweep_path)?;
+    let Loaded {
+        sweep,
+        source,
+        text: sweep_text,
+        workdir,
+    } = loaded;
     if let (Some(reason), false) = (&sweep.auto_reason, quiet) {
         println!("method auto chose {reason}");
     }
     if let Some(ext) = &sweep.external {
-        let path = sweep_path.expect("the embedded sweep trains the built-in model");
+        let Target::Fresh(out) = target else {
+            unreachable!("resume continues external sweeps through run_external")
+        };
         let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let workdir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
         if !quiet {
             println!(
                 "sweep `{}` from {source}: {} trials of `{}`, {} at once{}",
@@ -916,7 +958,12 @@ fn run(
                 ))
             );
         }
-        return run_external(&sweep, &run_dir, Some((&text, &workdir)), (quiet, json));
+        return run_external(
+            &sweep,
+            &run_dir,
+            Some((&sweep_text, &workdir)),
+            (quiet, json),
+        );
     }
     let choice = choice.or(sweep.backend).unwrap_or(BackendChoice::Auto);
     let (backend, chosen) = backend::select(choice, threads)?;
@@ -925,18 +972,18 @@ fn run(
         println!("{line}");
     }
     if let Some(folds) = sweep.cv {
+        let Target::Fresh(out) = target else {
+            return Err(Error::Run(
+                "a nested cross-validation is not resumable; start it again with `popsweep run`"
+                    .into(),
+            ));
+        };
         let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
-        return run_cv(
-            &sweep,
-            sweep_path.as_deref(),
-            folds,
-            backend,
-            &run_dir,
-            (quiet, json),
-        );
+        return run_cv(&sweep, &sweep_text, folds, backend, &run_dir, (quiet, json));
     }
     let (tuning, held_out, data_name) = load_data(&sweep)?;
-    if preflight {
+    let resuming = matches!(target, Target::Resume(..));
+    if preflight && !resuming {
         let report = sanity_check(backend, &tuning.train, &sweep.defaults, 500)?;
         if !quiet || !report.passed {
             println!("{}", describe_sanity(&report));
@@ -959,14 +1006,21 @@ fn run(
         }
         sweep.space = set_lr_range(&sweep.space, low, high)?;
     }
-    let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
-    let mut log = RunLog::create(&run_dir)?;
-    // The sweep file goes with the results, so `popsweep report` can read the space.
-    let sweep_text = match &sweep_path {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
-        None => config::DEFAULT_SWEEP.to_string(),
+    // Before the run directory exists, so a stop request is never lost to the default
+    // handler once there is something to resume.
+    crate::interrupt::install();
+    let (run_dir, mut log, known) = match target {
+        Target::Fresh(out) => {
+            let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+            let log = RunLog::create(&run_dir)?;
+            // The sweep file goes with the results, so `popsweep report` can read the
+            // space and `popsweep resume` can continue it (data paths from `workdir`).
+            log.write_text("sweep.yaml", &sweep_text)?;
+            log.write_text("workdir", &format!("{}\n", workdir.display()))?;
+            (run_dir, log, BTreeMap::new())
+        }
+        Target::Resume(dir, known) => (dir.clone(), RunLog::open_append(&dir)?, known),
     };
-    log.write_text("sweep.yaml", &sweep_text)?;
     if !quiet {
         let plans = bracket_plans(&sweep);
         let mut shape: Vec<String> = plans
@@ -1069,8 +1123,16 @@ fn run(
         held_out,
         backend,
         &mut log,
+        &known,
         &mut on_progress,
-    )?;
+    )
+    .map_err(|e| match e {
+        Error::Interrupted(_) => Error::Interrupted(format!(
+            "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
+            dir = run_dir.display()
+        )),
+        other => other,
+    })?;
     if json {
         let path = log.dir().join("summary.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -1161,10 +1223,35 @@ fn run_external(
     }
 }
 
+/// The trials a stopped built-in run finished, from its `trials.jsonl` (a line torn by the
+/// crash is reported and skipped: that trial runs again).
+fn finished_records(run_dir: &Path) -> Result<BTreeMap<usize, TrialRecord>> {
+    let path = run_dir.join("trials.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut known = BTreeMap::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str::<TrialRecord>(line) {
+            Ok(r) => {
+                known.insert(r.number, r);
+            }
+            Err(e) => eprintln!(
+                "warning: {}:{}: skipped an unreadable trial line ({e}); that trial runs again",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(known)
+}
+
 /// Nested cross-validation: one line per outer fold, then the mean ± sd of the test scores.
 fn run_cv(
     sweep: &Sweep,
-    sweep_path: Option<&Path>,
+    sweep_text: &str,
     (outer, inner): (usize, usize),
     backend: &dyn backend::Backend,
     run_dir: &Path,
@@ -1172,11 +1259,7 @@ fn run_cv(
 ) -> Result<()> {
     let (data, data_name) = load_dataset(sweep)?;
     let mut log = RunLog::create(run_dir)?;
-    let text = match sweep_path {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
-        None => config::DEFAULT_SWEEP.to_string(),
-    };
-    log.write_text("sweep.yaml", &text)?;
+    log.write_text("sweep.yaml", sweep_text)?;
     if !quiet {
         println!(
             "nested cross-validation of `{}`: {outer} outer × {inner} inner folds of {data_name} ({} rows), {} configurations × {} epochs, {} members in one population; backend {}",
@@ -1230,16 +1313,30 @@ fn run_cv(
 fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
     let path = run_dir.join("sweep.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let sweep = config::parse(&text, &path.display().to_string())?;
+    let workdir_file = run_dir.join("workdir");
+    let workdir = match std::fs::read_to_string(&workdir_file) {
+        Ok(w) => PathBuf::from(w.trim_end()),
+        Err(e) => return Err(Error::io(&workdir_file, e)),
+    };
+    let sweep = config::parse_at(&text, &path.display().to_string(), &workdir)?;
     if sweep.external.is_none() {
-        return Err(Error::Config {
-            file: path.display().to_string(),
-            line: None,
-            field: "program".into(),
-            message: "resume continues external-program sweeps; a built-in sweep trains in one \
-                      process and is rerun with `popsweep run`"
-                .into(),
-        });
+        let known = finished_records(run_dir)?;
+        if !quiet {
+            println!(
+                "resuming `{}` in {}: {} trial(s) finished before, kept as recorded",
+                sweep.name,
+                run_dir.display(),
+                known.len()
+            );
+        }
+        let loaded = Loaded {
+            sweep,
+            source: path.display().to_string(),
+            text,
+            workdir,
+        };
+        let target = Target::Resume(run_dir.to_path_buf(), known);
+        return run(loaded, target, (None, None), (quiet, json), false);
     }
     if !run_dir.join("journal.jsonl").is_file() {
         return Err(Error::Config {

@@ -329,9 +329,18 @@ pub fn load(path: &Path) -> Result<Sweep> {
             ),
         }
     })?;
-    let mut sweep = parse(&text, &path.display().to_string())?;
     // Data paths are relative to the sweep file, so a sweep runs from any directory.
-    let base = path.parent().unwrap_or(Path::new(""));
+    parse_at(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap_or(Path::new("")),
+    )
+}
+
+/// Validates sweep-file text as [`parse`] does, with relative data paths taken from `base`
+/// (the directory the sweep file was in; `popsweep resume` reads a copy elsewhere).
+pub fn parse_at(text: &str, file: &str, base: &Path) -> Result<Sweep> {
+    let mut sweep = parse(text, file)?;
     let resolve = |p: &mut PathBuf| {
         if p.is_relative() {
             *p = base.join(&*p);

@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod external;
+pub mod interrupt;
 pub mod model;
 pub mod report;
 pub mod rng;

@@ -258,12 +258,37 @@ fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
         journal
     );
 
-    // A built-in sweep is not resumable: it says so.
+    // A built-in slot schedule (ASHA) cannot be replayed: it says so.
+    let dir = temp("resume-asha");
+    let sweep = dir.join("asha.yaml");
     std::fs::write(
-        run_dir.join("sweep.yaml"),
-        "method: random\nmetric: {name: val_loss}\n",
+        &sweep,
+        format!(
+            "{HEAD}scheduler: {{type: asha, min_budget: 1, eta: 3}}\n\
+             parameters:\n  lr: {{min: 0.01, max: 0.1}}\n"
+        ),
     )
     .unwrap();
+    let run_dir = dir.join("run");
+    let out = popsweep(
+        &[
+            "run",
+            sweep.to_str().unwrap(),
+            "--out",
+            run_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = popsweep(&["resume", run_dir.to_str().unwrap()], &[]);
-    assert_error("built-in resume", &out, 2, &["external-program sweeps"]);
+    assert_error(
+        "asha resume",
+        &out,
+        1,
+        &["resume replays bracket schedules", "asha"],
+    );
 }

@@ -390,3 +390,116 @@ fn final_stage_rebuilds_exactly_and_retrains_on_train_plus_validation() {
         "{stdout}"
     );
 }
+
+/// A built-in sweep killed with SIGKILL after its first rung, then `popsweep resume`: the
+/// trials it had finished keep their records (none is trained again) and the result equals
+/// the uninterrupted run's (the replay is deterministic).
+#[test]
+fn kill_9_then_resume_of_a_built_in_sweep_reaches_the_same_result() {
+    let whole = temp("resume-whole.run");
+    let out = popsweep(&[
+        "run",
+        "--no-sanity",
+        "--quiet",
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    let reference = summary_of(&out, &whole);
+
+    let dir = temp("resume-killed.run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args([
+            "run",
+            "--no-sanity",
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("trials.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    // The first rung of 81 trials prunes 54 and logs them at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lines(&dir).len() < 54 {
+        assert!(std::time::Instant::now() < deadline, "no rung finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = lines(&dir);
+    assert!(before.len() < 81, "the sweep ended before the kill");
+    assert!(!dir.join("summary.json").exists());
+
+    let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
+    let resumed = summary_of(&out, &dir);
+    let after = lines(&dir);
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "finished trials untouched"
+    );
+    let numbers: std::collections::BTreeSet<u64> = after
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["number"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(numbers.len(), after.len(), "no trial recorded twice");
+    assert_eq!(numbers.len(), 81);
+    assert_eq!(
+        resumed["best"], reference["best"],
+        "same result as without the crash"
+    );
+    assert_eq!(resumed["trials"], reference["trials"]);
+}
+
+#[test]
+fn ctrl_c_stops_a_built_in_sweep_and_says_how_to_resume() {
+    let dir = temp("sigint-builtin.run");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args([
+            "run",
+            "--no-sanity",
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir.join("trials.jsonl").exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return; // finished before the signal arrived: nothing to check
+    }
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("resume with: popsweep resume {}", dir.display())),
+        "{stderr}"
+    );
+    let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -33,7 +33,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -68,12 +67,6 @@ struct TrialRecord<'a> {
 struct Rung {
     epochs: usize,
     value: f64,
-}
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 /// Runs (or, with `resume`, continues) the external sweep in `run_dir`; programs start in
@@ -123,12 +116,7 @@ pub fn run(sweep: &Sweep, run_dir: &Path, cwd: &Path, resume: bool, quiet: bool)
         finished: 0,
     };
     driver.recover(&mut study, &mut log)?;
-    INTERRUPTED.store(false, Ordering::SeqCst);
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    crate::interrupt::install();
     let interrupted = driver.drive(&mut study, &mut log)?;
     log.sync()?;
     if interrupted {
@@ -213,7 +201,7 @@ impl Driver<'_> {
         let mut asked = study.trials()?.len();
         let mut exited: BTreeMap<(usize, usize), std::process::ExitStatus> = BTreeMap::new();
         loop {
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if crate::interrupt::requested() {
                 for p in &mut self.running {
                     p.kill(Killed::Interrupted);
                 }

@@ -33,7 +33,7 @@ use crate::tuner::scheduler::{brackets, model_budget, rank, Score, SuccessiveHal
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -139,7 +139,7 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
 }
 
 /// The sweep metric of a trial at one rung.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RungValue {
     pub rung: usize,
     pub epochs: usize,
@@ -147,7 +147,7 @@ pub struct RungValue {
 }
 
 /// One line of `trials.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialRecord {
     pub number: usize,
     /// The configuration as sampled (PBT's later changes are in `lineage`).
@@ -160,13 +160,13 @@ pub struct TrialRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// PBT: every exploit/explore this trial went through, in order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<Lineage>,
 }
 
 /// One PBT exploit/explore step of a trial: at `epoch` it took the weights of trial `from`
 /// and continued with `params`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lineage {
     pub epoch: usize,
     pub from: usize,
@@ -312,8 +312,9 @@ fn scheduler_name(schedule: &Schedule) -> &'static str {
 /// What every schedule accumulates as it runs.
 struct Ledger {
     finished: Vec<TrialRecord>,
-    /// The best complete trial so far, kept alive (weights included) for the final test.
-    champion: Option<(Population, TrialRecord)>,
+    /// The best complete trial so far, kept alive (weights included) for the final test;
+    /// no weights when it finished before a resume (it is rebuilt from its seed then).
+    champion: Option<(Option<Population>, TrialRecord)>,
     /// Member-epochs trained, and epochs of population training (for utilisation).
     busy: usize,
     ticks: usize,
@@ -328,6 +329,20 @@ impl Ledger {
 
     /// A trial finished: keep its record, and its weights if it is the best complete one.
     fn finish(&mut self, pop: &Population, slot: usize, record: TrialRecord, metric: &Metric) {
+        self.finish_with(|| Some(pop.extract(slot)), record, metric);
+    }
+
+    /// A trial that finished before a resume: its record, no weights.
+    fn finish_known(&mut self, record: TrialRecord, metric: &Metric) {
+        self.finish_with(|| None, record, metric);
+    }
+
+    fn finish_with(
+        &mut self,
+        weights: impl FnOnce() -> Option<Population>,
+        record: TrialRecord,
+        metric: &Metric,
+    ) {
         if record.state == TrialState::Complete {
             let new = score(record.history.last(), &metric.name);
             let held = self
@@ -335,7 +350,7 @@ impl Ledger {
                 .as_ref()
                 .and_then(|(_, r)| score(r.history.last(), &metric.name));
             if self.champion.is_none() || rank(&[held, new], metric.maximize).first() == Some(&1) {
-                self.champion = Some((pop.extract(slot), record.clone()));
+                self.champion = Some((weights(), record.clone()));
             }
         }
         self.finished.push(record);
@@ -345,12 +360,17 @@ impl Ledger {
 /// Runs `sweep` on `tuning` with `backend`, recording into `log`, and finally evaluates the
 /// best trial once on `held_out`. Brackets run one after another, each as one population;
 /// the sampler sees the finished brackets' results when it suggests the next one.
+///
+/// `known`: trials a stopped run already finished (`popsweep resume`), by number. They are
+/// not trained again: their recorded rung values take their place at every rung, and the
+/// replay, deterministic given the seed, must make the same decisions about them.
 pub fn run_sweep(
     sweep: &Sweep,
     tuning: &TuningData,
     held_out: HeldOutTest,
     backend: &dyn Backend,
     log: &mut RunLog,
+    known: &BTreeMap<usize, TrialRecord>,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
@@ -376,6 +396,13 @@ pub fn run_sweep(
         _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
     };
     match sweep.schedule {
+        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) if !known.is_empty() => {
+            return Err(Error::Run(format!(
+                "resume replays bracket schedules (full, sh, hyperband, bohb); a {} sweep \
+                 cannot be continued — start it again with `popsweep run`",
+                scheduler_name(&sweep.schedule)
+            )));
+        }
         Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
             let context = slots::SlotContext {
                 sweep,
@@ -399,8 +426,15 @@ pub fn run_sweep(
                 }
                 let mut pop = Population::new();
                 let mut params: BTreeMap<usize, Params> = BTreeMap::new();
+                let mut finished_before = Vec::new();
                 for t in study.ask_batch(plan.trials)? {
-                    insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
+                    match known.get(&t.number) {
+                        Some(r) if r.params != t.params => return Err(replay_mismatch(t.number)),
+                        Some(r) => finished_before.push(r.clone()),
+                        None => {
+                            insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
+                        }
+                    }
                     params.insert(t.number, t.params);
                 }
                 let context = BracketContext {
@@ -412,7 +446,7 @@ pub fn run_sweep(
                     params: &params,
                 };
                 let first = ledger.finished.len();
-                context.run(&mut pop, &mut ledger, log, on_progress)?;
+                context.run(&mut pop, finished_before, &mut ledger, log, on_progress)?;
                 for r in &ledger.finished[first..] {
                     let outcome = match (r.state, r.rungs.last()) {
                         (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
@@ -465,9 +499,31 @@ pub fn run_sweep(
             );
             (Some(best), Some(report))
         }
-        (None, Some((pop, record))) => {
+        (None, Some((Some(pop), record))) => {
             let scored = held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows))?;
             (Some(best_of(&record, scored.accuracy, scored.loss)), None)
+        }
+        // The best trial finished before a resume: rebuilt exactly from its seed.
+        (None, Some((None, record))) => {
+            let stage = FinalStage {
+                top_k: 1,
+                retrain: false,
+            };
+            let report = final_eval::evaluate_finalists(
+                sweep,
+                stage,
+                tuning,
+                held_out,
+                &[&record],
+                backend,
+            )?;
+            let f = &report.finalists[0];
+            let best = best_of(
+                &record,
+                f.test_accuracy.unwrap_or(f64::NAN),
+                f.test_loss.unwrap_or(f64::NAN),
+            );
+            (Some(best), None)
         }
     };
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
@@ -528,6 +584,7 @@ impl BracketContext<'_> {
     fn run(
         &self,
         pop: &mut Population,
+        mut finished_before: Vec<TrialRecord>,
         ledger: &mut Ledger,
         log: &mut RunLog,
         on_progress: &mut dyn FnMut(&Progress),
@@ -538,7 +595,7 @@ impl BracketContext<'_> {
         let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
         for (k, &budget) in rungs.iter().enumerate() {
             let rung_started = Instant::now();
-            let trained = pop.len();
+            let trained = pop.len() + finished_before.len();
             // Synchronous: every alive member is at the same epoch, so one shared order serves all.
             while let Some(epoch) = pop
                 .members()
@@ -558,10 +615,13 @@ impl BracketContext<'_> {
                     batch_size: sweep.batch_size,
                 };
                 ledger.tick(pop.members().iter().filter(|m| m.is_alive()).count());
+                if crate::interrupt::requested() {
+                    return Err(Error::Interrupted("interrupted".into()));
+                }
                 self.backend
                     .train_epoch(pop, &tuning.train, &tuning.val, &plan)?;
             }
-            let scores: Vec<Option<Score>> = pop
+            let mut scores: Vec<Option<Score>> = pop
                 .members()
                 .iter()
                 .map(|m| {
@@ -570,6 +630,11 @@ impl BracketContext<'_> {
                         .flatten()
                 })
                 .collect();
+            // Trials finished before a resume stand at this rung with their recorded value
+            // (after the population's members in the ranking, as they would be anyway:
+            // ties go to the lower validation loss, then the earlier slot).
+            scores.extend(finished_before.iter().map(|r| recorded_score(r, k, metric)));
+            let members = pop.len();
             for (member, score) in pop.members().iter().zip(&scores) {
                 if let Some(score) = score {
                     rung_values
@@ -587,9 +652,17 @@ impl BracketContext<'_> {
                 Some(h) if !last_rung => h.select(&scores, metric.maximize),
                 _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
             };
+            let trial_at = |i: usize| {
+                if i < members {
+                    pop.members()[i].trial
+                } else {
+                    finished_before[i - members].number
+                }
+            };
             let leader = rank(&scores, metric.maximize)
                 .first()
-                .and_then(|&i| Some((pop.members()[i].trial, scores[i]?.value)));
+                .and_then(|&i| Some((trial_at(i), scores[i]?.value)));
+            let continuing_trials: Vec<usize> = continuing.iter().map(|&i| trial_at(i)).collect();
             let mut failed = 0;
             for (slot, member) in pop.members().iter().enumerate() {
                 let state = if !member.is_alive() {
@@ -615,6 +688,25 @@ impl BracketContext<'_> {
                 log.append_trial(&record)?;
                 ledger.finish(pop, slot, record, metric);
             }
+            // The replay must agree with the records: a recorded trial continues exactly
+            // when it has a value at the next rung.
+            let mut still = Vec::new();
+            for (j, r) in finished_before.drain(..).enumerate() {
+                let continues = !last_rung && continuing.contains(&(members + j));
+                let recorded = r.rungs.iter().any(|v| v.rung == k + 1);
+                if continues != recorded {
+                    return Err(replay_mismatch(r.number));
+                }
+                if continues {
+                    still.push(r);
+                } else {
+                    if scores[members + j].is_none() {
+                        failed += 1;
+                    }
+                    ledger.finish_known(r, metric);
+                }
+            }
+            finished_before = still;
             log.sync()?;
             on_progress(&Progress::Rung(RungReport {
                 bracket: self.bracket.0,
@@ -628,15 +720,29 @@ impl BracketContext<'_> {
                 leader,
                 seconds: rung_started.elapsed().as_secs_f64(),
             }));
-            let continuing_trials: Vec<usize> =
-                continuing.iter().map(|&i| pop.members()[i].trial).collect();
             pop.retain(|m| continuing_trials.contains(&m.trial));
-            if last_rung || pop.is_empty() {
+            if last_rung || (pop.is_empty() && finished_before.is_empty()) {
                 break;
             }
         }
         Ok(())
     }
+}
+
+/// A recorded trial's standing at rung `k`: its value there, ties broken by the validation
+/// loss of the epoch it reached the rung at (as [`score`] does for a live member).
+fn recorded_score(r: &TrialRecord, k: usize, metric: &Metric) -> Option<Score> {
+    let v = r.rungs.iter().find(|v| v.rung == k)?;
+    let mut s = score(r.history.get(v.epochs.checked_sub(1)?), &metric.name)?;
+    s.value = v.value;
+    Some(s)
+}
+
+fn replay_mismatch(trial: usize) -> Error {
+    Error::Run(format!(
+        "trial {trial}'s record in trials.jsonl disagrees with a replay of the sweep (were the \
+         sweep file or the data changed?); start it again with `popsweep run`"
+    ))
 }
 
 /// The `shift` augmentation treats each row as a square image: refuse it up front when the
