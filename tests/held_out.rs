@@ -25,6 +25,7 @@ fn run(data: &Dataset, tag: &str) -> SweepOutcome {
         held_out,
         &CpuBackend::new(2),
         &mut log,
+        &Default::default(),
         &mut |_| {},
     )
     .unwrap();
