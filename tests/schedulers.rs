@@ -34,6 +34,7 @@ fn run_text(text: &str, tag: &str) -> SweepOutcome {
         held_out,
         &CpuBackend::new(2),
         &mut log,
+        &Default::default(),
         &mut |_| {},
     )
     .unwrap();
