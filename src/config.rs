@@ -777,12 +777,11 @@ impl Ctx<'_> {
         })
     }
 
-    /// W&B's hyperband early termination for an external program: bands in iterations.
-    fn band_stopping(&self, raw: RawEarlyTerminate) -> Result<BandStopping> {
-        let at = |key: &'static str| ["early_terminate", key];
+    /// `early_terminate`'s type (hyperband is the one W&B defines) and its η (default 3).
+    fn hyperband_eta(&self, raw: &RawEarlyTerminate) -> Result<usize> {
         if raw.kind != "hyperband" {
             return Err(self.err(
-                &at("type"),
+                &["early_terminate", "type"],
                 format!(
                     "early_terminate type `{}` is not supported (supported: hyperband)",
                     raw.kind
@@ -791,8 +790,18 @@ impl Ctx<'_> {
         }
         let eta = raw.eta.unwrap_or(3) as usize;
         if eta < 2 {
-            return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
+            return Err(self.err(
+                &["early_terminate", "eta"],
+                format!("eta {eta} must be at least 2"),
+            ));
         }
+        Ok(eta)
+    }
+
+    /// W&B's hyperband early termination for an external program: bands in iterations.
+    fn band_stopping(&self, raw: RawEarlyTerminate) -> Result<BandStopping> {
+        let at = |key: &'static str| ["early_terminate", key];
+        let eta = self.hyperband_eta(&raw)?;
         let strict = raw.strict.unwrap_or(false);
         let rule = match (raw.min_iter, raw.max_iter, raw.s) {
             (Some(0), _, _) => return Err(self.err(&at("min_iter"), "must be at least 1".into())),
@@ -1122,19 +1131,7 @@ impl Ctx<'_> {
         epochs_given: bool,
     ) -> Result<SuccessiveHalving> {
         let at = |key: &'static str| ["early_terminate", key];
-        if raw.kind != "hyperband" {
-            return Err(self.err(
-                &at("type"),
-                format!(
-                    "early_terminate type `{}` is not supported (supported: hyperband)",
-                    raw.kind
-                ),
-            ));
-        }
-        let eta = raw.eta.unwrap_or(3) as usize;
-        if eta < 2 {
-            return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
-        }
+        let eta = self.hyperband_eta(&raw)?;
         let max_budget = match raw.max_iter {
             Some(0) => return Err(self.err(&at("max_iter"), "must be at least 1".into())),
             Some(m) if epochs_given && m as usize != epochs => {

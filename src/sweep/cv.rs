@@ -13,7 +13,7 @@
 //! their fold through a [`Fold`] view of the shared data, so the K·J copies of a
 //! configuration train side by side with every other configuration (CPU backend).
 
-use super::{derive_seed, insert_trial, SEED_SAMPLER, SEED_SHUFFLE, SEED_SPLIT};
+use super::{derive_seed, insert_trial, sweep_study, SEED_SHUFFLE, SEED_SPLIT};
 use crate::backend::{Backend, EpochPlan};
 use crate::config::Sweep;
 use crate::data::{Dataset, TuningData};
@@ -23,7 +23,6 @@ use crate::report::log::RunLog;
 use crate::rng::{permutation, Stream};
 use crate::space::Params;
 use crate::train::Population;
-use crate::tuner::study::Study;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -150,13 +149,7 @@ pub fn run_nested_cv(
     let all: Vec<usize> = (0..n).collect();
     let outer_folds = stratified_folds(&all, &data.labels, outer, split_seed);
     // The same configurations in every outer fold (one batch from the sweep's sampler).
-    let mut study = Study::in_memory(
-        sweep.space.clone(),
-        sweep.sampler,
-        sweep.metric.maximize,
-        derive_seed(sweep.seed, SEED_SAMPLER),
-    )
-    .map_err(Error::Run)?;
+    let mut study = sweep_study(sweep)?;
     let configs: Vec<(usize, Params)> = study
         .ask_batch(sweep.run_cap)?
         .into_iter()

@@ -375,13 +375,7 @@ pub fn run_sweep(
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
     check_shift(sweep, tuning.train.n_features)?;
-    let mut study = Study::in_memory(
-        sweep.space.clone(),
-        sweep.sampler,
-        sweep.metric.maximize,
-        derive_seed(sweep.seed, SEED_SAMPLER),
-    )
-    .map_err(Error::Run)?;
+    let mut study = sweep_study(sweep)?;
     let plans = bracket_plans(sweep);
     let metric = &sweep.metric;
     let mut ledger = Ledger {
@@ -564,6 +558,17 @@ pub fn run_sweep(
         summary,
         trials: finished,
     })
+}
+
+/// The sweep's sampler as an in-memory study, seeded from the sweep seed.
+fn sweep_study(sweep: &Sweep) -> Result<Study> {
+    Study::in_memory(
+        sweep.space.clone(),
+        sweep.sampler,
+        sweep.metric.maximize,
+        derive_seed(sweep.seed, SEED_SAMPLER),
+    )
+    .map_err(Error::Run)
 }
 
 /// What one bracket needs to run.
