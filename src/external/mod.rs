@@ -282,6 +282,14 @@ impl Driver<'_> {
             params,
             &params_file,
         );
+        if argv.is_empty() {
+            return Err(Error::Config {
+                file: self.run_dir.join("sweep.yaml").display().to_string(),
+                line: None,
+                field: "command".into(),
+                message: "expands to nothing: name a program to run".into(),
+            });
+        }
         TrialProcess::spawn(
             &argv,
             self.cwd,
