@@ -693,19 +693,19 @@ impl BracketContext<'_> {
                 log.append_trial(&record)?;
                 ledger.finish(pop, slot, record, metric);
             }
-            // The replay must agree with the records: a recorded trial continues exactly
-            // when it has a value at the next rung.
+            // The replay must agree with the records.
             let mut still = Vec::new();
             for (j, r) in finished_before.drain(..).enumerate() {
                 let continues = !last_rung && continuing.contains(&(members + j));
-                let recorded = r.rungs.iter().any(|v| v.rung == k + 1);
+                let alive_here = scores[members + j].is_some();
+                let recorded = went_past(&r, k, alive_here) && !last_rung;
                 if continues != recorded {
                     return Err(replay_mismatch(r.number));
                 }
                 if continues {
                     still.push(r);
                 } else {
-                    if scores[members + j].is_none() {
+                    if !alive_here {
                         failed += 1;
                     }
                     ledger.finish_known(r, metric);
@@ -741,6 +741,13 @@ fn recorded_score(r: &TrialRecord, k: usize, metric: &Metric) -> Option<Score> {
     let mut s = score(r.history.get(v.epochs.checked_sub(1)?), &metric.name)?;
     s.value = v.value;
     Some(s)
+}
+
+/// Whether a recorded trial went on past rung `k`: it has a value at the next rung, or it
+/// was alive at `k` and is recorded failed — it diverged on the way to the next rung (a
+/// trial stopped at `k` is recorded pruned, one that failed before `k` was not alive there).
+fn went_past(r: &TrialRecord, k: usize, alive_at_k: bool) -> bool {
+    r.rungs.iter().any(|v| v.rung == k + 1) || (alive_at_k && r.state == TrialState::Failed)
 }
 
 fn replay_mismatch(trial: usize) -> Error {
@@ -925,4 +932,48 @@ fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
         value: latest.get(metric)?,
         tiebreak: latest.val_loss,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: TrialState, rungs: &[usize]) -> TrialRecord {
+        TrialRecord {
+            number: 0,
+            params: Params::new(),
+            state,
+            epochs: 0,
+            rungs: rungs
+                .iter()
+                .map(|&rung| RungValue {
+                    rung,
+                    epochs: 3usize.pow(rung as u32),
+                    value: 0.5,
+                })
+                .collect(),
+            history: Vec::new(),
+            error: None,
+            lineage: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_record_tells_whether_its_trial_went_past_a_rung() {
+        // Pruned at rung 1: went past rung 0, not past rung 1.
+        let pruned = record(TrialState::Pruned, &[0, 1]);
+        assert!(went_past(&pruned, 0, true) && !went_past(&pruned, 1, true));
+        // Survived rung 0, diverged before rung 1: past rung 0 (alive there), and at
+        // rung 1 it is no longer alive, so not past it.
+        let diverged = record(TrialState::Failed, &[0]);
+        assert!(went_past(&diverged, 0, true) && !went_past(&diverged, 1, false));
+        // Diverged before rung 0: never alive at a rung.
+        assert!(!went_past(&record(TrialState::Failed, &[]), 0, false));
+        // Complete at the last rung: has no next rung.
+        assert!(!went_past(
+            &record(TrialState::Complete, &[0, 1, 2]),
+            2,
+            true
+        ));
+    }
 }
