@@ -16,7 +16,7 @@ use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, 
 use crate::sweep::FinalStage;
 use crate::train::METRIC_NAMES;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
-use crate::tuner::scheduler::{brackets, BandStopping, Pbt, SuccessiveHalving};
+use crate::tuner::scheduler::{total_trials, BandStopping, Pbt, SuccessiveHalving};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -521,22 +521,7 @@ impl Ctx<'_> {
             },
             _ => schedule,
         };
-        let run_cap = match (sampler, raw.run_cap) {
-            (SamplerKind::Grid, cap) => {
-                let size = GridSampler::grid_size(&space).map_err(|m| self.err(&["method"], m))?;
-                match cap {
-                    Some(c) if c > size => {
-                        return Err(self.err(
-                            &["run_cap"],
-                            format!("run_cap {c} exceeds the grid's {size} points"),
-                        ))
-                    }
-                    Some(c) => c as usize,
-                    None => size as usize,
-                }
-            }
-            (_, cap) => self.positive(cap, 27, &["run_cap"])?,
-        };
+        let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
         let run_cap = match schedule {
             Schedule::Hyperband {
                 min_budget,
@@ -549,10 +534,7 @@ impl Ctx<'_> {
                 eta,
                 ..
             } => {
-                let needed: usize = brackets(min_budget, max_budget, eta)
-                    .iter()
-                    .map(|b| b.trials())
-                    .sum();
+                let needed = total_trials(min_budget, max_budget, eta);
                 match raw.run_cap {
                     Some(cap) if (cap as usize) < needed => {
                         return Err(self.err(
@@ -722,22 +704,7 @@ impl Ctx<'_> {
             crate::tuner::auto::choose(&space, cap, None)
         });
         let sampler = choice.as_ref().map_or(sampler, |c| c.sampler);
-        let run_cap = match sampler {
-            SamplerKind::Grid => {
-                let size = GridSampler::grid_size(&space).map_err(|m| self.err(&["method"], m))?;
-                match raw.run_cap {
-                    Some(c) if c > size => {
-                        return Err(self.err(
-                            &["run_cap"],
-                            format!("run_cap {c} exceeds the grid's {size} points"),
-                        ))
-                    }
-                    Some(c) => c as usize,
-                    None => size as usize,
-                }
-            }
-            _ => self.positive(raw.run_cap, 27, &["run_cap"])?,
-        };
+        let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
         if let Some(t) = raw.trial_timeout.filter(|t| !(*t > 0.0 && t.is_finite())) {
             return Err(self.err(
                 &["trial_timeout"],
@@ -821,6 +788,22 @@ impl Ctx<'_> {
             ));
         }
         Ok(rule)
+    }
+
+    /// W&B's `run_cap`: for grid at most (and by default) the grid's size, else 27.
+    fn run_cap(&self, sampler: SamplerKind, space: &Space, given: Option<u64>) -> Result<usize> {
+        if sampler != SamplerKind::Grid {
+            return self.positive(given, 27, &["run_cap"]);
+        }
+        let size = GridSampler::grid_size(space).map_err(|m| self.err(&["method"], m))?;
+        match given {
+            Some(c) if c > size => Err(self.err(
+                &["run_cap"],
+                format!("run_cap {c} exceeds the grid's {size} points"),
+            )),
+            Some(c) => Ok(c as usize),
+            None => Ok(size as usize),
+        }
     }
 
     fn positive(&self, value: Option<u64>, default: usize, path: &[&str]) -> Result<usize> {

@@ -15,7 +15,7 @@
 
 use crate::space::{Distribution, Space};
 use crate::tuner::sampler::{GridSampler, SamplerKind};
-use crate::tuner::scheduler::brackets;
+use crate::tuner::scheduler::total_trials;
 
 /// What `auto` chose.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +55,7 @@ pub fn choose(space: &Space, run_cap: usize, epochs: Option<usize>) -> AutoChoic
         );
     }
     if let Some(epochs) = epochs.filter(|&e| e >= 9) {
-        let needed: usize = brackets(1, epochs, 3).iter().map(|b| b.trials()).sum();
+        let needed = total_trials(1, epochs, 3);
         if run_cap >= needed {
             return pick(
                 SamplerKind::Random,

@@ -53,6 +53,14 @@ impl Bracket {
     }
 }
 
+/// Trials in all of Hyperband's brackets over `[min_budget, max_budget]`.
+pub fn total_trials(min_budget: usize, max_budget: usize, eta: usize) -> usize {
+    brackets(min_budget, max_budget, eta)
+        .iter()
+        .map(Bracket::trials)
+        .sum()
+}
+
 /// Hyperband's brackets for budgets from `min_budget` to `max_budget` (epochs) and `eta`.
 /// Budgets are multiples of `min_budget`; `R = max_budget / min_budget`.
 pub fn brackets(min_budget: usize, max_budget: usize, eta: usize) -> Vec<Bracket> {

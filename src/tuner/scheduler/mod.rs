@@ -14,7 +14,7 @@ pub use asha::Asha;
 pub use bands::BandStopping;
 pub use bohb::model_budget;
 pub use halving::SuccessiveHalving;
-pub use hyperband::{brackets, Bracket};
+pub use hyperband::{brackets, total_trials, Bracket};
 pub use median::MedianStopping;
 pub use pbt::Pbt;
 
