@@ -50,14 +50,19 @@ pub fn philox4x32(key: u64, counter: [u32; 4]) -> [u32; 4] {
 /// The `index`-th 32-bit word of a stream: `(key, stream, a, b)` name the stream,
 /// `index` walks it. Four consecutive indices share one Philox block.
 pub fn stream_word(key: u64, stream: Stream, a: u32, b: u32, index: u64) -> u32 {
-    let block = index >> 2;
+    stream_block(key, stream, a, b, index >> 2)[(index & 3) as usize]
+}
+
+/// Words `4·block … 4·block + 3` of a stream at once: one Philox evaluation, where four
+/// calls of [`stream_word`] would make four.
+pub fn stream_block(key: u64, stream: Stream, a: u32, b: u32, block: u64) -> [u32; 4] {
     let counter = [
         block as u32,
         a,
         b ^ ((block >> 32) as u32).rotate_left(16),
         stream as u32,
     ];
-    philox4x32(key, counter)[(index & 3) as usize]
+    philox4x32(key, counter)
 }
 
 /// A uniform number in [0, 1) with 24 random bits (exactly representable in f32).

@@ -5,7 +5,7 @@
 //!   each direction (uniform integers), zero-filled at the edges;
 //! - `noise`: Gaussian noise of standard deviation `noise` added to every input.
 
-use crate::rng::{stream_word, unit_f32, Stream};
+use crate::rng::{stream_block, stream_word, unit_f32, Stream};
 
 /// One member's augmentation strengths.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -52,19 +52,49 @@ pub fn augment_batch(aug: Augment, seed: u64, step: u64, xs: &[f32], d: usize, o
         }
     }
     if aug.noise > 0.0 {
-        for (e, x) in out[..xs.len()].iter_mut().enumerate() {
-            // Box–Muller from two words of the element's pair.
-            let u1 = unit_f32(word(1 << 31, 2 * e as u64)).max(1e-7);
-            let u2 = unit_f32(word(1 << 31, 2 * e as u64 + 1));
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos();
-            *x += aug.noise * z;
+        // Element e draws words 2e and 2e + 1 (Box–Muller); elements 2p and 2p + 1 thus
+        // share Philox block p, evaluated once for both.
+        for (p, pair) in out[..xs.len()].chunks_mut(2).enumerate() {
+            let words = stream_block(seed, Stream::Augment, lo, hi ^ (1 << 31), p as u64);
+            for (x, w) in pair.iter_mut().zip(words.chunks_exact(2)) {
+                *x += aug.noise * box_muller(w[0], w[1]);
+            }
         }
     }
+}
+
+/// A standard normal from two uniform words.
+fn box_muller(w1: u32, w2: u32) -> f32 {
+    let u1 = unit_f32(w1).max(1e-7);
+    let u2 = unit_f32(w2);
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pairwise loop adds exactly the noise of the per-element definition: words 2e
+    /// and 2e + 1 of the stream for element e (odd lengths included).
+    #[test]
+    fn blocked_noise_equals_the_per_element_definition() {
+        let aug = Augment {
+            noise: 0.5,
+            shift: 0,
+        };
+        for n in [1usize, 2, 7, 64] {
+            let xs = vec![0.0f32; n];
+            let mut out = vec![0.0f32; n];
+            let (seed, step) = (42u64, (3u64 << 32) + 9);
+            augment_batch(aug, seed, step, &xs, n, &mut out);
+            let (lo, hi) = (step as u32, ((step >> 32) as u32) ^ (1 << 31));
+            for (e, x) in out.iter().enumerate() {
+                let w = |i: u64| stream_word(seed, Stream::Augment, lo, hi, i);
+                let z = box_muller(w(2 * e as u64), w(2 * e as u64 + 1));
+                assert_eq!(*x, 0.5 * z, "n {n} element {e}");
+            }
+        }
+    }
 
     #[test]
     fn shift_translates_whole_images_within_range() {
