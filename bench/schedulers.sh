@@ -50,6 +50,6 @@ fi
 if [ "$which" != digits ]; then
     run mnist examples/mnist.yaml full 27 0
     run mnist examples/mnist.yaml asha 27 0
-    run mnist examples/mnist.yaml full 17 0
-    run mnist examples/mnist.yaml hyperband 17 0
+    run mnist examples/mnist.yaml full 49 0
+    run mnist examples/mnist.yaml hyperband 49 0
 fi

@@ -8,6 +8,9 @@
 #       runs every parity test (failing if any printed SKIP), a short sweep on the GPU, then
 #       `popsweep bench --backend cuda` against peer_bench.py --device cuda on the same GPU,
 #       and prints a short table. Logs go to $OUT when it is set.
+#   scripts/gpu-check.sh quick   (on the GPU machine, when little device time is left)
+#       the parity tests, the sweep, and popsweep at P = 256 against the best peers only
+#       (torch fused + CUDA graph, JAX vmap): about a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=gpu-bundle
@@ -34,16 +37,10 @@ for line in sys.stdin:
 run() {
     local out="${OUT:-/tmp/gpu-check}"
     mkdir -p "$out"
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
-    echo "== parity tests"
     local rc=0
-    "$BUNDLE/cuda_parity" --test-threads=1 --nocapture >"$out/parity.log" 2>&1 || rc=$?
-    grep -E "^test |test result|panicked|SKIP" "$out/parity.log" | grep -v "rng seed" || true
-    if grep -q "SKIP" "$out/parity.log"; then echo "FAIL: a parity test was skipped"; rc=1; fi
+    parity_and_sweep "$out" || rc=1
     echo "== backend auto"
     "$BUNDLE/popsweep" sanity --backend auto 2>&1 | head -n 2 || rc=1
-    echo "== sweep on the GPU (embedded digits)"
-    "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 6 || rc=1
     echo "== bench"
     local args=(--dims 784,256,10 --batch 128 --optimizer adamw --steps 50 --warmup 5 --reps 5)
     local bench=("$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --json)
@@ -93,8 +90,37 @@ for r in body:
 PY
 }
 
+# The parity tests (failing if any printed SKIP) and a sweep on the GPU: both modes start so.
+parity_and_sweep() {
+    local out=$1 rc=0
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
+    echo "== parity tests"
+    "$BUNDLE/cuda_parity" --test-threads=1 --nocapture >"$out/parity.log" 2>&1 || rc=$?
+    grep -E "^test |test result|panicked|SKIP" "$out/parity.log" | grep -v "rng seed" || true
+    if grep -q "SKIP" "$out/parity.log"; then echo "FAIL: a parity test was skipped"; rc=1; fi
+    echo "== sweep on the GPU (embedded digits)"
+    "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 3 || rc=1
+    return $rc
+}
+
+quick() {
+    local out="${OUT:-/tmp/gpu-check}" rc=0
+    mkdir -p "$out"
+    parity_and_sweep "$out" || rc=1
+    echo "== bench (quick)"
+    local args=(--dims 784,256,10 --batch 128 --optimizer adamw --steps 50 --warmup 5 --reps 5)
+    local bench=("$BUNDLE/popsweep" bench --backend cuda "${args[@]}" --json --pop 256)
+    "${bench[@]}" >>"$out/popsweep.jsonl" || rc=1
+    python3 "$BUNDLE/peer_bench.py" "${args[@]}" --pop 256 --device cuda --cuda-graph \
+        --impl fused,jax_vmap --ceiling --json >"$out/peer.jsonl" 2>"$out/peer.txt" || rc=1
+    "${bench[@]}" >>"$out/popsweep.jsonl" || rc=1
+    python3 "$BUNDLE/gpu_table.py" "$out/popsweep.jsonl" "$out/peer.jsonl" "split GEMM, graph" || rc=1
+    return $rc
+}
+
 case "${1:-}" in
     build) build ;;
     run) run ;;
-    *) echo "usage: $0 build|run" >&2; exit 2 ;;
+    quick) quick ;;
+    *) echo "usage: $0 build|run|quick" >&2; exit 2 ;;
 esac

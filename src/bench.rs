@@ -102,6 +102,7 @@ fn synthetic(rows: usize, inputs: usize, classes: usize) -> Dataset {
         labels,
         n_features: inputs,
         n_classes: classes,
+        ..Dataset::default()
     }
 }
 
@@ -184,6 +185,7 @@ pub fn run(config: &BenchConfig) -> BenchResult {
         labels: Vec::new(),
         n_features: inputs,
         n_classes: classes,
+        ..Dataset::default()
     };
     let backend = CpuBackend::new(config.threads);
     let mut pop = population(&specs);

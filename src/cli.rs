@@ -837,6 +837,25 @@ fn load_sweep(path: &Option<PathBuf>) -> Result<(Sweep, String)> {
 
 /// One line per check; the diagnosis when one fails.
 fn describe_sanity(r: &SanityReport) -> String {
+    if r.task == crate::data::Task::Regression {
+        let overfit = match r.steps_to_overfit {
+            Some(steps) => format!("overfits {TINY_BATCH} rows in {steps} steps"),
+            None => format!(
+                "does NOT overfit {TINY_BATCH} rows in {} steps (loss {:.3e})",
+                r.max_steps, r.final_train_loss
+            ),
+        };
+        let mut text = format!(
+            "sanity: initial loss {:.3e} (mean squared target {:.3e}{}); {overfit}",
+            r.initial_loss,
+            r.expected_initial_loss,
+            if r.initial_loss_ok { "" } else { ", too far" }
+        );
+        for d in &r.diagnosis {
+            text.push_str(&format!("\n  - {d}"));
+        }
+        return text;
+    }
     let overfit = match r.steps_to_overfit {
         Some(steps) => format!("overfits {TINY_BATCH} rows in {steps} steps"),
         None => format!(
@@ -1413,9 +1432,15 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
     }
     let s = &outcome.summary;
     if let Some(best) = &s.best {
+        // Regression has no accuracy (NaN): the test loss alone.
+        let accuracy = if best.test_accuracy.is_nan() {
+            String::new()
+        } else {
+            format!("test accuracy {:.4}, ", best.test_accuracy)
+        };
         println!(
-            "best trial {}: {} {:.4} on validation, {:.4} on test (test accuracy {:.4}, test loss {:.4})",
-            best.trial, metric.name, best.val, best.test, best.test_accuracy, best.test_loss
+            "best trial {}: {} {:.4} on validation, {:.4} on test ({accuracy}test loss {:.4})",
+            best.trial, metric.name, best.val, best.test, best.test_loss
         );
         let params: Vec<String> = best
             .params

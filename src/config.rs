@@ -8,7 +8,7 @@ use crate::backend::cpu::optim::{Decay, LrSchedule, OptimizerKind};
 use crate::backend::BackendChoice;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalize;
-use crate::data::{DataSource, SplitFractions};
+use crate::data::{DataSource, SplitFractions, Task};
 use crate::error::{Error, Result};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
 use crate::space::transform::from_unit;
@@ -99,6 +99,11 @@ pub struct Sweep {
     pub epochs: usize,
     /// Minibatch rows; default 32.
     pub batch_size: usize,
+    /// `train.epoch_fraction` in (0, 1]: the budget unit as a fraction of a pass over the
+    /// training split (default 1). Below 1, every epoch count of the sweep — `train.epochs`,
+    /// rung budgets, schedule lengths, `epochs` in the records — counts these units, so a
+    /// large data set can be judged several times per pass.
+    pub epoch_fraction: f64,
     /// Seeds the sampler, the split, the minibatch order and every trial's weights; default 0.
     pub seed: u64,
     /// `lr_finder: {enabled: true}`: run the range test first and tune `lr` log-uniformly
@@ -258,6 +263,8 @@ struct RawData {
     normalize: Option<String>,
     /// CSV label column: a header name or a 0-based index (default: the last column).
     label: Option<serde_yaml_ng::Value>,
+    /// `classification` (default) or `regression` (csv and npy).
+    task: Option<String>,
     split: Option<RawSplit>,
     /// Fraction of a shipped train set held for validation when a test set is given
     /// (default 0.1).
@@ -296,6 +303,7 @@ struct RawTrain {
     noise: Option<f64>,
     shift: Option<u64>,
     epochs: Option<u64>,
+    epoch_fraction: Option<f64>,
     batch_size: Option<u64>,
     lr: Option<f64>,
     momentum: Option<f64>,
@@ -357,7 +365,9 @@ pub fn parse_at(text: &str, file: &str, base: &Path) -> Result<Sweep> {
             }
         }
         DataSource::Csv { path, .. } => resolve(path),
-        DataSource::Npy { features, labels } => {
+        DataSource::Npy {
+            features, labels, ..
+        } => {
             resolve(features);
             resolve(labels);
         }
@@ -487,6 +497,18 @@ impl Ctx<'_> {
             32,
             &["train", "batch_size"],
         )?;
+        let epoch_fraction = match train.and_then(|t| t.epoch_fraction) {
+            None => 1.0,
+            Some(f) if f > 0.0 && f <= 1.0 => f,
+            Some(f) => {
+                return Err(self.err(
+                    &["train", "epoch_fraction"],
+                    format!(
+                        "{f} is not in (0, 1]: it is the budget unit as a fraction of an epoch"
+                    ),
+                ))
+            }
+        };
         let raw_run_cap = raw.run_cap.map(|c| c as usize);
         let (schedule, epochs) = match (raw.early_terminate, raw.scheduler) {
             (Some(_), Some(_)) => {
@@ -548,6 +570,15 @@ impl Ctx<'_> {
             _ => run_cap,
         };
         let (data, split, val_fraction, normalize) = self.data(raw.data)?;
+        if data.task() == Task::Regression && metric.name.ends_with("accuracy") {
+            return Err(self.err(
+                &["metric", "name"],
+                format!(
+                    "`{}` is not defined for regression (data.task); use val_loss or train_loss",
+                    metric.name
+                ),
+            ));
+        }
         let cv = match raw.cv {
             None => None,
             Some(cv) => {
@@ -620,6 +651,7 @@ impl Ctx<'_> {
             defaults,
             epochs,
             batch_size,
+            epoch_fraction,
             seed: raw.seed.unwrap_or(0),
             lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
             max_params: max_params.map(|m| m as usize),
@@ -726,6 +758,7 @@ impl Ctx<'_> {
             defaults: KnobDefaults::default(),
             epochs: 1,
             batch_size: 1,
+            epoch_fraction: 1.0,
             seed: raw.seed.unwrap_or(0),
             lr_finder: false,
             max_params: None,
@@ -1203,7 +1236,24 @@ impl Ctx<'_> {
                 )
             })
         };
+        let task = match raw.task.as_deref() {
+            None | Some("classification") => Task::Classification,
+            Some("regression") => Task::Regression,
+            Some(other) => {
+                return Err(self.err(
+                    &at("task"),
+                    format!("`{other}` is not a task (classification, regression)"),
+                ))
+            }
+        };
         let source = match (raw.dataset.as_deref(), raw.format.as_deref()) {
+            (None | Some("digits"), None) | (_, Some("idx")) if task == Task::Regression => {
+                return Err(self.err(
+                    &at("task"),
+                    "regression needs `format: csv` or `format: npy` data with real-valued targets"
+                        .into(),
+                ))
+            }
             (None | Some("digits"), None) => DataSource::Digits,
             (Some(name), None) => {
                 return Err(self.err(
@@ -1231,11 +1281,13 @@ impl Ctx<'_> {
                 DataSource::Csv {
                     path: need("path", &raw.path)?,
                     label,
+                    task,
                 }
             }
             (_, Some("npy")) => DataSource::Npy {
                 features: need("features", &raw.features)?,
                 labels: need("labels", &raw.labels)?,
+                task,
             },
             (_, Some(other)) => {
                 return Err(self.err(&at("format"), format!("format `{other}` is not supported (supported: idx, csv, npy)")))
@@ -1639,7 +1691,8 @@ mod tests {
             sweep.data,
             DataSource::Npy {
                 features: "X.npy".into(),
-                labels: "y.npy".into()
+                labels: "y.npy".into(),
+                task: Task::Classification,
             }
         );
         assert_eq!(sweep.normalize, Normalize::Standard);

@@ -49,6 +49,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
     };
     let neg = csv("big_label.csv", "a,b,label\n1,2,0\n3,4,70000\n");
     let ragged = csv("ragged.csv", "a,b,label\n1,2,0\n3,4\n");
+    let inf_target = csv("inf_target.csv", "a,y\n1,0.5\n2,inf\n");
     let t = |s: &str| s.as_bytes().to_vec();
     let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
@@ -68,6 +69,11 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("bad goal", t("method: random\nmetric: {name: val_loss, goal: lowest}\n"), v(&["metric.goal", "lowest"])),
         ("grid over a continuum", t("method: grid\nmetric: {name: val_loss}\nparameters:\n  lr: {min: 0.1, max: 1.0}\n"), v(&["method", "lr"])),
         ("run_cap zero", t("method: random\nmetric: {name: val_loss}\nrun_cap: 0\n"), v(&["run_cap", "at least 1"])),
+        ("epoch fraction above one", t("method: random\nmetric: {name: val_loss}\ntrain: {epoch_fraction: 1.5}\n"), v(&["train.epoch_fraction", "(0, 1]"])),
+        ("accuracy of a regression", t("method: random\nmetric: {name: val_accuracy}\ndata: {format: csv, path: r.csv, task: regression}\n"), v(&["metric.name", "regression"])),
+        ("regression on digits", t("method: random\nmetric: {name: val_loss}\ndata: {task: regression}\n"), v(&["data.task", "csv"])),
+        ("unknown task", t("method: random\nmetric: {name: val_loss}\ndata: {format: csv, path: r.csv, task: ranking}\n"), v(&["data.task", "ranking"])),
+        ("non-finite regression target", t(&format!("method: random\nmetric: {{name: val_loss}}\ntrain: {{epochs: 1}}\nrun_cap: 2\ndata: {{format: csv, path: {inf_target}, task: regression}}\n")), v(&["inf_target.csv", "line 3", "not a finite number"])),
         ("unknown early_terminate", t(&format!("{HEAD}early_terminate: {{type: envelope}}\n")), v(&["early_terminate.type", "envelope"])),
         ("eta one", t(&format!("{HEAD}early_terminate: {{type: hyperband, min_iter: 1, eta: 1}}\n")), v(&["early_terminate.eta"])),
         ("both schedulers", t(&format!("{HEAD}early_terminate: {{type: hyperband, min_iter: 1}}\nscheduler: {{type: asha}}\n")), v(&["scheduler", "not both"])),

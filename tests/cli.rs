@@ -242,6 +242,45 @@ fn csv_data_with_a_named_label_column_trains() {
 }
 
 #[test]
+fn regression_example_trains_with_mean_squared_error_and_reports_no_accuracy() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/regression/sweep.yaml"
+    );
+    let dir = temp("regression.run");
+    let out = popsweep(&["run", example, "--out", dir.to_str().unwrap()]);
+    let summary = summary_of(&out, &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("sanity: initial loss") && stdout.contains("overfits"),
+        "{stdout}"
+    );
+    // Friedman #1 has variance about 24 and noise variance 1: a fitted model is far below
+    // the first and not below the second.
+    let (val, test) = (
+        summary["best"]["val"].as_f64().unwrap(),
+        summary["best"]["test"].as_f64().unwrap(),
+    );
+    assert!(val > 0.8 && val < 4.0, "{summary}");
+    assert!(test > 0.8 && test < 4.0, "{summary}");
+    assert!(summary["best"]["test_accuracy"].is_null(), "{summary}");
+    let records = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    assert!(first["history"][0]["val_accuracy"].is_null(), "{first}");
+    assert!(
+        first["history"][0]["val_loss"].as_f64().unwrap() > 0.0,
+        "{first}"
+    );
+    // The report reads the records back (accuracy null) and ranks by the loss.
+    let report = popsweep(&["report", dir.to_str().unwrap()]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+}
+
+#[test]
 fn sanity_preflight_passes_by_default_and_stops_a_run_that_cannot_learn() {
     let ok = popsweep(&["sanity", "--json"]);
     assert!(

@@ -1,7 +1,8 @@
 //! The MLP's backward pass against central finite differences, in f64, on tiny ragged
 //! shapes, for every parameter of every layer (with and without dropout: a dropout mask is
-//! a function of its key, so it is fixed while the loss is perturbed).
+//! a function of its key, so it is fixed while the loss is perturbed), under both losses.
 
+use popsweep::backend::cpu::loss::Targets;
 use popsweep::model::mlp::{forward_backward, StepDropout};
 use popsweep::model::{MlpArch, MlpWorkspace};
 
@@ -9,15 +10,27 @@ fn mean_loss(
     arch: &MlpArch,
     params: &[f64],
     x: &[f64],
-    y: &[u32],
+    y: Targets<'_>,
     dropout: Option<StepDropout>,
 ) -> f64 {
-    let mut ws = MlpWorkspace::new(arch, y.len());
+    let rows = y.rows(arch.classes());
+    let mut ws = MlpWorkspace::new(arch, rows);
     let mut grad = vec![0.0; params.len()];
-    forward_backward(arch, params, x, y, dropout, &mut ws, &mut grad).loss / y.len() as f64
+    forward_backward(arch, params, x, y, dropout, &mut ws, &mut grad).loss / rows as f64
+}
+
+/// Which loss the check differentiates.
+#[derive(Clone, Copy, PartialEq)]
+enum Loss {
+    CrossEntropy,
+    MeanSquaredError,
 }
 
 fn check(arch: MlpArch, batch: usize, dropout: Option<StepDropout>) {
+    check_loss(arch, batch, dropout, Loss::CrossEntropy);
+}
+
+fn check_loss(arch: MlpArch, batch: usize, dropout: Option<StepDropout>, loss: Loss) {
     let params: Vec<f64> = arch
         .init_params(5)
         .iter()
@@ -26,18 +39,25 @@ fn check(arch: MlpArch, batch: usize, dropout: Option<StepDropout>) {
     let x: Vec<f64> = (0..batch * arch.dims[0])
         .map(|i| ((i * 7 % 13) as f64 * 0.31).sin())
         .collect();
-    let y: Vec<u32> = (0..batch).map(|i| (i % arch.classes()) as u32).collect();
+    let labels: Vec<u32> = (0..batch).map(|i| (i % arch.classes()) as u32).collect();
+    let values: Vec<f32> = (0..batch * arch.classes())
+        .map(|i| ((i * 5 % 11) as f32 * 0.7).cos() * 2.0)
+        .collect();
+    let y = match loss {
+        Loss::CrossEntropy => Targets::Classes(&labels),
+        Loss::MeanSquaredError => Targets::Values(&values),
+    };
     let mut ws = MlpWorkspace::new(&arch, batch);
     let mut grad = vec![0.0; params.len()];
-    forward_backward(&arch, &params, &x, &y, dropout, &mut ws, &mut grad);
+    forward_backward(&arch, &params, &x, y, dropout, &mut ws, &mut grad);
     let eps = 1e-6;
     let mut worst: f64 = 0.0;
     for i in 0..params.len() {
         let (mut up, mut down) = (params.clone(), params.clone());
         up[i] += eps;
         down[i] -= eps;
-        let numeric = (mean_loss(&arch, &up, &x, &y, dropout)
-            - mean_loss(&arch, &down, &x, &y, dropout))
+        let numeric = (mean_loss(&arch, &up, &x, y, dropout)
+            - mean_loss(&arch, &down, &x, y, dropout))
             / (2.0 * eps);
         let err = (numeric - grad[i]).abs() / (1e-6 + numeric.abs().max(grad[i].abs()));
         worst = worst.max(err);
@@ -62,6 +82,23 @@ fn mlp_backward_matches_finite_differences_every_layer() {
     check(MlpArch::new(5, &[4], 3), 3, None);
     check(MlpArch::new(4, &[7, 1, 3], 2), 5, None);
     check(MlpArch::new(6, &[5, 3], 4), 1, None);
+}
+
+#[test]
+fn mean_squared_error_backward_matches_finite_differences_every_layer() {
+    let dropout = StepDropout {
+        rate: 0.3,
+        seed: 8,
+        step: 2,
+    };
+    check_loss(MlpArch::new(3, &[], 1), 4, None, Loss::MeanSquaredError);
+    check_loss(MlpArch::new(5, &[4, 3], 2), 3, None, Loss::MeanSquaredError);
+    check_loss(
+        MlpArch::new(4, &[6], 1),
+        5,
+        Some(dropout),
+        Loss::MeanSquaredError,
+    );
 }
 
 #[test]

@@ -150,7 +150,7 @@ fn golden_ten_step_loss_curve_on_digits() {
             &s.arch,
             &params,
             &batch.features,
-            &batch.labels,
+            batch.targets(),
             None,
             &mut ws,
             &mut grad,

@@ -1,8 +1,9 @@
-//! Labelled CSV files: one row per sample, numeric feature columns and one integer label
-//! column (chosen by header name or by 0-based index; the last column by default). A
-//! first row with any non-numeric field is a header. Errors name the file, line and column.
+//! Labelled CSV files: one row per sample, numeric feature columns and one label column
+//! (chosen by header name or by 0-based index; the last column by default) — an integer
+//! class, or a real value for regression. A first row with any non-numeric field is a
+//! header. Errors name the file, line and column.
 
-use super::Dataset;
+use super::{Dataset, Task};
 use crate::error::{Error, Result};
 
 /// Which column holds the label.
@@ -14,7 +15,7 @@ pub enum LabelColumn {
 }
 
 /// Parses `text` (from `file`, named in errors).
-pub fn parse(text: &str, file: &str, label: &LabelColumn) -> Result<Dataset> {
+pub fn parse(text: &str, file: &str, label: &LabelColumn, task: Task) -> Result<Dataset> {
     let bad = |line: usize, message: String| Error::Data {
         file: file.into(),
         location: format!("line {line}"),
@@ -54,7 +55,7 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn) -> Result<Dataset> {
             ))
         }
     };
-    let (mut features, mut labels) = (Vec::new(), Vec::new());
+    let (mut features, mut labels, mut values) = (Vec::new(), Vec::new(), Vec::new());
     let data_rows = std::iter::once((first_line, first))
         .filter(|_| !is_header)
         .chain(rows);
@@ -69,7 +70,22 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn) -> Result<Dataset> {
             ));
         }
         for (column, field) in fields.iter().enumerate() {
-            if column == label_at {
+            if column == label_at && task == Task::Regression {
+                let v: f32 = field
+                    .parse()
+                    .ok()
+                    .filter(|v: &f32| v.is_finite())
+                    .ok_or_else(|| {
+                        bad(
+                            line,
+                            format!(
+                                "column {}: target `{field}` is not a finite number",
+                                column + 1
+                            ),
+                        )
+                    })?;
+                values.push(v);
+            } else if column == label_at {
                 let l: u32 = field.parse().map_err(|_| {
                     bad(
                         line,
@@ -98,18 +114,23 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn) -> Result<Dataset> {
             }
         }
     }
-    if labels.is_empty() {
+    if labels.is_empty() && values.is_empty() {
         return Err(bad(
             first_line,
             "the file has a header but no data rows".into(),
         ));
     }
-    let n_classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let n_classes = match task {
+        Task::Classification => labels.iter().copied().max().map_or(0, |m| m as usize + 1),
+        Task::Regression => 1,
+    };
     Ok(Dataset {
         features,
         labels,
+        values,
         n_features: width - 1,
         n_classes,
+        task,
     })
 }
 
@@ -120,14 +141,32 @@ mod tests {
     #[test]
     fn label_by_name_index_or_last() {
         let text = "a,class,b\n1.5,2,3\n4,0,5\n";
-        let d = parse(text, "f.csv", &LabelColumn::Name("class".into())).unwrap();
+        let d = parse(
+            text,
+            "f.csv",
+            &LabelColumn::Name("class".into()),
+            Task::Classification,
+        )
+        .unwrap();
         assert_eq!(
             (d.features.clone(), d.labels.clone(), d.n_classes),
             (vec![1.5, 3.0, 4.0, 5.0], vec![2, 0], 3)
         );
-        let d = parse("1,2,0\n3,4,1\n", "f.csv", &LabelColumn::Last).unwrap();
+        let d = parse(
+            "1,2,0\n3,4,1\n",
+            "f.csv",
+            &LabelColumn::Last,
+            Task::Classification,
+        )
+        .unwrap();
         assert_eq!((d.n_features, d.labels.clone()), (2, vec![0, 1]));
-        let d = parse("7,1,2\n8,0,3\n", "f.csv", &LabelColumn::Index(1)).unwrap();
+        let d = parse(
+            "7,1,2\n8,0,3\n",
+            "f.csv",
+            &LabelColumn::Index(1),
+            Task::Classification,
+        )
+        .unwrap();
         assert_eq!(d.features, vec![7.0, 2.0, 8.0, 3.0]);
     }
 
@@ -137,6 +176,7 @@ mod tests {
             "a,label\n1,0\n2,x\n",
             "f.csv",
             &LabelColumn::Name("label".into()),
+            Task::Classification,
         )
         .unwrap_err();
         assert_eq!(
@@ -147,6 +187,7 @@ mod tests {
             "a,label\n1,0\n2,4000000000\n",
             "f.csv",
             &LabelColumn::Index(1),
+            Task::Classification,
         )
         .unwrap_err()
         .to_string();
@@ -154,12 +195,50 @@ mod tests {
             e.starts_with("f.csv: line 3: column 2: label 4000000000 is out of range"),
             "{e}"
         );
-        let e = parse("1,0\n2,3,4\n", "f.csv", &LabelColumn::Last).unwrap_err();
+        let e = parse(
+            "1,0\n2,3,4\n",
+            "f.csv",
+            &LabelColumn::Last,
+            Task::Classification,
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.csv: line 2: expected 2 comma-separated values, found 3"
         );
-        let e = parse("1,0\n", "f.csv", &LabelColumn::Name("y".into())).unwrap_err();
+        let e = parse(
+            "1,0\n",
+            "f.csv",
+            &LabelColumn::Name("y".into()),
+            Task::Classification,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no header row"));
+        let e = parse(
+            "a,y\n1,0.5\n2,inf\n",
+            "f.csv",
+            &LabelColumn::Last,
+            Task::Regression,
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "f.csv: line 3: column 2: target `inf` is not a finite number"
+        );
+    }
+
+    #[test]
+    fn regression_targets_are_real_values() {
+        let d = parse(
+            "a,y,b\n1,0.5,2\n3,-2.25,4\n",
+            "f.csv",
+            &LabelColumn::Name("y".into()),
+            Task::Regression,
+        )
+        .unwrap();
+        assert_eq!((d.len(), d.n_classes), (2, 1));
+        assert_eq!(
+            (d.features, d.values),
+            (vec![1.0, 2.0, 3.0, 4.0], vec![0.5, -2.25])
+        );
     }
 }

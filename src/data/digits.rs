@@ -31,7 +31,7 @@ pub fn load() -> Result<Dataset> {
 /// Parses rows of 64 pixel counts followed by the label (the generic CSV reader, with the
 /// shape checked and the counts scaled to [0, 1]).
 pub fn parse_csv(text: &str, file: &str) -> Result<Dataset> {
-    let mut data = super::csv::parse(text, file, &LabelColumn::Last)?;
+    let mut data = super::csv::parse(text, file, &LabelColumn::Last, super::Task::Classification)?;
     if data.n_features != PIXELS || data.n_classes > CLASSES {
         return Err(Error::Data {
             file: file.into(),

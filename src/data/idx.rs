@@ -128,6 +128,7 @@ pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
         labels: labels_raw.iter().map(|&l| u32::from(l)).collect(),
         n_features: pixels,
         n_classes,
+        ..Dataset::default()
     })
 }
 

@@ -22,6 +22,7 @@ fn label_out_of_range(column: usize, label: u32) -> String {
     )
 }
 
+use crate::backend::cpu::loss::Targets;
 use std::path::PathBuf;
 
 /// Where a sweep's data comes from.
@@ -39,27 +40,76 @@ pub enum DataSource {
     Csv {
         path: PathBuf,
         label: csv::LabelColumn,
+        task: Task,
     },
-    /// NumPy arrays: features `(N, ...)` and labels `(N,)`.
-    Npy { features: PathBuf, labels: PathBuf },
+    /// NumPy arrays: features `(N, ...)` and labels `(N,)` (or `(N, k)` values).
+    Npy {
+        features: PathBuf,
+        labels: PathBuf,
+        task: Task,
+    },
 }
 
-/// A labelled classification data set: `features` is `(len, n_features)` row-major.
-#[derive(Clone, Debug, PartialEq)]
+impl DataSource {
+    pub fn task(&self) -> Task {
+        match self {
+            DataSource::Digits | DataSource::Idx { .. } => Task::Classification,
+            DataSource::Csv { task, .. } | DataSource::Npy { task, .. } => *task,
+        }
+    }
+}
+
+/// What a data set's rows are labelled with, and so which loss trains on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// A class index per row (softmax cross-entropy; accuracy is reported).
+    #[default]
+    Classification,
+    /// Real values per row (mean squared error; accuracy is not defined).
+    Regression,
+}
+
+/// A labelled data set: `features` is `(len, n_features)` row-major; a classification set
+/// has `labels`, a regression set `values` `(len, n_classes)` (there `n_classes` is the
+/// number of value columns: either way, the width of the output layer).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
     pub features: Vec<f32>,
     pub labels: Vec<u32>,
+    pub values: Vec<f32>,
     pub n_features: usize,
     pub n_classes: usize,
+    pub task: Task,
 }
 
 impl Dataset {
     pub fn len(&self) -> usize {
-        self.labels.len()
+        match self.task {
+            Task::Classification => self.labels.len(),
+            Task::Regression => self.values.len() / self.n_classes.max(1),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
+    }
+
+    /// The rows' labels as the loss takes them.
+    pub fn targets(&self) -> Targets<'_> {
+        match self.task {
+            Task::Classification => Targets::Classes(&self.labels),
+            Task::Regression => Targets::Values(&self.values),
+        }
+    }
+
+    /// The group each row is split and folded within: its class, or one group for
+    /// regression.
+    pub fn strata(&self) -> Vec<u32> {
+        match self.task {
+            Task::Classification => self.labels.clone(),
+            Task::Regression => vec![0; self.len()],
+        }
     }
 
     /// The rows `indices`, in that order.
@@ -69,11 +119,24 @@ impl Dataset {
         for &i in indices {
             features.extend_from_slice(&self.features[i * d..(i + 1) * d]);
         }
+        let w = self.n_classes;
+        let values = match self.task {
+            Task::Classification => Vec::new(),
+            Task::Regression => indices
+                .iter()
+                .flat_map(|&i| self.values[i * w..(i + 1) * w].iter().copied())
+                .collect(),
+        };
         Dataset {
             features,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            labels: match self.task {
+                Task::Classification => indices.iter().map(|&i| self.labels[i]).collect(),
+                Task::Regression => Vec::new(),
+            },
+            values,
             n_features: d,
-            n_classes: self.n_classes,
+            n_classes: w,
+            task: self.task,
         }
     }
 

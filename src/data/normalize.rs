@@ -90,6 +90,7 @@ mod tests {
             labels: vec![0; rows.len()],
             n_features: 2,
             n_classes: 1,
+            ..Dataset::default()
         }
     }
 

@@ -4,7 +4,7 @@
 //! dtypes: features `f4`, `f8`, `u1`, `i1`, `i2`, `i4`, `i8`; labels any of the integer ones.
 //! Errors name the file and the byte offset.
 
-use super::Dataset;
+use super::{Dataset, Task};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -162,8 +162,9 @@ fn values(path: &Path, bytes: &[u8], a: &Array) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// Features from `features` and labels from `labels`.
-pub fn load_pair(features: &Path, labels: &Path) -> Result<Dataset> {
+/// Features from `features` and labels from `labels`: class indices, or for regression
+/// real values (`(rows,)` or `(rows, columns)`).
+pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> {
     let fb = std::fs::read(features).map_err(|e| Error::io(features, e))?;
     let lb = std::fs::read(labels).map_err(|e| Error::io(labels, e))?;
     let (fa, la) = (parse_header(features, &fb)?, parse_header(labels, &lb)?);
@@ -177,11 +178,19 @@ pub fn load_pair(features: &Path, labels: &Path) -> Result<Dataset> {
             ),
         ));
     }
-    if la.shape.len() != 1 {
+    let label_shape_ok = match task {
+        Task::Classification => la.shape.len() == 1,
+        Task::Regression => la.shape.len() == 1 || la.shape.len() == 2 && la.shape[1] > 0,
+    };
+    if !label_shape_ok {
+        let want = match task {
+            Task::Classification => "(rows,)",
+            Task::Regression => "(rows,) or (rows, columns)",
+        };
         return Err(bad(
             labels,
             0,
-            format!("labels need shape (rows,), got {:?}", la.shape),
+            format!("labels need shape {want}, got {:?}", la.shape),
         ));
     }
     if fa.shape[0] != la.shape[0] {
@@ -196,7 +205,7 @@ pub fn load_pair(features: &Path, labels: &Path) -> Result<Dataset> {
             ),
         ));
     }
-    if la.dtype.starts_with('f') {
+    if la.dtype.starts_with('f') && task == Task::Classification {
         return Err(bad(
             labels,
             la.data_offset,
@@ -215,6 +224,28 @@ pub fn load_pair(features: &Path, labels: &Path) -> Result<Dataset> {
             ));
         }
         feature_values.push(v as f32);
+    }
+    if task == Task::Regression {
+        let mut targets = Vec::with_capacity(la.shape.iter().product());
+        for (i, v) in values(labels, &lb, &la)?.into_iter().enumerate() {
+            if !v.is_finite() {
+                let item = item_size(&la.dtype).unwrap_or(1);
+                return Err(bad(
+                    labels,
+                    la.data_offset + i * item,
+                    format!("non-finite target {v} at element {i}"),
+                ));
+            }
+            targets.push(v as f32);
+        }
+        return Ok(Dataset {
+            features: feature_values,
+            values: targets,
+            n_features,
+            n_classes: la.shape.get(1).copied().unwrap_or(1),
+            task,
+            ..Dataset::default()
+        });
     }
     let mut label_values = Vec::with_capacity(la.shape[0]);
     for (i, v) in values(labels, &lb, &la)?.into_iter().enumerate() {
@@ -237,6 +268,7 @@ pub fn load_pair(features: &Path, labels: &Path) -> Result<Dataset> {
         labels: label_values,
         n_features,
         n_classes,
+        ..Dataset::default()
     })
 }
 
@@ -275,7 +307,7 @@ mod tests {
         let f = write("f.npy", &npy("<f4", "(2, 2, 2)", &feats));
         let labels: Vec<u8> = [2i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let l = write("l.npy", &npy("<i8", "(2,)", &labels));
-        let d = load_pair(&f, &l).unwrap();
+        let d = load_pair(&f, &l, Task::Classification).unwrap();
         assert_eq!((d.len(), d.n_features, d.n_classes), (2, 4, 3));
         assert_eq!(d.features[..4], [0.5, 1.0, -2.0, 3.5]);
         assert_eq!(d.labels, vec![2, 0]);
@@ -285,7 +317,9 @@ mod tests {
     fn errors_name_the_file_and_offset() {
         let f = write("bad-f.npy", &npy("<f4", "(2, 3)", &[0u8; 8]));
         let l = write("bad-l.npy", &npy("|u1", "(2,)", &[0, 1]));
-        let err = load_pair(&f, &l).unwrap_err().to_string();
+        let err = load_pair(&f, &l, Task::Classification)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("bad-f.npy") && err.contains("needs 24 data bytes"),
             "{err}"
@@ -300,22 +334,67 @@ mod tests {
             ),
         );
         let l1 = write("one.npy", &npy("|u1", "(1,)", &[0]));
-        let err = load_pair(&f, &l1).unwrap_err().to_string();
+        let err = load_pair(&f, &l1, Task::Classification)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("byte 128") && err.contains("non-finite"),
             "{err}"
         );
-        let err = load_pair(&write("x.npy", b"PK\x03\x04"), &l1)
+        let err = load_pair(&write("x.npy", b"PK\x03\x04"), &l1, Task::Classification)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a .npy file"), "{err}");
         let f2 = write("ok.npy", &npy("<f4", "(2, 1)", &[0u8; 8]));
-        let err = load_pair(&f2, &l1).unwrap_err().to_string();
+        let err = load_pair(&f2, &l1, Task::Classification)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1 labels for 2 feature rows"), "{err}");
         let lf = write("lf.npy", &npy("<f4", "(2,)", &[0u8; 8]));
-        assert!(load_pair(&f2, &lf)
+        assert!(load_pair(&f2, &lf, Task::Classification)
             .unwrap_err()
             .to_string()
             .contains("must be integers"));
+    }
+
+    #[test]
+    fn regression_reads_real_targets_in_one_or_more_columns() {
+        let f = write("rf.npy", &npy("<f4", "(2, 1)", &[0u8; 8]));
+        let y: Vec<u8> = [0.5f64, -1.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let d = load_pair(
+            &f,
+            &write("ry.npy", &npy("<f8", "(2,)", &y)),
+            Task::Regression,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.values.clone(), d.n_classes, d.len()),
+            (vec![0.5, -1.5], 1, 2)
+        );
+        let d = load_pair(
+            &f,
+            &write("ry2.npy", &npy("<f8", "(2, 1)", &y)),
+            Task::Regression,
+        )
+        .unwrap();
+        assert_eq!((d.n_classes, d.len(), d.task), (1, 2, Task::Regression));
+        let inf: Vec<u8> = [0.5f64, f64::INFINITY]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let err = load_pair(
+            &f,
+            &write("ry3.npy", &npy("<f8", "(2,)", &inf)),
+            Task::Regression,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ry3.npy") && err.contains("non-finite target"),
+            "{err}"
+        );
     }
 }

@@ -72,8 +72,10 @@ pub fn split_stratified(
     fractions: SplitFractions,
     seed: u64,
 ) -> (TuningData, HeldOutTest) {
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); data.n_classes];
-    for (i, &label) in data.labels.iter().enumerate() {
+    let strata = data.strata();
+    let groups = strata.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (i, &label) in strata.iter().enumerate() {
         by_class[label as usize].push(i);
     }
     let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
@@ -135,6 +137,7 @@ mod tests {
             labels: (0..n).map(|i| (i % classes) as u32).collect(),
             n_features: 1,
             n_classes: classes,
+            ..Dataset::default()
         }
     }
 

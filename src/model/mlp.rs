@@ -10,9 +10,7 @@ use crate::backend::cpu::activation::{
 };
 use crate::backend::cpu::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use crate::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
-use crate::backend::cpu::loss::{
-    softmax_cross_entropy_backward, softmax_cross_entropy_forward, LossSums,
-};
+use crate::backend::cpu::loss::{loss_backward, loss_forward, LossSums, Targets};
 use crate::backend::cpu::Real;
 use crate::rng::{stream_word, unit_f32, Stream};
 
@@ -195,18 +193,18 @@ pub fn forward_backward<T: Real>(
     arch: &MlpArch,
     params: &[T],
     x: &[T],
-    labels: &[u32],
+    targets: Targets<'_>,
     dropout: Option<StepDropout>,
     ws: &mut MlpWorkspace<T>,
     grad: &mut [T],
 ) -> LossSums {
-    let batch = labels.len();
     let classes = arch.classes();
+    let batch = targets.rows(classes);
     forward(arch, params, x, batch, dropout, ws);
     let last = arch.n_layers() - 1;
-    let sums = softmax_cross_entropy_backward(
+    let sums = loss_backward(
         &ws.acts[last][..batch * classes],
-        labels,
+        targets,
         classes,
         &mut ws.delta[..batch * classes],
     );
@@ -246,21 +244,24 @@ pub fn forward_backward<T: Real>(
     sums
 }
 
-/// Loss sum and correct count over `labels.len()` rows without dropout, in chunks of the
-/// workspace's batch size.
+/// Loss sum and correct count over every row of `targets` without dropout, in chunks of
+/// the workspace's batch size.
 pub fn evaluate<T: Real>(
     arch: &MlpArch,
     params: &[T],
     x: &[T],
-    labels: &[u32],
+    targets: Targets<'_>,
     ws: &mut MlpWorkspace<T>,
     chunk: usize,
 ) -> LossSums {
-    let d = arch.dims[0];
+    let (d, classes) = (arch.dims[0], arch.classes());
+    let rows = targets.rows(classes);
     let mut sums = LossSums::default();
-    for (xs, ys) in x.chunks(chunk * d).zip(labels.chunks(chunk)) {
-        let logits = forward(arch, params, xs, ys.len(), None, ws);
-        let part = softmax_cross_entropy_forward(logits, ys, arch.classes());
+    for start in (0..rows).step_by(chunk.max(1)) {
+        let n = chunk.min(rows - start);
+        let xs = &x[start * d..(start + n) * d];
+        let logits = forward(arch, params, xs, n, None, ws);
+        let part = loss_forward(logits, targets.slice(start, n, classes), classes);
         sums.loss += part.loss;
         sums.correct += part.correct;
     }

@@ -13,8 +13,8 @@
 //! their fold through a [`Fold`] view of the shared data, so the K·J copies of a
 //! configuration train side by side with every other configuration (CPU backend).
 
-use super::{derive_seed, insert_trial, sweep_study, SEED_SHUFFLE, SEED_SPLIT};
-use crate::backend::{Backend, EpochPlan};
+use super::{derive_seed, epoch_plan, insert_trial, sweep_study, SEED_SPLIT};
+use crate::backend::Backend;
 use crate::config::Sweep;
 use crate::data::{Dataset, TuningData};
 use crate::error::{Error, Result};
@@ -117,12 +117,8 @@ fn train(
     epochs: usize,
     backend: &dyn Backend,
 ) -> Result<()> {
-    let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
     for epoch in 0..epochs {
-        let plan = EpochPlan {
-            order: permutation(data.len(), shuffle_seed, Stream::Shuffle, epoch as u32),
-            batch_size: sweep.batch_size,
-        };
+        let plan = epoch_plan(sweep, data.len(), epoch);
         backend.train_epoch(pop, data, data, &plan)?;
     }
     Ok(())
@@ -147,7 +143,8 @@ pub fn run_nested_cv(
     }
     let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
     let all: Vec<usize> = (0..n).collect();
-    let outer_folds = stratified_folds(&all, &data.labels, outer, split_seed);
+    let strata = data.strata();
+    let outer_folds = stratified_folds(&all, &strata, outer, split_seed);
     // The same configurations in every outer fold (one batch from the sweep's sampler).
     let mut study = sweep_study(sweep)?;
     let configs: Vec<(usize, Params)> = study
@@ -170,7 +167,7 @@ pub fn run_nested_cv(
             .collect();
         let inner_folds = stratified_folds(
             &tuning_rows,
-            &data.labels,
+            &strata,
             inner,
             derive_seed(split_seed, 1 + k as u64),
         );

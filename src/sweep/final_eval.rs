@@ -4,12 +4,11 @@
 //! validation rows, the usual last step once validation has done its job — as one
 //! population, then each is scored once on the held-out test split.
 
-use super::{derive_seed, insert_trial, TrialRecord, SEED_SHUFFLE};
-use crate::backend::{Backend, EpochPlan};
+use super::{epoch_plan, insert_trial, TrialRecord};
+use crate::backend::Backend;
 use crate::config::Sweep;
 use crate::data::{Dataset, HeldOutTest, TuningData};
 use crate::error::Result;
-use crate::rng::{permutation, Stream};
 use crate::space::Params;
 use crate::train::{Evaluation, Population};
 use crate::tuner::trial::TrialState;
@@ -70,6 +69,7 @@ fn joined(a: &Dataset, b: &Dataset) -> Dataset {
     let mut out = a.clone();
     out.features.extend_from_slice(&b.features);
     out.labels.extend_from_slice(&b.labels);
+    out.values.extend_from_slice(&b.values);
     out.n_classes = a.n_classes.max(b.n_classes);
     out
 }
@@ -97,17 +97,8 @@ pub fn evaluate_finalists(
         insert_trial(&mut pop, sweep, tuning, r.number, &r.params);
     }
     // The sweep's own epoch orders, so without retraining each finalist is rebuilt exactly.
-    let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
     for epoch in 0..epochs {
-        let plan = EpochPlan {
-            order: permutation(
-                data.train.len(),
-                shuffle_seed,
-                Stream::Shuffle,
-                epoch as u32,
-            ),
-            batch_size: sweep.batch_size,
-        };
+        let plan = epoch_plan(sweep, data.train.len(), epoch);
         backend.train_epoch(&mut pop, &data.train, &data.val, &plan)?;
     }
     let scores: Vec<Option<Evaluation>> = held_out.final_evaluation(|rows| {

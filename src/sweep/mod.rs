@@ -65,14 +65,18 @@ pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
             }
             (all, train.0.display().to_string())
         }
-        DataSource::Npy { features, labels } => (
-            crate::data::npy::load_pair(features, labels)?,
+        DataSource::Npy {
+            features,
+            labels,
+            task,
+        } => (
+            crate::data::npy::load_pair(features, labels, *task)?,
             features.display().to_string(),
         ),
-        DataSource::Csv { path, label } => {
+        DataSource::Csv { path, label, task } => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             (
-                csv::parse(&text, &path.display().to_string(), label)?,
+                csv::parse(&text, &path.display().to_string(), label, *task)?,
                 path.display().to_string(),
             )
         }
@@ -112,15 +116,22 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
                 }
             }
         }
-        DataSource::Npy { features, labels } => {
-            let (t, h) = prepare_data(sweep, &crate::data::npy::load_pair(features, labels)?);
+        DataSource::Npy {
+            features,
+            labels,
+            task,
+        } => {
+            let (t, h) = prepare_data(
+                sweep,
+                &crate::data::npy::load_pair(features, labels, *task)?,
+            );
             (t, h, features.display().to_string())
         }
-        DataSource::Csv { path, label } => {
+        DataSource::Csv { path, label, task } => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             let (t, h) = prepare_data(
                 sweep,
-                &csv::parse(&text, &path.display().to_string(), label)?,
+                &csv::parse(&text, &path.display().to_string(), label, *task)?,
             );
             (t, h, path.display().to_string())
         }
@@ -307,6 +318,38 @@ fn scheduler_name(schedule: &Schedule) -> &'static str {
         Schedule::Median { .. } => "median",
         Schedule::Pbt(_) => "pbt",
     }
+}
+
+/// The data a sweep trains on in budget unit `unit` (its `unit`-th epoch when
+/// `epoch_fraction` is 1): rows `[unit·f·n, (unit+1)·f·n)` of the endless sequence of
+/// shuffled passes over the `rows` training rows, pass `p` being the permutation keyed by
+/// `p`. With f = 1 a unit is exactly pass `unit`; with f < 1 a large data set is judged
+/// every fraction of an epoch, and consecutive units never repeat a row within a pass.
+pub(crate) fn epoch_plan(sweep: &Sweep, rows: usize, unit: usize) -> EpochPlan {
+    let seed = derive_seed(sweep.seed, SEED_SHUFFLE);
+    EpochPlan {
+        order: unit_order(rows, sweep.epoch_fraction, seed, unit),
+        batch_size: sweep.batch_size,
+    }
+}
+
+fn unit_order(rows: usize, fraction: f64, seed: u64, unit: usize) -> Vec<usize> {
+    if fraction >= 1.0 {
+        return permutation(rows, seed, Stream::Shuffle, unit as u32);
+    }
+    // Boundaries rounded from the exact product, so units tile the passes with no gap.
+    let at = |u: usize| (u as f64 * fraction * rows as f64).round() as usize;
+    let (start, end) = (at(unit), at(unit + 1));
+    let mut order = Vec::with_capacity(end - start);
+    let mut position = start;
+    while position < end {
+        let pass = position / rows;
+        let perm = permutation(rows, seed, Stream::Shuffle, pass as u32);
+        let upto = end.min((pass + 1) * rows);
+        order.extend_from_slice(&perm[position - pass * rows..upto - pass * rows]);
+        position = upto;
+    }
+    order
 }
 
 /// What every schedule accumulates as it runs.
@@ -597,7 +640,6 @@ impl BracketContext<'_> {
         let (sweep, tuning, metric) = (self.sweep, self.tuning, &self.sweep.metric);
         let rungs = &self.plan.rungs;
         let mut rung_values: BTreeMap<usize, Vec<RungValue>> = BTreeMap::new();
-        let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
         for (k, &budget) in rungs.iter().enumerate() {
             let rung_started = Instant::now();
             let trained = pop.len() + finished_before.len();
@@ -610,15 +652,7 @@ impl BracketContext<'_> {
                 .min()
                 .filter(|&e| e < budget)
             {
-                let plan = EpochPlan {
-                    order: permutation(
-                        tuning.train.len(),
-                        shuffle_seed,
-                        Stream::Shuffle,
-                        epoch as u32,
-                    ),
-                    batch_size: sweep.batch_size,
-                };
+                let plan = epoch_plan(sweep, tuning.train.len(), epoch);
                 ledger.tick(pop.members().iter().filter(|m| m.is_alive()).count());
                 if crate::interrupt::requested() {
                     return Err(Error::Interrupted("interrupted".into()));
@@ -937,6 +971,40 @@ fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_epoch_unit_is_that_epochs_permutation() {
+        for unit in 0..3 {
+            assert_eq!(
+                unit_order(50, 1.0, 9, unit),
+                permutation(50, 9, Stream::Shuffle, unit as u32)
+            );
+        }
+    }
+
+    #[test]
+    fn fractional_units_tile_consecutive_passes_without_gaps_or_repeats() {
+        let passes: Vec<usize> = (0..4)
+            .flat_map(|p| permutation(10, 9, Stream::Shuffle, p))
+            .collect();
+        for fraction in [1.0f64 / 3.0, 0.4, 0.25, 0.7] {
+            let units = (4.0 / fraction).floor() as usize;
+            let tiled: Vec<usize> = (0..units)
+                .flat_map(|u| unit_order(10, fraction, 9, u))
+                .collect();
+            assert_eq!(tiled, passes[..tiled.len()], "fraction {fraction}");
+            assert!(
+                tiled.len() + 10 > 40,
+                "fraction {fraction}: {}",
+                tiled.len()
+            );
+        }
+        // A third of ten rows: 3, 4 and 3 rows (boundaries 3.33 and 6.67 rounded).
+        let sizes: Vec<usize> = (0..3)
+            .map(|u| unit_order(10, 1.0 / 3.0, 9, u).len())
+            .collect();
+        assert_eq!(sizes, [3, 4, 3]);
+    }
 
     fn record(state: TrialState, rungs: &[usize]) -> TrialRecord {
         TrialRecord {

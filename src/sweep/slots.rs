@@ -9,16 +9,16 @@
 //! started; a seed still reproduces the whole sweep.
 
 use super::{
-    insert_trial, score, Ledger, Lineage, Progress, RungValue, TickReport, TrialRecord,
-    SEED_SAMPLER, SEED_SHUFFLE,
+    epoch_plan, insert_trial, score, Ledger, Lineage, Progress, RungValue, TickReport, TrialRecord,
+    SEED_SAMPLER,
 };
-use crate::backend::{Backend, EpochPlan};
+use crate::backend::Backend;
 use crate::config::{Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::Result;
 use crate::model::knobs::member_spec;
 use crate::report::log::RunLog;
-use crate::rng::{derive_seed, permutation, Stream};
+use crate::rng::derive_seed;
 use crate::space::Params;
 use crate::train::Population;
 use crate::tuner::scheduler::{rank, Asha, Decision, MedianStopping, Pbt, Score};
@@ -91,7 +91,6 @@ impl SlotContext<'_> {
             ),
             _ => unreachable!("brackets are run by BracketContext"),
         };
-        let shuffle_seed = derive_seed(sweep.seed, SEED_SHUFFLE);
         let mut pop = Population::new();
         let mut running: BTreeMap<usize, Running> = BTreeMap::new();
         let (mut started, mut tick) = (0, 0);
@@ -118,15 +117,7 @@ impl SlotContext<'_> {
                 break;
             }
             ledger.tick(pop.len());
-            let plan = EpochPlan {
-                order: permutation(
-                    tuning.train.len(),
-                    shuffle_seed,
-                    Stream::Shuffle,
-                    tick as u32,
-                ),
-                batch_size: sweep.batch_size,
-            };
+            let plan = epoch_plan(sweep, tuning.train.len(), tick);
             tick += 1;
             self.backend
                 .train_epoch(&mut pop, &tuning.train, &tuning.val, &plan)?;

@@ -8,6 +8,16 @@ use std::fmt;
 /// member would otherwise waste its slot until it overflows to inf or NaN.
 pub const DIVERGENCE_LOSS_FACTOR: f64 = 100.0;
 
+/// The batch mean loss above which a member counts as diverged: for classification
+/// [`DIVERGENCE_LOSS_FACTOR`] · ln(classes); for regression only a non-finite loss does,
+/// since the scale of the targets (and so of a sane loss) is the user's.
+pub fn divergence_limit(task: crate::data::Task, classes: usize) -> f64 {
+    match task {
+        crate::data::Task::Classification => DIVERGENCE_LOSS_FACTOR * (classes as f64).ln(),
+        crate::data::Task::Regression => f64::INFINITY,
+    }
+}
+
 /// Why a member stopped training.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Divergence {
@@ -31,8 +41,7 @@ impl fmt::Display for Divergence {
 }
 
 /// `Err(reason)` when a batch's mean loss shows divergence.
-pub fn check_batch_loss(mean_loss: f64, classes: usize) -> Result<(), String> {
-    let limit = DIVERGENCE_LOSS_FACTOR * (classes as f64).ln();
+pub fn check_batch_loss(mean_loss: f64, limit: f64) -> Result<(), String> {
     if !mean_loss.is_finite() {
         Err(format!("non-finite loss {mean_loss}"))
     } else if mean_loss > limit {
@@ -56,11 +65,15 @@ mod tests {
 
     #[test]
     fn loss_checks_flag_nan_inf_and_blow_up_only() {
-        assert!(check_batch_loss(2.3, 10).is_ok());
-        assert!(check_batch_loss(200.0, 10).is_ok());
-        assert!(check_batch_loss(231.0, 10).is_err());
-        assert!(check_batch_loss(f64::NAN, 10).is_err());
-        assert!(check_batch_loss(f64::INFINITY, 10).is_err());
+        let limit = divergence_limit(crate::data::Task::Classification, 10);
+        assert!(check_batch_loss(2.3, limit).is_ok());
+        assert!(check_batch_loss(200.0, limit).is_ok());
+        assert!(check_batch_loss(231.0, limit).is_err());
+        assert!(check_batch_loss(f64::NAN, limit).is_err());
+        assert!(check_batch_loss(f64::INFINITY, limit).is_err());
+        let regression = divergence_limit(crate::data::Task::Regression, 1);
+        assert!(check_batch_loss(1e30, regression).is_ok());
+        assert!(check_batch_loss(f64::NAN, regression).is_err());
         assert!(check_params(&[1.0, f32::NAN]).is_err());
         assert!(check_params(&[1.0, -3.0]).is_ok());
     }

@@ -172,7 +172,7 @@ fn member_range_test(
             arch,
             &params,
             &batch.features,
-            &batch.labels,
+            batch.targets(),
             Some(dropout),
             &mut ws,
             &mut grad,

@@ -16,9 +16,14 @@ use serde::Serialize;
 pub struct EpochMetrics {
     /// 1-based: the number of epochs trained when these were measured.
     pub epoch: usize,
+    /// NaN (written `null`) where undefined: accuracy under regression.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_accuracy: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_accuracy: f64,
     /// Mean over the epoch's steps of the gradient's L2 norm (of the batch-mean loss, before
     /// weight decay). `None` where a backend does not measure it (CUDA).
@@ -27,6 +32,11 @@ pub struct EpochMetrics {
     /// Gradient elements that were NaN or infinite during the epoch (`None`: not measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonfinite_grads: Option<u64>,
+}
+
+/// serde_json writes a NaN as `null`; read it back as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    <Option<f64> as serde::Deserialize>::deserialize(d).map(|v| v.unwrap_or(f64::NAN))
 }
 
 /// The metric names a sweep's `metric.name` may use.

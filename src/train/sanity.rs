@@ -6,9 +6,13 @@
 //! - the model overfits a tiny training batch (64 rows, the whole batch each step) to
 //!   ≥ 99% training accuracy within the step budget (if it cannot memorise 64 rows, no
 //!   hyperparameter search will rescue it).
+//!
+//! For regression the same two checks in its own terms: the initial loss is finite and
+//! near the mean squared target (what outputs near zero cost), and the tiny batch's loss
+//! falls below 1% of its initial value.
 
 use crate::backend::{Backend, EpochPlan};
-use crate::data::Dataset;
+use crate::data::{Dataset, Task};
 use crate::error::Result;
 use crate::model::knobs::{member_spec, KnobDefaults};
 use crate::space::Params;
@@ -21,6 +25,8 @@ pub const TINY_BATCH: usize = 64;
 pub const TARGET_ACCURACY: f64 = 0.99;
 /// The initial loss must lie within this factor of `ln C` (either way).
 pub const INITIAL_LOSS_FACTOR: f64 = 1.5;
+/// Regression: the tiny batch's loss must fall below this fraction of its initial loss.
+pub const REGRESSION_TARGET_FRACTION: f64 = 0.01;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SanityReport {
@@ -28,9 +34,13 @@ pub struct SanityReport {
     pub initial_loss: f64,
     pub expected_initial_loss: f64,
     pub initial_loss_ok: bool,
-    /// Steps to reach the target accuracy on the tiny batch; `None` if never reached.
+    /// Steps to reach the target (accuracy, or loss for regression) on the tiny batch;
+    /// `None` if never reached.
     pub steps_to_overfit: Option<usize>,
+    /// NaN for regression.
     pub final_train_accuracy: f64,
+    pub final_train_loss: f64,
+    pub task: Task,
     pub max_steps: usize,
     pub passed: bool,
     /// What to look at when a check fails (empty when both pass).
@@ -56,31 +66,60 @@ pub fn sanity_check(
     let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1);
     let mut pop = Population::new();
     pop.insert(0, spec);
-    let expected = (tiny.n_classes as f64).ln();
     let initial_loss = backend.evaluate(&pop, 0, &tiny)?.loss;
-    let initial_loss_ok = initial_loss < INITIAL_LOSS_FACTOR * expected
-        && initial_loss > expected / INITIAL_LOSS_FACTOR;
+    let (expected, initial_loss_ok) = match tiny.task {
+        Task::Classification => {
+            let expected = (tiny.n_classes as f64).ln();
+            let ok = initial_loss < INITIAL_LOSS_FACTOR * expected
+                && initial_loss > expected / INITIAL_LOSS_FACTOR;
+            (expected, ok)
+        }
+        Task::Regression => {
+            // Outputs of O(1) around zero: the loss is the mean squared target plus O(1).
+            let n = tiny.values.len().max(1) as f64;
+            let expected = tiny
+                .values
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                / n;
+            let ok =
+                initial_loss.is_finite() && initial_loss < INITIAL_LOSS_FACTOR * expected + 1.0;
+            (expected, ok)
+        }
+    };
     let plan = EpochPlan {
         order: (0..tiny.len()).collect(),
         batch_size: tiny.len(),
     };
     let mut steps_to_overfit = None;
-    let mut final_train_accuracy = 0.0;
+    let (mut final_train_accuracy, mut final_train_loss) = (0.0, initial_loss);
     for step in 1..=max_steps {
         backend.train_epoch(&mut pop, &tiny, &tiny, &plan)?;
         let member = &pop.members()[0];
         if !member.is_alive() {
             break;
         }
-        // Accuracy of the weights after this step, measured without dropout.
-        final_train_accuracy = member.history.last().map_or(0.0, |h| h.val_accuracy);
-        if final_train_accuracy >= TARGET_ACCURACY {
+        // Accuracy and loss of the weights after this step, measured without dropout.
+        let last = member.history.last();
+        final_train_accuracy = last.map_or(0.0, |h| h.val_accuracy);
+        final_train_loss = last.map_or(f64::NAN, |h| h.val_loss);
+        let reached = match tiny.task {
+            Task::Classification => final_train_accuracy >= TARGET_ACCURACY,
+            Task::Regression => final_train_loss <= REGRESSION_TARGET_FRACTION * initial_loss,
+        };
+        if reached {
             steps_to_overfit = Some(step);
             break;
         }
     }
     let mut diagnosis = Vec::new();
-    if !initial_loss_ok {
+    if !initial_loss_ok && tiny.task == Task::Regression {
+        diagnosis.push(format!(
+            "initial loss {initial_loss:.3e} is far above the mean squared target {expected:.3e}: \
+             check the input scaling (features should be O(1), e.g. data.normalize: standard)"
+        ));
+    } else if !initial_loss_ok {
         diagnosis.push(format!(
             "initial loss {initial_loss:.3} is far from ln {} = {expected:.3}: check the input scaling \
              (features should be O(1)) and that labels are 0..{}",
@@ -92,6 +131,18 @@ pub fn sanity_check(
         diagnosis.push(format!(
             "training on the tiny batch {f}: lower the learning rate (train.lr {})",
             plain.lr
+        ));
+    } else if steps_to_overfit.is_none() && tiny.task == Task::Regression {
+        diagnosis.push(format!(
+            "loss {final_train_loss:.3e} on {} rows after {max_steps} steps, not below {:.0}% of \
+             the initial {initial_loss:.3e}: the learning rate (train.lr {}) may be too small, or \
+             the model (depth {}, width {}) too small; check that features and targets belong \
+             together",
+            tiny.len(),
+            100.0 * REGRESSION_TARGET_FRACTION,
+            plain.lr,
+            plain.depth,
+            plain.width
         ));
     } else if steps_to_overfit.is_none() {
         diagnosis.push(format!(
@@ -113,6 +164,8 @@ pub fn sanity_check(
         initial_loss_ok,
         steps_to_overfit,
         final_train_accuracy,
+        final_train_loss,
+        task: tiny.task,
         max_steps,
         passed: diagnosis.is_empty(),
         diagnosis,

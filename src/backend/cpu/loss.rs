@@ -1,10 +1,90 @@
-//! Softmax cross-entropy, forward and backward fused. CUDA twin: `kernels/loss.cu`.
+//! The two losses, forward and backward fused, chosen by what the rows are labelled with.
 //!
-//! `logits` `(batch, classes)`, `labels` `(batch)`. The loss is the batch mean of
+//! Softmax cross-entropy (classification; CUDA twin: `kernels/loss.cu`): `logits`
+//! `(batch, classes)`, `labels` `(batch)`. The loss is the batch mean of
 //! `−log softmax(logits)[label]`, computed with the max subtracted (log-sum-exp) so large
 //! logits do not overflow.
+//!
+//! Mean squared error (regression; no CUDA twin yet — the CUDA backend refuses regression):
+//! `outputs` and `values` `(batch, width)`; the loss is the mean over all `batch · width`
+//! elements of `(output − value)²`, PyTorch's `MSELoss()`.
 
 use super::Real;
+
+/// What a minibatch's rows are labelled with; it decides the loss.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// A class index per row: softmax cross-entropy.
+    Classes(&'a [u32]),
+    /// `width` real values per row, row-major: mean squared error.
+    Values(&'a [f32]),
+}
+
+impl<'a> Targets<'a> {
+    /// Rows labelled, for an output layer `width` wide.
+    pub fn rows(&self, width: usize) -> usize {
+        match self {
+            Targets::Classes(l) => l.len(),
+            Targets::Values(v) => v.len() / width.max(1),
+        }
+    }
+
+    /// Rows `start .. start + rows`.
+    pub fn slice(&self, start: usize, rows: usize, width: usize) -> Targets<'a> {
+        match *self {
+            Targets::Classes(l) => Targets::Classes(&l[start..start + rows]),
+            Targets::Values(v) => Targets::Values(&v[start * width..(start + rows) * width]),
+        }
+    }
+}
+
+/// Loss sum and correct count of `outputs` against `targets` (evaluation).
+pub fn loss_forward<T: Real>(outputs: &[T], targets: Targets<'_>, width: usize) -> LossSums {
+    match targets {
+        Targets::Classes(labels) => softmax_cross_entropy_forward(outputs, labels, width),
+        Targets::Values(values) => mean_squared_error(outputs, values, width, None),
+    }
+}
+
+/// As [`loss_forward`], and writes the gradient of the batch-mean loss into `doutputs`.
+pub fn loss_backward<T: Real>(
+    outputs: &[T],
+    targets: Targets<'_>,
+    width: usize,
+    doutputs: &mut [T],
+) -> LossSums {
+    match targets {
+        Targets::Classes(labels) => {
+            softmax_cross_entropy_backward(outputs, labels, width, doutputs)
+        }
+        Targets::Values(values) => mean_squared_error(outputs, values, width, Some(doutputs)),
+    }
+}
+
+/// Sum over rows of each row's mean squared error (so that, as for cross-entropy, the sum
+/// divided by the rows is the batch loss); with `doutputs`, writes
+/// `2 (output − value) / (batch · width)`. `correct` stays 0: accuracy is not defined.
+fn mean_squared_error<T: Real>(
+    outputs: &[T],
+    values: &[f32],
+    width: usize,
+    doutputs: Option<&mut [T]>,
+) -> LossSums {
+    let n = outputs.len().min(values.len());
+    let per_row = T::one() / T::from(width.max(1)).unwrap_or_else(T::one);
+    let mut loss = 0.0;
+    for (o, &v) in outputs[..n].iter().zip(&values[..n]) {
+        let e = *o - T::from_f32(v);
+        loss += (e * e * per_row).to_f64();
+    }
+    if let Some(d) = doutputs {
+        let scale = T::from(2.0 / n.max(1) as f64).unwrap_or_else(T::one);
+        for ((d, o), &v) in d.iter_mut().zip(&outputs[..n]).zip(&values[..n]) {
+            *d = (*o - T::from_f32(v)) * scale;
+        }
+    }
+    LossSums { loss, correct: 0 }
+}
 
 /// Sum of per-row losses and number of rows whose arg-max equals the label.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -95,6 +175,33 @@ mod tests {
         assert_eq!(sums.loss, 0.0);
         assert_eq!(sums.correct, 1);
         assert!(d.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn mean_squared_error_is_pytorchs_mean_over_elements() {
+        let outputs = [1.0f64, 2.0, 3.0, 5.0];
+        let values = [0.0f32, 2.0, 1.0, 5.0];
+        // Elements' squared errors 1, 0, 4, 0: mean 1.25 over 4 elements; two rows of width 2.
+        let sums = loss_forward(&outputs, Targets::Values(&values), 2);
+        assert!((sums.loss / 2.0 - 1.25).abs() < 1e-12, "{}", sums.loss);
+        assert_eq!(sums.correct, 0);
+    }
+
+    #[test]
+    fn mean_squared_error_gradient_matches_finite_differences() {
+        let outputs = [0.3f64, -1.2, 2.0, 0.1, 0.0, -0.5];
+        let values = [1.0f32, 0.5, -2.0, 0.1, 3.0, 0.25];
+        let targets = Targets::Values(&values);
+        let mut d = [0.0; 6];
+        loss_backward(&outputs, targets, 3, &mut d);
+        let mean = |o: &[f64]| loss_forward(o, targets, 3).loss / 2.0;
+        for i in 0..6 {
+            let (mut up, mut down) = (outputs, outputs);
+            up[i] += 1e-6;
+            down[i] -= 1e-6;
+            let numeric = (mean(&up) - mean(&down)) / 2e-6;
+            assert!((numeric - d[i]).abs() < 1e-8, "{i}: {numeric} vs {}", d[i]);
+        }
     }
 
     #[test]

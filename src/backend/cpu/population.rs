@@ -10,11 +10,11 @@
 use crate::backend::cpu::augment::augment_batch;
 use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
-use crate::data::Dataset;
+use crate::data::{Dataset, Task};
 use crate::error::Result;
 use crate::model::mlp::{evaluate, forward_backward, StepDropout};
 use crate::model::{MlpArch, MlpWorkspace};
-use crate::train::health::{check_batch_loss, check_params, Divergence};
+use crate::train::health::{check_batch_loss, check_params, divergence_limit, Divergence};
 use crate::train::{EpochMetrics, Evaluation, Population, SlotMut};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -112,14 +112,22 @@ pub fn evaluate_params(arch: &MlpArch, params: &[f32], rows: &Dataset) -> Evalua
         arch,
         params,
         &rows.features,
-        &rows.labels,
+        rows.targets(),
         &mut ws,
         EVAL_CHUNK,
     );
     let n = rows.len().max(1) as f64;
     Evaluation {
         loss: sums.loss / n,
-        accuracy: sums.correct as f64 / n,
+        accuracy: accuracy(rows.task, sums.correct, n),
+    }
+}
+
+/// The fraction of `rows` classified correctly; NaN (not defined) for regression.
+fn accuracy(task: Task, correct: usize, rows: f64) -> f64 {
+    match task {
+        Task::Classification => correct as f64 / rows,
+        Task::Regression => f64::NAN,
     }
 }
 
@@ -174,11 +182,12 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     } else {
         Vec::new()
     };
-    for (xs, ys) in shuffled
-        .features
-        .chunks(batch_size * d)
-        .zip(shuffled.labels.chunks(batch_size))
-    {
+    let (rows, width) = (shuffled.len(), arch.classes());
+    let divergence_limit = divergence_limit(shuffled.task, width);
+    for start in (0..rows).step_by(batch_size.max(1)) {
+        let n = batch_size.min(rows - start);
+        let xs = &shuffled.features[start * d..(start + n) * d];
+        let ys = shuffled.targets().slice(start, n, width);
         let dropout = StepDropout {
             rate: hp.dropout,
             seed: member.spec.seed,
@@ -192,7 +201,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             xs
         };
         let sums = forward_backward(arch, params, xs, ys, Some(dropout), &mut ws, &mut grad);
-        if let Err(reason) = check_batch_loss(sums.loss / ys.len() as f64, arch.classes()) {
+        if let Err(reason) = check_batch_loss(sums.loss / n as f64, divergence_limit) {
             member.failure = Some(Divergence {
                 epoch,
                 step: member.steps,
@@ -227,7 +236,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         nonfinite_grads: Some(nonfinite),
         epoch,
         train_loss: loss_sum / n,
-        train_accuracy: correct as f64 / n,
+        train_accuracy: accuracy(shuffled.task, correct, n),
         val_loss: scored.loss,
         val_accuracy: scored.accuracy,
     });

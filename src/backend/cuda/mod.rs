@@ -19,9 +19,9 @@ pub use population::DevicePopulation;
 
 use crate::backend::cpu::activation::Activation;
 use crate::backend::{Backend, EpochPlan};
-use crate::data::Dataset;
+use crate::data::{Dataset, Task};
 use crate::error::{Error, Result};
-use crate::train::health::{check_batch_loss, check_params, Divergence};
+use crate::train::health::{check_batch_loss, check_params, divergence_limit, Divergence};
 use crate::train::{EpochMetrics, Population};
 use cudarc::driver::DriverError;
 use gather::DeviceData;
@@ -64,6 +64,12 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         if pop.members().iter().all(|m| !m.is_alive()) {
             return Ok(());
+        }
+        if train.task == Task::Regression {
+            return Err(Error::Device(
+                "regression (mean squared error) has no CUDA kernel yet; run it with --backend cpu"
+                    .into(),
+            ));
         }
         if let Some((trial, what)) = pop.members().iter().find_map(|m| {
             let activation = (m.spec.arch.activation != Activation::Relu)
@@ -126,11 +132,12 @@ impl Backend for CudaBackend {
             member.steps = s.steps;
             let reason = if s.alive == 0 {
                 Some(
-                    check_batch_loss(f64::from(s.fail_loss), member.spec.arch.classes())
-                        .err()
-                        .unwrap_or_else(|| {
-                            format!("loss {} failed the check on the GPU", s.fail_loss)
-                        }),
+                    check_batch_loss(
+                        f64::from(s.fail_loss),
+                        divergence_limit(Task::Classification, member.spec.arch.classes()),
+                    )
+                    .err()
+                    .unwrap_or_else(|| format!("loss {} failed the check on the GPU", s.fail_loss)),
                 )
             } else {
                 check_params(&params[offsets[slot]..offsets[slot + 1]]).err()
