@@ -538,6 +538,7 @@ fn gather_copies_the_epoch_order() {
         labels: (0..101).map(|i| i % 7).collect(),
         n_features: 13,
         n_classes: 7,
+        ..Dataset::default()
     };
     let order: Vec<usize> = (0..101).rev().collect();
     let d = DeviceData::upload(&dev, &data).unwrap();
@@ -721,5 +722,26 @@ fn options_beyond_the_kernels_are_refused_clearly() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("L1") && err.contains("--backend cpu"), "{err}");
+    assert_eq!(pop.members()[0].epochs, 0, "nothing trained");
+
+    // Regression: the kernels have no mean squared error.
+    let mut pop = popsweep::train::Population::new();
+    pop.insert(0, spec(&[16], 0.05, 0.9, 0.0, 1));
+    let as_regression = |d: &Dataset| Dataset {
+        values: d.labels.iter().map(|&l| l as f32).collect(),
+        labels: Vec::new(),
+        n_classes: 1,
+        task: popsweep::data::Task::Regression,
+        ..d.clone()
+    };
+    let (train, val) = (as_regression(&data.train), as_regression(&data.val));
+    let err = gpu
+        .train_epoch(&mut pop, &train, &val, &plan)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("regression") && err.contains("--backend cpu"),
+        "{err}"
+    );
     assert_eq!(pop.members()[0].epochs, 0, "nothing trained");
 }
