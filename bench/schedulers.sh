@@ -3,7 +3,8 @@
 # configurations (the random sampler draws trial n's configuration from (seed, n) alone, so
 # trial n is the same configuration under every schedule). Digits over seeds 0-4, MNIST
 # (../shared/data/mnist) for seed 0. Prints one row per run and the per-data-set means.
-#   bash bench/schedulers.sh [digits|mnist|all]
+# `pbt`: examples/mnist-pbt.yaml against the same 16 configurations at fixed learning rates.
+#   bash bench/schedulers.sh [digits|mnist|pbt|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -15,11 +16,12 @@ shared=$(cd ../shared && pwd)
 # sweep FILE BASE SCHEDULER RUN_CAP SEED: a copy of BASE with its schedule replaced.
 sweep() {
     local file=$1 base=$2 schedule=$3 cap=$4 seed=$5
-    sed -e '/^early_terminate:/,/^  eta: 3/d' -e "s|^run_cap: .*|run_cap: $cap|" \
+    sed -e '/^early_terminate:/,/^  eta: 3/d' -e '/^scheduler:/,$d' -e "s|^run_cap: .*|run_cap: $cap|" \
         -e "s|^seed: .*|seed: $seed|" -e "s|\.\./\.\./shared|$shared|" "$base" >"$file"
     grep -q '^seed:' "$file" || echo "seed: $seed" >>"$file"
     case $schedule in
         full) ;;
+        pbt) printf 'scheduler:\n  type: pbt\n  interval: 3\n  quantile: 0.25\n  resample_probability: 0.25\n' >>"$file" ;;
         *) printf 'scheduler:\n  type: %s\n  min_budget: 1\n  eta: 3\n' "$schedule" >>"$file" ;;
     esac
 }
@@ -39,7 +41,7 @@ PY
 
 echo "data   schedule   cap seed  best_val  epochs    util  wall_s"
 which=${1:-all}
-if [ "$which" != mnist ]; then
+if [ "$which" = digits ] || [ "$which" = all ]; then
     for seed in 0 1 2 3 4; do
         run digits examples/digits.yaml full 81 $seed
         run digits examples/digits.yaml asha 81 $seed
@@ -47,9 +49,13 @@ if [ "$which" != mnist ]; then
         run digits examples/digits.yaml hyperband 49 $seed
     done
 fi
-if [ "$which" != digits ]; then
+if [ "$which" = mnist ] || [ "$which" = all ]; then
     run mnist examples/mnist.yaml full 27 0
     run mnist examples/mnist.yaml asha 27 0
     run mnist examples/mnist.yaml full 49 0
     run mnist examples/mnist.yaml hyperband 49 0
+fi
+if [ "$which" = pbt ] || [ "$which" = all ]; then
+    run mnist-pbt examples/mnist-pbt.yaml full 16 0
+    run mnist-pbt examples/mnist-pbt.yaml pbt 16 0
 fi

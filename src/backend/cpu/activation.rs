@@ -64,11 +64,11 @@ pub fn relu_forward<T: Real>(y: &mut [T]) {
 
 /// `dy ← dy · [y > 0]` from ReLU's *output* `y` (positive exactly where its input was;
 /// after dropout, zero wherever the element was dropped, whose gradient is zero anyway).
+/// The store is unconditional (a select, as the CUDA twin's `y > 0 ? d : 0`), so the loop
+/// vectorises; a conditional store compiled to a branch per element.
 pub fn relu_backward<T: Real>(y: &[T], dy: &mut [T]) {
     for (d, &v) in dy.iter_mut().zip(y) {
-        if v <= T::zero() {
-            *d = T::zero();
-        }
+        *d = if v > T::zero() { *d } else { T::zero() };
     }
 }
 

@@ -123,15 +123,17 @@ pub fn softmax_cross_entropy_backward<T: Real>(
         .zip(dlogits.chunks_exact_mut(classes))
         .zip(labels)
     {
-        let (loss, correct) = row_loss(row, label as usize);
-        sums.loss += loss.to_f64();
-        sums.correct += usize::from(correct);
-        let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+        // One exp per element, shared by the loss and the gradient; the sum runs in the
+        // same order as in `row_loss`, so the loss is the forward's to the bit.
+        let argmax = first_argmax(row);
+        let max = row[argmax];
         let mut total = T::zero();
         for (d, &v) in drow.iter_mut().zip(row) {
             *d = (v - max).exp();
             total += *d;
         }
+        sums.loss += (total.ln() + max - row[label as usize]).to_f64();
+        sums.correct += usize::from(argmax == label as usize);
         for (c, d) in drow.iter_mut().enumerate() {
             let onehot = if c == label as usize {
                 T::one()
@@ -144,14 +146,20 @@ pub fn softmax_cross_entropy_backward<T: Real>(
     sums
 }
 
-/// One row's loss and whether its first arg-max is the label.
-fn row_loss<T: Real>(row: &[T], label: usize) -> (T, bool) {
+/// The first index of the row's largest value.
+fn first_argmax<T: Real>(row: &[T]) -> usize {
     let mut argmax = 0;
     for (c, &v) in row.iter().enumerate() {
         if v > row[argmax] {
             argmax = c;
         }
     }
+    argmax
+}
+
+/// One row's loss and whether its first arg-max is the label.
+fn row_loss<T: Real>(row: &[T], label: usize) -> (T, bool) {
+    let argmax = first_argmax(row);
     let max = row[argmax];
     let log_total = row.iter().map(|&v| (v - max).exp()).sum::<T>().ln();
     (log_total + max - row[label], argmax == label)
