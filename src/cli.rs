@@ -837,40 +837,31 @@ fn load_sweep(path: &Option<PathBuf>) -> Result<(Sweep, String)> {
 
 /// One line per check; the diagnosis when one fails.
 fn describe_sanity(r: &SanityReport) -> String {
-    if r.task == crate::data::Task::Regression {
-        let overfit = match r.steps_to_overfit {
-            Some(steps) => format!("overfits {TINY_BATCH} rows in {steps} steps"),
-            None => format!(
-                "does NOT overfit {TINY_BATCH} rows in {} steps (loss {:.3e})",
-                r.max_steps, r.final_train_loss
-            ),
-        };
-        let mut text = format!(
-            "sanity: initial loss {:.3e} (mean squared target {:.3e}{}); {overfit}",
-            r.initial_loss,
-            r.expected_initial_loss,
-            if r.initial_loss_ok { "" } else { ", too far" }
-        );
-        for d in &r.diagnosis {
-            text.push_str(&format!("\n  - {d}"));
-        }
-        return text;
-    }
-    let overfit = match r.steps_to_overfit {
-        Some(steps) => format!("overfits {TINY_BATCH} rows in {steps} steps"),
-        None => format!(
+    let regression = r.task == crate::data::Task::Regression;
+    let overfit = match (r.steps_to_overfit, regression) {
+        (Some(steps), _) => format!("overfits {TINY_BATCH} rows in {steps} steps"),
+        (None, true) => format!(
+            "does NOT overfit {TINY_BATCH} rows in {} steps (loss {:.3e})",
+            r.max_steps, r.final_train_loss
+        ),
+        (None, false) => format!(
             "does NOT overfit {TINY_BATCH} rows in {} steps ({:.1}%)",
             r.max_steps,
             100.0 * r.final_train_accuracy
         ),
     };
-    let mut text = format!(
-        "sanity: initial loss {:.3} (ln {} = {:.3}{}); {overfit}",
-        r.initial_loss,
-        r.classes,
-        r.expected_initial_loss,
-        if r.initial_loss_ok { "" } else { ", too far" }
-    );
+    let too_far = if r.initial_loss_ok { "" } else { ", too far" };
+    let mut text = if regression {
+        format!(
+            "sanity: initial loss {:.3e} (mean squared target {:.3e}{too_far}); {overfit}",
+            r.initial_loss, r.expected_initial_loss
+        )
+    } else {
+        format!(
+            "sanity: initial loss {:.3} (ln {} = {:.3}{too_far}); {overfit}",
+            r.initial_loss, r.classes, r.expected_initial_loss
+        )
+    };
     for d in &r.diagnosis {
         text.push_str(&format!("\n  - {d}"));
     }

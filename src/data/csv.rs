@@ -69,22 +69,25 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn, task: Task) -> Result<
                 ),
             ));
         }
+        // A feature or a regression target: a finite number, or an error naming it.
+        let finite = |column: usize, field: &str, what: &str| -> Result<f32> {
+            field
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite())
+                .ok_or_else(|| {
+                    bad(
+                        line,
+                        format!(
+                            "column {}: {what}`{field}` is not a finite number",
+                            column + 1
+                        ),
+                    )
+                })
+        };
         for (column, field) in fields.iter().enumerate() {
             if column == label_at && task == Task::Regression {
-                let v: f32 = field
-                    .parse()
-                    .ok()
-                    .filter(|v: &f32| v.is_finite())
-                    .ok_or_else(|| {
-                        bad(
-                            line,
-                            format!(
-                                "column {}: target `{field}` is not a finite number",
-                                column + 1
-                            ),
-                        )
-                    })?;
-                values.push(v);
+                values.push(finite(column, field, "target ")?);
             } else if column == label_at {
                 let l: u32 = field.parse().map_err(|_| {
                     bad(
@@ -100,17 +103,7 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn, task: Task) -> Result<
                 }
                 labels.push(l);
             } else {
-                let v: f32 = field
-                    .parse()
-                    .ok()
-                    .filter(|v: &f32| v.is_finite())
-                    .ok_or_else(|| {
-                        bad(
-                            line,
-                            format!("column {}: `{field}` is not a finite number", column + 1),
-                        )
-                    })?;
-                features.push(v);
+                features.push(finite(column, field, "")?);
             }
         }
     }

@@ -162,6 +162,26 @@ fn values(path: &Path, bytes: &[u8], a: &Array) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// Every element of the array as f32; a non-finite one is an error naming its byte offset.
+fn finite_values(path: &Path, bytes: &[u8], a: &Array, what: &str) -> Result<Vec<f32>> {
+    let item = item_size(&a.dtype).unwrap_or(1);
+    values(path, bytes, a)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if v.is_finite() {
+                Ok(v as f32)
+            } else {
+                Err(bad(
+                    path,
+                    a.data_offset + i * item,
+                    format!("non-finite {what} {v} at element {i}"),
+                ))
+            }
+        })
+        .collect()
+}
+
 /// Features from `features` and labels from `labels`: class indices, or for regression
 /// real values (`(rows,)` or `(rows, columns)`).
 pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> {
@@ -213,34 +233,11 @@ pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> 
         ));
     }
     let n_features: usize = fa.shape[1..].iter().product();
-    let mut feature_values = Vec::with_capacity(fa.shape[0] * n_features);
-    for (i, v) in values(features, &fb, &fa)?.into_iter().enumerate() {
-        if !v.is_finite() {
-            let item = item_size(&fa.dtype).unwrap_or(1);
-            return Err(bad(
-                features,
-                fa.data_offset + i * item,
-                format!("non-finite value {v} at element {i}"),
-            ));
-        }
-        feature_values.push(v as f32);
-    }
+    let feature_values = finite_values(features, &fb, &fa, "value")?;
     if task == Task::Regression {
-        let mut targets = Vec::with_capacity(la.shape.iter().product());
-        for (i, v) in values(labels, &lb, &la)?.into_iter().enumerate() {
-            if !v.is_finite() {
-                let item = item_size(&la.dtype).unwrap_or(1);
-                return Err(bad(
-                    labels,
-                    la.data_offset + i * item,
-                    format!("non-finite target {v} at element {i}"),
-                ));
-            }
-            targets.push(v as f32);
-        }
         return Ok(Dataset {
             features: feature_values,
-            values: targets,
+            values: finite_values(labels, &lb, &la, "target")?,
             n_features,
             n_classes: la.shape.get(1).copied().unwrap_or(1),
             task,
