@@ -8,13 +8,17 @@ use serde::Serialize;
 /// minimum, marks overfitting; above `GAP_ALONE` the gap is enough on its own.
 pub const GAP: f64 = 0.03;
 pub const GAP_ALONE: f64 = 0.10;
+/// The same for regression's loss gap (`EpochMetrics::gap`): a training loss under 70%
+/// of the validation loss with the latter rising, or under half of it.
+pub const LOSS_GAP: f64 = 0.3;
+pub const LOSS_GAP_ALONE: f64 = 0.5;
 /// The validation loss's rise above its minimum (relative) that counts as rising.
 pub const RISE: f64 = 0.05;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Overfitting {
     pub trial: usize,
-    /// Train accuracy − validation accuracy after the last epoch.
+    /// The train−validation gap after the last epoch (`EpochMetrics::gap`).
     pub gap: f64,
     /// Last validation loss over its minimum, minus 1.
     pub val_loss_rise: f64,
@@ -36,9 +40,14 @@ pub fn overfitting(trials: &[TrialView]) -> Vec<Overfitting> {
                 .map(|h| (h.epoch, h.val_loss))
                 .filter(|(_, l)| l.is_finite())
                 .min_by(|a, b| a.1.total_cmp(&b.1))?;
-            let gap = last.train_accuracy - last.val_accuracy;
+            let gap = last.gap();
+            let (with_rise, alone) = if last.val_accuracy.is_nan() {
+                (LOSS_GAP, LOSS_GAP_ALONE)
+            } else {
+                (GAP, GAP_ALONE)
+            };
             let rise = last.val_loss / min_loss.max(1e-12) - 1.0;
-            let overfit = (gap > GAP && rise > RISE) || gap > GAP_ALONE;
+            let overfit = (gap > with_rise && rise > RISE) || gap > alone;
             overfit.then(|| Overfitting {
                 trial: t.number,
                 gap,
@@ -135,5 +144,26 @@ mod tests {
         assert_eq!(flags[1].best_epoch, 2);
         assert!(flags[1].advice.contains("more dropout (now 0.05)"));
         assert!(flags[1].advice.contains("width 256"));
+    }
+
+    #[test]
+    fn regression_is_judged_by_its_loss_gap() {
+        // Accuracy NaN (regression): (train loss, validation loss) per epoch.
+        let curve = |number: usize, losses: &[(f64, f64)]| {
+            let mut t = trial(number, &vec![(f64::NAN, f64::NAN, 0.0); losses.len()]);
+            for (h, &(train, val)) in t.history.iter_mut().zip(losses) {
+                (h.train_loss, h.val_loss) = (train, val);
+            }
+            t
+        };
+        // Train loss 0.5 of validation's and validation rising: overfit. Train 0.9 of
+        // validation's: healthy. Train a third of validation's: overfit on the gap alone.
+        let rising = curve(1, &[(2.0, 2.2), (1.2, 1.6), (0.9, 1.8)]);
+        let healthy = curve(2, &[(2.0, 2.2), (1.5, 1.7), (1.4, 1.55)]);
+        let wide = curve(3, &[(2.0, 2.2), (1.0, 2.0), (0.6, 1.9)]);
+        let flags = overfitting(&[rising, healthy, wide]);
+        let ids: Vec<usize> = flags.iter().map(|f| f.trial).collect();
+        assert_eq!(ids, vec![3, 1], "{flags:?}");
+        assert!((flags[0].gap - (1.0 - 0.6 / 1.9)).abs() < 1e-12);
     }
 }

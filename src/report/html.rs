@@ -207,7 +207,7 @@ pub fn render(run: &RunData) -> String {
             points: t
                 .history
                 .iter()
-                .map(|h| (h.epoch as f64, h.train_accuracy - h.val_accuracy))
+                .map(|h| (h.epoch as f64, h.gap()))
                 .collect(),
             dots: false,
         })
@@ -224,7 +224,7 @@ pub fn render(run: &RunData) -> String {
     .svg(&gaps);
     let flags = overfitting(&run.trials);
     if flags.is_empty() {
-        gap_html.push_str("<p>No trial overfits (gap above 0.03 with a rising validation loss, or above 0.10).</p>");
+        gap_html.push_str("<p>No trial overfits (an accuracy gap above 0.03 with a rising validation loss, or above 0.10; for regression a loss gap above 0.3, or 0.5).</p>");
     } else {
         gap_html.push_str("<table><tr><th>trial</th><th>gap</th><th>val loss above its minimum</th><th>best epoch</th><th>try</th></tr>");
         for f in flags.iter().take(10) {

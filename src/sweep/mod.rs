@@ -935,7 +935,7 @@ fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Resu
                 opt(last.map(|h| h.train_accuracy)),
                 opt(last.map(|h| h.val_loss)),
                 opt(last.map(|h| h.val_accuracy)),
-                opt(last.map(|h| h.train_accuracy - h.val_accuracy)),
+                opt(last.map(|h| h.gap())),
                 opt(last.and_then(|h| h.grad_norm)),
             ];
             row.extend(names.iter().map(|n| {

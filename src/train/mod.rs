@@ -43,6 +43,17 @@ fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 pub const METRIC_NAMES: [&str; 4] = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"];
 
 impl EpochMetrics {
+    /// The train−validation gap: train minus validation accuracy for classification; for
+    /// regression, where accuracy is not defined, the share of the validation loss that
+    /// the training loss stays below, `1 − train_loss / val_loss`.
+    pub fn gap(&self) -> f64 {
+        if self.val_accuracy.is_nan() {
+            1.0 - self.train_loss / self.val_loss
+        } else {
+            self.train_accuracy - self.val_accuracy
+        }
+    }
+
     /// The value of a metric named in [`METRIC_NAMES`]; `None` for any other name.
     pub fn get(&self, name: &str) -> Option<f64> {
         match name {
