@@ -294,3 +294,67 @@ fn tpe_beats_random_on_a_smooth_bowl() {
     let (tpe, random) = (best(SamplerKind::Tpe), best(SamplerKind::Random));
     assert!(tpe < random, "TPE {tpe} vs random {random}");
 }
+
+#[test]
+fn gp_models_conditional_parameters_instead_of_drawing_them_at_random() {
+    // `x` matters only when `kind` is `a`; a sampler that draws it at random (Optuna's
+    // GPSampler) keeps suggesting x all over [0, 1] even after it has learned kind = a.
+    let unit = |name: &str, condition: Option<Condition>| ParamDef {
+        name: name.into(),
+        dist: Distribution::Float {
+            low: 0.0,
+            high: 1.0,
+            log: false,
+            step: None,
+        },
+        condition,
+    };
+    let space = Space::new(vec![
+        ParamDef {
+            name: "kind".into(),
+            dist: Distribution::Categorical {
+                choices: vec!["a".into(), "b".into()],
+            },
+            condition: None,
+        },
+        unit(
+            "x",
+            Some(Condition {
+                parent: "kind".into(),
+                values: vec!["a".into()],
+            }),
+        ),
+        unit("y", None),
+    ])
+    .unwrap();
+    let f = |p: &Params| {
+        let y = (p["y"].as_f64().unwrap() - 0.3).powi(2);
+        match p.get("x") {
+            Some(x) => (x.as_f64().unwrap() - 0.8).powi(2) + y,
+            None => 0.5 + y,
+        }
+    };
+    for seed in 0..3 {
+        let mut study = Study::in_memory(space.clone(), SamplerKind::Gp, false, seed).unwrap();
+        let mut late_x = Vec::new();
+        for i in 0..40 {
+            let t = study.ask().unwrap();
+            if let (true, Some(x)) = (i >= 25, t.params.get("x")) {
+                late_x.push(x.as_f64().unwrap());
+            }
+            study
+                .tell(t.number, Outcome::Complete(f(&t.params)))
+                .unwrap();
+        }
+        assert!(
+            late_x.len() >= 10,
+            "seed {seed}: kind = a only {} times",
+            late_x.len()
+        );
+        let spread = late_x.iter().map(|x| (x - 0.8).abs()).sum::<f64>() / late_x.len() as f64;
+        assert!(
+            spread < 0.05,
+            "seed {seed}: mean |x − 0.8| = {spread} over {late_x:?}"
+        );
+    }
+}

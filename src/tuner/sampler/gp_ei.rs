@@ -6,7 +6,9 @@
 //! - Modelled jointly: the always-active parameters with more than one value; integer and
 //!   stepped parameters sit on their bin centres and are snapped after the continuous
 //!   search, categorical ones use a Hamming distance and are searched choice by choice.
-//!   Conditional parameters are drawn at random.
+//!   Conditional parameters whose parent is modelled are modelled too (Optuna's GPSampler
+//!   draws them at random): where a trial's condition is unmet, the dimension holds the
+//!   constant `INACTIVE`, and the acquisition sees a candidate the same way.
 //! - Batches by kriging believer: running and pending trials join the training set with
 //!   the posterior mean as their value, which leaves the mean unchanged and shrinks the
 //!   variance around them, so the next suggestion looks elsewhere.
@@ -15,7 +17,7 @@
 
 use super::gp::acquisition::{maximize_log_ei, AcqSpace};
 use super::gp::kernel::KernelParams;
-use super::gp::{fit, GpModel, Inputs};
+use super::gp::{fit, GpModel, Inputs, INACTIVE};
 use super::{History, RandomSampler, Sampler, SobolSampler};
 use crate::space::transform::{from_unit, to_unit};
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
@@ -94,6 +96,41 @@ fn decode(dist: &Distribution, coord: f64) -> ParamValue {
     }
 }
 
+/// The parameters the GP models: every always-active one with more than one value, and
+/// every conditional one whose parent it models (in the space's order, parents first).
+fn modelled(space: &Space) -> Vec<&ParamDef> {
+    let mut defs: Vec<&ParamDef> = Vec::new();
+    for p in &space.params {
+        let parent_modelled = |c: &crate::space::Condition| defs.iter().any(|d| d.name == c.parent);
+        if p.dist.cardinality() != Some(1) && p.condition.as_ref().is_none_or(parent_modelled) {
+            defs.push(p);
+        }
+    }
+    defs
+}
+
+/// For each modelled dimension, the index of its parent's dimension (`None`: unconditional).
+fn parent_indices(defs: &[&ParamDef]) -> Vec<Option<usize>> {
+    defs.iter()
+        .map(|p| {
+            let c = p.condition.as_ref()?;
+            defs.iter().position(|d| d.name == c.parent)
+        })
+        .collect()
+}
+
+/// Which dimensions of `point` are active: a conditional one when its parent is active and
+/// holds one of the condition's values (parents come first, so one pass suffices).
+fn active_dims(defs: &[&ParamDef], parents: &[Option<usize>], point: &[f64]) -> Vec<bool> {
+    let mut active = vec![true; defs.len()];
+    for (j, parent) in parents.iter().enumerate() {
+        if let (Some(i), Some(c)) = (parent, &defs[j].condition) {
+            active[j] = active[*i] && c.values.contains(&decode(&defs[*i].dist, point[*i]));
+        }
+    }
+    active
+}
+
 /// Mean 0 and standard deviation 1 (the deviation floored, so constant data stays finite).
 fn standardize(y: &mut [f64]) {
     let n = y.len() as f64;
@@ -111,14 +148,15 @@ impl Sampler for GpEiSampler {
     }
 
     fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
-        let defs: Vec<&ParamDef> = space
-            .params
-            .iter()
-            .filter(|p| p.condition.is_none() && p.dist.cardinality() != Some(1))
-            .collect();
+        let defs = modelled(space);
+        let parents = parent_indices(&defs);
         let row = |params: &Params| -> Option<Vec<f64>> {
             defs.iter()
-                .map(|d| params.get(&d.name).map(|v| encode(&d.dist, v)))
+                .map(|d| match params.get(&d.name) {
+                    Some(v) => Some(encode(&d.dist, v)),
+                    None if !Space::is_active(d, params) => Some(INACTIVE),
+                    None => None,
+                })
                 .collect()
         };
         let sign = if history.maximize { 1.0 } else { -1.0 };
@@ -197,6 +235,7 @@ impl Sampler for GpEiSampler {
                 *c = encode(&p.dist, &decode(&p.dist, *c));
             }
         };
+        let active = |point: &[f64]| active_dims(&defs, &parents, point);
         let acq_space = AcqSpace {
             categorical: defs
                 .iter()
@@ -206,6 +245,7 @@ impl Sampler for GpEiSampler {
                 })
                 .collect(),
             snap: &snap,
+            active: (!parents.iter().all(Option::is_none)).then_some(&active),
         };
         let (best, _) = maximize_log_ei(
             &model,

@@ -8,7 +8,7 @@
 //! sweep over each categorical's choices.
 
 use super::lbfgs::{minimize, LbfgsOptions};
-use super::GpModel;
+use super::{GpModel, INACTIVE};
 use crate::tuner::normal::{cdf, pdf, LN_SQRT_2PI};
 
 /// `(log h(z), d log h / dz)`.
@@ -53,12 +53,38 @@ pub fn log_ei_with_grad(
     (value + sigma.ln(), grad)
 }
 
+/// Which dimensions of a point are active, given the point.
+pub type ActiveDims<'a> = dyn Fn(&[f64]) -> Vec<bool> + 'a;
+
 /// What the maximiser needs to know about the space.
 pub struct AcqSpace<'a> {
     /// `Some(k)` for a categorical dimension with `k` choices (coordinates `0..k`).
     pub categorical: Vec<Option<usize>>,
     /// Moves every coordinate of a point to the nearest valid value (discrete grids).
     pub snap: &'a dyn Fn(&mut [f64]),
+    /// Which dimensions of a point are active (a conditional dimension is inactive when
+    /// the point's own parents do not meet its condition); `None` when nothing is
+    /// conditional. The GP sees an inactive dimension as [`INACTIVE`]; the optimiser keeps
+    /// its coordinate as a latent value, used if a later move activates it.
+    pub active: Option<&'a ActiveDims<'a>>,
+}
+
+impl AcqSpace<'_> {
+    /// The points as the GP sees them, inactive dimensions imputed.
+    fn seen(&self, xs: &[f64]) -> Vec<f64> {
+        let mut xs = xs.to_vec();
+        if let Some(active) = self.active {
+            for point in xs.chunks_exact_mut(self.categorical.len().max(1)) {
+                let on = active(point);
+                for (c, on) in point.iter_mut().zip(on) {
+                    if !on {
+                        *c = INACTIVE;
+                    }
+                }
+            }
+        }
+        xs
+    }
 }
 
 /// The point maximising `log EI` and its value. `candidates` `(m, d)` are valid points
@@ -72,7 +98,7 @@ pub fn maximize_log_ei(
 ) -> (Vec<f64>, f64) {
     let d = model.inputs.d;
     let scored: Vec<f64> = model
-        .posterior(candidates)
+        .posterior(&space.seen(candidates))
         .iter()
         .map(|&(m, v)| log_ei(m, v, f0))
         .collect();
@@ -103,9 +129,15 @@ pub fn maximize_log_ei(
                     for (k, &j) in continuous.iter().enumerate() {
                         full[j] = xc[k];
                     }
-                    let (m, v, dm, dv) = model.posterior_with_grad(&full);
+                    let (m, v, dm, dv) = model.posterior_with_grad(&space.seen(&full));
                     let (value, grad) = log_ei_with_grad(m, v, &dm, &dv, f0);
-                    (-value, continuous.iter().map(|&j| -grad[j]).collect())
+                    // An imputed coordinate is a constant: log EI does not move with it.
+                    let active = space.active.map(|f| f(&full));
+                    let moves = |j: usize| active.as_ref().is_none_or(|a| a[j]);
+                    let grad = continuous
+                        .iter()
+                        .map(|&j| if moves(j) { -grad[j] } else { 0.0 });
+                    (-value, grad.collect())
                 },
                 x0,
                 Some(&bounds),
@@ -126,7 +158,7 @@ pub fn maximize_log_ei(
                     })
                     .collect();
                 let values: Vec<f64> = model
-                    .posterior(&tries)
+                    .posterior(&space.seen(&tries))
                     .iter()
                     .map(|&(m, v)| log_ei(m, v, f0))
                     .collect();
@@ -136,7 +168,7 @@ pub fn maximize_log_ei(
                 x[j] = c as f64;
             }
         }
-        let (m, v) = model.posterior(&x)[0];
+        let (m, v) = model.posterior(&space.seen(&x))[0];
         let value = log_ei(m, v, f0);
         if value > best.1 {
             best = (x, value);

@@ -20,6 +20,11 @@ use lbfgs::{minimize, LbfgsOptions};
 /// keeps `K` well conditioned when points repeat.
 pub const MIN_NOISE: f64 = 1e-6;
 
+/// The coordinate of a conditional dimension that is inactive (its condition unmet): the
+/// centre of the cube, so an inactive point is at most half the range from an active one
+/// (SMAC's imputation of inactive parameters; Lévesque et al. 2017 compare the options).
+pub const INACTIVE: f64 = 0.5;
+
 /// Training inputs and which dimensions are categorical.
 #[derive(Clone, Debug)]
 pub struct Inputs {
