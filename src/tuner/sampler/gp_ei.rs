@@ -61,6 +61,9 @@ pub struct GpEiSampler {
     startup: RandomSampler,
     /// The last fit and the number of complete trials it saw (see [`needs_refit`]).
     last_fit: Option<(usize, KernelParams)>,
+    /// The last model of the complete trials and the standardised values it was
+    /// conditioned on: reused while they do not change, as within a batch.
+    last_model: Option<(Vec<f64>, GpModel)>,
 }
 
 impl GpEiSampler {
@@ -73,6 +76,7 @@ impl GpEiSampler {
             rng: ChaCha8Rng::seed_from_u64(seed),
             startup: RandomSampler::new(seed ^ 0x6B),
             last_fit: None,
+            last_model: None,
         }
     }
 }
@@ -190,9 +194,15 @@ impl Sampler for GpEiSampler {
             }
         };
         self.last_fit = Some((fitted_on, params.clone()));
-        let Some(mut model) = GpModel::new(inputs.clone(), &y, params.clone()) else {
-            return Params::new();
+        // The model of the complete trials: the same for every suggestion of a batch.
+        let base = match self.last_model.take() {
+            Some((seen_y, m)) if seen_y == y && m.inputs.x == inputs.x && m.params == params => m,
+            _ => match GpModel::new(inputs.clone(), &y, params) {
+                Some(m) => m,
+                None => return Params::new(),
+            },
         };
+        let base = &self.last_model.insert((y.clone(), base)).1;
         let mut f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let best_row = y
             .iter()
@@ -207,19 +217,17 @@ impl Sampler for GpEiSampler {
             .filter_map(|t| row(&t.params))
             .flatten()
             .collect();
+        let mut believer = None;
         if !pending.is_empty() {
-            let believed: Vec<f64> = model.posterior(&pending).iter().map(|&(m, _)| m).collect();
-            let mut augmented = inputs.clone();
-            augmented.x.extend(&pending);
+            let believed: Vec<f64> = base.posterior(&pending).iter().map(|&(m, _)| m).collect();
             // The believed values count as observed, incumbent included: otherwise a pending
             // point predicted above the incumbent keeps its EI and is suggested again.
             f0 = believed.iter().copied().fold(f0, f64::max);
             let mut y_aug = y.clone();
             y_aug.extend(believed);
-            if let Some(m) = GpModel::new(augmented, &y_aug, params) {
-                model = m;
-            }
+            believer = base.extended(&pending, &y_aug);
         }
+        let model = believer.as_ref().unwrap_or(base);
         let sobol = SobolSampler::new(self.rng.random(), true);
         let mut candidates: Vec<f64> = Vec::with_capacity((self.options.n_candidates + 1) * d);
         for u in sobol.points(d, 0, self.options.n_candidates) {
@@ -248,7 +256,7 @@ impl Sampler for GpEiSampler {
             active: (!parents.iter().all(Option::is_none)).then_some(&active),
         };
         let (best, _) = maximize_log_ei(
-            &model,
+            model,
             f0,
             &candidates,
             &acq_space,
