@@ -99,13 +99,8 @@ pub fn softmax_cross_entropy_forward<T: Real>(
     labels: &[u32],
     classes: usize,
 ) -> LossSums {
-    let mut sums = LossSums::default();
-    for (row, &label) in logits.chunks_exact(classes).zip(labels) {
-        let (loss, correct) = row_loss(row, label as usize);
-        sums.loss += loss.to_f64();
-        sums.correct += usize::from(correct);
-    }
-    sums
+    let mut scratch = vec![T::zero(); logits.len()];
+    softmax_rows(logits, labels, classes, &mut scratch)
 }
 
 /// As [`softmax_cross_entropy_forward`], and writes `dlogits = (softmax − onehot) / batch`,
@@ -116,53 +111,61 @@ pub fn softmax_cross_entropy_backward<T: Real>(
     classes: usize,
     dlogits: &mut [T],
 ) -> LossSums {
-    let mut sums = LossSums::default();
+    let sums = softmax_rows(logits, labels, classes, dlogits);
     let inv_batch = T::one() / T::from(labels.len()).unwrap_or_else(T::one);
-    for ((row, drow), &label) in logits
-        .chunks_exact(classes)
-        .zip(dlogits.chunks_exact_mut(classes))
-        .zip(labels)
-    {
-        // One exp per element, shared by the loss and the gradient; the sum runs in the
-        // same order as in `row_loss`, so the loss is the forward's to the bit.
-        let argmax = first_argmax(row);
-        let max = row[argmax];
-        let mut total = T::zero();
-        for (d, &v) in drow.iter_mut().zip(row) {
-            *d = (v - max).exp();
-            total += *d;
+    for (drow, &label) in dlogits.chunks_exact_mut(classes).zip(labels) {
+        let total: T = drow.iter().copied().sum();
+        for d in drow.iter_mut() {
+            *d = *d / total * inv_batch;
         }
-        sums.loss += (total.ln() + max - row[label as usize]).to_f64();
-        sums.correct += usize::from(argmax == label as usize);
-        for (c, d) in drow.iter_mut().enumerate() {
-            let onehot = if c == label as usize {
-                T::one()
-            } else {
-                T::zero()
-            };
-            *d = (*d / total - onehot) * inv_batch;
-        }
+        drow[label as usize] = drow[label as usize] - inv_batch;
     }
     sums
 }
 
-/// The first index of the row's largest value.
-fn first_argmax<T: Real>(row: &[T]) -> usize {
-    let mut argmax = 0;
-    for (c, &v) in row.iter().enumerate() {
-        if v > row[argmax] {
-            argmax = c;
+/// The loss and accuracy sums of the softmax over each row of `logits`, leaving each row's
+/// unnormalised `exp(logit − max)` in `exps`: the loss and its gradient share one exp per
+/// element, and the exps of the whole batch are one vectorised pass.
+fn softmax_rows<T: Real>(logits: &[T], labels: &[u32], classes: usize, exps: &mut [T]) -> LossSums {
+    let rows = labels.len().min(logits.len() / classes.max(1));
+    let (logits, exps) = (&logits[..rows * classes], &mut exps[..rows * classes]);
+    let mut argmaxes = Vec::with_capacity(rows);
+    for (row, shifted) in logits
+        .chunks_exact(classes)
+        .zip(exps.chunks_exact_mut(classes))
+    {
+        let argmax = first_argmax(row);
+        for (s, &v) in shifted.iter_mut().zip(row) {
+            *s = v - row[argmax];
         }
+        argmaxes.push(argmax);
     }
-    argmax
+    T::exp_in_place(exps);
+    let mut sums = LossSums::default();
+    for (((row, e), &label), &argmax) in logits
+        .chunks_exact(classes)
+        .zip(exps.chunks_exact(classes))
+        .zip(labels)
+        .zip(&argmaxes)
+    {
+        let total: T = e.iter().copied().sum();
+        sums.loss += (total.ln() + row[argmax] - row[label as usize]).to_f64();
+        sums.correct += usize::from(argmax == label as usize);
+    }
+    sums
 }
 
-/// One row's loss and whether its first arg-max is the label.
-fn row_loss<T: Real>(row: &[T], label: usize) -> (T, bool) {
-    let argmax = first_argmax(row);
-    let max = row[argmax];
-    let log_total = row.iter().map(|&v| (v - max).exp()).sum::<T>().ln();
-    (log_total + max - row[label], argmax == label)
+/// The first index of the row's largest value. Selects rather than branches: with
+/// logits in no particular order, a branch per element mispredicts often enough to
+/// cost more than the rest of the softmax.
+fn first_argmax<T: Real>(row: &[T]) -> usize {
+    let (mut best, mut argmax) = (row[0], 0);
+    for (c, &v) in row.iter().enumerate().skip(1) {
+        let greater = v > best;
+        best = if greater { v } else { best };
+        argmax = if greater { c } else { argmax };
+    }
+    argmax
 }
 
 #[cfg(test)]
