@@ -204,6 +204,57 @@ fn hyperband_scheduler_runs_every_bracket() {
     assert!(summary["best"]["test"].as_f64().unwrap() > 0.5);
 }
 
+/// Hyperband with a random sampler runs its brackets in one population; BOHB with
+/// `random_fraction: 1` draws the very same configurations but runs its brackets one after
+/// another. Every trial must end with the same record either way (a member's training
+/// never depends on who shares its population), in fewer ticks of a larger population.
+#[test]
+fn hyperband_brackets_in_one_population_match_brackets_run_in_order() {
+    let body = "run_cap: 17\ntrain: {epochs: 9}\n\
+         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.5}\n  width: {values: [16, 32]}\n";
+    let run = |name: &str, scheduler: &str| {
+        let (out, dir) = run_sweep_file(
+            name,
+            &format!("{HEAD}{body}scheduler: {{type: {scheduler}, min_budget: 1, eta: 3}}\n"),
+        );
+        let summary = summary_of(&out, &dir);
+        let mut records: Vec<String> = std::fs::read_to_string(dir.join("trials.jsonl"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        records.sort();
+        (summary, records)
+    };
+    let (shared, shared_records) = run("hb-shared", "hyperband");
+    let (in_order, in_order_records) = run("hb-in-order", "bohb, random_fraction: 1.0");
+    assert_eq!(shared_records.len(), 9 + 5 + 3);
+    assert_eq!(shared_records, in_order_records);
+    assert_eq!(shared["best"], in_order["best"]);
+    // R = 9, η = 3: brackets of 9, 5 and 3 trials (max 9 in order, 17 together), and
+    // 9 ticks together against 9 + 9 + 9 one after another.
+    assert_eq!(
+        (
+            shared["population"].as_u64(),
+            in_order["population"].as_u64()
+        ),
+        (Some(17), Some(9))
+    );
+    let (u_shared, u_in_order) = (
+        shared["utilisation"].as_f64().unwrap(),
+        in_order["utilisation"].as_f64().unwrap(),
+    );
+    let epochs = shared["epochs_total"].as_f64().unwrap();
+    assert!(
+        (u_shared - epochs / (17.0 * 9.0)).abs() < 1e-9,
+        "{u_shared} {epochs}"
+    );
+    assert!(
+        (u_in_order - epochs / (9.0 * 27.0)).abs() < 1e-9,
+        "{u_in_order} {epochs}"
+    );
+}
+
 #[test]
 fn csv_data_with_a_named_label_column_trains() {
     // Two Gaussian-ish blobs, label in the middle column, with a header.

@@ -3,14 +3,18 @@
 //!
 //! Two shapes of schedule. Brackets (full budget, successive halving, Hyperband, BOHB):
 //! every alive member trains to the rung's budget, then the best `⌊n/η⌋` continue from their
-//! current weights and the others leave the population; brackets run one after another.
+//! current weights and the others leave the population (`brackets.rs`: Hyperband's brackets
+//! share one population when the sampler is model-free, otherwise run one after another).
 //! Slots (ASHA, median stopping, PBT; `slots.rs`): a fixed number of slots train together
 //! epoch by epoch, each member is judged as it reaches a rung, and a stopped member's slot
 //! takes the next trial at once.
 
+mod brackets;
 mod cv;
 mod final_eval;
 mod slots;
+
+use brackets::{run_brackets, Bracket};
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
 pub use final_eval::{FinalReport, FinalStage, Finalist};
@@ -29,6 +33,7 @@ use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::train::{EpochMetrics, Population};
+use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{brackets, model_budget, rank, Score, SuccessiveHalving};
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
@@ -401,8 +406,9 @@ impl Ledger {
 }
 
 /// Runs `sweep` on `tuning` with `backend`, recording into `log`, and finally evaluates the
-/// best trial once on `held_out`. Brackets run one after another, each as one population;
-/// the sampler sees the finished brackets' results when it suggests the next one.
+/// best trial once on `held_out`. Bracket schedules run as in `brackets.rs`: Hyperband's
+/// brackets in one population with a model-free sampler, otherwise one after another,
+/// the sampler seeing the finished brackets' results when it suggests the next one.
 ///
 /// `known`: trials a stopped run already finished (`popsweep resume`), by number. They are
 /// not trained again: their recorded rung values take their place at every rung, and the
@@ -427,9 +433,17 @@ pub fn run_sweep(
         busy: 0,
         ticks: 0,
     };
+    // Hyperband's brackets share one population unless a bracket's suggestions depend on
+    // the results of the brackets before it (see brackets.rs).
+    let shared_brackets = matches!(sweep.schedule, Schedule::Hyperband { .. })
+        && matches!(
+            sweep.sampler,
+            SamplerKind::Random | SamplerKind::Sobol | SamplerKind::Grid
+        );
     let population = match sweep.schedule {
         Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => slots.min(sweep.run_cap),
         Schedule::Pbt(_) => sweep.run_cap,
+        _ if shared_brackets => plans.iter().map(|p| p.trials).sum(),
         _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
     };
     match sweep.schedule {
@@ -450,6 +464,8 @@ pub fn run_sweep(
             context.run(&mut study, &mut ledger, log, on_progress)?;
         }
         _ => {
+            let mut pop = Population::new();
+            let mut open: Vec<Bracket> = Vec::new();
             for (b, plan) in plans.iter().enumerate() {
                 if let Schedule::Bohb {
                     random_fraction, ..
@@ -461,7 +477,6 @@ pub fn run_sweep(
                         study.enqueue(params)?;
                     }
                 }
-                let mut pop = Population::new();
                 let mut params: BTreeMap<usize, Params> = BTreeMap::new();
                 let mut finished_before = Vec::new();
                 for t in study.ask_batch(plan.trials)? {
@@ -474,16 +489,27 @@ pub fn run_sweep(
                     }
                     params.insert(t.number, t.params);
                 }
-                let context = BracketContext {
+                open.push(Bracket::new(
                     sweep,
+                    plan,
+                    (b, plans.len()),
+                    params,
+                    finished_before,
+                ));
+                if shared_brackets && b + 1 < plans.len() {
+                    continue;
+                }
+                let first = ledger.finished.len();
+                run_brackets(
+                    &mut open,
+                    &mut pop,
                     tuning,
                     backend,
-                    plan,
-                    bracket: (b, plans.len()),
-                    params: &params,
-                };
-                let first = ledger.finished.len();
-                context.run(&mut pop, finished_before, &mut ledger, log, on_progress)?;
+                    &mut ledger,
+                    log,
+                    on_progress,
+                )?;
+                open.clear();
                 for r in &ledger.finished[first..] {
                     let outcome = match (r.state, r.rungs.last()) {
                         (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
@@ -615,159 +641,6 @@ fn sweep_study(sweep: &Sweep) -> Result<Study> {
 }
 
 /// What one bracket needs to run.
-struct BracketContext<'a> {
-    sweep: &'a Sweep,
-    tuning: &'a TuningData,
-    backend: &'a dyn Backend,
-    plan: &'a BracketPlan,
-    /// (index, count) for progress.
-    bracket: (usize, usize),
-    params: &'a BTreeMap<usize, Params>,
-}
-
-impl BracketContext<'_> {
-    /// Synchronous successive halving over `pop`: every alive member trains to the rung's
-    /// budget, the best `⌊n/η⌋` continue from their weights, the rest are recorded (in
-    /// `log` and `ledger`, as they finish) and leave.
-    fn run(
-        &self,
-        pop: &mut Population,
-        mut finished_before: Vec<TrialRecord>,
-        ledger: &mut Ledger,
-        log: &mut RunLog,
-        on_progress: &mut dyn FnMut(&Progress),
-    ) -> Result<()> {
-        let (sweep, tuning, metric) = (self.sweep, self.tuning, &self.sweep.metric);
-        let rungs = &self.plan.rungs;
-        let mut rung_values: BTreeMap<usize, Vec<RungValue>> = BTreeMap::new();
-        for (k, &budget) in rungs.iter().enumerate() {
-            let rung_started = Instant::now();
-            let trained = pop.len() + finished_before.len();
-            // Synchronous: every alive member is at the same epoch, so one shared order serves all.
-            while let Some(epoch) = pop
-                .members()
-                .iter()
-                .filter(|m| m.is_alive())
-                .map(|m| m.epochs)
-                .min()
-                .filter(|&e| e < budget)
-            {
-                let plan = epoch_plan(sweep, tuning.train.len(), epoch);
-                ledger.tick(pop.members().iter().filter(|m| m.is_alive()).count());
-                if crate::interrupt::requested() {
-                    return Err(Error::Interrupted("interrupted".into()));
-                }
-                self.backend
-                    .train_epoch(pop, &tuning.train, &tuning.val, &plan)?;
-            }
-            let mut scores: Vec<Option<Score>> = pop
-                .members()
-                .iter()
-                .map(|m| {
-                    m.is_alive()
-                        .then(|| score(m.history.last(), &metric.name))
-                        .flatten()
-                })
-                .collect();
-            // Trials finished before a resume stand at this rung with their recorded value
-            // (after the population's members in the ranking, as they would be anyway:
-            // ties go to the lower validation loss, then the earlier slot).
-            scores.extend(finished_before.iter().map(|r| recorded_score(r, k, metric)));
-            let members = pop.len();
-            for (member, score) in pop.members().iter().zip(&scores) {
-                if let Some(score) = score {
-                    rung_values
-                        .entry(member.trial)
-                        .or_default()
-                        .push(RungValue {
-                            rung: k,
-                            epochs: member.epochs,
-                            value: score.value,
-                        });
-                }
-            }
-            let last_rung = k + 1 == rungs.len();
-            let continuing: Vec<usize> = match self.plan.halving {
-                Some(h) if !last_rung => h.select(&scores, metric.maximize),
-                _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
-            };
-            let trial_at = |i: usize| {
-                if i < members {
-                    pop.members()[i].trial
-                } else {
-                    finished_before[i - members].number
-                }
-            };
-            let leader = rank(&scores, metric.maximize)
-                .first()
-                .and_then(|&i| Some((trial_at(i), scores[i]?.value)));
-            let continuing_trials: Vec<usize> = continuing.iter().map(|&i| trial_at(i)).collect();
-            let mut failed = 0;
-            for (slot, member) in pop.members().iter().enumerate() {
-                let state = if !member.is_alive() {
-                    failed += 1;
-                    TrialState::Failed
-                } else if last_rung {
-                    TrialState::Complete
-                } else if continuing.contains(&slot) {
-                    continue;
-                } else {
-                    TrialState::Pruned
-                };
-                let record = TrialRecord {
-                    number: member.trial,
-                    params: self.params[&member.trial].clone(),
-                    state,
-                    epochs: member.epochs,
-                    rungs: rung_values.remove(&member.trial).unwrap_or_default(),
-                    history: member.history.clone(),
-                    error: member.failure.as_ref().map(|f| f.to_string()),
-                    lineage: Vec::new(),
-                };
-                log.append_trial(&record)?;
-                ledger.finish(pop, slot, record, metric);
-            }
-            // The replay must agree with the records.
-            let mut still = Vec::new();
-            for (j, r) in finished_before.drain(..).enumerate() {
-                let continues = !last_rung && continuing.contains(&(members + j));
-                let alive_here = scores[members + j].is_some();
-                let recorded = went_past(&r, k, alive_here) && !last_rung;
-                if continues != recorded {
-                    return Err(replay_mismatch(r.number));
-                }
-                if continues {
-                    still.push(r);
-                } else {
-                    if !alive_here {
-                        failed += 1;
-                    }
-                    ledger.finish_known(r, metric);
-                }
-            }
-            finished_before = still;
-            log.sync()?;
-            on_progress(&Progress::Rung(RungReport {
-                bracket: self.bracket.0,
-                brackets: self.bracket.1,
-                rung: k,
-                rungs: rungs.len(),
-                budget,
-                trained,
-                continuing: if last_rung { 0 } else { continuing.len() },
-                failed,
-                leader,
-                seconds: rung_started.elapsed().as_secs_f64(),
-            }));
-            pop.retain(|m| continuing_trials.contains(&m.trial));
-            if last_rung || (pop.is_empty() && finished_before.is_empty()) {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A recorded trial's standing at rung `k`: its value there, ties broken by the validation
 /// loss of the epoch it reached the rung at (as [`score`] does for a live member).
 fn recorded_score(r: &TrialRecord, k: usize, metric: &Metric) -> Option<Score> {

@@ -89,7 +89,7 @@ impl SlotContext<'_> {
                     SEED_SAMPLER ^ 0xB7,
                 ))),
             ),
-            _ => unreachable!("brackets are run by BracketContext"),
+            _ => unreachable!("bracket schedules are run by brackets.rs"),
         };
         let mut pop = Population::new();
         let mut running: BTreeMap<usize, Running> = BTreeMap::new();

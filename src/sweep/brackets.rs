@@ -1,0 +1,252 @@
+//! Bracket schedules — full budget, successive halving, Hyperband and BOHB. A bracket is
+//! synchronous successive halving: its trials train together to a rung's budget, the best
+//! `⌊n/η⌋` continue from their weights and the rest leave.
+//!
+//! Hyperband's brackets share one population when the sampler is model-free (random,
+//! Sobol, grid), so no bracket's suggestions depend on another's results. Every bracket
+//! starts at epoch 0 and its members train in lockstep, so at every tick all members are at
+//! the same epoch and one epoch order serves them all. A member never depends on who else
+//! is in the population, so each trial ends with exactly the weights it would have had
+//! with the brackets run one after another — in `R` epochs of population training instead
+//! of one `R` per bracket. BOHB, and model-based samplers, run the brackets in order, so
+//! that each bracket's suggestions see the results of those before it.
+
+use super::{
+    epoch_plan, recorded_score, replay_mismatch, score, went_past, BracketPlan, Ledger, Progress,
+    RungReport, RungValue, TrialRecord,
+};
+use crate::backend::Backend;
+use crate::config::Sweep;
+use crate::data::TuningData;
+use crate::error::{Error, Result};
+use crate::report::log::RunLog;
+use crate::space::Params;
+use crate::train::Population;
+use crate::tuner::scheduler::{rank, Score};
+use crate::tuner::trial::TrialState;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// One bracket as it runs: which trials it holds and how far it has got.
+pub(super) struct Bracket<'a> {
+    sweep: &'a Sweep,
+    plan: &'a BracketPlan,
+    /// (index, count) for progress.
+    position: (usize, usize),
+    /// Every trial of the bracket, by number: members of the population and trials that
+    /// finished before a resume.
+    params: BTreeMap<usize, Params>,
+    /// Trials finished before a resume that still stand at the current rung (their
+    /// recorded values take their place in the ranking).
+    finished_before: Vec<TrialRecord>,
+    rung_values: BTreeMap<usize, Vec<RungValue>>,
+    rung: usize,
+    rung_started: Instant,
+    done: bool,
+}
+
+impl<'a> Bracket<'a> {
+    pub fn new(
+        sweep: &'a Sweep,
+        plan: &'a BracketPlan,
+        position: (usize, usize),
+        params: BTreeMap<usize, Params>,
+        finished_before: Vec<TrialRecord>,
+    ) -> Self {
+        Bracket {
+            sweep,
+            plan,
+            position,
+            params,
+            finished_before,
+            rung_values: BTreeMap::new(),
+            rung: 0,
+            rung_started: Instant::now(),
+            done: false,
+        }
+    }
+
+    fn budget(&self) -> usize {
+        self.plan.rungs[self.rung]
+    }
+
+    /// The population slots holding this bracket's members, in slot order.
+    fn slots(&self, pop: &Population) -> Vec<usize> {
+        (0..pop.len())
+            .filter(|&s| self.params.contains_key(&pop.members()[s].trial))
+            .collect()
+    }
+
+    /// Whether an alive member of this bracket has not reached the rung's budget yet.
+    fn training(&self, pop: &Population) -> bool {
+        pop.members()
+            .iter()
+            .any(|m| m.is_alive() && self.params.contains_key(&m.trial) && m.epochs < self.budget())
+    }
+
+    /// The rung's decision, once every alive member has reached its budget: the best
+    /// `⌊n/η⌋` continue, the rest are recorded (in `log` and `ledger`) and leave `pop`.
+    fn close_rung(
+        &mut self,
+        pop: &mut Population,
+        ledger: &mut Ledger,
+        log: &mut RunLog,
+        on_progress: &mut dyn FnMut(&Progress),
+    ) -> Result<()> {
+        let metric = &self.sweep.metric;
+        let (k, budget) = (self.rung, self.budget());
+        let slots = self.slots(pop);
+        let members = slots.len();
+        let trained = members + self.finished_before.len();
+        let mut scores: Vec<Option<Score>> = slots
+            .iter()
+            .map(|&s| {
+                let m = &pop.members()[s];
+                m.is_alive()
+                    .then(|| score(m.history.last(), &metric.name))
+                    .flatten()
+            })
+            .collect();
+        // Trials finished before a resume stand at this rung with their recorded value
+        // (after the population's members in the ranking, as they would be anyway:
+        // ties go to the lower validation loss, then the earlier slot).
+        scores.extend(
+            self.finished_before
+                .iter()
+                .map(|r| recorded_score(r, k, metric)),
+        );
+        for (&slot, score) in slots.iter().zip(&scores) {
+            if let Some(score) = score {
+                let member = &pop.members()[slot];
+                self.rung_values
+                    .entry(member.trial)
+                    .or_default()
+                    .push(RungValue {
+                        rung: k,
+                        epochs: member.epochs,
+                        value: score.value,
+                    });
+            }
+        }
+        let last_rung = k + 1 == self.plan.rungs.len();
+        let continuing: Vec<usize> = match self.plan.halving {
+            Some(h) if !last_rung => h.select(&scores, metric.maximize),
+            _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
+        };
+        let trial_at = |i: usize| {
+            if i < members {
+                pop.members()[slots[i]].trial
+            } else {
+                self.finished_before[i - members].number
+            }
+        };
+        let leader = rank(&scores, metric.maximize)
+            .first()
+            .and_then(|&i| Some((trial_at(i), scores[i]?.value)));
+        let continuing_trials: Vec<usize> = continuing.iter().map(|&i| trial_at(i)).collect();
+        let mut failed = 0;
+        for (i, &slot) in slots.iter().enumerate() {
+            let member = &pop.members()[slot];
+            let state = if !member.is_alive() {
+                failed += 1;
+                TrialState::Failed
+            } else if last_rung {
+                TrialState::Complete
+            } else if continuing.contains(&i) {
+                continue;
+            } else {
+                TrialState::Pruned
+            };
+            let record = TrialRecord {
+                number: member.trial,
+                params: self.params[&member.trial].clone(),
+                state,
+                epochs: member.epochs,
+                rungs: self.rung_values.remove(&member.trial).unwrap_or_default(),
+                history: member.history.clone(),
+                error: member.failure.as_ref().map(|f| f.to_string()),
+                lineage: Vec::new(),
+            };
+            log.append_trial(&record)?;
+            ledger.finish(pop, slot, record, metric);
+        }
+        // The replay must agree with the records.
+        let mut still = Vec::new();
+        for (j, r) in self.finished_before.drain(..).enumerate() {
+            let continues = !last_rung && continuing.contains(&(members + j));
+            let alive_here = scores[members + j].is_some();
+            let recorded = went_past(&r, k, alive_here) && !last_rung;
+            if continues != recorded {
+                return Err(replay_mismatch(r.number));
+            }
+            if continues {
+                still.push(r);
+            } else {
+                if !alive_here {
+                    failed += 1;
+                }
+                ledger.finish_known(r, metric);
+            }
+        }
+        self.finished_before = still;
+        log.sync()?;
+        on_progress(&Progress::Rung(RungReport {
+            bracket: self.position.0,
+            brackets: self.position.1,
+            rung: k,
+            rungs: self.plan.rungs.len(),
+            budget,
+            trained,
+            continuing: if last_rung { 0 } else { continuing.len() },
+            failed,
+            leader,
+            seconds: self.rung_started.elapsed().as_secs_f64(),
+        }));
+        // After the last rung every member has its record and leaves.
+        let params = &self.params;
+        pop.retain(|m| {
+            !params.contains_key(&m.trial) || !last_rung && continuing_trials.contains(&m.trial)
+        });
+        self.done = last_rung || (self.slots(pop).is_empty() && self.finished_before.is_empty());
+        self.rung += 1;
+        self.rung_started = Instant::now();
+        Ok(())
+    }
+}
+
+/// Trains `pop` (the members of every bracket in `brackets`) one epoch at a time, closing
+/// each bracket's rungs as its members reach them, until every bracket has finished.
+pub(super) fn run_brackets(
+    brackets: &mut [Bracket<'_>],
+    pop: &mut Population,
+    tuning: &TuningData,
+    backend: &dyn Backend,
+    ledger: &mut Ledger,
+    log: &mut RunLog,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<()> {
+    loop {
+        for bracket in brackets.iter_mut() {
+            while !bracket.done && !bracket.training(pop) {
+                bracket.close_rung(pop, ledger, log, on_progress)?;
+            }
+        }
+        let Some(sweep) = brackets.iter().find(|b| !b.done).map(|b| b.sweep) else {
+            return Ok(());
+        };
+        // Synchronous: every alive member is at the same epoch, so one shared order serves all.
+        let alive: Vec<usize> = pop
+            .members()
+            .iter()
+            .filter(|m| m.is_alive())
+            .map(|m| m.epochs)
+            .collect();
+        let epoch = alive.iter().copied().min().unwrap_or(0);
+        let plan = epoch_plan(sweep, tuning.train.len(), epoch);
+        ledger.tick(alive.len());
+        if crate::interrupt::requested() {
+            return Err(Error::Interrupted("interrupted".into()));
+        }
+        backend.train_epoch(pop, &tuning.train, &tuning.val, &plan)?;
+    }
+}
