@@ -640,7 +640,6 @@ fn sweep_study(sweep: &Sweep) -> Result<Study> {
     .map_err(Error::Run)
 }
 
-/// What one bracket needs to run.
 /// A recorded trial's standing at rung `k`: its value there, ties broken by the validation
 /// loss of the epoch it reached the rung at (as [`score`] does for a live member).
 fn recorded_score(r: &TrialRecord, k: usize, metric: &Metric) -> Option<Score> {
