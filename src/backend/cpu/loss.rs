@@ -100,7 +100,7 @@ pub fn softmax_cross_entropy_forward<T: Real>(
     classes: usize,
 ) -> LossSums {
     let mut scratch = vec![T::zero(); logits.len()];
-    softmax_rows(logits, labels, classes, &mut scratch)
+    softmax_rows(logits, labels, classes, &mut scratch, |_, _, _| {})
 }
 
 /// As [`softmax_cross_entropy_forward`], and writes `dlogits = (softmax − onehot) / batch`,
@@ -111,46 +111,49 @@ pub fn softmax_cross_entropy_backward<T: Real>(
     classes: usize,
     dlogits: &mut [T],
 ) -> LossSums {
-    let sums = softmax_rows(logits, labels, classes, dlogits);
     let inv_batch = T::one() / T::from(labels.len()).unwrap_or_else(T::one);
-    for (drow, &label) in dlogits.chunks_exact_mut(classes).zip(labels) {
-        let total: T = drow.iter().copied().sum();
-        for d in drow.iter_mut() {
+    softmax_rows(logits, labels, classes, dlogits, |exps, total, label| {
+        for d in exps.iter_mut() {
             *d = *d / total * inv_batch;
         }
-        drow[label as usize] = drow[label as usize] - inv_batch;
-    }
-    sums
+        exps[label] = exps[label] - inv_batch;
+    })
 }
 
-/// The loss and accuracy sums of the softmax over each row of `logits`, leaving each row's
-/// unnormalised `exp(logit − max)` in `exps`: the loss and its gradient share one exp per
-/// element, and the exps of the whole batch are one vectorised pass.
-fn softmax_rows<T: Real>(logits: &[T], labels: &[u32], classes: usize, exps: &mut [T]) -> LossSums {
+/// The loss and accuracy sums of the softmax over each row of `logits`. Each row's
+/// unnormalised `exp(logit − max)` goes to `exps` — the whole batch in one vectorised pass —
+/// and is then handed to `per_row` with the row's sum and label, so the loss and its
+/// gradient share one exp per element.
+fn softmax_rows<T: Real>(
+    logits: &[T],
+    labels: &[u32],
+    classes: usize,
+    exps: &mut [T],
+    mut per_row: impl FnMut(&mut [T], T, usize),
+) -> LossSums {
     let rows = labels.len().min(logits.len() / classes.max(1));
     let (logits, exps) = (&logits[..rows * classes], &mut exps[..rows * classes]);
-    let mut argmaxes = Vec::with_capacity(rows);
     for (row, shifted) in logits
         .chunks_exact(classes)
         .zip(exps.chunks_exact_mut(classes))
     {
-        let argmax = first_argmax(row);
+        let max = row[first_argmax(row)];
         for (s, &v) in shifted.iter_mut().zip(row) {
-            *s = v - row[argmax];
+            *s = v - max;
         }
-        argmaxes.push(argmax);
     }
     T::exp_in_place(exps);
     let mut sums = LossSums::default();
-    for (((row, e), &label), &argmax) in logits
+    for ((row, e), &label) in logits
         .chunks_exact(classes)
-        .zip(exps.chunks_exact(classes))
+        .zip(exps.chunks_exact_mut(classes))
         .zip(labels)
-        .zip(&argmaxes)
     {
+        let (argmax, label) = (first_argmax(row), label as usize);
         let total: T = e.iter().copied().sum();
-        sums.loss += (total.ln() + row[argmax] - row[label as usize]).to_f64();
-        sums.correct += usize::from(argmax == label as usize);
+        sums.loss += (total.ln() + row[argmax] - row[label]).to_f64();
+        sums.correct += usize::from(argmax == label);
+        per_row(e, total, label);
     }
     sums
 }
