@@ -17,7 +17,7 @@
 
 use super::gp::acquisition::{maximize_log_ei, AcqSpace};
 use super::gp::kernel::KernelParams;
-use super::gp::{fit, GpModel, Inputs, INACTIVE};
+use super::gp::{fit, GpModel, Inputs, Whitened, INACTIVE};
 use super::{History, RandomSampler, Sampler, SobolSampler};
 use crate::space::transform::{from_unit, to_unit};
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
@@ -61,9 +61,23 @@ pub struct GpEiSampler {
     startup: RandomSampler,
     /// The last fit and the number of complete trials it saw (see [`needs_refit`]).
     last_fit: Option<(usize, KernelParams)>,
-    /// The last model of the complete trials and the standardised values it was
-    /// conditioned on: reused while they do not change, as within a batch.
-    last_model: Option<(Vec<f64>, GpModel)>,
+    /// The last model of the complete trials: reused while they do not change, as within a
+    /// batch.
+    last_model: Option<BatchBase>,
+}
+
+/// The model of the complete trials and the quasi-random candidates every suggestion of a
+/// batch scores, their covariances with the training points computed once: each
+/// suggestion then pays only for the pending points ([`GpModel::posterior_whitened`]).
+struct BatchBase {
+    /// The standardised values the model was conditioned on.
+    y: Vec<f64>,
+    model: GpModel,
+    /// `(m, d)`: Sobol points plus the best observed point.
+    candidates: Vec<f64>,
+    /// The candidates as the GP sees them (inactive dimensions imputed).
+    seen: Vec<f64>,
+    whitened: Whitened,
 }
 
 impl GpEiSampler {
@@ -194,15 +208,6 @@ impl Sampler for GpEiSampler {
             }
         };
         self.last_fit = Some((fitted_on, params.clone()));
-        // The model of the complete trials: the same for every suggestion of a batch.
-        let base = match self.last_model.take() {
-            Some((seen_y, m)) if seen_y == y && m.inputs.x == inputs.x && m.params == params => m,
-            _ => match GpModel::new(inputs.clone(), &y, params) {
-                Some(m) => m,
-                None => return Params::new(),
-            },
-        };
-        let base = &self.last_model.insert((y.clone(), base)).1;
         let mut f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let best_row = y
             .iter()
@@ -210,34 +215,6 @@ impl Sampler for GpEiSampler {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map_or(0, |(i, _)| i);
         let best_x = inputs.row(best_row).to_vec();
-        // Kriging believer for running and pending trials.
-        let pending: Vec<f64> = history
-            .all()
-            .filter(|t| t.state == TrialState::Running)
-            .filter_map(|t| row(&t.params))
-            .flatten()
-            .collect();
-        let mut believer = None;
-        if !pending.is_empty() {
-            let believed: Vec<f64> = base.posterior(&pending).iter().map(|&(m, _)| m).collect();
-            // The believed values count as observed, incumbent included: otherwise a pending
-            // point predicted above the incumbent keeps its EI and is suggested again.
-            f0 = believed.iter().copied().fold(f0, f64::max);
-            let mut y_aug = y.clone();
-            y_aug.extend(believed);
-            believer = base.extended(&pending, &y_aug);
-        }
-        let model = believer.as_ref().unwrap_or(base);
-        let sobol = SobolSampler::new(self.rng.random(), true);
-        let mut candidates: Vec<f64> = Vec::with_capacity((self.options.n_candidates + 1) * d);
-        for u in sobol.points(d, 0, self.options.n_candidates) {
-            candidates.extend(
-                defs.iter()
-                    .zip(u)
-                    .map(|(p, u)| encode(&p.dist, &from_unit(&p.dist, u))),
-            );
-        }
-        candidates.extend(&best_x);
         let snap = |point: &mut [f64]| {
             for (c, p) in point.iter_mut().zip(&defs) {
                 *c = encode(&p.dist, &decode(&p.dist, *c));
@@ -255,10 +232,65 @@ impl Sampler for GpEiSampler {
             snap: &snap,
             active: (!parents.iter().all(Option::is_none)).then_some(&active),
         };
+        // The model of the complete trials and its candidates, whitened once: the same for
+        // every suggestion of a batch.
+        let base = match self.last_model.take() {
+            Some(b) if b.y == y && b.model.inputs.x == inputs.x && b.model.params == params => b,
+            _ => {
+                let Some(model) = GpModel::new(inputs.clone(), &y, params) else {
+                    return Params::new();
+                };
+                let sobol = SobolSampler::new(self.rng.random(), true);
+                let mut candidates: Vec<f64> =
+                    Vec::with_capacity((self.options.n_candidates + 1) * d);
+                for u in sobol.points(d, 0, self.options.n_candidates) {
+                    candidates.extend(
+                        defs.iter()
+                            .zip(u)
+                            .map(|(p, u)| encode(&p.dist, &from_unit(&p.dist, u))),
+                    );
+                }
+                candidates.extend(&best_x);
+                let seen = acq_space.seen(&candidates);
+                BatchBase {
+                    y: y.clone(),
+                    whitened: model.whiten(&seen),
+                    model,
+                    candidates,
+                    seen,
+                }
+            }
+        };
+        let base = self.last_model.insert(base);
+        // Kriging believer for running and pending trials.
+        let pending: Vec<f64> = history
+            .all()
+            .filter(|t| t.state == TrialState::Running)
+            .filter_map(|t| row(&t.params))
+            .flatten()
+            .collect();
+        let mut believer = None;
+        if !pending.is_empty() {
+            let believed: Vec<f64> = base
+                .model
+                .posterior(&pending)
+                .iter()
+                .map(|&(m, _)| m)
+                .collect();
+            // The believed values count as observed, incumbent included: otherwise a pending
+            // point predicted above the incumbent keeps its EI and is suggested again.
+            f0 = believed.iter().copied().fold(f0, f64::max);
+            let mut y_aug = y.clone();
+            y_aug.extend(believed);
+            believer = base.model.extended(&pending, &y_aug);
+        }
+        let model = believer.as_ref().unwrap_or(&base.model);
+        let posteriors = model.posterior_whitened(&base.whitened, &base.seen);
         let (best, _) = maximize_log_ei(
             model,
             f0,
-            &candidates,
+            &base.candidates,
+            &posteriors,
             &acq_space,
             self.options.n_local_search,
         );

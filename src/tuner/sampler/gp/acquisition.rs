@@ -71,7 +71,7 @@ pub struct AcqSpace<'a> {
 
 impl AcqSpace<'_> {
     /// The points as the GP sees them, inactive dimensions imputed.
-    fn seen(&self, xs: &[f64]) -> Vec<f64> {
+    pub fn seen(&self, xs: &[f64]) -> Vec<f64> {
         let mut xs = xs.to_vec();
         if let Some(active) = self.active {
             for point in xs.chunks_exact_mut(self.categorical.len().max(1)) {
@@ -88,20 +88,18 @@ impl AcqSpace<'_> {
 }
 
 /// The point maximising `log EI` and its value. `candidates` `(m, d)` are valid points
-/// (quasi-random, plus e.g. the best observed); the best `n_local` of them are refined.
+/// (quasi-random, plus e.g. the best observed) and `posteriors` the model's posterior at
+/// each as the GP sees it; the best `n_local` of them are refined.
 pub fn maximize_log_ei(
     model: &GpModel,
     f0: f64,
     candidates: &[f64],
+    posteriors: &[(f64, f64)],
     space: &AcqSpace<'_>,
     n_local: usize,
 ) -> (Vec<f64>, f64) {
     let d = model.inputs.d;
-    let scored: Vec<f64> = model
-        .posterior(&space.seen(candidates))
-        .iter()
-        .map(|&(m, v)| log_ei(m, v, f0))
-        .collect();
+    let scored: Vec<f64> = posteriors.iter().map(|&(m, v)| log_ei(m, v, f0)).collect();
     let mut order: Vec<usize> = (0..scored.len()).collect();
     order.sort_by(|&a, &b| scored[b].total_cmp(&scored[a]));
     let mut best = (

@@ -140,32 +140,76 @@ impl GpModel {
     /// Posterior mean and variance at each of the `m` rows of `xs` `(m, d)`, batched: one
     /// triangular solve with `m` right-hand sides.
     pub fn posterior(&self, xs: &[f64]) -> Vec<(f64, f64)> {
+        self.posterior_whitened(&self.whiten(xs), xs)
+    }
+
+    /// `K(X, xs)` and `L⁻¹·K(X, xs)` for the rows of `xs`: what
+    /// [`GpModel::posterior_whitened`] needs of them, computed once.
+    pub fn whiten(&self, xs: &[f64]) -> Whitened {
+        let kstar = self.cross_covariance(0, xs);
+        let mut solved = kstar.clone();
+        faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+            self.l.as_ref(),
+            solved.as_mut(),
+            Par::Seq,
+        );
+        Whitened { kstar, solved }
+    }
+
+    /// The posterior at the points `w` was made from (`xs`), where `w` came from a model
+    /// whose training points are the first `n` of this one's (this model extended it by
+    /// `p` more): with `L' = [[L, 0], [B, C]]`, `L'⁻¹·k = [v; C⁻¹·(k_p − B·v)]` for the
+    /// cached `v = L⁻¹·k_n`, so a point costs `O(p·n)` instead of `O((n + p)²)`.
+    pub fn posterior_whitened(&self, w: &Whitened, xs: &[f64]) -> Vec<(f64, f64)> {
+        let (n, m) = (w.kstar.nrows(), w.kstar.ncols());
+        let p = self.inputs.n() - n;
+        let k_new = self.cross_covariance(n, xs);
+        let mut v_new = k_new.clone();
+        if p > 0 {
+            let b = self.l.as_ref().submatrix(n, 0, p, n);
+            faer::linalg::matmul::matmul(
+                v_new.as_mut(),
+                faer::Accum::Add,
+                b,
+                w.solved.as_ref(),
+                -1.0,
+                Par::Seq,
+            );
+            faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                self.l.as_ref().submatrix(n, n, p, p),
+                v_new.as_mut(),
+                Par::Seq,
+            );
+        }
+        (0..m)
+            .map(|j| {
+                let mean: f64 = (0..n)
+                    .map(|i| w.kstar[(i, j)] * self.alpha[i])
+                    .chain((0..p).map(|q| k_new[(q, j)] * self.alpha[n + q]))
+                    .sum();
+                let explained: f64 = (0..n)
+                    .map(|i| w.solved[(i, j)] * w.solved[(i, j)])
+                    .chain((0..p).map(|q| v_new[(q, j)] * v_new[(q, j)]))
+                    .sum();
+                (mean, (self.params.scale - explained).max(1e-12))
+            })
+            .collect()
+    }
+
+    /// `K(X[from..], xs)` `(n − from, m)`.
+    fn cross_covariance(&self, from: usize, xs: &[f64]) -> Mat<f64> {
         let (n, d) = (self.inputs.n(), self.inputs.d);
         let m = xs.len().checked_div(d).unwrap_or(0);
         let p = &self.params;
-        let mut kstar = Mat::<f64>::from_fn(n, m, |i, j| {
+        Mat::<f64>::from_fn(n - from, m, |i, j| {
             let r2 = sq_dist(
-                self.inputs.row(i),
+                self.inputs.row(from + i),
                 &xs[j * d..(j + 1) * d],
                 &p.inv_sq_lengthscales,
                 &self.inputs.categorical,
             );
             p.scale * matern52(r2)
-        });
-        let means: Vec<f64> = (0..m)
-            .map(|j| (0..n).map(|i| kstar[(i, j)] * self.alpha[i]).sum())
-            .collect();
-        faer::linalg::triangular_solve::solve_lower_triangular_in_place(
-            self.l.as_ref(),
-            kstar.as_mut(),
-            Par::Seq,
-        );
-        (0..m)
-            .map(|j| {
-                let explained: f64 = (0..n).map(|i| kstar[(i, j)] * kstar[(i, j)]).sum();
-                (means[j], (p.scale - explained).max(1e-12))
-            })
-            .collect()
+        })
     }
 
     /// Mean, variance and their gradients with respect to the non-categorical coordinates
@@ -209,6 +253,15 @@ impl GpModel {
         }
         (mean, var, dmean, dvar)
     }
+}
+
+/// A fixed set of points' covariances with a model's training points (see
+/// [`GpModel::whiten`]).
+pub struct Whitened {
+    /// `K(X, xs)` `(n, m)`.
+    kstar: Mat<f64>,
+    /// `L⁻¹·K(X, xs)` `(n, m)`.
+    solved: Mat<f64>,
 }
 
 /// `rhs ← K⁻¹·rhs` given `L = chol(K)`: `L⁻ᵀ·(L⁻¹·rhs)`.
@@ -458,6 +511,18 @@ mod tests {
             .collect();
         for ((gm, gv), (wm, wv)) in grown
             .posterior(&probes)
+            .into_iter()
+            .zip(whole.posterior(&probes))
+        {
+            assert!(
+                (gm - wm).abs() < 1e-9 && (gv - wv).abs() < 1e-9,
+                "{gm} {gv} vs {wm} {wv}"
+            );
+        }
+        // The whitened path: covariances with the base's points computed once.
+        let whitened = base.whiten(&probes);
+        for ((gm, gv), (wm, wv)) in grown
+            .posterior_whitened(&whitened, &probes)
             .into_iter()
             .zip(whole.posterior(&probes))
         {
