@@ -127,11 +127,17 @@ pub fn maximize_log_ei(
                     for (k, &j) in continuous.iter().enumerate() {
                         full[j] = xc[k];
                     }
-                    let (m, v, dm, dv) = model.posterior_with_grad(&space.seen(&full));
-                    let (value, grad) = log_ei_with_grad(m, v, &dm, &dv, f0);
                     // An imputed coordinate is a constant: log EI does not move with it.
                     let active = space.active.map(|f| f(&full));
                     let moves = |j: usize| active.as_ref().is_none_or(|a| a[j]);
+                    let mut seen = full.clone();
+                    for (j, c) in seen.iter_mut().enumerate() {
+                        if !moves(j) {
+                            *c = INACTIVE;
+                        }
+                    }
+                    let (m, v, dm, dv) = model.posterior_with_grad(&seen);
+                    let (value, grad) = log_ei_with_grad(m, v, &dm, &dv, f0);
                     let grad = continuous
                         .iter()
                         .map(|&j| if moves(j) { -grad[j] } else { 0.0 });

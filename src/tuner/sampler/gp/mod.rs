@@ -112,7 +112,7 @@ impl GpModel {
             );
             kp.scale * matern52(r2)
         };
-        let mut bt = Mat::<f64>::from_fn(n, p_new, |i, j| k_cross(i, n + j));
+        let mut bt = self.cross_covariance(0, xs);
         faer::linalg::triangular_solve::solve_lower_triangular_in_place(
             self.l.as_ref(),
             bt.as_mut(),
