@@ -1380,7 +1380,13 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             } else {
                 va.total_cmp(&vb)
             };
-            b.epochs.cmp(&a.epochs).then(by_value)
+            // Ties go to the lower validation loss, as the sweep breaks them when it
+            // picks the best trial, so the first row is the trial tested below.
+            let val_loss = |t: &TrialRecord| t.history.last().map_or(f64::INFINITY, |h| h.val_loss);
+            b.epochs
+                .cmp(&a.epochs)
+                .then(by_value)
+                .then(val_loss(a).total_cmp(&val_loss(b)))
         });
         println!(
             "\ntop trials by {} ({}):",

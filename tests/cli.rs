@@ -658,3 +658,29 @@ fn resume_from_any_prefix_of_the_records_reproduces_the_run() {
         );
     }
 }
+
+/// The default sweep has two complete trials tied on validation accuracy (29 and 36); the
+/// sweep breaks the tie by validation loss, and the table of top trials must agree, so its
+/// first row is the trial that is then tested on the held-out split.
+#[test]
+fn the_top_trials_table_starts_with_the_trial_that_is_tested() {
+    let out_dir = temp("default.run");
+    let out = popsweep(&["run", "--out", out_dir.to_str().unwrap(), "--no-sanity"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("top trials by"));
+    let first_row = lines.nth(2).expect("a table row");
+    let in_table = first_row.split_whitespace().next().unwrap();
+    let tested = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("best trial "))
+        .and_then(|l| l.split(':').next())
+        .expect("a best trial line");
+    assert_eq!(in_table, tested, "{stdout}");
+}

@@ -47,7 +47,8 @@ impl SweepProgress {
         }
     }
 
-    /// `[done/total trials] best <metric> v (trial n) | ETA t`.
+    /// `[done/total trials] best complete <metric> v (trial n) | ETA t`: under successive
+    /// halving no trial is complete before the last rung, whatever the rung leaders show.
     pub fn line(&self, metric: &str) -> String {
         let best = self.best.map_or("none yet".to_string(), |(t, v)| {
             format!("{v:.4} (trial {t})")
@@ -59,7 +60,7 @@ impl SweepProgress {
             "?".into()
         };
         format!(
-            "[{}/{} trials] best {metric} {best} | ETA {eta}",
+            "[{}/{} trials] best complete {metric} {best} | ETA {eta}",
             self.trials_done, self.trials_total
         )
     }
@@ -86,14 +87,14 @@ mod tests {
         let mut p = SweepProgress::new(10, Some(100.0), true);
         assert!(p
             .line("acc")
-            .contains("[0/10 trials] best acc none yet | ETA ?"));
+            .contains("[0/10 trials] best complete acc none yet | ETA ?"));
         p.advance(3, 50.0, false);
         p.offer(4, 0.9);
         p.offer(7, 0.8);
         p.offer(8, f64::NAN);
         let line = p.line("acc");
         assert!(
-            line.starts_with("[3/10 trials] best acc 0.9000 (trial 4) | ETA "),
+            line.starts_with("[3/10 trials] best complete acc 0.9000 (trial 4) | ETA "),
             "{line}"
         );
         assert_eq!(format_seconds(185.0), "3m05s");
