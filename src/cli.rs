@@ -96,15 +96,15 @@ enum Command {
         /// JSON text itself. Only the first ask of a study takes it.
         #[arg(long)]
         space: Option<String>,
-        /// Sampler of a new study.
-        #[arg(long, default_value = "tpe")]
-        sampler: String,
-        /// Direction of a new study: minimize or maximize.
-        #[arg(long, default_value = "minimize")]
-        direction: String,
-        /// Seed of a new study.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Sampler of a new study (default tpe); an existing study keeps its own.
+        #[arg(long)]
+        sampler: Option<String>,
+        /// Direction of a new study: minimize (default) or maximize.
+        #[arg(long)]
+        direction: Option<String>,
+        /// Seed of a new study (default 0).
+        #[arg(long)]
+        seed: Option<u64>,
         /// How many trials to suggest (as one batch).
         #[arg(long, default_value_t = 1)]
         n: usize,
@@ -208,7 +208,16 @@ pub fn main() -> ExitCode {
             direction,
             seed,
             n,
-        } => ask(&study, space.as_deref(), &sampler, &direction, seed, n),
+        } => ask(
+            &study,
+            space.as_deref(),
+            StudyFlags {
+                sampler,
+                direction,
+                seed,
+            },
+            n,
+        ),
         Command::Tell {
             study,
             trial,
@@ -231,7 +240,8 @@ pub fn main() -> ExitCode {
 
 /// Opens the study in `dir`, creating it from the given settings if it has no header yet.
 /// Settings given for an existing study must match the ones it was created with.
-fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<Study> {
+/// The study and the header it was created with (by the first ask).
+fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study, StudyHeader)> {
     if new.is_some() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     } else if !dir.join("journal.jsonl").is_file() {
@@ -271,14 +281,15 @@ fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<Study> {
             &format!("unknown sampler `{}` in the journal", header.sampler),
         )
     })?;
-    Study::new(
+    let study = Study::new(
         Storage::Journal(journal),
         space,
         kind,
         header.direction == "maximize",
         header.seed,
     )
-    .map_err(Error::Run)
+    .map_err(Error::Run)?;
+    Ok((study, header))
 }
 
 fn study_error(dir: &Path, message: &str) -> Error {
@@ -290,14 +301,17 @@ fn study_error(dir: &Path, message: &str) -> Error {
     }
 }
 
-fn ask(
-    dir: &Path,
-    space: Option<&str>,
-    sampler: &str,
-    direction: &str,
-    seed: u64,
-    n: usize,
-) -> Result<()> {
+/// What `ask` may say about a new study besides its space; `None` where not given.
+struct StudyFlags {
+    sampler: Option<String>,
+    direction: Option<String>,
+    seed: Option<u64>,
+}
+
+fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
+    let sampler = flags.sampler.as_deref().unwrap_or("tpe");
+    let direction = flags.direction.as_deref().unwrap_or("minimize");
+    let seed = flags.seed.unwrap_or(0);
     let arg_error = |field: &str, message: String| Error::Config {
         file: "command line".into(),
         line: None,
@@ -338,7 +352,32 @@ fn ask(
         }
         None => None,
     };
-    let mut study = open_study(dir, new.as_ref())?;
+    let (mut study, header) = open_study(dir, new.as_ref())?;
+    // Only the first ask defines the study: say so when a later one asks for something
+    // else, rather than let a script believe its --sampler took effect.
+    let ignored = [
+        ("--sampler", flags.sampler, header.sampler.clone()),
+        ("--direction", flags.direction, header.direction.clone()),
+        (
+            "--seed",
+            flags.seed.map(|s| s.to_string()),
+            header.seed.to_string(),
+        ),
+    ];
+    for (flag, given, kept) in ignored {
+        if let Some(given) = given.filter(|g| *g != kept) {
+            eprintln!(
+                "note: {}: the study keeps `{kept}` from its first ask; {flag} `{given}` is not used",
+                dir.display()
+            );
+        }
+    }
+    if new.is_some_and(|n| n.space != header.space) {
+        eprintln!(
+            "note: {}: the study keeps the space of its first ask; --space is not used",
+            dir.display()
+        );
+    }
     let mut out = String::new();
     for t in study.ask_batch(n)? {
         let line = TrialLine {
@@ -799,12 +838,13 @@ fn tell(dir: &Path, trial: usize, value: Option<f64>, state: Option<&str>) -> Re
         }
     };
     open_study(dir, None)?
+        .0
         .tell(trial, outcome)
         .map_err(|e| study_error(dir, &e.to_string()))
 }
 
 fn best(dir: &Path) -> Result<()> {
-    match open_study(dir, None)?.best()? {
+    match open_study(dir, None)?.0.best()? {
         Some(t) => {
             let line = TrialLine {
                 trial: t.number,

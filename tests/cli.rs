@@ -684,3 +684,51 @@ fn the_top_trials_table_starts_with_the_trial_that_is_tested() {
         .expect("a best trial line");
     assert_eq!(in_table, tested, "{stdout}");
 }
+
+/// Only a study's first ask defines it; a later ask that names another sampler, seed or
+/// direction still asks (with the study's own) and says on stderr what it did not use.
+#[test]
+fn a_later_ask_keeps_the_study_settings_and_says_which_flags_it_ignored() {
+    let study = temp("kept.study");
+    let _ = std::fs::remove_dir_all(&study);
+    let dir = study.to_str().unwrap();
+    let space = r#"{"x": {"distribution": "uniform", "min": 0, "max": 1}}"#;
+    let first = popsweep(&[
+        "ask",
+        "--study",
+        dir,
+        "--space",
+        space,
+        "--sampler",
+        "random",
+        "--seed",
+        "5",
+    ]);
+    assert!(
+        first.status.success() && first.stderr.is_empty(),
+        "{first:?}"
+    );
+    let same = popsweep(&["ask", "--study", dir, "--sampler", "random", "--seed", "5"]);
+    assert!(same.status.success() && same.stderr.is_empty(), "{same:?}");
+    let other = popsweep(&[
+        "ask",
+        "--study",
+        dir,
+        "--sampler",
+        "gp",
+        "--direction",
+        "maximize",
+    ]);
+    assert!(other.status.success(), "{other:?}");
+    assert!(String::from_utf8_lossy(&other.stdout).starts_with(r#"{"trial":2,"#));
+    let notes = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        notes.contains("keeps `random`") && notes.contains("--sampler `gp` is not used"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("--direction `maximize` is not used"),
+        "{notes}"
+    );
+    assert!(!notes.contains("--seed"), "{notes}");
+}
