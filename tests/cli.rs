@@ -732,3 +732,36 @@ fn a_later_ask_keeps_the_study_settings_and_says_which_flags_it_ignored() {
     );
     assert!(!notes.contains("--seed"), "{notes}");
 }
+
+/// A slot schedule starts each trial when a slot frees, at some unit of the population's
+/// clock, and each epoch's minibatch order follows that clock: `final` must rebuild a
+/// trial from the unit it started at (recorded as `first_unit`), or the test score would
+/// belong to a model nobody validated.
+#[test]
+fn final_stage_rebuilds_an_asha_trial_that_started_late_exactly() {
+    let base = format!(
+        "{HEAD}run_cap: 9\ntrain: {{epochs: 3}}\nscheduler: {{type: asha, min_budget: 1, eta: 3, population: 2}}\n\
+         parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 0.3}}\n  width: {{values: [32, 64]}}\nseed: 1\n"
+    );
+    let (out, dir) = run_sweep_file("asha-final-none", &base);
+    let plain = summary_of(&out, &dir);
+    let best = plain["best"]["trial"].as_u64().unwrap();
+    let first_unit = std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|t| t["number"] == best)
+        .and_then(|t| t["first_unit"].as_u64())
+        .unwrap_or(0);
+    assert!(
+        first_unit > 0,
+        "the case needs a best trial that started late"
+    );
+    let (out, dir) = run_sweep_file("asha-final-top1", &format!("{base}final: {{top_k: 1}}\n"));
+    let rebuilt = summary_of(&out, &dir);
+    assert_eq!(rebuilt["best"]["trial"], best);
+    assert_eq!(
+        rebuilt["best"]["test_loss"], plain["best"]["test_loss"],
+        "rebuilt exactly"
+    );
+}

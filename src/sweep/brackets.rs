@@ -166,6 +166,7 @@ impl<'a> Bracket<'a> {
                 history: member.history.clone(),
                 error: member.failure.as_ref().map(|f| f.to_string()),
                 lineage: Vec::new(),
+                first_unit: 0,
             };
             log.append_trial(&record)?;
             ledger.finish(pop, slot, record, metric);

@@ -13,6 +13,7 @@ use crate::space::Params;
 use crate::train::{Evaluation, Population};
 use crate::tuner::trial::TrialState;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// `final` of a sweep file.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,25 +93,32 @@ pub fn evaluate_finalists(
         tuning.clone()
     };
     let epochs = finalists.iter().map(|r| r.epochs).max().unwrap_or(0);
-    let mut pop = Population::new();
-    for r in finalists {
-        insert_trial(&mut pop, sweep, tuning, r.number, &r.params);
-    }
     // The sweep's own epoch orders, so without retraining each finalist is rebuilt exactly.
-    for epoch in 0..epochs {
-        let plan = epoch_plan(sweep, data.train.len(), epoch);
-        backend.train_epoch(&mut pop, &data.train, &data.val, &plan)?;
+    // A slot schedule starts trials at different units of its clock: finalists train in
+    // one population per first unit, each on the orders it saw.
+    let mut groups: BTreeMap<usize, (Population, Vec<usize>)> = BTreeMap::new();
+    for (i, r) in finalists.iter().enumerate() {
+        let (pop, members) = groups.entry(r.first_unit).or_default();
+        insert_trial(pop, sweep, tuning, r.number, &r.params);
+        members.push(i);
     }
-    let scores: Vec<Option<Evaluation>> = held_out.final_evaluation(|rows| {
-        (0..pop.len())
-            .map(|slot| {
+    for (&first_unit, (pop, members)) in &mut groups {
+        let group_epochs = members.iter().map(|&i| finalists[i].epochs).max();
+        for epoch in 0..group_epochs.unwrap_or(0) {
+            let plan = epoch_plan(sweep, data.train.len(), first_unit + epoch);
+            backend.train_epoch(pop, &data.train, &data.val, &plan)?;
+        }
+    }
+    let mut scores: Vec<Option<Evaluation>> = vec![None; finalists.len()];
+    held_out.final_evaluation(|rows| {
+        for (pop, members) in groups.values() {
+            for (slot, &i) in members.iter().enumerate() {
                 if pop.members()[slot].is_alive() {
-                    backend.evaluate(&pop, slot, rows).map(Some)
-                } else {
-                    Ok(None)
+                    scores[i] = Some(backend.evaluate(pop, slot, rows)?);
                 }
-            })
-            .collect::<Result<Vec<_>>>()
+            }
+        }
+        Ok(())
     })?;
     Ok(FinalReport {
         retrain: stage.retrain,

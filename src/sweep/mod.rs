@@ -178,6 +178,15 @@ pub struct TrialRecord {
     /// PBT: every exploit/explore this trial went through, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<Lineage>,
+    /// The unit of the population's clock its first epoch trained in: each epoch's
+    /// minibatch order follows that clock, so rebuilding the trial means starting there.
+    /// 0 under the bracket schedules; a slot schedule starts a trial when a slot frees.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first_unit: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One PBT exploit/explore step of a trial: at `epoch` it took the weights of trial `from`
@@ -895,6 +904,7 @@ mod tests {
             history: Vec::new(),
             error: None,
             lineage: Vec::new(),
+            first_unit: 0,
         }
     }
 

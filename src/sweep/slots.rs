@@ -58,6 +58,8 @@ struct Running {
     current: Params,
     rungs: Vec<RungValue>,
     lineage: Vec<Lineage>,
+    /// The tick of its first epoch.
+    first_unit: usize,
 }
 
 impl SlotContext<'_> {
@@ -108,6 +110,7 @@ impl SlotContext<'_> {
                             params: t.params,
                             rungs: Vec::new(),
                             lineage: Vec::new(),
+                            first_unit: tick,
                         },
                     );
                 }
@@ -208,6 +211,7 @@ impl SlotContext<'_> {
                     history: member.history.clone(),
                     error: member.failure.as_ref().map(|f| f.to_string()),
                     lineage: run.lineage,
+                    first_unit: run.first_unit,
                 };
                 log.append_trial(&record)?;
                 ledger.finish(&pop, slot, record, metric);

@@ -36,7 +36,7 @@ pub struct SlotMut<'a> {
     pub moment2: &'a mut [f32],
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Population {
     members: Vec<Member>,
     /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in `params` and both moments.
@@ -46,12 +46,23 @@ pub struct Population {
     moment2: Vec<f32>,
 }
 
+/// Empty. Written out rather than derived: `offsets` always holds the 0 before the first
+/// slot, which a derived (empty) `offsets` would lack.
+impl Default for Population {
+    fn default() -> Self {
+        Population {
+            members: Vec::new(),
+            offsets: vec![0],
+            params: Vec::new(),
+            moment1: Vec::new(),
+            moment2: Vec::new(),
+        }
+    }
+}
+
 impl Population {
     pub fn new() -> Self {
-        Population {
-            offsets: vec![0],
-            ..Default::default()
-        }
+        Self::default()
     }
 
     /// Adds a member with fresh weights (from its seed) and zero optimizer state; returns its slot.
