@@ -264,13 +264,13 @@ fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
         journal
     );
 
-    // A built-in slot schedule (ASHA) cannot be replayed: it says so.
-    let dir = temp("resume-asha");
-    let sweep = dir.join("asha.yaml");
+    // PBT cannot be replayed (exploit copies weights no longer kept): it says so.
+    let dir = temp("resume-pbt");
+    let sweep = dir.join("pbt.yaml");
     std::fs::write(
         &sweep,
         format!(
-            "{HEAD}scheduler: {{type: asha, min_budget: 1, eta: 3}}\n\
+            "{HEAD}scheduler: {{type: pbt, interval: 1}}\n\
              parameters:\n  lr: {{min: 0.01, max: 0.1}}\n"
         ),
     )
@@ -291,10 +291,5 @@ fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = popsweep(&["resume", run_dir.to_str().unwrap()], &[]);
-    assert_error(
-        "asha resume",
-        &out,
-        1,
-        &["resume replays bracket schedules", "asha"],
-    );
+    assert_error("pbt resume", &out, 1, &["a pbt sweep cannot be continued"]);
 }

@@ -602,11 +602,33 @@ fn ctrl_c_stops_a_built_in_sweep_and_says_how_to_resume() {
 /// same records and the same result as the uninterrupted run.
 #[test]
 fn resume_from_any_prefix_of_the_records_reproduces_the_run() {
+    assert_resume_from_prefixes_reproduces(
+        "resume-prefix",
+        "early_terminate: {type: hyperband, min_iter: 1, eta: 3}",
+    );
+}
+
+/// The same for the slot schedules, where a trial starts whenever a slot frees: each
+/// recorded trial holds its slot in the replay as long as it did in the run, so the
+/// trials trained again start at the same units of the population's clock.
+#[test]
+fn resume_of_asha_and_median_stopping_reproduces_the_run() {
+    assert_resume_from_prefixes_reproduces(
+        "resume-asha",
+        "scheduler: {type: asha, min_budget: 1, eta: 3, population: 4}",
+    );
+    assert_resume_from_prefixes_reproduces(
+        "resume-median",
+        "scheduler: {type: median, n_startup_trials: 3, population: 5}",
+    );
+}
+
+fn assert_resume_from_prefixes_reproduces(name: &str, schedule: &str) {
     let yaml = format!(
-        "{HEAD}run_cap: 27\ntrain: {{epochs: 9}}\nearly_terminate: {{type: hyperband, min_iter: 1, eta: 3}}\n\
+        "{HEAD}run_cap: 27\ntrain: {{epochs: 9}}\n{schedule}\n\
          parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 60.0}}\n  width: {{values: [32, 64]}}\n"
     );
-    let (out, whole) = run_sweep_file("resume-prefix", &yaml);
+    let (out, whole) = run_sweep_file(name, &yaml);
     let reference = summary_of(&out, &whole);
     let records: Vec<serde_json::Value> = std::fs::read_to_string(whole.join("trials.jsonl"))
         .unwrap()
@@ -633,7 +655,7 @@ fn resume_from_any_prefix_of_the_records_reproduces_the_run() {
         first_rung + 3,
         records.len() - 1,
     ] {
-        let dir = temp(&format!("resume-prefix-{cut}.run"));
+        let dir = temp(&format!("{name}-{cut}.run"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["sweep.yaml", "workdir"] {

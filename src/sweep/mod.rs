@@ -456,12 +456,12 @@ pub fn run_sweep(
         _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
     };
     match sweep.schedule {
-        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) if !known.is_empty() => {
-            return Err(Error::Run(format!(
-                "resume replays bracket schedules (full, sh, hyperband, bohb); a {} sweep \
-                 cannot be continued — start it again with `popsweep run`",
-                scheduler_name(&sweep.schedule)
-            )));
+        Schedule::Pbt(_) if !known.is_empty() => {
+            return Err(Error::Run(
+                "a pbt sweep cannot be continued (exploit copies the weights of trials that \
+                 are no longer kept) — start it again with `popsweep run`"
+                    .into(),
+            ));
         }
         Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
             let context = slots::SlotContext {
@@ -470,7 +470,7 @@ pub fn run_sweep(
                 backend,
                 slots: population,
             };
-            context.run(&mut study, &mut ledger, log, on_progress)?;
+            context.run(&mut study, known, &mut ledger, log, on_progress)?;
         }
         _ => {
             let mut pop = Population::new();

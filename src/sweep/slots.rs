@@ -9,8 +9,8 @@
 //! started; a seed still reproduces the whole sweep.
 
 use super::{
-    epoch_plan, insert_trial, score, Ledger, Lineage, Progress, RungValue, TickReport, TrialRecord,
-    SEED_SAMPLER,
+    epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
+    TickReport, TrialRecord, SEED_SAMPLER,
 };
 use crate::backend::Backend;
 use crate::config::{Schedule, Sweep};
@@ -20,7 +20,7 @@ use crate::model::knobs::member_spec;
 use crate::report::log::RunLog;
 use crate::rng::derive_seed;
 use crate::space::Params;
-use crate::train::Population;
+use crate::train::{EpochMetrics, Member, Population};
 use crate::tuner::scheduler::{rank, Asha, Decision, MedianStopping, Pbt, Score};
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
@@ -50,6 +50,27 @@ pub(super) struct SlotContext<'a> {
     pub slots: usize,
 }
 
+/// A trial a stopped run finished, replayed from its record: `epochs` it has held its
+/// slot for so far.
+struct Ghost {
+    record: TrialRecord,
+    epochs: usize,
+}
+
+/// Where a trial of this epoch sits: a population slot, or a ghost.
+#[derive(Clone, Copy)]
+enum Seat {
+    Member(usize),
+    Ghost(usize),
+}
+
+/// A trial leaving this epoch: a member (slot, state), or a ghost (index).
+#[derive(Clone, Copy)]
+enum Exit {
+    Member(usize, TrialState),
+    Ghost(usize),
+}
+
 /// A trial in a slot: what the record needs besides the member itself.
 struct Running {
     /// As sampled; the record keeps these, and PBT's later changes go to `lineage`.
@@ -63,9 +84,12 @@ struct Running {
 }
 
 impl SlotContext<'_> {
+    /// Runs the schedule; `known`: trials a stopped run finished (`popsweep resume`), by
+    /// number, replayed from their records rather than trained again.
     pub fn run(
         &self,
         study: &mut Study,
+        known: &BTreeMap<usize, TrialRecord>,
         ledger: &mut Ledger,
         log: &mut RunLog,
         on_progress: &mut dyn FnMut(&Progress),
@@ -95,13 +119,29 @@ impl SlotContext<'_> {
         };
         let mut pop = Population::new();
         let mut running: BTreeMap<usize, Running> = BTreeMap::new();
+        // Trials a stopped run finished (`popsweep resume`): each holds a slot as long as
+        // it did then and is judged on its recorded metrics, so every decision, and the
+        // slot and first unit of every later trial, come out as in the uninterrupted run.
+        let mut ghosts: Vec<Ghost> = Vec::new();
+        let mut replayed = 0;
         let (mut started, mut tick) = (0, 0);
         let mut window = Instant::now();
         loop {
-            let free = self.slots.saturating_sub(pop.len());
+            let free = self.slots.saturating_sub(pop.len() + ghosts.len());
             let n = free.min(sweep.run_cap - started);
             if n > 0 {
                 for t in study.ask_batch(n)? {
+                    if let Some(record) = known.get(&t.number) {
+                        if record.params != t.params || record.first_unit != tick {
+                            return Err(replay_mismatch(t.number));
+                        }
+                        ghosts.push(Ghost {
+                            record: record.clone(),
+                            epochs: 0,
+                        });
+                        replayed += 1;
+                        continue;
+                    }
                     insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
                     running.insert(
                         t.number,
@@ -116,65 +156,52 @@ impl SlotContext<'_> {
                 }
                 started += n;
             }
-            if pop.is_empty() {
+            if pop.is_empty() && ghosts.is_empty() {
                 break;
             }
-            ledger.tick(pop.len());
+            ledger.tick(pop.len() + ghosts.len());
             let plan = epoch_plan(sweep, tuning.train.len(), tick);
             tick += 1;
-            self.backend
-                .train_epoch(&mut pop, &tuning.train, &tuning.val, &plan)?;
+            if !pop.is_empty() {
+                self.backend
+                    .train_epoch(&mut pop, &tuning.train, &tuning.val, &plan)?;
+            }
+            for ghost in &mut ghosts {
+                ghost.epochs += 1;
+            }
 
-            // Judge every member; collect the slots that leave.
+            // Judge every member and ghost in slot order, which is the order they started
+            // in: ASHA's rungs see their values in that order.
+            let mut seats: Vec<(usize, Seat)> = pop
+                .members()
+                .iter()
+                .enumerate()
+                .map(|(slot, m)| (m.trial, Seat::Member(slot)))
+                .chain(
+                    ghosts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, g)| (g.record.number, Seat::Ghost(i))),
+                )
+                .collect();
+            seats.sort_by_key(|&(trial, _)| trial);
             let mut leaving: Vec<(usize, TrialState)> = Vec::new();
-            for (slot, member) in pop.members().iter().enumerate() {
-                let run = running
-                    .get_mut(&member.trial)
-                    .expect("every member is running");
-                if !member.is_alive() {
-                    leaving.push((slot, TrialState::Failed));
-                    continue;
-                }
-                let Some(now) = score(member.history.last(), &metric.name) else {
-                    leaving.push((slot, TrialState::Failed));
-                    continue;
-                };
-                if member.epochs >= sweep.epochs {
-                    run.rungs
-                        .push(rung_value(run.rungs.len(), member.epochs, now));
-                    leaving.push((slot, TrialState::Complete));
-                    continue;
-                }
-                let decision = match &mut policy {
-                    Policy::Asha(asha) => match asha.at_rung(member.epochs, now, metric.maximize) {
-                        Some(keep) => {
-                            run.rungs
-                                .push(rung_value(run.rungs.len(), member.epochs, now));
-                            if keep {
-                                Decision::Continue
-                            } else {
-                                Decision::Stop
-                            }
-                        }
-                        None => Decision::Continue,
-                    },
-                    Policy::Median(median) => {
-                        let curve: Vec<f64> = member
-                            .history
-                            .iter()
-                            .map(|h| h.get(&metric.name).unwrap_or(f64::NAN))
-                            .collect();
-                        if median.should_stop(&curve, metric.maximize) {
-                            Decision::Stop
-                        } else {
-                            Decision::Continue
+            let mut exits: Vec<(usize, Exit)> = Vec::new();
+            for (trial, seat) in seats {
+                match seat {
+                    Seat::Member(slot) => {
+                        let member = &pop.members()[slot];
+                        let run = running.get_mut(&trial).expect("every member is running");
+                        if let Some(state) = self.judge_member(&mut policy, member, run) {
+                            leaving.push((slot, state));
+                            exits.push((trial, Exit::Member(slot, state)));
                         }
                     }
-                    // PBT decides for the population as a whole, below.
-                    Policy::Pbt(..) => Decision::Continue,
-                };
-                if decision == Decision::Stop {
-                    leaving.push((slot, TrialState::Pruned));
+                    Seat::Ghost(i) => {
+                        if self.judge_ghost(&mut policy, &ghosts[i])? {
+                            exits.push((trial, Exit::Ghost(i)));
+                        }
+                    }
                 }
             }
             if let Policy::Pbt(pbt, rng) = &mut policy {
@@ -182,56 +209,140 @@ impl SlotContext<'_> {
                 self.apply(&mut pop, &mut running, decisions);
             }
 
-            for &(slot, state) in &leaving {
-                let member = &pop.members()[slot];
-                let run = running
-                    .remove(&member.trial)
-                    .expect("every member is running");
-                match (state, run.rungs.last()) {
-                    (TrialState::Complete, Some(last)) => {
-                        study.tell(member.trial, Outcome::Complete(last.value))?;
-                        if let Policy::Median(median) = &mut policy {
-                            let curve: Vec<f64> = member
-                                .history
-                                .iter()
-                                .map(|h| h.get(&metric.name).unwrap_or(f64::NAN))
-                                .collect();
-                            median.record_complete(&curve);
-                        }
+            for &(_, exit) in &exits {
+                let (record, weights) = match exit {
+                    Exit::Member(slot, state) => {
+                        let member = &pop.members()[slot];
+                        let run = running
+                            .remove(&member.trial)
+                            .expect("every member is running");
+                        let record = TrialRecord {
+                            number: member.trial,
+                            params: run.params,
+                            state,
+                            epochs: member.epochs,
+                            rungs: run.rungs,
+                            history: member.history.clone(),
+                            error: member.failure.as_ref().map(|f| f.to_string()),
+                            lineage: run.lineage,
+                            first_unit: run.first_unit,
+                        };
+                        log.append_trial(&record)?;
+                        (record, Some(slot))
                     }
-                    (TrialState::Pruned, _) => study.tell(member.trial, Outcome::Pruned)?,
-                    _ => study.tell(member.trial, Outcome::Failed)?,
-                }
-                let record = TrialRecord {
-                    number: member.trial,
-                    params: run.params,
-                    state,
-                    epochs: member.epochs,
-                    rungs: run.rungs,
-                    history: member.history.clone(),
-                    error: member.failure.as_ref().map(|f| f.to_string()),
-                    lineage: run.lineage,
-                    first_unit: run.first_unit,
+                    Exit::Ghost(i) => (ghosts[i].record.clone(), None),
                 };
-                log.append_trial(&record)?;
-                ledger.finish(&pop, slot, record, metric);
+                let outcome = match (record.state, record.rungs.last()) {
+                    (TrialState::Complete, Some(last)) => {
+                        if let Policy::Median(median) = &mut policy {
+                            median.record_complete(&curve(&record.history, &metric.name));
+                        }
+                        Outcome::Complete(last.value)
+                    }
+                    (TrialState::Pruned, _) => Outcome::Pruned,
+                    _ => Outcome::Failed,
+                };
+                study.tell(record.number, outcome)?;
+                match weights {
+                    Some(slot) => ledger.finish(&pop, slot, record, metric),
+                    None => ledger.finish_known(record, metric),
+                }
             }
-            if !leaving.is_empty() {
+            if !exits.is_empty() {
                 log.sync()?;
-                let gone: Vec<usize> = leaving
-                    .iter()
-                    .map(|&(s, _)| pop.members()[s].trial)
-                    .collect();
+                let gone: Vec<usize> = exits.iter().map(|&(trial, _)| trial).collect();
                 pop.retain(|m| !gone.contains(&m.trial));
+                ghosts.retain(|g| !gone.contains(&g.record.number));
             }
-            if tick % REPORT_EVERY == 0 || pop.is_empty() && started == sweep.run_cap {
-                on_progress(&Progress::Tick(
-                    self.report(tick, &pop, started, ledger, window),
-                ));
+            if tick % REPORT_EVERY == 0
+                || pop.is_empty() && ghosts.is_empty() && started == sweep.run_cap
+            {
+                on_progress(&Progress::Tick(self.report(
+                    tick,
+                    pop.len() + ghosts.len(),
+                    started,
+                    ledger,
+                    window,
+                )));
                 window = Instant::now();
             }
         }
+        // A record the replay never reached: the sweep file or the data changed.
+        if let Some(number) = known.keys().nth(replayed) {
+            return Err(replay_mismatch(*number));
+        }
         Ok(())
+    }
+
+    /// A member after its latest epoch: the state it leaves in, or `None` if it continues.
+    fn judge_member(
+        &self,
+        policy: &mut Policy,
+        member: &Member,
+        run: &mut Running,
+    ) -> Option<TrialState> {
+        let metric = &self.sweep.metric;
+        if !member.is_alive() {
+            return Some(TrialState::Failed);
+        }
+        let Some(now) = score(member.history.last(), &metric.name) else {
+            return Some(TrialState::Failed);
+        };
+        if member.epochs >= self.sweep.epochs {
+            run.rungs
+                .push(rung_value(run.rungs.len(), member.epochs, now));
+            return Some(TrialState::Complete);
+        }
+        let stop = match policy {
+            Policy::Asha(asha) => match asha.at_rung(member.epochs, now, metric.maximize) {
+                Some(keep) => {
+                    run.rungs
+                        .push(rung_value(run.rungs.len(), member.epochs, now));
+                    !keep
+                }
+                None => false,
+            },
+            Policy::Median(median) => {
+                median.should_stop(&curve(&member.history, &metric.name), metric.maximize)
+            }
+            // PBT decides for the population as a whole.
+            Policy::Pbt(..) => false,
+        };
+        stop.then_some(TrialState::Pruned)
+    }
+
+    /// A ghost after its latest epoch: whether it leaves now. The policy sees its recorded
+    /// metrics exactly as it saw the member's; a decision other than the recorded one means
+    /// the replay is not the run that wrote the record.
+    fn judge_ghost(&self, policy: &mut Policy, ghost: &Ghost) -> Result<bool> {
+        let (record, epochs) = (&ghost.record, ghost.epochs);
+        let metric = &self.sweep.metric;
+        // A failed trial's last epoch is not recorded: it held its slot one epoch longer.
+        if record.state == TrialState::Failed && epochs == record.epochs + 1 {
+            return Ok(true);
+        }
+        let mismatch = || replay_mismatch(record.number);
+        let now = score(record.history.get(epochs - 1), &metric.name).ok_or_else(mismatch)?;
+        if epochs >= self.sweep.epochs {
+            return match record.state == TrialState::Complete && record.epochs == epochs {
+                true => Ok(true),
+                false => Err(mismatch()),
+            };
+        }
+        let stop = match policy {
+            Policy::Asha(asha) => asha.at_rung(epochs, now, metric.maximize) == Some(false),
+            Policy::Median(median) => median.should_stop(
+                &curve(&record.history[..epochs], &metric.name),
+                metric.maximize,
+            ),
+            Policy::Pbt(..) => unreachable!("a PBT sweep is not resumed"),
+        };
+        let recorded_stop = record.state == TrialState::Pruned && record.epochs == epochs;
+        if stop == recorded_stop {
+            Ok(stop)
+        } else {
+            Err(mismatch())
+        }
     }
 
     /// PBT at a ready epoch: each member of the bottom quantile gets `Exploit { from }` (a
@@ -325,7 +436,7 @@ impl SlotContext<'_> {
     fn report(
         &self,
         tick: usize,
-        pop: &Population,
+        training: usize,
         started: usize,
         ledger: &Ledger,
         window: Instant,
@@ -333,7 +444,7 @@ impl SlotContext<'_> {
         let count = |state| ledger.finished.iter().filter(|r| r.state == state).count();
         TickReport {
             tick,
-            training: pop.len(),
+            training,
             started,
             complete: count(TrialState::Complete),
             pruned: count(TrialState::Pruned),
@@ -345,6 +456,14 @@ impl SlotContext<'_> {
             seconds: window.elapsed().as_secs_f64(),
         }
     }
+}
+
+/// The metric at every epoch of `history` (NaN where missing), as median stopping reads it.
+fn curve(history: &[EpochMetrics], metric: &str) -> Vec<f64> {
+    history
+        .iter()
+        .map(|h| h.get(metric).unwrap_or(f64::NAN))
+        .collect()
 }
 
 fn rung_value(rung: usize, epochs: usize, score: Score) -> RungValue {
