@@ -116,10 +116,20 @@ pub fn value_of(v: &Value) -> Option<ParamValue> {
     }
 }
 
+/// A value as the user would write it (JSON), for error messages.
+fn shown(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| format!("{v:?}"))
+}
+
 fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
     let err = |key: &str, message: String| SpaceError::at(name, key, &message);
     let scalar = |key: &str, v: &Value| {
-        value_of(v).ok_or_else(|| err(key, format!("expected a number, string or bool, got {v:?}")))
+        value_of(v).ok_or_else(|| {
+            err(
+                key,
+                format!("expected a number, string or bool, got {}", shown(v)),
+            )
+        })
     };
     let kind = match p.distribution.as_deref() {
         Some(d) => d.to_string(),
@@ -200,7 +210,12 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
         Some(v) => Some(
             v.as_f64()
                 .filter(|q| *q > 0.0 && q.is_finite())
-                .ok_or_else(|| err("q", format!("q must be a positive number, got {v:?}")))?,
+                .ok_or_else(|| {
+                    err(
+                        "q",
+                        format!("q must be a positive number, got {}", shown(v)),
+                    )
+                })?,
         ),
     };
     let q_is_int = p.q.as_ref().is_some_and(|v| v.is_i64() || v.is_u64());
