@@ -4,7 +4,9 @@
 # trial n is the same configuration under every schedule). Digits over seeds 0-4, MNIST
 # (../shared/data/mnist) for seed 0. Prints one row per run and the per-data-set means.
 # `pbt`: examples/mnist-pbt.yaml against the same 16 configurations at fixed learning rates.
-#   bash bench/schedulers.sh [digits|mnist|pbt|all]
+# `util` (not in `all`): ASHA's utilisation at 27 slots as the sweep grows (81 to 2,187
+# trials on digits; about a minute).
+#   bash bench/schedulers.sh [digits|mnist|pbt|util|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -22,7 +24,8 @@ sweep() {
     case $schedule in
         full) ;;
         pbt) printf 'scheduler:\n  type: pbt\n  interval: 3\n  quantile: 0.25\n  resample_probability: 0.25\n' >>"$file" ;;
-        *) printf 'scheduler:\n  type: %s\n  min_budget: 1\n  eta: 3\n' "$schedule" >>"$file" ;;
+        *) printf 'scheduler:\n  type: %s\n  min_budget: 1\n  eta: 3\n' "$schedule" >>"$file"
+           if [ -n "${SLOTS:-}" ]; then printf '  population: %s\n' "$SLOTS" >>"$file"; fi ;;
     esac
 }
 
@@ -58,4 +61,9 @@ fi
 if [ "$which" = pbt ] || [ "$which" = all ]; then
     run mnist-pbt examples/mnist-pbt.yaml full 16 0
     run mnist-pbt examples/mnist-pbt.yaml pbt 16 0
+fi
+if [ "$which" = util ]; then
+    for cap in 81 243 729 2187; do
+        SLOTS=27 run digits examples/digits.yaml asha $cap 0
+    done
 fi
