@@ -787,3 +787,55 @@ fn final_stage_rebuilds_an_asha_trial_that_started_late_exactly() {
         "rebuilt exactly"
     );
 }
+
+/// A record the replay of an ASHA sweep cannot reproduce (another first unit, or a trial
+/// the sweep never starts) is refused, naming the trial; no summary is written.
+#[test]
+fn resume_of_asha_refuses_records_the_replay_disagrees_with() {
+    let yaml = format!(
+        "{HEAD}run_cap: 9\ntrain: {{epochs: 3}}\nscheduler: {{type: asha, min_budget: 1, eta: 3, population: 2}}\n\
+         parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 0.3}}\n"
+    );
+    let (out, whole) = run_sweep_file("resume-asha-tampered", &yaml);
+    summary_of(&out, &whole);
+    let text = std::fs::read_to_string(whole.join("trials.jsonl")).unwrap();
+    let late = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["first_unit"].as_u64().is_some())
+        .expect("a trial that started late");
+    let number = late["number"].as_u64().unwrap();
+    let tampered = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut r = late.clone();
+        edit(&mut r);
+        r.to_string()
+    };
+    for (case, line) in [
+        (
+            "first unit",
+            tampered(&|r| r["first_unit"] = (r["first_unit"].as_u64().unwrap() + 1).into()),
+        ),
+        ("never started", tampered(&|r| r["number"] = 99.into())),
+    ] {
+        let dir = temp(&format!(
+            "resume-asha-tampered-{}.run",
+            case.replace(' ', "-")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["sweep.yaml", "workdir"] {
+            std::fs::copy(whole.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("trials.jsonl"), format!("{line}\n")).unwrap();
+        let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let named = if case == "never started" { 99 } else { number };
+        assert!(
+            !out.status.success()
+                && stderr.contains(&format!("trial {named}'s record"))
+                && stderr.contains("disagrees with a replay"),
+            "{case}: {stderr}"
+        );
+        assert!(!dir.join("summary.json").exists(), "{case}");
+    }
+}

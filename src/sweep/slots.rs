@@ -123,7 +123,7 @@ impl SlotContext<'_> {
         // it did then and is judged on its recorded metrics, so every decision, and the
         // slot and first unit of every later trial, come out as in the uninterrupted run.
         let mut ghosts: Vec<Ghost> = Vec::new();
-        let mut replayed = 0;
+        let mut replayed: Vec<usize> = Vec::new();
         let (mut started, mut tick) = (0, 0);
         let mut window = Instant::now();
         loop {
@@ -139,7 +139,7 @@ impl SlotContext<'_> {
                             record: record.clone(),
                             epochs: 0,
                         });
-                        replayed += 1;
+                        replayed.push(t.number);
                         continue;
                     }
                     insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
@@ -268,8 +268,8 @@ impl SlotContext<'_> {
             }
         }
         // A record the replay never reached: the sweep file or the data changed.
-        if let Some(number) = known.keys().nth(replayed) {
-            return Err(replay_mismatch(*number));
+        if let Some(&number) = known.keys().find(|n| !replayed.contains(n)) {
+            return Err(replay_mismatch(number));
         }
         Ok(())
     }
