@@ -543,6 +543,22 @@ impl Ctx<'_> {
             },
             _ => schedule,
         };
+        // BOHB's own TPE proposes its share of each bracket and the sampler draws the rest,
+        // which BOHB defines as random: a model-based method there would silently replace
+        // that exploration.
+        if matches!(schedule, Schedule::Bohb { .. })
+            && !matches!(sampler, SamplerKind::Random | SamplerKind::Sobol)
+        {
+            return Err(self.err(
+                &["method"],
+                format!(
+                    "scheduler bohb proposes with its own TPE and draws the rest at random, so \
+                     it takes method random or sobol, not {}; for Hyperband's brackets with \
+                     this method, use scheduler hyperband",
+                    sampler.name()
+                ),
+            ));
+        }
         let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
         let run_cap = match schedule {
             Schedule::Hyperband {
