@@ -1526,4 +1526,10 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
         s.epochs_total,
         s.wall_seconds
     );
+    if let (Some(trial), Some(target)) = (s.target_reached_by, metric.target) {
+        println!(
+            "trial {trial} reached the target {} {target}: no trial started after it",
+            metric.name
+        );
+    }
 }

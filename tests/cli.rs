@@ -839,3 +839,52 @@ fn resume_of_asha_refuses_records_the_replay_disagrees_with() {
         assert!(!dir.join("summary.json").exists(), "{case}");
     }
 }
+
+/// `metric.target` (W&B's semantics): once a complete trial reaches it, no trial starts;
+/// those already training finish. Under ASHA no trial may start after the epoch the first
+/// one reached it; with Hyperband's brackets one after another (a model-based method) no
+/// further bracket starts.
+#[test]
+fn metric_target_stops_new_trials_of_built_in_sweeps() {
+    let records = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join("trials.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let asha =
+        "method: random\nmetric: {name: val_accuracy, goal: maximize, target: 0.9}\nrun_cap: 27\n\
+                train: {epochs: 3}\nscheduler: {type: asha, min_budget: 1, eta: 3, population: 3}\n\
+                parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n";
+    let (out, dir) = run_sweep_file("target-asha", asha);
+    let summary = summary_of(&out, &dir);
+    let by = summary["target_reached_by"]
+        .as_u64()
+        .expect("the target is easy");
+    let trials = records(&dir);
+    assert!(trials.len() < 27, "{} trials", trials.len());
+    let reacher = trials.iter().find(|t| t["number"] == by).unwrap();
+    assert_eq!(reacher["state"], "complete");
+    let last = reacher["rungs"].as_array().unwrap().last().unwrap();
+    assert!(last["value"].as_f64().unwrap() >= 0.9, "{reacher}");
+    let reached_at =
+        reacher["first_unit"].as_u64().unwrap_or(0) + reacher["epochs"].as_u64().unwrap();
+    for t in &trials {
+        assert!(t["first_unit"].as_u64().unwrap_or(0) < reached_at, "{t}");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("trial {by} reached the target val_accuracy 0.9")));
+    let (out, dir) = run_sweep_file("target-asha-none", &asha.replace(", target: 0.9", ""));
+    assert!(summary_of(&out, &dir).get("target_reached_by").is_none());
+    assert_eq!(records(&dir).len(), 27);
+
+    let hyperband = "method: tpe\nmetric: {name: val_accuracy, goal: maximize, target: 0.9}\n\
+                     train: {epochs: 9}\nscheduler: {type: hyperband, min_budget: 1, eta: 3}\n\
+                     parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n";
+    let (out, dir) = run_sweep_file("target-hyperband", hyperband);
+    let summary = summary_of(&out, &dir);
+    assert!(summary["target_reached_by"].is_u64(), "{summary}");
+    // Hyperband for R = 9, η = 3 starts 9 + 5 + 3 trials; the first bracket reaches 0.9.
+    assert_eq!(records(&dir).len(), 9);
+}

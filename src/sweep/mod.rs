@@ -238,6 +238,9 @@ pub struct Summary {
     /// Mean fraction of the population's slots busy per epoch of training.
     pub utilisation: f64,
     pub wall_seconds: f64,
+    /// `metric.target`: the first complete trial that reached it (no trial started after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_reached_by: Option<usize>,
 }
 
 /// What happened at one rung, for progress output.
@@ -375,6 +378,9 @@ struct Ledger {
     /// Member-epochs trained, and epochs of population training (for utilisation).
     busy: usize,
     ticks: usize,
+    /// The first complete trial whose value reached `metric.target`: no trial starts
+    /// after it (W&B's semantics; trials already training finish).
+    target_reached_by: Option<usize>,
 }
 
 impl Ledger {
@@ -401,6 +407,18 @@ impl Ledger {
         metric: &Metric,
     ) {
         if record.state == TrialState::Complete {
+            let reached = |target: f64| {
+                record.rungs.last().is_some_and(|v| {
+                    if metric.maximize {
+                        v.value >= target
+                    } else {
+                        v.value <= target
+                    }
+                })
+            };
+            if self.target_reached_by.is_none() && metric.target.is_some_and(reached) {
+                self.target_reached_by = Some(record.number);
+            }
             let new = score(record.history.last(), &metric.name);
             let held = self
                 .champion
@@ -441,6 +459,7 @@ pub fn run_sweep(
         champion: None,
         busy: 0,
         ticks: 0,
+        target_reached_by: None,
     };
     // Hyperband's brackets share one population unless a bracket's suggestions depend on
     // the results of the brackets before it (see brackets.rs).
@@ -476,6 +495,10 @@ pub fn run_sweep(
             let mut pop = Population::new();
             let mut open: Vec<Bracket> = Vec::new();
             for (b, plan) in plans.iter().enumerate() {
+                // Brackets one after another: a reached target starts no further bracket.
+                if ledger.target_reached_by.is_some() {
+                    break;
+                }
                 if let Schedule::Bohb {
                     random_fraction, ..
                 } = sweep.schedule
@@ -535,6 +558,7 @@ pub fn run_sweep(
         champion,
         busy,
         ticks,
+        target_reached_by,
     } = ledger;
 
     let on_test = |accuracy: f64, loss: f64| {
@@ -622,6 +646,7 @@ pub fn run_sweep(
         epochs_total: finished.iter().map(|r| r.epochs).sum(),
         utilisation: busy as f64 / (ticks * population).max(1) as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
+        target_reached_by,
     };
     log.write_summary(&summary)?;
     write_trials_csv(log, sweep, &finished)?;

@@ -128,7 +128,10 @@ impl SlotContext<'_> {
         let mut window = Instant::now();
         loop {
             let free = self.slots.saturating_sub(pop.len() + ghosts.len());
-            let n = free.min(sweep.run_cap - started);
+            let n = match ledger.target_reached_by {
+                Some(_) => 0,
+                None => free.min(sweep.run_cap - started),
+            };
             if n > 0 {
                 for t in study.ask_batch(n)? {
                     if let Some(record) = known.get(&t.number) {
@@ -254,9 +257,10 @@ impl SlotContext<'_> {
                 pop.retain(|m| !gone.contains(&m.trial));
                 ghosts.retain(|g| !gone.contains(&g.record.number));
             }
-            if tick % REPORT_EVERY == 0
-                || pop.is_empty() && ghosts.is_empty() && started == sweep.run_cap
-            {
+            let over = pop.is_empty()
+                && ghosts.is_empty()
+                && (started == sweep.run_cap || ledger.target_reached_by.is_some());
+            if tick % REPORT_EVERY == 0 || over {
                 on_progress(&Progress::Tick(self.report(
                     tick,
                     pop.len() + ghosts.len(),
