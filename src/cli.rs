@@ -825,7 +825,13 @@ struct TrialLine<'a> {
 
 fn tell(dir: &Path, trial: usize, value: Option<f64>, state: Option<&str>) -> Result<()> {
     let outcome = match (value, state) {
-        (Some(v), _) => Outcome::Complete(v),
+        (Some(v), _) => {
+            if !v.is_finite() {
+                // As Optuna does: the study keeps going, the trial is recorded failed.
+                eprintln!("note: trial {trial}: the value {v} is not finite; recorded failed");
+            }
+            Outcome::Complete(v)
+        }
         (None, Some("pruned")) => Outcome::Pruned,
         (None, Some("failed")) => Outcome::Failed,
         (None, other) => {

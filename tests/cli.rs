@@ -888,3 +888,32 @@ fn metric_target_stops_new_trials_of_built_in_sweeps() {
     // Hyperband for R = 9, η = 3 starts 9 + 5 + 3 trials; the first bracket reaches 0.9.
     assert_eq!(records(&dir).len(), 9);
 }
+
+/// A value that is not a number (NaN, inf) fails the trial, as in Optuna, and says so.
+#[test]
+fn tell_of_a_non_finite_value_records_a_failure_and_says_so() {
+    let study = temp("nan.study");
+    let _ = std::fs::remove_dir_all(&study);
+    let dir = study.to_str().unwrap();
+    let space = r#"{"x": {"distribution": "uniform", "min": 0, "max": 1}}"#;
+    assert!(
+        popsweep(&["ask", "--study", dir, "--space", space, "--n", "2"])
+            .status
+            .success()
+    );
+    let out = popsweep(&["tell", "--study", dir, "--trial", "0", "--value", "nan"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not finite; recorded failed"));
+    let quiet = popsweep(&["tell", "--study", dir, "--trial", "1", "--value", "-1.5"]);
+    assert!(
+        quiet.status.success() && quiet.stderr.is_empty(),
+        "{quiet:?}"
+    );
+    let journal = std::fs::read_to_string(study.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains(r#"{"op":"tell","trial":0,"state":"failed"}"#),
+        "{journal}"
+    );
+    let best = popsweep(&["best", "--study", dir]);
+    assert!(String::from_utf8_lossy(&best.stdout).starts_with(r#"{"trial":1,"value":-1.5"#));
+}
