@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::external;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::report::progress::SweepProgress;
-use crate::space::Space;
+use crate::space::{Params, Space};
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{
     bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold, Progress,
@@ -1267,13 +1267,26 @@ fn run_external(
                 println!("{summary}");
             } else {
                 let best = &summary["best"];
+                let value = best["val"]
+                    .as_f64()
+                    .map_or("none".into(), |v| format!("{v:.4}"));
+                // The same `name=value` form as a built-in sweep's best trial.
+                let params = serde_json::from_value::<Params>(best["params"].clone())
+                    .map(|p| {
+                        p.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|_| best["params"].to_string());
+                let count = |state: &str| summary["trials"][state].as_u64().unwrap_or(0);
                 println!(
-                    "\nbest trial {}: {} {} ({})\n  params: {}",
+                    "\nbest trial {}: {} {value}\n  params: {params}\ntrials: {} complete, {} pruned, {} failed",
                     best["trial"],
                     sweep.metric.name,
-                    best["val"],
-                    summary["trials"],
-                    best["params"]
+                    count("complete"),
+                    count("pruned"),
+                    count("failed"),
                 );
                 println!(
                     "results: {}/ (trials.jsonl, summary.json, trials/N/ logs)",
