@@ -1375,7 +1375,7 @@ impl Ctx<'_> {
                         )?;
                     }
                 }
-                (KnobKind::Choice(names), Distribution::Categorical { choices }) => {
+                (KnobKind::Choice(names), Distribution::Categorical { choices, .. }) => {
                     for c in choices.iter() {
                         match c {
                             ParamValue::Str(s) if names.contains(&s.as_str()) => {}
@@ -1394,7 +1394,7 @@ impl Ctx<'_> {
                         format!("{name} is categorical: use values: [{}]", knob.range),
                     ))
                 }
-                (kind, Distribution::Categorical { choices }) => {
+                (kind, Distribution::Categorical { choices, .. }) => {
                     for c in choices.iter_mut() {
                         *c = match (kind, &*c) {
                             (KnobKind::Int, ParamValue::Int(_)) => c.clone(),
@@ -1650,7 +1650,7 @@ mod tests {
             "s.yaml",
         )
         .unwrap();
-        let Distribution::Categorical { choices } = &sweep.space.params[0].dist else {
+        let Distribution::Categorical { choices, .. } = &sweep.space.params[0].dist else {
             panic!("pow2 is an ordered categorical")
         };
         let widths: Vec<i64> = choices

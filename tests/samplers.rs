@@ -75,11 +75,21 @@ fn random_space(rng: &mut ChaCha8Rng) -> Space {
                 q: None,
                 int: false,
             },
-            _ => Distribution::Categorical {
-                choices: (0..rng.random_range(1..5))
-                    .map(|k| ParamValue::Str(format!("c{k}")))
-                    .collect(),
-            },
+            _ => {
+                let k = rng.random_range(1..5);
+                // W&B's probabilities on about half of them, now and then a zero among them.
+                let weights = rng.random_bool(0.5).then(|| {
+                    let w: Vec<f64> = (0..k).map(|_| rng.random_range(0..3) as f64).collect();
+                    let sum: f64 = w.iter().sum();
+                    w.iter()
+                        .map(|x| if sum > 0.0 { x / sum } else { 1.0 / k as f64 })
+                        .collect()
+                });
+                Distribution::Categorical {
+                    choices: (0..k).map(|k| ParamValue::Str(format!("c{k}"))).collect(),
+                    weights,
+                }
+            }
         };
         defs.push(ParamDef {
             name: format!("x{i}"),
@@ -91,6 +101,7 @@ fn random_space(rng: &mut ChaCha8Rng) -> Space {
         name: "mode".into(),
         dist: Distribution::Categorical {
             choices: vec!["a".into(), "b".into()],
+            weights: None,
         },
         condition: None,
     });
@@ -218,6 +229,7 @@ fn conditional_parameters_appear_exactly_when_active() {
 fn grid_enumerates_exactly_the_product() {
     let choices = |k: usize| Distribution::Categorical {
         choices: (0..k as i64).map(ParamValue::Int).collect(),
+        weights: None,
     };
     let space = Space::new(
         [("a", 3), ("b", 2), ("c", 4)]
@@ -314,6 +326,7 @@ fn gp_models_conditional_parameters_instead_of_drawing_them_at_random() {
             name: "kind".into(),
             dist: Distribution::Categorical {
                 choices: vec!["a".into(), "b".into()],
+                weights: None,
             },
             condition: None,
         },

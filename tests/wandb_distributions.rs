@@ -16,6 +16,7 @@ const N: usize = 4000;
 const SPACE: &str = "
 constant: {value: 7}
 categorical: {values: [a, b, c]}
+weighted: {values: [a, b, c], probabilities: [0.7, 0.0, 0.3]}
 int_uniform: {distribution: int_uniform, min: -2, max: 5}
 uniform: {distribution: uniform, min: -1, max: 3}
 q_uniform: {distribution: q_uniform, min: 0, max: 1, q: 0.25}
@@ -107,7 +108,7 @@ fn every_wandb_distribution_samples_its_definition() {
     let s = samples();
     assert_eq!(
         s.len(),
-        20,
+        21,
         "every parameter, the nested ones dotted: {:?}",
         s.keys()
     );
@@ -120,6 +121,15 @@ fn every_wandb_distribution_samples_its_definition() {
             .count();
         close("categorical share", n as f64 / N as f64, 1.0 / 3.0, 0.03);
     }
+    // W&B's probabilities: each value drawn that often, a zero never.
+    for (c, p) in [("a", 0.7), ("b", 0.0), ("c", 0.3)] {
+        let n = s["weighted"]
+            .iter()
+            .filter(|v| **v == ParamValue::Str(c.into()))
+            .count();
+        close("weighted share", n as f64 / N as f64, p, 0.03);
+    }
+    assert!(!s["weighted"].contains(&ParamValue::Str("b".into())));
     let iu = ints(&s["int_uniform"]);
     assert!(iu.iter().all(|v| (-2..=5).contains(v)));
     assert!((-2..=5).all(|k| iu.contains(&k)), "every integer appears");
@@ -249,6 +259,22 @@ fn bad_shapes_name_the_key() {
         ),
         ("x: {parameters: {}}", "x.parameters"),
         ("x: {distribution: uniform, min: 0, max: 1, mu: 3}", "x"),
+        (
+            "x: {values: [1, 2], probabilities: [1.0]}",
+            "x.probabilities: 1 probabilities for 2 values",
+        ),
+        (
+            "x: {values: [1, 2], probabilities: [0.5, 0.6]}",
+            "x.probabilities: they sum to 1.1",
+        ),
+        (
+            "x: {values: [1, 2], probabilities: [1.5, -0.5]}",
+            "x.probabilities: -0.5 is not a probability",
+        ),
+        (
+            "x: {min: 0.0, max: 1.0, probabilities: [1.0]}",
+            "takes no `probabilities`",
+        ),
     ] {
         let e = parse_space(text, "s.yaml").unwrap_err().to_string();
         assert!(e.contains(needle), "{text}: {e}");

@@ -70,7 +70,7 @@ fn units(def: &ParamDef, trials: &[&(Params, f64)]) -> Vec<f64> {
 /// The density of `xs` on the grid (or per category), normalised to sum to 1.
 fn density(def: &ParamDef, xs: &[f64]) -> Vec<f64> {
     let mut d = match &def.dist {
-        Distribution::Categorical { choices } => {
+        Distribution::Categorical { choices, .. } => {
             let k = choices.len();
             let mut counts = vec![1e-3; k];
             for &x in xs {

@@ -89,8 +89,13 @@ pub enum Distribution {
         log: bool,
         step: i64,
     },
-    /// One of `choices`.
-    Categorical { choices: Vec<ParamValue> },
+    /// One of `choices`. `weights` (W&B's `probabilities`, summing to 1) give each
+    /// choice its share of the unit interval, so random and Sobol sampling draw it that
+    /// often and TPE takes them as its prior; `None` is uniform.
+    Categorical {
+        choices: Vec<ParamValue>,
+        weights: Option<Vec<f64>>,
+    },
     /// W&B's shaped priors (normal, log-normal, beta, quantised log-uniform): `ppf(u)`,
     /// rounded to a multiple of `q` when given, and an integer when `int` (W&B returns
     /// integers when `q` is written as one).
@@ -123,7 +128,7 @@ impl Distribution {
                 },
                 ParamValue::Int(i),
             ) => (*low..=*high).contains(i) && (i - low) % step == 0,
-            (Distribution::Categorical { choices }, v) => choices.contains(v),
+            (Distribution::Categorical { choices, .. }, v) => choices.contains(v),
             (Distribution::Shaped { shape, q, int }, v) => {
                 let x = match (v, int) {
                     (ParamValue::Int(i), true) => *i as f64,
@@ -148,7 +153,7 @@ impl Distribution {
     /// How many values it can take, when finite (categorical, int, stepped float).
     pub fn cardinality(&self) -> Option<u64> {
         match self {
-            Distribution::Categorical { choices } => Some(choices.len() as u64),
+            Distribution::Categorical { choices, .. } => Some(choices.len() as u64),
             Distribution::Int {
                 low, high, step, ..
             } => Some(((high - low) / step) as u64 + 1),

@@ -61,6 +61,24 @@ pub struct RawParam {
     log: Option<bool>,
     /// popsweep: `{parent: value or [values]}`: active only when the parent takes one of them.
     condition: Option<BTreeMap<String, Value>>,
+    /// W&B's: the chance of each of `values` under random search.
+    probabilities: Option<Vec<f64>>,
+}
+
+/// W&B's `probabilities` for `n` values: as many non-negative numbers, summing to 1 (to
+/// 1e-6: what a written decimal can miss by), renormalised to sum to 1 exactly.
+fn probabilities(w: &[f64], n: usize) -> Result<Vec<f64>, String> {
+    if w.len() != n {
+        return Err(format!("{} probabilities for {n} values", w.len()));
+    }
+    if let Some(bad) = w.iter().find(|p| !(p.is_finite() && **p >= 0.0)) {
+        return Err(format!("{bad} is not a probability"));
+    }
+    let sum: f64 = w.iter().sum();
+    if (sum - 1.0).abs() > 1e-6 {
+        return Err(format!("they sum to {sum}, not 1"));
+    }
+    Ok(w.iter().map(|p| p / sum).collect())
 }
 
 const SUPPORTED: &str = "constant, categorical, uniform, int_uniform, q_uniform, log_uniform, \
@@ -192,6 +210,7 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
     let uses = |key: &str| match key {
         "mu" | "sigma" => kind.ends_with("normal"),
         "a" | "b" => kind.ends_with("beta"),
+        "probabilities" => kind == "categorical",
         _ => true,
     };
     for (key, given) in [
@@ -199,6 +218,7 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
         ("sigma", p.sigma.is_some()),
         ("a", p.a.is_some()),
         ("b", p.b.is_some()),
+        ("probabilities", p.probabilities.is_some()),
     ] {
         if given && !uses(key) {
             return Err(err(key, format!("distribution {kind} takes no `{key}`")));
@@ -227,6 +247,7 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
                 .ok_or_else(|| err("", "constant needs `value`".into()))?;
             Distribution::Categorical {
                 choices: vec![scalar("value", v)?],
+                weights: None,
             }
         }
         "categorical" => {
@@ -243,7 +264,13 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
                     return Err(err("values", format!("{c} is listed twice")));
                 }
             }
-            Distribution::Categorical { choices }
+            let weights = match &p.probabilities {
+                None => None,
+                Some(w) => {
+                    Some(probabilities(w, choices.len()).map_err(|m| err("probabilities", m))?)
+                }
+            };
+            Distribution::Categorical { choices, weights }
         }
         "q_uniform" if q_is_int => {
             // W&B returns integers for an integer q: the multiples of q inside the bounds.
@@ -360,7 +387,10 @@ fn parse_param(name: &str, p: RawParam) -> Result<ParamDef, SpaceError> {
                     format!("no power of two lies in [{low}, {high}]"),
                 ));
             }
-            Distribution::Categorical { choices }
+            Distribution::Categorical {
+                choices,
+                weights: None,
+            }
         }
         "q_log_uniform"
         | "q_log_uniform_values"

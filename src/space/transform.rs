@@ -52,7 +52,7 @@ pub fn to_transformed(dist: &Distribution, value: &ParamValue) -> f64 {
                 x
             }
         }
-        Distribution::Categorical { choices } => {
+        Distribution::Categorical { choices, .. } => {
             choices.iter().position(|c| c == value).unwrap_or(0) as f64
         }
         Distribution::Shaped { shape, .. } => shape.cdf(value.as_f64().unwrap_or(f64::NAN)),
@@ -94,7 +94,7 @@ pub fn from_transformed(dist: &Distribution, t: f64) -> ParamValue {
                 .clamp(0.0, max_k as f64) as i64;
             ParamValue::Int(low + k * step)
         }
-        Distribution::Categorical { choices } => {
+        Distribution::Categorical { choices, .. } => {
             let i = (t.round().max(0.0) as usize).min(choices.len() - 1);
             choices[i].clone()
         }
@@ -115,11 +115,24 @@ pub fn from_unit(dist: &Distribution, u: f64) -> ParamValue {
     match transformed_bounds(dist) {
         Some((lo, hi)) => from_transformed(dist, lo + u * (hi - lo)),
         None => {
-            let Distribution::Categorical { choices } = dist else {
+            let Distribution::Categorical { choices, weights } = dist else {
                 unreachable!("only categorical distributions lack transformed bounds")
             };
             let k = choices.len();
-            choices[((u * k as f64) as usize).min(k - 1)].clone()
+            let i = match weights {
+                None => (u * k as f64) as usize,
+                // The first choice whose bin ends past u; a zero-weight bin is empty.
+                Some(w) => {
+                    let mut end = 0.0;
+                    w.iter()
+                        .position(|p| {
+                            end += p;
+                            *p > 0.0 && u < end
+                        })
+                        .unwrap_or_else(|| w.iter().rposition(|p| *p > 0.0).unwrap_or(k - 1))
+                }
+            };
+            choices[i.min(k - 1)].clone()
         }
     }
 }
@@ -131,7 +144,13 @@ pub fn to_unit(dist: &Distribution, value: &ParamValue) -> f64 {
     match (transformed_bounds(dist), dist) {
         (Some((lo, hi)), _) if hi > lo => (t - lo) / (hi - lo),
         (Some(_), _) => 0.5,
-        (None, Distribution::Categorical { choices }) => (t + 0.5) / choices.len() as f64,
+        (None, Distribution::Categorical { choices, weights }) => match weights {
+            None => (t + 0.5) / choices.len() as f64,
+            Some(w) => {
+                let i = t as usize;
+                w[..i].iter().sum::<f64>() + w[i] / 2.0
+            }
+        },
         (None, _) => unreachable!("only categorical distributions lack transformed bounds"),
     }
 }
@@ -169,6 +188,11 @@ mod tests {
             },
             Distribution::Categorical {
                 choices: vec![ParamValue::Str("a".into()), ParamValue::Int(3)],
+                weights: None,
+            },
+            Distribution::Categorical {
+                choices: vec![1.into(), 2.into(), 3.into()],
+                weights: Some(vec![0.7, 0.0, 0.3]),
             },
         ];
         for d in &dists {

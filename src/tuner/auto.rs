@@ -70,7 +70,7 @@ pub fn choose(space: &Space, run_cap: usize, epochs: Option<usize>) -> AutoChoic
     let dims = space.params.len();
     let simple = space.params.iter().all(|p| {
         p.condition.is_none()
-            && !matches!(&p.dist, Distribution::Categorical { choices } if choices.len() > 8)
+            && !matches!(&p.dist, Distribution::Categorical { choices, .. } if choices.len() > 8)
     });
     if dims <= 10 && simple && run_cap <= 200 {
         return pick(
@@ -117,6 +117,7 @@ mod tests {
             name: "w".into(),
             dist: Distribution::Categorical {
                 choices: vec![ParamValue::Int(32), ParamValue::Int(64)],
+                weights: None,
             },
             condition: None,
         }])

@@ -338,8 +338,14 @@ impl TrialBuilder<'_> {
             .iter()
             .map(|c| ParamValue::Str(c.to_string()))
             .collect();
-        self.suggest(name, Distribution::Categorical { choices })
-            .to_string()
+        self.suggest(
+            name,
+            Distribution::Categorical {
+                choices,
+                weights: None,
+            },
+        )
+        .to_string()
     }
 }
 

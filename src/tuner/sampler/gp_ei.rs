@@ -98,7 +98,7 @@ impl GpEiSampler {
 /// A value's GP coordinate: its unit coordinate, or a categorical's choice index.
 fn encode(dist: &Distribution, value: &ParamValue) -> f64 {
     match dist {
-        Distribution::Categorical { choices } => {
+        Distribution::Categorical { choices, .. } => {
             choices.iter().position(|c| c == value).unwrap_or(0) as f64
         }
         _ => to_unit(dist, value),
@@ -107,7 +107,7 @@ fn encode(dist: &Distribution, value: &ParamValue) -> f64 {
 
 fn decode(dist: &Distribution, coord: f64) -> ParamValue {
     match dist {
-        Distribution::Categorical { choices } => {
+        Distribution::Categorical { choices, .. } => {
             choices[(coord.round().max(0.0) as usize).min(choices.len() - 1)].clone()
         }
         _ => from_unit(dist, coord.clamp(0.0, 1.0)),
@@ -225,7 +225,7 @@ impl Sampler for GpEiSampler {
             categorical: defs
                 .iter()
                 .map(|p| match &p.dist {
-                    Distribution::Categorical { choices } => Some(choices.len()),
+                    Distribution::Categorical { choices, .. } => Some(choices.len()),
                     _ => None,
                 })
                 .collect(),

@@ -11,7 +11,7 @@ impl GridSampler {
     /// Checks that `space` is a grid and returns its size.
     pub fn grid_size(space: &Space) -> Result<u64, String> {
         space.params.iter().try_fold(1u64, |n, p| match &p.dist {
-            Distribution::Categorical { choices } => Ok(n.saturating_mul(choices.len() as u64)),
+            Distribution::Categorical { choices, .. } => Ok(n.saturating_mul(choices.len() as u64)),
             _ => Err(format!(
                 "grid search needs `values` for every parameter; `{}` has a range",
                 p.name
@@ -24,7 +24,7 @@ impl GridSampler {
         let mut rest = index;
         let mut params = Params::new();
         for p in space.params.iter().rev() {
-            if let Distribution::Categorical { choices } = &p.dist {
+            if let Distribution::Categorical { choices, .. } = &p.dist {
                 let k = choices.len() as u64;
                 params.insert(p.name.clone(), choices[(rest % k) as usize].clone());
                 rest /= k;

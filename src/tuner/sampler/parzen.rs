@@ -197,17 +197,26 @@ impl ParzenEstimator {
 
 fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
     let n = column.len();
-    if let Distribution::Categorical { choices } = dist {
+    if let Distribution::Categorical { choices, weights } = dist {
         let k = choices.len();
         let n_kernels = n + 1;
+        // The prior over choices, scaled so that uniform is all ones (Optuna's kernel);
+        // W&B's probabilities, when given, shape it.
+        let prior: Vec<f64> = match weights {
+            Some(w) => w.iter().map(|p| p * k as f64).collect(),
+            None => vec![1.0; k],
+        };
         let mut probs = Vec::with_capacity(n_kernels);
         for c in 0..n_kernels {
-            let mut row = vec![params.prior_weight / n_kernels as f64; k];
+            let mut row: Vec<f64> = prior
+                .iter()
+                .map(|p| p * params.prior_weight / n_kernels as f64)
+                .collect();
             if c < n {
                 row[column[c] as usize] += 1.0;
             }
             if n == 0 {
-                row = vec![1.0; k];
+                row = prior.clone();
             }
             let total: f64 = row.iter().sum();
             probs.push(row.into_iter().map(|p| p / total).collect());
@@ -372,6 +381,7 @@ mod tests {
             },
             Distribution::Categorical {
                 choices: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+                weights: None,
             },
         ];
         let refs: Vec<&Distribution> = dists.iter().collect();
@@ -448,6 +458,7 @@ mod tests {
     fn samples_stay_in_range_and_follow_observations() {
         let cat = Distribution::Categorical {
             choices: vec![1.into(), 2.into(), 3.into()],
+            weights: None,
         };
         let int = Distribution::Int {
             low: 0,
@@ -465,5 +476,32 @@ mod tests {
             .iter()
             .all(|d| (0.0..=100.0).contains(&d[1]) && d[1] % 5.0 == 0.0));
         assert!(pe.log_pdf(&[2.0, 50.0]) > pe.log_pdf(&[0.0, 0.0]));
+    }
+
+    /// W&B's probabilities are the categorical prior: with no observation the estimator
+    /// is exactly them, and with uniform ones it is Optuna's kernel unchanged.
+    #[test]
+    fn categorical_probabilities_are_the_prior() {
+        let weighted = Distribution::Categorical {
+            choices: vec![1.into(), 2.into(), 3.into()],
+            weights: Some(vec![0.5, 0.2, 0.3]),
+        };
+        let none: Vec<Vec<f64>> = Vec::new();
+        let pe = ParzenEstimator::new(&[&weighted], &none, ParzenParams::default());
+        for (c, p) in [0.5f64, 0.2, 0.3].iter().enumerate() {
+            assert!((pe.log_pdf(&[c as f64]) - p.ln()).abs() < 1e-12);
+        }
+        let uniform = |weights| Distribution::Categorical {
+            choices: vec![1.into(), 2.into(), 3.into()],
+            weights,
+        };
+        let obs = vec![vec![0.0], vec![2.0], vec![2.0]];
+        let plain = ParzenEstimator::new(&[&uniform(None)], &obs, ParzenParams::default());
+        let thirds = uniform(Some(vec![1.0 / 3.0; 3]));
+        let same = ParzenEstimator::new(&[&thirds], &obs, ParzenParams::default());
+        for c in 0..3 {
+            let x = [c as f64];
+            assert!((plain.log_pdf(&x) - same.log_pdf(&x)).abs() < 1e-12);
+        }
     }
 }

@@ -154,7 +154,7 @@ fn external_value(dist: &Distribution, x: f64) -> ParamValue {
     match dist {
         Distribution::Float { .. } => ParamValue::Float(x),
         Distribution::Int { .. } => ParamValue::Int(x.round() as i64),
-        Distribution::Categorical { choices } => {
+        Distribution::Categorical { choices, .. } => {
             choices[(x as usize).min(choices.len() - 1)].clone()
         }
         Distribution::Shaped { .. } => from_transformed(dist, x),
