@@ -156,6 +156,53 @@ fn pbt_copies_from_others_and_records_lineage() {
     }
 }
 
+/// Explore resamples every knob it may (probability 1 here), but never the activation or
+/// the optimizer: the copied weights were trained through the source's activation, and its
+/// optimizer state means nothing to another optimizer. Each lineage step therefore keeps
+/// the source's values of both.
+#[test]
+fn pbt_never_explores_the_activation_or_the_optimizer() {
+    let text = BASE.replace(
+        "width: {values: [16, 32]}\n",
+        "width: {values: [16, 32]}\n  activation: {values: [relu, tanh]}\n  \
+         optimizer: {values: [sgd, adamw]}\n",
+    );
+    let o = run_text(
+        &format!(
+            "{text}train: {{epochs: 6, batch_size: 64}}\nrun_cap: 8\n\
+             scheduler: {{type: pbt, interval: 1, quantile: 0.25, resample_probability: 1.0}}\n"
+        ),
+        "pbt-fixed",
+    );
+    let kinds = |key: &str| {
+        o.trials
+            .iter()
+            .map(|t| t.params[key].to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        kinds("optimizer").len(),
+        2,
+        "both optimizers in the population"
+    );
+    let mut steps = 0;
+    for t in &o.trials {
+        for l in &t.lineage {
+            let source = &o.trials[l.from];
+            let at_copy = source
+                .lineage
+                .iter()
+                .rfind(|e| e.epoch <= l.epoch)
+                .map_or(&source.params, |e| &e.params);
+            for key in ["activation", "optimizer", "width"] {
+                assert_eq!(l.params[key], at_copy[key], "trial {} {key}", t.number);
+            }
+            steps += 1;
+        }
+    }
+    assert!(steps >= 5, "{steps} exploit steps");
+}
+
 #[test]
 fn configurations_over_the_parameter_budget_are_refused_untrained() {
     // width 32 (64·32 + 32 + 32·10 + 10 = 2410 parameters) is over a budget of 2000;

@@ -32,7 +32,7 @@ pub struct Knob {
     pub accepts: fn(f64) -> bool,
 }
 
-pub const KNOBS: [Knob; 11] = [
+pub const KNOBS: [Knob; 12] = [
     Knob {
         name: "batch_size",
         kind: KnobKind::Int,
@@ -55,6 +55,12 @@ pub const KNOBS: [Knob; 11] = [
         name: "activation",
         kind: KnobKind::Choice(&Activation::NAMES),
         range: "relu, leaky_relu, tanh, gelu",
+        accepts: |_| true,
+    },
+    Knob {
+        name: "optimizer",
+        kind: KnobKind::Choice(&OptimizerKind::NAMES),
+        range: "sgd, adamw",
         accepts: |_| true,
     },
     Knob {
@@ -173,13 +179,21 @@ pub fn member_spec(
         }
         _ => defaults.activation,
     };
+    let optimizer = match params.get("optimizer") {
+        Some(crate::space::ParamValue::Str(name)) => {
+            OptimizerKind::parse(name).expect("validated against the knob's choices")
+        }
+        _ => defaults.optimizer,
+    };
     MemberSpec {
         arch: MlpArch::new(inputs, &hidden, classes).with_activation(activation),
         hparams: Hparams {
             optim: OptimHparams {
-                kind: defaults.optimizer,
+                kind: optimizer,
                 momentum: number("momentum", defaults.momentum) as f32,
-                nesterov: defaults.nesterov,
+                // Nesterov's look-ahead is SGD's; an AdamW member of a sweep that tunes
+                // the optimizer runs without it.
+                nesterov: defaults.nesterov && optimizer == OptimizerKind::Sgd,
                 l1: number("l1", defaults.l1) as f32,
                 schedule: defaults.schedule,
                 ..OptimHparams::sgd(
@@ -219,6 +233,24 @@ mod tests {
         assert_eq!(spec.arch.dims, vec![64, 32, 7, 32, 10]);
         assert_eq!(spec.hparams.optim.lr, 0.2);
         assert_eq!(spec.hparams.optim.momentum, 0.9);
+    }
+
+    #[test]
+    fn the_optimizer_is_a_knob_and_nesterov_stays_with_sgd() {
+        let defaults = KnobDefaults {
+            nesterov: true,
+            ..KnobDefaults::default()
+        };
+        let mut params = Params::new();
+        params.insert("optimizer".into(), ParamValue::Str("adamw".into()));
+        let adamw = member_spec(&params, &defaults, 64, 10, 1).hparams.optim;
+        assert_eq!(adamw.kind, OptimizerKind::AdamW);
+        assert!(!adamw.nesterov);
+        params.insert("optimizer".into(), ParamValue::Str("sgd".into()));
+        let sgd = member_spec(&params, &defaults, 64, 10, 1).hparams.optim;
+        assert_eq!((sgd.kind, sgd.nesterov), (OptimizerKind::Sgd, true));
+        let untuned = member_spec(&Params::new(), &KnobDefaults::default(), 64, 10, 1);
+        assert_eq!(untuned.hparams.optim.kind, OptimizerKind::Sgd);
     }
 
     #[test]

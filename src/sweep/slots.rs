@@ -32,9 +32,12 @@ use std::time::Instant;
 /// Epochs of population training between progress reports.
 const REPORT_EVERY: usize = 10;
 
-/// The architecture knobs: PBT never explores them, since the copied weights fix the shape.
-fn is_architecture(name: &str) -> bool {
-    name == "depth" || name == "width" || name.starts_with("width_")
+/// The knobs PBT never explores: the architecture (depth, widths and the activation, fixed
+/// by the copied weights, which were trained through that function), and the optimizer,
+/// whose copied state means something else under another one (SGD's velocity is not
+/// AdamW's first moment, and its second moment is empty).
+fn fixed_for_life(name: &str) -> bool {
+    matches!(name, "depth" | "width" | "activation" | "optimizer") || name.starts_with("width_")
 }
 
 enum Policy {
@@ -379,7 +382,7 @@ impl SlotContext<'_> {
             let params = pbt.explore(
                 &running[&from].current,
                 &self.sweep.space,
-                |name| !is_architecture(name),
+                |name| !fixed_for_life(name),
                 rng,
             );
             decisions.push((dst, Decision::Exploit { from }));

@@ -24,6 +24,8 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
+    pub const NAMES: [&'static str; 2] = ["sgd", "adamw"];
+
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "sgd" => Some(OptimizerKind::Sgd),
