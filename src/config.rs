@@ -621,6 +621,18 @@ impl Ctx<'_> {
                 Some((cv.outer as usize, cv.inner as usize))
             }
         };
+        // The range test trains the default optimizer; one learning-rate range found there
+        // would not suit members of another (AdamW's best rates sit ~10x below SGD's).
+        if raw.lr_finder.as_ref().is_some_and(|l| l.enabled)
+            && space.params.iter().any(|p| p.name == "optimizer")
+        {
+            return Err(self.err(
+                &["lr_finder"],
+                "the range test runs train.optimizer only, so with `optimizer` tuned its one \
+                 lr range would not suit the other; fix the optimizer, or give lr a range"
+                    .into(),
+            ));
+        }
         let backend = match raw.backend.as_deref() {
             None => None,
             Some("auto") => Some(BackendChoice::Auto),

@@ -69,6 +69,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("bad goal", t("method: random\nmetric: {name: val_loss, goal: lowest}\n"), v(&["metric.goal", "lowest"])),
         ("grid over a continuum", t("method: grid\nmetric: {name: val_loss}\nparameters:\n  lr: {min: 0.1, max: 1.0}\n"), v(&["method", "lr"])),
         ("bohb with a model-based method", t("method: gp\nmetric: {name: val_loss}\ntrain: {epochs: 9}\nscheduler: {type: bohb, min_budget: 1, eta: 3}\n"), v(&["sweep.yaml:1", "method", "random or sobol, not gp"])),
+        ("lr_finder with the optimizer tuned", t("method: random\nmetric: {name: val_loss}\nlr_finder: {enabled: true}\nparameters:\n  optimizer: {values: [sgd, adamw]}\n"), v(&["sweep.yaml:3", "lr_finder", "optimizer"])),
         ("run_cap zero", t("method: random\nmetric: {name: val_loss}\nrun_cap: 0\n"), v(&["run_cap", "at least 1"])),
         ("epoch fraction above one", t("method: random\nmetric: {name: val_loss}\ntrain: {epoch_fraction: 1.5}\n"), v(&["train.epoch_fraction", "(0, 1]"])),
         ("accuracy of a regression", t("method: random\nmetric: {name: val_accuracy}\ndata: {format: csv, path: r.csv, task: regression}\n"), v(&["metric.name", "regression"])),
