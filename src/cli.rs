@@ -12,8 +12,8 @@ use crate::report::progress::SweepProgress;
 use crate::space::{Params, Space};
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{
-    bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold, Progress,
-    SweepOutcome, TrialRecord,
+    bracket_plans, by_standing, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold,
+    Progress, SweepOutcome, TrialRecord,
 };
 use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
@@ -1437,22 +1437,8 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             .iter()
             .filter(|t| t.state != TrialState::Failed)
             .collect();
-        order.sort_by(|a, b| {
-            let va = a.rungs.last().map_or(f64::NAN, |v| v.value);
-            let vb = b.rungs.last().map_or(f64::NAN, |v| v.value);
-            let by_value = if metric.maximize {
-                vb.total_cmp(&va)
-            } else {
-                va.total_cmp(&vb)
-            };
-            // Ties go to the lower validation loss, as the sweep breaks them when it
-            // picks the best trial, so the first row is the trial tested below.
-            let val_loss = |t: &TrialRecord| t.history.last().map_or(f64::INFINITY, |h| h.val_loss);
-            b.epochs
-                .cmp(&a.epochs)
-                .then(by_value)
-                .then(val_loss(a).total_cmp(&val_loss(b)))
-        });
+        // The sweep's own order, so the first row is the trial tested below.
+        order.sort_by(|a, b| by_standing(a, b, metric.maximize));
         println!(
             "\ntop trials by {} ({}):",
             metric.name,

@@ -707,20 +707,27 @@ fn the_top_trials_table_starts_with_the_trial_that_is_tested() {
     assert_eq!(in_table, tested, "{stdout}");
 }
 
+/// A study directory that does not exist yet (the first ask creates it).
+fn fresh_study(name: &str) -> PathBuf {
+    let study = temp(&format!("{name}.study"));
+    let _ = std::fs::remove_dir_all(&study);
+    study
+}
+
+const STUDY_SPACE: &str = r#"{"x": {"distribution": "uniform", "min": 0, "max": 1}}"#;
+
 /// Only a study's first ask defines it; a later ask that names another sampler, seed or
 /// direction still asks (with the study's own) and says on stderr what it did not use.
 #[test]
 fn a_later_ask_keeps_the_study_settings_and_says_which_flags_it_ignored() {
-    let study = temp("kept.study");
-    let _ = std::fs::remove_dir_all(&study);
+    let study = fresh_study("kept");
     let dir = study.to_str().unwrap();
-    let space = r#"{"x": {"distribution": "uniform", "min": 0, "max": 1}}"#;
     let first = popsweep(&[
         "ask",
         "--study",
         dir,
         "--space",
-        space,
+        STUDY_SPACE,
         "--sampler",
         "random",
         "--seed",
@@ -892,12 +899,10 @@ fn metric_target_stops_new_trials_of_built_in_sweeps() {
 /// A value that is not a number (NaN, inf) fails the trial, as in Optuna, and says so.
 #[test]
 fn tell_of_a_non_finite_value_records_a_failure_and_says_so() {
-    let study = temp("nan.study");
-    let _ = std::fs::remove_dir_all(&study);
+    let study = fresh_study("nan");
     let dir = study.to_str().unwrap();
-    let space = r#"{"x": {"distribution": "uniform", "min": 0, "max": 1}}"#;
     assert!(
-        popsweep(&["ask", "--study", dir, "--space", space, "--n", "2"])
+        popsweep(&["ask", "--study", dir, "--space", STUDY_SPACE, "--n", "2"])
             .status
             .success()
     );
