@@ -5,8 +5,10 @@
 # (../shared/data/mnist) for seed 0. Prints one row per run and the per-data-set means.
 # `pbt`: examples/mnist-pbt.yaml against the same 16 configurations at fixed learning rates.
 # `util` (not in `all`): ASHA's utilisation at 27 slots as the sweep grows (81 to 2,187
-# trials on digits; about a minute).
-#   bash bench/schedulers.sh [digits|mnist|pbt|util|all]
+# trials on digits; about a minute; DRAIN=train for ASHA's `drain: train`).
+# `drain` (not in `all`): ASHA on digits, 81 trials, seeds 0-4, with `drain: idle` and then
+# `drain: train` (SLOTS=N for another population than the default).
+#   bash bench/schedulers.sh [digits|mnist|pbt|util|drain|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -25,24 +27,25 @@ sweep() {
         full) ;;
         pbt) printf 'scheduler:\n  type: pbt\n  interval: 3\n  quantile: 0.25\n  resample_probability: 0.25\n' >>"$file" ;;
         *) printf 'scheduler:\n  type: %s\n  min_budget: 1\n  eta: 3\n' "$schedule" >>"$file"
-           if [ -n "${SLOTS:-}" ]; then printf '  population: %s\n' "$SLOTS" >>"$file"; fi ;;
+           if [ -n "${SLOTS:-}" ]; then printf '  population: %s\n' "$SLOTS" >>"$file"; fi
+           if [ -n "${DRAIN:-}" ]; then printf '  drain: %s\n' "$DRAIN" >>"$file"; fi ;;
     esac
 }
 
 run() { # NAME BASE SCHEDULER RUN_CAP SEED
-    local dir="$out/$1-$3-$4-s$5"
-    rm -rf "$dir"
-    sweep "$out/$1-$3-$4-s$5.yaml" "$2" "$3" "$4" "$5"
-    "$bin" run "$out/$1-$3-$4-s$5.yaml" --out "$dir" --quiet --no-sanity >/dev/null
-    python3 - "$dir/summary.json" "$1" "$3" "$4" "$5" <<'PY'
+    local name="$1-$3${DRAIN:+-$DRAIN}-$4-s$5"
+    rm -rf "$out/$name"
+    sweep "$out/$name.yaml" "$2" "$3" "$4" "$5"
+    "$bin" run "$out/$name.yaml" --out "$out/$name" --quiet --no-sanity >/dev/null
+    python3 - "$out/$name/summary.json" "$1" "$3${DRAIN:+-$DRAIN}" "$4" "$5" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"{sys.argv[2]:<7}{sys.argv[3]:<10}{sys.argv[4]:>5}{sys.argv[5]:>5}"
+print(f"{sys.argv[2]:<7}{sys.argv[3]:<12}{sys.argv[4]:>5}{sys.argv[5]:>5}"
       f"{s['best']['val']:>10.4f}{s['epochs_total']:>8}{s['utilisation']:>8.2f}{s['wall_seconds']:>8.1f}")
 PY
 }
 
-echo "data   schedule   cap seed  best_val  epochs    util  wall_s"
+echo "data   schedule     cap seed  best_val  epochs    util  wall_s"
 which=${1:-all}
 if [ "$which" = digits ] || [ "$which" = all ]; then
     for seed in 0 1 2 3 4; do
@@ -65,5 +68,11 @@ fi
 if [ "$which" = util ]; then
     for cap in 81 243 729 2187; do
         SLOTS=27 run digits examples/digits.yaml asha $cap 0
+    done
+fi
+if [ "$which" = drain ]; then
+    for seed in 0 1 2 3 4; do
+        DRAIN=idle run digits examples/digits.yaml asha 81 $seed
+        DRAIN=train run digits examples/digits.yaml asha 81 $seed
     done
 fi

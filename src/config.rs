@@ -54,6 +54,7 @@ pub enum Schedule {
     Asha {
         halving: SuccessiveHalving,
         slots: usize,
+        drain: Drain,
     },
     /// Optuna's median stopping over `slots` concurrent trials (`scheduler: {type: median}`).
     Median {
@@ -72,6 +73,23 @@ pub enum Schedule {
         eta: usize,
         random_fraction: f64,
     },
+}
+
+/// What ASHA's slots do once every trial has started (`scheduler: {drain: …}`). Until
+/// then a stopped trial's slot takes the next trial; after, the slots drain while the last
+/// promoted trials train towards the full budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// `train` where idle slots cost time (a GPU), `idle` where they do not (the CPU).
+    Auto,
+    /// A trial ASHA stops leaves, and its slot stays empty: the fewest epochs.
+    Idle,
+    /// A slot no trial will take keeps a trial ASHA stops, training on as long as a trial
+    /// ASHA keeps is still training, so the slots stay busy; the extra epochs cost time
+    /// only where busy slots do. Such a trial never keeps the sweep going by itself: it is
+    /// judged again at each rung it reaches, and continues on its own merit only if it then
+    /// ranks among the rung's best.
+    Train,
 }
 
 /// A validated sweep.
@@ -219,6 +237,8 @@ struct RawScheduler {
     eta: Option<u64>,
     /// asha, median: trials trained at once.
     population: Option<u64>,
+    /// asha: `auto`, `idle` or `train`; see [`Drain`].
+    drain: Option<String>,
     n_startup_trials: Option<u64>,
     n_warmup_steps: Option<u64>,
     interval_steps: Option<u64>,
@@ -1082,6 +1102,46 @@ impl Ctx<'_> {
         run_cap: Option<usize>,
     ) -> Result<Schedule> {
         let at = |key: &'static str| ["scheduler", key];
+        // A key of another scheduler type would be ignored: say so instead.
+        let given = [
+            ("min_budget", raw.min_budget.is_some()),
+            ("eta", raw.eta.is_some()),
+            ("population", raw.population.is_some()),
+            ("drain", raw.drain.is_some()),
+            ("n_startup_trials", raw.n_startup_trials.is_some()),
+            ("n_warmup_steps", raw.n_warmup_steps.is_some()),
+            ("interval_steps", raw.interval_steps.is_some()),
+            ("interval", raw.interval.is_some()),
+            ("quantile", raw.quantile.is_some()),
+            ("resample_probability", raw.resample_probability.is_some()),
+            ("random_fraction", raw.random_fraction.is_some()),
+        ];
+        let keys: &[&str] = match raw.kind.as_str() {
+            "sh" | "hyperband" => &["min_budget", "eta"],
+            "bohb" => &["min_budget", "eta", "random_fraction"],
+            "asha" => &["min_budget", "eta", "population", "drain"],
+            "median" => &[
+                "n_startup_trials",
+                "n_warmup_steps",
+                "interval_steps",
+                "population",
+            ],
+            "pbt" => &["interval", "quantile", "resample_probability"],
+            _ => &[],
+        };
+        if let Some((key, _)) = given
+            .iter()
+            .find(|&&(key, on)| on && !keys.is_empty() && !keys.contains(&key))
+        {
+            return Err(self.err(
+                &at(key),
+                format!(
+                    "`{key}` does not apply to scheduler `{}` (its keys: {})",
+                    raw.kind,
+                    keys.join(", ")
+                ),
+            ));
+        }
         let eta = raw.eta.unwrap_or(3) as usize;
         if eta < 2 {
             return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
@@ -1140,6 +1200,17 @@ impl Ctx<'_> {
                     eta,
                 },
                 slots: slots()?,
+                drain: match raw.drain.as_deref() {
+                    None | Some("auto") => Drain::Auto,
+                    Some("idle") => Drain::Idle,
+                    Some("train") => Drain::Train,
+                    Some(other) => {
+                        return Err(self.err(
+                            &at("drain"),
+                            format!("drain `{other}` is not one of auto, idle, train"),
+                        ))
+                    }
+                },
             }),
             "median" => Ok(Schedule::Median {
                 n_startup_trials: raw.n_startup_trials.unwrap_or(5) as usize,

@@ -78,6 +78,8 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("non-finite regression target", t(&format!("method: random\nmetric: {{name: val_loss}}\ntrain: {{epochs: 1}}\nrun_cap: 2\ndata: {{format: csv, path: {inf_target}, task: regression}}\n")), v(&["inf_target.csv", "line 3", "not a finite number"])),
         ("unknown early_terminate", t(&format!("{HEAD}early_terminate: {{type: envelope}}\n")), v(&["early_terminate.type", "envelope"])),
         ("eta one", t(&format!("{HEAD}early_terminate: {{type: hyperband, min_iter: 1, eta: 1}}\n")), v(&["early_terminate.eta"])),
+        ("unknown drain", t(&format!("{HEAD}scheduler: {{type: asha, drain: sideways}}\n")), v(&["scheduler.drain", "sideways", "auto, idle, train"])),
+        ("key of another scheduler", t(&format!("{HEAD}scheduler: {{type: median, drain: train}}\n")), v(&["scheduler.drain", "does not apply to scheduler `median`"])),
         ("both schedulers", t(&format!("{HEAD}early_terminate: {{type: hyperband, min_iter: 1}}\nscheduler: {{type: asha}}\n")), v(&["scheduler", "not both"])),
         ("missing data file", t(&format!("{HEAD}data: {{format: csv, path: nowhere.csv}}\n")), v(&["nowhere.csv", "No such file"])),
         ("label out of range", t(&format!("{HEAD}data: {{format: csv, path: {neg}, label: label}}\n")), v(&["big_label.csv", "line 3", "out of range"])),

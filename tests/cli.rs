@@ -618,6 +618,10 @@ fn resume_of_asha_and_median_stopping_reproduces_the_run() {
         "scheduler: {type: asha, min_budget: 1, eta: 3, population: 4}",
     );
     assert_resume_from_prefixes_reproduces(
+        "resume-asha-drain",
+        "scheduler: {type: asha, min_budget: 1, eta: 3, population: 4, drain: train}",
+    );
+    assert_resume_from_prefixes_reproduces(
         "resume-median",
         "scheduler: {type: median, n_startup_trials: 3, population: 5}",
     );

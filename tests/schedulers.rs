@@ -106,6 +106,75 @@ fn asha_refills_slots_and_keeps_each_rungs_leader() {
     }
 }
 
+/// `drain: train`: once the last trials have started, a slot no trial will take keeps a
+/// trial ASHA stops, until no trial ASHA keeps is training. Checked against `drain: idle`
+/// on the same sweep: the trials that start are the same, the slots stay busier, a trial
+/// stopped between rungs ends with the sweep, and a rung's leader still continues.
+#[test]
+fn asha_drain_keeps_empty_slots_busy_until_the_sweep_ends() {
+    let head = "train: {epochs: 9, batch_size: 64}\nrun_cap: 12\n\
+         scheduler: {type: asha, min_budget: 1, eta: 3, population: 4, drain: ";
+    let idle = run(&format!("{head}idle}}\n"), "drain-idle");
+    let train = run(&format!("{head}train}}\n"), "drain-train");
+    let params = |o: &SweepOutcome| {
+        o.trials
+            .iter()
+            .map(|t| t.params.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(params(&idle), params(&train), "the same 12 trials start");
+    let (i, t) = (&idle.summary, &train.summary);
+    assert_eq!(i.drain_epochs, 0);
+    assert!(t.drain_epochs > 0, "{t:?}");
+    assert!(
+        t.epochs_total > i.epochs_total,
+        "{} vs {}",
+        t.epochs_total,
+        i.epochs_total
+    );
+    assert!(
+        t.utilisation > i.utilisation,
+        "{} vs {}",
+        t.utilisation,
+        i.utilisation
+    );
+    let end = |o: &SweepOutcome| {
+        o.trials
+            .iter()
+            .map(|t| t.first_unit + t.epochs)
+            .max()
+            .unwrap()
+    };
+    let mut between_rungs = 0;
+    for trial in &train.trials {
+        if trial.state == TrialState::Pruned && ![1, 3].contains(&trial.epochs) {
+            between_rungs += 1;
+            assert_eq!(
+                trial.first_unit + trial.epochs,
+                end(&train),
+                "trial {} drained, and stopped before the sweep ended",
+                trial.number
+            );
+        }
+    }
+    assert!(between_rungs > 0, "some trial drained past a rung");
+    for rung in [1usize, 3] {
+        let mut best = f64::NEG_INFINITY;
+        for trial in &train.trials {
+            if let Some(r) = trial.rungs.iter().find(|r| r.epochs == rung) {
+                if r.value > best {
+                    assert!(
+                        trial.epochs > rung,
+                        "trial {} led rung {rung}",
+                        trial.number
+                    );
+                }
+                best = best.max(r.value);
+            }
+        }
+    }
+}
+
 #[test]
 fn median_stopping_prunes_below_the_median() {
     let o = run(

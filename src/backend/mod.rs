@@ -21,6 +21,14 @@ pub struct EpochPlan {
 pub trait Backend: Sync {
     fn name(&self) -> &'static str;
 
+    /// Whether an empty population slot costs about as much time as a busy one, so that
+    /// filling it is free: true of a GPU training small members (a step is latency-bound
+    /// below the population that fills the GPU), false of a CPU, whose step time grows with
+    /// every member. ASHA's `drain: auto` follows it.
+    fn idle_slots_cost_time(&self) -> bool {
+        false
+    }
+
     /// Trains every alive member for one epoch over `train` in `plan`'s order, then scores
     /// it on `val`, appending one [`crate::train::EpochMetrics`] to its history. A member
     /// that diverges gets its `failure` set and stops; no other member is affected. An

@@ -244,7 +244,7 @@ pub(super) fn run_brackets(
             .collect();
         let epoch = alive.iter().copied().min().unwrap_or(0);
         let plan = epoch_plan(sweep, tuning.train.len(), epoch);
-        ledger.tick(alive.len());
+        ledger.tick(alive.len(), 0);
         if crate::interrupt::requested() {
             return Err(Error::Interrupted("interrupted".into()));
         }

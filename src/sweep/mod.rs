@@ -235,6 +235,10 @@ pub struct Summary {
     /// Trial counts per state.
     pub trials: BTreeMap<&'static str, usize>,
     pub epochs_total: usize,
+    /// Of `epochs_total`, those trained past ASHA's stop while the slots drained
+    /// (`drain: train`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub drain_epochs: usize,
     /// Mean fraction of the population's slots busy per epoch of training.
     pub utilisation: f64,
     pub wall_seconds: f64,
@@ -378,15 +382,19 @@ struct Ledger {
     /// Member-epochs trained, and epochs of population training (for utilisation).
     busy: usize,
     ticks: usize,
+    /// Member-epochs trained past ASHA's stop while the slots drained (`drain: train`).
+    drain_epochs: usize,
     /// The first complete trial whose value reached `metric.target`: no trial starts
     /// after it (W&B's semantics; trials already training finish).
     target_reached_by: Option<usize>,
 }
 
 impl Ledger {
-    /// Records one epoch of population training with `training` members busy.
-    fn tick(&mut self, training: usize) {
+    /// Records one epoch of population training with `training` members busy, `draining`
+    /// of them past ASHA's stop.
+    fn tick(&mut self, training: usize, draining: usize) {
         self.busy += training;
+        self.drain_epochs += draining;
         self.ticks += 1;
     }
 
@@ -459,6 +467,7 @@ pub fn run_sweep(
         champion: None,
         busy: 0,
         ticks: 0,
+        drain_epochs: 0,
         target_reached_by: None,
     };
     // Hyperband's brackets share one population unless a bracket's suggestions depend on
@@ -558,6 +567,7 @@ pub fn run_sweep(
         champion,
         busy,
         ticks,
+        drain_epochs,
         target_reached_by,
     } = ledger;
 
@@ -644,6 +654,7 @@ pub fn run_sweep(
         final_stage: final_report,
         trials: counts,
         epochs_total: finished.iter().map(|r| r.epochs).sum(),
+        drain_epochs,
         utilisation: busy as f64 / (ticks * population).max(1) as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
         target_reached_by,

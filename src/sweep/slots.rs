@@ -4,6 +4,9 @@
 //! stops — pruned, complete or failed — takes the next trial from the sampler at once, with
 //! fresh weights and fresh optimizer state.
 //!
+//! With ASHA's `drain: train`, once every trial has started a trial ASHA stops keeps its
+//! slot while a trial ASHA keeps is still training (see [`Drain`]).
+//!
 //! The minibatch order of each epoch follows the population's clock (its tick), shared by
 //! every member training in that epoch. A trial's weights therefore depend on when it
 //! started; a seed still reproduces the whole sweep.
@@ -13,7 +16,7 @@ use super::{
     TickReport, TrialRecord, SEED_SAMPLER,
 };
 use crate::backend::Backend;
-use crate::config::{Schedule, Sweep};
+use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::Result;
 use crate::model::knobs::member_spec;
@@ -58,6 +61,8 @@ pub(super) struct SlotContext<'a> {
 struct Ghost {
     record: TrialRecord,
     epochs: usize,
+    /// Training on past ASHA's stop while the slots drain.
+    draining: bool,
 }
 
 /// Where a trial of this epoch sits: a population slot, or a ghost.
@@ -84,6 +89,8 @@ struct Running {
     lineage: Vec<Lineage>,
     /// The tick of its first epoch.
     first_unit: usize,
+    /// Training on past ASHA's stop while the slots drain.
+    draining: bool,
 }
 
 impl SlotContext<'_> {
@@ -120,6 +127,14 @@ impl SlotContext<'_> {
             ),
             _ => unreachable!("bracket schedules are run by brackets.rs"),
         };
+        let drain = match sweep.schedule {
+            Schedule::Asha { drain, .. } => match drain {
+                Drain::Auto => self.backend.idle_slots_cost_time(),
+                Drain::Idle => false,
+                Drain::Train => true,
+            },
+            _ => false,
+        };
         let mut pop = Population::new();
         let mut running: BTreeMap<usize, Running> = BTreeMap::new();
         // Trials a stopped run finished (`popsweep resume`): each holds a slot as long as
@@ -144,6 +159,7 @@ impl SlotContext<'_> {
                         ghosts.push(Ghost {
                             record: record.clone(),
                             epochs: 0,
+                            draining: false,
                         });
                         replayed.push(t.number);
                         continue;
@@ -157,6 +173,7 @@ impl SlotContext<'_> {
                             rungs: Vec::new(),
                             lineage: Vec::new(),
                             first_unit: tick,
+                            draining: false,
                         },
                     );
                 }
@@ -165,7 +182,9 @@ impl SlotContext<'_> {
             if pop.is_empty() && ghosts.is_empty() {
                 break;
             }
-            ledger.tick(pop.len() + ghosts.len());
+            let draining = running.values().filter(|r| r.draining).count()
+                + ghosts.iter().filter(|g| g.draining).count();
+            ledger.tick(pop.len() + ghosts.len(), draining);
             let plan = epoch_plan(sweep, tuning.train.len(), tick);
             tick += 1;
             if !pop.is_empty() {
@@ -191,20 +210,71 @@ impl SlotContext<'_> {
                 )
                 .collect();
             seats.sort_by_key(|&(trial, _)| trial);
-            let mut leaving: Vec<(usize, TrialState)> = Vec::new();
-            let mut exits: Vec<(usize, Exit)> = Vec::new();
+            let mut verdicts: Vec<Verdict> = Vec::new();
             for (trial, seat) in seats {
-                match seat {
+                let (leaves, now) = match seat {
                     Seat::Member(slot) => {
                         let member = &pop.members()[slot];
                         let run = running.get_mut(&trial).expect("every member is running");
-                        if let Some(state) = self.judge_member(&mut policy, member, run) {
+                        let leaves = self.judge_member(&mut policy, member, run);
+                        (leaves, score(member.history.last(), &metric.name))
+                    }
+                    Seat::Ghost(i) => {
+                        let leaves = self.judge_ghost(&mut policy, &mut ghosts[i])?;
+                        let g = &ghosts[i];
+                        (
+                            leaves,
+                            score(g.record.history.get(g.epochs - 1), &metric.name),
+                        )
+                    }
+                };
+                verdicts.push(Verdict {
+                    trial,
+                    seat,
+                    leaves,
+                    score: now,
+                });
+            }
+            if drain {
+                // Once `metric.target` is reached no trial starts, and none drains.
+                let refills = match ledger.target_reached_by {
+                    Some(_) => None,
+                    None => Some(sweep.run_cap - started),
+                };
+                drain_slots(
+                    &mut verdicts,
+                    refills,
+                    metric.maximize,
+                    &mut running,
+                    &mut ghosts,
+                );
+            }
+            let mut leaving: Vec<(usize, TrialState)> = Vec::new();
+            let mut exits: Vec<(usize, Exit)> = Vec::new();
+            for Verdict {
+                trial,
+                seat,
+                leaves,
+                ..
+            } in verdicts
+            {
+                let verdict = leaves;
+                match seat {
+                    Seat::Member(slot) => {
+                        if let Some(state) = verdict {
                             leaving.push((slot, state));
                             exits.push((trial, Exit::Member(slot, state)));
                         }
                     }
                     Seat::Ghost(i) => {
-                        if self.judge_ghost(&mut policy, &ghosts[i])? {
+                        // The policy's verdict, drained or not, must be the recorded one.
+                        let ghost = &ghosts[i];
+                        let recorded_stop = ghost.record.state == TrialState::Pruned
+                            && ghost.record.epochs == ghost.epochs;
+                        if (verdict == Some(TrialState::Pruned)) != recorded_stop {
+                            return Err(replay_mismatch(trial));
+                        }
+                        if verdict.is_some() {
                             exits.push((trial, Exit::Ghost(i)));
                         }
                     }
@@ -305,6 +375,8 @@ impl SlotContext<'_> {
                 Some(keep) => {
                     run.rungs
                         .push(rung_value(run.rungs.len(), member.epochs, now));
+                    // Ranked among the rung's best: it trains on on its own merit.
+                    run.draining &= !keep;
                     !keep
                 }
                 None => false,
@@ -318,38 +390,40 @@ impl SlotContext<'_> {
         stop.then_some(TrialState::Pruned)
     }
 
-    /// A ghost after its latest epoch: whether it leaves now. The policy sees its recorded
-    /// metrics exactly as it saw the member's; a decision other than the recorded one means
-    /// the replay is not the run that wrote the record.
-    fn judge_ghost(&self, policy: &mut Policy, ghost: &Ghost) -> Result<bool> {
+    /// A ghost after its latest epoch: the state it leaves in, or `None` if it continues,
+    /// as the policy judges its recorded metrics (exactly as it judged the member's). A
+    /// policy's stop (`Pruned`) is checked against the record once the drain has had its
+    /// say; any other departure the record decides, and must be where the record says.
+    fn judge_ghost(&self, policy: &mut Policy, ghost: &mut Ghost) -> Result<Option<TrialState>> {
         let (record, epochs) = (&ghost.record, ghost.epochs);
         let metric = &self.sweep.metric;
         // A failed trial's last epoch is not recorded: it held its slot one epoch longer.
         if record.state == TrialState::Failed && epochs == record.epochs + 1 {
-            return Ok(true);
+            return Ok(Some(TrialState::Failed));
         }
         let mismatch = || replay_mismatch(record.number);
         let now = score(record.history.get(epochs - 1), &metric.name).ok_or_else(mismatch)?;
         if epochs >= self.sweep.epochs {
             return match record.state == TrialState::Complete && record.epochs == epochs {
-                true => Ok(true),
+                true => Ok(Some(TrialState::Complete)),
                 false => Err(mismatch()),
             };
         }
         let stop = match policy {
-            Policy::Asha(asha) => asha.at_rung(epochs, now, metric.maximize) == Some(false),
+            Policy::Asha(asha) => match asha.at_rung(epochs, now, metric.maximize) {
+                Some(keep) => {
+                    ghost.draining &= !keep;
+                    !keep
+                }
+                None => false,
+            },
             Policy::Median(median) => median.should_stop(
                 &curve(&record.history[..epochs], &metric.name),
                 metric.maximize,
             ),
             Policy::Pbt(..) => unreachable!("a PBT sweep is not resumed"),
         };
-        let recorded_stop = record.state == TrialState::Pruned && record.epochs == epochs;
-        if stop == recorded_stop {
-            Ok(stop)
-        } else {
-            Err(mismatch())
-        }
+        Ok(stop.then_some(TrialState::Pruned))
     }
 
     /// PBT at a ready epoch: each member of the bottom quantile gets `Exploit { from }` (a
@@ -461,6 +535,71 @@ impl SlotContext<'_> {
                 .as_ref()
                 .and_then(|(_, r)| Some((r.number, r.rungs.last()?.value))),
             seconds: window.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// A trial after its latest epoch.
+struct Verdict {
+    trial: usize,
+    seat: Seat,
+    /// The state it leaves in; `None` if it continues.
+    leaves: Option<TrialState>,
+    score: Option<Score>,
+}
+
+/// ASHA's `drain: train`. A slot that no trial will take (fewer trials are left to start,
+/// `refills`, than leave this epoch) keeps one of the trials ASHA stops, the best first,
+/// draining, while any trial ASHA keeps stays (the sweep trains that long anyway); a
+/// draining trial leaves when none does, or when `refills` is `None` (`metric.target` is
+/// reached: the sweep winds down).
+fn drain_slots(
+    verdicts: &mut [Verdict],
+    refills: Option<usize>,
+    maximize: bool,
+    running: &mut BTreeMap<usize, Running>,
+    ghosts: &mut [Ghost],
+) {
+    let was: Vec<bool> = verdicts
+        .iter()
+        .map(|v| match v.seat {
+            Seat::Member(_) => running[&v.trial].draining,
+            Seat::Ghost(g) => ghosts[g].draining,
+        })
+        .collect();
+    let kept = refills.is_some()
+        && (verdicts.iter().zip(&was)).any(|(v, &was)| v.leaves.is_none() && !was);
+    let mut now = vec![false; verdicts.len()];
+    if kept {
+        // Draining trials between rungs stay; of those ASHA stops now, as many as the
+        // trials left to start cannot replace, the best first.
+        let leaving = verdicts.iter().filter(|v| v.leaves.is_some()).count();
+        let stopped: Vec<usize> = (0..verdicts.len())
+            .filter(|&i| verdicts[i].leaves == Some(TrialState::Pruned))
+            .collect();
+        let scores: Vec<Option<Score>> = stopped.iter().map(|&i| verdicts[i].score).collect();
+        let spare = leaving.saturating_sub(refills.unwrap_or(0));
+        for k in rank(&scores, maximize).into_iter().take(spare) {
+            now[stopped[k]] = true;
+        }
+        for (i, v) in verdicts.iter().enumerate() {
+            now[i] |= was[i] && v.leaves.is_none();
+        }
+    }
+    for (i, v) in verdicts.iter_mut().enumerate() {
+        if now[i] {
+            v.leaves = None;
+        } else if was[i] && v.leaves.is_none() {
+            v.leaves = Some(TrialState::Pruned);
+        }
+        match v.seat {
+            Seat::Member(_) => {
+                running
+                    .get_mut(&v.trial)
+                    .expect("every member is running")
+                    .draining = now[i]
+            }
+            Seat::Ghost(g) => ghosts[g].draining = now[i],
         }
     }
 }

@@ -55,6 +55,10 @@ impl Backend for CudaBackend {
         "cuda"
     }
 
+    fn idle_slots_cost_time(&self) -> bool {
+        true
+    }
+
     fn train_epoch(
         &self,
         pop: &mut Population,
