@@ -28,16 +28,18 @@ sweep() {
         pbt) printf 'scheduler:\n  type: pbt\n  interval: 3\n  quantile: 0.25\n  resample_probability: 0.25\n' >>"$file" ;;
         *) printf 'scheduler:\n  type: %s\n  min_budget: 1\n  eta: 3\n' "$schedule" >>"$file"
            if [ -n "${SLOTS:-}" ]; then printf '  population: %s\n' "$SLOTS" >>"$file"; fi
-           if [ -n "${DRAIN:-}" ]; then printf '  drain: %s\n' "$DRAIN" >>"$file"; fi ;;
+           if [ -n "${DRAIN:-}" ] && [ "$schedule" = asha ]; then printf '  drain: %s\n' "$DRAIN" >>"$file"; fi ;;
     esac
 }
 
 run() { # NAME BASE SCHEDULER RUN_CAP SEED
-    local name="$1-$3${DRAIN:+-$DRAIN}-$4-s$5"
+    local label=$3
+    if [ "$3" = asha ] && [ -n "${DRAIN:-}" ]; then label="$3-$DRAIN"; fi
+    local name="$1-$label-$4-s$5"
     rm -rf "$out/$name"
     sweep "$out/$name.yaml" "$2" "$3" "$4" "$5"
     "$bin" run "$out/$name.yaml" --out "$out/$name" --quiet --no-sanity >/dev/null
-    python3 - "$out/$name/summary.json" "$1" "$3${DRAIN:+-$DRAIN}" "$4" "$5" <<'PY'
+    python3 - "$out/$name/summary.json" "$1" "$label" "$4" "$5" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]:<7}{sys.argv[3]:<12}{sys.argv[4]:>5}{sys.argv[5]:>5}"
