@@ -4,6 +4,7 @@
 //! (produced by `bench/optuna_reference.py`; Optuna's GP is too slow to rerun each time).
 //!
 //!     cargo bench --bench sampler_quality [-- --seeds 20 --trials 100 --samplers tpe,gp]
+//!         [--functions branin,…] [--first-seed 0]
 
 use popsweep::config::parse_space;
 use popsweep::space::{ParamValue, Params};
@@ -184,10 +185,12 @@ fn main() {
             .unwrap_or_else(|| default.to_string())
     };
     let seeds: u64 = arg("--seeds", "20").parse().expect("--seeds N");
+    // Seeds `first..first + seeds`: a check of a default on seeds it was not chosen on.
+    let first: u64 = arg("--first-seed", "0").parse().expect("--first-seed N");
     let trials: usize = arg("--trials", "100").parse().expect("--trials N");
     let samplers = arg("--samplers", "tpe,gp");
     let only = arg("--functions", "branin,hartmann6,rosenbrock10,levy10,mixed");
-    let reference = optuna_reference(trials, seeds);
+    let reference = optuna_reference(trials, first + seeds);
     println!("| function | sampler | popsweep median regret | Optuna median regret (runs) | P(popsweep < Optuna) | popsweep s/run | verdict |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for (name, space_text, f, optimum) in functions() {
@@ -198,7 +201,7 @@ fn main() {
         for sampler in samplers.split(',') {
             let kind = SamplerKind::parse(sampler).expect("known sampler");
             let started = Instant::now();
-            let regrets: Vec<f64> = (0..seeds)
+            let regrets: Vec<f64> = (first..first + seeds)
                 .map(|seed| {
                     let mut study =
                         Study::in_memory(space.clone(), kind, false, seed).expect("valid study");
