@@ -30,6 +30,12 @@ for line in sys.stdin:
     cp target/release/popsweep "$BUNDLE/"
     cp "$tests" "$BUNDLE/cuda_parity"
     cp ../shared/bench/peer_bench.py scripts/gpu-check.sh scripts/gpu_table.py "$BUNDLE/"
+    # ASHA over 81 digits trials in 27 slots, its drain idle and trained (see drain()).
+    for drain in idle train; do
+        sed -e '/^early_terminate:/,/^  eta: 3/d' examples/digits.yaml >"$BUNDLE/asha-$drain.yaml"
+        printf 'scheduler:\n  type: asha\n  min_budget: 1\n  eta: 3\n  drain: %s\n' "$drain" \
+            >>"$BUNDLE/asha-$drain.yaml"
+    done
     strip "$BUNDLE/popsweep" "$BUNDLE/cuda_parity"
     du -sh "$BUNDLE"
 }
@@ -100,6 +106,26 @@ parity_and_sweep() {
     if grep -q "SKIP" "$out/parity.log"; then echo "FAIL: a parity test was skipped"; rc=1; fi
     echo "== sweep on the GPU (embedded digits)"
     "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 3 || rc=1
+    drain "$out" || rc=1
+    return $rc
+}
+
+# ASHA's drain on the GPU: `drain: train` trains ~1.9x the epochs of `idle` in slots that
+# would idle; on a GPU that should cost little wall time (docs/schedulers.md). Idle twice,
+# around train, so drift shows.
+drain() {
+    local out=$1 rc=0
+    echo "== ASHA drain on the GPU (digits, 81 trials, 27 slots): drain, utilisation, epochs, best val, wall s"
+    for drain in idle train idle; do
+        rm -rf "$out/asha-$drain"
+        "$BUNDLE/popsweep" run "$BUNDLE/asha-$drain.yaml" --backend cuda --out "$out/asha-$drain" \
+            --quiet --no-sanity >/dev/null 2>"$out/asha-$drain.err" || { rc=1; cat "$out/asha-$drain.err"; continue; }
+        python3 - "$out/asha-$drain/summary.json" "$drain" <<'PY' || rc=1
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"{sys.argv[2]:<6}{s['utilisation']:>6.2f}{s['epochs_total']:>6}{s['best']['val']:>8.4f}{s['wall_seconds']:>7.2f}")
+PY
+    done
     return $rc
 }
 
