@@ -1183,12 +1183,6 @@ fn run(
         &mut on_progress,
     )
     .map_err(|e| match e {
-        Error::Interrupted(_) if matches!(sweep.schedule, Schedule::Pbt(_)) => {
-            Error::Interrupted(format!(
-                "interrupted; finished trials are kept in {}/ (a pbt sweep cannot be resumed)",
-                run_dir.display()
-            ))
-        }
         Error::Interrupted(_) => Error::Interrupted(format!(
             "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
             dir = run_dir.display()

@@ -268,7 +268,7 @@ fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
         journal
     );
 
-    // PBT cannot be replayed (exploit copies weights no longer kept): it says so.
+    // A PBT checkpoint cut short: named, with what to do, and the records untouched.
     let dir = temp("resume-pbt");
     let sweep = dir.join("pbt.yaml");
     std::fs::write(
@@ -294,6 +294,22 @@ fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        !run_dir.join("pbt.checkpoint").exists(),
+        "a finished PBT sweep leaves no checkpoint"
+    );
+    let trials = std::fs::read(run_dir.join("trials.jsonl")).unwrap();
+    std::fs::write(
+        run_dir.join("pbt.checkpoint"),
+        [200u8, 0, 0, 0, 0, 0, 0, 0, b'{'],
+    )
+    .unwrap();
     let out = popsweep(&["resume", run_dir.to_str().unwrap()], &[]);
-    assert_error("pbt resume", &out, 1, &["a pbt sweep cannot be continued"]);
+    assert_error(
+        "damaged pbt checkpoint",
+        &out,
+        1,
+        &["pbt.checkpoint is damaged", "delete it"],
+    );
+    assert_eq!(std::fs::read(run_dir.join("trials.jsonl")).unwrap(), trials);
 }

@@ -552,6 +552,69 @@ fn kill_9_then_resume_of_a_built_in_sweep_reaches_the_same_result() {
     assert_eq!(resumed["trials"], reference["trials"]);
 }
 
+/// PBT killed with SIGKILL once it has written a checkpoint, then `popsweep resume`: it
+/// continues from the checkpoint (weights, optimizer state, PBT's random stream) and ends
+/// with the uninterrupted run's records, each written once — among them trials that failed
+/// before the checkpoint (finished from their records) and after it (trained again).
+#[test]
+fn kill_9_then_resume_of_pbt_continues_from_its_checkpoint() {
+    let yaml = format!(
+        "{HEAD}run_cap: 12\ntrain: {{epochs: 24, batch_size: 64}}\n\
+         scheduler: {{type: pbt, interval: 2, quantile: 0.25}}\n\
+         parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 40.0}}\n  \
+         width: {{values: [16, 32]}}\n"
+    );
+    let (out, whole) = run_sweep_file("pbt-whole", &yaml);
+    let reference = summary_of(&out, &whole);
+    let records = |d: &std::path::Path| {
+        let mut lines: Vec<String> = std::fs::read_to_string(d.join("trials.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert!(
+        reference["trials"]["failed"].as_u64().unwrap() >= 1,
+        "{reference}"
+    );
+
+    let dir = temp("pbt-killed.run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args(["run", whole.join("sweep.yaml").to_str().unwrap()])
+        .args(["--no-sanity", "--quiet", "--out", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir.join("pbt.checkpoint").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !dir.join("summary.json").exists(),
+        "the sweep ended before the kill"
+    );
+
+    let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
+    let resumed = summary_of(&out, &dir);
+    assert_eq!(
+        records(&dir),
+        records(&whole),
+        "the same records, each once"
+    );
+    assert_eq!(resumed["best"], reference["best"]);
+    assert_eq!(resumed["trials"], reference["trials"]);
+    assert_eq!(resumed["epochs_total"], reference["epochs_total"]);
+    assert!(!dir.join("pbt.checkpoint").exists());
+}
+
 #[test]
 fn ctrl_c_stops_a_built_in_sweep_and_says_how_to_resume() {
     let dir = temp("sigint-builtin.run");

@@ -10,6 +10,7 @@
 //! takes the next trial at once.
 
 mod brackets;
+mod checkpoint;
 mod cv;
 mod final_eval;
 mod slots;
@@ -484,13 +485,6 @@ pub fn run_sweep(
         _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
     };
     match sweep.schedule {
-        Schedule::Pbt(_) if !known.is_empty() => {
-            return Err(Error::Run(
-                "a pbt sweep cannot be continued (exploit copies the weights of trials that \
-                 are no longer kept) — start it again with `popsweep run`"
-                    .into(),
-            ));
-        }
         Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
             let context = slots::SlotContext {
                 sweep,

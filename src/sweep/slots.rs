@@ -11,6 +11,7 @@
 //! every member training in that epoch. A trial's weights therefore depend on when it
 //! started; a seed still reproduces the whole sweep.
 
+use super::checkpoint::{self, Checkpoint, MemberState, RngState};
 use super::{
     epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
     TickReport, TrialRecord, SEED_SAMPLER,
@@ -26,7 +27,7 @@ use crate::space::Params;
 use crate::train::{EpochMetrics, Member, Population};
 use crate::tuner::scheduler::{rank, Asha, Decision, MedianStopping, Pbt, Score};
 use crate::tuner::study::{Outcome, Study};
-use crate::tuner::trial::TrialState;
+use crate::tuner::trial::{FrozenTrial, TrialState};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -77,6 +78,13 @@ enum Seat {
 enum Exit {
     Member(usize, TrialState),
     Ghost(usize),
+}
+
+/// Where [`SlotContext::restore`] puts PBT's checkpoint back.
+struct Restore<'a> {
+    pop: &'a mut Population,
+    running: &'a mut BTreeMap<usize, Running>,
+    replayed: &'a mut Vec<usize>,
 }
 
 /// A trial in a slot: what the record needs besides the member itself.
@@ -144,6 +152,14 @@ impl SlotContext<'_> {
         let mut replayed: Vec<usize> = Vec::new();
         let (mut started, mut tick) = (0, 0);
         let mut window = Instant::now();
+        // PBT resumes from its checkpoint (checkpoint.rs), or without one trains every
+        // trial again: its trials cannot be replayed from their records, which lack the
+        // weights exploit copied between them.
+        let pbt = matches!(policy, Policy::Pbt(..));
+        let mut restoring = match pbt {
+            true => checkpoint::load(log.dir())?,
+            false => None,
+        };
         loop {
             let free = self.slots.saturating_sub(pop.len() + ghosts.len());
             let n = match ledger.target_reached_by {
@@ -151,8 +167,25 @@ impl SlotContext<'_> {
                 None => free.min(sweep.run_cap - started),
             };
             if n > 0 {
-                for t in study.ask_batch(n)? {
-                    if let Some(record) = known.get(&t.number) {
+                let asked = study.ask_batch(n)?;
+                if let Some(restored) = restoring.take() {
+                    let saved = &restored.0;
+                    tick = saved.tick;
+                    (ledger.busy, ledger.ticks) = (saved.busy, saved.tick);
+                    if let Policy::Pbt(_, rng) = &mut policy {
+                        **rng = saved.rng.rng();
+                    }
+                    let mut restore = Restore {
+                        pop: &mut pop,
+                        running: &mut running,
+                        replayed: &mut replayed,
+                    };
+                    self.restore(&mut restore, restored, asked, known, study, ledger)?;
+                    started += n;
+                    continue;
+                }
+                for t in asked {
+                    if let Some(record) = known.get(&t.number).filter(|_| !pbt) {
                         if record.params != t.params || record.first_unit != tick {
                             return Err(replay_mismatch(t.number));
                         }
@@ -303,7 +336,17 @@ impl SlotContext<'_> {
                             lineage: run.lineage,
                             first_unit: run.first_unit,
                         };
-                        log.append_trial(&record)?;
+                        // PBT trains the trials of a stopped run again: a record already
+                        // written must come out the same, and is not written twice.
+                        match known.get(&record.number) {
+                            Some(old)
+                                if old.state != record.state || old.epochs != record.epochs =>
+                            {
+                                return Err(replay_mismatch(record.number));
+                            }
+                            Some(_) => replayed.push(record.number),
+                            None => log.append_trial(&record)?,
+                        }
                         (record, Some(slot))
                     }
                     Exit::Ghost(i) => (ghosts[i].record.clone(), None),
@@ -330,6 +373,11 @@ impl SlotContext<'_> {
                 pop.retain(|m| !gone.contains(&m.trial));
                 ghosts.retain(|g| !gone.contains(&g.record.number));
             }
+            if let Policy::Pbt(settings, rng) = &policy {
+                if !pop.is_empty() && tick.is_multiple_of(settings.interval) {
+                    self.save_checkpoint(log, tick, ledger.busy, rng, &pop, &running)?;
+                }
+            }
             let over = pop.is_empty()
                 && ghosts.is_empty()
                 && (started == sweep.run_cap || ledger.target_reached_by.is_some());
@@ -343,6 +391,9 @@ impl SlotContext<'_> {
                 )));
                 window = Instant::now();
             }
+        }
+        if pbt {
+            checkpoint::remove(log.dir())?;
         }
         // A record the replay never reached: the sweep file or the data changed.
         if let Some(&number) = known.keys().find(|n| !replayed.contains(n)) {
@@ -421,7 +472,7 @@ impl SlotContext<'_> {
                 &curve(&record.history[..epochs], &metric.name),
                 metric.maximize,
             ),
-            Policy::Pbt(..) => unreachable!("a PBT sweep is not resumed"),
+            Policy::Pbt(..) => unreachable!("PBT trains the trials of a stopped run again"),
         };
         Ok(stop.then_some(TrialState::Pruned))
     }
@@ -512,6 +563,105 @@ impl SlotContext<'_> {
                 }
             }
         }
+    }
+
+    /// PBT's state at its checkpoint, put back: each trial of the checkpoint in its slot
+    /// with its weights, optimizer state and bookkeeping; each trial that had failed before
+    /// it finished from its record. `asked`: the sweep's trials, suggested again.
+    fn restore(
+        &self,
+        into: &mut Restore<'_>,
+        (saved, buffers): (Checkpoint, [Vec<f32>; 3]),
+        asked: Vec<FrozenTrial>,
+        known: &BTreeMap<usize, TrialRecord>,
+        study: &mut Study,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        let metric = &self.sweep.metric;
+        for t in asked {
+            if let Some(m) = saved.members.iter().find(|m| m.trial == t.number) {
+                if m.params != t.params {
+                    return Err(replay_mismatch(t.number));
+                }
+                insert_trial(into.pop, self.sweep, self.tuning, t.number, &m.current);
+                into.running.insert(
+                    t.number,
+                    Running {
+                        params: t.params,
+                        current: m.current.clone(),
+                        rungs: m.rungs.clone(),
+                        lineage: m.lineage.clone(),
+                        first_unit: m.first_unit,
+                        draining: false,
+                    },
+                );
+                continue;
+            }
+            let record = known
+                .get(&t.number)
+                .filter(|r| r.params == t.params && r.state == TrialState::Failed)
+                .ok_or_else(|| replay_mismatch(t.number))?;
+            study.tell(t.number, Outcome::Failed)?;
+            ledger.finish_known(record.clone(), metric);
+            into.replayed.push(t.number);
+        }
+        let mut at = 0;
+        for (slot, m) in into.pop.slots_mut().into_iter().zip(&saved.members) {
+            if slot.member.trial != m.trial || slot.params.len() != m.len {
+                return Err(replay_mismatch(m.trial));
+            }
+            let range = at..at + m.len;
+            slot.params.copy_from_slice(&buffers[0][range.clone()]);
+            slot.moment1.copy_from_slice(&buffers[1][range.clone()]);
+            slot.moment2.copy_from_slice(&buffers[2][range]);
+            at += m.len;
+            slot.member.epochs = m.epochs;
+            slot.member.steps = m.steps;
+            slot.member.history = m.history.clone();
+        }
+        match into.pop.len() == saved.members.len() {
+            true => Ok(()),
+            false => Err(replay_mismatch(saved.members[into.pop.len()].trial)),
+        }
+    }
+
+    /// Writes PBT's checkpoint after the round at `tick` (see checkpoint.rs).
+    fn save_checkpoint(
+        &self,
+        log: &RunLog,
+        tick: usize,
+        busy: usize,
+        rng: &ChaCha8Rng,
+        pop: &Population,
+        running: &BTreeMap<usize, Running>,
+    ) -> Result<()> {
+        let members = pop
+            .members()
+            .iter()
+            .enumerate()
+            .map(|(slot, m)| {
+                let run = &running[&m.trial];
+                MemberState {
+                    trial: m.trial,
+                    params: run.params.clone(),
+                    current: run.current.clone(),
+                    rungs: run.rungs.clone(),
+                    lineage: run.lineage.clone(),
+                    first_unit: run.first_unit,
+                    epochs: m.epochs,
+                    steps: m.steps,
+                    history: m.history.clone(),
+                    len: pop.offsets()[slot + 1] - pop.offsets()[slot],
+                }
+            })
+            .collect();
+        let saved = Checkpoint {
+            tick,
+            busy,
+            rng: RngState::of(rng),
+            members,
+        };
+        checkpoint::save(log.dir(), &saved, pop.flat())
     }
 
     fn report(
