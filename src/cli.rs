@@ -3,7 +3,7 @@
 
 use crate::backend::cpu::optim::OptimizerKind;
 use crate::backend::{self, BackendChoice};
-use crate::config::{self, Schedule, Sweep};
+use crate::config::{self, Drain, Schedule, Sweep};
 use crate::error::Error;
 use crate::error::Result;
 use crate::external;
@@ -1085,8 +1085,10 @@ fn run(
             .collect();
         if plans.is_empty() {
             shape.push(format!(
-                "{} trials up to {} epochs, scheduler {:?}",
-                sweep.run_cap, sweep.epochs, sweep.schedule
+                "{} trials up to {} epochs, {}",
+                sweep.run_cap,
+                sweep.epochs,
+                slot_schedule(&sweep, backend.idle_slots_cost_time())
             ));
         }
         println!(
@@ -1530,5 +1532,48 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             "trial {trial} reached the target {} {target}: no trial started after it",
             metric.name
         );
+    }
+}
+
+/// A slot schedule in words, for the sweep's header line (the bracket schedules show their
+/// brackets instead); `idle_slots_cost_time`: the backend's, which `drain: auto` follows.
+fn slot_schedule(sweep: &Sweep, idle_slots_cost_time: bool) -> String {
+    let slots = |n: usize| n.min(sweep.run_cap);
+    match &sweep.schedule {
+        Schedule::Asha {
+            halving,
+            slots: n,
+            drain,
+        } => {
+            let mut rungs = halving.rungs();
+            rungs.pop();
+            let drain = match drain {
+                Drain::Auto if idle_slots_cost_time => "train (auto)",
+                Drain::Auto => "idle (auto)",
+                Drain::Idle => "idle",
+                Drain::Train => "train",
+            };
+            format!(
+                "ASHA in {} slots, rungs at {rungs:?} epochs, η = {}, drain {drain}",
+                slots(*n),
+                halving.eta
+            )
+        }
+        Schedule::Median {
+            n_startup_trials,
+            n_warmup_steps,
+            interval_steps,
+            slots: n,
+        } => format!(
+            "median stopping in {} slots (after {n_startup_trials} trials and \
+             {n_warmup_steps} warm-up epochs, every {interval_steps})",
+            slots(*n)
+        ),
+        Schedule::Pbt(pbt) => format!(
+            "PBT of all of them, exploit/explore every {} epochs (quantile {}, resample \
+             probability {})",
+            pbt.interval, pbt.quantile, pbt.resample_probability
+        ),
+        other => format!("scheduler {other:?}"),
     }
 }

@@ -657,6 +657,72 @@ fn ctrl_c_stops_a_built_in_sweep_and_says_how_to_resume() {
     );
 }
 
+/// Ctrl-C stops the slot schedules too, between epochs, and what it leaves resumes to the
+/// uninterrupted run's records: ASHA from its records (the trials in flight are trained
+/// again), PBT from its checkpoint.
+#[test]
+fn ctrl_c_stops_asha_and_pbt_and_resume_reaches_the_same_records() {
+    let body = "train: {epochs: 240, batch_size: 64}\nparameters:\n  \
+                lr: {distribution: log_uniform_values, min: 0.01, max: 0.5}\n  \
+                width: {values: [16, 32]}\n";
+    for (name, schedule, ready) in [
+        (
+            "sigint-asha",
+            "run_cap: 40\nscheduler: {type: asha, min_budget: 1, eta: 3, population: 4}\n",
+            "trials.jsonl",
+        ),
+        (
+            "sigint-pbt",
+            "run_cap: 12\nscheduler: {type: pbt, interval: 2}\n",
+            "pbt.checkpoint",
+        ),
+    ] {
+        let (out, whole) =
+            run_sweep_file(&format!("{name}-whole"), &format!("{HEAD}{schedule}{body}"));
+        summary_of(&out, &whole);
+        let dir = temp(&format!("{name}.run"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_popsweep"))
+            .args(["run", whole.join("sweep.yaml").to_str().unwrap()])
+            .args(["--no-sanity", "--quiet", "--out", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::metadata(dir.join(ready)).map_or(true, |m| m.len() == 0) {
+            assert!(std::time::Instant::now() < deadline, "{name}: no {ready}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // SAFETY: signalling the child we spawned.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{name}: {stderr}");
+        assert!(
+            stderr.contains("resume with: popsweep resume"),
+            "{name}: {stderr}"
+        );
+        let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
+        summary_of(&out, &dir);
+        let sorted = |d: &std::path::Path| {
+            let mut lines: Vec<String> = std::fs::read_to_string(d.join("trials.jsonl"))
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(
+            sorted(&dir),
+            sorted(&whole),
+            "{name}: the same records, each once"
+        );
+    }
+}
+
 /// Resume from every kind of crash point: the finished run's `trials.jsonl` cut back to a
 /// prefix (what a crash leaves, since records are appended rung by rung) — mid-rung, at a
 /// rung boundary, one short of the end — then `popsweep resume`. The learning rates reach

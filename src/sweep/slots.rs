@@ -19,7 +19,7 @@ use super::{
 use crate::backend::Backend;
 use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
 use crate::report::log::RunLog;
 use crate::rng::derive_seed;
@@ -217,6 +217,11 @@ impl SlotContext<'_> {
             }
             let draining = running.values().filter(|r| r.draining).count()
                 + ghosts.iter().filter(|g| g.draining).count();
+            // Between epochs every record is flushed (and PBT's checkpoint written): a stop
+            // here is what `popsweep resume` continues from.
+            if crate::interrupt::requested() {
+                return Err(Error::Interrupted("interrupted".into()));
+            }
             ledger.tick(pop.len() + ghosts.len(), draining);
             let plan = epoch_plan(sweep, tuning.train.len(), tick);
             tick += 1;
