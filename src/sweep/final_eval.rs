@@ -8,7 +8,7 @@ use super::{epoch_plan, insert_trial, TrialRecord};
 use crate::backend::Backend;
 use crate::config::Sweep;
 use crate::data::{Dataset, HeldOutTest, TuningData};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::space::Params;
 use crate::train::{Evaluation, Population};
 use crate::tuner::trial::TrialState;
@@ -111,6 +111,11 @@ pub fn evaluate_finalists(
     for (&first_unit, (pop, members)) in &mut groups {
         let group_epochs = members.iter().map(|&i| finalists[i].epochs).max();
         for epoch in 0..group_epochs.unwrap_or(0) {
+            // The sweep's records are all written: `popsweep resume` replays them and
+            // comes back here.
+            if crate::interrupt::requested() {
+                return Err(Error::Interrupted("interrupted".into()));
+            }
             let plan = epoch_plan(sweep, data.train.len(), first_unit + epoch);
             backend.train_epoch(pop, &data.train, &data.val, &plan)?;
         }
