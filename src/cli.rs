@@ -609,8 +609,12 @@ fn report(dir: &Path, json: bool) -> Result<()> {
                 Some(t) => format!("{t:.4} on test"),
                 None => "no held-out test split (an external program's own)".into(),
             };
+            let drained = match s["drain_epochs"].as_u64() {
+                Some(n) => format!(" ({n} of them draining past ASHA's stop)"),
+                None => String::new(),
+            };
             println!(
-                "best trial {}: {:.4} on validation, {test}; {} epochs trained, utilisation {:.2}",
+                "best trial {}: {:.4} on validation, {test}; {} epochs trained{drained}, utilisation {:.2}",
                 s["best"]["trial"],
                 f("val"),
                 s["epochs_total"],
@@ -1519,8 +1523,12 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             );
         }
     }
+    let drained = match s.drain_epochs {
+        0 => String::new(),
+        n => format!(" ({n} of them draining past ASHA's stop)"),
+    };
     println!(
-        "trials: {} complete, {} pruned, {} failed; {} epochs trained in {:.1} s",
+        "trials: {} complete, {} pruned, {} failed; {} epochs trained{drained} in {:.1} s",
         s.trials["complete"],
         s.trials["pruned"],
         s.trials["failed"],
