@@ -70,6 +70,18 @@ fn summary_of(out: &Output, dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
+/// A run's trial records, one JSON line each, sorted (the order trials finish in is not
+/// part of what a resume must reproduce).
+fn sorted_records(dir: &std::path::Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
 const HEAD: &str = "method: random\nmetric:\n  name: val_accuracy\n  goal: maximize\n";
 
 #[test]
@@ -566,15 +578,6 @@ fn kill_9_then_resume_of_pbt_continues_from_its_checkpoint() {
     );
     let (out, whole) = run_sweep_file("pbt-whole", &yaml);
     let reference = summary_of(&out, &whole);
-    let records = |d: &std::path::Path| {
-        let mut lines: Vec<String> = std::fs::read_to_string(d.join("trials.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect();
-        lines.sort();
-        lines
-    };
     assert!(
         reference["trials"]["failed"].as_u64().unwrap() >= 1,
         "{reference}"
@@ -605,8 +608,8 @@ fn kill_9_then_resume_of_pbt_continues_from_its_checkpoint() {
     let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
     let resumed = summary_of(&out, &dir);
     assert_eq!(
-        records(&dir),
-        records(&whole),
+        sorted_records(&dir),
+        sorted_records(&whole),
         "the same records, each once"
     );
     assert_eq!(resumed["best"], reference["best"]);
@@ -706,18 +709,9 @@ fn ctrl_c_stops_asha_and_pbt_and_resume_reaches_the_same_records() {
         );
         let out = popsweep(&["resume", dir.to_str().unwrap(), "--quiet"]);
         summary_of(&out, &dir);
-        let sorted = |d: &std::path::Path| {
-            let mut lines: Vec<String> = std::fs::read_to_string(d.join("trials.jsonl"))
-                .unwrap()
-                .lines()
-                .map(String::from)
-                .collect();
-            lines.sort();
-            lines
-        };
         assert_eq!(
-            sorted(&dir),
-            sorted(&whole),
+            sorted_records(&dir),
+            sorted_records(&whole),
             "{name}: the same records, each once"
         );
     }
