@@ -36,6 +36,13 @@ use std::time::Instant;
 /// Epochs of population training between progress reports.
 const REPORT_EVERY: usize = 10;
 
+/// PBT writes a checkpoint at a round only once this many times the last write's duration
+/// has passed since it, so writing takes at most about a tenth of the sweep's time: a
+/// small population checkpoints every round, while a large one on a GPU (256 members of
+/// 784-256-10 hold 625 MB of weights and moments) does not stall every epoch. A resume
+/// continues exactly from whichever round was written last.
+const CHECKPOINT_SPACING: u32 = 10;
+
 /// The knobs PBT never explores: the architecture (depth, widths and the activation, fixed
 /// by the copied weights, which were trained through that function), and the optimizer,
 /// whose copied state means something else under another one (SGD's velocity is not
@@ -156,6 +163,7 @@ impl SlotContext<'_> {
         // trial again: its trials cannot be replayed from their records, which lack the
         // weights exploit copied between them.
         let pbt = matches!(policy, Policy::Pbt(..));
+        let mut checkpoint_due = Instant::now();
         let mut restoring = match pbt {
             true => checkpoint::load(log.dir())?,
             false => None,
@@ -379,8 +387,11 @@ impl SlotContext<'_> {
                 ghosts.retain(|g| !gone.contains(&g.record.number));
             }
             if let Policy::Pbt(settings, rng) = &policy {
-                if !pop.is_empty() && tick.is_multiple_of(settings.interval) {
+                let round = !pop.is_empty() && tick.is_multiple_of(settings.interval);
+                if round && Instant::now() >= checkpoint_due {
+                    let writing = Instant::now();
                     self.save_checkpoint(log, tick, ledger.busy, rng, &pop, &running)?;
+                    checkpoint_due = Instant::now() + CHECKPOINT_SPACING * writing.elapsed();
                 }
             }
             let over = pop.is_empty()
