@@ -12,11 +12,12 @@ use crate::report::progress::SweepProgress;
 use crate::space::{Params, Space};
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{
-    bracket_plans, by_standing, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold,
+    bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, standing, OuterFold,
     Progress, SweepOutcome, TrialRecord,
 };
 use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
+use crate::tuner::scheduler::by_standing;
 use crate::tuner::study::{Outcome, Study};
 use crate::tuner::trial::TrialState;
 use clap::{Parser, Subcommand};
@@ -1438,7 +1439,7 @@ fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
             .filter(|t| t.state != TrialState::Failed)
             .collect();
         // The sweep's own order, so the first row is the trial tested below.
-        order.sort_by(|a, b| by_standing(a, b, metric.maximize));
+        order.sort_by(|a, b| by_standing(standing(a), standing(b), metric.maximize));
         println!(
             "\ntop trials by {} ({}):",
             metric.name,

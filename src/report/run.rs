@@ -6,6 +6,7 @@ use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
 use crate::space::Params;
 use crate::train::EpochMetrics;
+use crate::tuner::scheduler::{by_standing, Standing};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -97,20 +98,13 @@ impl RunData {
     pub fn ranked(&self) -> Vec<&TrialView> {
         let mut out: Vec<&TrialView> = self.trials.iter().filter(|t| t.value().is_some()).collect();
         let maximize = self.sweep.metric.maximize;
-        let val_loss = |t: &TrialView| t.history.last().map_or(f64::INFINITY, |h| h.val_loss);
-        out.sort_by(|a, b| {
-            // Furthest trained first: a pruned trial's early value is not comparable. Ties
-            // go to the lower validation loss, as the sweep breaks them.
-            let by_value = a.value().unwrap().total_cmp(&b.value().unwrap());
-            b.epochs
-                .cmp(&a.epochs)
-                .then(if maximize {
-                    by_value.reverse()
-                } else {
-                    by_value
-                })
-                .then(val_loss(a).total_cmp(&val_loss(b)))
-        });
+        let standing = |t: &TrialView| Standing {
+            epochs: t.epochs,
+            value: t.value().unwrap_or(f64::NAN),
+            val_loss: t.history.last().map_or(f64::INFINITY, |h| h.val_loss),
+            number: t.number,
+        };
+        out.sort_by(|a, b| by_standing(standing(a), standing(b), maximize));
         out
     }
 }

@@ -11,9 +11,9 @@ use crate::data::{Dataset, HeldOutTest, TuningData};
 use crate::error::{Error, Result};
 use crate::space::Params;
 use crate::train::{Evaluation, Population};
+use crate::tuner::scheduler::{by_standing, Standing};
 use crate::tuner::trial::TrialState;
 use serde::Serialize;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// `final` of a sweep file.
@@ -50,26 +50,18 @@ pub fn ranked<'a>(sweep: &Sweep, finished: &'a [TrialRecord]) -> Vec<&'a TrialRe
         .filter(|r| r.state == TrialState::Complete)
         .filter(|r| r.rungs.last().is_some_and(|v| v.value.is_finite()))
         .collect();
-    out.sort_by(|a, b| by_standing(a, b, sweep.metric.maximize));
+    out.sort_by(|a, b| by_standing(standing(a), standing(b), sweep.metric.maximize));
     out
 }
 
-/// The order of trials by standing, best first: furthest trained (a pruned trial's early
-/// value is not comparable), then the metric at the last rung, then the lower validation
-/// loss (as the sweep breaks ties when it picks the best trial), then the earlier trial.
-pub fn by_standing(a: &TrialRecord, b: &TrialRecord, maximize: bool) -> Ordering {
-    let value = |r: &TrialRecord| r.rungs.last().map_or(f64::NAN, |v| v.value);
-    let val_loss = |r: &TrialRecord| r.history.last().map_or(f64::INFINITY, |h| h.val_loss);
-    let by_value = value(a).total_cmp(&value(b));
-    b.epochs
-        .cmp(&a.epochs)
-        .then(if maximize {
-            by_value.reverse()
-        } else {
-            by_value
-        })
-        .then(val_loss(a).total_cmp(&val_loss(b)))
-        .then(a.number.cmp(&b.number))
+/// A record's [`Standing`].
+pub fn standing(r: &TrialRecord) -> Standing {
+    Standing {
+        epochs: r.epochs,
+        value: r.rungs.last().map_or(f64::NAN, |v| v.value),
+        val_loss: r.history.last().map_or(f64::INFINITY, |h| h.val_loss),
+        number: r.number,
+    }
 }
 
 fn joined(a: &Dataset, b: &Dataset) -> Dataset {

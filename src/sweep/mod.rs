@@ -18,7 +18,7 @@ mod slots;
 use brackets::{run_brackets, Bracket};
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
-pub use final_eval::{by_standing, FinalReport, FinalStage, Finalist};
+pub use final_eval::{standing, FinalReport, FinalStage, Finalist};
 
 use crate::backend::cpu::augment::image_side;
 use crate::backend::{Backend, EpochPlan};

@@ -54,6 +54,34 @@ impl Score {
     }
 }
 
+/// A finished trial's standing among the others, as the sweep picks its best trial and
+/// every table of top trials lists them (see [`by_standing`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Standing {
+    pub epochs: usize,
+    /// The metric at its last rung (NaN without one).
+    pub value: f64,
+    /// Its last epoch's validation loss (∞ without one).
+    pub val_loss: f64,
+    pub number: usize,
+}
+
+/// The order of trials by standing, best first: furthest trained (a pruned trial's early
+/// value is not comparable), then the metric, then the lower validation loss (accuracy
+/// ties often; the loss separates ties by confidence), then the earlier trial.
+pub fn by_standing(a: Standing, b: Standing, maximize: bool) -> std::cmp::Ordering {
+    let by_value = a.value.total_cmp(&b.value);
+    b.epochs
+        .cmp(&a.epochs)
+        .then(if maximize {
+            by_value.reverse()
+        } else {
+            by_value
+        })
+        .then(a.val_loss.total_cmp(&b.val_loss))
+        .then(a.number.cmp(&b.number))
+}
+
 /// Indices of the finite scores (`None` marks a failed member), best first; equal values
 /// are ordered by tie-break, then by index (the earlier trial), so every choice is
 /// deterministic.
