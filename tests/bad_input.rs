@@ -313,3 +313,24 @@ fn resume_refuses_what_it_cannot_continue_and_touches_nothing() {
     );
     assert_eq!(std::fs::read(run_dir.join("trials.jsonl")).unwrap(), trials);
 }
+
+/// Every sweep file under examples/ is valid as shipped: a newcomer copies these first.
+#[test]
+fn every_example_sweep_file_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.push(path.join("sweep.yaml"));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 8, "{files:?}");
+    for file in files {
+        if let Err(e) = popsweep::config::load(&file) {
+            panic!("{}: {e}", file.display());
+        }
+    }
+}
