@@ -99,6 +99,11 @@ pub fn range_test(
     train: &Dataset,
     threads: usize,
 ) -> RangeResult {
+    // A batch larger than the data is the whole data (the workspace is sized by it).
+    let test = &RangeTest {
+        batch_size: test.batch_size.clamp(1, train.len().max(1)),
+        ..*test
+    };
     // One shared sequence of minibatches, enough for every step.
     let per_epoch = train.len().div_ceil(test.batch_size).max(1);
     let epochs = test.steps.div_ceil(per_epoch);

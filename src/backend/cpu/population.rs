@@ -96,7 +96,7 @@ impl Backend for CpuBackend {
                             }
                             None => (&shuffled, val),
                         };
-                        train_member_epoch(slot, rows, val, batch.max(1));
+                        train_member_epoch(slot, rows, val, batch);
                     }
                 });
             }
@@ -170,6 +170,9 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let arch = &member.spec.arch;
     let hp = member.spec.hparams;
     let d = shuffled.n_features;
+    // A batch larger than the data is the whole data: the workspace is sized for the rows
+    // a step can really have, not for the request (`batch_size: 2^63` is a full batch).
+    let batch_size = batch_size.clamp(1, shuffled.len().max(1));
     let mut ws = MlpWorkspace::new(arch, batch_size);
     let mut grad = vec![0.0f32; params.len()];
     let (mut loss_sum, mut correct) = (0.0, 0usize);

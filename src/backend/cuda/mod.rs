@@ -108,16 +108,18 @@ impl Backend for CudaBackend {
             )));
         }
         let dev = &self.dev;
-        let capacity = plan.batch_size.max(EVAL_ROWS);
+        // A batch larger than the data is the whole data (buffers sized for real rows).
+        let batch_size = plan.batch_size.clamp(1, plan.order.len().max(1));
+        let capacity = batch_size.max(EVAL_ROWS);
         let mut run = || -> std::result::Result<Vec<layout::MemberState>, DriverError> {
             let mut dp = DevicePopulation::upload(dev, pop, capacity)?;
             let train_d = DeviceData::upload(dev, train)?;
             let order: Vec<u32> = plan.order.iter().map(|&i| i as u32).collect();
             let order = dev.stream.clone_htod(&order)?;
-            let (full, rest) = (order.len() / plan.batch_size, order.len() % plan.batch_size);
-            dp.train_steps(&train_d, &order, 0, full, plan.batch_size)?;
+            let (full, rest) = (order.len() / batch_size, order.len() % batch_size);
+            dp.train_steps(&train_d, &order, 0, full, batch_size)?;
             if rest > 0 {
-                dp.train_step(&train_d, &order, full * plan.batch_size, rest)?;
+                dp.train_step(&train_d, &order, full * batch_size, rest)?;
             }
             dp.evaluate(&DeviceData::upload(dev, val)?)?;
             let state = dp.read_state()?;
