@@ -434,3 +434,183 @@ fn damaged_journals_are_reported_and_suggestions_stay_in_the_space() {
         "only {asked} suggestions: the damage left too little to ask from"
     );
 }
+
+/// A version-1 `.npy` file as numpy writes it (header padded to a multiple of 64).
+fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}
+
+/// An IDX image file (3 images of 4×4) and its label file.
+fn idx_pair() -> (Vec<u8>, Vec<u8>) {
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 4];
+    images.extend((0..48).map(|i| (i * 5) as u8));
+    let labels = vec![0, 0, 8, 1, 0, 0, 0, 3, 0, 2, 1];
+    (images, labels)
+}
+
+/// Changes one to four bytes, preferring the header (the first `header` bytes), where a
+/// count or a shape lives; or cuts the file short.
+fn damage_bytes(bytes: &[u8], header: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    if rng.random_bool(0.2) {
+        out.truncate(rng.random_range(0..out.len()));
+        return out;
+    }
+    for _ in 0..rng.random_range(1..=4) {
+        let at = if rng.random_bool(0.7) {
+            rng.random_range(0..header.min(out.len()))
+        } else {
+            rng.random_range(0..out.len())
+        };
+        out[at] = *pick(
+            rng,
+            &[0x00, 0x01, 0x7f, 0x80, 0xff, b'9', b'(', b')', b',', b'\''],
+        );
+    }
+    out
+}
+
+/// Data files damaged in their counts, shapes, types and values: each loads, or fails with
+/// an error that names the file — never a panic, never an allocation sized by a lie.
+#[test]
+fn damaged_data_files_are_refused_with_their_name_or_loaded() {
+    use popsweep::data::csv::{self, LabelColumn};
+    use popsweep::data::{idx, npy, Task};
+    let dir = std::env::temp_dir().join(format!("popsweep-fuzz-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0xDA7A);
+    let rounds = budget("POPSWEEP_FUZZ_MUTANTS", 400);
+    let names_file = |e: &popsweep::error::Error, file: &str, case: &str| {
+        let message = e.to_string();
+        assert!(
+            message.contains(file) && !message.contains('\n'),
+            "{message}\n{case}"
+        );
+    };
+
+    let friedman = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/regression/friedman1.csv"),
+    )
+    .unwrap();
+    let small_csv: String = friedman
+        .lines()
+        .take(30)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let labels = [
+        LabelColumn::Last,
+        LabelColumn::Index(99),
+        LabelColumn::Name("y".into()),
+    ];
+    for k in 0..rounds {
+        let mut text = mutate(&small_csv, &mut rng);
+        // A field replaced by a hostile value, as a spreadsheet export may leave one.
+        if rng.random_bool(0.5) {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if let Some(line) = lines.get_mut(rng.random_range(0..small_csv.lines().count())) {
+                let mut fields: Vec<&str> = line.split(',').collect();
+                let at = rng.random_range(0..fields.len());
+                fields[at] = *pick(
+                    &mut rng,
+                    &[
+                        "",
+                        "nan",
+                        "inf",
+                        "-1e400",
+                        "1e39",
+                        "x",
+                        "\"1\"",
+                        "9223372036854775808",
+                    ],
+                );
+                *line = fields.join(",");
+            }
+            text = lines.join("\n");
+        }
+        for task in [Task::Classification, Task::Regression] {
+            let label = pick(&mut rng, &labels);
+            let case = format!("csv mutant {k} ({task:?}, {label:?}):\n{text}");
+            let parsed = catch_unwind(|| csv::parse(&text, "fuzz.csv", label, task))
+                .unwrap_or_else(|_| panic!("csv panicked on {case}"));
+            if let Err(e) = parsed {
+                names_file(&e, "fuzz.csv", &case);
+            }
+        }
+    }
+
+    let (images, image_labels) = idx_pair();
+    let features: Vec<u8> = (0..12)
+        .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
+        .collect();
+    let targets: Vec<u8> = [0i64, 1, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let npy_features = npy("<f4", "(3, 4)", &features);
+    let npy_labels = npy("<i8", "(3,)", &targets);
+    let (images_path, labels_path) = (dir.join("images.idx"), dir.join("labels.idx"));
+    let (features_path, targets_path) = (dir.join("x.npy"), dir.join("y.npy"));
+    // Headers whose counts multiply past 2⁶⁴ (found by reading the loaders after the
+    // fuzzer): refused with the file's name, not wrapped into a small count or a panic.
+    let mut huge_images = images.clone();
+    huge_images[4..16].fill(0xff);
+    std::fs::write(&images_path, &huge_images).unwrap();
+    std::fs::write(&labels_path, &image_labels).unwrap();
+    let e = idx::load_pair(&images_path, &labels_path).unwrap_err();
+    assert!(
+        e.to_string().contains("images.idx") && e.to_string().contains("more bytes than any file"),
+        "{e}"
+    );
+    for shape in ["(4294967296, 4294967296)", "(0, 4294967296, 4294967296)"] {
+        std::fs::write(&features_path, npy("<f4", shape, &features)).unwrap();
+        std::fs::write(&targets_path, &npy_labels).unwrap();
+        let e = npy::load_pair(&features_path, &targets_path, Task::Classification).unwrap_err();
+        assert!(
+            e.to_string().contains("x.npy") && e.to_string().contains("more elements"),
+            "{shape}: {e}"
+        );
+    }
+    for k in 0..rounds {
+        let (which, mut files) = match k % 4 {
+            0 => ("images.idx", [images.clone(), image_labels.clone()]),
+            1 => ("labels.idx", [images.clone(), image_labels.clone()]),
+            2 => ("x.npy", [npy_features.clone(), npy_labels.clone()]),
+            _ => ("y.npy", [npy_features.clone(), npy_labels.clone()]),
+        };
+        let (victim, header) = match k % 4 {
+            0 => (0, 16),
+            1 => (1, 8),
+            n => (n - 2, 74),
+        };
+        files[victim] = damage_bytes(&files[victim], header, &mut rng);
+        let case = format!(
+            "{which} damage {k}: {:?}",
+            String::from_utf8_lossy(&files[victim])
+        );
+        let loaded = if k % 4 < 2 {
+            std::fs::write(&images_path, &files[0]).unwrap();
+            std::fs::write(&labels_path, &files[1]).unwrap();
+            catch_unwind(|| idx::load_pair(&images_path, &labels_path).map(|_| ()))
+        } else {
+            std::fs::write(&features_path, &files[0]).unwrap();
+            std::fs::write(&targets_path, &files[1]).unwrap();
+            let task = if k % 8 < 4 {
+                Task::Classification
+            } else {
+                Task::Regression
+            };
+            catch_unwind(|| npy::load_pair(&features_path, &targets_path, task).map(|_| ()))
+        }
+        .unwrap_or_else(|_| panic!("panicked on {case}"));
+        if let Err(e) = loaded {
+            names_file(&e, which, &case);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -68,13 +68,17 @@ pub fn read_images(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
     let bytes = read_bytes(path)?;
     let dims = header(path, &bytes, 4, IMAGES_MAGIC)?;
     let (count, pixels) = (dims[0], dims[1] * dims[2]);
-    let want = 16 + count * pixels;
-    if bytes.len() != want {
+    // Counts from a damaged header can multiply past usize: a size no file has.
+    let want = count.checked_mul(pixels).and_then(|n| n.checked_add(16));
+    if want != Some(bytes.len()) {
+        let need = want.map_or("more bytes than any file has".into(), |w| {
+            format!("{w} bytes")
+        });
         return Err(bad(
             path,
-            bytes.len().min(want),
+            want.map_or(16, |w| bytes.len().min(w)),
             format!(
-                "{count} images of {}×{} need {want} bytes, the file has {}",
+                "{count} images of {}×{} need {need}, the file has {}",
                 dims[1],
                 dims[2],
                 bytes.len()

@@ -91,6 +91,19 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Array> {
                 .map_err(|_| bad(path, start, format!("shape entry `{s}` is not a size")))
         })
         .collect::<Result<Vec<_>>>()?;
+    // A damaged shape is refused before anything is sized by it: once the element count
+    // (zeros read as ones) times the largest item fits, so does every product of entries.
+    let fits = shape
+        .iter()
+        .try_fold(8usize, |n, &d| n.checked_mul(d.max(1)))
+        .is_some();
+    if !fits {
+        return Err(bad(
+            path,
+            start,
+            format!("shape {shape:?} has more elements than any file can hold"),
+        ));
+    }
     let dtype = match descr.as_bytes().first() {
         Some(b'<') | Some(b'|') => descr[1..].to_string(),
         Some(b'>') => {
