@@ -233,7 +233,18 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line whatever a message quotes (a damaged file's bytes, an OS error):
+            // scripts read the last stderr line as the error.
+            let message: String = e
+                .to_string()
+                .chars()
+                .flat_map(|c| match c {
+                    '\n' | '\r' | '\t' => vec![' '],
+                    c if c.is_control() => c.escape_default().collect(),
+                    c => vec![c],
+                })
+                .collect();
+            eprintln!("error: {message}");
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -18,6 +18,20 @@ fn bad(path: &Path, offset: usize, message: String) -> Error {
     }
 }
 
+/// Header text quoted in an error: control characters escaped and long runs cut, so that a
+/// damaged header (its padding, its newline) still makes a one-line message.
+fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(32)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > 32 {
+        out.push('…');
+    }
+    out
+}
+
 /// A parsed array: dtype code (e.g. `f4`), shape, and the data bytes.
 struct Array {
     dtype: String,
@@ -87,8 +101,13 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Array> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<usize>()
-                .map_err(|_| bad(path, start, format!("shape entry `{s}` is not a size")))
+            s.parse::<usize>().map_err(|_| {
+                bad(
+                    path,
+                    start,
+                    format!("shape entry `{}` is not a size", shown(s)),
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     // A damaged shape is refused before anything is sized by it: once the element count
@@ -110,7 +129,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Array> {
             return Err(bad(
                 path,
                 start,
-                format!("big-endian dtype `{descr}` is not supported"),
+                format!("big-endian dtype `{}` is not supported", shown(descr)),
             ))
         }
         _ => descr.to_string(),
@@ -140,7 +159,7 @@ fn values(path: &Path, bytes: &[u8], a: &Array) -> Result<Vec<f64>> {
             a.data_offset,
             format!(
                 "dtype `{}` is not supported (f4, f8, u1, i1, i2, u2, i4, u4, i8, u8)",
-                a.dtype
+                shown(&a.dtype)
             ),
         )
     })?;
@@ -242,7 +261,7 @@ pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> 
         return Err(bad(
             labels,
             la.data_offset,
-            format!("labels must be integers, got dtype `{}`", la.dtype),
+            format!("labels must be integers, got dtype `{}`", shown(&la.dtype)),
         ));
     }
     let n_features: usize = fa.shape[1..].iter().product();
