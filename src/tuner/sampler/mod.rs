@@ -54,7 +54,7 @@ pub enum SamplerKind {
     Sobol,
     Grid,
     /// TPE with the always-active parameters modelled jointly (Optuna's default for a
-    /// single objective since v4).
+    /// single objective since v4), Optuna's setting and Watanabe's (2023) in turn.
     Tpe,
     /// TPE with every parameter modelled on its own (Optuna's `multivariate=False`).
     TpeUnivariate,
@@ -94,7 +94,7 @@ impl SamplerKind {
             SamplerKind::Random => Box::new(RandomSampler::new(seed)),
             SamplerKind::Sobol => Box::new(SobolSampler::new(seed, true)),
             SamplerKind::Grid => Box::new(GridSampler),
-            SamplerKind::Tpe => Box::new(TpeSampler::new(seed, TpeOptions::default())),
+            SamplerKind::Tpe => Box::new(TpeSampler::optuna_and_watanabe(seed)),
             SamplerKind::TpeUnivariate => Box::new(TpeSampler::new(
                 seed,
                 TpeOptions {

@@ -13,12 +13,29 @@ use crate::space::Distribution;
 use crate::tuner::normal::{log_mass, quantile, LN_SQRT_2PI};
 use rand::RngExt;
 
-/// Optuna's TPE defaults: prior weight 1, magic clip on, endpoints off.
+/// Optuna's TPE defaults: prior weight 1, magic clip on, endpoints off, neighbour-gap
+/// bandwidths, old observations down-weighted, Optuna's categorical kernel.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ParzenParams {
     pub prior_weight: f64,
     pub consider_magic_clip: bool,
     pub consider_endpoints: bool,
+    pub bandwidth: Bandwidth,
+    /// Every observation weighs the same (else Optuna's `default_weights`).
+    pub uniform_weights: bool,
+    /// `Some(b)`: an observation's categorical kernel puts 1 − b on its own choice and
+    /// spreads b over the others (Watanabe 2023); `None`: Optuna's kernel.
+    pub categorical_spread: Option<f64>,
+}
+
+/// How wide each numeric kernel is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bandwidth {
+    /// Optuna's: the larger gap to the sorted neighbours, clipped by the magic clip.
+    Neighbours,
+    /// Scott's rule over the observations and the prior's centre, one width for all,
+    /// at least `min_factor` of the range (Watanabe 2023's recommended setting).
+    Scott { min_factor: f64 },
 }
 
 impl Default for ParzenParams {
@@ -27,6 +44,9 @@ impl Default for ParzenParams {
             prior_weight: 1.0,
             consider_magic_clip: true,
             consider_endpoints: false,
+            bandwidth: Bandwidth::Neighbours,
+            uniform_weights: false,
+            categorical_spread: None,
         }
     }
 }
@@ -91,7 +111,11 @@ impl ParzenEstimator {
         params: ParzenParams,
     ) -> Self {
         let n = observations.len();
-        let mut weights = default_weights(n);
+        let mut weights = if params.uniform_weights {
+            vec![1.0; n]
+        } else {
+            default_weights(n)
+        };
         weights.push(if n == 0 { 1.0 } else { params.prior_weight });
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
@@ -207,7 +231,20 @@ fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
             None => vec![1.0; k],
         };
         let mut probs = Vec::with_capacity(n_kernels);
-        for c in 0..n_kernels {
+        if let (Some(b), true) = (params.categorical_spread, k > 1) {
+            let total: f64 = prior.iter().sum();
+            for c in 0..n_kernels {
+                let row = if c < n {
+                    let mut row = vec![b / (k - 1) as f64; k];
+                    row[column[c] as usize] = 1.0 - b;
+                    row
+                } else {
+                    prior.iter().map(|p| p / total).collect()
+                };
+                probs.push(row);
+            }
+        }
+        for c in probs.len()..n_kernels {
             let mut row: Vec<f64> = prior
                 .iter()
                 .map(|p| p * params.prior_weight / n_kernels as f64)
@@ -255,7 +292,15 @@ fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
         .iter()
         .map(|&v| if log { v.ln() } else { v })
         .collect();
-    let mut sigmas = bandwidths(&mus, low, high, params);
+    let mut sigmas = match params.bandwidth {
+        Bandwidth::Neighbours => bandwidths(&mus, low, high, params),
+        Bandwidth::Scott { min_factor } => {
+            let mut with_prior = mus.clone();
+            with_prior.push(0.5 * (low + high));
+            let range = high - low;
+            vec![scott(&with_prior).clamp(min_factor * range, range); n]
+        }
+    };
     mus.push(0.5 * (low + high));
     sigmas.push(high - low);
     let log_norm: Vec<f64> = mus
@@ -311,6 +356,24 @@ fn bandwidths(mus: &[f64], low: f64, high: f64, params: ParzenParams) -> Vec<f64
         sigmas[i] = sorted_sigmas[rank].clamp(min_sigma, max_sigma);
     }
     sigmas
+}
+
+/// Scott's rule of thumb, `1.059 · min(IQR/1.34, sd) · n^(−1/5)` (sample sd; NumPy's
+/// linear-interpolation quartiles).
+fn scott(xs: &[f64]) -> f64 {
+    let n = xs.len();
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let ddof = if n > 1 { 1 } else { 0 };
+    let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - ddof) as f64).sqrt();
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let quartile = |q: f64| {
+        let at = q * (n - 1) as f64;
+        let (i, frac) = (at.floor() as usize, at - at.floor());
+        sorted[i] + frac * (sorted[(i + 1).min(n - 1)] - sorted[i])
+    };
+    let iqr = quartile(0.75) - quartile(0.25);
+    1.059 * (iqr / 1.34).min(sd) * (n as f64).powf(-0.2)
 }
 
 /// A draw from N(mu, sigma²) truncated to `[low, high]`, by inverting the CDF at `u`.
@@ -425,6 +488,65 @@ mod tests {
         // Sorted 2, 3, 7: inner max gap for 3 is 4; ends use their inner gap (1 and 4).
         // Magic clip: min sigma = 10 / min(100, 1 + 4) = 2.
         assert_eq!(s, vec![4.0, 2.0, 4.0]);
+    }
+
+    /// Scott's rule against NumPy (`1.059·min(IQR/1.34, std(ddof=1))·n^-0.2` with
+    /// `np.percentile`'s linear quartiles): the IQR term wins on the first, std on the second.
+    #[test]
+    fn scott_matches_numpy() {
+        let cases = [
+            (vec![0.1, 0.4, 0.35, 0.9, 0.5], 0.085_918_842_966_568_6),
+            (vec![2.0, 3.0, 7.0, 5.0], 1.647_069_242_843_248_7),
+        ];
+        for (xs, numpy) in cases {
+            assert!((scott(&xs) - numpy).abs() < 1e-12, "{xs:?}: {}", scott(&xs));
+        }
+    }
+
+    /// Watanabe's setting: one Scott width for every observation (at least 1% of the range),
+    /// the prior as wide as the range, and categorical kernels keeping `b` for the rest.
+    #[test]
+    fn watanabe_kernels() {
+        let params = ParzenParams {
+            bandwidth: Bandwidth::Scott { min_factor: 0.01 },
+            uniform_weights: true,
+            categorical_spread: Some(0.2),
+            ..ParzenParams::default()
+        };
+        let cont = Distribution::Float {
+            low: 0.0,
+            high: 10.0,
+            log: false,
+            step: None,
+        };
+        let cat = Distribution::Categorical {
+            choices: vec!["a".into(), "b".into(), "c".into()],
+            weights: None,
+        };
+        // Scott over 2, 3, 7 and the prior's centre 5 is NumPy's 1.647 above.
+        let obs = vec![vec![2.0, 0.0], vec![3.0, 2.0], vec![7.0, 2.0]];
+        let pe = ParzenEstimator::new(&[&cont, &cat], &obs, params);
+        let Kernel::Numeric { sigmas, .. } = &pe.kernels[0] else {
+            panic!("numeric kernel")
+        };
+        assert!(sigmas[..3]
+            .iter()
+            .all(|s| (s - 1.647_069_242_843_248_7).abs() < 1e-12));
+        assert_eq!(sigmas[3], 10.0);
+        let Kernel::Categorical { probs, .. } = &pe.kernels[1] else {
+            panic!("categorical kernel")
+        };
+        assert_eq!(probs[0], vec![0.8, 0.1, 0.1]);
+        assert_eq!(probs[1], vec![0.1, 0.1, 0.8]);
+        assert!(probs[3].iter().all(|p| (p - 1.0 / 3.0).abs() < 1e-15));
+        assert!(pe.weights.iter().all(|w| (w - 0.25).abs() < 1e-15));
+        // Tight observations: the width stops at 1% of the range.
+        let tight = vec![vec![5.0, 0.0], vec![5.0, 0.0]];
+        let pe = ParzenEstimator::new(&[&cont, &cat], &tight, params);
+        let Kernel::Numeric { sigmas, .. } = &pe.kernels[0] else {
+            panic!("numeric kernel")
+        };
+        assert_eq!(sigmas[0], 0.1);
     }
 
     #[test]
