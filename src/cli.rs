@@ -63,12 +63,15 @@ enum Command {
         #[arg(long)]
         no_sanity: bool,
     },
-    /// Continue an external-program sweep that was interrupted or crashed, from its
-    /// journal: finished trials are kept, the ones that were running run again.
+    /// Continue a sweep that was interrupted or crashed, in its run directory: trials in
+    /// trials.jsonl (or an external sweep's journal) are kept as recorded, the rest run
+    /// again (a PBT sweep from its last checkpoint).
     Resume {
         run_dir: PathBuf,
+        /// Print only the final result.
         #[arg(long)]
         quiet: bool,
+        /// Print only `summary.json`'s object on stdout (implies --quiet).
         #[arg(long)]
         json: bool,
     },

@@ -1,4 +1,5 @@
-//! Mutation fuzzing of what users hand popsweep: sweep files and study journals, each
+//! Mutation fuzzing of what users hand popsweep: sweep files, data files, study journals
+//! and run directories, each
 //! damaged thousands of ways (lines dropped, doubled or swapped; values replaced by hostile
 //! ones; bytes flipped; the text cut short). The promise under test is the one in
 //! `src/error.rs`: whatever the input, popsweep answers with a result or a one-line error,
@@ -114,9 +115,10 @@ fn mutate(text: &str, rng: &mut ChaCha8Rng) -> String {
     out
 }
 
-/// How many mutants per example, how many of them to run, and how many damaged journals
-/// per sampler: a deeper search than CI's with, e.g., `POPSWEEP_FUZZ_MUTANTS=5000
-/// POPSWEEP_FUZZ_RUNS=2000 POPSWEEP_FUZZ_JOURNALS=1000`.
+/// How many mutants per example (and damaged data files), how many of them to run, how
+/// many damaged journals per sampler and damaged run directories: a deeper search than
+/// CI's with, e.g., `POPSWEEP_FUZZ_MUTANTS=5000 POPSWEEP_FUZZ_RUNS=2000
+/// POPSWEEP_FUZZ_JOURNALS=1000 POPSWEEP_FUZZ_RUN_DIRS=600`.
 fn budget(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -613,4 +615,67 @@ fn damaged_data_files_are_refused_with_their_name_or_loaded() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run directory after a bad day: its `trials.jsonl` damaged (values changed, lines
+/// doubled, dropped or cut short) or its `summary.json` garbled. `report` and `resume` on
+/// it end in warnings and a result, or one error line — never a panic.
+#[test]
+fn damaged_run_directories_are_reported_and_resumed_or_refused() {
+    let root = std::env::temp_dir().join(format!("popsweep-fuzz-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let sweep = root.join("sweep.yaml");
+    std::fs::write(
+        &sweep,
+        "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 8\n\
+         train: {epochs: 3, batch_size: 64}\nscheduler: {type: asha, min_budget: 1, eta: 3, population: 3}\n\
+         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
+         width: {values: [8, 16]}\n",
+    )
+    .unwrap();
+    let clean = root.join("clean");
+    let out = popsweep(&[
+        "run",
+        sweep.to_str().unwrap(),
+        "--out",
+        clean.to_str().unwrap(),
+        "--quiet",
+        "--no-sanity",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trials = std::fs::read_to_string(clean.join("trials.jsonl")).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0x4E5);
+    for k in 0..budget("POPSWEEP_FUZZ_RUN_DIRS", 24) {
+        let dir = root.join(format!("damaged-{k}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&clean).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+            }
+        }
+        let damaged = damage(&trials, &mut rng);
+        std::fs::write(dir.join("trials.jsonl"), &damaged).unwrap();
+        if rng.random_bool(0.3) {
+            let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+            std::fs::write(dir.join("summary.json"), damage(&summary, &mut rng)).unwrap();
+        }
+        let case = format!("damage {k}:\n{damaged}");
+        let run_dir = dir.to_str().unwrap();
+        assert_clean(
+            &format!("report, {case}"),
+            &popsweep(&["report", run_dir, "--json"]),
+        );
+        assert_clean(
+            &format!("resume, {case}"),
+            &popsweep(&["resume", run_dir, "--quiet"]),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }
