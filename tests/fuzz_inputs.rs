@@ -1,7 +1,6 @@
 //! Mutation fuzzing of what users hand popsweep: sweep files, data files, study journals
-//! and run directories, each
-//! damaged thousands of ways (lines dropped, doubled or swapped; values replaced by hostile
-//! ones; bytes flipped; the text cut short). The promise under test is the one in
+//! and run directories, each damaged thousands of ways (lines dropped, doubled or swapped;
+//! values replaced by hostile ones; bytes flipped; the text cut short). The promise under test is the one in
 //! `src/error.rs`: whatever the input, popsweep answers with a result or a one-line error,
 //! never a panic — and a study's suggestions stay inside its space however its journal was
 //! damaged. The mutants come from a fixed seed, so a failure reproduces.
