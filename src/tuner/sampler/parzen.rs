@@ -101,9 +101,9 @@ pub struct ParzenEstimator {
     weights: Vec<f64>,
     kernels: Vec<Kernel>,
     /// Per component, `−Σ_d ln(Φ(b_d) − Φ(a_d))`: what truncating its numeric dimensions to
-    /// their ranges adds to its log density. Each costs two `erfc` per dimension, so it is
-    /// computed on first need: most components of a long history lie too far from every
-    /// candidate to count, which `truncation_bounds` (no `erfc`) shows beforehand.
+    /// their ranges adds to its log density. Each costs two normal tails per dimension, so
+    /// it is computed on first need: most components of a long history lie too far from
+    /// every candidate to count, which `truncation_bounds` (a table lookup) shows beforehand.
     truncation: Vec<OnceCell<f64>>,
     truncation_bounds: Vec<f64>,
 }
@@ -297,7 +297,7 @@ impl ParzenEstimator {
         // Each component still lacks its truncation term, which is ≥ 0 and at most its
         // bound: one whose bound cannot lift it to within LSE_CUTOFF of the largest
         // unlifted term is left out, exactly as log_sum_exp would leave it out, and its
-        // `erfc`s are never computed.
+        // tails are never computed.
         let floor = per_component
             .iter()
             .copied()

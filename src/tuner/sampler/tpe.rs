@@ -17,8 +17,9 @@
 //!   smoothed categorical kernel). Over 100 seeds of benches/sampler_quality.rs, Optuna's
 //!   setting alone equals Optuna (P(below Optuna) 0.47–0.52 on every function);
 //!   Watanabe's alone wins big on branin and levy10 but loses on hartmann6 (P 0.22);
-//!   in turn they give 0.60 / 0.45 / 0.63 / 0.88 / 0.58 (branin, hartmann6, rosenbrock10,
-//!   levy10, mixed). `tpe-univariate` is Optuna's `multivariate=False` alone.
+//!   in turn they give 0.56 / 0.48 / 0.62 / 0.90 / 0.61 (branin, hartmann6, rosenbrock10,
+//!   levy10, mixed; docs/samplers.md). `tpe-univariate` is Optuna's `multivariate=False`
+//!   alone.
 
 use super::parzen::{Bandwidth, ParzenEstimator, ParzenParams};
 use super::{History, RandomSampler, Sampler};
@@ -121,7 +122,7 @@ impl TpeSampler {
     /// odd ones, both fitted to the whole history. The two fail differently — Optuna's
     /// explores widely and converges slowly, Watanabe's converges fast and can commit to
     /// the first basin it finds — and a sweep's result is its best trial, so taking turns
-    /// keeps most of each one's strength (docs and numbers: benches/sampler_quality.rs).
+    /// keeps most of each one's strength (numbers: docs/samplers.md).
     pub fn optuna_and_watanabe(seed: u64) -> Self {
         TpeSampler::taking_turns(
             seed,
