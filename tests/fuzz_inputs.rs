@@ -1,18 +1,18 @@
 //! Mutation fuzzing of what users hand popsweep: sweep files, data files, study journals
 //! and run directories, each damaged thousands of ways (lines dropped, doubled or swapped;
-//! values replaced by hostile ones; bytes flipped; the text cut short). The promise under test is the one in
-//! `src/error.rs`: whatever the input, popsweep answers with a result or a one-line error,
-//! never a panic — and a study's suggestions stay inside its space however its journal was
-//! damaged. The mutants come from a fixed seed, so a failure reproduces.
+//! values replaced by hostile ones; bytes flipped; the text cut short). The promise under
+//! test is the one in `src/error.rs`: whatever the input, popsweep answers with a result or
+//! a one-line error, never a panic — and a study's suggestions stay inside its space
+//! however its journal was damaged. The mutants come from a fixed seed, so a failure
+//! reproduces.
 
-use popsweep::backend::cpu::CpuBackend;
-use popsweep::config::{self, Sweep};
-use popsweep::data::{digits, DataSource, Dataset};
-use popsweep::error::Result;
-use popsweep::report::log::RunLog;
+mod common;
+
+use popsweep::config;
+use popsweep::data::{digits, DataSource};
 use popsweep::space::{Params, Space};
 use popsweep::storage::Op;
-use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
+use popsweep::sweep::{prepare_data, SweepOutcome};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -158,7 +158,6 @@ fn damaged_sweep_files_are_refused_in_one_line_or_run() {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5EED);
     let data = digits::load().unwrap();
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let dir = std::env::temp_dir().join(format!("popsweep-fuzz-{}", std::process::id()));
     let (mutants, runs) = (
         budget("POPSWEEP_FUZZ_MUTANTS", 400),
         budget("POPSWEEP_FUZZ_RUNS", 60),
@@ -194,15 +193,16 @@ fn damaged_sweep_files_are_refused_in_one_line_or_run() {
             if !small || ran >= runs {
                 continue;
             }
-            let outcome = catch_unwind(AssertUnwindSafe(|| run_on_digits(&sweep, &data, &dir)))
-                .unwrap_or_else(|_| panic!("run panicked on {case}"));
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                common::run_sweep_on(&sweep, &data, "fuzz")
+            }))
+            .unwrap_or_else(|_| panic!("run panicked on {case}"));
             if let Err(e) = outcome {
                 assert!(!e.to_string().contains('\n'), "{e}\n{case}");
             }
             ran += 1;
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     // The mutants must exercise both paths, or the test proves little.
     assert!(
         refused > 500 && accepted > 200 && ran >= 30,
@@ -211,28 +211,12 @@ fn damaged_sweep_files_are_refused_in_one_line_or_run() {
     println!("{refused} refused, {accepted} accepted, {ran} ran");
 }
 
-fn run_on_digits(sweep: &Sweep, data: &Dataset, dir: &Path) -> Result<SweepOutcome> {
-    let (tuning, held_out) = prepare_data(sweep, data);
-    let _ = std::fs::remove_dir_all(dir);
-    let mut log = RunLog::create(dir).unwrap();
-    run_sweep(
-        sweep,
-        &tuning,
-        held_out,
-        &CpuBackend::new(2),
-        &mut log,
-        &Default::default(),
-        &mut |_| {},
-    )
-}
-
 /// Found by the fuzzer: `batch_size: 9223372036854775807` sized each member's workspace by
 /// the request and panicked allocating it. A batch larger than the training split is the
 /// whole split: the sweep's records equal those with the batch written as the split's size.
 #[test]
 fn a_batch_larger_than_the_data_trains_as_the_whole_data() {
     let data = digits::load().unwrap();
-    let dir = std::env::temp_dir().join(format!("popsweep-fuzz-batch-{}", std::process::id()));
     let sweep_with = |batch: &str, lr_finder: bool| {
         let text = format!(
             "method: random\nmetric: {{name: val_accuracy, goal: maximize}}\nrun_cap: 3\n\
@@ -244,10 +228,18 @@ fn a_batch_larger_than_the_data_trains_as_the_whole_data() {
     };
     let train_rows = prepare_data(&sweep_with("32", false), &data).0.train.len();
     for lr_finder in [false, true] {
-        let huge =
-            run_on_digits(&sweep_with("9223372036854775807", lr_finder), &data, &dir).unwrap();
-        let exact =
-            run_on_digits(&sweep_with(&train_rows.to_string(), lr_finder), &data, &dir).unwrap();
+        let huge = common::run_sweep_on(
+            &sweep_with("9223372036854775807", lr_finder),
+            &data,
+            "fuzz-batch",
+        )
+        .unwrap();
+        let exact = common::run_sweep_on(
+            &sweep_with(&train_rows.to_string(), lr_finder),
+            &data,
+            "fuzz-batch",
+        )
+        .unwrap();
         let histories = |o: &SweepOutcome| -> Vec<_> {
             o.trials
                 .iter()
@@ -261,7 +253,6 @@ fn a_batch_larger_than_the_data_trains_as_the_whole_data() {
         );
         assert_eq!(huge.trials.len(), 3);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn popsweep(args: &[&str]) -> Output {

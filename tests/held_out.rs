@@ -2,11 +2,11 @@
 //! replaced by garbage makes exactly the same tuning decisions, and only the final test
 //! score changes.
 
-use popsweep::backend::cpu::CpuBackend;
+mod common;
+
 use popsweep::config;
 use popsweep::data::{digits, Dataset};
-use popsweep::report::log::RunLog;
-use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
+use popsweep::sweep::{prepare_data, SweepOutcome};
 
 const SWEEP: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 9\n\
     early_terminate: {type: hyperband, min_iter: 1, eta: 3}\n\
@@ -15,22 +15,7 @@ const SWEEP: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize
 
 fn run(data: &Dataset, tag: &str) -> SweepOutcome {
     let sweep = config::parse(SWEEP, "inline").unwrap();
-    let (tuning, held_out) = prepare_data(&sweep, data);
-    let dir = std::env::temp_dir().join(format!("popsweep-heldout-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut log = RunLog::create(&dir).unwrap();
-    let outcome = run_sweep(
-        &sweep,
-        &tuning,
-        held_out,
-        &CpuBackend::new(2),
-        &mut log,
-        &Default::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    outcome
+    common::run_sweep_on(&sweep, data, &format!("heldout-{tag}")).unwrap()
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //! - BOHB runs Hyperband's brackets;
 //! - utilisation is accounted for every schedule.
 
-use popsweep::backend::cpu::CpuBackend;
+mod common;
+
 use popsweep::config;
 use popsweep::data::digits;
-use popsweep::report::log::RunLog;
-use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
+use popsweep::sweep::SweepOutcome;
 use popsweep::tuner::trial::TrialState;
 
 const BASE: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}\n\
@@ -24,22 +24,7 @@ fn run(extra: &str, tag: &str) -> SweepOutcome {
 
 fn run_text(text: &str, tag: &str) -> SweepOutcome {
     let sweep = config::parse(text, "inline").unwrap();
-    let (tuning, held_out) = prepare_data(&sweep, &digits::load().unwrap());
-    let dir = std::env::temp_dir().join(format!("popsweep-sched-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut log = RunLog::create(&dir).unwrap();
-    let outcome = run_sweep(
-        &sweep,
-        &tuning,
-        held_out,
-        &CpuBackend::new(2),
-        &mut log,
-        &Default::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    outcome
+    common::run_sweep_on(&sweep, &digits::load().unwrap(), &format!("sched-{tag}")).unwrap()
 }
 
 fn count(o: &SweepOutcome, state: TrialState) -> usize {

@@ -4,9 +4,14 @@
 use popsweep::backend::cpu::optim::OptimHparams;
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
+use popsweep::config::Sweep;
+use popsweep::data::Dataset;
 use popsweep::data::{digits, split_stratified, SplitFractions, TuningData};
+use popsweep::error::Result;
 use popsweep::model::{Hparams, MemberSpec, MlpArch};
+use popsweep::report::log::RunLog;
 use popsweep::rng::{permutation, Stream};
+use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
 use popsweep::train::Population;
 
 pub fn digits_tuning() -> TuningData {
@@ -58,4 +63,24 @@ pub fn train_on(
             .unwrap();
     }
     pop
+}
+
+/// Runs `sweep` on `data` with the CPU backend (2 threads), its run directory a fresh
+/// temporary one named by `tag` and removed afterwards.
+pub fn run_sweep_on(sweep: &Sweep, data: &Dataset, tag: &str) -> Result<SweepOutcome> {
+    let (tuning, held_out) = prepare_data(sweep, data);
+    let dir = std::env::temp_dir().join(format!("popsweep-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut log = RunLog::create(&dir)?;
+    let outcome = run_sweep(
+        sweep,
+        &tuning,
+        held_out,
+        &CpuBackend::new(2),
+        &mut log,
+        &Default::default(),
+        &mut |_| {},
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
 }
