@@ -6,6 +6,7 @@
 pub mod gp;
 mod gp_ei;
 mod grid;
+mod observations;
 pub mod parzen;
 mod random;
 mod sobol;

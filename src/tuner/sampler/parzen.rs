@@ -140,6 +140,18 @@ impl ParzenEstimator {
         observations: &[impl AsRef<[f64]>],
         params: ParzenParams,
     ) -> Self {
+        ParzenEstimator::with_orders(dists, observations, params, &[])
+    }
+
+    /// As `new`, given for each dimension `d` with `orders[d]` non-empty the observations'
+    /// indices sorted by their value there, ties by index (what Optuna's bandwidths sort
+    /// for; a caller that keeps it across asks saves the sort).
+    pub fn with_orders(
+        dists: &[&Distribution],
+        observations: &[impl AsRef<[f64]>],
+        params: ParzenParams,
+        orders: &[Vec<u32>],
+    ) -> Self {
         let n = observations.len();
         let mut weights = if params.uniform_weights {
             vec![1.0; n]
@@ -154,7 +166,8 @@ impl ParzenEstimator {
             .enumerate()
             .map(|(d, dist)| {
                 let column: Vec<f64> = observations.iter().map(|o| o.as_ref()[d]).collect();
-                kernel(dist, &column, params)
+                let order = orders.get(d).filter(|o| o.len() == column.len());
+                kernel(dist, &column, params, order.map(Vec::as_slice))
             })
             .collect();
         let table = truncation_table();
@@ -346,7 +359,12 @@ impl Kernel {
     }
 }
 
-fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
+fn kernel(
+    dist: &Distribution,
+    column: &[f64],
+    params: ParzenParams,
+    order: Option<&[u32]>,
+) -> Kernel {
     let n = column.len();
     if let Distribution::Categorical { choices, weights } = dist {
         let k = choices.len();
@@ -415,12 +433,15 @@ fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
         Distribution::Shaped { .. } => (false, None),
         Distribution::Categorical { .. } => unreachable!("handled above"),
     };
-    let mut mus: Vec<f64> = column
-        .iter()
-        .map(|&v| if log { v.ln() } else { v })
-        .collect();
+    // The branch outside the loop: inside, LLVM turns it into a select and takes the `ln`
+    // of every value whether or not the distribution is log (a third of building `g`).
+    let mut mus: Vec<f64> = if log {
+        column.iter().map(|v| v.ln()).collect()
+    } else {
+        column.to_vec()
+    };
     let mut sigmas = match params.bandwidth {
-        Bandwidth::Neighbours => bandwidths(&mus, low, high, params),
+        Bandwidth::Neighbours => bandwidths(&mus, low, high, params, order),
         Bandwidth::Scott { min_factor } => {
             let mut with_prior = mus.clone();
             with_prior.push(0.5 * (low + high));
@@ -447,28 +468,51 @@ fn kernel(dist: &Distribution, column: &[f64], params: ParzenParams) -> Kernel {
     }
 }
 
+/// A key whose integer order is `f64::total_cmp`'s order: sorting and selecting on these
+/// integers is several times cheaper than comparing floats.
+pub fn order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The inverse of [`order_key`].
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
 /// Each observation's bandwidth: the larger gap to its sorted neighbours (the range's
 /// ends count as neighbours, except the outer gaps when endpoints are not considered),
-/// clipped to `[range / min(100, n + 2), range]` ("magic clip").
-fn bandwidths(mus: &[f64], low: f64, high: f64, params: ParzenParams) -> Vec<f64> {
+/// clipped to `[range / min(100, n + 2), range]` ("magic clip"). `order`: the indices of
+/// `mus` sorted, ties by index, if the caller has them.
+fn bandwidths(
+    mus: &[f64],
+    low: f64,
+    high: f64,
+    params: ParzenParams,
+    order: Option<&[u32]>,
+) -> Vec<f64> {
     let n = mus.len();
-    // Sorted as (key, index) integer pairs, the key ordering as `f64::total_cmp` does:
-    // comparing integers in place rather than floats through an index into `mus` made
-    // this sort, once per dimension and ask, several times cheaper for a long history.
-    let key = |x: f64| {
-        let bits = x.to_bits();
-        if bits >> 63 == 1 {
-            !bits
-        } else {
-            bits | 1 << 63
+    let sorted_here: Vec<u32>;
+    let order = match order {
+        Some(order) => order,
+        None => {
+            let mut pairs: Vec<(u64, u32)> = mus.iter().map(|&x| order_key(x)).zip(0..).collect();
+            pairs.sort_unstable();
+            sorted_here = pairs.iter().map(|p| p.1).collect();
+            &sorted_here
         }
     };
-    let mut pairs: Vec<(u64, u32)> = mus.iter().map(|&x| key(x)).zip(0..).collect();
-    pairs.sort_unstable();
-    let order: Vec<usize> = pairs.iter().map(|p| p.1 as usize).collect();
     let mut padded = Vec::with_capacity(n + 2);
     padded.push(low);
-    padded.extend(order.iter().map(|&i| mus[i]));
+    padded.extend(order.iter().map(|&i| mus[i as usize]));
     padded.push(high);
     let mut sorted_sigmas: Vec<f64> = (1..=n)
         .map(|i| (padded[i] - padded[i - 1]).max(padded[i + 1] - padded[i]))
@@ -485,7 +529,7 @@ fn bandwidths(mus: &[f64], low: f64, high: f64, params: ParzenParams) -> Vec<f64
     };
     let mut sigmas = vec![0.0; n];
     for (rank, &i) in order.iter().enumerate() {
-        sigmas[i] = sorted_sigmas[rank].clamp(min_sigma, max_sigma);
+        sigmas[i as usize] = sorted_sigmas[rank].clamp(min_sigma, max_sigma);
     }
     sigmas
 }
@@ -494,15 +538,20 @@ fn bandwidths(mus: &[f64], low: f64, high: f64, params: ParzenParams) -> Vec<f64
 /// are mostly the magic clip's floor (or, under Scott's rule, all one width) and its
 /// weights mostly 1, and `ln` was a sixth of a TPE ask.
 fn ln_runs(xs: &[f64]) -> Vec<f64> {
-    let mut last = (f64::NAN, f64::NAN);
-    xs.iter()
-        .map(|&x| {
-            if x != last.0 {
-                last = (x, x.ln());
-            }
-            last.1
-        })
-        .collect()
+    // Run by run, the `ln` outside the inner loop: written as one loop with a branch, LLVM
+    // speculates the `ln` for every element.
+    let mut out = Vec::with_capacity(xs.len());
+    let mut rest = xs;
+    while let Some(&x) = rest.first() {
+        // (A NaN is a run of its own.)
+        let run = 1 + rest[1..]
+            .iter()
+            .position(|&y| y != x)
+            .unwrap_or(rest.len() - 1);
+        out.extend(std::iter::repeat_n(x.ln(), run));
+        rest = &rest[run..];
+    }
+    out
 }
 
 /// Scott's rule of thumb, `1.059 · min(IQR/1.34, sd) · n^(−1/5)` (sample sd; NumPy's
@@ -512,17 +561,31 @@ fn scott(xs: &[f64]) -> f64 {
     let mean = xs.iter().sum::<f64>() / n as f64;
     let ddof = if n > 1 { 1 } else { 0 };
     let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - ddof) as f64).sqrt();
-    // The order statistics the quartiles need, by selection rather than a full sort.
-    let mut scratch = xs.to_vec();
-    let mut order_statistic = |i: usize| *scratch.select_nth_unstable_by(i, f64::total_cmp).1;
-    let mut quartile = |q: f64| {
+    // The quartiles' order statistics by selection on integer keys: the third quartile's
+    // pair first, then the first quartile's among the values at or below it (a fifth of
+    // what four selections over all of them cost).
+    let mut keys: Vec<u64> = xs.iter().map(|&x| order_key(x)).collect();
+    let at = |q: f64| {
         let at = q * (n - 1) as f64;
-        let (i, frac) = (at.floor() as usize, at - at.floor());
-        let lo = order_statistic(i);
-        lo + frac * (order_statistic((i + 1).min(n - 1)) - lo)
+        (at.floor() as usize, at - at.floor())
     };
-    let iqr = quartile(0.75) - quartile(0.25);
+    let ((i3, f3), (i1, f1)) = (at(0.75), at(0.25));
+    let (a3, b3) = neighbouring_order_statistics(&mut keys, i3);
+    let (a1, b1) = if i1 < i3 {
+        neighbouring_order_statistics(&mut keys[..=i3], i1)
+    } else {
+        (a3, b3)
+    };
+    let iqr = (a3 + f3 * (b3 - a3)) - (a1 + f1 * (b1 - a1));
     1.059 * (iqr / 1.34).min(sd) * (n as f64).powf(-0.2)
+}
+
+/// The `i`-th and `i+1`-th smallest of the values behind `keys` (the `i`-th twice if it is
+/// the largest); leaves the `i + 1` smallest in `keys[..=i]`.
+fn neighbouring_order_statistics(keys: &mut [u64], i: usize) -> (f64, f64) {
+    let (_, &mut at, above) = keys.select_nth_unstable(i);
+    let next = above.iter().copied().min().unwrap_or(at);
+    (from_order_key(at), from_order_key(next))
 }
 
 /// A draw from N(mu, sigma²) truncated to `[low, high]`, by inverting the CDF at `u`.
@@ -633,7 +696,7 @@ mod tests {
     /// Optuna's bandwidth rule on a worked example: range [0, 10], observations 2, 3, 7.
     #[test]
     fn bandwidths_follow_optuna_rule() {
-        let s = bandwidths(&[7.0, 2.0, 3.0], 0.0, 10.0, ParzenParams::default());
+        let s = bandwidths(&[7.0, 2.0, 3.0], 0.0, 10.0, ParzenParams::default(), None);
         // Sorted 2, 3, 7: inner max gap for 3 is 4; ends use their inner gap (1 and 4).
         // Magic clip: min sigma = 10 / min(100, 1 + 4) = 2.
         assert_eq!(s, vec![4.0, 2.0, 4.0]);
@@ -753,6 +816,37 @@ mod tests {
         ];
         for (xs, numpy) in cases {
             assert!((scott(&xs) - numpy).abs() < 1e-12, "{xs:?}: {}", scott(&xs));
+        }
+    }
+
+    /// Scott's rule with quartiles by selection equals it with quartiles from a full sort,
+    /// for every length from 1 (where the quartiles' indices coincide) and with ties.
+    #[test]
+    fn scott_by_selection_equals_scott_by_sort() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for n in 1..60 {
+            let xs: Vec<f64> = (0..n)
+                .map(|_| (rng.random::<f64>() * 8.0).round() - 3.0 + rng.random::<f64>() * 0.1)
+                .chain([-0.0, 0.0].into_iter().take(n % 3))
+                .collect();
+            let mut sorted = xs.clone();
+            sorted.sort_by(f64::total_cmp);
+            let m = sorted.len();
+            let quartile = |q: f64| {
+                let at = q * (m - 1) as f64;
+                let i = at.floor() as usize;
+                sorted[i] + (at - at.floor()) * (sorted[(i + 1).min(m - 1)] - sorted[i])
+            };
+            let mean = xs.iter().sum::<f64>() / m as f64;
+            let ddof = if m > 1 { 1.0 } else { 0.0 };
+            let sd =
+                (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m as f64 - ddof)).sqrt();
+            let iqr = quartile(0.75) - quartile(0.25);
+            let want = 1.059 * (iqr / 1.34).min(sd) * (m as f64).powf(-0.2);
+            assert_eq!(scott(&xs), want, "{xs:?}");
+        }
+        for x in [-1.5, -0.0, 0.0, 3e-300, 7.25, f64::INFINITY] {
+            assert_eq!(from_order_key(order_key(x)).to_bits(), f64::to_bits(x));
         }
     }
 

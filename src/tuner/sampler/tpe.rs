@@ -21,6 +21,7 @@
 //!   levy10, mixed; docs/samplers.md). `tpe-univariate` is Optuna's `multivariate=False`
 //!   alone.
 
+use super::observations::Observations;
 use super::parzen::{Bandwidth, ParzenEstimator, ParzenParams};
 use super::{History, RandomSampler, Sampler};
 use crate::space::transform::{from_transformed, to_transformed};
@@ -105,13 +106,10 @@ pub struct TpeSampler {
     settings: Vec<TpeOptions>,
     rng: ChaCha8Rng,
     startup: RandomSampler,
-    /// Finished trials' internal values per modelled parameter set (their parameters
-    /// never change): a long history is looked up by name once, not at every ask.
-    observations: HashMap<Vec<String>, ObservationCache>,
+    /// Finished trials' internal values and sorted orders per modelled parameter set
+    /// (their parameters never change): kept across asks, not rebuilt at each.
+    observations: HashMap<Vec<String>, Observations>,
 }
-
-/// By trial number; `None` where the trial lacks one of the parameters.
-type ObservationCache = HashMap<usize, Option<Vec<f64>>>;
 
 impl TpeSampler {
     pub fn new(seed: u64, options: TpeOptions) -> Self {
@@ -158,40 +156,40 @@ impl TpeSampler {
         let (below, above) = split(history, options.constant_liar, options.good);
         let dists: Vec<&Distribution> = defs.iter().map(|d| &d.dist).collect();
         let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
-        let cache = self.observations.entry(names).or_default();
+        let stored = self
+            .observations
+            .entry(names)
+            .or_insert_with(|| Observations::new(defs.len()));
         let row = |t: &FrozenTrial| -> Option<Vec<f64>> {
             defs.iter()
                 .map(|d| t.params.get(&d.name).map(|v| internal_value(&d.dist, v)))
                 .collect()
         };
-        // Running trials may still change (pending ones are new each time): not cached.
-        let running: HashMap<usize, Option<Vec<f64>>> = below
+        let is_running = |t: &&&FrozenTrial| t.state == TrialState::Running;
+        stored.add_finished(
+            below
+                .iter()
+                .chain(&above)
+                .filter(|t| !is_running(t))
+                .copied(),
+            row,
+        );
+        // Running trials may still change (pending ones are new each time): not stored.
+        let running: Vec<(usize, Option<Vec<f64>>)> = below
             .iter()
             .chain(&above)
-            .filter(|t| t.state == TrialState::Running)
+            .filter(is_running)
             .map(|t| (t.number, row(t)))
             .collect();
-        for t in below
-            .iter()
-            .chain(&above)
-            .filter(|t| t.state != TrialState::Running)
-        {
-            cache.entry(t.number).or_insert_with(|| row(t));
-        }
-        let rows = |trials: &[&FrozenTrial]| -> Vec<&[f64]> {
-            trials
-                .iter()
-                .filter_map(|t| {
-                    running
-                        .get(&t.number)
-                        .unwrap_or_else(|| &cache[&t.number])
-                        .as_deref()
-                })
-                .collect()
-        };
-        let (below_obs, above_obs) = (rows(&below), rows(&above));
-        let l = ParzenEstimator::new(&dists, &below_obs, options.parzen);
-        let g = ParzenEstimator::new(&dists, &above_obs, options.parzen);
+        let orders = options.parzen.bandwidth == Bandwidth::Neighbours;
+        let (l_group, g_group) = (
+            stored.group(&below, &running, orders),
+            stored.group(&above, &running, orders),
+        );
+        let l =
+            ParzenEstimator::with_orders(&dists, &l_group.rows, options.parzen, &l_group.orders);
+        let g =
+            ParzenEstimator::with_orders(&dists, &g_group.rows, options.parzen, &g_group.orders);
         let candidates = l.sample(&mut self.rng, options.n_ei_candidates.max(1));
         let best = candidates
             .iter()
@@ -242,7 +240,6 @@ fn split<'a>(
     let sign = if history.maximize { -1.0 } else { 1.0 };
     let mut complete: Vec<(&FrozenTrial, f64)> = Vec::new();
     let mut pruned: Vec<(&FrozenTrial, (i64, f64))> = Vec::new();
-    let mut running = Vec::new();
     for t in history.all() {
         match t.state {
             TrialState::Complete => {
@@ -260,30 +257,57 @@ fn split<'a>(
                 };
                 pruned.push((t, key));
             }
-            TrialState::Running if constant_liar => running.push(t),
             TrialState::Running | TrialState::Failed => {}
         }
     }
-    let mut n_below = good.of(complete.len() + pruned.len());
-    complete.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number)));
-    pruned.sort_by(|a, b| a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1)));
-    let (mut below, mut above) = (Vec::new(), running);
-    // Complete trials fill the good group first, then the best pruned ones.
-    let ranked = complete
-        .into_iter()
-        .map(|(t, _)| t)
-        .chain(pruned.into_iter().map(|(t, _)| t));
-    for t in ranked {
-        if n_below > 0 {
+    // Complete trials fill the good group first, then the best pruned ones. Only who is
+    // in it matters (both groups keep trial order), so the best are selected, not sorted.
+    let n_below = good.of(complete.len() + pruned.len());
+    let from_complete = best(&mut complete, n_below, |a, b| {
+        a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number))
+    });
+    let from_pruned = best(&mut pruned, n_below - from_complete.len(), |a, b| {
+        a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1))
+    });
+    let numbers = history.all().map(|t| t.number + 1).max().unwrap_or(0);
+    let mut is_good = vec![false; numbers];
+    for t in from_complete.iter().chain(&from_pruned) {
+        is_good[t.number] = true;
+    }
+    let mut below = Vec::with_capacity(n_below);
+    let mut above = Vec::with_capacity(history.len());
+    for t in history.all() {
+        let bad = match t.state {
+            TrialState::Complete => t.finite_value().is_some(),
+            TrialState::Pruned => true,
+            TrialState::Running => constant_liar,
+            TrialState::Failed => false,
+        };
+        if is_good[t.number] {
             below.push(t);
-            n_below -= 1;
-        } else {
+        } else if bad {
             above.push(t);
         }
     }
-    below.sort_by_key(|t| t.number);
-    above.sort_by_key(|t| t.number);
+    // The study numbers trials in order; a history from elsewhere may not be.
+    if !history.all().is_sorted_by_key(|t| t.number) {
+        below.sort_by_key(|t| t.number);
+        above.sort_by_key(|t| t.number);
+    }
     (below, above)
+}
+
+/// The `n` smallest of `ranked` under `order` (a total order), in no particular order.
+fn best<'a, K>(
+    ranked: &mut [(&'a FrozenTrial, K)],
+    n: usize,
+    order: impl FnMut(&(&'a FrozenTrial, K), &(&'a FrozenTrial, K)) -> std::cmp::Ordering,
+) -> Vec<&'a FrozenTrial> {
+    let n = n.min(ranked.len());
+    if n > 0 && n < ranked.len() {
+        ranked.select_nth_unstable_by(n - 1, order);
+    }
+    ranked[..n].iter().map(|(t, _)| *t).collect()
 }
 
 impl Sampler for TpeSampler {
@@ -424,5 +448,86 @@ mod tests {
             below.iter().map(|t| t.number).collect::<Vec<_>>(),
             vec![10, 11]
         );
+    }
+
+    /// Selecting the good group equals ranking every finished trial (the way Optuna does,
+    /// by a full sort) on random histories with tied values, NaN, pruned trials at
+    /// different steps, running and failed ones, either direction, both group sizes.
+    #[test]
+    fn split_by_selection_equals_split_by_sorting() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for case in 0..300 {
+            let trials: Vec<FrozenTrial> = (0..rng.random_range(0..80))
+                .map(|i| {
+                    let value = match rng.random_range(0..10) {
+                        0 => f64::NAN,
+                        _ => rng.random_range(0..8) as f64,
+                    };
+                    let state = match rng.random_range(0..10) {
+                        0 => TrialState::Running,
+                        1 => TrialState::Failed,
+                        2 | 3 => TrialState::Pruned,
+                        _ => TrialState::Complete,
+                    };
+                    let mut t = trial(i, state, (state == TrialState::Complete).then_some(value));
+                    if state == TrialState::Pruned {
+                        t.intermediate = (0..rng.random_range(0..3)).map(|s| (s, value)).collect();
+                    }
+                    t
+                })
+                .collect();
+            let h = History {
+                trials: &trials,
+                pending: &[],
+                maximize: case % 2 == 1,
+            };
+            let sign = if h.maximize { -1.0 } else { 1.0 };
+            let good = [GoodCount::Linear, GoodCount::Sqrt { beta: 0.25 }][case % 3 % 2];
+            let liar = case % 5 != 0;
+            // The reference: rank complete trials by value, then pruned ones by the step
+            // they reached and their value there, and take the first γ.
+            let pruned_key = |t: &FrozenTrial| match t.intermediate.last() {
+                Some(&(step, v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
+                Some(&(step, v)) => (-(step as i64), sign * v),
+                None => (1, 0.0),
+            };
+            let mut complete: Vec<&FrozenTrial> = trials
+                .iter()
+                .filter(|t| t.finite_value().is_some())
+                .collect();
+            complete.sort_by(|a, b| {
+                (sign * a.value.unwrap())
+                    .total_cmp(&(sign * b.value.unwrap()))
+                    .then(a.number.cmp(&b.number))
+            });
+            let mut pruned: Vec<&FrozenTrial> = trials
+                .iter()
+                .filter(|t| t.state == TrialState::Pruned)
+                .collect();
+            pruned.sort_by(|a, b| {
+                let (ka, kb) = (pruned_key(a), pruned_key(b));
+                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+            });
+            let ranked: Vec<&FrozenTrial> = complete.into_iter().chain(pruned).collect();
+            let n_good = good.of(ranked.len()).min(ranked.len());
+            let mut want_below: Vec<usize> = ranked[..n_good].iter().map(|t| t.number).collect();
+            let mut want_above: Vec<usize> = ranked[n_good..]
+                .iter()
+                .map(|t| t.number)
+                .chain(
+                    trials
+                        .iter()
+                        .filter(|t| liar && t.state == TrialState::Running)
+                        .map(|t| t.number),
+                )
+                .collect();
+            want_below.sort();
+            want_above.sort();
+            let (below, above) = split(&h, liar, good);
+            let numbers = |g: &[&FrozenTrial]| g.iter().map(|t| t.number).collect::<Vec<_>>();
+            assert_eq!(numbers(&below), want_below, "case {case}");
+            assert_eq!(numbers(&above), want_above, "case {case}");
+        }
     }
 }
