@@ -3,7 +3,10 @@
 //! 10-dimensional continuous space. `bench/optuna_speed.py` measures Optuna the same way;
 //! run both back to back and compare the ratio.
 //!
-//!     cargo bench --bench sampler_speed [-- --only tpe]
+//!     cargo bench --bench sampler_speed [-- --only tpe] [--reps N]
+//!
+//! `--reps N` times N asks per case instead of the default (to profile the ask, not the
+//! setup).
 
 use popsweep::config::parse_space;
 use popsweep::space::Params;
@@ -75,7 +78,9 @@ fn main() {
         ("gp ask @300", SamplerKind::Gp, 300, 1, 7),
         ("gp ask_batch(64) @300", SamplerKind::Gp, 300, 64, 3),
     ];
-    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let only = arg("--only");
+    let reps_override = arg("--reps").map(|r| r.parse::<usize>().expect("--reps N"));
     println!("| case | median ms |");
     println!("| --- | --- |");
     for (name, kind, history, batch, reps) in cases {
@@ -83,6 +88,9 @@ fn main() {
             continue;
         }
         let mut study = study_with_history(kind, history);
-        println!("| {name} | {:.2} |", time_ask(&mut study, batch, reps));
+        println!(
+            "| {name} | {:.2} |",
+            time_ask(&mut study, batch, reps_override.unwrap_or(reps))
+        );
     }
 }

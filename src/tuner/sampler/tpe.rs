@@ -191,9 +191,11 @@ impl TpeSampler {
         let g =
             ParzenEstimator::with_orders(&dists, &g_group.rows, options.parzen, &g_group.orders);
         let candidates = l.sample(&mut self.rng, options.n_ei_candidates.max(1));
-        let best = candidates
+        let (l_scores, g_scores) = (l.log_pdfs(&candidates), g.log_pdfs(&candidates));
+        let best = l_scores
             .iter()
-            .map(|x| l.log_pdf(x) - g.log_pdf(x))
+            .zip(&g_scores)
+            .map(|(l, g)| l - g)
             .enumerate()
             .fold((0, f64::NEG_INFINITY), |best, (i, s)| {
                 if s > best.1 {
