@@ -86,3 +86,75 @@ FUNCTIONS = {
     "levy10": (LEVY10, levy10, 0.0),
     "mixed": (MIXED, mixed, 0.0),
 }
+
+
+# Held out: functions no popsweep sampler setting was chosen on. A change made to win on
+# the five above must not lose here (benches/sampler_quality.rs `--functions held-out`).
+ACKLEY5 = {f"x{i}": {"distribution": "uniform", "min": -32.768, "max": 32.768} for i in range(5)}
+
+
+def ackley5(p):
+    x = [p[f"x{i}"] for i in range(5)]
+    n = len(x)
+    square = math.sqrt(sum(v * v for v in x) / n)
+    cosine = sum(math.cos(2 * math.pi * v) for v in x) / n
+    return -20 * math.exp(-0.2 * square) - math.exp(cosine) + 20 + math.e
+
+
+STYBLINSKI8 = {f"x{i}": {"distribution": "uniform", "min": -5.0, "max": 5.0} for i in range(8)}
+
+
+def styblinski8(p):
+    return 0.5 * sum(v**4 - 16 * v**2 + 5 * v for v in (p[f"x{i}"] for i in range(8)))
+
+
+HARTMANN3 = {f"x{i}": {"distribution": "uniform", "min": 0.0, "max": 1.0} for i in range(3)}
+_H3_A = [[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]]
+_H3_P = [[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743, 8828]]
+
+
+def hartmann3(p):
+    x = [p[f"x{i}"] for i in range(3)]
+    total = 0.0
+    for i in range(4):
+        inner = sum(_H3_A[i][j] * (x[j] - _H3_P[i][j] * 1e-4) ** 2 for j in range(3))
+        total += _H_ALPHA[i] * math.exp(-inner)
+    return -total
+
+
+MICHALEWICZ5 = {f"x{i}": {"distribution": "uniform", "min": 0.0, "max": math.pi} for i in range(5)}
+
+
+def michalewicz5(p):
+    return -sum(
+        math.sin(p[f"x{i}"]) * math.sin((i + 1) * p[f"x{i}"] ** 2 / math.pi) ** 20 for i in range(5)
+    )
+
+
+# A training-like space: an optimizer with a conditional momentum, a log-scale learning
+# rate whose best value depends on the optimizer, an integer depth, an activation.
+TRAINING = {
+    "optimizer": {"values": ["sgd", "adam"]},
+    "momentum": {"distribution": "uniform", "min": 0.0, "max": 0.99, "condition": {"optimizer": "sgd"}},
+    "lr": {"distribution": "float", "min": 1e-5, "max": 1.0, "log": True},
+    "depth": {"distribution": "int_uniform", "min": 1, "max": 6},
+    "activation": {"values": ["relu", "tanh", "gelu"]},
+}
+_ACTIVATION = {"relu": 0.0, "tanh": 0.3, "gelu": 0.1}
+
+
+def training(p):
+    if p["optimizer"] == "sgd":
+        base = (math.log10(p["lr"]) + 1) ** 2 + 2 * (p["momentum"] - 0.9) ** 2 + 0.05
+    else:
+        base = (math.log10(p["lr"]) + 3) ** 2
+    return base + 0.1 * (p["depth"] - 3) ** 2 + _ACTIVATION[p["activation"]]
+
+
+HELD_OUT = {
+    "ackley5": (ACKLEY5, ackley5, 0.0),
+    "styblinski8": (STYBLINSKI8, styblinski8, -313.3293256301713),
+    "hartmann3": (HARTMANN3, hartmann3, -3.86278214782076),
+    "michalewicz5": (MICHALEWICZ5, michalewicz5, -4.687658179),
+    "training": (TRAINING, training, 0.0),
+}

@@ -383,7 +383,14 @@ fn damaged_journals_are_reported_and_suggestions_stay_in_the_space() {
     let root = std::env::temp_dir().join(format!("popsweep-fuzz-journal-{}", std::process::id()));
     let mut rng = ChaCha8Rng::seed_from_u64(0x10C);
     let mut asked = 0;
-    for sampler in ["random", "sobol", "tpe", "tpe-univariate", "gp"] {
+    for sampler in [
+        "random",
+        "sobol",
+        "tpe",
+        "tpe-univariate",
+        "tpe-watanabe",
+        "gp",
+    ] {
         let clean_dir = root.join(format!("{sampler}-clean"));
         let _ = std::fs::remove_dir_all(&clean_dir);
         std::fs::create_dir_all(&clean_dir).unwrap();

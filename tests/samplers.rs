@@ -11,9 +11,10 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const MODEL_FREE: [SamplerKind; 2] = [SamplerKind::Random, SamplerKind::Sobol];
-const MODEL_BASED: [SamplerKind; 3] = [
+const MODEL_BASED: [SamplerKind; 4] = [
     SamplerKind::Tpe,
     SamplerKind::TpeUnivariate,
+    SamplerKind::TpeWatanabe,
     SamplerKind::Gp,
 ];
 

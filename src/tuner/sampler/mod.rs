@@ -59,12 +59,15 @@ pub enum SamplerKind {
     Tpe,
     /// TPE with every parameter modelled on its own (Optuna's `multivariate=False`).
     TpeUnivariate,
+    /// TPE in the setting Watanabe (2023) recommends.
+    TpeWatanabe,
     /// Gaussian process with expected improvement (W&B's `bayes`).
     Gp,
 }
 
 impl SamplerKind {
-    pub const NAMES: &'static str = "random, sobol, grid, tpe, tpe-univariate, gp (alias bayes)";
+    pub const NAMES: &'static str =
+        "random, sobol, grid, tpe, tpe-univariate, tpe-watanabe, gp (alias bayes)";
 
     pub fn parse(name: &str) -> Option<SamplerKind> {
         match name {
@@ -73,6 +76,7 @@ impl SamplerKind {
             "grid" => Some(SamplerKind::Grid),
             "tpe" => Some(SamplerKind::Tpe),
             "tpe-univariate" => Some(SamplerKind::TpeUnivariate),
+            "tpe-watanabe" => Some(SamplerKind::TpeWatanabe),
             "gp" | "bayes" => Some(SamplerKind::Gp),
             _ => None,
         }
@@ -85,6 +89,7 @@ impl SamplerKind {
             SamplerKind::Grid => "grid",
             SamplerKind::Tpe => "tpe",
             SamplerKind::TpeUnivariate => "tpe-univariate",
+            SamplerKind::TpeWatanabe => "tpe-watanabe",
             SamplerKind::Gp => "gp",
         }
     }
@@ -95,7 +100,7 @@ impl SamplerKind {
             SamplerKind::Random => Box::new(RandomSampler::new(seed)),
             SamplerKind::Sobol => Box::new(SobolSampler::new(seed, true)),
             SamplerKind::Grid => Box::new(GridSampler),
-            SamplerKind::Tpe => Box::new(TpeSampler::optuna_and_watanabe(seed)),
+            SamplerKind::Tpe => Box::new(TpeSampler::new(seed, TpeOptions::popsweep())),
             SamplerKind::TpeUnivariate => Box::new(TpeSampler::new(
                 seed,
                 TpeOptions {
@@ -103,6 +108,7 @@ impl SamplerKind {
                     ..TpeOptions::default()
                 },
             )),
+            SamplerKind::TpeWatanabe => Box::new(TpeSampler::new(seed, TpeOptions::watanabe2023())),
             SamplerKind::Gp => Box::new(GpEiSampler::new(seed, GpEiOptions::default())),
         }
     }

@@ -289,8 +289,9 @@ impl ParzenEstimator {
         })
     }
 
-    /// `count` draws from the mixture.
-    pub fn sample(&self, rng: &mut impl RngExt, count: usize) -> Vec<Vec<f64>> {
+    /// `count` draws from the mixture with every numeric kernel's width times `bandwidth`
+    /// (1: the mixture itself).
+    pub fn sample(&self, rng: &mut impl RngExt, count: usize, bandwidth: f64) -> Vec<Vec<f64>> {
         (0..count)
             .map(|_| {
                 let c = pick(&self.weights, rng.random::<f64>());
@@ -306,7 +307,7 @@ impl ParzenEstimator {
                             discrete,
                             ..
                         } => {
-                            let (mu, sigma) = (mus[c], sigmas[c]);
+                            let (mu, sigma) = (mus[c], sigmas[c] * bandwidth);
                             let t = truncnorm_draw(mu, sigma, *low, *high, rng.random::<f64>());
                             let x = if *log { t.exp() } else { t };
                             match discrete {
@@ -1124,13 +1125,40 @@ mod tests {
         let obs: Vec<Vec<f64>> = (0..20).map(|_| vec![2.0, 50.0]).collect();
         let pe = ParzenEstimator::new(&[&cat, &int], &obs, ParzenParams::default());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let draws = pe.sample(&mut rng, 2000);
+        let draws = pe.sample(&mut rng, 2000, 1.0);
         let at_obs = draws.iter().filter(|d| d[0] == 2.0).count();
         assert!(at_obs > 1500, "{at_obs}");
         assert!(draws
             .iter()
             .all(|d| (0.0..=100.0).contains(&d[1]) && d[1] % 5.0 == 0.0));
         assert!(pe.log_pdf(&[2.0, 50.0]) > pe.log_pdf(&[0.0, 0.0]));
+    }
+
+    /// Drawing with narrower kernels: the spread about the observations shrinks by the
+    /// factor, and draws stay in range.
+    #[test]
+    fn narrower_draws_shrink_the_spread_by_the_factor() {
+        let x = Distribution::Float {
+            low: 0.0,
+            high: 1.0,
+            log: false,
+            step: None,
+        };
+        // Observations packed about 0.5: every kernel is at the magic clip's floor (1% of
+        // the range), far from the ends.
+        let obs: Vec<Vec<f64>> = (0..200).map(|i| vec![0.5 + 1e-6 * i as f64]).collect();
+        let pe = ParzenEstimator::new(&[&x], &obs, ParzenParams::default());
+        let spread = |bandwidth: f64| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+            let draws = pe.sample(&mut rng, 20_000, bandwidth);
+            assert!(draws.iter().all(|d| (0.0..=1.0).contains(&d[0])));
+            // The median distance from the observations (robust to the prior's draws).
+            let mut distance: Vec<f64> = draws.iter().map(|d| (d[0] - 0.5).abs()).collect();
+            distance.sort_by(f64::total_cmp);
+            distance[distance.len() / 2]
+        };
+        let ratio = spread(0.25) / spread(1.0);
+        assert!((0.23..0.27).contains(&ratio), "{ratio}");
     }
 
     /// W&B's probabilities are the categorical prior: with no observation the estimator
