@@ -29,13 +29,17 @@ _H_P = [
 _H_ALPHA = [1.0, 1.2, 3.0, 3.2]
 
 
-def hartmann6(p):
-    x = [p[f"x{i}"] for i in range(6)]
+def _hartmann(p, a, centres):
+    x = [p[f"x{i}"] for i in range(len(a[0]))]
     total = 0.0
     for i in range(4):
-        inner = sum(_H_A[i][j] * (x[j] - _H_P[i][j] * 1e-4) ** 2 for j in range(6))
+        inner = sum(a[i][j] * (x[j] - centres[i][j] * 1e-4) ** 2 for j in range(len(x)))
         total += _H_ALPHA[i] * math.exp(-inner)
     return -total
+
+
+def hartmann6(p):
+    return _hartmann(p, _H_A, _H_P)
 
 
 ROSENBROCK10 = {f"x{i}": {"distribution": "uniform", "min": -5.0, "max": 10.0} for i in range(10)}
@@ -114,12 +118,7 @@ _H3_P = [[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743,
 
 
 def hartmann3(p):
-    x = [p[f"x{i}"] for i in range(3)]
-    total = 0.0
-    for i in range(4):
-        inner = sum(_H3_A[i][j] * (x[j] - _H3_P[i][j] * 1e-4) ** 2 for j in range(3))
-        total += _H_ALPHA[i] * math.exp(-inner)
-    return -total
+    return _hartmann(p, _H3_A, _H3_P)
 
 
 MICHALEWICZ5 = {f"x{i}": {"distribution": "uniform", "min": 0.0, "max": math.pi} for i in range(5)}

@@ -43,12 +43,17 @@ fn hartmann6(p: &Params) -> f64 {
         [2348.0, 1451.0, 3522.0, 2883.0, 3047.0, 6650.0],
         [4047.0, 8828.0, 8732.0, 5743.0, 1091.0, 381.0],
     ];
+    hartmann(p, &A, &P)
+}
+
+/// The Hartmann family, `−Σᵢ αᵢ exp(−Σⱼ Aᵢⱼ (xⱼ − Pᵢⱼ/10⁴)²)` over `x0 … x(D−1)`.
+fn hartmann<const D: usize>(p: &Params, a: &[[f64; D]; 4], centres: &[[f64; D]; 4]) -> f64 {
     const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-    let x: Vec<f64> = (0..6).map(|i| num(p, &format!("x{i}"))).collect();
+    let x: Vec<f64> = (0..D).map(|i| num(p, &format!("x{i}"))).collect();
     -(0..4)
         .map(|i| {
-            let inner: f64 = (0..6)
-                .map(|j| A[i][j] * (x[j] - P[i][j] * 1e-4).powi(2))
+            let inner: f64 = (0..D)
+                .map(|j| a[i][j] * (x[j] - centres[i][j] * 1e-4).powi(2))
                 .sum();
             ALPHA[i] * (-inner).exp()
         })
@@ -119,16 +124,7 @@ fn hartmann3(p: &Params) -> f64 {
         [1091.0, 8732.0, 5547.0],
         [381.0, 5743.0, 8828.0],
     ];
-    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-    let x: Vec<f64> = (0..3).map(|i| num(p, &format!("x{i}"))).collect();
-    -(0..4)
-        .map(|i| {
-            let inner: f64 = (0..3)
-                .map(|j| A[i][j] * (x[j] - P[i][j] * 1e-4).powi(2))
-                .sum();
-            ALPHA[i] * (-inner).exp()
-        })
-        .sum::<f64>()
+    hartmann(p, &A, &P)
 }
 
 fn michalewicz5(p: &Params) -> f64 {
