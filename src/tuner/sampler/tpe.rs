@@ -102,7 +102,7 @@ impl TpeOptions {
     /// but scatter its 24 candidates over most of it; narrower draws put them near good
     /// trials, where `l/g` is worth refining, while `l` and `g` still score them at full
     /// width. Over 100 seeds on ten functions (five of them held out from every earlier
-    /// choice), against Optuna's TPESampler, P(lower regret) is 0.58–0.88 on each; on
+    /// choice), against Optuna's TPESampler, P(lower regret) is 0.54–0.88 on each; on
     /// seeds 100–199, against Optuna's setting here, 0.60–0.82 (docs/samplers.md).
     pub fn popsweep() -> Self {
         TpeOptions {
