@@ -55,8 +55,8 @@ pub enum SamplerKind {
     Sobol,
     Grid,
     /// TPE with the always-active parameters modelled jointly (Optuna's default for a
-    /// single objective since v4): Optuna's setting with narrow candidate draws
-    /// (`TpeOptions::popsweep`).
+    /// single objective since v4): Optuna's setting with narrow candidate draws around
+    /// the best good trials (`TpeOptions::popsweep`).
     Tpe,
     /// TPE with every parameter modelled on its own (Optuna's `multivariate=False`).
     TpeUnivariate,

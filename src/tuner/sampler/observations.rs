@@ -28,10 +28,11 @@ pub struct Observations {
     sorted: Vec<Vec<(u64, u32)>>,
 }
 
-/// A group's observations (rows in the group's order) and, per dimension, the positions
-/// of those rows sorted by value, ties by position.
+/// A group's observations (rows in the group's order, with the trial number of each) and,
+/// per dimension, the positions of those rows sorted by value, ties by position.
 pub struct Group<'a> {
     pub rows: Vec<&'a [f64]>,
+    pub numbers: Vec<usize>,
     pub orders: Vec<Vec<u32>>,
 }
 
@@ -107,6 +108,7 @@ impl Observations {
                 .and_then(|(_, r)| r.as_deref())
         };
         let mut rows = Vec::with_capacity(members.len());
+        let mut numbers = Vec::with_capacity(members.len());
         // Each member's position in the group, by trial number.
         let last = members.iter().map(|t| t.number).max().unwrap_or(0);
         let mut position = vec![u32::MAX; last + 1];
@@ -121,6 +123,7 @@ impl Observations {
             if let Some(row) = row {
                 position[t.number] = rows.len() as u32;
                 rows.push(row);
+                numbers.push(t.number);
                 if !stored {
                     unstored_members.push(t.number);
                 }
@@ -158,7 +161,11 @@ impl Observations {
         } else {
             Vec::new()
         };
-        Group { rows, orders }
+        Group {
+            rows,
+            numbers,
+            orders,
+        }
     }
 }
 

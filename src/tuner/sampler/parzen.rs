@@ -289,12 +289,25 @@ impl ParzenEstimator {
         })
     }
 
-    /// `count` draws from the mixture with every numeric kernel's width times `bandwidth`
-    /// (1: the mixture itself).
-    pub fn sample(&self, rng: &mut impl RngExt, count: usize, bandwidth: f64) -> Vec<Vec<f64>> {
+    /// The components' weights, summing to 1: one per observation, the prior's last.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// `count` draws from the components picked with `weights` (one per component, summing
+    /// to 1), every numeric kernel's width times `bandwidth`. `self.weights()` and 1 draw
+    /// from the mixture itself.
+    pub fn sample(
+        &self,
+        rng: &mut impl RngExt,
+        count: usize,
+        bandwidth: f64,
+        weights: &[f64],
+    ) -> Vec<Vec<f64>> {
+        debug_assert_eq!(weights.len(), self.weights.len());
         (0..count)
             .map(|_| {
-                let c = pick(&self.weights, rng.random::<f64>());
+                let c = pick(weights, rng.random::<f64>());
                 self.kernels
                     .iter()
                     .map(|k| match k {
@@ -1125,7 +1138,7 @@ mod tests {
         let obs: Vec<Vec<f64>> = (0..20).map(|_| vec![2.0, 50.0]).collect();
         let pe = ParzenEstimator::new(&[&cat, &int], &obs, ParzenParams::default());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let draws = pe.sample(&mut rng, 2000, 1.0);
+        let draws = pe.sample(&mut rng, 2000, 1.0, pe.weights());
         let at_obs = draws.iter().filter(|d| d[0] == 2.0).count();
         assert!(at_obs > 1500, "{at_obs}");
         assert!(draws
@@ -1150,7 +1163,7 @@ mod tests {
         let pe = ParzenEstimator::new(&[&x], &obs, ParzenParams::default());
         let spread = |bandwidth: f64| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-            let draws = pe.sample(&mut rng, 20_000, bandwidth);
+            let draws = pe.sample(&mut rng, 20_000, bandwidth, pe.weights());
             assert!(draws.iter().all(|d| (0.0..=1.0).contains(&d[0])));
             // The median distance from the observations (robust to the prior's draws).
             let mut distance: Vec<f64> = draws.iter().map(|d| (d[0] - 0.5).abs()).collect();
@@ -1159,6 +1172,31 @@ mod tests {
         };
         let ratio = spread(0.25) / spread(1.0);
         assert!((0.23..0.27).contains(&ratio), "{ratio}");
+    }
+
+    /// Draws pick components by the weights given, not the estimator's: with three
+    /// observations 10 apart and kernels narrowed to width 1, each draw lands by the one
+    /// it came from, as often as the weights say.
+    #[test]
+    fn draws_follow_the_weights_given() {
+        let x = Distribution::Float {
+            low: 0.0,
+            high: 30.0,
+            log: false,
+            step: None,
+        };
+        let obs = vec![vec![5.0], vec![15.0], vec![25.0]];
+        let pe = ParzenEstimator::new(&[&x], &obs, ParzenParams::default());
+        let weights = [0.6, 0.1, 0.3, 0.0];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let draws = pe.sample(&mut rng, 20_000, 0.1, &weights);
+        let mut counts = [0.0; 3];
+        for d in &draws {
+            counts[((d[0] / 10.0) as usize).min(2)] += 1.0 / draws.len() as f64;
+        }
+        for (c, w) in counts.iter().zip(weights) {
+            assert!((c - w).abs() < 0.015, "{counts:?} vs {weights:?}");
+        }
     }
 
     /// W&B's probabilities are the categorical prior: with no observation the estimator

@@ -12,7 +12,7 @@
 //! - Constant liar (on by default, as Optuna 5): running and pending trials join the bad
 //!   group, so a batch spreads out instead of suggesting one point P times.
 //! - The samplers: `tpe` is Optuna's setting with candidates drawn from `l` at a quarter
-//!   of its kernels' widths ([`TpeOptions::popsweep`]); `tpe-univariate` is Optuna's
+//!   of its kernels' widths, mostly around its best trials ([`TpeOptions::popsweep`]); `tpe-univariate` is Optuna's
 //!   `multivariate=False` exactly; `tpe-watanabe` is the setting Watanabe (2023)
 //!   recommends ([`TpeOptions::watanabe2023`]), fast to converge and quick to commit to
 //!   the first basin it finds. Numbers for each against Optuna: docs/samplers.md.
@@ -43,6 +43,10 @@ pub struct TpeOptions {
     /// Candidates are drawn from `l` with every kernel this much narrower than the one
     /// that scores them (1 = Optuna).
     pub candidate_bandwidth: f64,
+    /// `Some(τ)`: candidates come from the good trials' kernels picked with weights
+    /// `e^{−r/(τ·n)}` for the trial ranked `r` (0 = best) of `n` good ones, the prior
+    /// keeping its share; `None`: with `l`'s own weights (Optuna).
+    pub candidate_rank_decay: Option<f64>,
 }
 
 /// The size of TPE's good group for `n` finished trials.
@@ -92,21 +96,22 @@ impl Default for TpeOptions {
             constant_liar: true,
             good: GoodCount::Linear,
             candidate_bandwidth: 1.0,
+            candidate_rank_decay: None,
         }
     }
 }
 
 impl TpeOptions {
     /// popsweep's `tpe`: Optuna's setting, with candidates drawn from `l` at a quarter of
-    /// its kernels' widths. Optuna's widths suit a density estimate of the good region
-    /// but scatter its 24 candidates over most of it; narrower draws put them near good
-    /// trials, where `l/g` is worth refining, while `l` and `g` still score them at full
-    /// width. Over 100 seeds on ten functions (five of them held out from every earlier
-    /// choice), against Optuna's TPESampler, P(lower regret) is 0.54–0.88 on each; on
-    /// seeds 100–199, against Optuna's setting here, 0.60–0.82 (docs/samplers.md).
+    /// its kernels' widths and mostly around its best trials. Optuna's widths and weights
+    /// suit a density estimate of the good region but scatter its 24 candidates over
+    /// most of it, around the 10th-best trial as often as around the best; these draws
+    /// put them where `l/g` is worth refining, while `l` and `g` still score them as
+    /// Optuna's do. Numbers against Optuna's TPESampler: docs/samplers.md.
     pub fn popsweep() -> Self {
         TpeOptions {
             candidate_bandwidth: 0.25,
+            candidate_rank_decay: Some(0.3),
             ..TpeOptions::default()
         }
     }
@@ -147,7 +152,7 @@ impl TpeSampler {
     /// The best candidate for the parameters `defs`, jointly.
     fn sample(&mut self, history: &History<'_>, defs: &[&ParamDef]) -> Vec<ParamValue> {
         let options = self.options;
-        let (below, above) = split(history, options.constant_liar, options.good);
+        let (below, above, best_first) = split(history, options.constant_liar, options.good);
         let dists: Vec<&Distribution> = defs.iter().map(|d| &d.dist).collect();
         let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
         let stored = self
@@ -184,10 +189,15 @@ impl TpeSampler {
             ParzenEstimator::with_orders(&dists, &l_group.rows, options.parzen, &l_group.orders);
         let g =
             ParzenEstimator::with_orders(&dists, &g_group.rows, options.parzen, &g_group.orders);
+        let draw_weights = match options.candidate_rank_decay {
+            Some(decay) => rank_weights(l.weights(), &l_group.numbers, &best_first, decay),
+            None => l.weights().to_vec(),
+        };
         let candidates = l.sample(
             &mut self.rng,
             options.n_ei_candidates.max(1),
             options.candidate_bandwidth,
+            &draw_weights,
         );
         let (l_scores, g_scores) = (l.log_pdfs(&candidates), g.log_pdfs(&candidates));
         let best = l_scores
@@ -231,12 +241,39 @@ fn external_value(dist: &Distribution, x: f64) -> ParamValue {
     }
 }
 
-/// Good and bad trials, each in trial order (the Parzen weights favour recent ones).
+/// Weights for drawing from `l`'s components (`numbers`: the good trials of its rows, the
+/// prior last): `e^{−r/(decay·n)}` for the row ranked `r` of `n` in `best_first`,
+/// scaled to leave the prior its weight in `l_weights`.
+fn rank_weights(
+    l_weights: &[f64],
+    numbers: &[usize],
+    best_first: &[usize],
+    decay: f64,
+) -> Vec<f64> {
+    let n = numbers.len();
+    if n == 0 || l_weights.len() != n + 1 {
+        return l_weights.to_vec();
+    }
+    let row_of: HashMap<usize, usize> = numbers.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+    let mut weights = vec![0.0; n + 1];
+    let ranked = best_first.iter().filter_map(|t| row_of.get(t));
+    for (rank, &row) in ranked.enumerate() {
+        weights[row] = (-(rank as f64) / (decay * n as f64)).exp();
+    }
+    let prior = l_weights[n];
+    let total: f64 = weights.iter().sum();
+    weights.iter_mut().for_each(|w| *w *= (1.0 - prior) / total);
+    weights[n] = prior;
+    weights
+}
+
+/// Good and bad trials, each in trial order (the Parzen weights favour recent ones), and
+/// the good ones' numbers best first.
 fn split<'a>(
     history: &History<'a>,
     constant_liar: bool,
     good: GoodCount,
-) -> (Vec<&'a FrozenTrial>, Vec<&'a FrozenTrial>) {
+) -> (Vec<&'a FrozenTrial>, Vec<&'a FrozenTrial>, Vec<usize>) {
     let sign = if history.maximize { -1.0 } else { 1.0 };
     let mut complete: Vec<(&FrozenTrial, f64)> = Vec::new();
     let mut pruned: Vec<(&FrozenTrial, (i64, f64))> = Vec::new();
@@ -260,8 +297,8 @@ fn split<'a>(
             TrialState::Running | TrialState::Failed => {}
         }
     }
-    // Complete trials fill the good group first, then the best pruned ones. Only who is
-    // in it matters (both groups keep trial order), so the best are selected, not sorted.
+    // Complete trials fill the good group first, then the best pruned ones. The best are
+    // selected, and only they are sorted (at most 25 of them).
     let n_below = good.of(complete.len() + pruned.len());
     let from_complete = best(&mut complete, n_below, |a, b| {
         a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number))
@@ -269,6 +306,11 @@ fn split<'a>(
     let from_pruned = best(&mut pruned, n_below - from_complete.len(), |a, b| {
         a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1))
     });
+    let best_first: Vec<usize> = from_complete
+        .iter()
+        .chain(&from_pruned)
+        .map(|t| t.number)
+        .collect();
     let numbers = history.all().map(|t| t.number + 1).max().unwrap_or(0);
     let mut is_good = vec![false; numbers];
     for t in from_complete.iter().chain(&from_pruned) {
@@ -294,19 +336,20 @@ fn split<'a>(
         below.sort_by_key(|t| t.number);
         above.sort_by_key(|t| t.number);
     }
-    (below, above)
+    (below, above, best_first)
 }
 
-/// The `n` smallest of `ranked` under `order` (a total order), in no particular order.
+/// The `n` smallest of `ranked` under `order` (a total order), smallest first.
 fn best<'a, K>(
     ranked: &mut [(&'a FrozenTrial, K)],
     n: usize,
-    order: impl FnMut(&(&'a FrozenTrial, K), &(&'a FrozenTrial, K)) -> std::cmp::Ordering,
+    mut order: impl FnMut(&(&'a FrozenTrial, K), &(&'a FrozenTrial, K)) -> std::cmp::Ordering,
 ) -> Vec<&'a FrozenTrial> {
     let n = n.min(ranked.len());
     if n > 0 && n < ranked.len() {
-        ranked.select_nth_unstable_by(n - 1, order);
+        ranked.select_nth_unstable_by(n - 1, &mut order);
     }
+    ranked[..n].sort_unstable_by(order);
     ranked[..n].iter().map(|(t, _)| *t).collect()
 }
 
@@ -398,7 +441,7 @@ mod tests {
             pending: &[],
             maximize: false,
         };
-        let (good, _) = split(&h, true, GoodCount::Linear);
+        let (good, _, _) = split(&h, true, GoodCount::Linear);
         let xy = |p: &Params| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap());
         // Distance, in units of each range, to the nearest good trial.
         let to_good = |p: &Params| {
@@ -437,7 +480,7 @@ mod tests {
             pending: &[],
             maximize: false,
         };
-        let (below, above) = split(&h, true, GoodCount::Linear);
+        let (below, above, _) = split(&h, true, GoodCount::Linear);
         // 12 finished ⇒ γ = 2 good trials: the two smallest values.
         assert_eq!(
             below.iter().map(|t| t.number).collect::<Vec<_>>(),
@@ -449,7 +492,7 @@ mod tests {
             maximize: true,
             ..h
         };
-        let (below, _) = split(&h, false, GoodCount::Linear);
+        let (below, _, _) = split(&h, false, GoodCount::Linear);
         assert_eq!(
             below.iter().map(|t| t.number).collect::<Vec<_>>(),
             vec![10, 11]
@@ -517,7 +560,8 @@ mod tests {
             });
             let ranked: Vec<&FrozenTrial> = complete.into_iter().chain(pruned).collect();
             let n_good = good.of(ranked.len()).min(ranked.len());
-            let mut want_below: Vec<usize> = ranked[..n_good].iter().map(|t| t.number).collect();
+            let want_best_first: Vec<usize> = ranked[..n_good].iter().map(|t| t.number).collect();
+            let mut want_below = want_best_first.clone();
             let mut want_above: Vec<usize> = ranked[n_good..]
                 .iter()
                 .map(|t| t.number)
@@ -530,10 +574,35 @@ mod tests {
                 .collect();
             want_below.sort();
             want_above.sort();
-            let (below, above) = split(&h, liar, good);
+            let (below, above, best_first) = split(&h, liar, good);
             let numbers = |g: &[&FrozenTrial]| g.iter().map(|t| t.number).collect::<Vec<_>>();
             assert_eq!(numbers(&below), want_below, "case {case}");
             assert_eq!(numbers(&above), want_above, "case {case}");
+            assert_eq!(best_first, want_best_first, "case {case}");
         }
+    }
+
+    /// Rows in trial order get weights by rank (a row missing from the group is skipped,
+    /// not ranked), the prior keeps its weight, and the whole sums to 1.
+    #[test]
+    fn rank_weights_decay_with_rank_and_keep_the_prior() {
+        // Rows are trials 3, 5, 8, 9 (in that order); ranked best first 8, 4 (not a row),
+        // 3, 9, 5; the prior weighs 0.2.
+        let l_weights = [0.2, 0.2, 0.2, 0.2, 0.2];
+        let decay = 0.5;
+        let w = rank_weights(&l_weights, &[3, 5, 8, 9], &[8, 4, 3, 9, 5], decay);
+        let by_rank = |r: f64| (-r / (decay * 4.0)).exp();
+        let total = (0..4).map(|r| by_rank(r as f64)).sum::<f64>();
+        let want = [1.0, 3.0, 0.0, 2.0].map(|r| 0.8 * by_rank(r) / total);
+        for (row, want) in want.iter().enumerate() {
+            assert!(
+                (w[row] - want).abs() < 1e-12,
+                "row {row}: {} vs {want}",
+                w[row]
+            );
+        }
+        assert_eq!(w[4], 0.2);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(w[2] > w[0] && w[0] > w[3] && w[3] > w[1]);
     }
 }
