@@ -12,10 +12,11 @@
 //! - Constant liar (on by default, as Optuna 5): running and pending trials join the bad
 //!   group, so a batch spreads out instead of suggesting one point P times.
 //! - The samplers: `tpe` is Optuna's setting with candidates drawn from `l` at a quarter
-//!   of its kernels' widths, mostly around its best trials ([`TpeOptions::popsweep`]); `tpe-univariate` is Optuna's
-//!   `multivariate=False` exactly; `tpe-watanabe` is the setting Watanabe (2023)
-//!   recommends ([`TpeOptions::watanabe2023`]), fast to converge and quick to commit to
-//!   the first basin it finds. Numbers for each against Optuna: docs/samplers.md.
+//!   of its kernels' widths, mostly around its best trials ([`TpeOptions::popsweep`]);
+//!   `tpe-univariate` is Optuna's `multivariate=False` exactly; `tpe-watanabe` is the
+//!   setting Watanabe (2023) recommends ([`TpeOptions::watanabe2023`]), fast to converge
+//!   and quick to commit to the first basin it finds. Numbers for each against Optuna:
+//!   docs/samplers.md.
 
 use super::observations::Observations;
 use super::parzen::{Bandwidth, ParzenEstimator, ParzenParams};
@@ -251,7 +252,8 @@ fn rank_weights(
     decay: f64,
 ) -> Vec<f64> {
     let n = numbers.len();
-    if n == 0 || l_weights.len() != n + 1 {
+    debug_assert_eq!(l_weights.len(), n + 1, "one weight per row and the prior's");
+    if n == 0 {
         return l_weights.to_vec();
     }
     let row_of: HashMap<usize, usize> = numbers.iter().enumerate().map(|(i, &t)| (t, i)).collect();
@@ -298,7 +300,7 @@ fn split<'a>(
         }
     }
     // Complete trials fill the good group first, then the best pruned ones. The best are
-    // selected, and only they are sorted (at most 25 of them).
+    // selected, and only they are sorted (25 at most under Optuna's γ).
     let n_below = good.of(complete.len() + pruned.len());
     let from_complete = best(&mut complete, n_below, |a, b| {
         a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number))
