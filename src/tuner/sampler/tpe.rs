@@ -315,8 +315,8 @@ fn split<'a>(
         .collect();
     let numbers = history.all().map(|t| t.number + 1).max().unwrap_or(0);
     let mut is_good = vec![false; numbers];
-    for t in from_complete.iter().chain(&from_pruned) {
-        is_good[t.number] = true;
+    for &number in &best_first {
+        is_good[number] = true;
     }
     let mut below = Vec::with_capacity(n_below);
     let mut above = Vec::with_capacity(history.len());
