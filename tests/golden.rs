@@ -116,7 +116,7 @@ fn scripted_study_matches_its_golden_output() {
     let study = dir.to_str().unwrap();
     let space = r#"{"x": {"min": -2.0, "max": 2.0}, "lr": {"distribution": "log_uniform_values", "min": 0.0001, "max": 0.1}, "act": {"values": ["relu", "tanh"]}}"#;
     let mut transcript = String::new();
-    let mut tell = |line: &str, transcript: &mut String| {
+    let tell = |line: &str, transcript: &mut String| {
         let asked: serde_json::Value = serde_json::from_str(line).unwrap();
         let trial = asked["trial"].as_u64().unwrap();
         let p = &asked["params"];
