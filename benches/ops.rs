@@ -4,11 +4,12 @@
 //! Run by hand: `cargo bench --bench ops`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use popsweep::backend::cpu::activation::{activation_backward, activation_forward, Activation};
-use popsweep::backend::cpu::augment::{augment_batch, Augment};
+use popsweep::backend::cpu::activation::{activation_backward, activation_forward};
+use popsweep::backend::cpu::augment::augment_batch;
 use popsweep::backend::cpu::dropout::{dropout_forward, DropoutKey};
 use popsweep::backend::cpu::loss::softmax_cross_entropy_backward;
-use popsweep::backend::cpu::optim::{optimizer_step, OptimHparams};
+use popsweep::backend::cpu::optim::optimizer_step;
+use popsweep::model::hparams::{Activation, Augment, OptimHparams};
 use std::hint::black_box;
 
 const BATCH: usize = 128;

@@ -4,12 +4,12 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use popsweep::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
-use popsweep::backend::cpu::optim::OptimHparams;
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
 use popsweep::data::{digits, split_stratified, SplitFractions};
+use popsweep::model::hparams::OptimHparams;
 use popsweep::model::{Hparams, MemberSpec, MlpArch};
-use popsweep::train::Population;
+use popsweep::population::Population;
 use std::hint::black_box;
 
 fn digits_population_epoch(c: &mut Criterion) {

@@ -5,13 +5,13 @@
 //! member-step (2 forward + 4 backward per multiply-add; the first layer's unneeded input
 //! gradient is counted anyway, biases, activations and the optimizer are not).
 
-use crate::backend::cpu::optim::{OptimHparams, OptimizerKind};
 use crate::backend::cpu::{CpuBackend, Real};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
+use crate::model::hparams::{OptimHparams, OptimizerKind};
 use crate::model::{Hparams, MemberSpec, MlpArch};
+use crate::population::Population;
 use crate::rng::{stream_word, unit_f32, Stream};
-use crate::train::Population;
 use serde::Serialize;
 use std::time::Instant;
 

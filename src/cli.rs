@@ -1,12 +1,12 @@
 //! The command line. Errors print as one line on stderr (`error: file:line: field: …`) and
 //! exit with 2 for bad input, 1 otherwise; nothing here panics on user input.
 
-use crate::backend::cpu::optim::OptimizerKind;
 use crate::backend::{self, BackendChoice};
 use crate::config::{self, Drain, Schedule, Sweep};
 use crate::error::Error;
 use crate::error::Result;
 use crate::external;
+use crate::model::hparams::OptimizerKind;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::report::progress::SweepProgress;
 use crate::space::{Params, Space};

@@ -3,18 +3,18 @@
 //! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
 //! error names the file, the field as a dotted path and, where it can be found, the line.
 
-use crate::backend::cpu::activation::Activation;
-use crate::backend::cpu::optim::{Decay, LrSchedule, OptimizerKind};
 use crate::backend::BackendChoice;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions, Task};
 use crate::error::{Error, Result};
+use crate::model::hparams::Activation;
+use crate::model::hparams::{Decay, LrSchedule, OptimizerKind};
 use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
+use crate::population::METRIC_NAMES;
 use crate::space::transform::from_unit;
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
 use crate::sweep::FinalStage;
-use crate::train::METRIC_NAMES;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
 use crate::tuner::scheduler::{total_trials, BandStopping, Pbt, SuccessiveHalving};
 use serde::Deserialize;

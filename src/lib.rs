@@ -14,6 +14,7 @@ pub mod error;
 pub mod external;
 pub mod interrupt;
 pub mod model;
+pub mod population;
 pub mod report;
 pub mod rng;
 pub mod space;

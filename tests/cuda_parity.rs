@@ -28,13 +28,14 @@ use cudarc::driver::CudaSlice;
 use popsweep::backend::cpu::dropout::{dropout_forward, DropoutKey};
 use popsweep::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
 use popsweep::backend::cpu::loss::softmax_cross_entropy_backward;
-use popsweep::backend::cpu::optim::{optimizer_step, OptimHparams};
+use popsweep::backend::cpu::optim::optimizer_step;
 use popsweep::backend::cuda::device::GemmMode;
 use popsweep::backend::cuda::gather::{gather_rows, BatchStart, DeviceData};
 use popsweep::backend::cuda::layout::{LossProblem, MemberHparams, MemberState};
 use popsweep::backend::cuda::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use popsweep::backend::cuda::{loss, optim, CudaBackend, Device};
 use popsweep::data::Dataset;
+use popsweep::model::hparams::OptimHparams;
 use popsweep::model::{Hparams, MemberSpec, MlpArch};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -711,7 +712,7 @@ fn options_beyond_the_kernels_are_refused_clearly() {
     let data = digits_tuning();
     let mut s = spec(&[16], 0.05, 0.9, 0.0, 1);
     s.hparams.optim.l1 = 1e-4;
-    let mut pop = popsweep::train::Population::new();
+    let mut pop = popsweep::population::Population::new();
     pop.insert(0, s);
     let plan = EpochPlan {
         order: (0..data.train.len()).collect(),
@@ -725,7 +726,7 @@ fn options_beyond_the_kernels_are_refused_clearly() {
     assert_eq!(pop.members()[0].epochs, 0, "nothing trained");
 
     // Regression: the kernels have no mean squared error.
-    let mut pop = popsweep::train::Population::new();
+    let mut pop = popsweep::population::Population::new();
     pop.insert(0, spec(&[16], 0.05, 0.9, 0.0, 1));
     let as_regression = |d: &Dataset| Dataset {
         values: d.labels.iter().map(|&l| l as f32).collect(),

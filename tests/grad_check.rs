@@ -2,9 +2,9 @@
 //! shapes, for every parameter of every layer (with and without dropout: a dropout mask is
 //! a function of its key, so it is fixed while the loss is perturbed), under both losses.
 
-use popsweep::backend::cpu::loss::Targets;
-use popsweep::model::mlp::{forward_backward, StepDropout};
-use popsweep::model::{MlpArch, MlpWorkspace};
+use popsweep::backend::cpu::mlp::{forward_backward, MlpWorkspace, StepDropout};
+use popsweep::data::Targets;
+use popsweep::model::MlpArch;
 
 fn mean_loss(
     arch: &MlpArch,
@@ -113,7 +113,7 @@ fn mlp_backward_matches_finite_differences_under_fixed_dropout_mask() {
 
 #[test]
 fn every_activation_backward_matches_finite_differences() {
-    use popsweep::backend::cpu::activation::Activation;
+    use popsweep::model::hparams::Activation;
     for act in [Activation::LeakyRelu, Activation::Tanh, Activation::Gelu] {
         check(MlpArch::new(5, &[6, 4], 3).with_activation(act), 4, None);
         let dropout = StepDropout {

@@ -72,17 +72,17 @@ fn diverging_member_fails_alone_and_leaves_others_unchanged() {
 
 #[test]
 fn mixed_optimizers_schedules_activations_augmentation_and_batch_sizes_equal_each_member_alone() {
-    use popsweep::backend::cpu::optim::{Decay, LrSchedule, OptimHparams};
+    use popsweep::model::hparams::{Decay, LrSchedule, OptimHparams};
     let data = digits_tuning();
     let mut specs = ragged_population();
     specs[1].hparams.optim = OptimHparams::adamw(0.003, 1e-2);
     specs[0].hparams.optim.nesterov = true; // momentum 0.9: Nesterov matters
     specs[3].hparams.optim.l1 = 1e-4;
-    specs[2].arch.activation = popsweep::backend::cpu::activation::Activation::Gelu;
-    specs[7].arch.activation = popsweep::backend::cpu::activation::Activation::Tanh;
+    specs[2].arch.activation = popsweep::model::hparams::Activation::Gelu;
+    specs[7].arch.activation = popsweep::model::hparams::Activation::Tanh;
     specs[3].hparams.batch_size = Some(17);
     specs[6].hparams.batch_size = Some(64);
-    specs[5].hparams.augment = popsweep::backend::cpu::augment::Augment {
+    specs[5].hparams.augment = popsweep::model::hparams::Augment {
         noise: 0.1,
         shift: 1,
     };
@@ -129,9 +129,8 @@ fn mixed_optimizers_schedules_activations_augmentation_and_batch_sizes_equal_eac
 /// to any op's arithmetic shows up here as a number, not as a vague accuracy shift.
 #[test]
 fn golden_ten_step_loss_curve_on_digits() {
+    use popsweep::backend::cpu::mlp::{forward_backward, MlpWorkspace};
     use popsweep::backend::cpu::optim::optimizer_step;
-    use popsweep::model::mlp::forward_backward;
-    use popsweep::model::MlpWorkspace;
     use popsweep::rng::{permutation, Stream};
     let data = digits_tuning();
     let s = spec(&[32], 0.05, 0.9, 0.0, 7);
@@ -196,8 +195,8 @@ fn golden_ten_step_loss_curve_on_digits() {
 fn a_fold_member_equals_the_member_trained_alone_on_its_rows() {
     use popsweep::backend::{cpu::CpuBackend, Backend, EpochPlan};
     use popsweep::model::Fold;
+    use popsweep::population::Population;
     use popsweep::rng::{permutation, Stream};
-    use popsweep::train::Population;
     use std::sync::Arc;
 
     let data = digits_tuning();

@@ -7,7 +7,7 @@ pub mod cuda;
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::train::{Evaluation, Population};
+use crate::population::{Evaluation, Population};
 
 /// The minibatches of one epoch, shared by every member (common random numbers: trials
 /// are compared on the same data in the same order).
@@ -30,7 +30,7 @@ pub trait Backend: Sync {
     }
 
     /// Trains every alive member for one epoch over `train` in `plan`'s order, then scores
-    /// it on `val`, appending one [`crate::train::EpochMetrics`] to its history. A member
+    /// it on `val`, appending one [`crate::population::EpochMetrics`] to its history. A member
     /// that diverges gets its `failure` set and stops; no other member is affected. An
     /// error means the device failed (never a member's numbers).
     fn train_epoch(

@@ -22,7 +22,6 @@ fn label_out_of_range(column: usize, label: u32) -> String {
     )
 }
 
-use crate::backend::cpu::loss::Targets;
 use std::path::PathBuf;
 
 /// Where a sweep's data comes from.
@@ -147,5 +146,32 @@ impl Dataset {
             counts[l as usize] += 1;
         }
         counts
+    }
+}
+
+/// What a minibatch's rows are labelled with; it decides the loss.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// A class index per row: softmax cross-entropy.
+    Classes(&'a [u32]),
+    /// `width` real values per row, row-major: mean squared error.
+    Values(&'a [f32]),
+}
+
+impl<'a> Targets<'a> {
+    /// Rows labelled, for an output layer `width` wide.
+    pub fn rows(&self, width: usize) -> usize {
+        match self {
+            Targets::Classes(l) => l.len(),
+            Targets::Values(v) => v.len() / width.max(1),
+        }
+    }
+
+    /// Rows `start .. start + rows`.
+    pub fn slice(&self, start: usize, rows: usize, width: usize) -> Targets<'a> {
+        match *self {
+            Targets::Classes(l) => Targets::Classes(&l[start..start + rows]),
+            Targets::Values(v) => Targets::Values(&v[start * width..(start + rows) * width]),
+        }
     }
 }

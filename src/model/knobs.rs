@@ -2,9 +2,9 @@
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
 use super::{Hparams, MemberSpec, MlpArch};
-use crate::backend::cpu::activation::Activation;
-use crate::backend::cpu::augment::Augment;
-use crate::backend::cpu::optim::{LrSchedule, OptimHparams, OptimizerKind};
+use crate::model::hparams::Activation;
+use crate::model::hparams::Augment;
+use crate::model::hparams::{LrSchedule, OptimHparams, OptimizerKind};
 use crate::space::Params;
 
 /// The deepest MLP the built-in model accepts (hidden layers).

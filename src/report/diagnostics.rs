@@ -90,8 +90,8 @@ fn advice(t: &TrialView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::population::EpochMetrics;
     use crate::space::{ParamValue, Params};
-    use crate::train::EpochMetrics;
 
     fn trial(number: usize, curve: &[(f64, f64, f64)]) -> TrialView {
         let mut params = Params::new();

@@ -4,8 +4,8 @@
 
 use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
+use crate::population::EpochMetrics;
 use crate::space::Params;
-use crate::train::EpochMetrics;
 use crate::tuner::scheduler::{by_standing, Standing};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

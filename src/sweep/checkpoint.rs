@@ -11,8 +11,8 @@
 
 use super::{Lineage, RungValue};
 use crate::error::{Error, Result};
+use crate::population::EpochMetrics;
 use crate::space::Params;
-use crate::train::EpochMetrics;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::io::Write;

@@ -19,10 +19,10 @@ use crate::config::Sweep;
 use crate::data::{Dataset, TuningData};
 use crate::error::{Error, Result};
 use crate::model::Fold;
+use crate::population::Population;
 use crate::report::log::RunLog;
 use crate::rng::{permutation, Stream};
 use crate::space::Params;
-use crate::train::Population;
 use serde::Serialize;
 use std::sync::Arc;
 

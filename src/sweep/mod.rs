@@ -20,7 +20,6 @@ use brackets::{run_brackets, Bracket};
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
 pub use final_eval::{standing, FinalReport, FinalStage, Finalist};
 
-use crate::backend::cpu::augment::image_side;
 use crate::backend::{Backend, EpochPlan};
 use crate::config::{Metric, Schedule, Sweep};
 use crate::data::normalize::Normalizer;
@@ -29,11 +28,12 @@ use crate::data::{
     TuningData,
 };
 use crate::error::{Error, Result};
+use crate::model::hparams::image_side;
 use crate::model::knobs::member_spec;
+use crate::population::{EpochMetrics, Population};
 use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
-use crate::train::{EpochMetrics, Population};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{brackets, model_budget, rank, Score, SuccessiveHalving};
 use crate::tuner::study::{Outcome, Study};

@@ -13,10 +13,11 @@
 //! one member per thread, each on the same minibatches; the suggestion is the geometric
 //! mean over members, so one unlucky initialisation does not decide it.
 
+use crate::backend::cpu::mlp::MlpWorkspace;
+use crate::backend::cpu::mlp::{forward_backward, StepDropout};
 use crate::backend::cpu::optim::optimizer_step;
 use crate::data::Dataset;
-use crate::model::mlp::{forward_backward, StepDropout};
-use crate::model::{MemberSpec, MlpWorkspace};
+use crate::model::MemberSpec;
 use crate::rng::{permutation, Stream};
 use serde::Serialize;
 use std::sync::Mutex;
@@ -197,7 +198,7 @@ fn member_range_test(
             break;
         }
         best = best.min(smoothed);
-        let hp = crate::backend::cpu::optim::OptimHparams {
+        let hp = crate::model::hparams::OptimHparams {
             lr: lr as f32,
             ..spec.hparams.optim
         };
@@ -303,7 +304,7 @@ mod tests {
         let spec = |seed| MemberSpec {
             arch: MlpArch::new(64, &[64], 10),
             hparams: Hparams {
-                optim: crate::backend::cpu::optim::OptimHparams::sgd(0.0, 0.9, 0.0),
+                optim: crate::model::hparams::OptimHparams::sgd(0.0, 0.9, 0.0),
                 dropout: 0.0,
                 augment: Default::default(),
                 batch_size: None,

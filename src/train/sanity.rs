@@ -15,8 +15,8 @@ use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::Result;
 use crate::model::knobs::{member_spec, KnobDefaults};
+use crate::population::Population;
 use crate::space::Params;
-use crate::train::Population;
 use serde::Serialize;
 
 /// Rows in the batch to overfit.

@@ -1,18 +1,18 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use popsweep::backend::cpu::optim::OptimHparams;
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
 use popsweep::config::Sweep;
 use popsweep::data::Dataset;
 use popsweep::data::{digits, split_stratified, SplitFractions, TuningData};
 use popsweep::error::Result;
+use popsweep::model::hparams::OptimHparams;
 use popsweep::model::{Hparams, MemberSpec, MlpArch};
+use popsweep::population::Population;
 use popsweep::report::log::RunLog;
 use popsweep::rng::{permutation, Stream};
 use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
-use popsweep::train::Population;
 
 pub fn digits_tuning() -> TuningData {
     split_stratified(&digits::load().unwrap(), SplitFractions::default(), 11).0

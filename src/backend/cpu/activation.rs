@@ -6,40 +6,7 @@
 //! rescaled anyway.
 
 use super::Real;
-
-/// Which nonlinearity a member's hidden layers use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    #[default]
-    Relu,
-    /// `max(z, 0.01·z)`: PyTorch's default slope.
-    LeakyRelu,
-    Tanh,
-    /// The exact GELU, `z·Φ(z)` (PyTorch's default, not the tanh approximation).
-    Gelu,
-}
-
-/// Leaky ReLU's slope for negative inputs.
-pub const LEAKY_SLOPE: f64 = 0.01;
-
-impl Activation {
-    pub const NAMES: [&'static str; 4] = ["relu", "leaky_relu", "tanh", "gelu"];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "relu" => Some(Activation::Relu),
-            "leaky_relu" => Some(Activation::LeakyRelu),
-            "tanh" => Some(Activation::Tanh),
-            "gelu" => Some(Activation::Gelu),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-}
+use crate::model::hparams::{Activation, LEAKY_SLOPE};
 
 /// Standard normal cdf and pdf, in f64 (erfc from libm keeps the tails accurate).
 fn phi_cdf(z: f64) -> f64 {

@@ -5,26 +5,8 @@
 //!   each direction (uniform integers), zero-filled at the edges;
 //! - `noise`: Gaussian noise of standard deviation `noise` added to every input.
 
+use crate::model::hparams::{image_side, Augment};
 use crate::rng::{stream_block, stream_word, unit_f32, Stream};
-
-/// One member's augmentation strengths.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct Augment {
-    pub noise: f32,
-    pub shift: u32,
-}
-
-impl Augment {
-    pub fn is_active(&self) -> bool {
-        self.noise > 0.0 || self.shift > 0
-    }
-}
-
-/// The side of a square image of `n` pixels, if `n` is a square.
-pub fn image_side(n: usize) -> Option<usize> {
-    let side = (n as f64).sqrt().round() as usize;
-    (side * side == n).then_some(side)
-}
 
 /// Writes the augmented copy of `xs` (`rows × d`) into `out`. `d` must be a square when
 /// `shift > 0` (checked when the sweep starts).

@@ -10,33 +10,7 @@
 //! elements of `(output − value)²`, PyTorch's `MSELoss()`.
 
 use super::Real;
-
-/// What a minibatch's rows are labelled with; it decides the loss.
-#[derive(Clone, Copy, Debug)]
-pub enum Targets<'a> {
-    /// A class index per row: softmax cross-entropy.
-    Classes(&'a [u32]),
-    /// `width` real values per row, row-major: mean squared error.
-    Values(&'a [f32]),
-}
-
-impl<'a> Targets<'a> {
-    /// Rows labelled, for an output layer `width` wide.
-    pub fn rows(&self, width: usize) -> usize {
-        match self {
-            Targets::Classes(l) => l.len(),
-            Targets::Values(v) => v.len() / width.max(1),
-        }
-    }
-
-    /// Rows `start .. start + rows`.
-    pub fn slice(&self, start: usize, rows: usize, width: usize) -> Targets<'a> {
-        match *self {
-            Targets::Classes(l) => Targets::Classes(&l[start..start + rows]),
-            Targets::Values(v) => Targets::Values(&v[start * width..(start + rows) * width]),
-        }
-    }
-}
+use crate::data::Targets;
 
 /// Loss sum and correct count of `outputs` against `targets` (evaluation).
 pub fn loss_forward<T: Real>(outputs: &[T], targets: Targets<'_>, width: usize) -> LossSums {

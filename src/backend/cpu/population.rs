@@ -7,15 +7,16 @@
 //! minibatches; interleaving members per step would evict them every step. The result of a
 //! member never depends on which thread trained it or who else was in the population.
 
+use super::mlp::MlpWorkspace;
 use crate::backend::cpu::augment::augment_batch;
+use crate::backend::cpu::mlp::{evaluate, forward_backward, StepDropout};
 use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::Result;
-use crate::model::mlp::{evaluate, forward_backward, StepDropout};
-use crate::model::{MlpArch, MlpWorkspace};
-use crate::train::health::{check_batch_loss, check_params, divergence_limit, Divergence};
-use crate::train::{EpochMetrics, Evaluation, Population, SlotMut};
+use crate::model::MlpArch;
+use crate::population::health::{check_batch_loss, check_params, divergence_limit, Divergence};
+use crate::population::{EpochMetrics, Evaluation, Population, SlotMut};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 

@@ -1,7 +1,7 @@
 //! `#[repr(C)]` mirrors of the structs in `kernels/*.cu(h)`, field for field, so arrays of
 //! them can be copied to the device as they are.
 
-use crate::backend::cpu::optim::OptimizerKind;
+use crate::model::hparams::OptimizerKind;
 use crate::model::MemberSpec;
 use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
 

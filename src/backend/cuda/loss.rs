@@ -5,7 +5,7 @@
 use super::device::Device;
 use super::layout::{LossProblem, MemberHparams, MemberState, LOSS_THREADS};
 use super::linear::MemberLayout;
-use crate::train::health::DIVERGENCE_LOSS_FACTOR;
+use crate::population::health::DIVERGENCE_LOSS_FACTOR;
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
 pub struct LossLaunch {

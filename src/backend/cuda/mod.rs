@@ -17,12 +17,12 @@ pub mod population;
 pub use device::{Device, Unavailable};
 pub use population::DevicePopulation;
 
-use crate::backend::cpu::activation::Activation;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::{Error, Result};
-use crate::train::health::{check_batch_loss, check_params, divergence_limit, Divergence};
-use crate::train::{EpochMetrics, Population};
+use crate::model::hparams::Activation;
+use crate::population::health::{check_batch_loss, check_params, divergence_limit, Divergence};
+use crate::population::{EpochMetrics, Population};
 use cudarc::driver::DriverError;
 use gather::DeviceData;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use super::gather::{advance_cursor, gather_rows, BatchStart, DeviceData};
 use super::layout::{GemmProblem, MemberHparams, MemberState};
 use super::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use super::loss::{softmax_cross_entropy, LossLaunch};
-use crate::train::Population;
+use crate::population::Population;
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaSlice, DriverError};
 use std::collections::HashMap;

@@ -1,9 +1,14 @@
 //! The population: P members' parameters in one flat buffer with an offset table, the
-//! optimizer state in the same layout, and the slice operations the scheduler uses.
+//! optimizer state in the same layout, and the slice operations the scheduler uses. It
+//! holds no backend: the backends train it, the sweep keeps its books.
 
-use super::health::Divergence;
-use super::EpochMetrics;
+pub mod health;
+mod metrics;
+
+pub use metrics::{EpochMetrics, Evaluation, METRIC_NAMES};
+
 use crate::model::MemberSpec;
+use health::Divergence;
 
 /// One slot's bookkeeping: which trial it trains and how far it has got.
 #[derive(Clone, Debug)]
@@ -252,7 +257,7 @@ impl Population {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::optim::OptimHparams;
+    use crate::model::hparams::OptimHparams;
     use crate::model::{Hparams, MlpArch};
 
     fn spec(hidden: &[usize], seed: u64) -> MemberSpec {
