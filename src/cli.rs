@@ -10,6 +10,7 @@ use crate::model::hparams::OptimizerKind;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::report::progress::SweepProgress;
 use crate::space::{Params, Space};
+use crate::storage::TrialState;
 use crate::storage::{Journal, Op, Storage, StudyHeader};
 use crate::sweep::{
     bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, standing, OuterFold,
@@ -19,7 +20,6 @@ use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::by_standing;
 use crate::tuner::study::{Outcome, Study};
-use crate::tuner::trial::TrialState;
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,6 @@ use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
 use crate::population::METRIC_NAMES;
 use crate::space::transform::from_unit;
 use crate::space::{parse_parameters, Distribution, ParamValue, RawParam, Space, SpaceError};
-use crate::sweep::FinalStage;
 use crate::tuner::sampler::{GridSampler, SamplerKind};
 use crate::tuner::scheduler::{total_trials, BandStopping, Pbt, SuccessiveHalving};
 use serde::Deserialize;
@@ -144,7 +143,40 @@ pub struct Sweep {
     pub backend: Option<BackendChoice>,
 }
 
-/// How an external-program sweep runs its trials (see `crate::external`).
+/// `final` of a sweep file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinalStage {
+    pub top_k: usize,
+    pub retrain: bool,
+}
+
+/// The macros of W&B's `command`, which a sweep file's `command` is checked against.
+pub const MACROS: [&str; 7] = [
+    "${env}",
+    "${interpreter}",
+    "${program}",
+    "${args}",
+    "${args_no_hyphens}",
+    "${args_json}",
+    "${args_json_file}",
+];
+
+/// The first `${...}` in `arg` that is not a known macro.
+pub fn unknown_macro(arg: &str) -> Option<String> {
+    let mut rest = arg;
+    while let Some(start) = rest.find("${") {
+        let tail = &rest[start..];
+        let end = tail.find('}').map_or(tail.len(), |e| e + 1);
+        let name = &tail[..end];
+        if !MACROS.contains(&name) {
+            return Some(name.to_string());
+        }
+        rest = &tail[end..];
+    }
+    None
+}
+
+/// How an external-program sweep runs its trials (see the `external` module).
 #[derive(Clone, Debug, PartialEq)]
 pub struct External {
     /// W&B's `program`: the script the `${program}` macro names.
@@ -755,16 +787,10 @@ impl Ctx<'_> {
                 "uses ${program} but the sweep has no `program`".into(),
             ));
         }
-        if let Some(bad) = command
-            .iter()
-            .find_map(|a| crate::external::unknown_macro(a))
-        {
+        if let Some(bad) = command.iter().find_map(|a| unknown_macro(a)) {
             return Err(self.err(
                 &["command"],
-                format!(
-                    "unknown macro `{bad}` (supported: {})",
-                    crate::external::MACROS.join(", ")
-                ),
+                format!("unknown macro `{bad}` (supported: {})", MACROS.join(", ")),
             ));
         }
         let stopping = match raw.early_terminate {

@@ -10,8 +10,8 @@ mod common;
 
 use popsweep::config;
 use popsweep::data::digits;
+use popsweep::storage::TrialState;
 use popsweep::sweep::SweepOutcome;
-use popsweep::tuner::trial::TrialState;
 
 const BASE: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}\n\
     parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \

@@ -14,32 +14,6 @@ use crate::space::{ParamValue, Params};
 use serde_json::{Map, Value};
 use std::path::Path;
 
-/// Every macro `command` may use.
-pub const MACROS: [&str; 7] = [
-    "${env}",
-    "${interpreter}",
-    "${program}",
-    "${args}",
-    "${args_no_hyphens}",
-    "${args_json}",
-    "${args_json_file}",
-];
-
-/// The first `${...}` in `arg` that is not a known macro.
-pub fn unknown_macro(arg: &str) -> Option<String> {
-    let mut rest = arg;
-    while let Some(start) = rest.find("${") {
-        let tail = &rest[start..];
-        let end = tail.find('}').map_or(tail.len(), |e| e + 1);
-        let name = &tail[..end];
-        if !MACROS.contains(&name) {
-            return Some(name.to_string());
-        }
-        rest = &tail[end..];
-    }
-    None
-}
-
 /// The parameters as W&B's config holds them: dotted names nested into objects.
 pub fn params_json(params: &Params) -> Map<String, Value> {
     let mut root = Map::new();
@@ -176,6 +150,7 @@ mod tests {
 
     #[test]
     fn unknown_macros_are_found() {
+        use crate::config::unknown_macro;
         assert_eq!(unknown_macro("--x=${args}"), None);
         assert_eq!(unknown_macro("${argz}").as_deref(), Some("${argz}"));
         assert_eq!(unknown_macro("a ${program} ${nope"), Some("${nope".into()));

@@ -18,16 +18,16 @@
 pub mod child;
 mod command;
 
-pub use command::{argv, params_json, unknown_macro, MACROS};
+pub use command::{argv, params_json};
 
 use crate::config::{External, Sweep};
 use crate::error::{Error, Result};
 use crate::report::log::RunLog;
 use crate::report::progress::format_seconds;
 use crate::space::Params;
+use crate::storage::TrialState;
 use crate::storage::{Journal, Storage};
 use crate::tuner::study::{Outcome, Study};
-use crate::tuner::trial::TrialState;
 use child::{Event, Killed, TrialProcess};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -151,7 +151,7 @@ impl Journal {
 mod tests {
     use super::*;
     use crate::space::{ParamValue, Params};
-    use crate::tuner::trial::TrialState;
+    use crate::storage::TrialState;
 
     fn temp(name: &str) -> PathBuf {
         let p =

@@ -3,12 +3,13 @@
 //! into the same [`StudyState`]; the journal is the source of truth.
 
 pub mod journal;
+mod trial;
 
 pub use journal::Journal;
+pub use trial::{FrozenTrial, TrialState};
 
 use crate::error::Result;
 use crate::space::Params;
-use crate::tuner::trial::{FrozenTrial, TrialState};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 

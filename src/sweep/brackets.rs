@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::population::Population;
 use crate::report::log::RunLog;
 use crate::space::Params;
+use crate::storage::TrialState;
 use crate::tuner::scheduler::{rank, Score};
-use crate::tuner::trial::TrialState;
 use std::collections::BTreeMap;
 use std::time::Instant;
 

@@ -6,22 +6,16 @@
 
 use super::{epoch_plan, insert_trial, TrialRecord};
 use crate::backend::Backend;
+use crate::config::FinalStage;
 use crate::config::Sweep;
 use crate::data::{Dataset, HeldOutTest, TuningData};
 use crate::error::{Error, Result};
 use crate::population::{Evaluation, Population};
 use crate::space::Params;
+use crate::storage::TrialState;
 use crate::tuner::scheduler::{by_standing, Standing};
-use crate::tuner::trial::TrialState;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// `final` of a sweep file.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FinalStage {
-    pub top_k: usize,
-    pub retrain: bool,
-}
 
 /// One finalist: its validation metric from the sweep and its test scores.
 #[derive(Clone, Debug, PartialEq, Serialize)]

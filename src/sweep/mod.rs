@@ -18,7 +18,7 @@ mod slots;
 use brackets::{run_brackets, Bracket};
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
-pub use final_eval::{standing, FinalReport, FinalStage, Finalist};
+pub use final_eval::{standing, FinalReport, Finalist};
 
 use crate::backend::{Backend, EpochPlan};
 use crate::config::{Metric, Schedule, Sweep};
@@ -34,10 +34,10 @@ use crate::population::{EpochMetrics, Population};
 use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
+use crate::storage::TrialState;
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{brackets, model_budget, rank, Score, SuccessiveHalving};
 use crate::tuner::study::{Outcome, Study};
-use crate::tuner::trial::TrialState;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -605,7 +605,7 @@ pub fn run_sweep(
         }
         // The best trial finished before a resume: rebuilt exactly from its seed.
         (None, Some((None, record))) => {
-            let stage = FinalStage {
+            let stage = crate::config::FinalStage {
                 top_k: 1,
                 retrain: false,
             };

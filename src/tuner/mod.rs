@@ -6,4 +6,3 @@ pub mod normal;
 pub mod sampler;
 pub mod scheduler;
 pub mod study;
-pub mod trial;

@@ -2,10 +2,10 @@
 //! the primitive; a training loop (or another language, through the CLI) drives it.
 
 use super::sampler::{ask_params, History, Sampler, SamplerKind};
-use super::trial::{FrozenTrial, TrialState};
 use crate::error::{Error, Result};
 use crate::rng::derive_seed;
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space, SpaceError};
+use crate::storage::{FrozenTrial, TrialState};
 use crate::storage::{Op, Storage, StudyState};
 
 /// How a trial ended.

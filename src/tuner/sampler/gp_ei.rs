@@ -21,7 +21,7 @@ use super::gp::{fit, GpModel, Inputs, Whitened, INACTIVE};
 use super::{History, RandomSampler, Sampler, SobolSampler};
 use crate::space::transform::{from_unit, to_unit};
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
-use crate::tuner::trial::TrialState;
+use crate::storage::TrialState;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

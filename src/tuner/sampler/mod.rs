@@ -19,8 +19,8 @@ pub use random::RandomSampler;
 pub use sobol::SobolSampler;
 pub use tpe::{TpeOptions, TpeSampler};
 
-use super::trial::FrozenTrial;
 use crate::space::{ParamDef, ParamValue, Params, Space};
+use crate::storage::FrozenTrial;
 
 /// What a sampler may learn from: every stored trial (running ones included), the
 /// suggestions of the current batch not yet stored (`pending`, treated as running), and

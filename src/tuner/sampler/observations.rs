@@ -7,7 +7,7 @@
 //! per dimension and ask: the sorts were a third of an ask with 1,000 trials.
 
 use super::parzen::order_key;
-use crate::tuner::trial::FrozenTrial;
+use crate::storage::FrozenTrial;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Slot {
@@ -191,7 +191,7 @@ fn merge(a: &[(u64, u32)], b: &[(u64, u32)]) -> Vec<(u64, u32)> {
 mod tests {
     use super::*;
     use crate::space::{ParamValue, Params};
-    use crate::tuner::trial::TrialState;
+    use crate::storage::TrialState;
     use rand::{RngExt, SeedableRng};
 
     /// A trial with `x` and `y` (coarse values, so ties are common), or without `y`.

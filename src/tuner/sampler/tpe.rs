@@ -23,7 +23,7 @@ use super::parzen::{Bandwidth, ParzenEstimator, ParzenParams};
 use super::{History, RandomSampler, Sampler};
 use crate::space::transform::{from_transformed, to_transformed};
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space};
-use crate::tuner::trial::{FrozenTrial, TrialState};
+use crate::storage::{FrozenTrial, TrialState};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;

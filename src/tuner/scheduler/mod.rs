@@ -1,6 +1,6 @@
 //! Schedulers: at each rung, which members continue, which stop, and (PBT) which copy
 //! another member and change their hyperparameters. The maths lives here; the sweep driver
-//! (`crate::sweep`) applies the decisions to the population.
+//! (the sweep module) applies the decisions to the population.
 
 mod asha;
 mod bands;

@@ -1,4 +1,5 @@
-//! Trials as the tuner sees them: parameters, state, and the values reported.
+//! Trials as a study records them: parameters, state, and the values reported. Part of
+//! the storage's schema, so the tuner above it and every store read the same type.
 
 use crate::space::Params;
 use serde::{Deserialize, Serialize};
