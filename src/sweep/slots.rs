@@ -26,7 +26,9 @@ use crate::report::log::RunLog;
 use crate::rng::derive_seed;
 use crate::space::Params;
 use crate::storage::{FrozenTrial, TrialState};
-use crate::tuner::scheduler::{rank, Asha, Decision, MedianStopping, Pbt, Score};
+use crate::tuner::scheduler::{
+    rank, Arrival, Asha, Decision, MedianStopping, PbtScheduler, Scheduler, Score,
+};
 use crate::tuner::study::{Outcome, Study};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -49,12 +51,6 @@ const CHECKPOINT_SPACING: u32 = 10;
 /// AdamW's first moment, and its second moment is empty).
 fn fixed_for_life(name: &str) -> bool {
     matches!(name, "depth" | "width" | "activation" | "optimizer") || name.starts_with("width_")
-}
-
-enum Policy {
-    Asha(Asha),
-    Median(MedianStopping),
-    Pbt(Pbt, Box<ChaCha8Rng>),
 }
 
 pub(super) struct SlotContext<'a> {
@@ -121,27 +117,7 @@ impl SlotContext<'_> {
     ) -> Result<()> {
         let (sweep, tuning) = (self.sweep, self.tuning);
         let metric = &sweep.metric;
-        let mut policy = match sweep.schedule {
-            Schedule::Asha { halving, .. } => Policy::Asha(Asha::new(halving)),
-            Schedule::Median {
-                n_startup_trials,
-                n_warmup_steps,
-                interval_steps,
-                ..
-            } => Policy::Median(MedianStopping::new(
-                n_startup_trials,
-                n_warmup_steps,
-                interval_steps,
-            )),
-            Schedule::Pbt(pbt) => Policy::Pbt(
-                pbt,
-                Box::new(ChaCha8Rng::seed_from_u64(derive_seed(
-                    sweep.seed,
-                    SEED_SAMPLER ^ 0xB7,
-                ))),
-            ),
-            _ => unreachable!("bracket schedules are run by brackets.rs"),
-        };
+        let mut policy = self.scheduler();
         let drain = match sweep.schedule {
             Schedule::Asha { drain, .. } => match drain {
                 Drain::Auto => self.backend.idle_slots_cost_time(),
@@ -162,7 +138,7 @@ impl SlotContext<'_> {
         // PBT resumes from its checkpoint (checkpoint.rs), or without one trains every
         // trial again: its trials cannot be replayed from their records, which lack the
         // weights exploit copied between them.
-        let pbt = matches!(policy, Policy::Pbt(..));
+        let pbt = matches!(sweep.schedule, Schedule::Pbt(_));
         let mut checkpoint_due = Instant::now();
         let mut restoring = match pbt {
             true => checkpoint::load(log.dir())?,
@@ -180,8 +156,8 @@ impl SlotContext<'_> {
                     let saved = &restored.0;
                     tick = saved.tick;
                     (ledger.busy, ledger.ticks) = (saved.busy, saved.tick);
-                    if let Policy::Pbt(_, rng) = &mut policy {
-                        **rng = saved.rng.rng();
+                    if let Some(rng) = policy.rng_mut() {
+                        *rng = saved.rng.rng();
                     }
                     let mut restore = Restore {
                         pop: &mut pop,
@@ -262,11 +238,11 @@ impl SlotContext<'_> {
                     Seat::Member(slot) => {
                         let member = &pop.members()[slot];
                         let run = running.get_mut(&trial).expect("every member is running");
-                        let leaves = self.judge_member(&mut policy, member, run);
+                        let leaves = self.judge_member(policy.as_mut(), member, run);
                         (leaves, score(member.history.last(), &metric.name))
                     }
                     Seat::Ghost(i) => {
-                        let leaves = self.judge_ghost(&mut policy, &mut ghosts[i])?;
+                        let leaves = self.judge_ghost(policy.as_mut(), &mut ghosts[i])?;
                         let g = &ghosts[i];
                         (
                             leaves,
@@ -326,8 +302,8 @@ impl SlotContext<'_> {
                     }
                 }
             }
-            if let Policy::Pbt(pbt, rng) = &mut policy {
-                let decisions = self.pbt_decisions(&pop, &running, &leaving, pbt, rng);
+            if policy.synchronous() {
+                let decisions = self.round(policy.as_mut(), &pop, &running, &leaving);
                 self.apply(&mut pop, &mut running, decisions);
             }
 
@@ -366,9 +342,7 @@ impl SlotContext<'_> {
                 };
                 let outcome = match (record.state, record.rungs.last()) {
                     (TrialState::Complete, Some(last)) => {
-                        if let Policy::Median(median) = &mut policy {
-                            median.record_complete(&curve(&record.history, &metric.name));
-                        }
+                        policy.complete(record.number, &curve(&record.history, &metric.name));
                         Outcome::Complete(last.value)
                     }
                     (TrialState::Pruned, _) => Outcome::Pruned,
@@ -386,7 +360,7 @@ impl SlotContext<'_> {
                 pop.retain(|m| !gone.contains(&m.trial));
                 ghosts.retain(|g| !gone.contains(&g.record.number));
             }
-            if let Policy::Pbt(settings, rng) = &policy {
+            if let (Schedule::Pbt(settings), Some(rng)) = (&sweep.schedule, policy.rng_mut()) {
                 let round = !pop.is_empty() && tick.is_multiple_of(settings.interval);
                 if round && Instant::now() >= checkpoint_due {
                     let writing = Instant::now();
@@ -421,7 +395,7 @@ impl SlotContext<'_> {
     /// A member after its latest epoch: the state it leaves in, or `None` if it continues.
     fn judge_member(
         &self,
-        policy: &mut Policy,
+        policy: &mut dyn Scheduler,
         member: &Member,
         run: &mut Running,
     ) -> Option<TrialState> {
@@ -437,31 +411,35 @@ impl SlotContext<'_> {
                 .push(rung_value(run.rungs.len(), member.epochs, now));
             return Some(TrialState::Complete);
         }
-        let stop = match policy {
-            Policy::Asha(asha) => match asha.at_rung(member.epochs, now, metric.maximize) {
-                Some(keep) => {
-                    run.rungs
-                        .push(rung_value(run.rungs.len(), member.epochs, now));
-                    // Ranked among the rung's best: it trains on on its own merit.
-                    run.draining &= !keep;
-                    !keep
-                }
-                None => false,
-            },
-            Policy::Median(median) => {
-                median.should_stop(&curve(&member.history, &metric.name), metric.maximize)
-            }
-            // PBT decides for the population as a whole.
-            Policy::Pbt(..) => false,
+        // A synchronous schedule (PBT) decides for the population as a whole.
+        if policy.synchronous() {
+            return None;
+        }
+        let arrival = Arrival {
+            trial: member.trial,
+            curve: &curve(&member.history, &metric.name),
+            score: Some(now),
+            params: &run.current,
         };
-        stop.then_some(TrialState::Pruned)
+        let keep = continues(policy, arrival, metric.maximize);
+        if policy.is_rung(member.trial, member.epochs) {
+            run.rungs
+                .push(rung_value(run.rungs.len(), member.epochs, now));
+            // Ranked among the rung's best: it trains on on its own merit.
+            run.draining &= !keep;
+        }
+        (!keep).then_some(TrialState::Pruned)
     }
 
     /// A ghost after its latest epoch: the state it leaves in, or `None` if it continues,
     /// as the policy judges its recorded metrics (exactly as it judged the member's). A
     /// policy's stop (`Pruned`) is checked against the record once the drain has had its
     /// say; any other departure the record decides, and must be where the record says.
-    fn judge_ghost(&self, policy: &mut Policy, ghost: &mut Ghost) -> Result<Option<TrialState>> {
+    fn judge_ghost(
+        &self,
+        policy: &mut dyn Scheduler,
+        ghost: &mut Ghost,
+    ) -> Result<Option<TrialState>> {
         let (record, epochs) = (&ghost.record, ghost.epochs);
         let metric = &self.sweep.metric;
         // A failed trial's last epoch is not recorded: it held its slot one epoch longer.
@@ -476,60 +454,79 @@ impl SlotContext<'_> {
                 false => Err(mismatch()),
             };
         }
-        let stop = match policy {
-            Policy::Asha(asha) => match asha.at_rung(epochs, now, metric.maximize) {
-                Some(keep) => {
-                    ghost.draining &= !keep;
-                    !keep
-                }
-                None => false,
-            },
-            Policy::Median(median) => median.should_stop(
-                &curve(&record.history[..epochs], &metric.name),
-                metric.maximize,
-            ),
-            Policy::Pbt(..) => unreachable!("PBT trains the trials of a stopped run again"),
+        debug_assert!(
+            !policy.synchronous(),
+            "PBT trains the trials of a stopped run again"
+        );
+        let arrival = Arrival {
+            trial: record.number,
+            curve: &curve(&record.history[..epochs], &metric.name),
+            score: Some(now),
+            params: &record.params,
         };
-        Ok(stop.then_some(TrialState::Pruned))
+        let keep = continues(policy, arrival, metric.maximize);
+        if policy.is_rung(record.number, epochs) {
+            ghost.draining &= !keep;
+        }
+        Ok((!keep).then_some(TrialState::Pruned))
     }
 
-    /// PBT at a ready epoch: each member of the bottom quantile gets `Exploit { from }` (a
-    /// top-quantile member) followed by `Explore { params }` (that member's hyperparameters,
-    /// perturbed or resampled). Members leaving this epoch take no part.
-    fn pbt_decisions(
+    /// A synchronous schedule's round (PBT): every member staying past this epoch arrives
+    /// together, in slot order; members leaving this epoch take no part.
+    fn round(
         &self,
+        policy: &mut dyn Scheduler,
         pop: &Population,
         running: &BTreeMap<usize, Running>,
         leaving: &[(usize, TrialState)],
-        pbt: &Pbt,
-        rng: &mut ChaCha8Rng,
     ) -> Vec<(usize, Decision)> {
         let metric = &self.sweep.metric;
-        let staying: Vec<usize> = (0..pop.len())
+        let staying: Vec<&Member> = (0..pop.len())
             .filter(|s| !leaving.iter().any(|(l, _)| l == s))
-            .filter(|&s| pop.members()[s].epochs.is_multiple_of(pbt.interval))
+            .map(|s| &pop.members()[s])
             .collect();
-        let scores: Vec<Option<Score>> = staying
+        let curves: Vec<Vec<f64>> = staying
             .iter()
-            .map(|&s| score(pop.members()[s].history.last(), &metric.name))
+            .map(|m| curve(&m.history, &metric.name))
             .collect();
-        let ranked: Vec<usize> = rank(&scores, metric.maximize)
-            .into_iter()
-            .map(|i| staying[i])
+        let arrivals: Vec<Arrival<'_>> = staying
+            .iter()
+            .zip(&curves)
+            .map(|(m, c)| Arrival {
+                trial: m.trial,
+                curve: c,
+                score: score(m.history.last(), &metric.name),
+                params: &running[&m.trial].current,
+            })
             .collect();
-        let mut decisions = Vec::new();
-        for (dst, src) in pbt.exploit_pairs(&ranked, rng) {
-            let from = pop.members()[src].trial;
-            let params = pbt.explore(
-                &running[&from].current,
-                &self.sweep.space,
+        policy.decide(&arrivals, metric.maximize)
+    }
+
+    /// The scheduler of this slot schedule.
+    fn scheduler(&self) -> Box<dyn Scheduler> {
+        let sweep = self.sweep;
+        match sweep.schedule {
+            Schedule::Asha { halving, .. } => Box::new(Asha::new(halving)),
+            Schedule::Median {
+                n_startup_trials,
+                n_warmup_steps,
+                interval_steps,
+                ..
+            } => Box::new(MedianStopping::new(
+                n_startup_trials,
+                n_warmup_steps,
+                interval_steps,
+                sweep.epochs,
+            )),
+            Schedule::Pbt(pbt) => Box::new(PbtScheduler::new(
+                pbt,
+                sweep.epochs,
+                sweep.space.clone(),
                 |name| !fixed_for_life(name),
-                rng,
-            );
-            decisions.push((dst, Decision::Exploit { from }));
-            decisions.push((dst, Decision::Explore { params }));
+                ChaCha8Rng::seed_from_u64(derive_seed(sweep.seed, SEED_SAMPLER ^ 0xB7)),
+            )),
+            _ => unreachable!("bracket schedules are run by brackets.rs"),
         }
-        decisions
     }
 
     /// Carries out exploit and explore decisions (continue and stop need no action here):
@@ -542,7 +539,12 @@ impl SlotContext<'_> {
         decisions: Vec<(usize, Decision)>,
     ) {
         let mut copied_from = None;
-        for (slot, decision) in decisions {
+        for (trial, decision) in decisions {
+            let slot = pop
+                .members()
+                .iter()
+                .position(|m| m.trial == trial)
+                .expect("a decision names a member in the population");
             match decision {
                 Decision::Continue | Decision::Stop => {}
                 Decision::Exploit { from } => {
@@ -771,6 +773,15 @@ fn drain_slots(
 }
 
 /// The metric at every epoch of `history` (NaN where missing), as median stopping reads it.
+/// Whether an asynchronous scheduler lets `arrival` continue.
+fn continues(policy: &mut dyn Scheduler, arrival: Arrival<'_>, maximize: bool) -> bool {
+    let trial = arrival.trial;
+    policy
+        .decide(&[arrival], maximize)
+        .iter()
+        .all(|(t, d)| *t != trial || *d != Decision::Stop)
+}
+
 fn curve(history: &[EpochMetrics], metric: &str) -> Vec<f64> {
     history
         .iter()

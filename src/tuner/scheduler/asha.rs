@@ -4,13 +4,14 @@
 //! one — of the `n` values recorded at that rung so far, its own included. No trial waits for
 //! another, so a stopped trial's slot is refilled at once.
 
-use super::{rank, Score, SuccessiveHalving};
+use super::{rank, Arrival, Decision, Scheduler, Score, SuccessiveHalving};
 
 #[derive(Clone, Debug)]
 pub struct Asha {
     /// Rung budgets (epochs) at which trials are compared; the full budget is not a rung.
     rungs: Vec<usize>,
     eta: usize,
+    max_budget: usize,
     /// Every score recorded at each rung, in arrival order.
     recorded: Vec<Vec<Score>>,
 }
@@ -23,6 +24,7 @@ impl Asha {
             recorded: vec![Vec::new(); rungs.len()],
             rungs,
             eta: halving.eta,
+            max_budget: halving.max_budget,
         }
     }
 
@@ -43,6 +45,38 @@ impl Asha {
             .position(|&i| i == rung.len() - 1);
         // A non-finite score is unranked: it never continues.
         Some(place.is_some_and(|p| p < promoted))
+    }
+}
+
+impl Scheduler for Asha {
+    fn name(&self) -> &'static str {
+        "asha"
+    }
+
+    fn max_budget(&self) -> Option<usize> {
+        Some(self.max_budget)
+    }
+
+    fn synchronous(&self) -> bool {
+        false
+    }
+
+    fn is_rung(&self, _trial: usize, epochs: usize) -> bool {
+        self.rungs.contains(&epochs)
+    }
+
+    /// Each arrival on its own: judged against what its rung has seen if it stands on one,
+    /// else it continues. A failed trial stops.
+    fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
+        arrivals
+            .iter()
+            .map(|a| {
+                let keep = a
+                    .score
+                    .is_some_and(|s| self.at_rung(a.epochs(), s, maximize).unwrap_or(true));
+                (a.trial, Decision::keep(keep))
+            })
+            .collect()
     }
 }
 

@@ -9,6 +9,9 @@
 //! 1 judges the first value. `strict: true` judges the value at the band; otherwise the
 //! run's best value up to the band (a run that peaked earlier is not stopped for a dip).
 
+use super::{Arrival, Decision, Scheduler};
+use std::collections::BTreeMap;
+
 /// The bands and the rule; values are lower-is-better (the caller flips a maximised metric).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BandStopping {
@@ -76,6 +79,62 @@ impl BandStopping {
         values.push(mine);
         values.sort_by(f64::total_cmp);
         mine > values[values.len() / self.eta]
+    }
+}
+
+/// W&B's band rule as a [`Scheduler`]: it keeps every trial's curve as reported (lower
+/// is better inside, so a maximised metric is negated) and judges each arrival against
+/// every other trial's at the same band.
+#[derive(Clone, Debug)]
+pub struct BandScheduler {
+    pub rule: BandStopping,
+    curves: BTreeMap<usize, Vec<f64>>,
+}
+
+impl BandScheduler {
+    pub fn new(rule: BandStopping) -> Self {
+        BandScheduler {
+            rule,
+            curves: BTreeMap::new(),
+        }
+    }
+}
+
+impl Scheduler for BandScheduler {
+    fn name(&self) -> &'static str {
+        "wandb-hyperband"
+    }
+
+    /// A program decides how long it reports: no full budget is known.
+    fn max_budget(&self) -> Option<usize> {
+        None
+    }
+
+    fn synchronous(&self) -> bool {
+        false
+    }
+
+    fn is_rung(&self, _trial: usize, epochs: usize) -> bool {
+        self.rule.bands.contains(&epochs)
+    }
+
+    fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
+        let sign = if maximize { -1.0 } else { 1.0 };
+        arrivals
+            .iter()
+            .map(|a| {
+                let mine: Vec<f64> = a.curve.iter().map(|v| sign * v).collect();
+                let others: Vec<&[f64]> = self
+                    .curves
+                    .iter()
+                    .filter(|(&n, _)| n != a.trial)
+                    .map(|(_, h)| h.as_slice())
+                    .collect();
+                let keep = a.score.is_some() && !self.rule.should_stop(&mine, &others);
+                self.curves.insert(a.trial, mine);
+                (a.trial, Decision::keep(keep))
+            })
+            .collect()
     }
 }
 

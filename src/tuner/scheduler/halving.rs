@@ -2,7 +2,8 @@
 //! Li et al. 2018): every member trains to rung budget `r_k = min · η^k`, then the best
 //! `⌊n/η⌋` continue — from their current weights — and the rest stop.
 
-use super::{rank, Score};
+use super::{rank, Arrival, Decision, Scheduler, Score};
+use std::collections::BTreeMap;
 
 /// The rung schedule of one successive-halving bracket, in epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,89 @@ impl SuccessiveHalving {
         let mut ranked = rank(scores, maximize);
         ranked.truncate(self.survivors(ranked.len()));
         ranked
+    }
+}
+
+/// Ranks the arrivals of each rung (grouped by units trained) and keeps the best
+/// `⌊n/η⌋` below the full budget, every scored one at it; a failed trial stops.
+fn halve(
+    arrivals: &[Arrival<'_>],
+    survivors: impl Fn(&[Option<Score>]) -> Vec<usize>,
+    max_budget: usize,
+) -> Vec<(usize, Decision)> {
+    let mut keep = vec![false; arrivals.len()];
+    let mut rungs: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, a) in arrivals.iter().enumerate() {
+        rungs.entry(a.epochs()).or_default().push(i);
+    }
+    for (epochs, members) in rungs {
+        let scores: Vec<Option<Score>> = members.iter().map(|&i| arrivals[i].score).collect();
+        let kept = if epochs >= max_budget {
+            (0..scores.len()).filter(|&i| scores[i].is_some()).collect()
+        } else {
+            survivors(&scores)
+        };
+        for k in kept {
+            keep[members[k]] = true;
+        }
+    }
+    arrivals
+        .iter()
+        .zip(keep)
+        .map(|(a, keep)| (a.trial, Decision::keep(keep)))
+        .collect()
+}
+
+impl Scheduler for SuccessiveHalving {
+    fn name(&self) -> &'static str {
+        "sh"
+    }
+
+    fn max_budget(&self) -> Option<usize> {
+        Some(self.max_budget)
+    }
+
+    fn synchronous(&self) -> bool {
+        true
+    }
+
+    fn is_rung(&self, _trial: usize, epochs: usize) -> bool {
+        self.rungs().contains(&epochs)
+    }
+
+    fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
+        let sh = *self;
+        halve(arrivals, |s| sh.select(s, maximize), self.max_budget)
+    }
+}
+
+/// No early stopping: every trial trains the full budget, its one rung.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FullBudget {
+    pub epochs: usize,
+}
+
+impl Scheduler for FullBudget {
+    fn name(&self) -> &'static str {
+        "full"
+    }
+
+    fn max_budget(&self) -> Option<usize> {
+        Some(self.epochs)
+    }
+
+    fn synchronous(&self) -> bool {
+        true
+    }
+
+    fn is_rung(&self, _trial: usize, epochs: usize) -> bool {
+        epochs == self.epochs
+    }
+
+    /// Every scored trial continues, wherever it stands.
+    fn decide(&mut self, arrivals: &[Arrival<'_>], _maximize: bool) -> Vec<(usize, Decision)> {
+        let all = |s: &[Option<Score>]| (0..s.len()).filter(|&i| s[i].is_some()).collect();
+        halve(arrivals, all, self.epochs)
     }
 }
 

@@ -3,21 +3,31 @@
 //! `interval_steps`) when its best value so far is worse than the median of the completed
 //! trials' values at that same epoch.
 
+use super::{Arrival, Decision, Scheduler};
+
 #[derive(Clone, Debug)]
 pub struct MedianStopping {
     pub n_startup_trials: usize,
     pub n_warmup_steps: usize,
     pub interval_steps: usize,
+    /// The full budget: a trial arriving there completes, whatever its value.
+    pub max_budget: usize,
     /// Each completed trial's metric per epoch (index 0 = after epoch 1).
     completed: Vec<Vec<f64>>,
 }
 
 impl MedianStopping {
-    pub fn new(n_startup_trials: usize, n_warmup_steps: usize, interval_steps: usize) -> Self {
+    pub fn new(
+        n_startup_trials: usize,
+        n_warmup_steps: usize,
+        interval_steps: usize,
+        max_budget: usize,
+    ) -> Self {
         MedianStopping {
             n_startup_trials,
             n_warmup_steps,
             interval_steps: interval_steps.max(1),
+            max_budget,
             completed: Vec::new(),
         }
     }
@@ -76,13 +86,47 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+impl Scheduler for MedianStopping {
+    fn name(&self) -> &'static str {
+        "median"
+    }
+
+    fn max_budget(&self) -> Option<usize> {
+        Some(self.max_budget)
+    }
+
+    fn synchronous(&self) -> bool {
+        false
+    }
+
+    /// Median stopping judges steps, not rungs: no value is recorded as a rung's.
+    fn is_rung(&self, _trial: usize, _epochs: usize) -> bool {
+        false
+    }
+
+    fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
+        arrivals
+            .iter()
+            .map(|a| {
+                let keep = a.score.is_some()
+                    && (a.epochs() >= self.max_budget || !self.should_stop(a.curve, maximize));
+                (a.trial, Decision::keep(keep))
+            })
+            .collect()
+    }
+
+    fn complete(&mut self, _trial: usize, curve: &[f64]) {
+        self.record_complete(curve);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn stops_below_the_median_only_after_startup_and_warmup() {
-        let mut m = MedianStopping::new(2, 1, 1);
+        let mut m = MedianStopping::new(2, 1, 1, 10);
         assert!(!m.should_stop(&[0.1], true), "no completed trials yet");
         m.record_complete(&[0.5, 0.6, 0.7]);
         assert!(
@@ -116,7 +160,7 @@ mod tests {
 
     #[test]
     fn warmup_and_interval_skip_steps() {
-        let mut m = MedianStopping::new(1, 2, 2);
+        let mut m = MedianStopping::new(1, 2, 2, 10);
         m.record_complete(&[0.9, 0.9, 0.9, 0.9, 0.9]);
         assert!(
             !m.should_stop(&[0.1], true),

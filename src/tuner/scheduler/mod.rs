@@ -11,12 +11,71 @@ mod median;
 mod pbt;
 
 pub use asha::Asha;
-pub use bands::BandStopping;
+pub use bands::{BandScheduler, BandStopping};
 pub use bohb::model_budget;
-pub use halving::SuccessiveHalving;
+pub use halving::{FullBudget, SuccessiveHalving};
 pub use hyperband::{brackets, total_trials, Bracket};
 pub use median::MedianStopping;
-pub use pbt::Pbt;
+pub use pbt::{Pbt, PbtScheduler};
+
+/// A trial arriving at a decision point of its schedule: after `curve.len()` units of
+/// training (epochs, or `train.epoch_fraction` of one).
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival<'a> {
+    pub trial: usize,
+    /// The sweep metric after each unit trained so far; the last is its value now.
+    pub curve: &'a [f64],
+    /// Its standing now; `None` for a trial that failed (it is never kept).
+    pub score: Option<Score>,
+    /// The hyperparameters it trains with now (PBT explores from them).
+    pub params: &'a crate::space::Params,
+}
+
+impl Arrival<'_> {
+    /// Units trained.
+    pub fn epochs(&self) -> usize {
+        self.curve.len()
+    }
+}
+
+/// Every schedule answers arrivals through this one interface: Optuna's pruner,
+/// generalised so that PBT fits. The driver trains, collects arrivals, asks for decisions
+/// and applies them to the population; the scheduler never touches the population.
+///
+/// The contract (tests/schedulers.rs holds every scheduler to it): `decide` returns at
+/// least one decision per arrival, naming only the arriving trials (an exploit's source
+/// is one of them too); a trial that arrives with its full budget is never stopped; the
+/// same arrivals in the same order give the same decisions.
+pub trait Scheduler: Send {
+    /// The name `summary.json` and the progress lines use.
+    fn name(&self) -> &'static str;
+
+    /// The full budget in units, where it has one (W&B's band rule for external programs
+    /// has none: a program decides itself how long it reports).
+    fn max_budget(&self) -> Option<usize>;
+
+    /// Whether `decide` must see every trial arriving at a point together (successive
+    /// halving ranks a whole rung, PBT a whole round); otherwise each arrival is answered
+    /// as it comes, and no trial waits for another.
+    fn synchronous(&self) -> bool;
+
+    /// Whether an arrival of `trial` after `epochs` units stands at a rung: its value there
+    /// is recorded among the trial's rung values.
+    fn is_rung(&self, trial: usize, epochs: usize) -> bool;
+
+    /// What each arriving trial does next.
+    fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)>;
+
+    /// `trial` finished its full budget with `curve` (median stopping compares later
+    /// trials with it).
+    fn complete(&mut self, _trial: usize, _curve: &[f64]) {}
+
+    /// Its random stream, for a scheduler that draws (PBT): a checkpoint saves it and a
+    /// resume puts it back, so the resumed sweep draws what the uninterrupted one would.
+    fn rng_mut(&mut self) -> Option<&mut rand_chacha::ChaCha8Rng> {
+        None
+    }
+}
 
 /// What a scheduler decides for a member at a rung. Successive halving, ASHA and median
 /// stopping answer `Continue` or `Stop`; PBT answers `Exploit { from }` followed by
@@ -33,6 +92,17 @@ pub enum Decision {
     Explore {
         params: crate::space::Params,
     },
+}
+
+impl Decision {
+    /// `Continue` if `keep`, else `Stop`.
+    pub fn keep(keep: bool) -> Decision {
+        if keep {
+            Decision::Continue
+        } else {
+            Decision::Stop
+        }
+    }
 }
 
 /// A member's standing at a rung: the sweep metric, and a lower-is-better tie-break

@@ -4,6 +4,7 @@
 //! each tunable continuous hyperparameter is multiplied by 0.8 or 1.2, or, with probability
 //! `resample_probability`, drawn afresh from the search space.
 
+use super::{rank, Arrival, Decision, Scheduler, Score};
 use crate::space::transform::from_unit;
 use crate::space::{Distribution, ParamValue, Params, Space};
 use rand::RngExt;
@@ -74,6 +75,100 @@ impl Pbt {
             out.insert(def.name.clone(), value);
         }
         out
+    }
+}
+
+/// PBT as a [`Scheduler`]: the settings, the space explore draws from, which knobs it may
+/// change, and its random stream (which a checkpoint keeps, so a resumed sweep draws on).
+#[derive(Clone, Debug)]
+pub struct PbtScheduler {
+    pub settings: Pbt,
+    pub max_budget: usize,
+    space: Space,
+    /// Whether explore may change a knob: not the architecture, which the copied weights
+    /// were trained through, nor the optimizer, whose copied state would mean something
+    /// else.
+    tunable: fn(&str) -> bool,
+    rng: ChaCha8Rng,
+}
+
+impl PbtScheduler {
+    pub fn new(
+        settings: Pbt,
+        max_budget: usize,
+        space: Space,
+        tunable: fn(&str) -> bool,
+        rng: ChaCha8Rng,
+    ) -> Self {
+        PbtScheduler {
+            settings,
+            max_budget,
+            space,
+            tunable,
+            rng,
+        }
+    }
+}
+
+impl Scheduler for PbtScheduler {
+    fn name(&self) -> &'static str {
+        "pbt"
+    }
+
+    fn max_budget(&self) -> Option<usize> {
+        Some(self.max_budget)
+    }
+
+    fn synchronous(&self) -> bool {
+        true
+    }
+
+    fn is_rung(&self, _trial: usize, _epochs: usize) -> bool {
+        false
+    }
+
+    /// A round: the arrivals below the full budget on a multiple of `interval` are ranked
+    /// (in arrival order on ties); each of the bottom quantile gets `Exploit { from }` (a
+    /// top-quantile trial) then `Explore { params }` (the source's hyperparameters,
+    /// perturbed or resampled). Every other arrival continues; a failed one stops.
+    fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
+        let interval = self.settings.interval;
+        let ready: Vec<usize> = (0..arrivals.len())
+            .filter(|&i| {
+                let a = &arrivals[i];
+                a.score.is_some()
+                    && a.epochs() < self.max_budget
+                    && a.epochs().is_multiple_of(interval)
+            })
+            .collect();
+        let scores: Vec<Option<Score>> = ready.iter().map(|&i| arrivals[i].score).collect();
+        let ranked: Vec<usize> = rank(&scores, maximize)
+            .into_iter()
+            .map(|i| ready[i])
+            .collect();
+        let mut moved = Vec::new();
+        for (dst, src) in self.settings.exploit_pairs(&ranked, &mut self.rng) {
+            let from = arrivals[src].trial;
+            let params = self.settings.explore(
+                arrivals[src].params,
+                &self.space,
+                self.tunable,
+                &mut self.rng,
+            );
+            moved.push((arrivals[dst].trial, Decision::Exploit { from }));
+            moved.push((arrivals[dst].trial, Decision::Explore { params }));
+        }
+        let mut decisions: Vec<(usize, Decision)> = arrivals
+            .iter()
+            .filter(|a| !moved.iter().any(|(t, _)| *t == a.trial))
+            .map(|a| (a.trial, Decision::keep(a.score.is_some())))
+            .collect();
+        decisions.extend(moved);
+        decisions
+    }
+
+    fn rng_mut(&mut self) -> Option<&mut ChaCha8Rng> {
+        Some(&mut self.rng)
     }
 }
 
