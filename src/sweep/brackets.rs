@@ -12,8 +12,8 @@
 //! that each bracket's suggestions see the results of those before it.
 
 use super::{
-    epoch_plan, recorded_score, replay_mismatch, score, went_past, BracketPlan, Ledger, Progress,
-    RungReport, RungValue, TrialRecord,
+    curve, epoch_plan, recorded_score, replay_mismatch, score, went_past, BracketPlan, Ledger,
+    Progress, RungReport, RungValue, TrialRecord,
 };
 use crate::backend::Backend;
 use crate::config::Sweep;
@@ -23,7 +23,7 @@ use crate::population::Population;
 use crate::report::log::RunLog;
 use crate::space::Params;
 use crate::storage::TrialState;
-use crate::tuner::scheduler::{rank, Score};
+use crate::tuner::scheduler::{rank, Arrival, Decision, Scheduler, Score};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -31,6 +31,8 @@ use std::time::Instant;
 pub(super) struct Bracket<'a> {
     sweep: &'a Sweep,
     plan: &'a BracketPlan,
+    /// Decides at each rung which trials go on: successive halving, or the full budget.
+    scheduler: Box<dyn Scheduler>,
     /// (index, count) for progress.
     position: (usize, usize),
     /// Every trial of the bracket, by number: members of the population and trials that
@@ -56,6 +58,7 @@ impl<'a> Bracket<'a> {
         Bracket {
             sweep,
             plan,
+            scheduler: plan.scheduler(),
             position,
             params,
             finished_before,
@@ -129,10 +132,6 @@ impl<'a> Bracket<'a> {
             }
         }
         let last_rung = k + 1 == self.plan.rungs.len();
-        let continuing: Vec<usize> = match self.plan.halving {
-            Some(h) if !last_rung => h.select(&scores, metric.maximize),
-            _ => (0..scores.len()).filter(|&i| scores[i].is_some()).collect(),
-        };
         let trial_at = |i: usize| {
             if i < members {
                 pop.members()[slots[i]].trial
@@ -140,6 +139,31 @@ impl<'a> Bracket<'a> {
                 self.finished_before[i - members].number
             }
         };
+        // Every trial of the rung arrives together, members first, then the recorded ones.
+        let histories = slots.iter().map(|&s| &pop.members()[s].history[..]).chain(
+            self.finished_before
+                .iter()
+                .map(|r| &r.history[..budget.min(r.history.len())]),
+        );
+        let curves: Vec<Vec<f64>> = histories.map(|h| curve(h, &metric.name)).collect();
+        let arrivals: Vec<Arrival<'_>> = (0..trained)
+            .map(|i| Arrival {
+                trial: trial_at(i),
+                curve: &curves[i],
+                score: scores[i],
+                params: &self.params[&trial_at(i)],
+            })
+            .collect();
+        let kept: Vec<usize> = self
+            .scheduler
+            .decide(&arrivals, metric.maximize)
+            .into_iter()
+            .filter(|(_, d)| *d == Decision::Continue)
+            .map(|(trial, _)| trial)
+            .collect();
+        let continuing: Vec<usize> = (0..trained)
+            .filter(|&i| kept.contains(&trial_at(i)))
+            .collect();
         let leader = rank(&scores, metric.maximize)
             .first()
             .and_then(|&i| Some((trial_at(i), scores[i]?.value)));

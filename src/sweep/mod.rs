@@ -36,7 +36,9 @@ use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::sampler::SamplerKind;
-use crate::tuner::scheduler::{brackets, model_budget, rank, Score, SuccessiveHalving};
+use crate::tuner::scheduler::{
+    brackets, model_budget, rank, FullBudget, Scheduler, Score, SuccessiveHalving,
+};
 use crate::tuner::study::{Outcome, Study};
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -300,6 +302,21 @@ pub struct BracketPlan {
     pub rungs: Vec<usize>,
     #[serde(skip)]
     pub halving: Option<SuccessiveHalving>,
+}
+
+impl BracketPlan {
+    /// The scheduler that closes this bracket's rungs.
+    pub fn scheduler(&self) -> Box<dyn Scheduler> {
+        match self.halving {
+            Some(h) => Box::new(h),
+            None => Box::new(FullBudget {
+                epochs: *self
+                    .rungs
+                    .last()
+                    .expect("a bracket has its full budget as a rung"),
+            }),
+        }
+    }
 }
 
 /// The brackets `sweep` runs, in order.
@@ -681,6 +698,14 @@ fn sweep_study(sweep: &Sweep) -> Result<Study> {
 
 /// A recorded trial's standing at rung `k`: its value there, ties broken by the validation
 /// loss of the epoch it reached the rung at (as [`score`] does for a live member).
+/// The sweep metric after each epoch of `history` (NaN where an epoch lacks it).
+fn curve(history: &[EpochMetrics], metric: &str) -> Vec<f64> {
+    history
+        .iter()
+        .map(|h| h.get(metric).unwrap_or(f64::NAN))
+        .collect()
+}
+
 fn recorded_score(r: &TrialRecord, k: usize, metric: &Metric) -> Option<Score> {
     let v = r.rungs.iter().find(|v| v.rung == k)?;
     let mut s = score(r.history.get(v.epochs.checked_sub(1)?), &metric.name)?;

@@ -13,7 +13,7 @@
 
 use super::checkpoint::{self, Checkpoint, MemberState, RngState};
 use super::{
-    epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
+    curve, epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
     TickReport, TrialRecord, SEED_SAMPLER,
 };
 use crate::backend::Backend;
@@ -21,7 +21,7 @@ use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
-use crate::population::{EpochMetrics, Member, Population};
+use crate::population::{Member, Population};
 use crate::report::log::RunLog;
 use crate::rng::derive_seed;
 use crate::space::Params;
@@ -780,13 +780,6 @@ fn continues(policy: &mut dyn Scheduler, arrival: Arrival<'_>, maximize: bool) -
         .decide(&[arrival], maximize)
         .iter()
         .all(|(t, d)| *t != trial || *d != Decision::Stop)
-}
-
-fn curve(history: &[EpochMetrics], metric: &str) -> Vec<f64> {
-    history
-        .iter()
-        .map(|h| h.get(metric).unwrap_or(f64::NAN))
-        .collect()
 }
 
 fn rung_value(rung: usize, epochs: usize, score: Score) -> RungValue {
