@@ -74,6 +74,27 @@ pub enum Schedule {
     },
 }
 
+impl Schedule {
+    /// Every kind of schedule, as `summary.json` names it. A new variant gets its name
+    /// here and in [`Schedule::kind`] (whose match is exhaustive); the scheduler contract
+    /// table (tests/schedulers.rs) runs over this list.
+    pub const KINDS: [&'static str; 7] =
+        ["full", "sh", "hyperband", "bohb", "asha", "median", "pbt"];
+
+    /// Its name in [`Schedule::KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Schedule::Full => "full",
+            Schedule::Halving(_) => "sh",
+            Schedule::Hyperband { .. } => "hyperband",
+            Schedule::Bohb { .. } => "bohb",
+            Schedule::Asha { .. } => "asha",
+            Schedule::Median { .. } => "median",
+            Schedule::Pbt(_) => "pbt",
+        }
+    }
+}
+
 /// What ASHA's slots do once every trial has started (`scheduler: {drain: …}`). Until
 /// then a stopped trial's slot takes the next trial; after, the slots drain while the last
 /// promoted trials train towards the full budget.

@@ -300,3 +300,209 @@ fn bohb_runs_hyperbands_brackets() {
     assert_eq!(o.trials.len(), 17);
     assert!(o.summary.best.is_some());
 }
+
+// ---------------------------------------------------------------------------------------
+// The scheduler contract: one table over every schedule a sweep file can name (derived
+// from `Schedule::KINDS`, so a new kind without an entry here fails) plus W&B's band rule
+// for external programs. Each is fed the same simulated arrivals as its driver would feed
+// it — synchronous ones a whole rung or round at once, asynchronous ones one at a time —
+// and must:
+// - answer every arrival, naming only arriving trials (an exploit's source too, never the
+//   trial itself);
+// - never stop a trial that arrives with its full budget, and never keep a failed one;
+// - give the same decisions to the same arrivals;
+// - actually stop or move something over the run (all but the full budget), so the checks
+//   above are not vacuous.
+
+use popsweep::space::Params;
+use popsweep::tuner::scheduler::{Arrival, BandScheduler, Decision, Scheduler, Score};
+use rand::{RngExt, SeedableRng};
+
+/// A sweep file's schedule block for each kind of `Schedule::KINDS`.
+fn schedule_yaml(kind: &str) -> &'static str {
+    match kind {
+        "full" => "",
+        "sh" => "scheduler: {type: sh, min_budget: 1, eta: 3}\n",
+        "hyperband" => "scheduler: {type: hyperband, min_budget: 1, eta: 3}\n",
+        "bohb" => "scheduler: {type: bohb, min_budget: 1, eta: 3}\n",
+        "asha" => "scheduler: {type: asha, min_budget: 1, eta: 3, population: 4}\n",
+        "median" => "scheduler: {type: median, n_startup_trials: 2, population: 4}\n",
+        "pbt" => "scheduler: {type: pbt, interval: 3, quantile: 0.25}\n",
+        other => panic!("no contract entry for schedule kind {other}: add one"),
+    }
+}
+
+/// Every scheduler under contract, by name, built fresh each call.
+fn contract_table() -> Vec<(String, Vec<Box<dyn Scheduler>>)> {
+    let mut table = Vec::new();
+    for kind in config::Schedule::KINDS {
+        let text = format!(
+            "{BASE}train: {{epochs: 9}}\nrun_cap: 17\n{}",
+            schedule_yaml(kind)
+        );
+        let sweep = config::parse(&text, "inline").unwrap();
+        assert_eq!(sweep.schedule.kind(), kind, "{text}");
+        table.push((kind.to_string(), popsweep::sweep::schedulers(&sweep)));
+    }
+    let rule = popsweep::tuner::scheduler::BandStopping::from_min_iter(1, 3, 100, false);
+    let bands: Box<dyn Scheduler> = Box::new(BandScheduler::new(rule));
+    table.push(("wandb-bands".into(), vec![bands]));
+    table
+}
+
+/// One simulated trial: its curve so far, whether it failed, its parameters.
+struct SimTrial {
+    number: usize,
+    curve: Vec<f64>,
+    failed: bool,
+    params: Params,
+}
+
+/// Runs `scheduler` over 12 trials with random curves, 9 units each (up to 12 for a
+/// scheduler with no full budget), checking each decision against the contract. Returns
+/// every decision taken, in order, and whether one stopped or moved a trial that had not
+/// failed.
+fn simulate(
+    scheduler: &mut dyn Scheduler,
+    name: &str,
+    seed: u64,
+) -> (Vec<(usize, Decision)>, bool) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let max = scheduler.max_budget().unwrap_or(12);
+    let mut trials: Vec<SimTrial> = (0..12)
+        .map(|number| {
+            let mut params = Params::new();
+            params.insert("lr".into(), popsweep::space::ParamValue::Float(0.05));
+            SimTrial {
+                number,
+                curve: Vec::new(),
+                failed: false,
+                params,
+            }
+        })
+        .collect();
+    let (mut log, mut acted) = (Vec::new(), false);
+    for _ in 0..max {
+        if trials.is_empty() {
+            break;
+        }
+        let live: Vec<usize> = (0..trials.len()).collect();
+        for &i in &live {
+            let t = &mut trials[i];
+            t.failed |= rng.random::<f64>() < 0.03;
+            let v = rng.random::<f64>();
+            t.curve.push(if t.failed { f64::NAN } else { v });
+        }
+        let arrivals: Vec<Arrival<'_>> = live
+            .iter()
+            .map(|&i| {
+                let t = &trials[i];
+                Arrival {
+                    trial: t.number,
+                    curve: &t.curve,
+                    score: (!t.failed).then(|| Score::plain(*t.curve.last().unwrap())),
+                    params: &t.params,
+                }
+            })
+            .collect();
+        let groups: Vec<&[Arrival<'_>]> = if scheduler.synchronous() {
+            vec![&arrivals[..]]
+        } else {
+            arrivals.chunks(1).collect()
+        };
+        let mut leaving = Vec::new();
+        for group in groups {
+            let decisions = scheduler.decide(group, true);
+            for a in group {
+                let mine: Vec<&Decision> = decisions
+                    .iter()
+                    .filter(|(t, _)| *t == a.trial)
+                    .map(|(_, d)| d)
+                    .collect();
+                assert!(
+                    !mine.is_empty(),
+                    "{name}: trial {} got no decision",
+                    a.trial
+                );
+                acted |= a.score.is_some() && mine.iter().any(|d| **d != Decision::Continue);
+                if a.score.is_none() {
+                    assert!(
+                        !mine.contains(&&Decision::Continue),
+                        "{name}: failed trial {} kept",
+                        a.trial
+                    );
+                }
+                if a.score.is_some() && a.epochs() >= max && scheduler.max_budget().is_some() {
+                    assert!(
+                        mine.iter().all(|d| **d == Decision::Continue),
+                        "{name}: trial {} stopped or moved at its full budget: {mine:?}",
+                        a.trial
+                    );
+                }
+            }
+            for (t, d) in &decisions {
+                assert!(
+                    group.iter().any(|a| a.trial == *t),
+                    "{name}: decision names trial {t}, which did not arrive"
+                );
+                if let Decision::Exploit { from } = d {
+                    assert!(
+                        from != t && group.iter().any(|a| a.trial == *from),
+                        "{name}: trial {t} exploits {from}"
+                    );
+                }
+                if *d == Decision::Stop {
+                    leaving.push(*t);
+                }
+            }
+            log.extend(decisions);
+        }
+        for a in &arrivals {
+            if a.score.is_some() && a.epochs() >= max {
+                scheduler.complete(a.trial, a.curve);
+            }
+        }
+        trials.retain(|t| !leaving.contains(&t.number) && t.curve.len() < max);
+    }
+    (log, acted)
+}
+
+#[test]
+fn every_scheduler_keeps_the_contract() {
+    let (first, second) = (contract_table(), contract_table());
+    for ((name, mut a), (_, mut b)) in first.into_iter().zip(second) {
+        let mut acted = false;
+        for (i, (sa, sb)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+            for seed in 0..20 {
+                let (once, moved) = simulate(sa.as_mut(), &name, seed);
+                let (again, _) = simulate(sb.as_mut(), &name, seed);
+                assert_eq!(
+                    once, again,
+                    "{name} bracket {i} seed {seed}: not deterministic"
+                );
+                acted |= moved;
+            }
+            // With a history behind it, the worst trial yet still completes once it has
+            // its full budget.
+            if let Some(max) = sa.max_budget() {
+                let (worst, params) = (vec![-1e9; max], Params::new());
+                let arrival = Arrival {
+                    trial: 1000,
+                    curve: &worst,
+                    score: Some(Score::plain(-1e9)),
+                    params: &params,
+                };
+                let decisions = sa.decide(&[arrival], true);
+                assert!(
+                    decisions.iter().all(|(_, d)| *d == Decision::Continue),
+                    "{name}: the worst trial at its full budget got {decisions:?}"
+                );
+            }
+        }
+        assert_eq!(
+            acted,
+            name != "full",
+            "{name}: whether it ever stopped or moved a trial"
+        );
+    }
+}

@@ -347,15 +347,18 @@ pub fn bracket_plans(sweep: &Sweep) -> Vec<BracketPlan> {
     }
 }
 
-fn scheduler_name(schedule: &Schedule) -> &'static str {
-    match schedule {
-        Schedule::Full => "full",
-        Schedule::Halving(_) => "sh",
-        Schedule::Hyperband { .. } => "hyperband",
-        Schedule::Bohb { .. } => "bohb",
-        Schedule::Asha { .. } => "asha",
-        Schedule::Median { .. } => "median",
-        Schedule::Pbt(_) => "pbt",
+/// The schedulers `sweep` decides with: one per bracket for the bracket schedules (full
+/// budget, successive halving, Hyperband, BOHB), one for a slot schedule (ASHA, median
+/// stopping, PBT).
+pub fn schedulers(sweep: &Sweep) -> Vec<Box<dyn Scheduler>> {
+    match sweep.schedule {
+        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
+            vec![slots::scheduler(sweep)]
+        }
+        _ => bracket_plans(sweep)
+            .iter()
+            .map(BracketPlan::scheduler)
+            .collect(),
     }
 }
 
@@ -658,7 +661,7 @@ pub fn run_sweep(
         },
         backend: backend.name(),
         seed: sweep.seed,
-        scheduler: scheduler_name(&sweep.schedule),
+        scheduler: sweep.schedule.kind(),
         population,
         brackets: plans,
         best,

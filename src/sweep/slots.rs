@@ -117,7 +117,7 @@ impl SlotContext<'_> {
     ) -> Result<()> {
         let (sweep, tuning) = (self.sweep, self.tuning);
         let metric = &sweep.metric;
-        let mut policy = self.scheduler();
+        let mut policy = scheduler(sweep);
         let drain = match sweep.schedule {
             Schedule::Asha { drain, .. } => match drain {
                 Drain::Auto => self.backend.idle_slots_cost_time(),
@@ -502,33 +502,6 @@ impl SlotContext<'_> {
         policy.decide(&arrivals, metric.maximize)
     }
 
-    /// The scheduler of this slot schedule.
-    fn scheduler(&self) -> Box<dyn Scheduler> {
-        let sweep = self.sweep;
-        match sweep.schedule {
-            Schedule::Asha { halving, .. } => Box::new(Asha::new(halving)),
-            Schedule::Median {
-                n_startup_trials,
-                n_warmup_steps,
-                interval_steps,
-                ..
-            } => Box::new(MedianStopping::new(
-                n_startup_trials,
-                n_warmup_steps,
-                interval_steps,
-                sweep.epochs,
-            )),
-            Schedule::Pbt(pbt) => Box::new(PbtScheduler::new(
-                pbt,
-                sweep.epochs,
-                sweep.space.clone(),
-                |name| !fixed_for_life(name),
-                ChaCha8Rng::seed_from_u64(derive_seed(sweep.seed, SEED_SAMPLER ^ 0xB7)),
-            )),
-            _ => unreachable!("bracket schedules are run by brackets.rs"),
-        }
-    }
-
     /// Carries out exploit and explore decisions (continue and stop need no action here):
     /// exploit copies the source's architecture, weights and optimizer state into the slot;
     /// explore sets new hyperparameters and records the step in the trial's lineage.
@@ -773,6 +746,32 @@ fn drain_slots(
 }
 
 /// The metric at every epoch of `history` (NaN where missing), as median stopping reads it.
+/// The scheduler of a slot schedule.
+pub(super) fn scheduler(sweep: &Sweep) -> Box<dyn Scheduler> {
+    match sweep.schedule {
+        Schedule::Asha { halving, .. } => Box::new(Asha::new(halving)),
+        Schedule::Median {
+            n_startup_trials,
+            n_warmup_steps,
+            interval_steps,
+            ..
+        } => Box::new(MedianStopping::new(
+            n_startup_trials,
+            n_warmup_steps,
+            interval_steps,
+            sweep.epochs,
+        )),
+        Schedule::Pbt(pbt) => Box::new(PbtScheduler::new(
+            pbt,
+            sweep.epochs,
+            sweep.space.clone(),
+            |name| !fixed_for_life(name),
+            ChaCha8Rng::seed_from_u64(derive_seed(sweep.seed, SEED_SAMPLER ^ 0xB7)),
+        )),
+        _ => unreachable!("bracket schedules are run by brackets.rs"),
+    }
+}
+
 /// Whether an asynchronous scheduler lets `arrival` continue.
 fn continues(policy: &mut dyn Scheduler, arrival: Arrival<'_>, maximize: bool) -> bool {
     let trial = arrival.trial;

@@ -41,21 +41,23 @@ impl SuccessiveHalving {
     }
 }
 
-/// Ranks the arrivals of each rung (grouped by units trained) and keeps the best
-/// `⌊n/η⌋` below the full budget, every scored one at it; a failed trial stops.
+/// Ranks the arrivals of each halving rung (grouped by units trained) and keeps the
+/// `survivors`; at the full budget, or off a rung, every scored arrival continues. A failed
+/// trial stops.
 fn halve(
     arrivals: &[Arrival<'_>],
     survivors: impl Fn(&[Option<Score>]) -> Vec<usize>,
-    max_budget: usize,
+    rungs: &[usize],
 ) -> Vec<(usize, Decision)> {
+    let max_budget = rungs.last().copied().unwrap_or(0);
     let mut keep = vec![false; arrivals.len()];
-    let mut rungs: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, a) in arrivals.iter().enumerate() {
-        rungs.entry(a.epochs()).or_default().push(i);
+        groups.entry(a.epochs()).or_default().push(i);
     }
-    for (epochs, members) in rungs {
+    for (epochs, members) in groups {
         let scores: Vec<Option<Score>> = members.iter().map(|&i| arrivals[i].score).collect();
-        let kept = if epochs >= max_budget {
+        let kept = if epochs >= max_budget || !rungs.contains(&epochs) {
             (0..scores.len()).filter(|&i| scores[i].is_some()).collect()
         } else {
             survivors(&scores)
@@ -90,7 +92,7 @@ impl Scheduler for SuccessiveHalving {
 
     fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
         let sh = *self;
-        halve(arrivals, |s| sh.select(s, maximize), self.max_budget)
+        halve(arrivals, |s| sh.select(s, maximize), &self.rungs())
     }
 }
 
@@ -120,7 +122,7 @@ impl Scheduler for FullBudget {
     /// Every scored trial continues, wherever it stands.
     fn decide(&mut self, arrivals: &[Arrival<'_>], _maximize: bool) -> Vec<(usize, Decision)> {
         let all = |s: &[Option<Score>]| (0..s.len()).filter(|&i| s[i].is_some()).collect();
-        halve(arrivals, all, self.epochs)
+        halve(arrivals, all, &[self.epochs])
     }
 }
 
