@@ -7,6 +7,7 @@
 //! itself, `kill_leftovers` finds them by it (and by nothing else, so it never touches an
 //! unrelated process that reused a process-group number).
 
+use crate::space::Params;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub enum Event {
 pub struct TrialProcess {
     pub trial: usize,
     pub attempt: usize,
+    /// The configuration it runs.
+    pub params: Params,
     child: Child,
     pub started: Instant,
     /// The metric's values so far, one per report (iteration i is `history[i - 1]`).
@@ -59,6 +62,7 @@ impl TrialProcess {
         cwd: &Path,
         trial_dir: &Path,
         (trial, attempt): (usize, usize),
+        params: &Params,
         metric: &str,
         events: Sender<Event>,
     ) -> std::io::Result<TrialProcess> {
@@ -97,6 +101,7 @@ impl TrialProcess {
         Ok(TrialProcess {
             trial,
             attempt,
+            params: params.clone(),
             child,
             started: Instant::now(),
             history: Vec::new(),

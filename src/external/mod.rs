@@ -27,6 +27,7 @@ use crate::report::progress::format_seconds;
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::storage::{Journal, Storage};
+use crate::tuner::scheduler::{Arrival, BandScheduler, Decision, Scheduler, Score};
 use crate::tuner::study::{Outcome, Study};
 use child::{Event, Killed, TrialProcess};
 use serde::Serialize;
@@ -108,7 +109,7 @@ pub fn run(sweep: &Sweep, run_dir: &Path, cwd: &Path, resume: bool, quiet: bool)
         cwd,
         quiet,
         started: Instant::now(),
-        histories: BTreeMap::new(),
+        stopping: ext.stopping.clone().map(BandScheduler::new),
         running: Vec::new(),
         busy_seconds: 0.0,
         target_reached: false,
@@ -132,8 +133,8 @@ struct Driver<'a> {
     cwd: &'a Path,
     quiet: bool,
     started: Instant,
-    /// Every trial's metric values so far, lower-is-better (negated when maximised).
-    histories: BTreeMap<usize, Vec<f64>>,
+    /// W&B's band rule, when `early_terminate` asks for it; it keeps every trial's curve.
+    stopping: Option<BandScheduler>,
     running: Vec<TrialProcess>,
     busy_seconds: f64,
     target_reached: bool,
@@ -164,7 +165,7 @@ impl Driver<'_> {
         for t in study.trials()? {
             let mut values: Vec<(u64, f64)> = t.intermediate.clone();
             values.sort_by_key(|(step, _)| *step);
-            let history: Vec<f64> = values.iter().map(|&(_, v)| self.signed(v)).collect();
+            let curve: Vec<f64> = values.iter().map(|&(_, v)| v).collect();
             match t.state {
                 TrialState::Running => {
                     let killed = child::kill_leftovers(&self.trial_dir(t.number));
@@ -183,7 +184,9 @@ impl Driver<'_> {
                 }
                 _ => {}
             }
-            self.histories.insert(t.number, history);
+            if let Some(rule) = &mut self.stopping {
+                rule.restart(t.number, &curve, self.sweep.metric.maximize);
+            }
         }
         if let Some(target) = self.sweep.metric.target {
             self.target_reached = study
@@ -219,7 +222,9 @@ impl Driver<'_> {
                     None
                 };
                 let Some((trial, params)) = next else { break };
-                self.histories.insert(trial, Vec::new());
+                if let Some(rule) = &mut self.stopping {
+                    rule.restart(trial, &[], self.sweep.metric.maximize);
+                }
                 let p = self.spawn(trial, 0, &params, &tx)?;
                 self.running.push(p);
             }
@@ -295,6 +300,7 @@ impl Driver<'_> {
             self.cwd,
             &dir,
             (trial, attempt),
+            params,
             &self.sweep.metric.name,
             tx.clone(),
         )
@@ -326,30 +332,25 @@ impl Driver<'_> {
                 if self.running[idx].killed.is_some() {
                     return Ok(());
                 }
-                let signed = self.signed(value);
                 let p = &mut self.running[idx];
                 p.history.push(value);
                 let step = p.history.len() as u64;
                 study.report(trial, step, value)?;
-                let h = self.histories.entry(trial).or_default();
-                h.truncate(step as usize - 1);
-                h.push(signed);
-                if value.is_nan() {
-                    // A diverged program is failed at once; its siblings are untouched.
-                    self.running[idx].kill(Killed::Pruned);
-                    return Ok(());
-                }
-                if let Some(rule) = &self.ext.stopping {
-                    let mine = &self.histories[&trial];
-                    let others: Vec<&[f64]> = self
-                        .histories
-                        .iter()
-                        .filter(|(&n, _)| n != trial)
-                        .map(|(_, h)| h.as_slice())
-                        .collect();
-                    if rule.should_stop(mine, &others) {
-                        self.running[idx].kill(Killed::Pruned);
-                    }
+                // Every value reaches the rule, a NaN too: it then counts as the worst at
+                // its band when later trials are judged.
+                let stop = self.stopping.as_mut().is_some_and(|rule| {
+                    let arrival = Arrival {
+                        trial,
+                        curve: &p.history,
+                        score: (!value.is_nan()).then(|| Score::plain(value)),
+                        params: &p.params,
+                    };
+                    let decisions = rule.decide(&[arrival], self.sweep.metric.maximize);
+                    decisions.iter().any(|(_, d)| *d == Decision::Stop)
+                });
+                // A diverged program is failed at once; its siblings are untouched.
+                if stop || value.is_nan() {
+                    p.kill(Killed::Pruned);
                 }
             }
         }
@@ -398,7 +399,9 @@ impl Driver<'_> {
                             self.ext.max_retries
                         );
                     }
-                    self.histories.insert(p.trial, Vec::new());
+                    if let Some(rule) = &mut self.stopping {
+                        rule.restart(p.trial, &[], self.sweep.metric.maximize);
+                    }
                     let next = self.spawn(p.trial, p.attempt + 1, &params, tx)?;
                     self.running.push(next);
                     return Ok(());

@@ -92,11 +92,20 @@ pub struct BandScheduler {
 }
 
 impl BandScheduler {
+    /// The rule with no curve seen yet.
     pub fn new(rule: BandStopping) -> Self {
         BandScheduler {
             rule,
             curves: BTreeMap::new(),
         }
+    }
+
+    /// Sets `trial`'s curve to `curve` as reported (an attempt starting over, or a trial
+    /// read back from the journal on resume).
+    pub fn restart(&mut self, trial: usize, curve: &[f64], maximize: bool) {
+        let sign = if maximize { -1.0 } else { 1.0 };
+        self.curves
+            .insert(trial, curve.iter().map(|v| sign * v).collect());
     }
 }
 
