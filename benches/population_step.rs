@@ -8,7 +8,7 @@ use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
 use popsweep::data::{digits, split_stratified, SplitFractions};
 use popsweep::model::hparams::OptimHparams;
-use popsweep::model::{Hparams, MemberSpec, MlpArch};
+use popsweep::model::{Arch, Hparams, MemberSpec};
 use popsweep::population::Population;
 use std::hint::black_box;
 
@@ -20,7 +20,7 @@ fn digits_population_epoch(c: &mut Criterion) {
         let mut pop = Population::new();
         for trial in 0..pop_size {
             let spec = MemberSpec {
-                arch: MlpArch::new(64, &[64], 10),
+                arch: Arch::mlp(64, &[64], 10),
                 hparams: Hparams {
                     optim: OptimHparams::sgd(0.01, 0.9, 0.0),
                     dropout: 0.0,

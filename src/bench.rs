@@ -9,7 +9,7 @@ use crate::backend::cpu::{CpuBackend, Real};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
 use crate::model::hparams::{OptimHparams, OptimizerKind};
-use crate::model::{Hparams, MemberSpec, MlpArch};
+use crate::model::{Arch, Hparams, MemberSpec};
 use crate::population::Population;
 use crate::rng::{stream_word, unit_f32, Stream};
 use serde::Serialize;
@@ -132,7 +132,7 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                 }
             };
             MemberSpec {
-                arch: MlpArch::new(inputs, &hidden, classes),
+                arch: Arch::mlp(inputs, &hidden, classes),
                 hparams: Hparams {
                     optim: match config.optimizer {
                         OptimizerKind::Sgd => OptimHparams::sgd(lr as f32, 0.9, 1e-4),
@@ -382,7 +382,7 @@ mod tests {
         let specs = members(&config);
         assert!(specs
             .iter()
-            .all(|s| (1..=2).contains(&s.arch.hidden().len())));
+            .all(|s| (1..=2).contains(&s.arch.hidden_widths().len())));
         assert!(
             (specs[0].hparams.optim.lr - 1e-3).abs() < 1e-9
                 && (specs[2].hparams.optim.lr - 0.1).abs() < 1e-7

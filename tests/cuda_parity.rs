@@ -36,7 +36,7 @@ use popsweep::backend::cuda::linear::{self, GemmLaunch, MemberLayout, Members, P
 use popsweep::backend::cuda::{loss, optim, CudaBackend, Device};
 use popsweep::data::Dataset;
 use popsweep::model::hparams::OptimHparams;
-use popsweep::model::{Hparams, MemberSpec, MlpArch};
+use popsweep::model::{Arch, Hparams, MemberSpec};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -89,7 +89,7 @@ fn gemm_tolerance(k: usize, mode: GemmMode) -> f64 {
 
 fn hparams(dropout: f32, seed: u64, optim: OptimHparams) -> MemberHparams {
     MemberHparams::of(&MemberSpec {
-        arch: MlpArch::new(1, &[], 1),
+        arch: Arch::mlp(1, &[], 1),
         hparams: Hparams {
             optim,
             dropout,

@@ -2,19 +2,19 @@
 //! shapes, for every parameter of every layer (with and without dropout: a dropout mask is
 //! a function of its key, so it is fixed while the loss is perturbed), under both losses.
 
-use popsweep::backend::cpu::mlp::{forward_backward, MlpWorkspace, StepDropout};
+use popsweep::backend::cpu::network::{forward_backward, NetworkWorkspace, StepDropout};
 use popsweep::data::Targets;
-use popsweep::model::MlpArch;
+use popsweep::model::Arch;
 
 fn mean_loss(
-    arch: &MlpArch,
+    arch: &Arch,
     params: &[f64],
     x: &[f64],
     y: Targets<'_>,
     dropout: Option<StepDropout>,
 ) -> f64 {
-    let rows = y.rows(arch.classes());
-    let mut ws = MlpWorkspace::new(arch, rows);
+    let rows = y.rows(arch.outputs());
+    let mut ws = NetworkWorkspace::new(arch, rows);
     let mut grad = vec![0.0; params.len()];
     forward_backward(arch, params, x, y, dropout, &mut ws, &mut grad).loss / rows as f64
 }
@@ -26,28 +26,28 @@ enum Loss {
     MeanSquaredError,
 }
 
-fn check(arch: MlpArch, batch: usize, dropout: Option<StepDropout>) {
+fn check(arch: Arch, batch: usize, dropout: Option<StepDropout>) {
     check_loss(arch, batch, dropout, Loss::CrossEntropy);
 }
 
-fn check_loss(arch: MlpArch, batch: usize, dropout: Option<StepDropout>, loss: Loss) {
+fn check_loss(arch: Arch, batch: usize, dropout: Option<StepDropout>, loss: Loss) {
     let params: Vec<f64> = arch
         .init_params(5)
         .iter()
         .map(|&v| f64::from(v) * 2.0)
         .collect();
-    let x: Vec<f64> = (0..batch * arch.dims[0])
+    let x: Vec<f64> = (0..batch * arch.inputs)
         .map(|i| ((i * 7 % 13) as f64 * 0.31).sin())
         .collect();
-    let labels: Vec<u32> = (0..batch).map(|i| (i % arch.classes()) as u32).collect();
-    let values: Vec<f32> = (0..batch * arch.classes())
+    let labels: Vec<u32> = (0..batch).map(|i| (i % arch.outputs()) as u32).collect();
+    let values: Vec<f32> = (0..batch * arch.outputs())
         .map(|i| ((i * 5 % 11) as f32 * 0.7).cos() * 2.0)
         .collect();
     let y = match loss {
         Loss::CrossEntropy => Targets::Classes(&labels),
         Loss::MeanSquaredError => Targets::Values(&values),
     };
-    let mut ws = MlpWorkspace::new(&arch, batch);
+    let mut ws = NetworkWorkspace::new(&arch, batch);
     let mut grad = vec![0.0; params.len()];
     forward_backward(&arch, &params, &x, y, dropout, &mut ws, &mut grad);
     let eps = 1e-6;
@@ -64,24 +64,24 @@ fn check_loss(arch: MlpArch, batch: usize, dropout: Option<StepDropout>, loss: L
         assert!(
             err < 1e-5,
             "param {i} of {:?}: numeric {numeric} vs analytic {}",
-            arch.dims,
+            arch.dense_widths(),
             grad[i]
         );
     }
     assert!(grad.iter().any(|&g| g != 0.0));
     eprintln!(
         "{:?} dropout={}: worst relative error {worst:.2e}",
-        arch.dims,
+        arch.dense_widths(),
         dropout.is_some()
     );
 }
 
 #[test]
 fn mlp_backward_matches_finite_differences_every_layer() {
-    check(MlpArch::new(3, &[], 2), 4, None);
-    check(MlpArch::new(5, &[4], 3), 3, None);
-    check(MlpArch::new(4, &[7, 1, 3], 2), 5, None);
-    check(MlpArch::new(6, &[5, 3], 4), 1, None);
+    check(Arch::mlp(3, &[], 2), 4, None);
+    check(Arch::mlp(5, &[4], 3), 3, None);
+    check(Arch::mlp(4, &[7, 1, 3], 2), 5, None);
+    check(Arch::mlp(6, &[5, 3], 4), 1, None);
 }
 
 #[test]
@@ -91,10 +91,10 @@ fn mean_squared_error_backward_matches_finite_differences_every_layer() {
         seed: 8,
         step: 2,
     };
-    check_loss(MlpArch::new(3, &[], 1), 4, None, Loss::MeanSquaredError);
-    check_loss(MlpArch::new(5, &[4, 3], 2), 3, None, Loss::MeanSquaredError);
+    check_loss(Arch::mlp(3, &[], 1), 4, None, Loss::MeanSquaredError);
+    check_loss(Arch::mlp(5, &[4, 3], 2), 3, None, Loss::MeanSquaredError);
     check_loss(
-        MlpArch::new(4, &[6], 1),
+        Arch::mlp(4, &[6], 1),
         5,
         Some(dropout),
         Loss::MeanSquaredError,
@@ -108,23 +108,19 @@ fn mlp_backward_matches_finite_differences_under_fixed_dropout_mask() {
         seed: 3,
         step: 17,
     };
-    check(MlpArch::new(5, &[6, 4], 3), 4, Some(dropout));
+    check(Arch::mlp(5, &[6, 4], 3), 4, Some(dropout));
 }
 
 #[test]
 fn every_activation_backward_matches_finite_differences() {
     use popsweep::model::hparams::Activation;
     for act in [Activation::LeakyRelu, Activation::Tanh, Activation::Gelu] {
-        check(MlpArch::new(5, &[6, 4], 3).with_activation(act), 4, None);
+        check(Arch::mlp(5, &[6, 4], 3).with_activation(act), 4, None);
         let dropout = StepDropout {
             rate: 0.3,
             seed: 9,
             step: 2,
         };
-        check(
-            MlpArch::new(4, &[7], 2).with_activation(act),
-            3,
-            Some(dropout),
-        );
+        check(Arch::mlp(4, &[7], 2).with_activation(act), 3, Some(dropout));
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 use common::{digits_tuning, spec, train_together};
+use popsweep::model::hparams::Activation;
 use popsweep::model::MemberSpec;
 
 fn ragged_population() -> Vec<MemberSpec> {
@@ -78,8 +79,8 @@ fn mixed_optimizers_schedules_activations_augmentation_and_batch_sizes_equal_eac
     specs[1].hparams.optim = OptimHparams::adamw(0.003, 1e-2);
     specs[0].hparams.optim.nesterov = true; // momentum 0.9: Nesterov matters
     specs[3].hparams.optim.l1 = 1e-4;
-    specs[2].arch.activation = popsweep::model::hparams::Activation::Gelu;
-    specs[7].arch.activation = popsweep::model::hparams::Activation::Tanh;
+    specs[2].arch = specs[2].arch.clone().with_activation(Activation::Gelu);
+    specs[7].arch = specs[7].arch.clone().with_activation(Activation::Tanh);
     specs[3].hparams.batch_size = Some(17);
     specs[6].hparams.batch_size = Some(64);
     specs[5].hparams.augment = popsweep::model::hparams::Augment {
@@ -129,7 +130,7 @@ fn mixed_optimizers_schedules_activations_augmentation_and_batch_sizes_equal_eac
 /// to any op's arithmetic shows up here as a number, not as a vague accuracy shift.
 #[test]
 fn golden_ten_step_loss_curve_on_digits() {
-    use popsweep::backend::cpu::mlp::{forward_backward, MlpWorkspace};
+    use popsweep::backend::cpu::network::{forward_backward, NetworkWorkspace};
     use popsweep::backend::cpu::optim::optimizer_step;
     use popsweep::rng::{permutation, Stream};
     let data = digits_tuning();
@@ -141,7 +142,7 @@ fn golden_ten_step_loss_curve_on_digits() {
         vec![0.0f32; params.len()],
     );
     let order = permutation(data.train.len(), 99, Stream::Shuffle, 0);
-    let mut ws = MlpWorkspace::new(&s.arch, 32);
+    let mut ws = NetworkWorkspace::new(&s.arch, 32);
     let mut losses = Vec::new();
     for step in 0..10 {
         let batch = data.train.subset(&order[step * 32..(step + 1) * 32]);

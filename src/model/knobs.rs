@@ -1,7 +1,7 @@
 //! The built-in model's tunable knobs: their names in a sweep file, their valid ranges, and
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
-use super::{Hparams, MemberSpec, MlpArch};
+use super::{Arch, Hparams, MemberSpec};
 use crate::model::hparams::Activation;
 use crate::model::hparams::Augment;
 use crate::model::hparams::{LrSchedule, OptimHparams, OptimizerKind};
@@ -186,7 +186,7 @@ pub fn member_spec(
         _ => defaults.optimizer,
     };
     MemberSpec {
-        arch: MlpArch::new(inputs, &hidden, classes).with_activation(activation),
+        arch: Arch::mlp(inputs, &hidden, classes).with_activation(activation),
         hparams: Hparams {
             optim: OptimHparams {
                 kind: optimizer,
@@ -230,7 +230,7 @@ mod tests {
         params.insert("width_2".into(), ParamValue::Int(7));
         params.insert("lr".into(), ParamValue::Float(0.2));
         let spec = member_spec(&params, &KnobDefaults::default(), 64, 10, 1);
-        assert_eq!(spec.arch.dims, vec![64, 32, 7, 32, 10]);
+        assert_eq!(spec.arch.dense_widths(), vec![64, 32, 7, 32, 10]);
         assert_eq!(spec.hparams.optim.lr, 0.2);
         assert_eq!(spec.hparams.optim.momentum, 0.9);
     }

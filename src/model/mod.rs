@@ -2,17 +2,18 @@
 
 pub mod hparams;
 pub mod knobs;
-pub mod mlp;
+pub mod layers;
+mod mlp;
 
 pub use hparams::Hparams;
-pub use mlp::MlpArch;
+pub use layers::{Arch, Layer};
 
 /// Everything that defines one member: its architecture, its hyperparameters, the seed
 /// from which its initial weights and dropout masks are drawn, and (cross-validation) the
 /// fold of the data it sees.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemberSpec {
-    pub arch: MlpArch,
+    pub arch: Arch,
     pub hparams: Hparams,
     pub seed: u64,
     /// `None`: the population's training and validation sets. `Some`: a slice of them, so

@@ -258,11 +258,11 @@ impl Population {
 mod tests {
     use super::*;
     use crate::model::hparams::OptimHparams;
-    use crate::model::{Hparams, MlpArch};
+    use crate::model::{Arch, Hparams};
 
     fn spec(hidden: &[usize], seed: u64) -> MemberSpec {
         MemberSpec {
-            arch: MlpArch::new(3, hidden, 2),
+            arch: Arch::mlp(3, hidden, 2),
             hparams: Hparams {
                 optim: OptimHparams::sgd(0.1, 0.0, 0.0),
                 dropout: 0.0,
@@ -356,9 +356,6 @@ mod tests {
         assert_eq!(pop.params(1), &kept[..]);
         let slots = pop.slots_mut();
         assert!(slots[1].moment1.iter().all(|&v| v == 2.0));
-        assert_eq!(
-            slots[1].params.len(),
-            MlpArch::new(3, &[1], 2).param_count()
-        );
+        assert_eq!(slots[1].params.len(), Arch::mlp(3, &[1], 2).param_count());
     }
 }

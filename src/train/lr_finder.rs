@@ -13,8 +13,8 @@
 //! one member per thread, each on the same minibatches; the suggestion is the geometric
 //! mean over members, so one unlucky initialisation does not decide it.
 
-use crate::backend::cpu::mlp::MlpWorkspace;
-use crate::backend::cpu::mlp::{forward_backward, StepDropout};
+use crate::backend::cpu::network::NetworkWorkspace;
+use crate::backend::cpu::network::{forward_backward, StepDropout};
 use crate::backend::cpu::optim::optimizer_step;
 use crate::data::Dataset;
 use crate::model::MemberSpec;
@@ -161,7 +161,7 @@ fn member_range_test(
     let mut params = arch.init_params(spec.seed);
     let (mut m1, mut m2) = (vec![0.0f32; params.len()], vec![0.0f32; params.len()]);
     let mut grad = vec![0.0f32; params.len()];
-    let mut ws = MlpWorkspace::new(arch, test.batch_size);
+    let mut ws = NetworkWorkspace::new(arch, test.batch_size);
     let (mut avg, mut best) = (0.0f64, f64::INFINITY);
     let mut points = Vec::new();
     let mut stopped = "max_lr";
@@ -215,7 +215,7 @@ fn member_range_test(
     let (steepest_lr, min_loss_lr) = suggestions(&points);
     MemberCurve {
         seed: spec.seed,
-        dims: arch.dims.clone(),
+        dims: arch.dense_widths(),
         points,
         stopped,
         steepest_lr,
@@ -299,10 +299,10 @@ mod tests {
 
     #[test]
     fn range_test_on_digits_stops_after_the_loss_explodes() {
-        use crate::model::{Hparams, MlpArch};
+        use crate::model::{Arch, Hparams};
         let data = crate::data::digits::load().unwrap();
         let spec = |seed| MemberSpec {
-            arch: MlpArch::new(64, &[64], 10),
+            arch: Arch::mlp(64, &[64], 10),
             hparams: Hparams {
                 optim: crate::model::hparams::OptimHparams::sgd(0.0, 0.9, 0.0),
                 dropout: 0.0,

@@ -8,7 +8,7 @@ use popsweep::data::Dataset;
 use popsweep::data::{digits, split_stratified, SplitFractions, TuningData};
 use popsweep::error::Result;
 use popsweep::model::hparams::OptimHparams;
-use popsweep::model::{Hparams, MemberSpec, MlpArch};
+use popsweep::model::{Arch, Hparams, MemberSpec};
 use popsweep::population::Population;
 use popsweep::report::log::RunLog;
 use popsweep::rng::{permutation, Stream};
@@ -20,7 +20,7 @@ pub fn digits_tuning() -> TuningData {
 
 pub fn spec(hidden: &[usize], lr: f32, momentum: f32, dropout: f32, seed: u64) -> MemberSpec {
     MemberSpec {
-        arch: MlpArch::new(64, hidden, 10),
+        arch: Arch::mlp(64, hidden, 10),
         hparams: Hparams {
             optim: OptimHparams::sgd(lr, momentum, 1e-4),
             dropout,

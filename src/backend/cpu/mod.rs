@@ -9,7 +9,7 @@ pub mod augment;
 pub mod dropout;
 pub mod linear;
 pub mod loss;
-pub mod mlp;
+pub mod network;
 pub mod optim;
 mod population;
 

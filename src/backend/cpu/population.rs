@@ -7,14 +7,14 @@
 //! minibatches; interleaving members per step would evict them every step. The result of a
 //! member never depends on which thread trained it or who else was in the population.
 
-use super::mlp::MlpWorkspace;
+use super::network::NetworkWorkspace;
 use crate::backend::cpu::augment::augment_batch;
-use crate::backend::cpu::mlp::{evaluate, forward_backward, StepDropout};
+use crate::backend::cpu::network::{evaluate, forward_backward, StepDropout};
 use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::Result;
-use crate::model::MlpArch;
+use crate::model::Arch;
 use crate::population::health::{check_batch_loss, check_params, divergence_limit, Divergence};
 use crate::population::{EpochMetrics, Evaluation, Population, SlotMut};
 use std::collections::BTreeMap;
@@ -107,8 +107,8 @@ impl Backend for CpuBackend {
 }
 
 /// Loss and accuracy of a model given by its architecture and flat parameters.
-pub fn evaluate_params(arch: &MlpArch, params: &[f32], rows: &Dataset) -> Evaluation {
-    let mut ws = MlpWorkspace::new(arch, EVAL_CHUNK);
+pub fn evaluate_params(arch: &Arch, params: &[f32], rows: &Dataset) -> Evaluation {
+    let mut ws = NetworkWorkspace::new(arch, EVAL_CHUNK);
     let sums = evaluate(
         arch,
         params,
@@ -174,7 +174,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     // A batch larger than the data is the whole data: the workspace is sized for the rows
     // a step can really have, not for the request (`batch_size: 2^63` is a full batch).
     let batch_size = batch_size.clamp(1, shuffled.len().max(1));
-    let mut ws = MlpWorkspace::new(arch, batch_size);
+    let mut ws = NetworkWorkspace::new(arch, batch_size);
     let mut grad = vec![0.0f32; params.len()];
     let (mut loss_sum, mut correct) = (0.0, 0usize);
     let (mut norm_sum, mut nonfinite, mut steps) = (0.0f64, 0u64, 0usize);
@@ -186,7 +186,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     } else {
         Vec::new()
     };
-    let (rows, width) = (shuffled.len(), arch.classes());
+    let (rows, width) = (shuffled.len(), arch.outputs());
     let divergence_limit = divergence_limit(shuffled.task, width);
     for start in (0..rows).step_by(batch_size.max(1)) {
         let n = batch_size.min(rows - start);

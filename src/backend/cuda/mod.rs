@@ -76,8 +76,11 @@ impl Backend for CudaBackend {
             ));
         }
         if let Some((trial, what)) = pop.members().iter().find_map(|m| {
-            let activation = (m.spec.arch.activation != Activation::Relu)
-                .then_some("an activation other than ReLU");
+            let activation = match m.spec.arch.mlp_activation() {
+                Some(Activation::Relu) => None,
+                Some(_) => Some("an activation other than ReLU"),
+                None => Some("a network other than an MLP"),
+            };
             let augment = m
                 .spec
                 .hparams
@@ -140,7 +143,7 @@ impl Backend for CudaBackend {
                 Some(
                     check_batch_loss(
                         f64::from(s.fail_loss),
-                        divergence_limit(Task::Classification, member.spec.arch.classes()),
+                        divergence_limit(Task::Classification, member.spec.arch.outputs()),
                     )
                     .err()
                     .unwrap_or_else(|| format!("loss {} failed the check on the GPU", s.fail_loss)),

@@ -60,7 +60,7 @@ impl DevicePopulation {
             .iter()
             .enumerate()
             .map(|(slot, m)| {
-                let dims = m.spec.arch.dims.clone();
+                let dims = m.spec.arch.dense_widths();
                 let act_off = dims[1..]
                     .iter()
                     .map(|&w| {

@@ -1,0 +1,280 @@
+//! One member's training step on the CPU, walking its layer list ([`Arch`]): the forward
+//! pass, the fused loss, and the backward pass into the member's gradient slice (layout:
+//! [`Arch::param_slices`]). The population's CPU backend runs it per member; the LR range
+//! test runs it on one.
+//!
+//! Buffers: each dense layer writes a block `(batch, outputs)`; the activation and dropout
+//! layers after it work in place on that block (an activation other than ReLU keeps a copy
+//! of its input, since GELU's derivative cannot be recovered from its output). The
+//! backward pass walks the list in reverse with one gradient buffer and one spare.
+
+use super::activation::{activation_backward, activation_forward, relu_backward, relu_forward};
+use super::dropout::{dropout_backward, dropout_forward, DropoutKey};
+use super::linear::{linear_backward, linear_forward, LinearShape};
+use super::loss::{loss_backward, loss_forward, LossSums};
+use super::Real;
+use crate::data::Targets;
+use crate::model::hparams::Activation;
+use crate::model::layers::{Arch, Layer};
+
+/// One layer, resolved against the workspace: which block it writes or changes in place,
+/// and where its parameters, mask or saved input live.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Dense {
+        shape: (usize, usize),
+        weights: usize,
+        bias: usize,
+        block: usize,
+    },
+    Activation {
+        activation: Activation,
+        block: usize,
+        /// Index into the saved inputs; `None` for ReLU, whose backward pass reads its
+        /// output instead.
+        saved: Option<usize>,
+    },
+    Dropout {
+        block: usize,
+        mask: usize,
+    },
+}
+
+/// Scratch buffers for one member's step, reused across steps (no allocation per step).
+#[derive(Debug)]
+pub struct NetworkWorkspace<T> {
+    steps: Vec<Step>,
+    /// Each dense layer's block, `(batch, outputs)`, after the in-place layers that follow.
+    blocks: Vec<Vec<T>>,
+    /// Each block's width.
+    widths: Vec<usize>,
+    /// Dropout scales of each dropout layer, shaped as its block.
+    masks: Vec<Vec<T>>,
+    /// Inputs of each activation layer other than ReLU.
+    saved: Vec<Vec<T>>,
+    delta: Vec<T>,
+    delta_prev: Vec<T>,
+}
+
+impl<T: Real> NetworkWorkspace<T> {
+    pub fn new(arch: &Arch, batch: usize) -> Self {
+        let mut ws = NetworkWorkspace {
+            steps: Vec::with_capacity(arch.layers.len()),
+            blocks: Vec::new(),
+            widths: Vec::new(),
+            masks: Vec::new(),
+            saved: Vec::new(),
+            delta: Vec::new(),
+            delta_prev: Vec::new(),
+        };
+        let mut slices = arch.param_slices().into_iter();
+        for layer in &arch.layers {
+            let block = ws.blocks.len().saturating_sub(1);
+            let zeros = |width: usize| vec![T::zero(); batch * width];
+            let step = match *layer {
+                Layer::Dense { inputs, outputs } => {
+                    let slice = slices.next().expect("a slice per dense layer");
+                    ws.blocks.push(zeros(outputs));
+                    ws.widths.push(outputs);
+                    Step::Dense {
+                        shape: (inputs, outputs),
+                        weights: slice.weights,
+                        bias: slice.bias,
+                        block: ws.blocks.len() - 1,
+                    }
+                }
+                Layer::Activation(activation) => Step::Activation {
+                    activation,
+                    block,
+                    saved: (activation != Activation::Relu).then(|| {
+                        ws.saved.push(zeros(ws.widths[block]));
+                        ws.saved.len() - 1
+                    }),
+                },
+                Layer::Dropout => {
+                    ws.masks.push(zeros(ws.widths[block]));
+                    Step::Dropout {
+                        block,
+                        mask: ws.masks.len() - 1,
+                    }
+                }
+            };
+            ws.steps.push(step);
+        }
+        let max_width = arch.dense_widths().into_iter().max().unwrap_or(0);
+        ws.delta = vec![T::zero(); batch * max_width];
+        ws.delta_prev = vec![T::zero(); batch * max_width];
+        ws
+    }
+}
+
+/// Dropout for one training step, or none (evaluation, or rate 0).
+#[derive(Clone, Copy, Debug)]
+pub struct StepDropout {
+    pub rate: f32,
+    pub seed: u64,
+    pub step: u64,
+}
+
+/// Forward pass; returns the last block (the logits, `(batch, outputs)`).
+fn forward<'w, T: Real>(
+    params: &[T],
+    x: &[T],
+    batch: usize,
+    dropout: Option<StepDropout>,
+    ws: &'w mut NetworkWorkspace<T>,
+) -> &'w [T] {
+    for &step in &ws.steps {
+        match step {
+            Step::Dense {
+                shape: (n_in, n_out),
+                weights,
+                bias,
+                block,
+            } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                linear_forward(
+                    LinearShape { batch, n_in, n_out },
+                    input,
+                    &params[weights..bias],
+                    &params[bias..bias + n_out],
+                    &mut rest[0][..batch * n_out],
+                );
+            }
+            Step::Activation {
+                activation,
+                block,
+                saved,
+            } => {
+                let out = &mut ws.blocks[block][..batch * ws.widths[block]];
+                match saved {
+                    None => relu_forward(out),
+                    Some(s) => {
+                        let input = &mut ws.saved[s][..out.len()];
+                        input.copy_from_slice(out);
+                        activation_forward(activation, input, out);
+                    }
+                }
+            }
+            Step::Dropout { block, mask } => {
+                if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
+                    // Keyed by the block (the dense layer it follows), so a member's masks
+                    // depend only on its seed, step and layer.
+                    let key = DropoutKey {
+                        seed: d.seed,
+                        step: d.step,
+                        layer: block as u32,
+                    };
+                    let n = batch * ws.widths[block];
+                    dropout_forward(
+                        &mut ws.blocks[block][..n],
+                        &mut ws.masks[mask][..n],
+                        d.rate,
+                        key,
+                    );
+                }
+            }
+        }
+    }
+    let last = ws.blocks.len() - 1;
+    &ws.blocks[last][..batch * ws.widths[last]]
+}
+
+/// Mean-loss gradient of one minibatch into `grad` (same layout as `params`); returns the
+/// loss sum and correct count of the batch (with dropout active, as trained).
+pub fn forward_backward<T: Real>(
+    arch: &Arch,
+    params: &[T],
+    x: &[T],
+    targets: Targets<'_>,
+    dropout: Option<StepDropout>,
+    ws: &mut NetworkWorkspace<T>,
+    grad: &mut [T],
+) -> LossSums {
+    let outputs = arch.outputs();
+    let batch = targets.rows(outputs);
+    forward(params, x, batch, dropout, ws);
+    let last = ws.blocks.len() - 1;
+    let sums = loss_backward(
+        &ws.blocks[last][..batch * outputs],
+        targets,
+        outputs,
+        &mut ws.delta[..batch * outputs],
+    );
+    let dropout_on = dropout.is_some_and(|d| d.rate > 0.0);
+    for &step in ws.steps.iter().rev() {
+        match step {
+            Step::Dense {
+                shape: (n_in, n_out),
+                weights,
+                bias,
+                block,
+            } => {
+                let input = if block == 0 {
+                    x
+                } else {
+                    &ws.blocks[block - 1][..]
+                };
+                let (dw, db) = grad[weights..bias + n_out].split_at_mut(bias - weights);
+                let dx = (block > 0).then(|| &mut ws.delta_prev[..batch * n_in]);
+                linear_backward(
+                    LinearShape { batch, n_in, n_out },
+                    input,
+                    &params[weights..bias],
+                    &ws.delta[..batch * n_out],
+                    dx,
+                    dw,
+                    db,
+                );
+                if block > 0 {
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::Dropout { block, mask } => {
+                if dropout_on {
+                    let n = batch * ws.widths[block];
+                    dropout_backward(&ws.masks[mask][..n], &mut ws.delta[..n]);
+                }
+            }
+            Step::Activation {
+                activation,
+                block,
+                saved,
+            } => {
+                let n = batch * ws.widths[block];
+                match saved {
+                    None => relu_backward(&ws.blocks[block][..n], &mut ws.delta[..n]),
+                    Some(s) => {
+                        activation_backward(activation, &ws.saved[s][..n], &mut ws.delta[..n])
+                    }
+                }
+            }
+        }
+    }
+    sums
+}
+
+/// Loss sum and correct count over every row of `targets` without dropout, in chunks of
+/// the workspace's batch size.
+pub fn evaluate<T: Real>(
+    arch: &Arch,
+    params: &[T],
+    x: &[T],
+    targets: Targets<'_>,
+    ws: &mut NetworkWorkspace<T>,
+    chunk: usize,
+) -> LossSums {
+    let (d, outputs) = (arch.inputs, arch.outputs());
+    let rows = targets.rows(outputs);
+    let mut sums = LossSums::default();
+    for start in (0..rows).step_by(chunk.max(1)) {
+        let n = chunk.min(rows - start);
+        let xs = &x[start * d..(start + n) * d];
+        let logits = forward(params, xs, n, None, ws);
+        let part = loss_forward(logits, targets.slice(start, n, outputs), outputs);
+        sums.loss += part.loss;
+        sums.correct += part.correct;
+    }
+    sums
+}
