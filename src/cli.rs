@@ -10,11 +10,10 @@ use crate::model::hparams::OptimizerKind;
 use crate::report::log::{default_run_dir, RunLog};
 use crate::report::progress::SweepProgress;
 use crate::space::{Params, Space};
-use crate::storage::TrialState;
-use crate::storage::{Journal, Op, Storage, StudyHeader};
+use crate::storage::{Journal, Op, Storage, StudyHeader, TrialRecord, TrialState};
 use crate::sweep::{
     bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, standing, OuterFold,
-    Progress, SweepOutcome, TrialRecord,
+    Progress, SweepOutcome,
 };
 use crate::train::sanity::{sanity_check, SanityReport, TINY_BATCH};
 use crate::tuner::sampler::SamplerKind;
@@ -606,15 +605,15 @@ fn report(dir: &Path, json: bool) -> Result<()> {
         println!("{out}");
         return Ok(());
     }
-    let states = |s: &str| run.trials.iter().filter(|t| t.state == s).count();
+    let states = |s: TrialState| run.trials.iter().filter(|t| t.state == s).count();
     println!(
         "run {}: sweep `{}`, {} trials ({} complete, {} pruned, {} failed), metric {}",
         dir.display(),
         run.sweep.name,
         run.trials.len(),
-        states("complete"),
-        states("pruned"),
-        states("failed"),
+        states(TrialState::Complete),
+        states(TrialState::Pruned),
+        states(TrialState::Failed),
         metric.name
     );
     match &run.summary {
@@ -663,9 +662,9 @@ fn report(dir: &Path, json: bool) -> Result<()> {
         println!(
             "  trial {:>4} {:<9} {:>3} epochs  {:.4}  {}",
             t.number,
-            t.state,
+            t.state.name(),
             t.epochs,
-            t.value().unwrap_or(f64::NAN),
+            t.last_value().unwrap_or(f64::NAN),
             params.join(" ")
         );
     }

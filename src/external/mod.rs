@@ -26,11 +26,10 @@ use crate::report::log::RunLog;
 use crate::report::progress::format_seconds;
 use crate::space::Params;
 use crate::storage::TrialState;
-use crate::storage::{Journal, Storage};
+use crate::storage::{Journal, RungValue, Storage, TrialRecord};
 use crate::tuner::scheduler::{Arrival, BandScheduler, Decision, Scheduler, Score};
 use crate::tuner::study::{Outcome, Study};
 use child::{Event, Killed, TrialProcess};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -43,31 +42,6 @@ pub enum Ending {
     Finished(serde_json::Value),
     /// Interrupted by a signal; the journal holds everything finished so far.
     Interrupted,
-}
-
-/// One line of `trials.jsonl` (the fields `popsweep report` reads, plus the program's).
-#[derive(Serialize)]
-struct TrialRecord<'a> {
-    number: usize,
-    params: &'a Params,
-    state: &'static str,
-    /// Iterations reported (the metric's values).
-    epochs: usize,
-    /// The metric at each band reached, then at the last iteration.
-    rungs: Vec<Rung>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<f64>,
-    attempts: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Rung {
-    epochs: usize,
-    value: f64,
 }
 
 /// Runs (or, with `resume`, continues) the external sweep in `run_dir`; programs start in
@@ -476,54 +450,46 @@ impl Driver<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record<'p>(
+    fn record(
         &self,
         number: usize,
-        params: &'p Params,
+        params: &Params,
         state: TrialState,
         history: &[f64],
         attempts: usize,
         seconds: Option<f64>,
         error: Option<String>,
-    ) -> TrialRecord<'p> {
+    ) -> TrialRecord {
         let bands: Vec<usize> = self
             .ext
             .stopping
             .as_ref()
             .map_or(Vec::new(), |r| r.bands.clone());
-        let mut rungs: Vec<Rung> = bands
+        let rungs: Vec<RungValue> = bands
             .iter()
             .filter(|&&b| b < history.len())
-            .map(|&b| Rung {
-                epochs: b,
-                value: history[b - 1],
+            .map(|&b| (b, history[b - 1]))
+            .chain(history.last().map(|&v| (history.len(), v)))
+            .enumerate()
+            .map(|(rung, (epochs, value))| RungValue {
+                rung,
+                epochs,
+                value,
             })
             .collect();
-        if let Some(&v) = history.last() {
-            rungs.push(Rung {
-                epochs: history.len(),
-                value: v,
-            });
-        }
         TrialRecord {
             number,
-            params,
-            state: match state {
-                TrialState::Complete => "complete",
-                TrialState::Pruned => "pruned",
-                TrialState::Failed => "failed",
-                TrialState::Running => "running",
-            },
+            params: params.clone(),
+            state,
             epochs: history.len(),
             rungs,
-            value: if state == TrialState::Complete {
-                history.last().copied()
-            } else {
-                None
-            },
-            attempts,
+            value: (state == TrialState::Complete)
+                .then(|| history.last().copied())
+                .flatten(),
+            attempts: Some(attempts),
             seconds,
             error,
+            ..TrialRecord::default()
         }
     }
 
@@ -614,10 +580,7 @@ impl Driver<'_> {
 fn first_error(dir: &Path) -> Option<(usize, String)> {
     let text = std::fs::read_to_string(dir.join("trials.jsonl")).ok()?;
     text.lines().find_map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).ok()?;
-        Some((
-            v["number"].as_u64()? as usize,
-            v["error"].as_str()?.to_string(),
-        ))
+        let record: TrialRecord = serde_json::from_str(l).ok()?;
+        Some((record.number, record.error?))
     })
 }

@@ -1,7 +1,7 @@
 //! Regularisation diagnostics: which trials overfit, judged from their train−validation
 //! gap over time, and which way to move.
 
-use super::run::TrialView;
+use crate::storage::TrialRecord;
 use serde::Serialize;
 
 /// A train−validation accuracy gap above this, with the validation loss risen off its
@@ -28,7 +28,7 @@ pub struct Overfitting {
 }
 
 /// The overfitting trials (with at least three epochs), worst gap first.
-pub fn overfitting(trials: &[TrialView]) -> Vec<Overfitting> {
+pub fn overfitting(trials: &[TrialRecord]) -> Vec<Overfitting> {
     let mut flags: Vec<Overfitting> = trials
         .iter()
         .filter(|t| t.history.len() >= 3)
@@ -62,7 +62,7 @@ pub fn overfitting(trials: &[TrialView]) -> Vec<Overfitting> {
 }
 
 /// Which way to move: more of the regularisers the trial has room in, or less capacity.
-fn advice(t: &TrialView) -> String {
+fn advice(t: &TrialRecord) -> String {
     let number = |name: &str| t.params.get(name).and_then(|v| v.as_f64());
     let mut moves = Vec::new();
     match number("dropout") {
@@ -92,15 +92,16 @@ mod tests {
     use super::*;
     use crate::population::EpochMetrics;
     use crate::space::{ParamValue, Params};
+    use crate::storage::TrialState;
 
-    fn trial(number: usize, curve: &[(f64, f64, f64)]) -> TrialView {
+    fn trial(number: usize, curve: &[(f64, f64, f64)]) -> TrialRecord {
         let mut params = Params::new();
         params.insert("dropout".into(), ParamValue::Float(0.05));
         params.insert("width".into(), ParamValue::Int(256));
-        TrialView {
+        TrialRecord {
             number,
             params,
-            state: "complete".into(),
+            state: TrialState::Complete,
             epochs: curve.len(),
             rungs: Vec::new(),
             history: curve
@@ -118,7 +119,7 @@ mod tests {
                     },
                 )
                 .collect(),
-            lineage: Vec::new(),
+            ..TrialRecord::default()
         }
     }
 

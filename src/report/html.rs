@@ -8,6 +8,7 @@ use super::importance::importance;
 use super::plot::{Chart, Series};
 use super::run::RunData;
 use crate::space::transform::to_unit;
+use crate::storage::TrialState;
 use std::fmt::Write as _;
 
 /// The `id` of every figure the page holds (the headless-browser test checks them).
@@ -68,12 +69,16 @@ pub fn render(run: &RunData) -> String {
     let values: Vec<(f64, f64)> = run
         .trials
         .iter()
-        .filter_map(|t| Some((t.number as f64, t.value()?)))
+        .filter_map(|t| Some((t.number as f64, t.last_value()?)))
         .collect();
     let mut best = Vec::new();
     let mut so_far: Option<f64> = None;
-    for t in run.trials.iter().filter(|t| t.state == "complete") {
-        if let Some(v) = t.value() {
+    for t in run
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+    {
+        if let Some(v) = t.last_value() {
             so_far = Some(so_far.map_or(v, |b| if maximize { b.max(v) } else { b.min(v) }));
             best.push((t.number as f64, so_far.unwrap()));
         }
@@ -172,7 +177,7 @@ pub fn render(run: &RunData) -> String {
             points: run
                 .trials
                 .iter()
-                .filter(|t| t.state == "pruned")
+                .filter(|t| t.state == TrialState::Pruned)
                 .filter_map(|t| {
                     let h = t.history.last()?;
                     Some((h.epoch as f64, h.get(metric)?))
@@ -269,9 +274,9 @@ pub fn render(run: &RunData) -> String {
             table,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td>",
             t.number,
-            esc(&t.state),
+            esc(t.state.name()),
             t.epochs,
-            t.value().unwrap_or(f64::NAN)
+            t.last_value().unwrap_or(f64::NAN)
         );
         for n in &names {
             let v = t.params.get(*n).map_or(String::new(), |v| v.to_string());
@@ -308,7 +313,7 @@ fn parallel(run: &RunData) -> String {
         .trials
         .iter()
         .filter_map(|t| {
-            let v = t.value()?;
+            let v = t.last_value()?;
             let units = defs
                 .iter()
                 .map(|d| t.params.get(&d.name).map(|x| to_unit(&d.dist, x)))

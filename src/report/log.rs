@@ -3,6 +3,7 @@
 //! once at the end, atomically).
 
 use crate::error::{Error, Result};
+use crate::storage::TrialRecord;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -73,7 +74,7 @@ impl RunLog {
     }
 
     /// Appends one trial as a JSON line.
-    pub fn append_trial(&mut self, record: &impl Serialize) -> Result<()> {
+    pub fn append_trial(&mut self, record: &TrialRecord) -> Result<()> {
         let path = self.dir.join("trials.jsonl");
         let mut line = serde_json::to_string(record).expect("trial records serialize");
         line.push('\n');
@@ -191,11 +192,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("popsweep-log-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut log = RunLog::create(&dir).unwrap();
-        log.append_trial(&serde_json::json!({"number": 0})).unwrap();
+        let record = TrialRecord {
+            state: crate::storage::TrialState::Complete,
+            ..TrialRecord::default()
+        };
+        log.append_trial(&record).unwrap();
         log.sync().unwrap();
         assert!(RunLog::create(&dir).is_err());
         let text = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
-        assert_eq!(text, "{\"number\":0}\n");
+        assert_eq!(
+            text,
+            "{\"number\":0,\"params\":{},\"state\":\"complete\",\"epochs\":0,\"rungs\":[],\"history\":[]}\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

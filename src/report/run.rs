@@ -4,46 +4,17 @@
 
 use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
-use crate::population::EpochMetrics;
 use crate::space::Params;
+use crate::storage::TrialRecord;
 use crate::tuner::scheduler::{by_standing, Standing};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// One line of `trials.jsonl`, as the report needs it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct TrialView {
-    pub number: usize,
-    pub params: Params,
-    pub state: String,
-    pub epochs: usize,
-    #[serde(default)]
-    pub rungs: Vec<RungView>,
-    #[serde(default)]
-    pub history: Vec<EpochMetrics>,
-    #[serde(default)]
-    pub lineage: Vec<serde_json::Value>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct RungView {
-    pub epochs: usize,
-    pub value: f64,
-}
-
-impl TrialView {
-    /// The sweep metric at the trial's last rung.
-    pub fn value(&self) -> Option<f64> {
-        self.rungs.last().map(|r| r.value).filter(|v| v.is_finite())
-    }
-}
 
 pub struct RunData {
     pub dir: PathBuf,
     pub sweep: Sweep,
     /// `summary.json`, absent when the run stopped before the end.
     pub summary: Option<serde_json::Value>,
-    pub trials: Vec<TrialView>,
+    pub trials: Vec<TrialRecord>,
 }
 
 impl RunData {
@@ -68,7 +39,7 @@ impl RunData {
                 continue;
             }
             // A line torn by a crash is skipped with a warning, as the journal does.
-            match serde_json::from_str::<TrialView>(line) {
+            match serde_json::from_str::<TrialRecord>(line) {
                 Ok(t) => trials.push(t),
                 Err(e) => eprintln!(
                     "warning: {}:{}: skipped an unreadable trial line ({e})",
@@ -90,17 +61,21 @@ impl RunData {
     pub fn observations(&self) -> Vec<(Params, f64)> {
         self.trials
             .iter()
-            .filter_map(|t| Some((t.params.clone(), t.value()?)))
+            .filter_map(|t| Some((t.params.clone(), t.last_value()?)))
             .collect()
     }
 
     /// Trials with a value, best first.
-    pub fn ranked(&self) -> Vec<&TrialView> {
-        let mut out: Vec<&TrialView> = self.trials.iter().filter(|t| t.value().is_some()).collect();
+    pub fn ranked(&self) -> Vec<&TrialRecord> {
+        let mut out: Vec<&TrialRecord> = self
+            .trials
+            .iter()
+            .filter(|t| t.last_value().is_some())
+            .collect();
         let maximize = self.sweep.metric.maximize;
-        let standing = |t: &TrialView| Standing {
+        let standing = |t: &TrialRecord| Standing {
             epochs: t.epochs,
-            value: t.value().unwrap_or(f64::NAN),
+            value: t.last_value().unwrap_or(f64::NAN),
             val_loss: t.history.last().map_or(f64::INFINITY, |h| h.val_loss),
             number: t.number,
         };

@@ -3,9 +3,11 @@
 //! into the same [`StudyState`]; the journal is the source of truth.
 
 pub mod journal;
+mod records;
 mod trial;
 
 pub use journal::Journal;
+pub use records::{is_zero, Lineage, RungValue, TrialRecord};
 pub use trial::{FrozenTrial, TrialState};
 
 use crate::error::Result;

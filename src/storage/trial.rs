@@ -4,14 +4,27 @@
 use crate::space::Params;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrialState {
     /// Asked, not yet told: a pending evaluation (the constant liar's "lie" applies here).
+    #[default]
     Running,
     Complete,
     Pruned,
     Failed,
+}
+
+impl TrialState {
+    /// As records and journals write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Failed => "failed",
+        }
+    }
 }
 
 /// One trial's record in a study.

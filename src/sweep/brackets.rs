@@ -189,8 +189,7 @@ impl<'a> Bracket<'a> {
                 rungs: self.rung_values.remove(&member.trial).unwrap_or_default(),
                 history: member.history.clone(),
                 error: member.failure.as_ref().map(|f| f.to_string()),
-                lineage: Vec::new(),
-                first_unit: 0,
+                ..TrialRecord::default()
             };
             log.append_trial(&record)?;
             ledger.finish(pop, slot, record, metric);

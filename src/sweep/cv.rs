@@ -23,6 +23,7 @@ use crate::population::Population;
 use crate::report::log::RunLog;
 use crate::rng::{permutation, Stream};
 use crate::space::Params;
+use crate::storage::{RungValue, TrialRecord, TrialState};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -56,18 +57,6 @@ pub struct CvSummary {
     /// Sample standard deviation over the outer folds.
     pub test_accuracy_sd: f64,
     pub wall_seconds: f64,
-}
-
-/// One line of `trials.jsonl` in a CV run: a configuration's inner score in one outer fold.
-#[derive(Serialize)]
-struct CvRecord<'a> {
-    number: usize,
-    outer: usize,
-    params: &'a Params,
-    state: &'static str,
-    epochs: usize,
-    rungs: Vec<serde_json::Value>,
-    inner_values: Vec<f64>,
 }
 
 /// Stratified assignment of `rows` (indices into `labels`) to `k` folds: each class's rows
@@ -209,18 +198,24 @@ pub fn run_nested_cv(
             let values = &inner_values[c][k];
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             let state = if mean.is_finite() {
-                "complete"
+                TrialState::Complete
             } else {
-                "failed"
+                TrialState::Failed
             };
-            log.append_trial(&CvRecord {
+            // A configuration's line per outer fold: its mean inner score as its one rung.
+            log.append_trial(&TrialRecord {
                 number: *trial,
-                outer: k,
-                params,
+                outer: Some(k),
+                params: params.clone(),
                 state,
                 epochs: sweep.epochs,
-                rungs: vec![serde_json::json!({"epochs": sweep.epochs, "value": mean})],
+                rungs: vec![RungValue {
+                    rung: 0,
+                    epochs: sweep.epochs,
+                    value: mean,
+                }],
                 inner_values: values.clone(),
+                ..TrialRecord::default()
             })?;
             let better = |old: f64| {
                 if metric.maximize {

@@ -35,13 +35,14 @@ use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::storage::TrialState;
+use crate::storage::{Lineage, RungValue, TrialRecord};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{
     brackets, model_budget, rank, FullBudget, Scheduler, Score, SuccessiveHalving,
 };
 use crate::tuner::study::{Outcome, Study};
 use rand::{RngExt, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -157,50 +158,6 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
     Ok((tuning, held_out, name))
 }
 
-/// The sweep metric of a trial at one rung.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RungValue {
-    pub rung: usize,
-    pub epochs: usize,
-    pub value: f64,
-}
-
-/// One line of `trials.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrialRecord {
-    pub number: usize,
-    /// The configuration as sampled (PBT's later changes are in `lineage`).
-    pub params: Params,
-    pub state: TrialState,
-    /// Epochs trained (completed epochs; a failed trial's partial epoch is not counted).
-    pub epochs: usize,
-    pub rungs: Vec<RungValue>,
-    pub history: Vec<EpochMetrics>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// PBT: every exploit/explore this trial went through, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lineage: Vec<Lineage>,
-    /// The unit of the population's clock its first epoch trained in: each epoch's
-    /// minibatch order follows that clock, so rebuilding the trial means starting there.
-    /// 0 under the bracket schedules; a slot schedule starts a trial when a slot frees.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub first_unit: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// One PBT exploit/explore step of a trial: at `epoch` it took the weights of trial `from`
-/// and continued with `params`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Lineage {
-    pub epoch: usize,
-    pub from: usize,
-    pub params: Params,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Best {
     pub trial: usize,
@@ -240,7 +197,7 @@ pub struct Summary {
     pub epochs_total: usize,
     /// Of `epochs_total`, those trained past ASHA's stop while the slots drained
     /// (`drain: train`).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::storage::is_zero")]
     pub drain_epochs: usize,
     /// Mean fraction of the population's slots busy per epoch of training.
     pub utilisation: f64,
@@ -648,7 +605,7 @@ pub fn run_sweep(
     };
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
     for r in &finished {
-        *counts.entry(state_name(r.state)).or_default() += 1;
+        *counts.entry(r.state.name()).or_default() += 1;
     }
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
@@ -868,7 +825,7 @@ fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Resu
             let last = t.history.last();
             let mut row = vec![
                 t.number.to_string(),
-                state_name(t.state).to_string(),
+                t.state.name().to_string(),
                 t.epochs.to_string(),
                 opt(t.rungs.last().map(|r| r.value)),
                 opt(last.map(|h| h.train_loss)),
@@ -888,15 +845,6 @@ fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Resu
         })
         .collect();
     log.write_csv("trials.csv", &header, &rows)
-}
-
-fn state_name(state: TrialState) -> &'static str {
-    match state {
-        TrialState::Running => "running",
-        TrialState::Complete => "complete",
-        TrialState::Pruned => "pruned",
-        TrialState::Failed => "failed",
-    }
 }
 
 /// A member's standing on `metric` after its latest epoch, ties broken by validation loss.
@@ -960,10 +908,7 @@ mod tests {
                     value: 0.5,
                 })
                 .collect(),
-            history: Vec::new(),
-            error: None,
-            lineage: Vec::new(),
-            first_unit: 0,
+            ..TrialRecord::default()
         }
     }
 

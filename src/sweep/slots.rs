@@ -324,6 +324,7 @@ impl SlotContext<'_> {
                             error: member.failure.as_ref().map(|f| f.to_string()),
                             lineage: run.lineage,
                             first_unit: run.first_unit,
+                            ..TrialRecord::default()
                         };
                         // PBT trains the trials of a stopped run again: a record already
                         // written must come out the same, and is not written twice.
