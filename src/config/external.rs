@@ -1,0 +1,166 @@
+//! External-program sweeps in the config: W&B's `program`/`command` and its macros, and
+//! the checks of a sweep that runs them.
+
+use super::raw::RawSweep;
+use super::{Ctx, Metric, Schedule, Sweep};
+use crate::data::normalize::Normalize;
+use crate::data::{DataSource, SplitFractions};
+use crate::error::Result;
+use crate::model::knobs::KnobDefaults;
+use crate::space::parse_parameters;
+use crate::tuner::sampler::SamplerKind;
+use crate::tuner::scheduler::BandStopping;
+
+/// The macros of W&B's `command`, which a sweep file's `command` is checked against.
+pub const MACROS: [&str; 7] = [
+    "${env}",
+    "${interpreter}",
+    "${program}",
+    "${args}",
+    "${args_no_hyphens}",
+    "${args_json}",
+    "${args_json_file}",
+];
+
+/// The first `${...}` in `arg` that is not a known macro.
+pub fn unknown_macro(arg: &str) -> Option<String> {
+    let mut rest = arg;
+    while let Some(start) = rest.find("${") {
+        let tail = &rest[start..];
+        let end = tail.find('}').map_or(tail.len(), |e| e + 1);
+        let name = &tail[..end];
+        if !MACROS.contains(&name) {
+            return Some(name.to_string());
+        }
+        rest = &tail[end..];
+    }
+    None
+}
+
+/// How an external-program sweep runs its trials (see the `external` module).
+#[derive(Clone, Debug, PartialEq)]
+pub struct External {
+    /// W&B's `program`: the script the `${program}` macro names.
+    pub program: Option<String>,
+    /// W&B's `command`, macros unexpanded; default
+    /// `[${env}, ${interpreter}, ${program}, ${args}]`.
+    pub command: Vec<String>,
+    /// popsweep's `population`: trials running at once (default 2).
+    pub parallel: usize,
+    /// popsweep's `max_retries`: reruns of a trial whose program exits non-zero (default 0).
+    pub max_retries: usize,
+    /// popsweep's `trial_timeout`: seconds before a trial is killed and failed.
+    pub trial_timeout: Option<f64>,
+    /// `early_terminate: {type: hyperband}` as W&B's agent applies it to running programs.
+    pub stopping: Option<BandStopping>,
+}
+
+impl Ctx<'_> {
+    /// A sweep that runs `program`/`command` per trial: any parameter and metric names,
+    /// none of the built-in model's keys.
+    pub(super) fn external_sweep(
+        &self,
+        raw: RawSweep,
+        sampler: SamplerKind,
+        metric: Metric,
+        auto: bool,
+    ) -> Result<Sweep> {
+        for (given, key) in [
+            (raw.data.is_some(), "data"),
+            (raw.model.is_some(), "model"),
+            (raw.train.is_some(), "train"),
+            (raw.scheduler.is_some(), "scheduler"),
+            (raw.lr_finder.is_some(), "lr_finder"),
+            (raw.cv.is_some(), "cv"),
+            (raw.final_stage.is_some(), "final"),
+            (raw.backend.is_some(), "backend"),
+        ] {
+            if given {
+                return Err(self.err(
+                    &[key],
+                    format!(
+                        "`{key}` configures the built-in model; a sweep with `program` or \
+                         `command` runs that program instead"
+                    ),
+                ));
+            }
+        }
+        let command = match raw.command {
+            Some(c) if c.is_empty() => {
+                return Err(self.err(&["command"], "is empty".into()));
+            }
+            Some(c) => c,
+            None => ["${env}", "${interpreter}", "${program}", "${args}"]
+                .map(String::from)
+                .to_vec(),
+        };
+        if raw.program.is_none() && command.iter().any(|a| a.contains("${program}")) {
+            return Err(self.err(
+                &["command"],
+                "uses ${program} but the sweep has no `program`".into(),
+            ));
+        }
+        if let Some(bad) = command.iter().find_map(|a| unknown_macro(a)) {
+            return Err(self.err(
+                &["command"],
+                format!("unknown macro `{bad}` (supported: {})", MACROS.join(", ")),
+            ));
+        }
+        let stopping = match raw.early_terminate {
+            None => None,
+            Some(et) => Some(self.band_stopping(et)?),
+        };
+        let space = parse_parameters(raw.parameters.unwrap_or_default())
+            .map_err(|e| self.space_error(e))?;
+        if space.params.is_empty() {
+            return Err(self.err(
+                &["parameters"],
+                "a sweep needs at least one parameter".into(),
+            ));
+        }
+        let choice = auto.then(|| {
+            let cap = self.positive(raw.run_cap, 27, &["run_cap"]).unwrap_or(27);
+            crate::tuner::auto::choose(&space, cap, None)
+        });
+        let sampler = choice.as_ref().map_or(sampler, |c| c.sampler);
+        let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
+        if let Some(t) = raw.trial_timeout.filter(|t| !(*t > 0.0 && t.is_finite())) {
+            return Err(self.err(
+                &["trial_timeout"],
+                format!("{t} must be a positive number of seconds"),
+            ));
+        }
+        let parallel = self.positive(raw.population, 2, &["population"])?;
+        Ok(Sweep {
+            name: raw.name.unwrap_or_else(|| "sweep".into()),
+            metric,
+            space,
+            sampler,
+            run_cap,
+            schedule: Schedule::Full,
+            data: DataSource::Digits,
+            split: SplitFractions::default(),
+            val_fraction: 0.1,
+            normalize: Normalize::None,
+            defaults: KnobDefaults::default(),
+            epochs: 1,
+            batch_size: 1,
+            epoch_fraction: 1.0,
+            seed: raw.seed.unwrap_or(0),
+            lr_finder: false,
+            max_params: None,
+            cv: None,
+            final_stage: None,
+            auto_reason: choice.map(|c| c.reason),
+            backend: None,
+            external: Some(External {
+                program: raw.program,
+                command,
+                parallel,
+                max_retries: raw.max_retries.unwrap_or(0) as usize,
+                trial_timeout: raw.trial_timeout,
+                stopping,
+            }),
+        })
+    }
+}

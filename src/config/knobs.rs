@@ -1,0 +1,288 @@
+//! The built-in model's keys (`model`, `train`) as defaults, and the knobs a search space
+//! may tune, checked against what each knob accepts.
+
+use super::raw::{RawModel, RawSchedule, RawTrain};
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::model::hparams::{Activation, Decay, LrSchedule, OptimizerKind};
+use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
+use crate::space::transform::from_unit;
+use crate::space::{Distribution, ParamValue, Space, SpaceError};
+
+fn kind_word(kind: KnobKind) -> &'static str {
+    match kind {
+        KnobKind::Int => "integer",
+        KnobKind::Float => "numeric",
+        KnobKind::Choice(_) => "named",
+    }
+}
+
+impl Ctx<'_> {
+    /// The knobs' values where a trial does not tune them; `epochs` is the full budget (a
+    /// cosine schedule decays over it).
+    pub(super) fn defaults(
+        &self,
+        model: Option<&RawModel>,
+        train: Option<&RawTrain>,
+        epochs_for_schedule: usize,
+    ) -> Result<KnobDefaults> {
+        if let Some(kind) = model
+            .and_then(|m| m.kind.as_deref())
+            .filter(|&k| k != "mlp")
+        {
+            return Err(self.err(
+                &["model", "type"],
+                format!("model type `{kind}` is not supported yet (supported: mlp)"),
+            ));
+        }
+        let base = KnobDefaults::default();
+        let activation = match model.and_then(|m| m.activation.as_deref()) {
+            None => base.activation,
+            Some(name) => Activation::parse(name).ok_or_else(|| {
+                self.err(
+                    &["model", "activation"],
+                    format!(
+                        "unknown activation `{name}` (expected {})",
+                        Activation::NAMES.join(", ")
+                    ),
+                )
+            })?,
+        };
+        let check = |section: &str, name: &str, value: Option<f64>, default: f64| -> Result<f64> {
+            let Some(v) = value else { return Ok(default) };
+            let knob = knob(name).expect("defaults are named after knobs");
+            if (knob.accepts)(v) {
+                Ok(v)
+            } else {
+                Err(self.err(
+                    &[section, name],
+                    format!("{v} is outside the valid range {} of {name}", knob.range),
+                ))
+            }
+        };
+        let as_f64 = |v: Option<u64>| v.map(|x| x as f64);
+        let optimizer = match train.and_then(|t| t.optimizer.as_deref()) {
+            None => base.optimizer,
+            Some(name) => OptimizerKind::parse(name).ok_or_else(|| {
+                self.err(
+                    &["train", "optimizer"],
+                    format!("unknown optimizer `{name}` (expected sgd or adamw)"),
+                )
+            })?,
+        };
+        let nesterov = train.and_then(|t| t.nesterov).unwrap_or(false);
+        if nesterov && optimizer != OptimizerKind::Sgd {
+            return Err(self.err(
+                &["train", "nesterov"],
+                "Nesterov momentum is an SGD option; AdamW has none".into(),
+            ));
+        }
+        let schedule = match train.and_then(|t| t.lr_schedule.as_ref()) {
+            None => LrSchedule::CONSTANT,
+            Some(raw) => self.lr_schedule(raw, epochs_for_schedule)?,
+        };
+        Ok(KnobDefaults {
+            activation,
+            optimizer,
+            nesterov,
+            schedule,
+            l1: check("train", "l1", train.and_then(|t| t.l1), base.l1)?,
+            noise: check("train", "noise", train.and_then(|t| t.noise), base.noise)?,
+            shift: check(
+                "train",
+                "shift",
+                as_f64(train.and_then(|t| t.shift)),
+                base.shift as f64,
+            )? as usize,
+            lr: check("train", "lr", train.and_then(|t| t.lr), base.lr)?,
+            momentum: check(
+                "train",
+                "momentum",
+                train.and_then(|t| t.momentum),
+                base.momentum,
+            )?,
+            weight_decay: check(
+                "train",
+                "weight_decay",
+                train.and_then(|t| t.weight_decay),
+                base.weight_decay,
+            )?,
+            dropout: check(
+                "train",
+                "dropout",
+                train.and_then(|t| t.dropout),
+                base.dropout,
+            )?,
+            depth: check(
+                "model",
+                "depth",
+                as_f64(model.and_then(|m| m.depth)),
+                base.depth as f64,
+            )? as usize,
+            width: check(
+                "model",
+                "width",
+                as_f64(model.and_then(|m| m.width)),
+                base.width as f64,
+            )? as usize,
+        })
+    }
+
+    /// `train.lr_schedule`: a linear warm-up (`warmup_epochs`, default 0) then `constant`,
+    /// `step` (× `gamma`, default 0.1, every `step_epochs`, default a third of the budget) or
+    /// `cosine` (to 0 at the full budget).
+    pub(super) fn lr_schedule(&self, raw: &RawSchedule, epochs: usize) -> Result<LrSchedule> {
+        let at = |key: &'static str| ["train", "lr_schedule", key];
+        let non_negative = |key: &'static str, v: Option<f64>, default: f64| -> Result<f32> {
+            match v {
+                Some(x) if !(x >= 0.0 && x.is_finite()) => {
+                    Err(self.err(&at(key), format!("{x} must be a finite number ≥ 0")))
+                }
+                Some(x) => Ok(x as f32),
+                None => Ok(default as f32),
+            }
+        };
+        let warmup_epochs = non_negative("warmup_epochs", raw.warmup_epochs, 0.0)?;
+        let decay = match raw.kind.as_str() {
+            "constant" => Decay::Constant,
+            "cosine" => Decay::Cosine {
+                total_epochs: epochs as f32,
+            },
+            "step" => {
+                let every = non_negative(
+                    "step_epochs",
+                    raw.step_epochs,
+                    (epochs as f64 / 3.0).max(1.0),
+                )?;
+                if every == 0.0 {
+                    return Err(self.err(&at("step_epochs"), "step_epochs must be > 0".into()));
+                }
+                let gamma = non_negative("gamma", raw.gamma, 0.1)?;
+                Decay::Step {
+                    every_epochs: every,
+                    gamma,
+                }
+            }
+            other => {
+                return Err(self.err(
+                    &at("type"),
+                    format!("unknown schedule `{other}` (expected constant, step or cosine)"),
+                ))
+            }
+        };
+        Ok(LrSchedule {
+            warmup_epochs,
+            decay,
+        })
+    }
+
+    pub(super) fn space_error(&self, e: SpaceError) -> Error {
+        let mut path: Vec<&str> = vec!["parameters"];
+        path.extend(e.path.iter().map(String::as_str));
+        self.err(&path, e.message)
+    }
+
+    /// Checks every parameter against the built-in model's knobs: the name must be one,
+    /// the kind (integer or real) must match, and every value it can take must be valid.
+    pub(super) fn check_knobs(&self, mut space: Space) -> Result<Space> {
+        let names: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
+        for def in &mut space.params {
+            let name = def.name.clone();
+            let at = |key: &str| SpaceError::at(&name, key, "");
+            let fail =
+                |key: &str, message: String| self.space_error(SpaceError { message, ..at(key) });
+            let knob = knob(&name).ok_or_else(|| {
+                fail(
+                    "",
+                    format!(
+                        "unknown parameter `{name}` (the built-in MLP tunes {}, width_<k>)",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            let check = |key: &str, x: f64| {
+                if (knob.accepts)(x) {
+                    Ok(())
+                } else {
+                    Err(fail(
+                        key,
+                        format!("{x} is outside the valid range {} of {name}", knob.range),
+                    ))
+                }
+            };
+            match (knob.kind, &mut def.dist) {
+                (KnobKind::Int, Distribution::Int { low, high, .. }) => {
+                    check("min", *low as f64)?;
+                    check("max", *high as f64)?;
+                }
+                (KnobKind::Float, Distribution::Float { low, high, .. }) => {
+                    check("min", *low)?;
+                    check("max", *high)?;
+                }
+                // A shaped prior is sampled only between its extreme quantiles (see
+                // space::prior), so those two values bound every trial exactly.
+                (KnobKind::Int, dist @ Distribution::Shaped { int: true, .. })
+                | (KnobKind::Float, dist @ Distribution::Shaped { int: false, .. }) => {
+                    for u in [0.0, 1.0] {
+                        check(
+                            "distribution",
+                            from_unit(dist, u).as_f64().unwrap_or(f64::NAN),
+                        )?;
+                    }
+                }
+                (KnobKind::Choice(names), Distribution::Categorical { choices, .. }) => {
+                    for c in choices.iter() {
+                        match c {
+                            ParamValue::Str(s) if names.contains(&s.as_str()) => {}
+                            other => {
+                                return Err(fail(
+                                    "values",
+                                    format!("{name} takes one of {}, not {other}", knob.range),
+                                ))
+                            }
+                        }
+                    }
+                }
+                (KnobKind::Choice(_), _) => {
+                    return Err(fail(
+                        "distribution",
+                        format!("{name} is categorical: use values: [{}]", knob.range),
+                    ))
+                }
+                (kind, Distribution::Categorical { choices, .. }) => {
+                    for c in choices.iter_mut() {
+                        *c = match (kind, &*c) {
+                            (KnobKind::Int, ParamValue::Int(_)) => c.clone(),
+                            (KnobKind::Float, v) if v.as_f64().is_some() => {
+                                ParamValue::Float(v.as_f64().unwrap_or_default())
+                            }
+                            (_, other) => {
+                                return Err(fail(
+                                    "values",
+                                    format!("{name} takes {} values, not {other}", kind_word(kind)),
+                                ))
+                            }
+                        };
+                        check("values", c.as_f64().unwrap_or_default())?;
+                    }
+                }
+                (KnobKind::Int, _) => {
+                    return Err(fail(
+                        "distribution",
+                        format!("{name} takes integers: use int_uniform or values"),
+                    ))
+                }
+                (KnobKind::Float, _) => {
+                    return Err(fail(
+                        "distribution",
+                        format!(
+                            "{name} takes real numbers: write the bounds as floats (e.g. 0.0) \
+                             or use distribution: uniform"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(space)
+    }
+}

@@ -1,0 +1,308 @@
+//! Sweep files: W&B's sweep vocabulary where it applies (`method`, `metric`, `parameters`,
+//! `run_cap`, `early_terminate`) plus popsweep's own keys (`data`, `model`, `train`,
+//! `seed`). A raw serde struct is read once and validated into a checked [`Sweep`]; every
+//! error names the file, the field as a dotted path and, where it can be found, the line.
+
+mod data;
+mod external;
+mod knobs;
+mod locate;
+mod raw;
+mod schedule;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use crate::backend::BackendChoice;
+use crate::data::normalize::Normalize;
+use crate::data::{DataSource, SplitFractions};
+use crate::error::{Error, Result};
+use crate::model::knobs::KnobDefaults;
+use crate::space::{parse_parameters, RawParam, Space};
+use crate::tuner::sampler::SamplerKind;
+use crate::tuner::scheduler::{Pbt, SuccessiveHalving};
+pub use external::{unknown_macro, External, MACROS};
+use locate::locate;
+use raw::RawSweep;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The sweep `popsweep run` uses when given no file: `examples/digits.yaml`.
+pub const DEFAULT_SWEEP: &str = include_str!("../../examples/digits.yaml");
+pub const DEFAULT_SWEEP_NAME: &str = "examples/digits.yaml";
+
+/// The sweep metric and whether larger is better.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub maximize: bool,
+    /// W&B's `target`: once a trial reaches it, no new trial starts.
+    pub target: Option<f64>,
+}
+
+/// How a sweep spends its budget.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// Every trial trains the full budget.
+    Full,
+    /// One successive-halving bracket over all `run_cap` trials (`early_terminate`, or
+    /// `scheduler: {type: sh}`).
+    Halving(SuccessiveHalving),
+    /// Hyperband's brackets (`scheduler: {type: hyperband}`), run one after another; the
+    /// trial count is Hyperband's, and `run_cap` must allow it.
+    Hyperband {
+        min_budget: usize,
+        max_budget: usize,
+        eta: usize,
+    },
+    /// Asynchronous successive halving over `slots` concurrent trials; a stopped trial's
+    /// slot takes the next trial at once (`scheduler: {type: asha}`).
+    Asha {
+        halving: SuccessiveHalving,
+        slots: usize,
+        drain: Drain,
+    },
+    /// Optuna's median stopping over `slots` concurrent trials (`scheduler: {type: median}`).
+    Median {
+        n_startup_trials: usize,
+        n_warmup_steps: usize,
+        interval_steps: usize,
+        slots: usize,
+    },
+    /// Population-based training of all `run_cap` trials at once (`scheduler: {type: pbt}`).
+    Pbt(Pbt),
+    /// Hyperband's brackets with TPE proposals fitted on the largest budget with enough
+    /// observations, and `random_fraction` of them drawn at random (`scheduler: {type: bohb}`).
+    Bohb {
+        min_budget: usize,
+        max_budget: usize,
+        eta: usize,
+        random_fraction: f64,
+    },
+}
+
+impl Schedule {
+    /// Every kind of schedule, as `summary.json` names it. A new variant gets its name
+    /// here and in [`Schedule::kind`] (whose match is exhaustive); the scheduler contract
+    /// table (tests/schedulers.rs) runs over this list.
+    pub const KINDS: [&'static str; 7] =
+        ["full", "sh", "hyperband", "bohb", "asha", "median", "pbt"];
+
+    /// Its name in [`Schedule::KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Schedule::Full => "full",
+            Schedule::Halving(_) => "sh",
+            Schedule::Hyperband { .. } => "hyperband",
+            Schedule::Bohb { .. } => "bohb",
+            Schedule::Asha { .. } => "asha",
+            Schedule::Median { .. } => "median",
+            Schedule::Pbt(_) => "pbt",
+        }
+    }
+}
+
+/// What ASHA's slots do once every trial has started (`scheduler: {drain: …}`). Until
+/// then a stopped trial's slot takes the next trial; after, the slots drain while the last
+/// promoted trials train towards the full budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// `train` where idle slots cost time (a GPU), `idle` where they do not (the CPU).
+    Auto,
+    /// A trial ASHA stops leaves, and its slot stays empty: the fewest epochs.
+    Idle,
+    /// A slot no trial will take keeps a trial ASHA stops, training on as long as a trial
+    /// ASHA keeps is still training, so the slots stay busy; the extra epochs cost time
+    /// only where busy slots do. Such a trial never keeps the sweep going by itself: it is
+    /// judged again at each rung it reaches, and continues on its own merit only if it then
+    /// ranks among the rung's best.
+    Train,
+}
+
+/// A validated sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub name: String,
+    pub metric: Metric,
+    pub space: Space,
+    /// From `method`: `random`, `grid`, `sobol`.
+    pub sampler: SamplerKind,
+    /// Trials in the sweep (W&B's `run_cap`); default 27, or the grid's size for `grid`.
+    pub run_cap: usize,
+    /// How trials are stopped early (or not).
+    pub schedule: Schedule,
+    /// Where the data comes from; relative paths are relative to the sweep file.
+    pub data: DataSource,
+    /// Train/validation/test fractions (when the data has no test set of its own).
+    pub split: SplitFractions,
+    /// Validation fraction of a shipped train set (when it has a test set; default 0.1).
+    pub val_fraction: f64,
+    /// Per-feature normalisation, fitted on the training split.
+    pub normalize: Normalize,
+    pub defaults: KnobDefaults,
+    /// Full training budget of one trial, in epochs; default 27.
+    pub epochs: usize,
+    /// Minibatch rows; default 32.
+    pub batch_size: usize,
+    /// `train.epoch_fraction` in (0, 1]: the budget unit as a fraction of a pass over the
+    /// training split (default 1). Below 1, every epoch count of the sweep — `train.epochs`,
+    /// rung budgets, schedule lengths, `epochs` in the records — counts these units, so a
+    /// large data set can be judged several times per pass.
+    pub epoch_fraction: f64,
+    /// Seeds the sampler, the split, the minibatch order and every trial's weights; default 0.
+    pub seed: u64,
+    /// `lr_finder: {enabled: true}`: run the range test first and tune `lr` log-uniformly
+    /// over a decade either side of its suggestion.
+    pub lr_finder: bool,
+    /// `model.max_params`: the depth × width budget; larger configurations fail untrained.
+    pub max_params: Option<usize>,
+    /// A sweep with `program` or `command` trains nothing itself: it runs that program
+    /// once per trial (the built-in model's keys do not apply).
+    pub external: Option<External>,
+    /// `cv: {outer, inner}`: nested cross-validation instead of one validation and one
+    /// test split (see `sweep::cv`).
+    pub cv: Option<(usize, usize)>,
+    /// `final: {top_k, retrain}`: how the best trials meet the test split (see
+    /// `sweep::final_eval`); `None`: the best trial is scored with its own weights.
+    pub final_stage: Option<FinalStage>,
+    /// `method: auto`: what it chose and why (see `tuner::auto`).
+    pub auto_reason: Option<String>,
+    /// `backend: auto|cpu|cuda`, used when the command line names none.
+    pub backend: Option<BackendChoice>,
+}
+
+/// `final` of a sweep file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinalStage {
+    pub top_k: usize,
+    pub retrain: bool,
+}
+
+/// Reads and validates a sweep file.
+pub fn load(path: &Path) -> Result<Sweep> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        Error::Config {
+            file: path.display().to_string(),
+            line: Some(before.iter().filter(|&&b| b == b'\n').count() + 1),
+            field: "sweep".into(),
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        }
+    })?;
+    // Data paths are relative to the sweep file, so a sweep runs from any directory.
+    parse_at(
+        &text,
+        &path.display().to_string(),
+        path.parent().unwrap_or(Path::new("")),
+    )
+}
+
+/// Validates sweep-file text as [`parse`] does, with relative data paths taken from `base`
+/// (the directory the sweep file was in; `popsweep resume` reads a copy elsewhere).
+pub fn parse_at(text: &str, file: &str, base: &Path) -> Result<Sweep> {
+    let mut sweep = parse(text, file)?;
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    match &mut sweep.data {
+        DataSource::Digits => {}
+        DataSource::Idx { train, test } => {
+            resolve(&mut train.0);
+            resolve(&mut train.1);
+            if let Some((images, labels)) = test {
+                resolve(images);
+                resolve(labels);
+            }
+        }
+        DataSource::Csv { path, .. } => resolve(path),
+        DataSource::Npy {
+            features, labels, ..
+        } => {
+            resolve(features);
+            resolve(labels);
+        }
+    }
+    Ok(sweep)
+}
+
+/// Validates sweep-file text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Sweep> {
+    let ctx = Ctx { text, file };
+    if text.trim().is_empty() {
+        return Err(ctx.err(&[], "the sweep file is empty".into()));
+    }
+    let raw: RawSweep = serde_yaml_ng::from_str(text).map_err(|e| ctx.yaml_error(&e))?;
+    ctx.validate(raw)
+}
+
+/// Parses a search space given as a `parameters` block on its own (YAML or JSON text):
+/// any parameter names, no model knobs checked. `file` names it in errors.
+pub fn parse_space(text: &str, file: &str) -> Result<Space> {
+    let ctx = Ctx { text, file };
+    if text.trim().is_empty() {
+        return Err(ctx.err(&[], "the search space is empty".into()));
+    }
+    let raw: BTreeMap<String, RawParam> =
+        serde_yaml_ng::from_str(text).map_err(|e| ctx.yaml_error(&e))?;
+    let space = parse_parameters(raw).map_err(|e| Error::Config {
+        file: file.into(),
+        line: locate(text, &e.path.iter().map(String::as_str).collect::<Vec<_>>()),
+        field: e.path.join("."),
+        message: e.message,
+    })?;
+    Ok(space)
+}
+
+/// Where errors point: the file's text (to find lines) and its name.
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, path: &[&str], message: String) -> Error {
+        Error::Config {
+            file: self.file.into(),
+            line: locate(self.text, path),
+            field: if path.is_empty() {
+                "sweep".into()
+            } else {
+                path.join(".")
+            },
+            message,
+        }
+    }
+
+    /// Turns a YAML/serde error into one line: `file:line: field: message`.
+    fn yaml_error(&self, e: &serde_yaml_ng::Error) -> Error {
+        let full = e.to_string();
+        let text = full.split(" at line ").next().unwrap_or(&full);
+        // serde_yaml_ng prefixes the path of the value that failed ("parameters.lr: …").
+        let (mut field, message) = match text.split_once(": ") {
+            Some((path, rest)) if !path.contains(' ') => (path.to_string(), rest.to_string()),
+            _ => ("sweep".to_string(), text.to_string()),
+        };
+        if let Some(key) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            field = if field == "sweep" {
+                key.to_string()
+            } else {
+                format!("{field}.{key}")
+            };
+        }
+        Error::Config {
+            file: self.file.into(),
+            line: e.location().map(|l| l.line()),
+            field,
+            message,
+        }
+    }
+}
