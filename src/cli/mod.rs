@@ -1,0 +1,216 @@
+//! The command line. Errors print as one line on stderr (`error: file:line: field: …`) and
+//! exit with 2 for bad input, 1 otherwise; nothing here panics on user input.
+
+mod print;
+mod run;
+mod study;
+mod tools;
+
+use crate::backend::BackendChoice;
+use clap::{Parser, Subcommand};
+use run::{load_for_run, resume, run, Target};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use study::{ask, best, tell, StudyFlags};
+use tools::{bench_command, lr_find, report, sanity, BenchArgs, LrFindArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "popsweep",
+    version,
+    about = "Population-batched hyperparameter tuning"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a sweep: train its trials as one population, prune at rungs, test the best once.
+    Run {
+        /// Sweep file (W&B sweep YAML plus popsweep's keys). Default: the embedded
+        /// examples/digits.yaml.
+        sweep: Option<PathBuf>,
+        /// Run directory. Default: runs/<name>-<UTC timestamp>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker threads for the CPU backend. Default: one per core.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Where to train: auto (the GPU if one is usable, else the CPU), cpu or cuda.
+        /// Default: the sweep file's `backend`, else auto.
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
+        /// Print only the final result.
+        #[arg(long)]
+        quiet: bool,
+        /// Print only `summary.json`'s object on stdout (implies --quiet).
+        #[arg(long)]
+        json: bool,
+        /// Skip the sanity preflight (initial loss and overfitting a tiny batch).
+        #[arg(long)]
+        no_sanity: bool,
+    },
+    /// Continue a sweep that was interrupted or crashed, in its run directory: trials in
+    /// trials.jsonl (or an external sweep's journal) are kept as recorded, the rest run
+    /// again (a PBT sweep from its last checkpoint).
+    Resume {
+        run_dir: PathBuf,
+        /// Print only the final result.
+        #[arg(long)]
+        quiet: bool,
+        /// Print only `summary.json`'s object on stdout (implies --quiet).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the default model can learn before a sweep: initial loss near ln C, and
+    /// 64 training rows overfitted to 99% accuracy.
+    Sanity {
+        /// Sweep file (its data and model/train defaults). Default: the embedded digits sweep.
+        sweep: Option<PathBuf>,
+        /// Step budget for overfitting the tiny batch.
+        #[arg(long, default_value_t = 500)]
+        steps: usize,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where to train: auto, cpu or cuda.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
+    },
+    /// Suggest new trials of a study kept in a journal (created by the first ask). Prints
+    /// one JSON line per trial: {"trial": N, "params": {...}}.
+    Ask {
+        /// Study directory (holds journal.jsonl).
+        #[arg(long)]
+        study: PathBuf,
+        /// Search space in the sweep file's `parameters` syntax: a YAML/JSON file, or the
+        /// JSON text itself. Only the first ask of a study takes it.
+        #[arg(long)]
+        space: Option<String>,
+        /// Sampler of a new study (default tpe); an existing study keeps its own.
+        #[arg(long)]
+        sampler: Option<String>,
+        /// Direction of a new study: minimize (default) or maximize.
+        #[arg(long)]
+        direction: Option<String>,
+        /// Seed of a new study (default 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// How many trials to suggest (as one batch).
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+    },
+    /// Finish a trial of a study with its value, or as pruned or failed.
+    Tell {
+        #[arg(long)]
+        study: PathBuf,
+        #[arg(long)]
+        trial: usize,
+        /// The objective value (negative values welcome: --value -3.2e-07).
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "state")]
+        value: Option<f64>,
+        /// `pruned` or `failed`.
+        #[arg(long, required_unless_present = "value")]
+        state: Option<String>,
+    },
+    /// Print the best complete trial of a study as JSON.
+    Best {
+        #[arg(long)]
+        study: PathBuf,
+    },
+    /// Time population training on a synthetic workload (the interface of
+    /// ../shared/bench/peer_bench.py), next to the SGEMM ceiling measured in the same run.
+    Bench(BenchArgs),
+    /// Learning-rate range test (Leslie Smith): the loss as the learning rate grows
+    /// exponentially, for several seeds at once; suggests a learning rate and a sweep range.
+    LrFind(LrFindArgs),
+    /// Summarise a run directory: best trial, importance, overfitting flags, top trials;
+    /// writes a self-contained report.html into it.
+    Report {
+        run_dir: PathBuf,
+        /// One JSON object (importance, overfitting flags) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            sweep,
+            out,
+            threads,
+            backend,
+            quiet,
+            json,
+            no_sanity,
+        } => load_for_run(sweep).and_then(|loaded| {
+            run(
+                loaded,
+                Target::Fresh(out),
+                (backend, threads),
+                (quiet || json, json),
+                !no_sanity,
+            )
+        }),
+        Command::Resume {
+            run_dir,
+            quiet,
+            json,
+        } => resume(&run_dir, quiet || json, json),
+        Command::Sanity {
+            sweep,
+            steps,
+            json,
+            backend,
+        } => sanity(sweep, steps, json, backend),
+        Command::Ask {
+            study,
+            space,
+            sampler,
+            direction,
+            seed,
+            n,
+        } => ask(
+            &study,
+            space.as_deref(),
+            StudyFlags {
+                sampler,
+                direction,
+                seed,
+            },
+            n,
+        ),
+        Command::Tell {
+            study,
+            trial,
+            value,
+            state,
+        } => tell(&study, trial, value, state.as_deref()),
+        Command::Best { study } => best(&study),
+        Command::Bench(args) => bench_command(args),
+        Command::LrFind(args) => lr_find(args),
+        Command::Report { run_dir, json } => report(&run_dir, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line whatever a message quotes (a damaged file's bytes, an OS error):
+            // scripts read the last stderr line as the error.
+            let message: String = e
+                .to_string()
+                .chars()
+                .flat_map(|c| match c {
+                    '\n' | '\r' | '\t' => vec![' '],
+                    c if c.is_control() => c.escape_default().collect(),
+                    c => vec![c],
+                })
+                .collect();
+            eprintln!("error: {message}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! `run` and `resume`: a sweep from its file to its run directory (built-in, external
+//! program or nested cross-validation), with the progress it prints.
+
+use super::print::{describe_sanity, print_results, slot_schedule};
+use crate::backend::{self, BackendChoice};
+use crate::config::{self, Schedule, Sweep};
+use crate::error::{Error, Result};
+use crate::external;
+use crate::report::log::{default_run_dir, RunLog};
+use crate::report::progress::SweepProgress;
+use crate::space::{Params, Space};
+use crate::storage::TrialRecord;
+use crate::sweep::{
+    bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold, Progress,
+};
+use crate::train::sanity::sanity_check;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The sweep at `path`, or the embedded default; and how to name it.
+pub(super) fn load_sweep(path: &Option<PathBuf>) -> Result<(Sweep, String)> {
+    Ok(match path {
+        Some(path) => (config::load(path)?, path.display().to_string()),
+        None => (
+            config::parse(config::DEFAULT_SWEEP, config::DEFAULT_SWEEP_NAME)?,
+            format!("{} (embedded)", config::DEFAULT_SWEEP_NAME),
+        ),
+    })
+}
+
+/// A sweep read for `run` or `resume`: the validated sweep, where it came from (for
+/// messages), its text (kept in the run directory) and the directory its relative paths
+/// (data, program) are taken from.
+pub(super) struct Loaded {
+    pub(super) sweep: Sweep,
+    pub(super) source: String,
+    pub(super) text: String,
+    pub(super) workdir: PathBuf,
+}
+
+pub(super) fn load_for_run(path: Option<PathBuf>) -> Result<Loaded> {
+    let (sweep, source) = load_sweep(&path)?;
+    let (text, workdir) = match &path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            (text, dir.canonicalize().map_err(|e| Error::io(dir, e))?)
+        }
+        None => (config::DEFAULT_SWEEP.to_string(), PathBuf::from(".")),
+    };
+    Ok(Loaded {
+        sweep,
+        source,
+        text,
+        workdir,
+    })
+}
+
+/// Where a built-in sweep writes: a fresh run directory (default `runs/<name>-<time>/`),
+/// or one being resumed with the trials it already finished.
+pub(super) enum Target {
+    Fresh(Option<PathBuf>),
+    Resume(PathBuf, BTreeMap<usize, TrialRecord>),
+}
+
+pub(super) fn run(
+    loaded: Loaded,
+    target: Target,
+    (choice, threads): (Option<BackendChoice>, Option<usize>),
+    (quiet, json): (bool, bool),
+    preflight: bool,
+) -> Result<()> {
+    let Loaded {
+        sweep,
+        source,
+        text: sweep_text,
+        workdir,
+    } = loaded;
+    if let (Some(reason), false) = (&sweep.auto_reason, quiet) {
+        println!("method auto chose {reason}");
+    }
+    if let Some(ext) = &sweep.external {
+        let Target::Fresh(out) = target else {
+            unreachable!("resume continues external sweeps through run_external")
+        };
+        let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+        if !quiet {
+            println!(
+                "sweep `{}` from {source}: {} trials of `{}`, {} at once{}",
+                sweep.name,
+                sweep.run_cap,
+                ext.command.join(" "),
+                ext.parallel,
+                ext.stopping.as_ref().map_or(String::new(), |s| format!(
+                    ", hyperband bands at {:?} iterations",
+                    s.bands.iter().take(6).collect::<Vec<_>>()
+                ))
+            );
+        }
+        return run_external(
+            &sweep,
+            &run_dir,
+            Some((&sweep_text, &workdir)),
+            (quiet, json),
+        );
+    }
+    let choice = choice.or(sweep.backend).unwrap_or(BackendChoice::Auto);
+    let (backend, chosen) = backend::select(choice, threads)?;
+    let backend = backend.as_ref();
+    if let (Some(line), false) = (chosen, quiet) {
+        println!("{line}");
+    }
+    if let Some(folds) = sweep.cv {
+        let Target::Fresh(out) = target else {
+            return Err(Error::Run(
+                "a nested cross-validation is not resumable; start it again with `popsweep run`"
+                    .into(),
+            ));
+        };
+        let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+        return run_cv(&sweep, &sweep_text, folds, backend, &run_dir, (quiet, json));
+    }
+    let (tuning, held_out, data_name) = load_data(&sweep)?;
+    let resuming = matches!(target, Target::Resume(..));
+    let sweep = prepare(sweep, &tuning.train, backend, preflight && !resuming, quiet)?;
+    // Before the run directory exists, so a stop request is never lost to the default
+    // handler once there is something to resume.
+    crate::interrupt::install();
+    let (run_dir, mut log, known) = open_target(target, &sweep, &sweep_text, &workdir)?;
+    if !quiet {
+        println!(
+            "sweep `{}` from {source}: {}; backend {}",
+            sweep.name,
+            shape(&sweep, backend.idle_slots_cost_time()),
+            backend.name()
+        );
+        println!(
+            "data: {data_name}, {} train / {} validation / {} test rows (test held out until the end)",
+            tuning.train.len(),
+            tuning.val.len(),
+            held_out.len()
+        );
+    }
+    let mut printer = ProgressPrinter::new(&sweep);
+    let mut on_progress = |p: &Progress| {
+        if !quiet {
+            printer.show(p);
+        }
+    };
+    let outcome = run_sweep(
+        &sweep,
+        &tuning,
+        held_out,
+        backend,
+        &mut log,
+        &known,
+        &mut on_progress,
+    )
+    .map_err(|e| match e {
+        Error::Interrupted(_) => Error::Interrupted(format!(
+            "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
+            dir = run_dir.display()
+        )),
+        other => other,
+    })?;
+    if json {
+        let path = log.dir().join("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let summary: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::Run(e.to_string()))?;
+        println!("{summary}");
+        return Ok(());
+    }
+    print_results(&sweep, &outcome, quiet);
+    println!(
+        "results: {}/ (trials.jsonl, summary.json)",
+        log.dir().display()
+    );
+    Ok(())
+}
+
+/// Before a fresh sweep trains: the sanity preflight (`check`), then, with `lr_finder`,
+/// the range test that sets the learning rate's range.
+fn prepare(
+    mut sweep: Sweep,
+    train: &crate::data::Dataset,
+    backend: &dyn backend::Backend,
+    check: bool,
+    quiet: bool,
+) -> Result<Sweep> {
+    if check {
+        let report = sanity_check(backend, train, &sweep.defaults, 500)?;
+        if !quiet || !report.passed {
+            println!("{}", describe_sanity(&report));
+        }
+        if !report.passed {
+            return Err(Error::Run(
+                "the sanity preflight failed (see above); fix the pipeline, or pass --no-sanity"
+                    .into(),
+            ));
+        }
+    }
+    if sweep.lr_finder {
+        let (low, high) = lr_range_from_finder(&sweep, train)?;
+        if !quiet {
+            println!(
+                "lr_finder: the range test suggests lr {:.3e}; lr is tuned log-uniformly over [{low:.3e}, {high:.3e}]",
+                (low * high).sqrt()
+            );
+        }
+        sweep.space = set_lr_range(&sweep.space, low, high)?;
+    }
+    Ok(sweep)
+}
+
+/// The run directory and its log: a fresh one (which keeps the sweep file, so `report`
+/// can read the space and `resume` can continue it, with data paths from `workdir`), or
+/// the one being resumed with the trials it finished.
+fn open_target(
+    target: Target,
+    sweep: &Sweep,
+    sweep_text: &str,
+    workdir: &Path,
+) -> Result<(PathBuf, RunLog, BTreeMap<usize, TrialRecord>)> {
+    match target {
+        Target::Fresh(out) => {
+            let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+            let log = RunLog::create(&run_dir)?;
+            log.write_text("sweep.yaml", sweep_text)?;
+            log.write_text("workdir", &format!("{}\n", workdir.display()))?;
+            Ok((run_dir, log, BTreeMap::new()))
+        }
+        Target::Resume(dir, known) => Ok((dir.clone(), RunLog::open_append(&dir)?, known)),
+    }
+}
+
+/// The sweep's shape in one line: its brackets' trials and rungs, or its slot schedule.
+fn shape(sweep: &Sweep, idle_slots_cost_time: bool) -> String {
+    let plans = bracket_plans(sweep);
+    if plans.is_empty() {
+        return format!(
+            "{} trials up to {} epochs, {}",
+            sweep.run_cap,
+            sweep.epochs,
+            slot_schedule(sweep, idle_slots_cost_time)
+        );
+    }
+    plans
+        .iter()
+        .map(|p| format!("{} trials, rungs at {:?} epochs", p.trials, p.rungs))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Prints a line per closed rung (bracket schedules) or per report of the population's
+/// clock (slot schedules), each with the progress so far and an ETA.
+struct ProgressPrinter {
+    metric: String,
+    plans: Vec<crate::sweep::BracketPlan>,
+    progress: SweepProgress,
+    /// Trials finished at the last clock report.
+    finished_before: usize,
+}
+
+impl ProgressPrinter {
+    fn new(sweep: &Sweep) -> Self {
+        let plans = bracket_plans(sweep);
+        let by_trials = matches!(
+            sweep.schedule,
+            Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_)
+        );
+        let planned: f64 = plans.iter().map(planned_member_epochs).sum();
+        let progress = SweepProgress::new(
+            if by_trials {
+                sweep.run_cap
+            } else {
+                plans.iter().map(|p| p.trials).sum()
+            },
+            (!by_trials).then_some(planned),
+            sweep.metric.maximize,
+        );
+        ProgressPrinter {
+            metric: sweep.metric.name.clone(),
+            plans,
+            progress,
+            finished_before: 0,
+        }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        let (metric, progress) = (&self.metric, &mut self.progress);
+        let r = match p {
+            Progress::Rung(r) => r,
+            Progress::Tick(t) => {
+                let done = t.complete + t.pruned + t.failed;
+                progress.advance(done - self.finished_before, 0.0, true);
+                self.finished_before = done;
+                if let Some((n, v)) = t.leader {
+                    progress.offer(n, v);
+                }
+                println!(
+                    "epoch {} of the population: {} training, {} started; {} complete, {} pruned, {} failed ({:.1} s) {}",
+                    t.tick, t.training, t.started, t.complete, t.pruned, t.failed, t.seconds,
+                    progress.line(metric)
+                );
+                return;
+            }
+        };
+        let previous = r
+            .rung
+            .checked_sub(1)
+            .map_or(0, |k| self.plans[r.bracket].rungs[k]);
+        progress.advance(
+            r.trained - r.continuing,
+            (r.trained * (r.budget - previous)) as f64,
+            false,
+        );
+        if let (Some((n, v)), true) = (r.leader, r.rung + 1 == r.rungs) {
+            progress.offer(n, v);
+        }
+        let leader = r.leader.map_or("no finite value".into(), |(t, v)| {
+            format!("leader trial {t} {metric} {v:.4}")
+        });
+        let bracket = if r.brackets > 1 {
+            format!("bracket {}/{} ", r.bracket + 1, r.brackets)
+        } else {
+            String::new()
+        };
+        println!(
+            "{bracket}rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s) {}",
+            r.rung + 1,
+            r.rungs,
+            r.budget,
+            if r.budget == 1 { "" } else { "s" },
+            r.trained,
+            r.continuing,
+            r.failed,
+            r.seconds,
+            progress.line(metric)
+        );
+    }
+}
+
+/// Member-epochs a bracket will train if every survivor count is ⌊n/η⌋ (failures make
+/// it less): the ETA's denominator.
+pub(super) fn planned_member_epochs(plan: &crate::sweep::BracketPlan) -> f64 {
+    let eta = plan.halving.map_or(1, |h| h.eta);
+    let (mut n, mut previous, mut work) = (plan.trials, 0, 0);
+    for &budget in &plan.rungs {
+        work += n * (budget - previous);
+        previous = budget;
+        n = (n / eta).max(1);
+    }
+    work as f64
+}
+
+/// Runs (with `fresh`: the sweep text and the programs' working directory, saved into
+/// the run directory first) or resumes an external-program sweep.
+pub(super) fn run_external(
+    sweep: &Sweep,
+    run_dir: &Path,
+    fresh: Option<(&str, &Path)>,
+    (quiet, json): (bool, bool),
+) -> Result<()> {
+    let workdir = match fresh {
+        Some((text, workdir)) => {
+            std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+            if run_dir.join("trials.jsonl").exists() {
+                return Err(Error::Config {
+                    file: run_dir.display().to_string(),
+                    line: None,
+                    field: "--out".into(),
+                    message: "this directory already holds a run; choose another (or `popsweep resume` it)".into(),
+                });
+            }
+            let write = |name: &str, body: &str| {
+                let p = run_dir.join(name);
+                std::fs::write(&p, body).map_err(|e| Error::io(&p, e))
+            };
+            write("sweep.yaml", text)?;
+            write("workdir", &format!("{}\n", workdir.display()))?;
+            workdir.to_path_buf()
+        }
+        None => {
+            let p = run_dir.join("workdir");
+            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            PathBuf::from(text.trim_end())
+        }
+    };
+    match external::run(sweep, run_dir, &workdir, fresh.is_none(), quiet)? {
+        external::Ending::Interrupted => Err(Error::Interrupted(format!(
+            "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
+            dir = run_dir.display()
+        ))),
+        external::Ending::Finished(summary) => {
+            if json {
+                println!("{summary}");
+            } else {
+                let best = &summary["best"];
+                let value = best["val"]
+                    .as_f64()
+                    .map_or("none".into(), |v| format!("{v:.4}"));
+                // The same `name=value` form as a built-in sweep's best trial.
+                let params = serde_json::from_value::<Params>(best["params"].clone())
+                    .map(|p| {
+                        p.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|_| best["params"].to_string());
+                let count = |state: &str| summary["trials"][state].as_u64().unwrap_or(0);
+                println!(
+                    "\nbest trial {}: {} {value}\n  params: {params}\ntrials: {} complete, {} pruned, {} failed",
+                    best["trial"],
+                    sweep.metric.name,
+                    count("complete"),
+                    count("pruned"),
+                    count("failed"),
+                );
+                println!(
+                    "results: {}/ (trials.jsonl, summary.json, trials/N/ logs)",
+                    run_dir.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The trials a stopped built-in run finished, from its `trials.jsonl` (a line torn by the
+/// crash is reported and skipped: that trial runs again).
+pub(super) fn finished_records(run_dir: &Path) -> Result<BTreeMap<usize, TrialRecord>> {
+    let path = run_dir.join("trials.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let mut known = BTreeMap::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str::<TrialRecord>(line) {
+            Ok(r) => {
+                known.insert(r.number, r);
+            }
+            Err(e) => eprintln!(
+                "warning: {}:{}: skipped an unreadable trial line ({e}); that trial runs again",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(known)
+}
+
+/// Nested cross-validation: one line per outer fold, then the mean ± sd of the test scores.
+pub(super) fn run_cv(
+    sweep: &Sweep,
+    sweep_text: &str,
+    (outer, inner): (usize, usize),
+    backend: &dyn backend::Backend,
+    run_dir: &Path,
+    (quiet, json): (bool, bool),
+) -> Result<()> {
+    let (data, data_name) = load_dataset(sweep)?;
+    let mut log = RunLog::create(run_dir)?;
+    log.write_text("sweep.yaml", sweep_text)?;
+    if !quiet {
+        println!(
+            "nested cross-validation of `{}`: {outer} outer × {inner} inner folds of {data_name} ({} rows), {} configurations × {} epochs, {} members in one population; backend {}",
+            sweep.name,
+            data.len(),
+            sweep.run_cap,
+            sweep.epochs,
+            sweep.run_cap * outer * inner,
+            backend.name()
+        );
+    }
+    let metric = sweep.metric.name.clone();
+    let mut on_fold = |f: &OuterFold| {
+        if !quiet {
+            println!(
+                "outer fold {}/{outer}: best trial {} (inner {metric} {:.4}) → test accuracy {:.4} on {} rows",
+                f.fold + 1,
+                f.trial,
+                f.inner_val,
+                f.test_accuracy,
+                f.test_rows
+            );
+        }
+    };
+    let summary = run_nested_cv(
+        sweep,
+        &data,
+        (outer, inner),
+        backend,
+        &mut log,
+        &mut on_fold,
+    )?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).expect("summary serializes")
+        );
+    } else {
+        println!(
+            "test accuracy over {outer} outer folds: {:.4} ± {:.4} (mean ± sd)",
+            summary.test_accuracy_mean, summary.test_accuracy_sd
+        );
+        println!(
+            "results: {}/ (trials.jsonl, summary.json)",
+            run_dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
+    let path = run_dir.join("sweep.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let workdir_file = run_dir.join("workdir");
+    let workdir = match std::fs::read_to_string(&workdir_file) {
+        Ok(w) => PathBuf::from(w.trim_end()),
+        Err(e) => return Err(Error::io(&workdir_file, e)),
+    };
+    let sweep = config::parse_at(&text, &path.display().to_string(), &workdir)?;
+    if sweep.external.is_none() {
+        let known = finished_records(run_dir)?;
+        if !quiet {
+            println!(
+                "resuming `{}` in {}: {} trial(s) finished before, kept as recorded",
+                sweep.name,
+                run_dir.display(),
+                known.len()
+            );
+        }
+        let loaded = Loaded {
+            sweep,
+            source: path.display().to_string(),
+            text,
+            workdir,
+        };
+        let target = Target::Resume(run_dir.to_path_buf(), known);
+        return run(loaded, target, (None, None), (quiet, json), false);
+    }
+    if !run_dir.join("journal.jsonl").is_file() {
+        return Err(Error::Config {
+            file: run_dir.display().to_string(),
+            line: None,
+            field: "journal.jsonl".into(),
+            message: "no journal here: not a run directory of an external sweep".into(),
+        });
+    }
+    if !quiet {
+        println!("resuming `{}` in {}", sweep.name, run_dir.display());
+    }
+    run_external(&sweep, run_dir, None, (quiet, json))
+}
+
+/// The range test on the sweep's default model (3 seeds): `lr`'s range, a decade either
+/// side of the suggestion.
+pub(super) fn lr_range_from_finder(
+    sweep: &Sweep,
+    train: &crate::data::Dataset,
+) -> Result<(f64, f64)> {
+    use crate::train::lr_finder::{range_test, RangeTest};
+    let specs: Vec<_> = (0..3u64)
+        .map(|seed| {
+            crate::model::knobs::member_spec(
+                &crate::space::Params::new(),
+                &sweep.defaults,
+                train.n_features,
+                train.n_classes,
+                crate::rng::derive_seed(sweep.seed, 0x1F00 + seed),
+            )
+        })
+        .collect();
+    let test = RangeTest {
+        batch_size: sweep.batch_size,
+        ..RangeTest::default()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let s = range_test(&test, &specs, train, threads).suggested_lr;
+    if !(s.is_finite() && s > 0.0) {
+        return Err(Error::Run(
+            "lr_finder: the range test found no usable learning rate (the loss never fell); \
+             give lr a range yourself"
+                .into(),
+        ));
+    }
+    Ok((s / 10.0, s * 10.0))
+}
+
+/// `space` with `lr` (added or replaced) log-uniform over `[low, high]`.
+pub(super) fn set_lr_range(space: &Space, low: f64, high: f64) -> Result<Space> {
+    use crate::space::{Distribution, ParamDef};
+    let mut params: Vec<ParamDef> = space
+        .params
+        .iter()
+        .filter(|p| p.name != "lr")
+        .cloned()
+        .collect();
+    params.push(ParamDef {
+        name: "lr".into(),
+        dist: Distribution::Float {
+            low,
+            high,
+            log: true,
+            step: None,
+        },
+        condition: space
+            .params
+            .iter()
+            .find(|p| p.name == "lr")
+            .and_then(|p| p.condition.clone()),
+    });
+    Space::new(params).map_err(|e| Error::Run(format!("lr_finder: {}", e.message)))
+}

@@ -1,0 +1,224 @@
+//! `ask`, `tell` and `best` on a study kept in a journal, from any language.
+
+use crate::config;
+use crate::error::{Error, Result};
+use crate::space::Space;
+use crate::storage::{Journal, Op, Storage, StudyHeader};
+use crate::tuner::sampler::SamplerKind;
+use crate::tuner::study::{Outcome, Study};
+use std::path::Path;
+
+/// Opens the study in `dir`, creating it from the given settings if it has no header yet.
+/// Settings given for an existing study must match the ones it was created with.
+/// The study and the header it was created with (by the first ask).
+pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study, StudyHeader)> {
+    if new.is_some() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    } else if !dir.join("journal.jsonl").is_file() {
+        return Err(study_error(
+            dir,
+            "no study here yet; create it with `popsweep ask --space ...`",
+        ));
+    }
+    let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
+    for w in journal.warnings.drain(..) {
+        eprintln!("warning: {w}");
+    }
+    let header = match (journal.refresh()?.header.clone(), new) {
+        (Some(h), _) => h,
+        (None, Some(new)) => journal
+            .transact(|state| match &state.header {
+                Some(h) => Ok((vec![], h.clone())),
+                None => Ok((vec![Op::Study(new.clone())], new.clone())),
+            })?
+            .map_err(Error::Run)?,
+        (None, None) => {
+            return Err(study_error(
+                dir,
+                "no study here yet; create it with `popsweep ask --space ...`",
+            ))
+        }
+    };
+    let source = format!("{} (study space)", dir.display());
+    let space = if header.space.is_empty() {
+        Space::default()
+    } else {
+        config::parse_space(&header.space, &source)?
+    };
+    let kind = SamplerKind::parse(&header.sampler).ok_or_else(|| {
+        study_error(
+            dir,
+            &format!("unknown sampler `{}` in the journal", header.sampler),
+        )
+    })?;
+    let study = Study::new(
+        Storage::Journal(journal),
+        space,
+        kind,
+        header.direction == "maximize",
+        header.seed,
+    )
+    .map_err(Error::Run)?;
+    Ok((study, header))
+}
+
+pub(super) fn study_error(dir: &Path, message: &str) -> Error {
+    Error::Config {
+        file: dir.display().to_string(),
+        line: None,
+        field: "--study".into(),
+        message: message.into(),
+    }
+}
+
+/// What `ask` may say about a new study besides its space; `None` where not given.
+pub(super) struct StudyFlags {
+    pub(super) sampler: Option<String>,
+    pub(super) direction: Option<String>,
+    pub(super) seed: Option<u64>,
+}
+
+pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
+    let sampler = flags.sampler.as_deref().unwrap_or("tpe");
+    let direction = flags.direction.as_deref().unwrap_or("minimize");
+    let seed = flags.seed.unwrap_or(0);
+    let arg_error = |field: &str, message: String| Error::Config {
+        file: "command line".into(),
+        line: None,
+        field: field.into(),
+        message,
+    };
+    if SamplerKind::parse(sampler).is_none() {
+        return Err(arg_error(
+            "--sampler",
+            format!(
+                "unknown sampler `{sampler}` (known: {})",
+                SamplerKind::NAMES
+            ),
+        ));
+    }
+    if direction != "minimize" && direction != "maximize" {
+        return Err(arg_error(
+            "--direction",
+            format!("`{direction}` must be minimize or maximize"),
+        ));
+    }
+    let new = match space {
+        Some(arg) => {
+            let path = Path::new(arg);
+            let (text, source) = if path.is_file() {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                (text, arg.to_string())
+            } else {
+                (arg.to_string(), "--space".to_string())
+            };
+            config::parse_space(&text, &source)?;
+            Some(StudyHeader {
+                direction: direction.into(),
+                sampler: sampler.into(),
+                seed,
+                space: text,
+            })
+        }
+        None => None,
+    };
+    let (mut study, header) = open_study(dir, new.as_ref())?;
+    // Only the first ask defines the study: say so when a later one asks for something
+    // else, rather than let a script believe its --sampler took effect.
+    let ignored = [
+        ("--sampler", flags.sampler, header.sampler.clone()),
+        ("--direction", flags.direction, header.direction.clone()),
+        (
+            "--seed",
+            flags.seed.map(|s| s.to_string()),
+            header.seed.to_string(),
+        ),
+    ];
+    for (flag, given, kept) in ignored {
+        if let Some(given) = given.filter(|g| *g != kept) {
+            eprintln!(
+                "note: {}: the study keeps `{kept}` from its first ask; {flag} `{given}` is not used",
+                dir.display()
+            );
+        }
+    }
+    if new.is_some_and(|n| n.space != header.space) {
+        eprintln!(
+            "note: {}: the study keeps the space of its first ask; --space is not used",
+            dir.display()
+        );
+    }
+    let mut out = String::new();
+    for t in study.ask_batch(n)? {
+        let line = TrialLine {
+            trial: t.number,
+            value: None,
+            params: &t.params,
+        };
+        out.push_str(&serde_json::to_string(&line).expect("trial lines serialize"));
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// A trial as the study commands print it.
+#[derive(serde::Serialize)]
+pub(super) struct TrialLine<'a> {
+    pub(super) trial: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) value: Option<f64>,
+    pub(super) params: &'a crate::space::Params,
+}
+
+pub(super) fn tell(
+    dir: &Path,
+    trial: usize,
+    value: Option<f64>,
+    state: Option<&str>,
+) -> Result<()> {
+    let outcome = match (value, state) {
+        (Some(v), _) => {
+            if !v.is_finite() {
+                // As Optuna does: the study keeps going, the trial is recorded failed.
+                eprintln!("note: trial {trial}: the value {v} is not finite; recorded failed");
+            }
+            Outcome::Complete(v)
+        }
+        (None, Some("pruned")) => Outcome::Pruned,
+        (None, Some("failed")) => Outcome::Failed,
+        (None, other) => {
+            return Err(Error::Config {
+                file: "command line".into(),
+                line: None,
+                field: "--state".into(),
+                message: format!("`{}` must be pruned or failed", other.unwrap_or_default()),
+            })
+        }
+    };
+    open_study(dir, None)?
+        .0
+        .tell(trial, outcome)
+        .map_err(|e| study_error(dir, &e.to_string()))
+}
+
+pub(super) fn best(dir: &Path) -> Result<()> {
+    match open_study(dir, None)?.0.best()? {
+        Some(t) => {
+            let line = TrialLine {
+                trial: t.number,
+                value: t.value,
+                params: &t.params,
+            };
+            println!(
+                "{}",
+                serde_json::to_string(&line).expect("trial lines serialize")
+            );
+            Ok(())
+        }
+        None => Err(Error::Run(format!(
+            "{}: no complete trial yet",
+            dir.display()
+        ))),
+    }
+}
