@@ -4,6 +4,9 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod resident;
+
+pub use resident::{HostPopulation, TrainingPopulation};
 
 use crate::data::Dataset;
 use crate::error::Result;
@@ -27,6 +30,17 @@ pub trait Backend: Sync {
     /// every member. ASHA's `drain: auto` follows it.
     fn idle_slots_cost_time(&self) -> bool {
         false
+    }
+
+    /// A population that trains on `train` and is validated on `val`, living where this
+    /// backend trains. Sweeps work through it (and so through its verbs only); by default
+    /// it is held in host memory and trained by [`Backend::train_epoch`].
+    fn population<'d>(
+        &'d self,
+        train: &'d Dataset,
+        val: &'d Dataset,
+    ) -> Box<dyn TrainingPopulation + 'd> {
+        Box::new(HostPopulation::new(self, train, val))
     }
 
     /// Trains every alive member for one epoch over `train` in `plan`'s order, then scores

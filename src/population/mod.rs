@@ -30,6 +30,16 @@ impl Member {
     }
 }
 
+/// One member's whole state away from its backend: bookkeeping, weights and both optimizer
+/// moments (each `spec.arch.param_count()` long, in the member's parameter layout).
+#[derive(Clone, Debug)]
+pub struct ExportedMember {
+    pub member: Member,
+    pub params: Vec<f32>,
+    pub moment1: Vec<f32>,
+    pub moment2: Vec<f32>,
+}
+
 /// Mutable view of one member: disjoint from every other slot, so slots can be trained on
 /// different threads with no locking.
 pub struct SlotMut<'a> {
@@ -148,17 +158,31 @@ impl Population {
         };
     }
 
-    /// A population holding a copy of slot `slot` alone (weights and optimizer state
-    /// included): the champion kept for the final test while its slot is reused.
-    pub fn extract(&self, slot: usize) -> Population {
+    /// Slot `slot`'s whole state, copied out: what leaves a backend when a member is
+    /// exported (the champion kept for the final test, a checkpoint).
+    pub fn export(&self, slot: usize) -> ExportedMember {
         let range = self.offsets[slot]..self.offsets[slot + 1];
-        Population {
-            members: vec![self.members[slot].clone()],
-            offsets: vec![0, range.len()],
+        ExportedMember {
+            member: self.members[slot].clone(),
             params: self.params[range.clone()].to_vec(),
             moment1: self.moment1[range.clone()].to_vec(),
             moment2: self.moment2[range].to_vec(),
         }
+    }
+
+    /// A member with its whole state, in a new last slot; returns the slot.
+    pub fn import(&mut self, state: ExportedMember) -> usize {
+        assert_eq!(
+            state.params.len(),
+            state.member.spec.arch.param_count(),
+            "an exported member's buffers fit its architecture"
+        );
+        self.params.extend_from_slice(&state.params);
+        self.moment1.extend_from_slice(&state.moment1);
+        self.moment2.extend_from_slice(&state.moment2);
+        self.offsets.push(self.params.len());
+        self.members.push(state.member);
+        self.members.len() - 1
     }
 
     /// PBT's exploit: slot `dst` takes slot `src`'s architecture, weights, optimizer state
@@ -292,8 +316,12 @@ mod tests {
         assert_eq!((m.trial, m.spec.seed, m.steps), (0, 0, 10));
         assert_eq!(m.spec.arch, pop.members()[1].spec.arch);
         assert!(pop.slots_mut()[0].moment1.iter().all(|&v| v == 2.0));
-        let alone = pop.extract(2);
+        let exported = pop.export(2);
+        assert_eq!(exported.params, bystander);
+        let mut alone = Population::new();
+        assert_eq!(alone.import(exported), 0);
         assert_eq!((alone.len(), alone.params(0)), (1, &bystander[..]));
+        assert_eq!(alone.members()[0].trial, 2);
     }
 
     #[test]

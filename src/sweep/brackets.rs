@@ -15,11 +15,10 @@ use super::{
     curve, epoch_plan, recorded_score, replay_mismatch, score, went_past, BracketPlan, Ledger,
     Progress, RungReport, RungValue, TrialRecord,
 };
-use crate::backend::Backend;
+use crate::backend::TrainingPopulation;
 use crate::config::Sweep;
 use crate::data::TuningData;
 use crate::error::{Error, Result};
-use crate::population::Population;
 use crate::report::log::RunLog;
 use crate::space::Params;
 use crate::storage::TrialState;
@@ -74,14 +73,14 @@ impl<'a> Bracket<'a> {
     }
 
     /// The population slots holding this bracket's members, in slot order.
-    fn slots(&self, pop: &Population) -> Vec<usize> {
+    fn slots(&self, pop: &dyn TrainingPopulation) -> Vec<usize> {
         (0..pop.len())
             .filter(|&s| self.params.contains_key(&pop.members()[s].trial))
             .collect()
     }
 
     /// Whether an alive member of this bracket has not reached the rung's budget yet.
-    fn training(&self, pop: &Population) -> bool {
+    fn training(&self, pop: &dyn TrainingPopulation) -> bool {
         pop.members()
             .iter()
             .any(|m| m.is_alive() && self.params.contains_key(&m.trial) && m.epochs < self.budget())
@@ -91,7 +90,7 @@ impl<'a> Bracket<'a> {
     /// `⌊n/η⌋` continue, the rest are recorded (in `log` and `ledger`) and leave `pop`.
     fn close_rung(
         &mut self,
-        pop: &mut Population,
+        pop: &mut dyn TrainingPopulation,
         ledger: &mut Ledger,
         log: &mut RunLog,
         on_progress: &mut dyn FnMut(&Progress),
@@ -192,7 +191,7 @@ impl<'a> Bracket<'a> {
                 ..TrialRecord::default()
             };
             log.append_trial(&record)?;
-            ledger.finish(pop, slot, record, metric);
+            ledger.finish(pop, slot, record, metric)?;
         }
         // The replay must agree with the records.
         let mut still = Vec::new();
@@ -228,7 +227,7 @@ impl<'a> Bracket<'a> {
         }));
         // After the last rung every member has its record and leaves.
         let params = &self.params;
-        pop.retain(|m| {
+        pop.retain(&|m| {
             !params.contains_key(&m.trial) || !last_rung && continuing_trials.contains(&m.trial)
         });
         self.done = last_rung || (self.slots(pop).is_empty() && self.finished_before.is_empty());
@@ -242,9 +241,8 @@ impl<'a> Bracket<'a> {
 /// each bracket's rungs as its members reach them, until every bracket has finished.
 pub(super) fn run_brackets(
     brackets: &mut [Bracket<'_>],
-    pop: &mut Population,
+    pop: &mut dyn TrainingPopulation,
     tuning: &TuningData,
-    backend: &dyn Backend,
     ledger: &mut Ledger,
     log: &mut RunLog,
     on_progress: &mut dyn FnMut(&Progress),
@@ -271,6 +269,6 @@ pub(super) fn run_brackets(
         if crate::interrupt::requested() {
             return Err(Error::Interrupted("interrupted".into()));
         }
-        backend.train_epoch(pop, &tuning.train, &tuning.val, &plan)?;
+        pop.train(&plan)?;
     }
 }

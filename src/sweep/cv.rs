@@ -14,12 +14,11 @@
 //! configuration train side by side with every other configuration (CPU backend).
 
 use super::{derive_seed, epoch_plan, insert_trial, sweep_study, SEED_SPLIT};
-use crate::backend::Backend;
+use crate::backend::{Backend, TrainingPopulation};
 use crate::config::Sweep;
 use crate::data::{Dataset, TuningData};
 use crate::error::{Error, Result};
 use crate::model::Fold;
-use crate::population::Population;
 use crate::report::log::RunLog;
 use crate::rng::{permutation, Stream};
 use crate::space::Params;
@@ -101,14 +100,13 @@ fn fold_view(id: usize, n: usize, train_rows: &[usize], val_rows: &[usize]) -> A
 /// Trains every member of `pop` for `epochs` epochs over `data` in the sweep's shared order.
 fn train(
     sweep: &Sweep,
-    pop: &mut Population,
+    pop: &mut dyn TrainingPopulation,
     data: &Dataset,
     epochs: usize,
-    backend: &dyn Backend,
 ) -> Result<()> {
     for epoch in 0..epochs {
         let plan = epoch_plan(sweep, data.len(), epoch);
-        backend.train_epoch(pop, data, data, &plan)?;
+        pop.train(&plan)?;
     }
     Ok(())
 }
@@ -146,7 +144,8 @@ pub fn run_nested_cv(
         val: data.clone(),
     };
     // Stage 1: every configuration × outer fold × inner fold, as one population.
-    let mut pop = Population::new();
+    // Every member sees its fold through a view of the whole data.
+    let mut pop = backend.population(data, data);
     let mut member_of = Vec::new(); // slot → (config index, outer, inner)
     for (k, test_rows) in outer_folds.iter().enumerate() {
         let tuning_rows: Vec<usize> = all
@@ -168,14 +167,14 @@ pub fn run_nested_cv(
                 .collect();
             let view = fold_view(k * inner + j, n, &train_rows, val_rows);
             for (c, (trial, params)) in configs.iter().enumerate() {
-                let slot = insert_trial(&mut pop, sweep, &tuning, *trial, params);
+                let slot = insert_trial(pop.as_mut(), sweep, &tuning, *trial, params);
                 pop.set_fold(slot, view.clone());
                 member_of.push((c, k, j));
             }
         }
     }
     let members = pop.len();
-    train(sweep, &mut pop, data, sweep.epochs, backend)?;
+    train(sweep, pop.as_mut(), data, sweep.epochs)?;
     let metric = &sweep.metric;
     let mut inner_values = vec![vec![Vec::new(); outer]; configs.len()];
     for (m, &(c, k, _)) in pop.members().iter().zip(&member_of) {
@@ -191,7 +190,7 @@ pub fn run_nested_cv(
     }
     // Stage 2: per outer fold, the best configuration retrained on all its tuning rows.
     let mut best = Vec::new();
-    let mut final_pop = Population::new();
+    let mut final_pop = backend.population(data, data);
     for (k, test_rows) in outer_folds.iter().enumerate() {
         let mut chosen: Option<(usize, f64)> = None;
         for (c, (trial, params)) in configs.iter().enumerate() {
@@ -242,17 +241,23 @@ pub fn run_nested_cv(
         // No validation rows: nothing is chosen from here on, and the test fold stays
         // unseen until the single evaluation below.
         let view = fold_view(outer * inner + k, n, &tuning_rows, &[]);
-        let slot = insert_trial(&mut final_pop, sweep, &tuning, configs[c].0, &configs[c].1);
+        let slot = insert_trial(
+            final_pop.as_mut(),
+            sweep,
+            &tuning,
+            configs[c].0,
+            &configs[c].1,
+        );
         final_pop.set_fold(slot, view);
         best.push((k, c, inner_val));
     }
     log.sync()?;
-    train(sweep, &mut final_pop, data, sweep.epochs, backend)?;
+    train(sweep, final_pop.as_mut(), data, sweep.epochs)?;
     let mut folds = Vec::new();
     for (slot, &(k, c, inner_val)) in best.iter().enumerate() {
         let test = data.subset(&outer_folds[k]);
         let (accuracy, loss) = if final_pop.members()[slot].is_alive() {
-            let e = backend.evaluate(&final_pop, slot, &test)?;
+            let e = final_pop.evaluate(slot, &test)?;
             (e.accuracy, e.loss)
         } else {
             (f64::NAN, f64::NAN)

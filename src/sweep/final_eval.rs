@@ -5,12 +5,12 @@
 //! population, then each is scored once on the held-out test split.
 
 use super::{epoch_plan, insert_trial, TrialRecord};
-use crate::backend::Backend;
+use crate::backend::{Backend, TrainingPopulation};
 use crate::config::FinalStage;
 use crate::config::Sweep;
 use crate::data::{Dataset, HeldOutTest, TuningData};
 use crate::error::{Error, Result};
-use crate::population::{Evaluation, Population};
+use crate::population::Evaluation;
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::scheduler::{by_standing, Standing};
@@ -88,10 +88,13 @@ pub fn evaluate_finalists(
     // The sweep's own epoch orders, so without retraining each finalist is rebuilt exactly.
     // A slot schedule starts trials at different units of its clock: finalists train in
     // one population per first unit, each on the orders it saw.
-    let mut groups: BTreeMap<usize, (Population, Vec<usize>)> = BTreeMap::new();
+    let mut groups: BTreeMap<usize, (Box<dyn TrainingPopulation + '_>, Vec<usize>)> =
+        BTreeMap::new();
     for (i, r) in finalists.iter().enumerate() {
-        let (pop, members) = groups.entry(r.first_unit).or_default();
-        insert_trial(pop, sweep, tuning, r.number, &r.params);
+        let (pop, members) = groups
+            .entry(r.first_unit)
+            .or_insert_with(|| (backend.population(&data.train, &data.val), Vec::new()));
+        insert_trial(pop.as_mut(), sweep, tuning, r.number, &r.params);
         members.push(i);
     }
     for (&first_unit, (pop, members)) in &mut groups {
@@ -103,7 +106,7 @@ pub fn evaluate_finalists(
                 return Err(Error::Interrupted("interrupted".into()));
             }
             let plan = epoch_plan(sweep, data.train.len(), first_unit + epoch);
-            backend.train_epoch(pop, &data.train, &data.val, &plan)?;
+            pop.train(&plan)?;
         }
     }
     let mut scores: Vec<Option<Evaluation>> = vec![None; finalists.len()];
@@ -111,7 +114,7 @@ pub fn evaluate_finalists(
         for (pop, members) in groups.values() {
             for (slot, &i) in members.iter().enumerate() {
                 if pop.members()[slot].is_alive() {
-                    scores[i] = Some(backend.evaluate(pop, slot, rows)?);
+                    scores[i] = Some(pop.evaluate(slot, rows)?);
                 }
             }
         }

@@ -20,7 +20,7 @@ use brackets::{run_brackets, Bracket};
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
 pub use final_eval::{standing, FinalReport, Finalist};
 
-use crate::backend::{Backend, EpochPlan};
+use crate::backend::{Backend, EpochPlan, TrainingPopulation};
 use crate::config::{Metric, Schedule, Sweep};
 use crate::data::normalize::Normalizer;
 use crate::data::{
@@ -30,7 +30,7 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::model::hparams::image_side;
 use crate::model::knobs::member_spec;
-use crate::population::{EpochMetrics, Population};
+use crate::population::{EpochMetrics, ExportedMember};
 use crate::report::log::RunLog;
 use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
@@ -356,7 +356,7 @@ struct Ledger {
     finished: Vec<TrialRecord>,
     /// The best complete trial so far, kept alive (weights included) for the final test;
     /// no weights when it finished before a resume (it is rebuilt from its seed then).
-    champion: Option<(Option<Population>, TrialRecord)>,
+    champion: Option<(Option<ExportedMember>, TrialRecord)>,
     /// Member-epochs trained, and epochs of population training (for utilisation).
     busy: usize,
     ticks: usize,
@@ -376,22 +376,30 @@ impl Ledger {
         self.ticks += 1;
     }
 
-    /// A trial finished: keep its record, and its weights if it is the best complete one.
-    fn finish(&mut self, pop: &Population, slot: usize, record: TrialRecord, metric: &Metric) {
-        self.finish_with(|| Some(pop.extract(slot)), record, metric);
+    /// A trial finished: keep its record, and its state (exported from the population) if
+    /// it is the best complete one.
+    fn finish(
+        &mut self,
+        pop: &dyn TrainingPopulation,
+        slot: usize,
+        record: TrialRecord,
+        metric: &Metric,
+    ) -> Result<()> {
+        self.finish_with(|| pop.export(slot).map(Some), record, metric)
     }
 
     /// A trial that finished before a resume: its record, no weights.
     fn finish_known(&mut self, record: TrialRecord, metric: &Metric) {
-        self.finish_with(|| None, record, metric);
+        self.finish_with(|| Ok(None), record, metric)
+            .expect("nothing to export");
     }
 
     fn finish_with(
         &mut self,
-        weights: impl FnOnce() -> Option<Population>,
+        weights: impl FnOnce() -> Result<Option<ExportedMember>>,
         record: TrialRecord,
         metric: &Metric,
-    ) {
+    ) -> Result<()> {
         if record.state == TrialState::Complete {
             let reached = |target: f64| {
                 record.rungs.last().is_some_and(|v| {
@@ -411,10 +419,11 @@ impl Ledger {
                 .as_ref()
                 .and_then(|(_, r)| score(r.history.last(), &metric.name));
             if self.champion.is_none() || rank(&[held, new], metric.maximize).first() == Some(&1) {
-                self.champion = Some((weights(), record.clone()));
+                self.champion = Some((weights()?, record.clone()));
             }
         }
         self.finished.push(record);
+        Ok(())
     }
 }
 
@@ -472,7 +481,7 @@ pub fn run_sweep(
             context.run(&mut study, known, &mut ledger, log, on_progress)?;
         }
         _ => {
-            let mut pop = Population::new();
+            let mut pop = backend.population(&tuning.train, &tuning.val);
             let mut open: Vec<Bracket> = Vec::new();
             for (b, plan) in plans.iter().enumerate() {
                 // Brackets one after another: a reached target starts no further bracket.
@@ -496,7 +505,7 @@ pub fn run_sweep(
                         Some(r) if r.params != t.params => return Err(replay_mismatch(t.number)),
                         Some(r) => finished_before.push(r.clone()),
                         None => {
-                            insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
+                            insert_trial(pop.as_mut(), sweep, tuning, t.number, &t.params);
                         }
                     }
                     params.insert(t.number, t.params);
@@ -514,9 +523,8 @@ pub fn run_sweep(
                 let first = ledger.finished.len();
                 run_brackets(
                     &mut open,
-                    &mut pop,
+                    pop.as_mut(),
                     tuning,
-                    backend,
                     &mut ledger,
                     log,
                     on_progress,
@@ -576,8 +584,10 @@ pub fn run_sweep(
             );
             (Some(best), Some(report))
         }
-        (None, Some((Some(pop), record))) => {
-            let scored = held_out.final_evaluation(|rows| backend.evaluate(&pop, 0, rows))?;
+        (None, Some((Some(state), record))) => {
+            let mut pop = backend.population(&tuning.train, &tuning.val);
+            let slot = pop.import(state)?;
+            let scored = held_out.final_evaluation(|rows| pop.evaluate(slot, rows))?;
             (Some(best_of(&record, scored.accuracy, scored.loss)), None)
         }
         // The best trial finished before a resume: rebuilt exactly from its seed.
@@ -730,7 +740,7 @@ fn trial_spec(
 /// Adds a trial's member to `pop`, refused untrained when its architecture is over the
 /// sweep's parameter budget; returns its slot.
 fn insert_trial(
-    pop: &mut Population,
+    pop: &mut dyn TrainingPopulation,
     sweep: &Sweep,
     tuning: &TuningData,
     trial: usize,

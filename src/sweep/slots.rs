@@ -13,15 +13,15 @@
 
 use super::checkpoint::{self, Checkpoint, MemberState, RngState};
 use super::{
-    curve, epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
-    TickReport, TrialRecord, SEED_SAMPLER,
+    curve, epoch_plan, insert_trial, replay_mismatch, score, trial_spec, Ledger, Lineage, Progress,
+    RungValue, TickReport, TrialRecord, SEED_SAMPLER,
 };
-use crate::backend::Backend;
+use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
-use crate::population::{Member, Population};
+use crate::population::{ExportedMember, Member};
 use crate::report::log::RunLog;
 use crate::rng::derive_seed;
 use crate::space::Params;
@@ -84,8 +84,8 @@ enum Exit {
 }
 
 /// Where [`SlotContext::restore`] puts PBT's checkpoint back.
-struct Restore<'a> {
-    pop: &'a mut Population,
+struct Restore<'a, 'd> {
+    pop: &'a mut (dyn TrainingPopulation + 'd),
     running: &'a mut BTreeMap<usize, Running>,
     replayed: &'a mut Vec<usize>,
 }
@@ -126,7 +126,7 @@ impl SlotContext<'_> {
             },
             _ => false,
         };
-        let mut pop = Population::new();
+        let mut pop = self.backend.population(&tuning.train, &tuning.val);
         let mut running: BTreeMap<usize, Running> = BTreeMap::new();
         // Trials a stopped run finished (`popsweep resume`): each holds a slot as long as
         // it did then and is judged on its recorded metrics, so every decision, and the
@@ -160,7 +160,7 @@ impl SlotContext<'_> {
                         *rng = saved.rng.rng();
                     }
                     let mut restore = Restore {
-                        pop: &mut pop,
+                        pop: pop.as_mut(),
                         running: &mut running,
                         replayed: &mut replayed,
                     };
@@ -181,7 +181,7 @@ impl SlotContext<'_> {
                         replayed.push(t.number);
                         continue;
                     }
-                    insert_trial(&mut pop, sweep, tuning, t.number, &t.params);
+                    insert_trial(pop.as_mut(), sweep, tuning, t.number, &t.params);
                     running.insert(
                         t.number,
                         Running {
@@ -210,8 +210,7 @@ impl SlotContext<'_> {
             let plan = epoch_plan(sweep, tuning.train.len(), tick);
             tick += 1;
             if !pop.is_empty() {
-                self.backend
-                    .train_epoch(&mut pop, &tuning.train, &tuning.val, &plan)?;
+                pop.train(&plan)?;
             }
             for ghost in &mut ghosts {
                 ghost.epochs += 1;
@@ -303,8 +302,8 @@ impl SlotContext<'_> {
                 }
             }
             if policy.synchronous() {
-                let decisions = self.round(policy.as_mut(), &pop, &running, &leaving);
-                self.apply(&mut pop, &mut running, decisions);
+                let decisions = self.round(policy.as_mut(), pop.as_ref(), &running, &leaving);
+                self.apply(pop.as_mut(), &mut running, decisions);
             }
 
             for &(_, exit) in &exits {
@@ -351,21 +350,21 @@ impl SlotContext<'_> {
                 };
                 study.tell(record.number, outcome)?;
                 match weights {
-                    Some(slot) => ledger.finish(&pop, slot, record, metric),
+                    Some(slot) => ledger.finish(pop.as_ref(), slot, record, metric)?,
                     None => ledger.finish_known(record, metric),
                 }
             }
             if !exits.is_empty() {
                 log.sync()?;
                 let gone: Vec<usize> = exits.iter().map(|&(trial, _)| trial).collect();
-                pop.retain(|m| !gone.contains(&m.trial));
+                pop.retain(&|m| !gone.contains(&m.trial));
                 ghosts.retain(|g| !gone.contains(&g.record.number));
             }
             if let (Schedule::Pbt(settings), Some(rng)) = (&sweep.schedule, policy.rng_mut()) {
                 let round = !pop.is_empty() && tick.is_multiple_of(settings.interval);
                 if round && Instant::now() >= checkpoint_due {
                     let writing = Instant::now();
-                    self.save_checkpoint(log, tick, ledger.busy, rng, &pop, &running)?;
+                    self.save_checkpoint(log, tick, ledger.busy, rng, pop.as_ref(), &running)?;
                     checkpoint_due = Instant::now() + CHECKPOINT_SPACING * writing.elapsed();
                 }
             }
@@ -477,7 +476,7 @@ impl SlotContext<'_> {
     fn round(
         &self,
         policy: &mut dyn Scheduler,
-        pop: &Population,
+        pop: &dyn TrainingPopulation,
         running: &BTreeMap<usize, Running>,
         leaving: &[(usize, TrialState)],
     ) -> Vec<(usize, Decision)> {
@@ -508,7 +507,7 @@ impl SlotContext<'_> {
     /// explore sets new hyperparameters and records the step in the trial's lineage.
     fn apply(
         &self,
-        pop: &mut Population,
+        pop: &mut dyn TrainingPopulation,
         running: &mut BTreeMap<usize, Running>,
         decisions: Vec<(usize, Decision)>,
     ) {
@@ -527,7 +526,7 @@ impl SlotContext<'_> {
                         .iter()
                         .position(|m| m.trial == from)
                         .expect("exploit names a member in the population");
-                    pop.copy_weights(src, slot);
+                    pop.copy(src, slot);
                     copied_from = Some(from);
                 }
                 Decision::Explore { params } => {
@@ -562,7 +561,7 @@ impl SlotContext<'_> {
     /// it finished from its record. `asked`: the sweep's trials, suggested again.
     fn restore(
         &self,
-        into: &mut Restore<'_>,
+        into: &mut Restore<'_, '_>,
         (saved, buffers): (Checkpoint, [Vec<f32>; 3]),
         asked: Vec<FrozenTrial>,
         known: &BTreeMap<usize, TrialRecord>,
@@ -575,7 +574,30 @@ impl SlotContext<'_> {
                 if m.params != t.params {
                     return Err(replay_mismatch(t.number));
                 }
-                insert_trial(into.pop, self.sweep, self.tuning, t.number, &m.current);
+                // Checkpointed members come back in the order they held their slots, whole.
+                let slot = saved.members.iter().position(|s| s.trial == m.trial);
+                let spec = trial_spec(self.sweep, self.tuning, t.number, &m.current);
+                if slot != Some(into.pop.len()) || spec.arch.param_count() != m.len {
+                    return Err(replay_mismatch(m.trial));
+                }
+                let at = saved.members[..into.pop.len()]
+                    .iter()
+                    .map(|s| s.len)
+                    .sum::<usize>();
+                let range = at..at + m.len;
+                into.pop.import(ExportedMember {
+                    member: Member {
+                        trial: t.number,
+                        spec,
+                        epochs: m.epochs,
+                        steps: m.steps,
+                        history: m.history.clone(),
+                        failure: None,
+                    },
+                    params: buffers[0][range.clone()].to_vec(),
+                    moment1: buffers[1][range.clone()].to_vec(),
+                    moment2: buffers[2][range].to_vec(),
+                })?;
                 into.running.insert(
                     t.number,
                     Running {
@@ -597,20 +619,6 @@ impl SlotContext<'_> {
             ledger.finish_known(record.clone(), metric);
             into.replayed.push(t.number);
         }
-        let mut at = 0;
-        for (slot, m) in into.pop.slots_mut().into_iter().zip(&saved.members) {
-            if slot.member.trial != m.trial || slot.params.len() != m.len {
-                return Err(replay_mismatch(m.trial));
-            }
-            let range = at..at + m.len;
-            slot.params.copy_from_slice(&buffers[0][range.clone()]);
-            slot.moment1.copy_from_slice(&buffers[1][range.clone()]);
-            slot.moment2.copy_from_slice(&buffers[2][range]);
-            at += m.len;
-            slot.member.epochs = m.epochs;
-            slot.member.steps = m.steps;
-            slot.member.history = m.history.clone();
-        }
         match into.pop.len() == saved.members.len() {
             true => Ok(()),
             false => Err(replay_mismatch(saved.members[into.pop.len()].trial)),
@@ -624,14 +632,16 @@ impl SlotContext<'_> {
         tick: usize,
         busy: usize,
         rng: &ChaCha8Rng,
-        pop: &Population,
+        pop: &dyn TrainingPopulation,
         running: &BTreeMap<usize, Running>,
     ) -> Result<()> {
-        let members = pop
-            .members()
+        let exported = (0..pop.len())
+            .map(|slot| pop.export(slot))
+            .collect::<Result<Vec<_>>>()?;
+        let members = exported
             .iter()
-            .enumerate()
-            .map(|(slot, m)| {
+            .map(|e| {
+                let m = &e.member;
                 let run = &running[&m.trial];
                 MemberState {
                     trial: m.trial,
@@ -643,7 +653,7 @@ impl SlotContext<'_> {
                     epochs: m.epochs,
                     steps: m.steps,
                     history: m.history.clone(),
-                    len: pop.offsets()[slot + 1] - pop.offsets()[slot],
+                    len: e.params.len(),
                 }
             })
             .collect();
@@ -653,7 +663,21 @@ impl SlotContext<'_> {
             rng: RngState::of(rng),
             members,
         };
-        checkpoint::save(log.dir(), &saved, pop.flat())
+        let buffers: [Vec<f32>; 3] = [
+            exported
+                .iter()
+                .flat_map(|e| e.params.iter().copied())
+                .collect(),
+            exported
+                .iter()
+                .flat_map(|e| e.moment1.iter().copied())
+                .collect(),
+            exported
+                .iter()
+                .flat_map(|e| e.moment2.iter().copied())
+                .collect(),
+        ];
+        checkpoint::save(log.dir(), &saved, [&buffers[0], &buffers[1], &buffers[2]])
     }
 
     fn report(

@@ -15,7 +15,6 @@ use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::Result;
 use crate::model::knobs::{member_spec, KnobDefaults};
-use crate::population::Population;
 use crate::space::Params;
 use serde::Serialize;
 
@@ -64,9 +63,9 @@ pub fn sanity_check(
         ..*defaults
     };
     let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1);
-    let mut pop = Population::new();
+    let mut pop = backend.population(&tiny, &tiny);
     pop.insert(0, spec);
-    let initial_loss = backend.evaluate(&pop, 0, &tiny)?.loss;
+    let initial_loss = pop.evaluate(0, &tiny)?.loss;
     let (expected, initial_loss_ok) = match tiny.task {
         Task::Classification => {
             let expected = (tiny.n_classes as f64).ln();
@@ -95,7 +94,7 @@ pub fn sanity_check(
     let mut steps_to_overfit = None;
     let (mut final_train_accuracy, mut final_train_loss) = (0.0, initial_loss);
     for step in 1..=max_steps {
-        backend.train_epoch(&mut pop, &tiny, &tiny, &plan)?;
+        pop.train(&plan)?;
         let member = &pop.members()[0];
         if !member.is_alive() {
             break;
