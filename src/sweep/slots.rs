@@ -83,11 +83,22 @@ enum Exit {
     Ghost(usize),
 }
 
-/// Where [`SlotContext::restore`] puts PBT's checkpoint back.
-struct Restore<'a, 'd> {
-    pop: &'a mut (dyn TrainingPopulation + 'd),
-    running: &'a mut BTreeMap<usize, Running>,
-    replayed: &'a mut Vec<usize>,
+/// The slot schedule between two units of its clock: the population, its scheduler, and
+/// the books of every trial holding a slot.
+struct Slots<'p> {
+    pop: Box<dyn TrainingPopulation + 'p>,
+    policy: Box<dyn Scheduler>,
+    running: BTreeMap<usize, Running>,
+    /// Trials a stopped run finished (`popsweep resume`): each holds a slot as long as it
+    /// did then and is judged on its recorded metrics, so every decision, and the slot and
+    /// first unit of every later trial, come out as in the uninterrupted run.
+    ghosts: Vec<Ghost>,
+    /// Known trials the replay has accounted for.
+    replayed: Vec<usize>,
+    /// Trials started so far.
+    started: usize,
+    /// The population's clock: units trained so far.
+    tick: usize,
 }
 
 /// A trial in a slot: what the record needs besides the member itself.
@@ -106,7 +117,9 @@ struct Running {
 
 impl SlotContext<'_> {
     /// Runs the schedule; `known`: trials a stopped run finished (`popsweep resume`), by
-    /// number, replayed from their records rather than trained again.
+    /// number, replayed from their records rather than trained again. Each unit of the
+    /// population's clock: refill free slots, train, judge every trial, apply the
+    /// decisions, record the trials that leave.
     pub fn run(
         &self,
         study: &mut Study,
@@ -115,9 +128,7 @@ impl SlotContext<'_> {
         log: &mut RunLog,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<()> {
-        let (sweep, tuning) = (self.sweep, self.tuning);
-        let metric = &sweep.metric;
-        let mut policy = scheduler(sweep);
+        let sweep = self.sweep;
         let drain = match sweep.schedule {
             Schedule::Asha { drain, .. } => match drain {
                 Drain::Auto => self.backend.idle_slots_cost_time(),
@@ -126,14 +137,17 @@ impl SlotContext<'_> {
             },
             _ => false,
         };
-        let mut pop = self.backend.population(&tuning.train, &tuning.val);
-        let mut running: BTreeMap<usize, Running> = BTreeMap::new();
-        // Trials a stopped run finished (`popsweep resume`): each holds a slot as long as
-        // it did then and is judged on its recorded metrics, so every decision, and the
-        // slot and first unit of every later trial, come out as in the uninterrupted run.
-        let mut ghosts: Vec<Ghost> = Vec::new();
-        let mut replayed: Vec<usize> = Vec::new();
-        let (mut started, mut tick) = (0, 0);
+        let mut s = Slots {
+            pop: self
+                .backend
+                .population(&self.tuning.train, &self.tuning.val),
+            policy: scheduler(sweep),
+            running: BTreeMap::new(),
+            ghosts: Vec::new(),
+            replayed: Vec::new(),
+            started: 0,
+            tick: 0,
+        };
         let mut window = Instant::now();
         // PBT resumes from its checkpoint (checkpoint.rs), or without one trains every
         // trial again: its trials cannot be replayed from their records, which lack the
@@ -145,237 +159,55 @@ impl SlotContext<'_> {
             false => None,
         };
         loop {
-            let free = self.slots.saturating_sub(pop.len() + ghosts.len());
-            let n = match ledger.target_reached_by {
-                Some(_) => 0,
-                None => free.min(sweep.run_cap - started),
-            };
-            if n > 0 {
-                let asked = study.ask_batch(n)?;
-                if let Some(restored) = restoring.take() {
-                    let saved = &restored.0;
-                    tick = saved.tick;
-                    (ledger.busy, ledger.ticks) = (saved.busy, saved.tick);
-                    if let Some(rng) = policy.rng_mut() {
-                        *rng = saved.rng.rng();
-                    }
-                    let mut restore = Restore {
-                        pop: pop.as_mut(),
-                        running: &mut running,
-                        replayed: &mut replayed,
-                    };
-                    self.restore(&mut restore, restored, asked, known, study, ledger)?;
-                    started += n;
-                    continue;
-                }
-                for t in asked {
-                    if let Some(record) = known.get(&t.number).filter(|_| !pbt) {
-                        if record.params != t.params || record.first_unit != tick {
-                            return Err(replay_mismatch(t.number));
-                        }
-                        ghosts.push(Ghost {
-                            record: record.clone(),
-                            epochs: 0,
-                            draining: false,
-                        });
-                        replayed.push(t.number);
-                        continue;
-                    }
-                    insert_trial(pop.as_mut(), sweep, tuning, t.number, &t.params);
-                    running.insert(
-                        t.number,
-                        Running {
-                            current: t.params.clone(),
-                            params: t.params,
-                            rungs: Vec::new(),
-                            lineage: Vec::new(),
-                            first_unit: tick,
-                            draining: false,
-                        },
-                    );
-                }
-                started += n;
-            }
-            if pop.is_empty() && ghosts.is_empty() {
+            self.refill(&mut s, &mut restoring, study, known, ledger)?;
+            if s.pop.is_empty() && s.ghosts.is_empty() {
                 break;
             }
-            let draining = running.values().filter(|r| r.draining).count()
-                + ghosts.iter().filter(|g| g.draining).count();
-            // Between epochs every record is flushed (and PBT's checkpoint written): a stop
-            // here is what `popsweep resume` continues from.
-            if crate::interrupt::requested() {
-                return Err(Error::Interrupted("interrupted".into()));
-            }
-            ledger.tick(pop.len() + ghosts.len(), draining);
-            let plan = epoch_plan(sweep, tuning.train.len(), tick);
-            tick += 1;
-            if !pop.is_empty() {
-                pop.train(&plan)?;
-            }
-            for ghost in &mut ghosts {
-                ghost.epochs += 1;
-            }
-
-            // Judge every member and ghost in slot order, which is the order they started
-            // in: ASHA's rungs see their values in that order.
-            let mut seats: Vec<(usize, Seat)> = pop
-                .members()
-                .iter()
-                .enumerate()
-                .map(|(slot, m)| (m.trial, Seat::Member(slot)))
-                .chain(
-                    ghosts
-                        .iter()
-                        .enumerate()
-                        .map(|(i, g)| (g.record.number, Seat::Ghost(i))),
-                )
-                .collect();
-            seats.sort_by_key(|&(trial, _)| trial);
-            let mut verdicts: Vec<Verdict> = Vec::new();
-            for (trial, seat) in seats {
-                let (leaves, now) = match seat {
-                    Seat::Member(slot) => {
-                        let member = &pop.members()[slot];
-                        let run = running.get_mut(&trial).expect("every member is running");
-                        let leaves = self.judge_member(policy.as_mut(), member, run);
-                        (leaves, score(member.history.last(), &metric.name))
-                    }
-                    Seat::Ghost(i) => {
-                        let leaves = self.judge_ghost(policy.as_mut(), &mut ghosts[i])?;
-                        let g = &ghosts[i];
-                        (
-                            leaves,
-                            score(g.record.history.get(g.epochs - 1), &metric.name),
-                        )
-                    }
-                };
-                verdicts.push(Verdict {
-                    trial,
-                    seat,
-                    leaves,
-                    score: now,
-                });
-            }
+            self.train_unit(&mut s, ledger)?;
+            let mut verdicts = self.judge(&mut s)?;
             if drain {
                 // Once `metric.target` is reached no trial starts, and none drains.
                 let refills = match ledger.target_reached_by {
                     Some(_) => None,
-                    None => Some(sweep.run_cap - started),
+                    None => Some(sweep.run_cap - s.started),
                 };
                 drain_slots(
                     &mut verdicts,
                     refills,
-                    metric.maximize,
-                    &mut running,
-                    &mut ghosts,
+                    sweep.metric.maximize,
+                    &mut s.running,
+                    &mut s.ghosts,
                 );
             }
-            let mut leaving: Vec<(usize, TrialState)> = Vec::new();
-            let mut exits: Vec<(usize, Exit)> = Vec::new();
-            for Verdict {
-                trial,
-                seat,
-                leaves,
-                ..
-            } in verdicts
-            {
-                let verdict = leaves;
-                match seat {
-                    Seat::Member(slot) => {
-                        if let Some(state) = verdict {
-                            leaving.push((slot, state));
-                            exits.push((trial, Exit::Member(slot, state)));
-                        }
-                    }
-                    Seat::Ghost(i) => {
-                        // The policy's verdict, drained or not, must be the recorded one.
-                        let ghost = &ghosts[i];
-                        let recorded_stop = ghost.record.state == TrialState::Pruned
-                            && ghost.record.epochs == ghost.epochs;
-                        if (verdict == Some(TrialState::Pruned)) != recorded_stop {
-                            return Err(replay_mismatch(trial));
-                        }
-                        if verdict.is_some() {
-                            exits.push((trial, Exit::Ghost(i)));
-                        }
-                    }
-                }
+            let (leaving, exits) = exits_of(&s.ghosts, verdicts)?;
+            if s.policy.synchronous() {
+                let decisions = self.round(s.policy.as_mut(), s.pop.as_ref(), &s.running, &leaving);
+                self.apply(s.pop.as_mut(), &mut s.running, decisions);
             }
-            if policy.synchronous() {
-                let decisions = self.round(policy.as_mut(), pop.as_ref(), &running, &leaving);
-                self.apply(pop.as_mut(), &mut running, decisions);
-            }
-
-            for &(_, exit) in &exits {
-                let (record, weights) = match exit {
-                    Exit::Member(slot, state) => {
-                        let member = &pop.members()[slot];
-                        let run = running
-                            .remove(&member.trial)
-                            .expect("every member is running");
-                        let record = TrialRecord {
-                            number: member.trial,
-                            params: run.params,
-                            state,
-                            epochs: member.epochs,
-                            rungs: run.rungs,
-                            history: member.history.clone(),
-                            error: member.failure.as_ref().map(|f| f.to_string()),
-                            lineage: run.lineage,
-                            first_unit: run.first_unit,
-                            ..TrialRecord::default()
-                        };
-                        // PBT trains the trials of a stopped run again: a record already
-                        // written must come out the same, and is not written twice.
-                        match known.get(&record.number) {
-                            Some(old)
-                                if old.state != record.state || old.epochs != record.epochs =>
-                            {
-                                return Err(replay_mismatch(record.number));
-                            }
-                            Some(_) => replayed.push(record.number),
-                            None => log.append_trial(&record)?,
-                        }
-                        (record, Some(slot))
-                    }
-                    Exit::Ghost(i) => (ghosts[i].record.clone(), None),
-                };
-                let outcome = match (record.state, record.rungs.last()) {
-                    (TrialState::Complete, Some(last)) => {
-                        policy.complete(record.number, &curve(&record.history, &metric.name));
-                        Outcome::Complete(last.value)
-                    }
-                    (TrialState::Pruned, _) => Outcome::Pruned,
-                    _ => Outcome::Failed,
-                };
-                study.tell(record.number, outcome)?;
-                match weights {
-                    Some(slot) => ledger.finish(pop.as_ref(), slot, record, metric)?,
-                    None => ledger.finish_known(record, metric),
-                }
-            }
-            if !exits.is_empty() {
-                log.sync()?;
-                let gone: Vec<usize> = exits.iter().map(|&(trial, _)| trial).collect();
-                pop.retain(&|m| !gone.contains(&m.trial));
-                ghosts.retain(|g| !gone.contains(&g.record.number));
-            }
-            if let (Schedule::Pbt(settings), Some(rng)) = (&sweep.schedule, policy.rng_mut()) {
-                let round = !pop.is_empty() && tick.is_multiple_of(settings.interval);
+            self.record_exits(&mut s, &exits, known, log, study, ledger)?;
+            if let (Schedule::Pbt(settings), Some(rng)) = (&sweep.schedule, s.policy.rng_mut()) {
+                let round = !s.pop.is_empty() && s.tick.is_multiple_of(settings.interval);
                 if round && Instant::now() >= checkpoint_due {
                     let writing = Instant::now();
-                    self.save_checkpoint(log, tick, ledger.busy, rng, pop.as_ref(), &running)?;
+                    self.save_checkpoint(
+                        log,
+                        s.tick,
+                        ledger.busy,
+                        rng,
+                        s.pop.as_ref(),
+                        &s.running,
+                    )?;
                     checkpoint_due = Instant::now() + CHECKPOINT_SPACING * writing.elapsed();
                 }
             }
-            let over = pop.is_empty()
-                && ghosts.is_empty()
-                && (started == sweep.run_cap || ledger.target_reached_by.is_some());
-            if tick % REPORT_EVERY == 0 || over {
+            let over = s.pop.is_empty()
+                && s.ghosts.is_empty()
+                && (s.started == sweep.run_cap || ledger.target_reached_by.is_some());
+            if s.tick.is_multiple_of(REPORT_EVERY) || over {
                 on_progress(&Progress::Tick(self.report(
-                    tick,
-                    pop.len() + ghosts.len(),
-                    started,
+                    s.tick,
+                    s.pop.len() + s.ghosts.len(),
+                    s.started,
                     ledger,
                     window,
                 )));
@@ -386,8 +218,205 @@ impl SlotContext<'_> {
             checkpoint::remove(log.dir())?;
         }
         // A record the replay never reached: the sweep file or the data changed.
-        if let Some(&number) = known.keys().find(|n| !replayed.contains(n)) {
+        if let Some(&number) = known.keys().find(|n| !s.replayed.contains(n)) {
             return Err(replay_mismatch(number));
+        }
+        Ok(())
+    }
+
+    /// Fills the free slots with the sampler's next trials (a trial a stopped run finished
+    /// takes its slot as a ghost); PBT's first fill puts its checkpoint back instead.
+    fn refill(
+        &self,
+        s: &mut Slots<'_>,
+        restoring: &mut Option<(Checkpoint, [Vec<f32>; 3])>,
+        study: &mut Study,
+        known: &BTreeMap<usize, TrialRecord>,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        let sweep = self.sweep;
+        let free = self.slots.saturating_sub(s.pop.len() + s.ghosts.len());
+        let n = match ledger.target_reached_by {
+            Some(_) => 0,
+            None => free.min(sweep.run_cap - s.started),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let asked = study.ask_batch(n)?;
+        s.started += n;
+        if let Some(restored) = restoring.take() {
+            let saved = &restored.0;
+            s.tick = saved.tick;
+            (ledger.busy, ledger.ticks) = (saved.busy, saved.tick);
+            if let Some(rng) = s.policy.rng_mut() {
+                *rng = saved.rng.rng();
+            }
+            return self.restore(s, restored, asked, known, study, ledger);
+        }
+        let pbt = matches!(sweep.schedule, Schedule::Pbt(_));
+        for t in asked {
+            if let Some(record) = known.get(&t.number).filter(|_| !pbt) {
+                if record.params != t.params || record.first_unit != s.tick {
+                    return Err(replay_mismatch(t.number));
+                }
+                s.ghosts.push(Ghost {
+                    record: record.clone(),
+                    epochs: 0,
+                    draining: false,
+                });
+                s.replayed.push(t.number);
+                continue;
+            }
+            insert_trial(s.pop.as_mut(), sweep, self.tuning, t.number, &t.params);
+            s.running.insert(
+                t.number,
+                Running {
+                    current: t.params.clone(),
+                    params: t.params,
+                    rungs: Vec::new(),
+                    lineage: Vec::new(),
+                    first_unit: s.tick,
+                    draining: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// One unit of the population's clock: every member trains, every ghost ages.
+    fn train_unit(&self, s: &mut Slots<'_>, ledger: &mut Ledger) -> Result<()> {
+        let draining = s.running.values().filter(|r| r.draining).count()
+            + s.ghosts.iter().filter(|g| g.draining).count();
+        // Between epochs every record is flushed (and PBT's checkpoint written): a stop
+        // here is what `popsweep resume` continues from.
+        if crate::interrupt::requested() {
+            return Err(Error::Interrupted("interrupted".into()));
+        }
+        ledger.tick(s.pop.len() + s.ghosts.len(), draining);
+        let plan = epoch_plan(self.sweep, self.tuning.train.len(), s.tick);
+        s.tick += 1;
+        if !s.pop.is_empty() {
+            s.pop.train(&plan)?;
+        }
+        for ghost in &mut s.ghosts {
+            ghost.epochs += 1;
+        }
+        Ok(())
+    }
+
+    /// Every member and ghost judged, in the order they started (trial order): ASHA's
+    /// rungs see their values in that order.
+    fn judge(&self, s: &mut Slots<'_>) -> Result<Vec<Verdict>> {
+        let metric = &self.sweep.metric;
+        let mut seats: Vec<(usize, Seat)> = s
+            .pop
+            .members()
+            .iter()
+            .enumerate()
+            .map(|(slot, m)| (m.trial, Seat::Member(slot)))
+            .chain(
+                s.ghosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| (g.record.number, Seat::Ghost(i))),
+            )
+            .collect();
+        seats.sort_by_key(|&(trial, _)| trial);
+        let mut verdicts: Vec<Verdict> = Vec::new();
+        for (trial, seat) in seats {
+            let (leaves, now) = match seat {
+                Seat::Member(slot) => {
+                    let member = &s.pop.members()[slot];
+                    let run = s.running.get_mut(&trial).expect("every member is running");
+                    let leaves = self.judge_member(s.policy.as_mut(), member, run);
+                    (leaves, score(member.history.last(), &metric.name))
+                }
+                Seat::Ghost(i) => {
+                    let leaves = self.judge_ghost(s.policy.as_mut(), &mut s.ghosts[i])?;
+                    let g = &s.ghosts[i];
+                    (
+                        leaves,
+                        score(g.record.history.get(g.epochs - 1), &metric.name),
+                    )
+                }
+            };
+            verdicts.push(Verdict {
+                trial,
+                seat,
+                leaves,
+                score: now,
+            });
+        }
+        Ok(verdicts)
+    }
+
+    /// Records every trial leaving this epoch: its line in `trials.jsonl` (a replayed
+    /// trial's must equal the one written), the study's outcome, the ledger (which keeps
+    /// the champion's state); then the population and the ghosts let them go.
+    fn record_exits(
+        &self,
+        s: &mut Slots<'_>,
+        exits: &[(usize, Exit)],
+        known: &BTreeMap<usize, TrialRecord>,
+        log: &mut RunLog,
+        study: &mut Study,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        let metric = &self.sweep.metric;
+        for &(_, exit) in exits {
+            let (record, weights) = match exit {
+                Exit::Member(slot, state) => {
+                    let member = &s.pop.members()[slot];
+                    let run = s
+                        .running
+                        .remove(&member.trial)
+                        .expect("every member is running");
+                    let record = TrialRecord {
+                        number: member.trial,
+                        params: run.params,
+                        state,
+                        epochs: member.epochs,
+                        rungs: run.rungs,
+                        history: member.history.clone(),
+                        error: member.failure.as_ref().map(|f| f.to_string()),
+                        lineage: run.lineage,
+                        first_unit: run.first_unit,
+                        ..TrialRecord::default()
+                    };
+                    // PBT trains the trials of a stopped run again: a record already
+                    // written must come out the same, and is not written twice.
+                    match known.get(&record.number) {
+                        Some(old) if old.state != record.state || old.epochs != record.epochs => {
+                            return Err(replay_mismatch(record.number));
+                        }
+                        Some(_) => s.replayed.push(record.number),
+                        None => log.append_trial(&record)?,
+                    }
+                    (record, Some(slot))
+                }
+                Exit::Ghost(i) => (s.ghosts[i].record.clone(), None),
+            };
+            let outcome = match (record.state, record.rungs.last()) {
+                (TrialState::Complete, Some(last)) => {
+                    s.policy
+                        .complete(record.number, &curve(&record.history, &metric.name));
+                    Outcome::Complete(last.value)
+                }
+                (TrialState::Pruned, _) => Outcome::Pruned,
+                _ => Outcome::Failed,
+            };
+            study.tell(record.number, outcome)?;
+            match weights {
+                Some(slot) => ledger.finish(s.pop.as_ref(), slot, record, metric)?,
+                None => ledger.finish_known(record, metric),
+            }
+        }
+        if !exits.is_empty() {
+            log.sync()?;
+            let gone: Vec<usize> = exits.iter().map(|&(trial, _)| trial).collect();
+            s.pop.retain(&|m| !gone.contains(&m.trial));
+            s.ghosts.retain(|g| !gone.contains(&g.record.number));
         }
         Ok(())
     }
@@ -561,7 +590,7 @@ impl SlotContext<'_> {
     /// it finished from its record. `asked`: the sweep's trials, suggested again.
     fn restore(
         &self,
-        into: &mut Restore<'_, '_>,
+        into: &mut Slots<'_>,
         (saved, buffers): (Checkpoint, [Vec<f32>; 3]),
         asked: Vec<FrozenTrial>,
         known: &BTreeMap<usize, TrialRecord>,
@@ -712,6 +741,46 @@ struct Verdict {
     /// The state it leaves in; `None` if it continues.
     leaves: Option<TrialState>,
     score: Option<Score>,
+}
+
+/// The trials leaving this epoch, from the verdicts: members as `(slot, state)` (PBT's
+/// round leaves them out) and every exit in trial order. A ghost's verdict, drained or
+/// not, must be the one its record holds.
+#[allow(clippy::type_complexity)]
+fn exits_of(
+    ghosts: &[Ghost],
+    verdicts: Vec<Verdict>,
+) -> Result<(Vec<(usize, TrialState)>, Vec<(usize, Exit)>)> {
+    let mut leaving: Vec<(usize, TrialState)> = Vec::new();
+    let mut exits: Vec<(usize, Exit)> = Vec::new();
+    for Verdict {
+        trial,
+        seat,
+        leaves,
+        ..
+    } in verdicts
+    {
+        match seat {
+            Seat::Member(slot) => {
+                if let Some(state) = leaves {
+                    leaving.push((slot, state));
+                    exits.push((trial, Exit::Member(slot, state)));
+                }
+            }
+            Seat::Ghost(i) => {
+                let ghost = &ghosts[i];
+                let recorded_stop =
+                    ghost.record.state == TrialState::Pruned && ghost.record.epochs == ghost.epochs;
+                if (leaves == Some(TrialState::Pruned)) != recorded_stop {
+                    return Err(replay_mismatch(trial));
+                }
+                if leaves.is_some() {
+                    exits.push((trial, Exit::Ghost(i)));
+                }
+            }
+        }
+    }
+    Ok((leaving, exits))
 }
 
 /// ASHA's `drain: train`. A slot that no trial will take (fewer trials are left to start,
