@@ -12,17 +12,19 @@
 //! that each bracket's suggestions see the results of those before it.
 
 use super::{
-    curve, epoch_plan, recorded_score, replay_mismatch, score, went_past, BracketPlan, Ledger,
-    Progress, RungReport, RungValue, TrialRecord,
+    bohb_proposals, curve, epoch_plan, insert_trial, recorded_score, replay_mismatch, score,
+    went_past, BracketPlan, Ledger, Progress, RungReport, RungValue, TrialRecord,
 };
-use crate::backend::TrainingPopulation;
-use crate::config::Sweep;
+use crate::backend::{Backend, TrainingPopulation};
+use crate::config::{Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::{Error, Result};
 use crate::report::log::RunLog;
 use crate::space::Params;
 use crate::storage::TrialState;
+use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{rank, Arrival, Decision, Scheduler, Score};
+use crate::tuner::study::{Outcome, Study};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -271,4 +273,84 @@ pub(super) fn run_brackets(
         }
         pop.train(&plan)?;
     }
+}
+
+/// Hyperband's brackets share one population unless a bracket's suggestions depend on the
+/// results of the brackets before it (a model-based sampler).
+pub(super) fn shares_brackets(sweep: &Sweep) -> bool {
+    matches!(sweep.schedule, Schedule::Hyperband { .. })
+        && matches!(
+            sweep.sampler,
+            SamplerKind::Random | SamplerKind::Sobol | SamplerKind::Grid
+        )
+}
+
+/// The bracket schedules (full budget, successive halving, Hyperband, BOHB): each bracket's
+/// trials asked (BOHB's proposals enqueued first), inserted, and trained with its rungs
+/// closed; Hyperband's brackets share one population when no bracket's suggestions depend
+/// on the brackets before it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_bracket_schedule(
+    sweep: &Sweep,
+    tuning: &TuningData,
+    backend: &dyn Backend,
+    plans: &[BracketPlan],
+    study: &mut Study,
+    known: &BTreeMap<usize, TrialRecord>,
+    ledger: &mut Ledger,
+    log: &mut RunLog,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<()> {
+    let shared_brackets = shares_brackets(sweep);
+    let mut pop = backend.population(&tuning.train, &tuning.val);
+    let mut open: Vec<Bracket> = Vec::new();
+    for (b, plan) in plans.iter().enumerate() {
+        // Brackets one after another: a reached target starts no further bracket.
+        if ledger.target_reached_by.is_some() {
+            break;
+        }
+        if let Schedule::Bohb {
+            random_fraction, ..
+        } = sweep.schedule
+        {
+            for params in bohb_proposals(sweep, &ledger.finished, plan.trials, random_fraction, b)?
+            {
+                study.enqueue(params)?;
+            }
+        }
+        let mut params: BTreeMap<usize, Params> = BTreeMap::new();
+        let mut finished_before = Vec::new();
+        for t in study.ask_batch(plan.trials)? {
+            match known.get(&t.number) {
+                Some(r) if r.params != t.params => return Err(replay_mismatch(t.number)),
+                Some(r) => finished_before.push(r.clone()),
+                None => {
+                    insert_trial(pop.as_mut(), sweep, tuning, t.number, &t.params);
+                }
+            }
+            params.insert(t.number, t.params);
+        }
+        open.push(Bracket::new(
+            sweep,
+            plan,
+            (b, plans.len()),
+            params,
+            finished_before,
+        ));
+        if shared_brackets && b + 1 < plans.len() {
+            continue;
+        }
+        let first = ledger.finished.len();
+        run_brackets(&mut open, pop.as_mut(), tuning, ledger, log, on_progress)?;
+        open.clear();
+        for r in &ledger.finished[first..] {
+            let outcome = match (r.state, r.rungs.last()) {
+                (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
+                (TrialState::Pruned, _) => Outcome::Pruned,
+                _ => Outcome::Failed,
+            };
+            study.tell(r.number, outcome)?;
+        }
+    }
+    Ok(())
 }

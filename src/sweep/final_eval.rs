@@ -4,13 +4,13 @@
 //! validation rows, the usual last step once validation has done its job — as one
 //! population, then each is scored once on the held-out test split.
 
-use super::{epoch_plan, insert_trial, TrialRecord};
+use super::{epoch_plan, insert_trial, Best, TrialRecord};
 use crate::backend::{Backend, TrainingPopulation};
 use crate::config::FinalStage;
 use crate::config::Sweep;
 use crate::data::{Dataset, HeldOutTest, TuningData};
 use crate::error::{Error, Result};
-use crate::population::Evaluation;
+use crate::population::{Evaluation, ExportedMember};
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::scheduler::{by_standing, Standing};
@@ -135,4 +135,74 @@ pub fn evaluate_finalists(
             })
             .collect(),
     })
+}
+
+/// The held-out test, once: the `final` stage's finalists retrained and tested, or the
+/// champion tested as it stands (its exported state), or, when it finished before a
+/// resume, rebuilt exactly from its seed and tested.
+pub(super) fn test_the_best(
+    sweep: &Sweep,
+    tuning: &TuningData,
+    held_out: HeldOutTest,
+    backend: &dyn Backend,
+    finished: &[TrialRecord],
+    champion: Option<(Option<ExportedMember>, TrialRecord)>,
+) -> Result<(Option<Best>, Option<FinalReport>)> {
+    let metric = &sweep.metric;
+    let on_test = |accuracy: f64, loss: f64| {
+        if metric.name.ends_with("accuracy") {
+            accuracy
+        } else {
+            loss
+        }
+    };
+    let best_of = |record: &TrialRecord, accuracy: f64, loss: f64| Best {
+        trial: record.number,
+        params: record.params.clone(),
+        val: record.rungs.last().map_or(f64::NAN, |v| v.value),
+        test: on_test(accuracy, loss),
+        test_accuracy: accuracy,
+        test_loss: loss,
+        epochs: record.epochs,
+        lineage: record.lineage.clone(),
+    };
+    let (best, final_report) = match (sweep.final_stage, champion) {
+        (_, None) => (None, None),
+        (Some(stage), Some(_)) => {
+            let top: Vec<&TrialRecord> = ranked(sweep, finished)
+                .into_iter()
+                .take(stage.top_k)
+                .collect();
+            let report = evaluate_finalists(sweep, stage, tuning, held_out, &top, backend)?;
+            let first = &report.finalists[0];
+            let best = best_of(
+                top[0],
+                first.test_accuracy.unwrap_or(f64::NAN),
+                first.test_loss.unwrap_or(f64::NAN),
+            );
+            (Some(best), Some(report))
+        }
+        (None, Some((Some(state), record))) => {
+            let mut pop = backend.population(&tuning.train, &tuning.val);
+            let slot = pop.import(state)?;
+            let scored = held_out.final_evaluation(|rows| pop.evaluate(slot, rows))?;
+            (Some(best_of(&record, scored.accuracy, scored.loss)), None)
+        }
+        // The best trial finished before a resume: rebuilt exactly from its seed.
+        (None, Some((None, record))) => {
+            let stage = crate::config::FinalStage {
+                top_k: 1,
+                retrain: false,
+            };
+            let report = evaluate_finalists(sweep, stage, tuning, held_out, &[&record], backend)?;
+            let f = &report.finalists[0];
+            let best = best_of(
+                &record,
+                f.test_accuracy.unwrap_or(f64::NAN),
+                f.test_loss.unwrap_or(f64::NAN),
+            );
+            (Some(best), None)
+        }
+    };
+    Ok((best, final_report))
 }

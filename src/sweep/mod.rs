@@ -15,8 +15,6 @@ mod cv;
 mod final_eval;
 mod slots;
 
-use brackets::{run_brackets, Bracket};
-
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
 pub use final_eval::{standing, FinalReport, Finalist};
 
@@ -36,7 +34,6 @@ use crate::rng::{derive_seed, permutation, Stream};
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::storage::{Lineage, RungValue, TrialRecord};
-use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{
     brackets, model_budget, rank, FullBudget, Scheduler, Score, SuccessiveHalving,
 };
@@ -457,13 +454,7 @@ pub fn run_sweep(
         drain_epochs: 0,
         target_reached_by: None,
     };
-    // Hyperband's brackets share one population unless a bracket's suggestions depend on
-    // the results of the brackets before it (see brackets.rs).
-    let shared_brackets = matches!(sweep.schedule, Schedule::Hyperband { .. })
-        && matches!(
-            sweep.sampler,
-            SamplerKind::Random | SamplerKind::Sobol | SamplerKind::Grid
-        );
+    let shared_brackets = brackets::shares_brackets(sweep);
     let population = match sweep.schedule {
         Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => slots.min(sweep.run_cap),
         Schedule::Pbt(_) => sweep.run_cap,
@@ -480,66 +471,17 @@ pub fn run_sweep(
             };
             context.run(&mut study, known, &mut ledger, log, on_progress)?;
         }
-        _ => {
-            let mut pop = backend.population(&tuning.train, &tuning.val);
-            let mut open: Vec<Bracket> = Vec::new();
-            for (b, plan) in plans.iter().enumerate() {
-                // Brackets one after another: a reached target starts no further bracket.
-                if ledger.target_reached_by.is_some() {
-                    break;
-                }
-                if let Schedule::Bohb {
-                    random_fraction, ..
-                } = sweep.schedule
-                {
-                    for params in
-                        bohb_proposals(sweep, &ledger.finished, plan.trials, random_fraction, b)?
-                    {
-                        study.enqueue(params)?;
-                    }
-                }
-                let mut params: BTreeMap<usize, Params> = BTreeMap::new();
-                let mut finished_before = Vec::new();
-                for t in study.ask_batch(plan.trials)? {
-                    match known.get(&t.number) {
-                        Some(r) if r.params != t.params => return Err(replay_mismatch(t.number)),
-                        Some(r) => finished_before.push(r.clone()),
-                        None => {
-                            insert_trial(pop.as_mut(), sweep, tuning, t.number, &t.params);
-                        }
-                    }
-                    params.insert(t.number, t.params);
-                }
-                open.push(Bracket::new(
-                    sweep,
-                    plan,
-                    (b, plans.len()),
-                    params,
-                    finished_before,
-                ));
-                if shared_brackets && b + 1 < plans.len() {
-                    continue;
-                }
-                let first = ledger.finished.len();
-                run_brackets(
-                    &mut open,
-                    pop.as_mut(),
-                    tuning,
-                    &mut ledger,
-                    log,
-                    on_progress,
-                )?;
-                open.clear();
-                for r in &ledger.finished[first..] {
-                    let outcome = match (r.state, r.rungs.last()) {
-                        (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
-                        (TrialState::Pruned, _) => Outcome::Pruned,
-                        _ => Outcome::Failed,
-                    };
-                    study.tell(r.number, outcome)?;
-                }
-            }
-        }
+        _ => brackets::run_bracket_schedule(
+            sweep,
+            tuning,
+            backend,
+            &plans,
+            &mut study,
+            known,
+            &mut ledger,
+            log,
+            on_progress,
+        )?,
     }
     let Ledger {
         mut finished,
@@ -550,69 +492,8 @@ pub fn run_sweep(
         target_reached_by,
     } = ledger;
 
-    let on_test = |accuracy: f64, loss: f64| {
-        if metric.name.ends_with("accuracy") {
-            accuracy
-        } else {
-            loss
-        }
-    };
-    let best_of = |record: &TrialRecord, accuracy: f64, loss: f64| Best {
-        trial: record.number,
-        params: record.params.clone(),
-        val: record.rungs.last().map_or(f64::NAN, |v| v.value),
-        test: on_test(accuracy, loss),
-        test_accuracy: accuracy,
-        test_loss: loss,
-        epochs: record.epochs,
-        lineage: record.lineage.clone(),
-    };
-    let (best, final_report) = match (sweep.final_stage, champion) {
-        (_, None) => (None, None),
-        (Some(stage), Some(_)) => {
-            let top: Vec<&TrialRecord> = final_eval::ranked(sweep, &finished)
-                .into_iter()
-                .take(stage.top_k)
-                .collect();
-            let report =
-                final_eval::evaluate_finalists(sweep, stage, tuning, held_out, &top, backend)?;
-            let first = &report.finalists[0];
-            let best = best_of(
-                top[0],
-                first.test_accuracy.unwrap_or(f64::NAN),
-                first.test_loss.unwrap_or(f64::NAN),
-            );
-            (Some(best), Some(report))
-        }
-        (None, Some((Some(state), record))) => {
-            let mut pop = backend.population(&tuning.train, &tuning.val);
-            let slot = pop.import(state)?;
-            let scored = held_out.final_evaluation(|rows| pop.evaluate(slot, rows))?;
-            (Some(best_of(&record, scored.accuracy, scored.loss)), None)
-        }
-        // The best trial finished before a resume: rebuilt exactly from its seed.
-        (None, Some((None, record))) => {
-            let stage = crate::config::FinalStage {
-                top_k: 1,
-                retrain: false,
-            };
-            let report = final_eval::evaluate_finalists(
-                sweep,
-                stage,
-                tuning,
-                held_out,
-                &[&record],
-                backend,
-            )?;
-            let f = &report.finalists[0];
-            let best = best_of(
-                &record,
-                f.test_accuracy.unwrap_or(f64::NAN),
-                f.test_loss.unwrap_or(f64::NAN),
-            );
-            (Some(best), None)
-        }
-    };
+    let (best, final_report) =
+        final_eval::test_the_best(sweep, tuning, held_out, backend, &finished, champion)?;
     let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
     for r in &finished {
         *counts.entry(r.state.name()).or_default() += 1;
