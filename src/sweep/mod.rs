@@ -12,34 +12,35 @@
 mod brackets;
 mod checkpoint;
 mod cv;
+mod data;
 mod final_eval;
+mod plan;
 mod slots;
+mod summary;
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
+use data::check_shift;
+pub use data::{load_data, load_dataset, prepare_data};
 pub use final_eval::{standing, FinalReport, Finalist};
+pub(crate) use plan::epoch_plan;
+pub use plan::{bracket_plans, schedulers, BracketPlan};
+use summary::write_trials_csv;
+pub use summary::{Best, Summary};
 
-use crate::backend::{Backend, EpochPlan, TrainingPopulation};
+use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Metric, Schedule, Sweep};
-use crate::data::normalize::Normalizer;
-use crate::data::{
-    csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
-    TuningData,
-};
+use crate::data::{HeldOutTest, TuningData};
 use crate::error::{Error, Result};
-use crate::model::hparams::image_side;
 use crate::model::knobs::member_spec;
 use crate::population::{EpochMetrics, ExportedMember};
 use crate::report::log::RunLog;
-use crate::rng::{derive_seed, permutation, Stream};
+use crate::rng::derive_seed;
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::storage::{Lineage, RungValue, TrialRecord};
-use crate::tuner::scheduler::{
-    brackets, model_budget, rank, FullBudget, Scheduler, Score, SuccessiveHalving,
-};
+use crate::tuner::scheduler::{model_budget, rank, Score};
 use crate::tuner::study::{Outcome, Study};
 use rand::{RngExt, SeedableRng};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -48,161 +49,6 @@ const SEED_SAMPLER: u64 = 1;
 const SEED_SHUFFLE: u64 = 2;
 const SEED_TRIALS: u64 = 3;
 const SEED_SPLIT: u64 = 4;
-
-/// Splits `data` as `sweep` says; the test rows come back sealed.
-pub fn prepare_data(sweep: &Sweep, data: &Dataset) -> (TuningData, HeldOutTest) {
-    split_stratified(data, sweep.split, derive_seed(sweep.seed, SEED_SPLIT))
-}
-
-/// All of the sweep's rows, unsplit (nested cross-validation makes its own folds); a
-/// shipped IDX test pair is appended to the training pair. Also a one-line description.
-pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
-    Ok(match &sweep.data {
-        DataSource::Digits => (digits::load()?, "digits (embedded)".to_string()),
-        DataSource::Idx { train, test } => {
-            let mut all = idx::load_pair(&train.0, &train.1)?;
-            if let Some((images, labels)) = test {
-                let t = idx::load_pair(images, labels)?;
-                if t.n_features == all.n_features {
-                    all.features.extend(t.features);
-                    all.labels.extend(t.labels);
-                    all.n_classes = all.n_classes.max(t.n_classes);
-                }
-            }
-            (all, train.0.display().to_string())
-        }
-        DataSource::Npy {
-            features,
-            labels,
-            task,
-        } => (
-            crate::data::npy::load_pair(features, labels, *task)?,
-            features.display().to_string(),
-        ),
-        DataSource::Csv { path, label, task } => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            (
-                csv::parse(&text, &path.display().to_string(), label, *task)?,
-                path.display().to_string(),
-            )
-        }
-    })
-}
-
-/// Loads the sweep's data and splits it; also returns a one-line description.
-pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
-    let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
-    let (tuning, held_out, name) = match &sweep.data {
-        DataSource::Digits => {
-            let (t, h) = prepare_data(sweep, &digits::load()?);
-            (t, h, "digits (embedded)".to_string())
-        }
-        DataSource::Idx { train, test } => {
-            let all = idx::load_pair(&train.0, &train.1)?;
-            let name = train.0.display().to_string();
-            match test {
-                Some((images, labels)) => {
-                    let test = idx::load_pair(images, labels)?;
-                    if test.n_features != all.n_features {
-                        return Err(Error::Data {
-                            file: images.display().to_string(),
-                            location: "header".into(),
-                            message: format!(
-                                "{} pixels per image, the train set has {}",
-                                test.n_features, all.n_features
-                            ),
-                        });
-                    }
-                    let (t, h) = split_with_test(&all, test, sweep.val_fraction, split_seed);
-                    (t, h, name)
-                }
-                None => {
-                    let (t, h) = prepare_data(sweep, &all);
-                    (t, h, name)
-                }
-            }
-        }
-        DataSource::Npy {
-            features,
-            labels,
-            task,
-        } => {
-            let (t, h) = prepare_data(
-                sweep,
-                &crate::data::npy::load_pair(features, labels, *task)?,
-            );
-            (t, h, features.display().to_string())
-        }
-        DataSource::Csv { path, label, task } => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            let (t, h) = prepare_data(
-                sweep,
-                &csv::parse(&text, &path.display().to_string(), label, *task)?,
-            );
-            (t, h, path.display().to_string())
-        }
-    };
-    // Normalisation is fitted on the training rows only, then applied to all three splits.
-    let (tuning, held_out) = match Normalizer::fit(sweep.normalize, &tuning.train) {
-        None => (tuning, held_out),
-        Some(n) => {
-            let mut tuning = tuning;
-            n.apply(&mut tuning.train);
-            n.apply(&mut tuning.val);
-            (tuning, held_out.normalized(&n))
-        }
-    };
-    Ok((tuning, held_out, name))
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Best {
-    pub trial: usize,
-    pub params: Params,
-    /// The sweep metric on validation, at the end of training.
-    pub val: f64,
-    /// The same metric on the held-out test split (accuracy for `*_accuracy`, loss for `*_loss`).
-    pub test: f64,
-    pub test_accuracy: f64,
-    pub test_loss: f64,
-    pub epochs: usize,
-    /// PBT: where the best trial's weights came from.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub lineage: Vec<Lineage>,
-}
-
-/// `summary.json`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Summary {
-    pub name: String,
-    pub metric: String,
-    pub goal: &'static str,
-    pub backend: &'static str,
-    pub seed: u64,
-    /// The schedule: `full`, `sh`, `hyperband`, `bohb`, `asha`, `median` or `pbt`.
-    pub scheduler: &'static str,
-    /// Members trained at once (the largest bracket, or the slots).
-    pub population: usize,
-    /// The brackets run, in order: trials started and rung budgets in epochs.
-    pub brackets: Vec<BracketPlan>,
-    pub best: Option<Best>,
-    /// `final: {top_k, retrain}`: the finalists' test scores (the first is `best`).
-    #[serde(rename = "final", skip_serializing_if = "Option::is_none")]
-    pub final_stage: Option<FinalReport>,
-    /// Trial counts per state.
-    pub trials: BTreeMap<&'static str, usize>,
-    pub epochs_total: usize,
-    /// Of `epochs_total`, those trained past ASHA's stop while the slots drained
-    /// (`drain: train`).
-    #[serde(skip_serializing_if = "crate::storage::is_zero")]
-    pub drain_epochs: usize,
-    /// Mean fraction of the population's slots busy per epoch of training.
-    pub utilisation: f64,
-    pub wall_seconds: f64,
-    /// `metric.target`: the first complete trial that reached it (no trial started after).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_reached_by: Option<usize>,
-}
 
 /// What happened at one rung, for progress output.
 #[derive(Clone, Debug)]
@@ -246,106 +92,6 @@ pub enum Progress {
 pub struct SweepOutcome {
     pub summary: Summary,
     pub trials: Vec<TrialRecord>,
-}
-
-/// One successive-halving bracket of a sweep: how many trials start, and their rungs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BracketPlan {
-    pub trials: usize,
-    /// Rung budgets in epochs; the last is the full budget.
-    pub rungs: Vec<usize>,
-    #[serde(skip)]
-    pub halving: Option<SuccessiveHalving>,
-}
-
-impl BracketPlan {
-    /// The scheduler that closes this bracket's rungs.
-    pub fn scheduler(&self) -> Box<dyn Scheduler> {
-        match self.halving {
-            Some(h) => Box::new(h),
-            None => Box::new(FullBudget {
-                epochs: *self
-                    .rungs
-                    .last()
-                    .expect("a bracket has its full budget as a rung"),
-            }),
-        }
-    }
-}
-
-/// The brackets `sweep` runs, in order.
-pub fn bracket_plans(sweep: &Sweep) -> Vec<BracketPlan> {
-    let plan = |trials, halving: Option<SuccessiveHalving>| BracketPlan {
-        trials,
-        rungs: halving.map_or_else(|| vec![sweep.epochs], |h| h.rungs()),
-        halving,
-    };
-    match sweep.schedule {
-        Schedule::Full => vec![plan(sweep.run_cap, None)],
-        Schedule::Halving(h) => vec![plan(sweep.run_cap, Some(h))],
-        Schedule::Hyperband {
-            min_budget,
-            max_budget,
-            eta,
-        }
-        | Schedule::Bohb {
-            min_budget,
-            max_budget,
-            eta,
-            ..
-        } => brackets(min_budget, max_budget, eta)
-            .iter()
-            .map(|b| plan(b.trials(), Some(b.halving(eta))))
-            .collect(),
-        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => Vec::new(),
-    }
-}
-
-/// The schedulers `sweep` decides with: one per bracket for the bracket schedules (full
-/// budget, successive halving, Hyperband, BOHB), one for a slot schedule (ASHA, median
-/// stopping, PBT).
-pub fn schedulers(sweep: &Sweep) -> Vec<Box<dyn Scheduler>> {
-    match sweep.schedule {
-        Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
-            vec![slots::scheduler(sweep)]
-        }
-        _ => bracket_plans(sweep)
-            .iter()
-            .map(BracketPlan::scheduler)
-            .collect(),
-    }
-}
-
-/// The data a sweep trains on in budget unit `unit` (its `unit`-th epoch when
-/// `epoch_fraction` is 1): rows `[unit·f·n, (unit+1)·f·n)` of the endless sequence of
-/// shuffled passes over the `rows` training rows, pass `p` being the permutation keyed by
-/// `p`. With f = 1 a unit is exactly pass `unit`; with f < 1 a large data set is judged
-/// every fraction of an epoch, and consecutive units never repeat a row within a pass.
-pub(crate) fn epoch_plan(sweep: &Sweep, rows: usize, unit: usize) -> EpochPlan {
-    let seed = derive_seed(sweep.seed, SEED_SHUFFLE);
-    EpochPlan {
-        order: unit_order(rows, sweep.epoch_fraction, seed, unit),
-        batch_size: sweep.batch_size,
-    }
-}
-
-fn unit_order(rows: usize, fraction: f64, seed: u64, unit: usize) -> Vec<usize> {
-    if fraction >= 1.0 {
-        return permutation(rows, seed, Stream::Shuffle, unit as u32);
-    }
-    // Boundaries rounded from the exact product, so units tile the passes with no gap.
-    let at = |u: usize| (u as f64 * fraction * rows as f64).round() as usize;
-    let (start, end) = (at(unit), at(unit + 1));
-    let mut order = Vec::with_capacity(end - start);
-    let mut position = start;
-    while position < end {
-        let pass = position / rows;
-        let perm = permutation(rows, seed, Stream::Shuffle, pass as u32);
-        let upto = end.min((pass + 1) * rows);
-        order.extend_from_slice(&perm[position - pass * rows..upto - pass * rows]);
-        position = upto;
-    }
-    order
 }
 
 /// What every schedule accumulates as it runs.
@@ -579,28 +325,6 @@ fn replay_mismatch(trial: usize) -> Error {
     ))
 }
 
-/// The `shift` augmentation treats each row as a square image: refuse it up front when the
-/// rows are not square, rather than fail inside training.
-fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
-    let tuned = sweep.space.params.iter().any(|p| p.name == "shift");
-    if (tuned || sweep.defaults.shift > 0) && image_side(n_features).is_none() {
-        return Err(Error::Config {
-            file: sweep.name.clone(),
-            line: None,
-            field: if tuned {
-                "parameters.shift"
-            } else {
-                "train.shift"
-            }
-            .into(),
-            message: format!(
-                "shift translates square images, and rows of {n_features} features are not one"
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// The member a trial trains: its knobs over the sweep's defaults, and a seed of its own.
 fn trial_spec(
     sweep: &Sweep,
@@ -688,56 +412,6 @@ fn bohb_proposals(
         .collect())
 }
 
-/// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's
-/// four metrics and the train−validation accuracy gap, then every parameter (empty where
-/// inactive).
-fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Result<()> {
-    let names: Vec<&String> = sweep.space.params.iter().map(|p| &p.name).collect();
-    let mut header: Vec<String> = [
-        "number",
-        "state",
-        "epochs",
-        "value",
-        "train_loss",
-        "train_accuracy",
-        "val_loss",
-        "val_accuracy",
-        "train_val_gap",
-        "grad_norm",
-    ]
-    .iter()
-    .map(|h| h.to_string())
-    .collect();
-    header.extend(names.iter().map(|n| n.to_string()));
-    let rows: Vec<Vec<String>> = trials
-        .iter()
-        .map(|t| {
-            let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
-            let last = t.history.last();
-            let mut row = vec![
-                t.number.to_string(),
-                t.state.name().to_string(),
-                t.epochs.to_string(),
-                opt(t.rungs.last().map(|r| r.value)),
-                opt(last.map(|h| h.train_loss)),
-                opt(last.map(|h| h.train_accuracy)),
-                opt(last.map(|h| h.val_loss)),
-                opt(last.map(|h| h.val_accuracy)),
-                opt(last.map(|h| h.gap())),
-                opt(last.and_then(|h| h.grad_norm)),
-            ];
-            row.extend(names.iter().map(|n| {
-                t.params.get(*n).map_or(String::new(), |v| match v {
-                    crate::space::ParamValue::Float(x) => x.to_string(),
-                    other => other.to_string(),
-                })
-            }));
-            row
-        })
-        .collect();
-    log.write_csv("trials.csv", &header, &rows)
-}
-
 /// A member's standing on `metric` after its latest epoch, ties broken by validation loss.
 fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
     let latest = latest?;
@@ -750,40 +424,6 @@ fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_whole_epoch_unit_is_that_epochs_permutation() {
-        for unit in 0..3 {
-            assert_eq!(
-                unit_order(50, 1.0, 9, unit),
-                permutation(50, 9, Stream::Shuffle, unit as u32)
-            );
-        }
-    }
-
-    #[test]
-    fn fractional_units_tile_consecutive_passes_without_gaps_or_repeats() {
-        let passes: Vec<usize> = (0..4)
-            .flat_map(|p| permutation(10, 9, Stream::Shuffle, p))
-            .collect();
-        for fraction in [1.0f64 / 3.0, 0.4, 0.25, 0.7] {
-            let units = (4.0 / fraction).floor() as usize;
-            let tiled: Vec<usize> = (0..units)
-                .flat_map(|u| unit_order(10, fraction, 9, u))
-                .collect();
-            assert_eq!(tiled, passes[..tiled.len()], "fraction {fraction}");
-            assert!(
-                tiled.len() + 10 > 40,
-                "fraction {fraction}: {}",
-                tiled.len()
-            );
-        }
-        // A third of ten rows: 3, 4 and 3 rows (boundaries 3.33 and 6.67 rounded).
-        let sizes: Vec<usize> = (0..3)
-            .map(|u| unit_order(10, 1.0 / 3.0, 9, u).len())
-            .collect();
-        assert_eq!(sizes, [3, 4, 3]);
-    }
 
     fn record(state: TrialState, rungs: &[usize]) -> TrialRecord {
         TrialRecord {

@@ -1,0 +1,141 @@
+//! The data a sweep trains on: its source loaded, split into tuning rows and a sealed
+//! held-out test split, normalised on the training rows.
+
+use super::SEED_SPLIT;
+use crate::config::Sweep;
+use crate::data::normalize::Normalizer;
+use crate::data::{
+    csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
+    TuningData,
+};
+use crate::error::{Error, Result};
+use crate::model::hparams::image_side;
+use crate::rng::derive_seed;
+
+/// Splits `data` as `sweep` says; the test rows come back sealed.
+pub fn prepare_data(sweep: &Sweep, data: &Dataset) -> (TuningData, HeldOutTest) {
+    split_stratified(data, sweep.split, derive_seed(sweep.seed, SEED_SPLIT))
+}
+
+/// All of the sweep's rows, unsplit (nested cross-validation makes its own folds); a
+/// shipped IDX test pair is appended to the training pair. Also a one-line description.
+pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
+    Ok(match &sweep.data {
+        DataSource::Digits => (digits::load()?, "digits (embedded)".to_string()),
+        DataSource::Idx { train, test } => {
+            let mut all = idx::load_pair(&train.0, &train.1)?;
+            if let Some((images, labels)) = test {
+                let t = idx::load_pair(images, labels)?;
+                if t.n_features == all.n_features {
+                    all.features.extend(t.features);
+                    all.labels.extend(t.labels);
+                    all.n_classes = all.n_classes.max(t.n_classes);
+                }
+            }
+            (all, train.0.display().to_string())
+        }
+        DataSource::Npy {
+            features,
+            labels,
+            task,
+        } => (
+            crate::data::npy::load_pair(features, labels, *task)?,
+            features.display().to_string(),
+        ),
+        DataSource::Csv { path, label, task } => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            (
+                csv::parse(&text, &path.display().to_string(), label, *task)?,
+                path.display().to_string(),
+            )
+        }
+    })
+}
+
+/// The `shift` augmentation treats each row as a square image: refuse it up front when the
+/// rows are not square, rather than fail inside training.
+pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
+    let tuned = sweep.space.params.iter().any(|p| p.name == "shift");
+    if (tuned || sweep.defaults.shift > 0) && image_side(n_features).is_none() {
+        return Err(Error::Config {
+            file: sweep.name.clone(),
+            line: None,
+            field: if tuned {
+                "parameters.shift"
+            } else {
+                "train.shift"
+            }
+            .into(),
+            message: format!(
+                "shift translates square images, and rows of {n_features} features are not one"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Loads the sweep's data and splits it; also returns a one-line description.
+pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
+    let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
+    let (tuning, held_out, name) = match &sweep.data {
+        DataSource::Digits => {
+            let (t, h) = prepare_data(sweep, &digits::load()?);
+            (t, h, "digits (embedded)".to_string())
+        }
+        DataSource::Idx { train, test } => {
+            let all = idx::load_pair(&train.0, &train.1)?;
+            let name = train.0.display().to_string();
+            match test {
+                Some((images, labels)) => {
+                    let test = idx::load_pair(images, labels)?;
+                    if test.n_features != all.n_features {
+                        return Err(Error::Data {
+                            file: images.display().to_string(),
+                            location: "header".into(),
+                            message: format!(
+                                "{} pixels per image, the train set has {}",
+                                test.n_features, all.n_features
+                            ),
+                        });
+                    }
+                    let (t, h) = split_with_test(&all, test, sweep.val_fraction, split_seed);
+                    (t, h, name)
+                }
+                None => {
+                    let (t, h) = prepare_data(sweep, &all);
+                    (t, h, name)
+                }
+            }
+        }
+        DataSource::Npy {
+            features,
+            labels,
+            task,
+        } => {
+            let (t, h) = prepare_data(
+                sweep,
+                &crate::data::npy::load_pair(features, labels, *task)?,
+            );
+            (t, h, features.display().to_string())
+        }
+        DataSource::Csv { path, label, task } => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let (t, h) = prepare_data(
+                sweep,
+                &csv::parse(&text, &path.display().to_string(), label, *task)?,
+            );
+            (t, h, path.display().to_string())
+        }
+    };
+    // Normalisation is fitted on the training rows only, then applied to all three splits.
+    let (tuning, held_out) = match Normalizer::fit(sweep.normalize, &tuning.train) {
+        None => (tuning, held_out),
+        Some(n) => {
+            let mut tuning = tuning;
+            n.apply(&mut tuning.train);
+            n.apply(&mut tuning.val);
+            (tuning, held_out.normalized(&n))
+        }
+    };
+    Ok((tuning, held_out, name))
+}
