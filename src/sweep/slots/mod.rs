@@ -11,24 +11,26 @@
 //! every member training in that epoch. A trial's weights therefore depend on when it
 //! started; a seed still reproduces the whole sweep.
 
-use super::checkpoint::{self, Checkpoint, MemberState, RngState};
+mod judge;
+mod pbt;
+
+use judge::{drain_slots, exits_of, Verdict};
+use pbt::fixed_for_life;
+
+use super::checkpoint::{self, Checkpoint};
 use super::{
-    curve, epoch_plan, insert_trial, replay_mismatch, score, trial_spec, Ledger, Lineage, Progress,
-    RungValue, TickReport, TrialRecord, SEED_SAMPLER,
+    curve, epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
+    TickReport, TrialRecord, SEED_SAMPLER,
 };
 use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::{Error, Result};
-use crate::model::knobs::member_spec;
-use crate::population::{ExportedMember, Member};
 use crate::report::log::RunLog;
 use crate::rng::derive_seed;
 use crate::space::Params;
-use crate::storage::{FrozenTrial, TrialState};
-use crate::tuner::scheduler::{
-    rank, Arrival, Asha, Decision, MedianStopping, PbtScheduler, Scheduler, Score,
-};
+use crate::storage::TrialState;
+use crate::tuner::scheduler::{Asha, MedianStopping, PbtScheduler, Scheduler};
 use crate::tuner::study::{Outcome, Study};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -44,14 +46,6 @@ const REPORT_EVERY: usize = 10;
 /// 784-256-10 hold 625 MB of weights and moments) does not stall every epoch. A resume
 /// continues exactly from whichever round was written last.
 const CHECKPOINT_SPACING: u32 = 10;
-
-/// The knobs PBT never explores: the architecture (depth, widths and the activation, fixed
-/// by the copied weights, which were trained through that function), and the optimizer,
-/// whose copied state means something else under another one (SGD's velocity is not
-/// AdamW's first moment, and its second moment is empty).
-fn fixed_for_life(name: &str) -> bool {
-    matches!(name, "depth" | "width" | "activation" | "optimizer") || name.starts_with("width_")
-}
 
 pub(super) struct SlotContext<'a> {
     pub sweep: &'a Sweep,
@@ -421,294 +415,6 @@ impl SlotContext<'_> {
         Ok(())
     }
 
-    /// A member after its latest epoch: the state it leaves in, or `None` if it continues.
-    fn judge_member(
-        &self,
-        policy: &mut dyn Scheduler,
-        member: &Member,
-        run: &mut Running,
-    ) -> Option<TrialState> {
-        let metric = &self.sweep.metric;
-        if !member.is_alive() {
-            return Some(TrialState::Failed);
-        }
-        let Some(now) = score(member.history.last(), &metric.name) else {
-            return Some(TrialState::Failed);
-        };
-        if member.epochs >= self.sweep.epochs {
-            run.rungs
-                .push(rung_value(run.rungs.len(), member.epochs, now));
-            return Some(TrialState::Complete);
-        }
-        // A synchronous schedule (PBT) decides for the population as a whole.
-        if policy.synchronous() {
-            return None;
-        }
-        let arrival = Arrival {
-            trial: member.trial,
-            curve: &curve(&member.history, &metric.name),
-            score: Some(now),
-            params: &run.current,
-        };
-        let keep = continues(policy, arrival, metric.maximize);
-        if policy.is_rung(member.trial, member.epochs) {
-            run.rungs
-                .push(rung_value(run.rungs.len(), member.epochs, now));
-            // Ranked among the rung's best: it trains on on its own merit.
-            run.draining &= !keep;
-        }
-        (!keep).then_some(TrialState::Pruned)
-    }
-
-    /// A ghost after its latest epoch: the state it leaves in, or `None` if it continues,
-    /// as the policy judges its recorded metrics (exactly as it judged the member's). A
-    /// policy's stop (`Pruned`) is checked against the record once the drain has had its
-    /// say; any other departure the record decides, and must be where the record says.
-    fn judge_ghost(
-        &self,
-        policy: &mut dyn Scheduler,
-        ghost: &mut Ghost,
-    ) -> Result<Option<TrialState>> {
-        let (record, epochs) = (&ghost.record, ghost.epochs);
-        let metric = &self.sweep.metric;
-        // A failed trial's last epoch is not recorded: it held its slot one epoch longer.
-        if record.state == TrialState::Failed && epochs == record.epochs + 1 {
-            return Ok(Some(TrialState::Failed));
-        }
-        let mismatch = || replay_mismatch(record.number);
-        let now = score(record.history.get(epochs - 1), &metric.name).ok_or_else(mismatch)?;
-        if epochs >= self.sweep.epochs {
-            return match record.state == TrialState::Complete && record.epochs == epochs {
-                true => Ok(Some(TrialState::Complete)),
-                false => Err(mismatch()),
-            };
-        }
-        debug_assert!(
-            !policy.synchronous(),
-            "PBT trains the trials of a stopped run again"
-        );
-        let arrival = Arrival {
-            trial: record.number,
-            curve: &curve(&record.history[..epochs], &metric.name),
-            score: Some(now),
-            params: &record.params,
-        };
-        let keep = continues(policy, arrival, metric.maximize);
-        if policy.is_rung(record.number, epochs) {
-            ghost.draining &= !keep;
-        }
-        Ok((!keep).then_some(TrialState::Pruned))
-    }
-
-    /// A synchronous schedule's round (PBT): every member staying past this epoch arrives
-    /// together, in slot order; members leaving this epoch take no part.
-    fn round(
-        &self,
-        policy: &mut dyn Scheduler,
-        pop: &dyn TrainingPopulation,
-        running: &BTreeMap<usize, Running>,
-        leaving: &[(usize, TrialState)],
-    ) -> Vec<(usize, Decision)> {
-        let metric = &self.sweep.metric;
-        let staying: Vec<&Member> = (0..pop.len())
-            .filter(|s| !leaving.iter().any(|(l, _)| l == s))
-            .map(|s| &pop.members()[s])
-            .collect();
-        let curves: Vec<Vec<f64>> = staying
-            .iter()
-            .map(|m| curve(&m.history, &metric.name))
-            .collect();
-        let arrivals: Vec<Arrival<'_>> = staying
-            .iter()
-            .zip(&curves)
-            .map(|(m, c)| Arrival {
-                trial: m.trial,
-                curve: c,
-                score: score(m.history.last(), &metric.name),
-                params: &running[&m.trial].current,
-            })
-            .collect();
-        policy.decide(&arrivals, metric.maximize)
-    }
-
-    /// Carries out exploit and explore decisions (continue and stop need no action here):
-    /// exploit copies the source's architecture, weights and optimizer state into the slot;
-    /// explore sets new hyperparameters and records the step in the trial's lineage.
-    fn apply(
-        &self,
-        pop: &mut dyn TrainingPopulation,
-        running: &mut BTreeMap<usize, Running>,
-        decisions: Vec<(usize, Decision)>,
-    ) {
-        let mut copied_from = None;
-        for (trial, decision) in decisions {
-            let slot = pop
-                .members()
-                .iter()
-                .position(|m| m.trial == trial)
-                .expect("a decision names a member in the population");
-            match decision {
-                Decision::Continue | Decision::Stop => {}
-                Decision::Exploit { from } => {
-                    let src = pop
-                        .members()
-                        .iter()
-                        .position(|m| m.trial == from)
-                        .expect("exploit names a member in the population");
-                    pop.copy(src, slot);
-                    copied_from = Some(from);
-                }
-                Decision::Explore { params } => {
-                    let member = &pop.members()[slot];
-                    let spec = member_spec(
-                        &params,
-                        &self.sweep.defaults,
-                        self.tuning.train.n_features,
-                        self.tuning.train.n_classes,
-                        member.spec.seed,
-                    );
-                    debug_assert_eq!(
-                        spec.arch, member.spec.arch,
-                        "explore keeps the architecture"
-                    );
-                    let (trial, epoch) = (member.trial, member.epochs);
-                    pop.set_hparams(slot, spec.hparams);
-                    let run = running.get_mut(&trial).expect("every member is running");
-                    run.lineage.push(Lineage {
-                        epoch,
-                        from: copied_from.take().unwrap_or(trial),
-                        params: params.clone(),
-                    });
-                    run.current = params;
-                }
-            }
-        }
-    }
-
-    /// PBT's state at its checkpoint, put back: each trial of the checkpoint in its slot
-    /// with its weights, optimizer state and bookkeeping; each trial that had failed before
-    /// it finished from its record. `asked`: the sweep's trials, suggested again.
-    fn restore(
-        &self,
-        into: &mut Slots<'_>,
-        (saved, buffers): (Checkpoint, [Vec<f32>; 3]),
-        asked: Vec<FrozenTrial>,
-        known: &BTreeMap<usize, TrialRecord>,
-        study: &mut Study,
-        ledger: &mut Ledger,
-    ) -> Result<()> {
-        let metric = &self.sweep.metric;
-        for t in asked {
-            if let Some(m) = saved.members.iter().find(|m| m.trial == t.number) {
-                if m.params != t.params {
-                    return Err(replay_mismatch(t.number));
-                }
-                // Checkpointed members come back in the order they held their slots, whole.
-                let slot = saved.members.iter().position(|s| s.trial == m.trial);
-                let spec = trial_spec(self.sweep, self.tuning, t.number, &m.current);
-                if slot != Some(into.pop.len()) || spec.arch.param_count() != m.len {
-                    return Err(replay_mismatch(m.trial));
-                }
-                let at = saved.members[..into.pop.len()]
-                    .iter()
-                    .map(|s| s.len)
-                    .sum::<usize>();
-                let range = at..at + m.len;
-                into.pop.import(ExportedMember {
-                    member: Member {
-                        trial: t.number,
-                        spec,
-                        epochs: m.epochs,
-                        steps: m.steps,
-                        history: m.history.clone(),
-                        failure: None,
-                    },
-                    params: buffers[0][range.clone()].to_vec(),
-                    moment1: buffers[1][range.clone()].to_vec(),
-                    moment2: buffers[2][range].to_vec(),
-                })?;
-                into.running.insert(
-                    t.number,
-                    Running {
-                        params: t.params,
-                        current: m.current.clone(),
-                        rungs: m.rungs.clone(),
-                        lineage: m.lineage.clone(),
-                        first_unit: m.first_unit,
-                        draining: false,
-                    },
-                );
-                continue;
-            }
-            let record = known
-                .get(&t.number)
-                .filter(|r| r.params == t.params && r.state == TrialState::Failed)
-                .ok_or_else(|| replay_mismatch(t.number))?;
-            study.tell(t.number, Outcome::Failed)?;
-            ledger.finish_known(record.clone(), metric);
-            into.replayed.push(t.number);
-        }
-        match into.pop.len() == saved.members.len() {
-            true => Ok(()),
-            false => Err(replay_mismatch(saved.members[into.pop.len()].trial)),
-        }
-    }
-
-    /// Writes PBT's checkpoint after the round at `tick` (see checkpoint.rs).
-    fn save_checkpoint(
-        &self,
-        log: &RunLog,
-        tick: usize,
-        busy: usize,
-        rng: &ChaCha8Rng,
-        pop: &dyn TrainingPopulation,
-        running: &BTreeMap<usize, Running>,
-    ) -> Result<()> {
-        let exported = (0..pop.len())
-            .map(|slot| pop.export(slot))
-            .collect::<Result<Vec<_>>>()?;
-        let members = exported
-            .iter()
-            .map(|e| {
-                let m = &e.member;
-                let run = &running[&m.trial];
-                MemberState {
-                    trial: m.trial,
-                    params: run.params.clone(),
-                    current: run.current.clone(),
-                    rungs: run.rungs.clone(),
-                    lineage: run.lineage.clone(),
-                    first_unit: run.first_unit,
-                    epochs: m.epochs,
-                    steps: m.steps,
-                    history: m.history.clone(),
-                    len: e.params.len(),
-                }
-            })
-            .collect();
-        let saved = Checkpoint {
-            tick,
-            busy,
-            rng: RngState::of(rng),
-            members,
-        };
-        let buffers: [Vec<f32>; 3] = [
-            exported
-                .iter()
-                .flat_map(|e| e.params.iter().copied())
-                .collect(),
-            exported
-                .iter()
-                .flat_map(|e| e.moment1.iter().copied())
-                .collect(),
-            exported
-                .iter()
-                .flat_map(|e| e.moment2.iter().copied())
-                .collect(),
-        ];
-        checkpoint::save(log.dir(), &saved, [&buffers[0], &buffers[1], &buffers[2]])
-    }
-
     fn report(
         &self,
         tick: usize,
@@ -734,114 +440,8 @@ impl SlotContext<'_> {
     }
 }
 
-/// A trial after its latest epoch.
-struct Verdict {
-    trial: usize,
-    seat: Seat,
-    /// The state it leaves in; `None` if it continues.
-    leaves: Option<TrialState>,
-    score: Option<Score>,
-}
-
-/// The trials leaving this epoch, from the verdicts: members as `(slot, state)` (PBT's
-/// round leaves them out) and every exit in trial order. A ghost's verdict, drained or
-/// not, must be the one its record holds.
-#[allow(clippy::type_complexity)]
-fn exits_of(
-    ghosts: &[Ghost],
-    verdicts: Vec<Verdict>,
-) -> Result<(Vec<(usize, TrialState)>, Vec<(usize, Exit)>)> {
-    let mut leaving: Vec<(usize, TrialState)> = Vec::new();
-    let mut exits: Vec<(usize, Exit)> = Vec::new();
-    for Verdict {
-        trial,
-        seat,
-        leaves,
-        ..
-    } in verdicts
-    {
-        match seat {
-            Seat::Member(slot) => {
-                if let Some(state) = leaves {
-                    leaving.push((slot, state));
-                    exits.push((trial, Exit::Member(slot, state)));
-                }
-            }
-            Seat::Ghost(i) => {
-                let ghost = &ghosts[i];
-                let recorded_stop =
-                    ghost.record.state == TrialState::Pruned && ghost.record.epochs == ghost.epochs;
-                if (leaves == Some(TrialState::Pruned)) != recorded_stop {
-                    return Err(replay_mismatch(trial));
-                }
-                if leaves.is_some() {
-                    exits.push((trial, Exit::Ghost(i)));
-                }
-            }
-        }
-    }
-    Ok((leaving, exits))
-}
-
-/// ASHA's `drain: train`. A slot that no trial will take (fewer trials are left to start,
-/// `refills`, than leave this epoch) keeps one of the trials ASHA stops, the best first,
-/// draining, while any trial ASHA keeps stays (the sweep trains that long anyway); a
-/// draining trial leaves when none does, or when `refills` is `None` (`metric.target` is
-/// reached: the sweep winds down).
-fn drain_slots(
-    verdicts: &mut [Verdict],
-    refills: Option<usize>,
-    maximize: bool,
-    running: &mut BTreeMap<usize, Running>,
-    ghosts: &mut [Ghost],
-) {
-    let was: Vec<bool> = verdicts
-        .iter()
-        .map(|v| match v.seat {
-            Seat::Member(_) => running[&v.trial].draining,
-            Seat::Ghost(g) => ghosts[g].draining,
-        })
-        .collect();
-    let kept = refills.is_some()
-        && (verdicts.iter().zip(&was)).any(|(v, &was)| v.leaves.is_none() && !was);
-    let mut now = vec![false; verdicts.len()];
-    if kept {
-        // Draining trials between rungs stay; of those ASHA stops now, as many as the
-        // trials left to start cannot replace, the best first.
-        let leaving = verdicts.iter().filter(|v| v.leaves.is_some()).count();
-        let stopped: Vec<usize> = (0..verdicts.len())
-            .filter(|&i| verdicts[i].leaves == Some(TrialState::Pruned))
-            .collect();
-        let scores: Vec<Option<Score>> = stopped.iter().map(|&i| verdicts[i].score).collect();
-        let spare = leaving.saturating_sub(refills.unwrap_or(0));
-        for k in rank(&scores, maximize).into_iter().take(spare) {
-            now[stopped[k]] = true;
-        }
-        for (i, v) in verdicts.iter().enumerate() {
-            now[i] |= was[i] && v.leaves.is_none();
-        }
-    }
-    for (i, v) in verdicts.iter_mut().enumerate() {
-        if now[i] {
-            v.leaves = None;
-        } else if was[i] && v.leaves.is_none() {
-            v.leaves = Some(TrialState::Pruned);
-        }
-        match v.seat {
-            Seat::Member(_) => {
-                running
-                    .get_mut(&v.trial)
-                    .expect("every member is running")
-                    .draining = now[i]
-            }
-            Seat::Ghost(g) => ghosts[g].draining = now[i],
-        }
-    }
-}
-
-/// The metric at every epoch of `history` (NaN where missing), as median stopping reads it.
 /// The scheduler of a slot schedule.
-pub(super) fn scheduler(sweep: &Sweep) -> Box<dyn Scheduler> {
+pub(in crate::sweep) fn scheduler(sweep: &Sweep) -> Box<dyn Scheduler> {
     match sweep.schedule {
         Schedule::Asha { halving, .. } => Box::new(Asha::new(halving)),
         Schedule::Median {
@@ -863,22 +463,5 @@ pub(super) fn scheduler(sweep: &Sweep) -> Box<dyn Scheduler> {
             ChaCha8Rng::seed_from_u64(derive_seed(sweep.seed, SEED_SAMPLER ^ 0xB7)),
         )),
         _ => unreachable!("bracket schedules are run by brackets.rs"),
-    }
-}
-
-/// Whether an asynchronous scheduler lets `arrival` continue.
-fn continues(policy: &mut dyn Scheduler, arrival: Arrival<'_>, maximize: bool) -> bool {
-    let trial = arrival.trial;
-    policy
-        .decide(&[arrival], maximize)
-        .iter()
-        .all(|(t, d)| *t != trial || *d != Decision::Stop)
-}
-
-fn rung_value(rung: usize, epochs: usize, score: Score) -> RungValue {
-    RungValue {
-        rung,
-        epochs,
-        value: score.value,
     }
 }
