@@ -8,7 +8,7 @@ use super::importance::importance;
 use super::plot::{Chart, Series};
 use super::run::RunData;
 use crate::space::transform::to_unit;
-use crate::storage::TrialState;
+use crate::storage::{TrialRecord, TrialState};
 use std::fmt::Write as _;
 
 /// The `id` of every figure the page holds (the headless-browser test checks them).
@@ -24,7 +24,6 @@ fn esc(s: &str) -> String {
 pub fn render(run: &RunData) -> String {
     let sweep = &run.sweep;
     let metric = &sweep.metric.name;
-    let maximize = sweep.metric.maximize;
     let mut page = String::new();
     let _ = write!(
         page,
@@ -34,12 +33,58 @@ pub fn render(run: &RunData) -> String {
          section{{margin:2em 0}}.bar{{fill:#1f77b4}}</style></head><body>\n<h1>Sweep <code>{0}</code></h1>\n",
         esc(&sweep.name)
     );
-    // Headline: the best trial, validation next to test.
-    let summary = run.summary.as_ref();
-    let get = |path: &[&str]| -> Option<&serde_json::Value> {
-        path.iter().try_fold(summary?, |v, k| v.get(*k))
-    };
-    let num = |path: &[&str]| get(path).and_then(|v| v.as_f64());
+    headline(&mut page, run);
+    figure(
+        &mut page,
+        "history",
+        "Optimisation history",
+        &history_chart(run),
+    );
+    figure(
+        &mut page,
+        "parallel",
+        "Parallel coordinates",
+        &parallel(run),
+    );
+    figure(
+        &mut page,
+        "importance",
+        "Hyperparameter importance (PED-ANOVA; Spearman: + means higher does better)",
+        &importance_bars(run),
+    );
+    figure(
+        &mut page,
+        "curves",
+        "Learning curves (dots: where trials were promoted, then where they were pruned)",
+        &curves_chart(run, metric),
+    );
+    let ranked = run.ranked();
+    figure(
+        &mut page,
+        "gap",
+        "Regularisation: the train−validation gap",
+        &gap_section(run, &ranked),
+    );
+    // The range test, when `popsweep lr-find --out` wrote one into this directory.
+    if let Ok(svg) = std::fs::read_to_string(run.dir.join("lr_find.svg")) {
+        figure(&mut page, "lr-finder", "Learning-rate range test", &svg);
+    }
+    figure(&mut page, "top", "Top trials", &top_table(run, &ranked));
+    page.push_str("</body></html>\n");
+    page
+}
+
+/// A number of `summary.json` at `path`, when the run got that far.
+fn summary_number(run: &RunData, path: &[&str]) -> Option<f64> {
+    path.iter()
+        .try_fold(run.summary.as_ref()?, |v, k| v.get(*k))
+        .and_then(|v| v.as_f64())
+}
+
+/// The headline: the best trial, validation next to test.
+fn headline(page: &mut String, run: &RunData) {
+    let num = |path: &[&str]| summary_number(run, path);
+    let (metric, maximize) = (&run.sweep.metric.name, run.sweep.metric.maximize);
     let _ = writeln!(
         page,
         "<p>{} trials; metric <b>{}</b> ({}). {}</p>",
@@ -64,8 +109,11 @@ pub fn render(run: &RunData) -> String {
             _ => "The run has no summary yet (stopped early?): no test score.".into(),
         }
     );
+}
 
-    // Optimisation history.
+/// Each trial's value at its last rung, and the best complete one so far.
+fn history_chart(run: &RunData) -> String {
+    let (metric, maximize) = (&run.sweep.metric.name, run.sweep.metric.maximize);
     let values: Vec<(f64, f64)> = run
         .trials
         .iter()
@@ -83,42 +131,36 @@ pub fn render(run: &RunData) -> String {
             best.push((t.number as f64, so_far.unwrap()));
         }
     }
-    figure(
-        &mut page,
-        "history",
-        "Optimisation history",
-        &Chart {
-            title: "value at each trial's last rung; line: best complete so far",
-            x_label: "trial",
-            y_label: metric,
-            x_log: false,
-            y_range: None,
-            markers: Vec::new(),
-            legend: true,
-        }
-        .svg(&[
-            Series {
-                label: "trials".into(),
-                points: values,
-                dots: true,
-            },
-            Series {
-                label: "best so far".into(),
-                points: best,
-                dots: false,
-            },
-        ]),
-    );
+    Chart {
+        title: "value at each trial's last rung; line: best complete so far",
+        x_label: "trial",
+        y_label: metric,
+        x_log: false,
+        y_range: None,
+        markers: Vec::new(),
+        legend: true,
+    }
+    .svg(&[
+        Series {
+            label: "trials".into(),
+            points: values,
+            dots: true,
+        },
+        Series {
+            label: "best so far".into(),
+            points: best,
+            dots: false,
+        },
+    ])
+}
 
-    figure(
-        &mut page,
-        "parallel",
-        "Parallel coordinates",
-        &parallel(run),
+/// PED-ANOVA importance per parameter, as bars, with Spearman's sign.
+fn importance_bars(run: &RunData) -> String {
+    let imp = importance(
+        &run.sweep.space,
+        &run.observations(),
+        run.sweep.metric.maximize,
     );
-
-    // Importance.
-    let imp = importance(&sweep.space, &run.observations(), maximize);
     let mut bars =
         String::from("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"");
     let _ = write!(bars, "{}\" font-size=\"12\">", 24 * imp.len() + 10);
@@ -139,14 +181,11 @@ pub fn render(run: &RunData) -> String {
         );
     }
     bars.push_str("</svg>");
-    figure(
-        &mut page,
-        "importance",
-        "Hyperparameter importance (PED-ANOVA; Spearman: + means higher does better)",
-        &bars,
-    );
+    bars
+}
 
-    // Learning curves, with the prune points.
+/// Every trial's learning curve, with the points where trials were promoted and pruned.
+fn curves_chart(run: &RunData, metric: &str) -> String {
     let curves: Vec<Series> = run
         .trials
         .iter()
@@ -186,24 +225,20 @@ pub fn render(run: &RunData) -> String {
             dots: true,
         }))
         .collect();
-    figure(
-        &mut page,
-        "curves",
-        "Learning curves (dots: where trials were promoted, then where they were pruned)",
-        &Chart {
-            title: metric,
-            x_label: "epoch",
-            y_label: metric,
-            x_log: false,
-            y_range: None,
-            markers: Vec::new(),
-            legend: false,
-        }
-        .svg(&curves),
-    );
+    Chart {
+        title: metric,
+        x_label: "epoch",
+        y_label: metric,
+        x_log: false,
+        y_range: None,
+        markers: Vec::new(),
+        legend: false,
+    }
+    .svg(&curves)
+}
 
-    // Train−validation gap of the top trials, and the overfitting flags of all.
-    let ranked = run.ranked();
+/// The train−validation gap of the top trials, and the overfitting flags of all.
+fn gap_section(run: &RunData, ranked: &[&TrialRecord]) -> String {
     let gaps: Vec<Series> = ranked
         .iter()
         .take(5)
@@ -249,19 +284,12 @@ pub fn render(run: &RunData) -> String {
             flags.len()
         );
     }
-    figure(
-        &mut page,
-        "gap",
-        "Regularisation: the train−validation gap",
-        &gap_html,
-    );
+    gap_html
+}
 
-    // The range test, when `popsweep lr-find --out` wrote one into this directory.
-    if let Ok(svg) = std::fs::read_to_string(run.dir.join("lr_find.svg")) {
-        figure(&mut page, "lr-finder", "Learning-rate range test", &svg);
-    }
-
-    // Top trials.
+/// The ten best trials with their parameters, and the best one's test scores.
+fn top_table(run: &RunData, ranked: &[&TrialRecord]) -> String {
+    let (sweep, metric) = (&run.sweep, &run.sweep.metric.name);
     let names: Vec<&str> = sweep.space.params.iter().map(|p| p.name.as_str()).collect();
     let mut table = String::from("<table><tr><th>trial</th><th>state</th><th>epochs</th>");
     let _ = write!(table, "<th>{}</th>", esc(metric));
@@ -285,15 +313,16 @@ pub fn render(run: &RunData) -> String {
         table.push_str("</tr>");
     }
     table.push_str("</table>");
-    if let (Some(a), Some(l)) = (num(&["best", "test_accuracy"]), num(&["best", "test_loss"])) {
+    if let (Some(a), Some(l)) = (
+        summary_number(run, &["best", "test_accuracy"]),
+        summary_number(run, &["best", "test_loss"]),
+    ) {
         let _ = write!(
             table,
             "<p>Final test scores of the best trial, evaluated once: accuracy {a:.4}, loss {l:.4}.</p>"
         );
     }
-    figure(&mut page, "top", "Top trials", &table);
-    page.push_str("</body></html>\n");
-    page
+    table
 }
 
 fn figure(page: &mut String, id: &str, title: &str, body: &str) {
