@@ -131,7 +131,6 @@ pub fn run_nested_cv(
     let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
     let all: Vec<usize> = (0..n).collect();
     let strata = data.strata();
-    let outer_folds = stratified_folds(&all, &strata, outer, split_seed);
     // The same configurations in every outer fold (one batch from the sweep's sampler).
     let mut study = sweep_study(sweep)?;
     let configs: Vec<(usize, Params)> = study
@@ -139,61 +138,129 @@ pub fn run_nested_cv(
         .into_iter()
         .map(|t| (t.number, t.params))
         .collect();
-    let tuning = TuningData {
-        train: data.clone(),
-        val: data.clone(),
+    let cv = NestedCv {
+        sweep,
+        data,
+        tuning: TuningData {
+            train: data.clone(),
+            val: data.clone(),
+        },
+        outer_folds: stratified_folds(&all, &strata, outer, split_seed),
+        strata,
+        split_seed,
+        inner,
+        configs,
     };
-    // Stage 1: every configuration × outer fold × inner fold, as one population.
-    // Every member sees its fold through a view of the whole data.
-    let mut pop = backend.population(data, data);
-    let mut member_of = Vec::new(); // slot → (config index, outer, inner)
-    for (k, test_rows) in outer_folds.iter().enumerate() {
-        let tuning_rows: Vec<usize> = all
-            .iter()
-            .copied()
+    let (inner_values, members) = cv.inner_scores(backend)?;
+    let mut best = Vec::new();
+    for k in 0..outer {
+        let (c, inner_val) = cv.choose(k, &inner_values, log)?;
+        best.push((k, c, inner_val));
+    }
+    log.sync()?;
+    let folds = cv.outer_tests(&best, backend, on_fold)?;
+    let accs: Vec<f64> = folds.iter().map(|f| f.test_accuracy).collect();
+    let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+    let sd = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
+        / (accs.len() - 1).max(1) as f64)
+        .sqrt();
+    let summary = CvSummary {
+        name: sweep.name.clone(),
+        metric: sweep.metric.name.clone(),
+        outer,
+        inner,
+        configurations: cv.configs.len(),
+        epochs: sweep.epochs,
+        members,
+        folds,
+        test_accuracy_mean: mean,
+        test_accuracy_sd: sd,
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    log.write_summary(&summary)?;
+    Ok(summary)
+}
+
+/// A nested cross-validation's fixed parts: the data, its outer folds, and the
+/// configurations every outer fold compares.
+struct NestedCv<'a> {
+    sweep: &'a Sweep,
+    data: &'a Dataset,
+    /// The whole data as both splits: members see their folds through views of it.
+    tuning: TuningData,
+    outer_folds: Vec<Vec<usize>>,
+    strata: Vec<u32>,
+    split_seed: u64,
+    inner: usize,
+    configs: Vec<(usize, Params)>,
+}
+
+impl NestedCv<'_> {
+    /// The rows outer fold `k` tunes on: all but its test rows.
+    fn tuning_rows(&self, k: usize) -> Vec<usize> {
+        let test_rows = &self.outer_folds[k];
+        (0..self.data.len())
             .filter(|r| test_rows.binary_search(r).is_err())
-            .collect();
-        let inner_folds = stratified_folds(
-            &tuning_rows,
-            &strata,
-            inner,
-            derive_seed(split_seed, 1 + k as u64),
-        );
-        for (j, val_rows) in inner_folds.iter().enumerate() {
-            let train_rows: Vec<usize> = tuning_rows
-                .iter()
-                .copied()
-                .filter(|r| val_rows.binary_search(r).is_err())
-                .collect();
-            let view = fold_view(k * inner + j, n, &train_rows, val_rows);
-            for (c, (trial, params)) in configs.iter().enumerate() {
-                let slot = insert_trial(pop.as_mut(), sweep, &tuning, *trial, params);
-                pop.set_fold(slot, view.clone());
-                member_of.push((c, k, j));
+            .collect()
+    }
+
+    /// Stage 1: every configuration × outer fold × inner fold trained as one population;
+    /// each configuration's inner scores per outer fold (`[config][outer]`), and the
+    /// population's size.
+    #[allow(clippy::type_complexity)]
+    fn inner_scores(&self, backend: &dyn Backend) -> Result<(Vec<Vec<Vec<f64>>>, usize)> {
+        let (sweep, inner, n) = (self.sweep, self.inner, self.data.len());
+        let mut pop = backend.population(self.data, self.data);
+        let mut member_of = Vec::new(); // slot → (config index, outer, inner)
+        for k in 0..self.outer_folds.len() {
+            let tuning_rows = self.tuning_rows(k);
+            let inner_folds = stratified_folds(
+                &tuning_rows,
+                &self.strata,
+                inner,
+                derive_seed(self.split_seed, 1 + k as u64),
+            );
+            for (j, val_rows) in inner_folds.iter().enumerate() {
+                let train_rows: Vec<usize> = tuning_rows
+                    .iter()
+                    .copied()
+                    .filter(|r| val_rows.binary_search(r).is_err())
+                    .collect();
+                let view = fold_view(k * inner + j, n, &train_rows, val_rows);
+                for (c, (trial, params)) in self.configs.iter().enumerate() {
+                    let slot = insert_trial(pop.as_mut(), sweep, &self.tuning, *trial, params);
+                    pop.set_fold(slot, view.clone());
+                    member_of.push((c, k, j));
+                }
             }
         }
+        train(sweep, pop.as_mut(), self.data, sweep.epochs)?;
+        let mut inner_values = vec![vec![Vec::new(); self.outer_folds.len()]; self.configs.len()];
+        for (m, &(c, k, _)) in pop.members().iter().zip(&member_of) {
+            let v = if m.is_alive() {
+                m.history
+                    .last()
+                    .and_then(|h| h.get(&sweep.metric.name))
+                    .unwrap_or(f64::NAN)
+            } else {
+                f64::NAN
+            };
+            inner_values[c][k].push(v);
+        }
+        Ok((inner_values, pop.len()))
     }
-    let members = pop.len();
-    train(sweep, pop.as_mut(), data, sweep.epochs)?;
-    let metric = &sweep.metric;
-    let mut inner_values = vec![vec![Vec::new(); outer]; configs.len()];
-    for (m, &(c, k, _)) in pop.members().iter().zip(&member_of) {
-        let v = if m.is_alive() {
-            m.history
-                .last()
-                .and_then(|h| h.get(&metric.name))
-                .unwrap_or(f64::NAN)
-        } else {
-            f64::NAN
-        };
-        inner_values[c][k].push(v);
-    }
-    // Stage 2: per outer fold, the best configuration retrained on all its tuning rows.
-    let mut best = Vec::new();
-    let mut final_pop = backend.population(data, data);
-    for (k, test_rows) in outer_folds.iter().enumerate() {
+
+    /// Stage 2 for outer fold `k`: each configuration's record (its mean inner score as
+    /// its one rung), and the best configuration with that score.
+    fn choose(
+        &self,
+        k: usize,
+        inner_values: &[Vec<Vec<f64>>],
+        log: &mut RunLog,
+    ) -> Result<(usize, f64)> {
+        let (sweep, metric) = (self.sweep, &self.sweep.metric);
         let mut chosen: Option<(usize, f64)> = None;
-        for (c, (trial, params)) in configs.iter().enumerate() {
+        for (c, (trial, params)) in self.configs.iter().enumerate() {
             let values = &inner_values[c][k];
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             let state = if mean.is_finite() {
@@ -201,7 +268,6 @@ pub fn run_nested_cv(
             } else {
                 TrialState::Failed
             };
-            // A configuration's line per outer fold: its mean inner score as its one rung.
             log.append_trial(&TrialRecord {
                 number: *trial,
                 outer: Some(k),
@@ -227,73 +293,53 @@ pub fn run_nested_cv(
                 chosen = Some((c, mean));
             }
         }
-        let Some((c, inner_val)) = chosen else {
-            return Err(Error::Run(format!(
-                "outer fold {}: every configuration failed",
-                k + 1
-            )));
-        };
-        let tuning_rows: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|r| test_rows.binary_search(r).is_err())
-            .collect();
-        // No validation rows: nothing is chosen from here on, and the test fold stays
-        // unseen until the single evaluation below.
-        let view = fold_view(outer * inner + k, n, &tuning_rows, &[]);
-        let slot = insert_trial(
-            final_pop.as_mut(),
-            sweep,
-            &tuning,
-            configs[c].0,
-            &configs[c].1,
-        );
-        final_pop.set_fold(slot, view);
-        best.push((k, c, inner_val));
+        chosen
+            .ok_or_else(|| Error::Run(format!("outer fold {}: every configuration failed", k + 1)))
     }
-    log.sync()?;
-    train(sweep, final_pop.as_mut(), data, sweep.epochs)?;
-    let mut folds = Vec::new();
-    for (slot, &(k, c, inner_val)) in best.iter().enumerate() {
-        let test = data.subset(&outer_folds[k]);
-        let (accuracy, loss) = if final_pop.members()[slot].is_alive() {
-            let e = final_pop.evaluate(slot, &test)?;
-            (e.accuracy, e.loss)
-        } else {
-            (f64::NAN, f64::NAN)
-        };
-        let fold = OuterFold {
-            fold: k,
-            trial: configs[c].0,
-            params: configs[c].1.clone(),
-            inner_val,
-            test_accuracy: accuracy,
-            test_loss: loss,
-            test_rows: test.len(),
-        };
-        on_fold(&fold);
-        folds.push(fold);
+
+    /// Each outer fold's chosen configuration retrained on all its tuning rows (one
+    /// population) and tested once on the fold's test rows.
+    fn outer_tests(
+        &self,
+        best: &[(usize, usize, f64)],
+        backend: &dyn Backend,
+        on_fold: &mut dyn FnMut(&OuterFold),
+    ) -> Result<Vec<OuterFold>> {
+        let (sweep, n) = (self.sweep, self.data.len());
+        let (outer, inner) = (self.outer_folds.len(), self.inner);
+        let mut final_pop = backend.population(self.data, self.data);
+        for &(k, c, _) in best {
+            // No validation rows: nothing is chosen from here on, and the test fold stays
+            // unseen until the single evaluation below.
+            let view = fold_view(outer * inner + k, n, &self.tuning_rows(k), &[]);
+            let (trial, params) = &self.configs[c];
+            let slot = insert_trial(final_pop.as_mut(), sweep, &self.tuning, *trial, params);
+            final_pop.set_fold(slot, view);
+        }
+        train(sweep, final_pop.as_mut(), self.data, sweep.epochs)?;
+        let mut folds = Vec::new();
+        for (slot, &(k, c, inner_val)) in best.iter().enumerate() {
+            let test = self.data.subset(&self.outer_folds[k]);
+            let (accuracy, loss) = if final_pop.members()[slot].is_alive() {
+                let e = final_pop.evaluate(slot, &test)?;
+                (e.accuracy, e.loss)
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            let fold = OuterFold {
+                fold: k,
+                trial: self.configs[c].0,
+                params: self.configs[c].1.clone(),
+                inner_val,
+                test_accuracy: accuracy,
+                test_loss: loss,
+                test_rows: test.len(),
+            };
+            on_fold(&fold);
+            folds.push(fold);
+        }
+        Ok(folds)
     }
-    let accs: Vec<f64> = folds.iter().map(|f| f.test_accuracy).collect();
-    let mean = accs.iter().sum::<f64>() / accs.len() as f64;
-    let sd = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
-        / (accs.len() - 1).max(1) as f64)
-        .sqrt();
-    let summary = CvSummary {
-        name: sweep.name.clone(),
-        metric: metric.name.clone(),
-        outer,
-        inner,
-        configurations: configs.len(),
-        epochs: sweep.epochs,
-        members,
-        folds,
-        test_accuracy_mean: mean,
-        test_accuracy_sd: sd,
-        wall_seconds: started.elapsed().as_secs_f64(),
-    };
-    log.write_summary(&summary)?;
-    Ok(summary)
 }
 
 #[cfg(test)]
