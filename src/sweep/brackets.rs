@@ -88,8 +88,9 @@ impl<'a> Bracket<'a> {
             .any(|m| m.is_alive() && self.params.contains_key(&m.trial) && m.epochs < self.budget())
     }
 
-    /// The rung's decision, once every alive member has reached its budget: the best
-    /// `⌊n/η⌋` continue, the rest are recorded (in `log` and `ledger`) and leave `pop`.
+    /// The rung's decision, once every alive member has reached its budget: the
+    /// scheduler keeps the best `⌊n/η⌋`, the rest are recorded (in `log` and `ledger`) and
+    /// leave `pop`.
     fn close_rung(
         &mut self,
         pop: &mut dyn TrainingPopulation,
@@ -102,6 +103,50 @@ impl<'a> Bracket<'a> {
         let slots = self.slots(pop);
         let members = slots.len();
         let trained = members + self.finished_before.len();
+        let scores = self.rung_scores(pop, &slots);
+        let last_rung = k + 1 == self.plan.rungs.len();
+        let trials: Vec<usize> = slots
+            .iter()
+            .map(|&s| pop.members()[s].trial)
+            .chain(self.finished_before.iter().map(|r| r.number))
+            .collect();
+        let continuing = self.continuing(pop, &slots, &trials, &scores);
+        let leader = rank(&scores, metric.maximize)
+            .first()
+            .and_then(|&i| Some((trials[i], scores[i]?.value)));
+        let continuing_trials: Vec<usize> = continuing.iter().map(|&i| trials[i]).collect();
+        let mut failed = self.record_members(pop, &slots, &continuing, last_rung, ledger, log)?;
+        failed += self.settle_recorded(members, &continuing, &scores, last_rung, ledger)?;
+        log.sync()?;
+        on_progress(&Progress::Rung(RungReport {
+            bracket: self.position.0,
+            brackets: self.position.1,
+            rung: k,
+            rungs: self.plan.rungs.len(),
+            budget,
+            trained,
+            continuing: if last_rung { 0 } else { continuing.len() },
+            failed,
+            leader,
+            seconds: self.rung_started.elapsed().as_secs_f64(),
+        }));
+        // After the last rung every member has its record and leaves.
+        let params = &self.params;
+        pop.retain(&|m| {
+            !params.contains_key(&m.trial) || !last_rung && continuing_trials.contains(&m.trial)
+        });
+        self.done = last_rung || (self.slots(pop).is_empty() && self.finished_before.is_empty());
+        self.rung += 1;
+        self.rung_started = Instant::now();
+        Ok(())
+    }
+
+    /// Each trial's standing at this rung — the members in `slots` (a failed one has
+    /// none), then the trials finished before a resume with their recorded value, after
+    /// the members as they would be anyway (ties go to the lower validation loss, then the
+    /// earlier slot) — and each member's value noted among its rung values.
+    fn rung_scores(&mut self, pop: &dyn TrainingPopulation, slots: &[usize]) -> Vec<Option<Score>> {
+        let (metric, k) = (&self.sweep.metric, self.rung);
         let mut scores: Vec<Option<Score>> = slots
             .iter()
             .map(|&s| {
@@ -111,9 +156,6 @@ impl<'a> Bracket<'a> {
                     .flatten()
             })
             .collect();
-        // Trials finished before a resume stand at this rung with their recorded value
-        // (after the population's members in the ranking, as they would be anyway:
-        // ties go to the lower validation loss, then the earlier slot).
         scores.extend(
             self.finished_before
                 .iter()
@@ -132,27 +174,31 @@ impl<'a> Bracket<'a> {
                     });
             }
         }
-        let last_rung = k + 1 == self.plan.rungs.len();
-        let trial_at = |i: usize| {
-            if i < members {
-                pop.members()[slots[i]].trial
-            } else {
-                self.finished_before[i - members].number
-            }
-        };
-        // Every trial of the rung arrives together, members first, then the recorded ones.
+        scores
+    }
+
+    /// The indices (into `trials`: the members, then the recorded trials) the scheduler
+    /// keeps. Every trial of the rung arrives together.
+    fn continuing(
+        &mut self,
+        pop: &dyn TrainingPopulation,
+        slots: &[usize],
+        trials: &[usize],
+        scores: &[Option<Score>],
+    ) -> Vec<usize> {
+        let (metric, budget) = (&self.sweep.metric, self.budget());
         let histories = slots.iter().map(|&s| &pop.members()[s].history[..]).chain(
             self.finished_before
                 .iter()
                 .map(|r| &r.history[..budget.min(r.history.len())]),
         );
         let curves: Vec<Vec<f64>> = histories.map(|h| curve(h, &metric.name)).collect();
-        let arrivals: Vec<Arrival<'_>> = (0..trained)
+        let arrivals: Vec<Arrival<'_>> = (0..trials.len())
             .map(|i| Arrival {
-                trial: trial_at(i),
+                trial: trials[i],
                 curve: &curves[i],
                 score: scores[i],
-                params: &self.params[&trial_at(i)],
+                params: &self.params[&trials[i]],
             })
             .collect();
         let kept: Vec<usize> = self
@@ -162,13 +208,22 @@ impl<'a> Bracket<'a> {
             .filter(|(_, d)| *d == Decision::Continue)
             .map(|(trial, _)| trial)
             .collect();
-        let continuing: Vec<usize> = (0..trained)
-            .filter(|&i| kept.contains(&trial_at(i)))
-            .collect();
-        let leader = rank(&scores, metric.maximize)
-            .first()
-            .and_then(|&i| Some((trial_at(i), scores[i]?.value)));
-        let continuing_trials: Vec<usize> = continuing.iter().map(|&i| trial_at(i)).collect();
+        (0..trials.len())
+            .filter(|&i| kept.contains(&trials[i]))
+            .collect()
+    }
+
+    /// The records of the members leaving at this rung (failed, pruned, or complete at the
+    /// last); returns how many failed.
+    fn record_members(
+        &mut self,
+        pop: &dyn TrainingPopulation,
+        slots: &[usize],
+        continuing: &[usize],
+        last_rung: bool,
+        ledger: &mut Ledger,
+        log: &mut RunLog,
+    ) -> Result<usize> {
         let mut failed = 0;
         for (i, &slot) in slots.iter().enumerate() {
             let member = &pop.members()[slot];
@@ -193,14 +248,30 @@ impl<'a> Bracket<'a> {
                 ..TrialRecord::default()
             };
             log.append_trial(&record)?;
-            ledger.finish(pop, slot, record, metric)?;
+            ledger.finish(pop, slot, record, &self.sweep.metric)?;
         }
-        // The replay must agree with the records.
-        let mut still = Vec::new();
-        for (j, r) in self.finished_before.drain(..).enumerate() {
+        Ok(failed)
+    }
+
+    /// The trials finished before a resume: the replay's decision about each must be the
+    /// one its record shows; those that went no further are settled. Returns how many of
+    /// them failed here.
+    fn settle_recorded(
+        &mut self,
+        members: usize,
+        continuing: &[usize],
+        scores: &[Option<Score>],
+        last_rung: bool,
+        ledger: &mut Ledger,
+    ) -> Result<usize> {
+        let (mut still, mut failed) = (Vec::new(), 0);
+        for (j, r) in std::mem::take(&mut self.finished_before)
+            .into_iter()
+            .enumerate()
+        {
             let continues = !last_rung && continuing.contains(&(members + j));
             let alive_here = scores[members + j].is_some();
-            let recorded = went_past(&r, k, alive_here) && !last_rung;
+            let recorded = went_past(&r, self.rung, alive_here) && !last_rung;
             if continues != recorded {
                 return Err(replay_mismatch(r.number));
             }
@@ -210,32 +281,11 @@ impl<'a> Bracket<'a> {
                 if !alive_here {
                     failed += 1;
                 }
-                ledger.finish_known(r, metric);
+                ledger.finish_known(r, &self.sweep.metric);
             }
         }
         self.finished_before = still;
-        log.sync()?;
-        on_progress(&Progress::Rung(RungReport {
-            bracket: self.position.0,
-            brackets: self.position.1,
-            rung: k,
-            rungs: self.plan.rungs.len(),
-            budget,
-            trained,
-            continuing: if last_rung { 0 } else { continuing.len() },
-            failed,
-            leader,
-            seconds: self.rung_started.elapsed().as_secs_f64(),
-        }));
-        // After the last rung every member has its record and leaves.
-        let params = &self.params;
-        pop.retain(&|m| {
-            !params.contains_key(&m.trial) || !last_rung && continuing_trials.contains(&m.trial)
-        });
-        self.done = last_rung || (self.slots(pop).is_empty() && self.finished_before.is_empty());
-        self.rung += 1;
-        self.rung_started = Instant::now();
-        Ok(())
+        Ok(failed)
     }
 }
 
