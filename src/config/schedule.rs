@@ -64,66 +64,13 @@ impl Ctx<'_> {
         run_cap: Option<usize>,
     ) -> Result<Schedule> {
         let at = |key: &'static str| ["scheduler", key];
-        // A key of another scheduler type would be ignored: say so instead.
-        let given = [
-            ("min_budget", raw.min_budget.is_some()),
-            ("eta", raw.eta.is_some()),
-            ("population", raw.population.is_some()),
-            ("drain", raw.drain.is_some()),
-            ("n_startup_trials", raw.n_startup_trials.is_some()),
-            ("n_warmup_steps", raw.n_warmup_steps.is_some()),
-            ("interval_steps", raw.interval_steps.is_some()),
-            ("interval", raw.interval.is_some()),
-            ("quantile", raw.quantile.is_some()),
-            ("resample_probability", raw.resample_probability.is_some()),
-            ("random_fraction", raw.random_fraction.is_some()),
-        ];
-        let keys: &[&str] = match raw.kind.as_str() {
-            "sh" | "hyperband" => &["min_budget", "eta"],
-            "bohb" => &["min_budget", "eta", "random_fraction"],
-            "asha" => &["min_budget", "eta", "population", "drain"],
-            "median" => &[
-                "n_startup_trials",
-                "n_warmup_steps",
-                "interval_steps",
-                "population",
-            ],
-            "pbt" => &["interval", "quantile", "resample_probability"],
-            _ => &[],
-        };
-        if let Some((key, _)) = given
-            .iter()
-            .find(|&&(key, on)| on && !keys.is_empty() && !keys.contains(&key))
-        {
-            return Err(self.err(
-                &at(key),
-                format!(
-                    "`{key}` does not apply to scheduler `{}` (its keys: {})",
-                    raw.kind,
-                    keys.join(", ")
-                ),
-            ));
-        }
+        self.refuse_foreign_scheduler_keys(&raw)?;
         let eta = raw.eta.unwrap_or(3) as usize;
         if eta < 2 {
             return Err(self.err(&at("eta"), format!("eta {eta} must be at least 2")));
         }
-        let positive = |key: &'static str, v: Option<u64>, default: usize| -> Result<usize> {
-            match v {
-                Some(0) => Err(self.err(&at(key), format!("{key} must be at least 1"))),
-                Some(v) => Ok(v as usize),
-                None => Ok(default),
-            }
-        };
-        let fraction = |key: &'static str, v: Option<f64>, default: f64, max: f64| -> Result<f64> {
-            match v {
-                Some(x) if !(0.0..=max).contains(&x) => {
-                    Err(self.err(&at(key), format!("{x} is outside [0, {max}]")))
-                }
-                Some(x) => Ok(x),
-                None => Ok(default),
-            }
-        };
+        let positive = |key, v, default| self.scheduler_count(key, v, default);
+        let fraction = |key, v, default, max| self.scheduler_fraction(key, v, default, max);
         let slots = || {
             positive(
                 "population",
@@ -162,17 +109,7 @@ impl Ctx<'_> {
                     eta,
                 },
                 slots: slots()?,
-                drain: match raw.drain.as_deref() {
-                    None | Some("auto") => Drain::Auto,
-                    Some("idle") => Drain::Idle,
-                    Some("train") => Drain::Train,
-                    Some(other) => {
-                        return Err(self.err(
-                            &at("drain"),
-                            format!("drain `{other}` is not one of auto, idle, train"),
-                        ))
-                    }
-                },
+                drain: self.drain(raw.drain.as_deref())?,
             }),
             "median" => Ok(Schedule::Median {
                 n_startup_trials: raw.n_startup_trials.unwrap_or(5) as usize,
@@ -195,6 +132,89 @@ impl Ctx<'_> {
                 format!(
                     "scheduler `{other}` is not supported (supported: sh, hyperband, asha, median, pbt, bohb)"
                 ),
+            )),
+        }
+    }
+
+    /// A key of another scheduler type would be ignored: say so instead.
+    fn refuse_foreign_scheduler_keys(&self, raw: &RawScheduler) -> Result<()> {
+        let given = [
+            ("min_budget", raw.min_budget.is_some()),
+            ("eta", raw.eta.is_some()),
+            ("population", raw.population.is_some()),
+            ("drain", raw.drain.is_some()),
+            ("n_startup_trials", raw.n_startup_trials.is_some()),
+            ("n_warmup_steps", raw.n_warmup_steps.is_some()),
+            ("interval_steps", raw.interval_steps.is_some()),
+            ("interval", raw.interval.is_some()),
+            ("quantile", raw.quantile.is_some()),
+            ("resample_probability", raw.resample_probability.is_some()),
+            ("random_fraction", raw.random_fraction.is_some()),
+        ];
+        let keys: &[&str] = match raw.kind.as_str() {
+            "sh" | "hyperband" => &["min_budget", "eta"],
+            "bohb" => &["min_budget", "eta", "random_fraction"],
+            "asha" => &["min_budget", "eta", "population", "drain"],
+            "median" => &[
+                "n_startup_trials",
+                "n_warmup_steps",
+                "interval_steps",
+                "population",
+            ],
+            "pbt" => &["interval", "quantile", "resample_probability"],
+            _ => &[],
+        };
+        match given
+            .iter()
+            .find(|&&(key, on)| on && !keys.is_empty() && !keys.contains(&key))
+        {
+            Some((key, _)) => Err(self.err(
+                &["scheduler", key],
+                format!(
+                    "`{key}` does not apply to scheduler `{}` (its keys: {})",
+                    raw.kind,
+                    keys.join(", ")
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A count under `scheduler` that must be at least 1 (`default` when not given).
+    fn scheduler_count(&self, key: &'static str, v: Option<u64>, default: usize) -> Result<usize> {
+        match v {
+            Some(0) => Err(self.err(&["scheduler", key], format!("{key} must be at least 1"))),
+            Some(v) => Ok(v as usize),
+            None => Ok(default),
+        }
+    }
+
+    /// A fraction under `scheduler` in `[0, max]` (`default` when not given).
+    fn scheduler_fraction(
+        &self,
+        key: &'static str,
+        v: Option<f64>,
+        default: f64,
+        max: f64,
+    ) -> Result<f64> {
+        match v {
+            Some(x) if !(0.0..=max).contains(&x) => {
+                Err(self.err(&["scheduler", key], format!("{x} is outside [0, {max}]")))
+            }
+            Some(x) => Ok(x),
+            None => Ok(default),
+        }
+    }
+
+    /// ASHA's `drain`: auto (the default), idle or train.
+    fn drain(&self, given: Option<&str>) -> Result<Drain> {
+        match given {
+            None | Some("auto") => Ok(Drain::Auto),
+            Some("idle") => Ok(Drain::Idle),
+            Some("train") => Ok(Drain::Train),
+            Some(other) => Err(self.err(
+                &["scheduler", "drain"],
+                format!("drain `{other}` is not one of auto, idle, train"),
             )),
         }
     }
