@@ -275,7 +275,6 @@ pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
 }
 
 pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {
-    use crate::report::plot::{Chart, Series};
     use crate::train::lr_finder::{range_test, RangeTest};
     let bad = |field: &str, message: String| Error::Config {
         file: "command line".into(),
@@ -322,56 +321,7 @@ pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {
     let dir = a
         .out
         .unwrap_or_else(|| default_run_dir(&format!("lr-find-{}", sweep.name)));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut csv = String::from("member,seed,step,lr,loss,smoothed\n");
-    for (m, curve) in result.members.iter().enumerate() {
-        for p in &curve.points {
-            csv.push_str(&format!(
-                "{m},{},{},{},{},{}\n",
-                curve.seed, p.step, p.lr, p.loss, p.smoothed
-            ));
-        }
-    }
-    let first_loss = result
-        .members
-        .iter()
-        .filter_map(|m| m.points.first().map(|p| p.smoothed))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let chart = Chart {
-        title: &format!("learning-rate range test: {} ({})", sweep.name, data_name),
-        x_label: "learning rate",
-        y_label: "smoothed training loss",
-        x_log: true,
-        y_range: Some((0.0, 1.5 * first_loss)),
-        markers: vec![
-            (
-                result.steepest_lr,
-                format!("steepest {:.2e}", result.steepest_lr),
-            ),
-            (
-                result.min_div10_lr,
-                format!("min/10 {:.2e}", result.min_div10_lr),
-            ),
-        ],
-        legend: true,
-    };
-    let series: Vec<Series> = result
-        .members
-        .iter()
-        .map(|m| Series {
-            label: format!("seed {}", m.seed),
-            points: m.points.iter().map(|p| (p.lr, p.smoothed)).collect(),
-            dots: false,
-        })
-        .collect();
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
-    };
-    write("lr_find.csv", &csv)?;
-    write("lr_find.svg", &chart.svg(&series))?;
-    let json = serde_json::to_string(&result).expect("range test results serialize");
-    write("lr_find.json", &json)?;
+    let json = write_range_test(&dir, &result, &format!("{} ({data_name})", sweep.name))?;
     let s = result.suggested_lr;
     if a.json {
         println!("{json}");
@@ -405,6 +355,67 @@ pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// The range test's files in `dir`: every member's curve as CSV, the chart as SVG (which
+/// `popsweep report` embeds), and the result as JSON, which it returns.
+fn write_range_test(
+    dir: &std::path::Path,
+    result: &crate::train::lr_finder::RangeResult,
+    title: &str,
+) -> Result<String> {
+    use crate::report::plot::{Chart, Series};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut csv = String::from("member,seed,step,lr,loss,smoothed\n");
+    for (m, curve) in result.members.iter().enumerate() {
+        for p in &curve.points {
+            csv.push_str(&format!(
+                "{m},{},{},{},{},{}\n",
+                curve.seed, p.step, p.lr, p.loss, p.smoothed
+            ));
+        }
+    }
+    let first_loss = result
+        .members
+        .iter()
+        .filter_map(|m| m.points.first().map(|p| p.smoothed))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let chart = Chart {
+        title: &format!("learning-rate range test: {title}"),
+        x_label: "learning rate",
+        y_label: "smoothed training loss",
+        x_log: true,
+        y_range: Some((0.0, 1.5 * first_loss)),
+        markers: vec![
+            (
+                result.steepest_lr,
+                format!("steepest {:.2e}", result.steepest_lr),
+            ),
+            (
+                result.min_div10_lr,
+                format!("min/10 {:.2e}", result.min_div10_lr),
+            ),
+        ],
+        legend: true,
+    };
+    let series: Vec<Series> = result
+        .members
+        .iter()
+        .map(|m| Series {
+            label: format!("seed {}", m.seed),
+            points: m.points.iter().map(|p| (p.lr, p.smoothed)).collect(),
+            dots: false,
+        })
+        .collect();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    };
+    write("lr_find.csv", &csv)?;
+    write("lr_find.svg", &chart.svg(&series))?;
+    let json = serde_json::to_string(&result).expect("range test results serialize");
+    write("lr_find.json", &json)?;
+    Ok(json)
 }
 
 pub(super) fn sanity(
