@@ -159,6 +159,61 @@ fn standardize(y: &mut [f64]) {
     y.iter_mut().for_each(|v| *v = (*v - mean) / sd);
 }
 
+impl GpEiSampler {
+    /// The kernel's hyperparameters for `y`: the previous fit while it still holds (see
+    /// [`needs_refit`]), else a fit started from it.
+    fn kernel_params(&mut self, inputs: &Inputs, y: &[f64]) -> KernelParams {
+        let d = inputs.d;
+        let previous = self
+            .last_fit
+            .take()
+            .filter(|(_, p)| p.inv_sq_lengthscales.len() == d);
+        let (fitted_on, params) = match previous {
+            Some((m, p)) if !needs_refit(m, y.len()) => (m, p),
+            previous => {
+                let start = previous.map_or_else(|| KernelParams::initial(d), |(_, p)| p);
+                (y.len(), fit(inputs, y, &start))
+            }
+        };
+        self.last_fit = Some((fitted_on, params.clone()));
+        params
+    }
+
+    /// The model of the complete trials and its candidates (a Sobol set and the best
+    /// point), whitened once: the same for every suggestion of a batch. `None` when the
+    /// kernel matrix cannot be factorised.
+    fn batch_base(
+        &mut self,
+        inputs: &Inputs,
+        y: &[f64],
+        params: KernelParams,
+        defs: &[&ParamDef],
+        best_x: &[f64],
+        acq_space: &AcqSpace<'_>,
+    ) -> Option<BatchBase> {
+        let d = inputs.d;
+        let model = GpModel::new(inputs.clone(), y, params)?;
+        let sobol = SobolSampler::new(self.rng.random(), true);
+        let mut candidates: Vec<f64> = Vec::with_capacity((self.options.n_candidates + 1) * d);
+        for u in sobol.points(d, 0, self.options.n_candidates) {
+            candidates.extend(
+                defs.iter()
+                    .zip(u)
+                    .map(|(p, u)| encode(&p.dist, &from_unit(&p.dist, u))),
+            );
+        }
+        candidates.extend(best_x);
+        let seen = acq_space.seen(&candidates);
+        Some(BatchBase {
+            y: y.to_vec(),
+            whitened: model.whiten(&seen),
+            model,
+            candidates,
+            seen,
+        })
+    }
+}
+
 impl Sampler for GpEiSampler {
     fn reseed(&mut self, seed: u64) {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
@@ -196,18 +251,7 @@ impl Sampler for GpEiSampler {
             .map(|p| matches!(p.dist, Distribution::Categorical { .. }))
             .collect();
         let inputs = Inputs { x, d, categorical };
-        let previous = self
-            .last_fit
-            .take()
-            .filter(|(_, p)| p.inv_sq_lengthscales.len() == d);
-        let (fitted_on, params) = match previous {
-            Some((m, p)) if !needs_refit(m, y.len()) => (m, p),
-            previous => {
-                let start = previous.map_or_else(|| KernelParams::initial(d), |(_, p)| p);
-                (y.len(), fit(&inputs, &y, &start))
-            }
-        };
-        self.last_fit = Some((fitted_on, params.clone()));
+        let params = self.kernel_params(&inputs, &y);
         let mut f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let best_row = y
             .iter()
@@ -236,30 +280,10 @@ impl Sampler for GpEiSampler {
         // every suggestion of a batch.
         let base = match self.last_model.take() {
             Some(b) if b.y == y && b.model.inputs.x == inputs.x && b.model.params == params => b,
-            _ => {
-                let Some(model) = GpModel::new(inputs.clone(), &y, params) else {
-                    return Params::new();
-                };
-                let sobol = SobolSampler::new(self.rng.random(), true);
-                let mut candidates: Vec<f64> =
-                    Vec::with_capacity((self.options.n_candidates + 1) * d);
-                for u in sobol.points(d, 0, self.options.n_candidates) {
-                    candidates.extend(
-                        defs.iter()
-                            .zip(u)
-                            .map(|(p, u)| encode(&p.dist, &from_unit(&p.dist, u))),
-                    );
-                }
-                candidates.extend(&best_x);
-                let seen = acq_space.seen(&candidates);
-                BatchBase {
-                    y: y.clone(),
-                    whitened: model.whiten(&seen),
-                    model,
-                    candidates,
-                    seen,
-                }
-            }
+            _ => match self.batch_base(&inputs, &y, params, &defs, &best_x, &acq_space) {
+                Some(base) => base,
+                None => return Params::new(),
+            },
         };
         let base = self.last_model.insert(base);
         // Kriging believer for running and pending trials.

@@ -29,6 +29,12 @@ impl Default for LbfgsOptions {
 /// Minimises `f` (returning value and gradient) from `x`, keeping every coordinate inside
 /// `bounds` when given. Returns the best point found and its value. Non-finite values are
 /// treated as worse than anything finite, so a line search backs off from them.
+///
+/// Kept as one function (~150 lines) on purpose: it is Nocedal & Wright's Algorithm 7.4
+/// (the two-loop recursion) with the line search of Algorithm 3.5 inlined, and it reads
+/// best beside the book, step by step, in the book's notation; split, the shared
+/// iteration state (s, y, ρ histories, the bracket) would have to travel through every
+/// piece.
 pub fn minimize(
     mut f: impl FnMut(&[f64]) -> (f64, Vec<f64>),
     mut x: Vec<f64>,
