@@ -1,6 +1,6 @@
 //! The `data` block: where the rows come from, how they are split and normalised.
 
-use super::raw::RawData;
+use super::raw::{RawData, RawSplit};
 use super::Ctx;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalize;
@@ -23,28 +23,7 @@ impl Ctx<'_> {
             ));
         };
         let at = |key: &'static str| ["data", key];
-        let split = match &raw.split {
-            None => SplitFractions::default(),
-            Some(s) => {
-                let parts = [s.train, s.val, s.test];
-                if parts.iter().any(|&f| !(f > 0.0 && f < 1.0))
-                    || (parts.iter().sum::<f64>() - 1.0).abs() > 1e-6
-                {
-                    return Err(self.err(
-                        &at("split"),
-                        format!(
-                            "train {}, val {}, test {} must each be in (0, 1) and sum to 1",
-                            s.train, s.val, s.test
-                        ),
-                    ));
-                }
-                SplitFractions {
-                    train: s.train,
-                    val: s.val,
-                    test: s.test,
-                }
-            }
-        };
+        let split = self.split(raw.split.as_ref())?;
         let val_fraction = raw.val_fraction.unwrap_or(0.1);
         if !(val_fraction > 0.0 && val_fraction < 1.0) {
             return Err(self.err(
@@ -63,16 +42,7 @@ impl Ctx<'_> {
                 )
             })
         };
-        let task = match raw.task.as_deref() {
-            None | Some("classification") => Task::Classification,
-            Some("regression") => Task::Regression,
-            Some(other) => {
-                return Err(self.err(
-                    &at("task"),
-                    format!("`{other}` is not a task (classification, regression)"),
-                ))
-            }
-        };
+        let task = self.task(raw.task.as_deref())?;
         let source = match (raw.dataset.as_deref(), raw.format.as_deref()) {
             (None | Some("digits"), None) | (_, Some("idx")) if task == Task::Regression => {
                 return Err(self.err(
@@ -130,5 +100,43 @@ impl Ctx<'_> {
             })?,
         };
         Ok((source, split, val_fraction, normalize))
+    }
+
+    /// `data.split`: train, val and test fractions, each in (0, 1), summing to 1.
+    fn split(&self, split: Option<&RawSplit>) -> Result<SplitFractions> {
+        match split {
+            None => Ok(SplitFractions::default()),
+            Some(s) => {
+                let parts = [s.train, s.val, s.test];
+                if parts.iter().any(|&f| !(f > 0.0 && f < 1.0))
+                    || (parts.iter().sum::<f64>() - 1.0).abs() > 1e-6
+                {
+                    return Err(self.err(
+                        &["data", "split"],
+                        format!(
+                            "train {}, val {}, test {} must each be in (0, 1) and sum to 1",
+                            s.train, s.val, s.test
+                        ),
+                    ));
+                }
+                Ok(SplitFractions {
+                    train: s.train,
+                    val: s.val,
+                    test: s.test,
+                })
+            }
+        }
+    }
+
+    /// `data.task`: classification (the default) or regression.
+    fn task(&self, task: Option<&str>) -> Result<Task> {
+        match task {
+            None | Some("classification") => Ok(Task::Classification),
+            Some("regression") => Ok(Task::Regression),
+            Some(other) => Err(self.err(
+                &["data", "task"],
+                format!("`{other}` is not a task (classification, regression)"),
+            )),
+        }
     }
 }

@@ -66,27 +66,7 @@ pub fn sanity_check(
     let mut pop = backend.population(&tiny, &tiny);
     pop.insert(0, spec);
     let initial_loss = pop.evaluate(0, &tiny)?.loss;
-    let (expected, initial_loss_ok) = match tiny.task {
-        Task::Classification => {
-            let expected = (tiny.n_classes as f64).ln();
-            let ok = initial_loss < INITIAL_LOSS_FACTOR * expected
-                && initial_loss > expected / INITIAL_LOSS_FACTOR;
-            (expected, ok)
-        }
-        Task::Regression => {
-            // Outputs of O(1) around zero: the loss is the mean squared target plus O(1).
-            let n = tiny.values.len().max(1) as f64;
-            let expected = tiny
-                .values
-                .iter()
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>()
-                / n;
-            let ok =
-                initial_loss.is_finite() && initial_loss < INITIAL_LOSS_FACTOR * expected + 1.0;
-            (expected, ok)
-        }
-    };
+    let (expected, initial_loss_ok) = initial_loss_check(&tiny, initial_loss);
     let plan = EpochPlan {
         order: (0..tiny.len()).collect(),
         batch_size: tiny.len(),
@@ -169,6 +149,32 @@ pub fn sanity_check(
         passed: diagnosis.is_empty(),
         diagnosis,
     })
+}
+
+/// The loss an untrained model should start near on `tiny`, and whether `initial_loss`
+/// is near it: ln C for classification; for regression, the mean squared target.
+fn initial_loss_check(tiny: &Dataset, initial_loss: f64) -> (f64, bool) {
+    match tiny.task {
+        Task::Classification => {
+            let expected = (tiny.n_classes as f64).ln();
+            let ok = initial_loss < INITIAL_LOSS_FACTOR * expected
+                && initial_loss > expected / INITIAL_LOSS_FACTOR;
+            (expected, ok)
+        }
+        Task::Regression => {
+            // Outputs of O(1) around zero: the loss is the mean squared target plus O(1).
+            let n = tiny.values.len().max(1) as f64;
+            let expected = tiny
+                .values
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                / n;
+            let ok =
+                initial_loss.is_finite() && initial_loss < INITIAL_LOSS_FACTOR * expected + 1.0;
+            (expected, ok)
+        }
+    }
 }
 
 #[cfg(test)]
