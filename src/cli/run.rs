@@ -283,7 +283,7 @@ impl ProgressPrinter {
             sweep.metric.maximize,
         );
         ProgressPrinter {
-            metric: sweep.metric.name.clone(),
+            metric: sweep.metric.name.to_string(),
             plans,
             progress,
             finished_before: 0,

@@ -18,6 +18,7 @@ use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions};
 use crate::error::{Error, Result};
 use crate::model::knobs::KnobDefaults;
+use crate::population::MetricName;
 use crate::space::{parse_parameters, RawParam, Space};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{Pbt, SuccessiveHalving};
@@ -34,7 +35,7 @@ pub const DEFAULT_SWEEP_NAME: &str = "examples/digits.yaml";
 /// The sweep metric and whether larger is better.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
-    pub name: String,
+    pub name: MetricName,
     pub maximize: bool,
     /// W&B's `target`: once a trial reaches it, no new trial starts.
     pub target: Option<f64>,

@@ -7,7 +7,7 @@ use crate::backend::BackendChoice;
 use crate::data::normalize::Normalize;
 use crate::data::Task;
 use crate::error::Result;
-use crate::population::METRIC_NAMES;
+use crate::population::{MetricName, METRIC_NAMES};
 use crate::space::{parse_parameters, Space};
 use crate::tuner::sampler::{GridSampler, SamplerKind};
 use crate::tuner::scheduler::total_trials;
@@ -59,7 +59,7 @@ impl Ctx<'_> {
         let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
         let run_cap = self.bracket_run_cap(&schedule, raw.run_cap, run_cap)?;
         let (data, split, val_fraction, normalize) = self.data(raw.data.take())?;
-        if data.task() == Task::Regression && metric.name.ends_with("accuracy") {
+        if data.task() == Task::Regression && metric.name.is_accuracy() {
             return Err(self.err(
                 &["metric", "name"],
                 format!(
@@ -373,7 +373,7 @@ impl Ctx<'_> {
             return Err(self.err(&["metric", "target"], format!("{t} must be finite")));
         }
         Ok(Metric {
-            name: raw.name,
+            name: MetricName::parse(&raw.name),
             maximize,
             target: raw.target,
         })

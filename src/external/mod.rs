@@ -275,7 +275,7 @@ impl Driver<'_> {
             &dir,
             (trial, attempt),
             params,
-            &self.sweep.metric.name,
+            self.sweep.metric.name.as_str(),
             tx.clone(),
         )
         .map_err(|e| Error::Config {

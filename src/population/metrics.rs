@@ -32,8 +32,66 @@ fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     <Option<f64> as serde::Deserialize>::deserialize(d).map(|v| v.unwrap_or(f64::NAN))
 }
 
-/// The metric names a sweep's `metric.name` may use.
+/// The metric names a sweep of the built-in model may use.
 pub const METRIC_NAMES: [&str; 4] = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"];
+
+/// A sweep's metric: one of those the built-in trainer logs every epoch, or (an external
+/// program) any name the program reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricName {
+    TrainLoss,
+    TrainAccuracy,
+    ValLoss,
+    ValAccuracy,
+    /// Reported by an external program under this name.
+    Reported(String),
+}
+
+impl MetricName {
+    /// The built-in metric of that name, else a reported one.
+    pub fn parse(name: &str) -> MetricName {
+        match name {
+            "train_loss" => MetricName::TrainLoss,
+            "train_accuracy" => MetricName::TrainAccuracy,
+            "val_loss" => MetricName::ValLoss,
+            "val_accuracy" => MetricName::ValAccuracy,
+            other => MetricName::Reported(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            MetricName::TrainLoss => "train_loss",
+            MetricName::TrainAccuracy => "train_accuracy",
+            MetricName::ValLoss => "val_loss",
+            MetricName::ValAccuracy => "val_accuracy",
+            MetricName::Reported(name) => name,
+        }
+    }
+
+    /// Whether the built-in trainer logs it.
+    pub fn is_built_in(&self) -> bool {
+        !matches!(self, MetricName::Reported(_))
+    }
+
+    /// An accuracy of the built-in trainer (undefined under regression; the test split is
+    /// scored by it rather than by the loss).
+    pub fn is_accuracy(&self) -> bool {
+        matches!(self, MetricName::TrainAccuracy | MetricName::ValAccuracy)
+    }
+}
+
+impl Serialize for MetricName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for MetricName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl EpochMetrics {
     /// The train−validation gap: train minus validation accuracy for classification; for
@@ -47,14 +105,14 @@ impl EpochMetrics {
         }
     }
 
-    /// The value of a metric named in [`METRIC_NAMES`]; `None` for any other name.
-    pub fn get(&self, name: &str) -> Option<f64> {
+    /// The value of a built-in metric; `None` for a reported one.
+    pub fn get(&self, name: &MetricName) -> Option<f64> {
         match name {
-            "train_loss" => Some(self.train_loss),
-            "train_accuracy" => Some(self.train_accuracy),
-            "val_loss" => Some(self.val_loss),
-            "val_accuracy" => Some(self.val_accuracy),
-            _ => None,
+            MetricName::TrainLoss => Some(self.train_loss),
+            MetricName::TrainAccuracy => Some(self.train_accuracy),
+            MetricName::ValLoss => Some(self.val_loss),
+            MetricName::ValAccuracy => Some(self.val_accuracy),
+            MetricName::Reported(_) => None,
         }
     }
 }

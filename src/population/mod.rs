@@ -5,7 +5,7 @@
 pub mod health;
 mod metrics;
 
-pub use metrics::{EpochMetrics, Evaluation, METRIC_NAMES};
+pub use metrics::{EpochMetrics, Evaluation, MetricName, METRIC_NAMES};
 
 use crate::model::MemberSpec;
 use health::Divergence;

@@ -7,6 +7,7 @@ use super::diagnostics::overfitting;
 use super::importance::importance;
 use super::plot::{Chart, Series};
 use super::run::RunData;
+use crate::population::MetricName;
 use crate::space::transform::to_unit;
 use crate::storage::{TrialRecord, TrialState};
 use std::fmt::Write as _;
@@ -84,7 +85,7 @@ fn summary_number(run: &RunData, path: &[&str]) -> Option<f64> {
 /// The headline: the best trial, validation next to test.
 fn headline(page: &mut String, run: &RunData) {
     let num = |path: &[&str]| summary_number(run, path);
-    let (metric, maximize) = (&run.sweep.metric.name, run.sweep.metric.maximize);
+    let (metric, maximize) = (run.sweep.metric.name.as_str(), run.sweep.metric.maximize);
     let _ = writeln!(
         page,
         "<p>{} trials; metric <b>{}</b> ({}). {}</p>",
@@ -113,7 +114,7 @@ fn headline(page: &mut String, run: &RunData) {
 
 /// Each trial's value at its last rung, and the best complete one so far.
 fn history_chart(run: &RunData) -> String {
-    let (metric, maximize) = (&run.sweep.metric.name, run.sweep.metric.maximize);
+    let (metric, maximize) = (run.sweep.metric.name.as_str(), run.sweep.metric.maximize);
     let values: Vec<(f64, f64)> = run
         .trials
         .iter()
@@ -185,7 +186,7 @@ fn importance_bars(run: &RunData) -> String {
 }
 
 /// Every trial's learning curve, with the points where trials were promoted and pruned.
-fn curves_chart(run: &RunData, metric: &str) -> String {
+fn curves_chart(run: &RunData, metric: &MetricName) -> String {
     let curves: Vec<Series> = run
         .trials
         .iter()
@@ -226,9 +227,9 @@ fn curves_chart(run: &RunData, metric: &str) -> String {
         }))
         .collect();
     Chart {
-        title: metric,
+        title: metric.as_str(),
         x_label: "epoch",
-        y_label: metric,
+        y_label: metric.as_str(),
         x_log: false,
         y_range: None,
         markers: Vec::new(),
@@ -289,7 +290,7 @@ fn gap_section(run: &RunData, ranked: &[&TrialRecord]) -> String {
 
 /// The ten best trials with their parameters, and the best one's test scores.
 fn top_table(run: &RunData, ranked: &[&TrialRecord]) -> String {
-    let (sweep, metric) = (&run.sweep, &run.sweep.metric.name);
+    let (sweep, metric) = (&run.sweep, run.sweep.metric.name.as_str());
     let names: Vec<&str> = sweep.space.params.iter().map(|p| p.name.as_str()).collect();
     let mut table = String::from("<table><tr><th>trial</th><th>state</th><th>epochs</th>");
     let _ = write!(table, "<th>{}</th>", esc(metric));

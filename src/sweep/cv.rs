@@ -166,7 +166,7 @@ pub fn run_nested_cv(
         .sqrt();
     let summary = CvSummary {
         name: sweep.name.clone(),
-        metric: sweep.metric.name.clone(),
+        metric: sweep.metric.name.to_string(),
         outer,
         inner,
         configurations: cv.configs.len(),

@@ -150,7 +150,7 @@ pub(super) fn test_the_best(
 ) -> Result<(Option<Best>, Option<FinalReport>)> {
     let metric = &sweep.metric;
     let on_test = |accuracy: f64, loss: f64| {
-        if metric.name.ends_with("accuracy") {
+        if metric.name.is_accuracy() {
             accuracy
         } else {
             loss

@@ -32,7 +32,7 @@ use crate::config::{Metric, Schedule, Sweep};
 use crate::data::{HeldOutTest, TuningData};
 use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
-use crate::population::{EpochMetrics, ExportedMember};
+use crate::population::{EpochMetrics, ExportedMember, MetricName};
 use crate::report::log::RunLog;
 use crate::rng::derive_seed;
 use crate::space::Params;
@@ -247,7 +247,7 @@ pub fn run_sweep(
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
         name: sweep.name.clone(),
-        metric: metric.name.clone(),
+        metric: metric.name.to_string(),
         goal: if metric.maximize {
             "maximize"
         } else {
@@ -296,7 +296,7 @@ fn sweep_study(sweep: &Sweep) -> Result<Study> {
 /// A recorded trial's standing at rung `k`: its value there, ties broken by the validation
 /// loss of the epoch it reached the rung at (as [`score`] does for a live member).
 /// The sweep metric after each epoch of `history` (NaN where an epoch lacks it).
-fn curve(history: &[EpochMetrics], metric: &str) -> Vec<f64> {
+fn curve(history: &[EpochMetrics], metric: &MetricName) -> Vec<f64> {
     history
         .iter()
         .map(|h| h.get(metric).unwrap_or(f64::NAN))
@@ -413,7 +413,7 @@ fn bohb_proposals(
 }
 
 /// A member's standing on `metric` after its latest epoch, ties broken by validation loss.
-fn score(latest: Option<&EpochMetrics>, metric: &str) -> Option<Score> {
+fn score(latest: Option<&EpochMetrics>, metric: &MetricName) -> Option<Score> {
     let latest = latest?;
     Some(Score {
         value: latest.get(metric)?,
