@@ -124,3 +124,52 @@ fn every_activation_backward_matches_finite_differences() {
         check(Arch::mlp(4, &[7], 2).with_activation(act), 3, Some(dropout));
     }
 }
+
+/// Layer lists no MLP builder makes: a different activation after each dense layer, two
+/// dense layers back to back with nothing between them, dropout without an activation
+/// before it. The CPU step walks any list, so its gradients must hold for these too.
+#[test]
+fn any_layer_list_backward_matches_finite_differences() {
+    use popsweep::model::hparams::Activation;
+    use popsweep::model::Layer;
+    let dense = |inputs, outputs| Layer::Dense { inputs, outputs };
+    let lists = [
+        vec![
+            dense(5, 6),
+            Layer::Activation(Activation::Tanh),
+            dense(6, 4),
+            Layer::Activation(Activation::Gelu),
+            Layer::Dropout,
+            dense(4, 3),
+        ],
+        vec![
+            dense(4, 7),
+            dense(7, 3),
+            Layer::Activation(Activation::Relu),
+            dense(3, 2),
+        ],
+        vec![
+            dense(3, 5),
+            Layer::Dropout,
+            dense(5, 5),
+            Layer::Activation(Activation::LeakyRelu),
+            dense(5, 4),
+        ],
+    ];
+    let dropout = StepDropout {
+        rate: 0.25,
+        seed: 9,
+        step: 2,
+    };
+    for layers in lists {
+        let inputs = match layers[0] {
+            Layer::Dense { inputs, .. } => inputs,
+            _ => unreachable!("every list starts with a dense layer"),
+        };
+        let arch = Arch { inputs, layers };
+        assert!(arch.is_consistent());
+        check(arch.clone(), 4, None);
+        check(arch.clone(), 3, Some(dropout));
+        check_loss(arch, 3, None, Loss::MeanSquaredError);
+    }
+}

@@ -258,3 +258,51 @@ fn a_fold_member_equals_the_member_trained_alone_on_its_rows() {
         together.members()[0].steps < train_together(&specs[..1], &data, 3, 1).members()[0].steps
     );
 }
+
+/// A member exported mid-training and imported into another population (a checkpoint, the
+/// champion kept for the test) continues exactly as it would have where it was: weights,
+/// both optimizer moments and its step count travel with it.
+#[test]
+fn an_exported_member_continues_elsewhere_bit_for_bit() {
+    use popsweep::backend::cpu::CpuBackend;
+    use popsweep::backend::{Backend, EpochPlan};
+    use popsweep::rng::{permutation, Stream};
+    let data = digits_tuning();
+    let backend = CpuBackend::new(2);
+    let plan = |epoch: u32| EpochPlan {
+        order: permutation(data.train.len(), 99, Stream::Shuffle, epoch),
+        batch_size: 32,
+    };
+    let specs = ragged_population();
+    let mut home = backend.population(&data.train, &data.val);
+    for (trial, spec) in specs.iter().enumerate() {
+        home.insert(trial, spec.clone());
+    }
+    home.train(&plan(0)).unwrap();
+    let moved = home.export(3).unwrap();
+    assert_eq!(moved.member.trial, 3);
+    assert!(
+        moved.moment1.iter().any(|&m| m != 0.0),
+        "optimizer state travels"
+    );
+    let mut away = backend.population(&data.train, &data.val);
+    away.insert(100, specs[0].clone());
+    let slot = away.import(moved).unwrap();
+    assert_eq!(slot, 1);
+    for epoch in 1..3 {
+        home.train(&plan(epoch)).unwrap();
+        away.train(&plan(epoch)).unwrap();
+    }
+    assert_eq!(away.members()[slot].history, home.members()[3].history);
+    assert_eq!(
+        away.export(slot).unwrap().params,
+        home.export(3).unwrap().params
+    );
+    // Retaining the others leaves a member's state untouched.
+    home.retain(&|m| m.trial == 3 || m.trial == 5);
+    assert_eq!(home.members()[0].trial, 3);
+    assert_eq!(
+        home.export(0).unwrap().params,
+        away.export(slot).unwrap().params
+    );
+}

@@ -57,7 +57,14 @@ pub struct NetworkWorkspace<T> {
 }
 
 impl<T: Real> NetworkWorkspace<T> {
+    /// Buffers for `arch` on batches of up to `batch` rows. The list must chain (a
+    /// programming error otherwise: architectures come from builders such as `Arch::mlp`).
     pub fn new(arch: &Arch, batch: usize) -> Self {
+        assert!(
+            arch.is_consistent(),
+            "layer list does not chain: {:?}",
+            arch.layers
+        );
         let mut ws = NetworkWorkspace {
             steps: Vec::with_capacity(arch.layers.len()),
             blocks: Vec::new(),
