@@ -42,8 +42,19 @@ fn escape(s: &str) -> String {
 }
 
 impl Chart<'_> {
-    pub fn svg(&self, series: &[Series]) -> String {
-        let fx = |x: f64| if self.x_log { x.log10() } else { x };
+    /// The x axis's coordinate of `x` (its log10 on a log axis).
+    fn fx(&self, x: f64) -> f64 {
+        if self.x_log {
+            x.log10()
+        } else {
+            x
+        }
+    }
+
+    /// The ranges the axes span: every finite point's (or `y_range`), with a unit margin
+    /// for an empty or single-valued range.
+    fn ranges(&self, series: &[Series]) -> ((f64, f64), (f64, f64)) {
+        let fx = |x: f64| self.fx(x);
         let finite: Vec<(f64, f64)> = series
             .iter()
             .flat_map(|s| s.points.iter().copied())
@@ -68,18 +79,11 @@ impl Chart<'_> {
         if y0.partial_cmp(&y1) != Some(std::cmp::Ordering::Less) {
             (y0, y1) = (y0.min(0.0) - 1.0, y1.max(0.0) + 1.0);
         }
-        let px = |x: f64| LEFT + (fx(x) - x0) / (x1 - x0) * (W - LEFT - RIGHT);
-        let py = |y: f64| TOP + (1.0 - (y.clamp(y0, y1) - y0) / (y1 - y0)) * (H - TOP - BOTTOM);
-        let mut out = String::new();
-        let _ = write!(
-            out,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
-             font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-            W / 2.0,
-            escape(self.title)
-        );
-        // Axes, ticks (five per axis) and labels.
+        ((x0, x1), (y0, y1))
+    }
+
+    /// Axes, ticks (five per axis) and labels.
+    fn axes(&self, out: &mut String, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) {
         let _ = writeln!(
             out,
             "<path d=\"M{LEFT},{TOP} V{} H{}\" stroke=\"black\" fill=\"none\"/>",
@@ -116,6 +120,23 @@ impl Chart<'_> {
             (TOP + H - BOTTOM) / 2.0,
             escape(self.y_label)
         );
+    }
+
+    pub fn svg(&self, series: &[Series]) -> String {
+        let fx = |x: f64| self.fx(x);
+        let ((x0, x1), (y0, y1)) = self.ranges(series);
+        let px = |x: f64| LEFT + (fx(x) - x0) / (x1 - x0) * (W - LEFT - RIGHT);
+        let py = |y: f64| TOP + (1.0 - (y.clamp(y0, y1) - y0) / (y1 - y0)) * (H - TOP - BOTTOM);
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
+             font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+            W / 2.0,
+            escape(self.title)
+        );
+        self.axes(&mut out, (x0, x1), (y0, y1));
         for (i, s) in series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             let path: Vec<String> = s
