@@ -6,15 +6,14 @@ use crate::backend::{self, BackendChoice};
 use crate::config::{self, Schedule, Sweep};
 use crate::error::{Error, Result};
 use crate::external;
-use crate::report::log::{default_run_dir, RunLog};
 use crate::report::progress::SweepProgress;
+use crate::report::run_files::{default_run_dir, RunFiles};
 use crate::space::{Params, Space};
-use crate::storage::TrialRecord;
+use crate::storage::{OpsIn, RunStorage, Storage};
 use crate::sweep::{
     bracket_plans, load_data, load_dataset, run_nested_cv, run_sweep, OuterFold, Progress,
 };
 use crate::train::sanity::sanity_check;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The sweep at `path`, or the embedded default; and how to name it.
@@ -63,7 +62,8 @@ pub(super) fn load_for_run(path: Option<PathBuf>) -> Result<Loaded> {
 /// or one being resumed with the trials it already finished.
 pub(super) enum Target {
     Fresh(Option<PathBuf>),
-    Resume(PathBuf, BTreeMap<usize, TrialRecord>),
+    /// A stopped built-in run, its storage opened (which holds the trials it finished).
+    Resume(PathBuf, Box<RunStorage>),
 }
 
 pub(super) fn run(
@@ -129,7 +129,8 @@ pub(super) fn run(
     // Before the run directory exists, so a stop request is never lost to the default
     // handler once there is something to resume.
     crate::interrupt::install();
-    let (run_dir, mut log, known) = open_target(target, &sweep, &sweep_text, &workdir)?;
+    let (run_dir, storage) = open_target(target, &sweep, &sweep_text, &workdir)?;
+    let files = RunFiles::new(&run_dir);
     if !quiet {
         println!(
             "sweep `{}` from {source}: {}; backend {}",
@@ -155,8 +156,8 @@ pub(super) fn run(
         &tuning,
         held_out,
         backend,
-        &mut log,
-        &known,
+        Box::new(storage),
+        &files,
         &mut on_progress,
     )
     .map_err(|e| match e {
@@ -167,7 +168,7 @@ pub(super) fn run(
         other => other,
     })?;
     if json {
-        let path = log.dir().join("summary.json");
+        let path = files.dir().join("summary.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let summary: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::Run(e.to_string()))?;
@@ -177,7 +178,7 @@ pub(super) fn run(
     print_results(&sweep, &outcome, quiet);
     println!(
         "results: {}/ (trials.jsonl, summary.json)",
-        log.dir().display()
+        files.dir().display()
     );
     Ok(())
 }
@@ -216,24 +217,25 @@ fn prepare(
     Ok(sweep)
 }
 
-/// The run directory and its log: a fresh one (which keeps the sweep file, so `report`
-/// can read the space and `resume` can continue it, with data paths from `workdir`), or
-/// the one being resumed with the trials it finished.
+/// The run directory and its storage: a fresh one (which keeps the sweep file, so
+/// `report` can read the space and `resume` can continue it, with data paths from
+/// `workdir`), or the one being resumed with the trials it finished.
 fn open_target(
     target: Target,
     sweep: &Sweep,
     sweep_text: &str,
     workdir: &Path,
-) -> Result<(PathBuf, RunLog, BTreeMap<usize, TrialRecord>)> {
+) -> Result<(PathBuf, RunStorage)> {
     match target {
         Target::Fresh(out) => {
             let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
-            let log = RunLog::create(&run_dir)?;
-            log.write_text("sweep.yaml", sweep_text)?;
-            log.write_text("workdir", &format!("{}\n", workdir.display()))?;
-            Ok((run_dir, log, BTreeMap::new()))
+            let storage = RunStorage::create(&run_dir, OpsIn::Memory)?;
+            let files = RunFiles::new(&run_dir);
+            files.write_text("sweep.yaml", sweep_text)?;
+            files.write_text("workdir", &format!("{}\n", workdir.display()))?;
+            Ok((run_dir, storage))
         }
-        Target::Resume(dir, known) => Ok((dir.clone(), RunLog::open_append(&dir)?, known)),
+        Target::Resume(dir, storage) => Ok((dir, *storage)),
     }
 }
 
@@ -431,31 +433,6 @@ pub(super) fn run_external(
     }
 }
 
-/// The trials a stopped built-in run finished, from its `trials.jsonl` (a line torn by the
-/// crash is reported and skipped: that trial runs again).
-pub(super) fn finished_records(run_dir: &Path) -> Result<BTreeMap<usize, TrialRecord>> {
-    let path = run_dir.join("trials.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let mut known = BTreeMap::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        match serde_json::from_str::<TrialRecord>(line) {
-            Ok(r) => {
-                known.insert(r.number, r);
-            }
-            Err(e) => eprintln!(
-                "warning: {}:{}: skipped an unreadable trial line ({e}); that trial runs again",
-                path.display(),
-                i + 1
-            ),
-        }
-    }
-    Ok(known)
-}
-
 /// Nested cross-validation: one line per outer fold, then the mean ± sd of the test scores.
 pub(super) fn run_cv(
     sweep: &Sweep,
@@ -466,8 +443,9 @@ pub(super) fn run_cv(
     (quiet, json): (bool, bool),
 ) -> Result<()> {
     let (data, data_name) = load_dataset(sweep)?;
-    let mut log = RunLog::create(run_dir)?;
-    log.write_text("sweep.yaml", sweep_text)?;
+    let storage = RunStorage::create(run_dir, OpsIn::Memory)?;
+    let files = RunFiles::new(run_dir);
+    files.write_text("sweep.yaml", sweep_text)?;
     if !quiet {
         println!(
             "nested cross-validation of `{}`: {outer} outer × {inner} inner folds of {data_name} ({} rows), {} configurations × {} epochs, {} members in one population; backend {}",
@@ -497,7 +475,8 @@ pub(super) fn run_cv(
         &data,
         (outer, inner),
         backend,
-        &mut log,
+        Box::new(storage),
+        &files,
         &mut on_fold,
     )?;
     if json {
@@ -528,13 +507,19 @@ pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
     };
     let sweep = config::parse_at(&text, &path.display().to_string(), &workdir)?;
     if sweep.external.is_none() {
-        let known = finished_records(run_dir)?;
+        let mut storage = RunStorage::resume(run_dir, OpsIn::Memory)?;
+        let finished = storage.records()?;
+        for w in storage.take_warnings() {
+            eprintln!("warning: {w}; that trial runs again");
+        }
         if !quiet {
+            let numbers: std::collections::BTreeSet<usize> =
+                finished.iter().map(|r| r.number).collect();
             println!(
                 "resuming `{}` in {}: {} trial(s) finished before, kept as recorded",
                 sweep.name,
                 run_dir.display(),
-                known.len()
+                numbers.len()
             );
         }
         let loaded = Loaded {
@@ -543,7 +528,7 @@ pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
             text,
             workdir,
         };
-        let target = Target::Resume(run_dir.to_path_buf(), known);
+        let target = Target::Resume(run_dir.to_path_buf(), Box::new(storage));
         return run(loaded, target, (None, None), (quiet, json), false);
     }
     if !run_dir.join("journal.jsonl").is_file() {

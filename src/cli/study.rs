@@ -3,7 +3,7 @@
 use crate::config;
 use crate::error::{Error, Result};
 use crate::space::Space;
-use crate::storage::{Journal, Op, Storage, StudyHeader};
+use crate::storage::{Direction, Op, RunStorage, Storage, StudyHeader};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
 use std::path::Path;
@@ -20,18 +20,22 @@ pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study
             "no study here yet; create it with `popsweep ask --space ...`",
         ));
     }
-    let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
-    for w in journal.warnings.drain(..) {
+    let mut storage = RunStorage::study(dir)?;
+    for w in storage.take_warnings() {
         eprintln!("warning: {w}");
     }
-    let header = match (journal.refresh()?.header.clone(), new) {
+    let existing = storage.state()?.header.clone();
+    let header = match (existing, new) {
         (Some(h), _) => h,
-        (None, Some(new)) => journal
-            .transact(|state| match &state.header {
-                Some(h) => Ok((vec![], h.clone())),
-                None => Ok((vec![Op::Study(new.clone())], new.clone())),
-            })?
-            .map_err(Error::Run)?,
+        (None, Some(new)) => {
+            let storage: &mut dyn Storage = &mut storage;
+            storage
+                .transact(|state| match &state.header {
+                    Some(h) => Ok((vec![], h.clone())),
+                    None => Ok((vec![Op::Study(new.clone())], new.clone())),
+                })?
+                .map_err(Error::Run)?
+        }
         (None, None) => {
             return Err(study_error(
                 dir,
@@ -45,17 +49,11 @@ pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study
     } else {
         config::parse_space(&header.space, &source)?
     };
-    let kind = SamplerKind::parse(&header.sampler).ok_or_else(|| {
-        study_error(
-            dir,
-            &format!("unknown sampler `{}` in the journal", header.sampler),
-        )
-    })?;
     let study = Study::new(
-        Storage::Journal(journal),
+        Box::new(storage),
         space,
-        kind,
-        header.direction == "maximize",
+        header.sampler,
+        header.direction.maximize(),
         header.seed,
     )
     .map_err(Error::Run)?;
@@ -79,30 +77,31 @@ pub(super) struct StudyFlags {
 }
 
 pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
-    let sampler = flags.sampler.as_deref().unwrap_or("tpe");
-    let direction = flags.direction.as_deref().unwrap_or("minimize");
-    let seed = flags.seed.unwrap_or(0);
     let arg_error = |field: &str, message: String| Error::Config {
         file: "command line".into(),
         line: None,
         field: field.into(),
         message,
     };
-    if SamplerKind::parse(sampler).is_none() {
-        return Err(arg_error(
-            "--sampler",
-            format!(
-                "unknown sampler `{sampler}` (known: {})",
-                SamplerKind::NAMES
-            ),
-        ));
-    }
-    if direction != "minimize" && direction != "maximize" {
-        return Err(arg_error(
-            "--direction",
-            format!("`{direction}` must be minimize or maximize"),
-        ));
-    }
+    let sampler = match flags.sampler.as_deref() {
+        None => None,
+        Some(name) => Some(SamplerKind::parse(name).ok_or_else(|| {
+            arg_error(
+                "--sampler",
+                format!("unknown sampler `{name}` (known: {})", SamplerKind::NAMES),
+            )
+        })?),
+    };
+    let direction = match flags.direction.as_deref() {
+        None => None,
+        Some(name) => Some(Direction::parse(name).ok_or_else(|| {
+            arg_error(
+                "--direction",
+                format!("`{name}` must be minimize or maximize"),
+            )
+        })?),
+    };
+    let seed = flags.seed.unwrap_or(0);
     let new = match space {
         Some(arg) => {
             let path = Path::new(arg);
@@ -114,8 +113,8 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             };
             config::parse_space(&text, &source)?;
             Some(StudyHeader {
-                direction: direction.into(),
-                sampler: sampler.into(),
+                direction: direction.unwrap_or(Direction::Minimize),
+                sampler: sampler.unwrap_or(SamplerKind::Tpe),
                 seed,
                 space: text,
             })
@@ -126,8 +125,16 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
     // Only the first ask defines the study: say so when a later one asks for something
     // else, rather than let a script believe its --sampler took effect.
     let ignored = [
-        ("--sampler", flags.sampler, header.sampler.clone()),
-        ("--direction", flags.direction, header.direction.clone()),
+        (
+            "--sampler",
+            sampler.map(|s| s.name().to_string()),
+            header.sampler.name().to_string(),
+        ),
+        (
+            "--direction",
+            direction.map(|d| d.name().to_string()),
+            header.direction.name().to_string(),
+        ),
         (
             "--seed",
             flags.seed.map(|s| s.to_string()),

@@ -5,7 +5,7 @@ use super::run::load_sweep;
 use crate::backend::{self, BackendChoice};
 use crate::error::{Error, Result};
 use crate::model::hparams::OptimizerKind;
-use crate::report::log::default_run_dir;
+use crate::report::run_files::default_run_dir;
 use crate::storage::TrialState;
 use crate::sweep::load_data;
 use crate::train::sanity::sanity_check;

@@ -22,11 +22,11 @@ pub use command::{argv, params_json};
 
 use crate::config::{External, Sweep};
 use crate::error::{Error, Result};
-use crate::report::log::RunLog;
 use crate::report::progress::format_seconds;
+use crate::report::run_files::RunFiles;
 use crate::space::Params;
 use crate::storage::TrialState;
-use crate::storage::{Journal, RungValue, Storage, TrialRecord};
+use crate::storage::{OpsIn, RunStorage, RungValue, Storage, TrialRecord};
 use crate::tuner::scheduler::{Arrival, BandScheduler, Decision, Scheduler, Score};
 use crate::tuner::study::{Outcome, Study};
 use child::{Event, Killed, TrialProcess};
@@ -59,23 +59,22 @@ pub fn run(sweep: &Sweep, run_dir: &Path, cwd: &Path, resume: bool, quiet: bool)
             });
         }
     }
-    let journal = Journal::open(&run_dir.join("journal.jsonl"))?;
-    for w in &journal.warnings {
+    let mut storage = match resume {
+        true => RunStorage::resume(run_dir, OpsIn::Journal)?,
+        false => RunStorage::create(run_dir, OpsIn::Journal)?,
+    };
+    for w in storage.take_warnings() {
         eprintln!("warning: {w}");
     }
+    let files = RunFiles::new(run_dir);
     let mut study = Study::new(
-        Storage::Journal(journal),
+        Box::new(storage),
         sweep.space.clone(),
         sweep.sampler,
         sweep.metric.maximize,
         sweep.seed,
     )
     .map_err(Error::Run)?;
-    let mut log = if resume {
-        RunLog::open_append(run_dir)?
-    } else {
-        RunLog::create(run_dir)?
-    };
     let mut driver = Driver {
         sweep,
         ext,
@@ -90,14 +89,14 @@ pub fn run(sweep: &Sweep, run_dir: &Path, cwd: &Path, resume: bool, quiet: bool)
         rerun: Vec::new(),
         finished: 0,
     };
-    driver.recover(&mut study, &mut log)?;
+    driver.recover(&mut study)?;
     crate::interrupt::install();
-    let interrupted = driver.drive(&mut study, &mut log)?;
-    log.sync()?;
+    let interrupted = driver.drive(&mut study)?;
+    study.sync()?;
     if interrupted {
         return Ok(Ending::Interrupted);
     }
-    Ok(Ending::Finished(driver.summary(&mut study, &log)?))
+    Ok(Ending::Finished(driver.summary(&mut study, &files)?))
 }
 
 struct Driver<'a> {
@@ -131,11 +130,14 @@ impl Driver<'_> {
         self.run_dir.join("trials").join(trial.to_string())
     }
 
-    /// Replays the journal: finished trials keep their results (and get their
-    /// `trials.jsonl` line if a crash came between the journal and the log); trials that
-    /// were running are queued to run again, after killing whatever they left behind.
-    fn recover(&mut self, study: &mut Study, log: &mut RunLog) -> Result<()> {
-        let logged = log.logged_numbers()?;
+    /// Replays the journal: finished trials keep their results (and get their record if
+    /// a crash came between the journal's tell and the record); trials that were running
+    /// are queued to run again, after killing whatever they left behind.
+    fn recover(&mut self, study: &mut Study) -> Result<()> {
+        let logged = study.records()?;
+        for w in study.take_warnings() {
+            eprintln!("warning: {w}");
+        }
         for t in study.trials()? {
             let mut values: Vec<(u64, f64)> = t.intermediate.clone();
             values.sort_by_key(|(step, _)| *step);
@@ -151,10 +153,10 @@ impl Driver<'_> {
                     }
                     self.rerun.push((t.number, t.params.clone()));
                 }
-                state if !logged.contains(&t.number) => {
+                state if !logged.contains_key(&t.number) => {
                     let raw: Vec<f64> = values.iter().map(|&(_, v)| v).collect();
                     let record = self.record(t.number, &t.params, state, &raw, 1, None, None);
-                    log.append_trial(&record)?;
+                    study.record(&record)?;
                 }
                 _ => {}
             }
@@ -173,7 +175,7 @@ impl Driver<'_> {
     }
 
     /// The main loop; returns whether it was interrupted.
-    fn drive(&mut self, study: &mut Study, log: &mut RunLog) -> Result<bool> {
+    fn drive(&mut self, study: &mut Study) -> Result<bool> {
         let (tx, rx) = mpsc::channel::<Event>();
         let mut asked = study.trials()?.len();
         let mut exited: BTreeMap<(usize, usize), std::process::ExitStatus> = BTreeMap::new();
@@ -235,7 +237,7 @@ impl Driver<'_> {
                 if done {
                     let p = self.running.swap_remove(i);
                     let status = exited.remove(&key);
-                    self.finish(p, status, study, log, &tx)?;
+                    self.finish(p, status, study, &tx)?;
                 } else {
                     i += 1;
                 }
@@ -336,7 +338,6 @@ impl Driver<'_> {
         mut p: TrialProcess,
         status: Option<std::process::ExitStatus>,
         study: &mut Study,
-        log: &mut RunLog,
         tx: &mpsc::Sender<Event>,
     ) -> Result<()> {
         let metric = &self.sweep.metric.name;
@@ -427,8 +428,8 @@ impl Driver<'_> {
                 p.garbled_lines
             ));
         }
-        log.append_trial(&record)?;
-        log.sync()?;
+        study.record(&record)?;
+        study.sync()?;
         self.finished += 1;
         if let (Some(target), TrialState::Complete) = (self.sweep.metric.target, state) {
             let v = last.expect("complete");
@@ -533,7 +534,7 @@ impl Driver<'_> {
         Ok(())
     }
 
-    fn summary(&self, study: &mut Study, log: &RunLog) -> Result<serde_json::Value> {
+    fn summary(&self, study: &mut Study, files: &RunFiles) -> Result<serde_json::Value> {
         let trials = study.trials()?;
         let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
         let best = study.best()?;
@@ -561,9 +562,12 @@ impl Driver<'_> {
             "wall_seconds": wall,
             "seed": self.sweep.seed,
         });
-        log.write_summary(&summary)?;
+        files.write_summary(&summary)?;
         if best.is_none() {
-            let first = first_error(log.dir());
+            let first = study
+                .records()?
+                .into_values()
+                .find_map(|r| Some((r.number, r.error?)));
             return Err(Error::Run(format!(
                 "no trial completed{}",
                 first
@@ -573,14 +577,4 @@ impl Driver<'_> {
         }
         Ok(summary)
     }
-}
-
-/// The first failed trial's error in `trials.jsonl`, for the one-line message of a sweep
-/// in which nothing completed.
-fn first_error(dir: &Path) -> Option<(usize, String)> {
-    let text = std::fs::read_to_string(dir.join("trials.jsonl")).ok()?;
-    text.lines().find_map(|l| {
-        let record: TrialRecord = serde_json::from_str(l).ok()?;
-        Some((record.number, record.error?))
-    })
 }

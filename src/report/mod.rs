@@ -3,7 +3,7 @@
 pub mod diagnostics;
 pub mod html;
 pub mod importance;
-pub mod log;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod run_files;

@@ -5,7 +5,7 @@
 use crate::config::{self, Sweep};
 use crate::error::{Error, Result};
 use crate::space::Params;
-use crate::storage::TrialRecord;
+use crate::storage::{RunStorage, Storage, TrialRecord};
 use crate::tuner::scheduler::{by_standing, Standing};
 use std::path::{Path, PathBuf};
 
@@ -33,20 +33,11 @@ impl RunData {
             })?),
             Err(_) => None,
         };
-        let mut trials = Vec::new();
-        for (i, line) in read("trials.jsonl")?.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            // A line torn by a crash is skipped with a warning, as the journal does.
-            match serde_json::from_str::<TrialRecord>(line) {
-                Ok(t) => trials.push(t),
-                Err(e) => eprintln!(
-                    "warning: {}:{}: skipped an unreadable trial line ({e})",
-                    dir.join("trials.jsonl").display(),
-                    i + 1
-                ),
-            }
+        // A line torn by a crash is skipped with a warning, as a resume does.
+        let mut storage = RunStorage::read(dir)?;
+        let mut trials = storage.records()?;
+        for w in storage.take_warnings() {
+            eprintln!("warning: {w}");
         }
         trials.sort_by_key(|t| t.number);
         Ok(RunData {

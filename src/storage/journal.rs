@@ -8,7 +8,7 @@
 //! - A torn last line (a writer killed mid-write) is reported and skipped, never fatal;
 //!   the next append starts on a fresh line.
 
-use super::{Op, StudyState};
+use super::{Decide, Op, StudyState};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -56,15 +56,16 @@ impl Journal {
         Ok(&self.state)
     }
 
-    /// See [`super::Storage::transact`].
-    pub fn transact<R>(
+    /// See [`super::Storage::transact_ops`]: read what others appended, decide and append, all
+    /// under the file lock.
+    pub fn transact_ops(
         &mut self,
-        f: impl FnOnce(&StudyState) -> std::result::Result<(Vec<Op>, R), String>,
-    ) -> Result<std::result::Result<R, String>> {
+        decide: &mut Decide<'_>,
+    ) -> Result<std::result::Result<(), String>> {
         self.locked(|j| {
             j.replay_new()?;
-            let (ops, r) = match f(&j.state) {
-                Ok(x) => x,
+            let ops = match decide(&j.state) {
+                Ok(ops) => ops,
                 Err(e) => return Ok(Err(e)),
             };
             let mut next = j.state.clone();
@@ -75,7 +76,7 @@ impl Journal {
             }
             j.append(&ops)?;
             j.state = next;
-            Ok(Ok(r))
+            Ok(Ok(()))
         })
     }
 
@@ -175,7 +176,7 @@ mod tests {
         let path = temp("torn");
         {
             let mut j = Journal::open(&path).unwrap();
-            j.transact(|_| Ok((vec![ask(0), ask(1)], ())))
+            j.transact_ops(&mut |_| Ok(vec![ask(0), ask(1)]))
                 .unwrap()
                 .unwrap();
             let tell = Op::Tell {
@@ -183,7 +184,9 @@ mod tests {
                 state: TrialState::Complete,
                 value: Some(-3.5),
             };
-            j.transact(|_| Ok((vec![tell], ()))).unwrap().unwrap();
+            j.transact_ops(&mut |_| Ok(vec![tell.clone()]))
+                .unwrap()
+                .unwrap();
         }
         // A writer killed mid-line.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -201,7 +204,7 @@ mod tests {
         assert_eq!(state.trials[0].value, Some(-3.5));
         assert_eq!(state.trials[1].state, TrialState::Running);
         // Appending after the torn tail starts a fresh line, and the journal stays readable.
-        j.transact(|_| Ok((vec![ask(2)], ()))).unwrap().unwrap();
+        j.transact_ops(&mut |_| Ok(vec![ask(2)])).unwrap().unwrap();
         let reopened = Journal::open(&path).unwrap();
         assert_eq!(reopened.state.trials.len(), 3);
         assert_eq!(reopened.warnings.len(), 1);
@@ -217,7 +220,7 @@ mod tests {
             state: TrialState::Complete,
             value: Some(1.0),
         };
-        let r = j.transact(|_| Ok((vec![bad], ()))).unwrap();
+        let r = j.transact_ops(&mut |_| Ok(vec![bad.clone()])).unwrap();
         assert_eq!(r, Err("trial 7 does not exist".to_string()));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         std::fs::remove_file(&path).unwrap();

@@ -1,169 +1,115 @@
-//! Where a study's trials live: in memory, or in an append-only JSONL journal that
-//! survives crashes and is shared by several processes. Both replay the same operations
-//! into the same [`StudyState`]; the journal is the source of truth.
+//! Where a study lives: its operations (ask, report, tell, enqueue) and the full record of
+//! each finished trial. Every kind of sweep — built-in, external program, nested CV, and
+//! the ask/tell CLI — reads and writes through the one [`Storage`] trait; the run
+//! directory's other files (`summary.json`, `trials.csv`, the report) are derived from its
+//! records.
+//!
+//! - [`MemoryStorage`]: nothing on disk (a sampler's scratch study, tests).
+//! - [`RunStorage`]: a directory. Operations in memory (a built-in sweep, whose asks a
+//!   resume re-derives from the seed) or in an append-only journal shared by processes
+//!   (`journal.jsonl`: ask/tell, external programs); records in `trials.jsonl`.
+//!
+//! A database storage implements the same trait: a transaction is a closure over the
+//! replayed state that may run more than once (a serialisation conflict retries it), so
+//! the drivers never see which storage they write to.
 
 pub mod journal;
+mod memory;
+mod ops;
 mod records;
+mod run_dir;
 mod trial;
 
 pub use journal::Journal;
+pub use memory::MemoryStorage;
+pub use ops::{Op, StudyState};
 pub use records::{is_zero, Lineage, RungValue, TrialRecord};
+pub use run_dir::{OpsIn, RunStorage};
 pub use trial::{FrozenTrial, TrialState};
 
 use crate::error::Result;
-use crate::space::Params;
+use crate::tuner::sampler::SamplerKind;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+
+/// Whether a study's objective is minimised or maximised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Minimize,
+    Maximize,
+}
+
+impl Direction {
+    pub fn parse(name: &str) -> Option<Direction> {
+        match name {
+            "minimize" => Some(Direction::Minimize),
+            "maximize" => Some(Direction::Maximize),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        }
+    }
+
+    pub fn maximize(self) -> bool {
+        self == Direction::Maximize
+    }
+}
 
 /// What created the study: fixed by the first `ask`, reused by every later one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StudyHeader {
-    /// `minimize` or `maximize`.
-    pub direction: String,
-    /// `random`, `sobol`, `grid`, `tpe` or `gp`.
-    pub sampler: String,
+    pub direction: Direction,
+    pub sampler: SamplerKind,
     pub seed: u64,
     /// The `parameters` block as written (YAML or JSON text); empty for define-by-run.
     pub space: String,
 }
 
-/// One journal line.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-pub enum Op {
-    Study(StudyHeader),
-    Enqueue {
-        params: Params,
-    },
-    /// A new trial; it consumes the oldest enqueued configuration when `enqueued` is true.
-    Ask {
-        trial: usize,
-        params: Params,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        enqueued: bool,
-    },
-    Report {
-        trial: usize,
-        step: u64,
-        value: f64,
-    },
-    Tell {
-        trial: usize,
-        state: TrialState,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        value: Option<f64>,
-    },
+/// A decision over the replayed study: the operations to record, or why none can be.
+/// It may be called more than once when the storage retries a conflicting transaction.
+pub type Decide<'a> = dyn FnMut(&StudyState) -> std::result::Result<Vec<Op>, String> + 'a;
+
+/// A study's storage. Errors of the storage itself (I/O, a lost connection) are the outer
+/// `Result`; a refused decision is the inner one.
+pub trait Storage {
+    /// Runs `decide` on the up-to-date state and records the operations it returns,
+    /// atomically with respect to every other process sharing the study.
+    fn transact_ops(&mut self, decide: &mut Decide<'_>) -> Result<std::result::Result<(), String>>;
+
+    /// The state, refreshed with what other processes recorded.
+    fn state(&mut self) -> Result<&StudyState>;
+
+    /// Adds a finished trial's full record (durable after [`Storage::sync`]).
+    fn record(&mut self, record: &TrialRecord) -> Result<()>;
+
+    /// Makes every record added so far durable; called once per rung.
+    fn sync(&mut self) -> Result<()>;
+
+    /// Every record, in the order recorded. A trial may have several: one per outer fold
+    /// of a nested cross-validation, or a rewrite after a crash.
+    fn records(&mut self) -> Result<Vec<TrialRecord>>;
+
+    /// Problems met reading the storage (torn or invalid lines), taken once.
+    fn take_warnings(&mut self) -> Vec<String>;
 }
 
-/// The study as replayed from its operations.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StudyState {
-    pub header: Option<StudyHeader>,
-    pub trials: Vec<FrozenTrial>,
-    pub queue: VecDeque<Params>,
-}
-
-impl StudyState {
-    /// Applies one operation. Operations that contradict the state (a tell for a trial
-    /// that does not exist or is already finished) are refused with a reason, so a
-    /// replay can report and skip them.
-    pub fn apply(&mut self, op: &Op) -> std::result::Result<(), String> {
-        match op {
-            Op::Study(h) => {
-                if self.header.is_some() {
-                    return Err("a second study header".into());
-                }
-                self.header = Some(h.clone());
-            }
-            Op::Enqueue { params } => self.queue.push_back(params.clone()),
-            Op::Ask {
-                trial,
-                params,
-                enqueued,
-            } => {
-                if *trial != self.trials.len() {
-                    return Err(format!(
-                        "trial {trial} asked out of order (next is {})",
-                        self.trials.len()
-                    ));
-                }
-                if *enqueued {
-                    self.queue.pop_front();
-                }
-                self.trials.push(FrozenTrial {
-                    number: *trial,
-                    params: params.clone(),
-                    state: TrialState::Running,
-                    value: None,
-                    intermediate: Vec::new(),
-                });
-            }
-            Op::Report { trial, step, value } => {
-                // A trial restarted after a crash reports its steps again: the new value
-                // replaces the old one rather than adding a second value for the step.
-                let t = self.running(*trial)?;
-                match t.intermediate.iter_mut().find(|(s, _)| s == step) {
-                    Some(old) => old.1 = *value,
-                    None => t.intermediate.push((*step, *value)),
-                }
-            }
-            Op::Tell {
-                trial,
-                state,
-                value,
-            } => {
-                if *state == TrialState::Running {
-                    return Err("a trial cannot be told `running`".into());
-                }
-                let t = self.running(*trial)?;
-                t.state = *state;
-                t.value = *value;
-            }
-        }
-        Ok(())
-    }
-
-    fn running(&mut self, trial: usize) -> std::result::Result<&mut FrozenTrial, String> {
-        match self.trials.get_mut(trial) {
-            None => Err(format!("trial {trial} does not exist")),
-            Some(t) if t.state != TrialState::Running => {
-                Err(format!("trial {trial} is already {:?}", t.state).to_lowercase())
-            }
-            Some(t) => Ok(t),
-        }
-    }
-}
-
-/// A study's storage.
-pub enum Storage {
-    Memory(StudyState),
-    Journal(Journal),
-}
-
-impl Storage {
-    /// Runs `f` on the up-to-date state and records the operations it returns, atomically
-    /// with respect to other processes sharing a journal (read, decide and append happen
-    /// under one file lock).
+impl dyn Storage + '_ {
+    /// [`Storage::transact_ops`] for a decision that also returns a value.
     pub fn transact<R>(
         &mut self,
-        f: impl FnOnce(&StudyState) -> std::result::Result<(Vec<Op>, R), String>,
+        mut decide: impl FnMut(&StudyState) -> std::result::Result<(Vec<Op>, R), String>,
     ) -> Result<std::result::Result<R, String>> {
-        match self {
-            Storage::Memory(state) => Ok(f(state).and_then(|(ops, r)| {
-                for op in &ops {
-                    state.apply(op)?;
-                }
-                Ok(r)
-            })),
-            Storage::Journal(j) => j.transact(f),
-        }
-    }
-
-    /// The state, refreshed from disk for a journal.
-    pub fn state(&mut self) -> Result<&StudyState> {
-        match self {
-            Storage::Memory(state) => Ok(state),
-            Storage::Journal(j) => j.refresh(),
-        }
+        let mut value = None;
+        let outcome = self.transact_ops(&mut |state| {
+            let (ops, r) = decide(state)?;
+            value = Some(r);
+            Ok(ops)
+        })?;
+        Ok(outcome.map(|()| value.expect("a recorded decision has a value")))
     }
 }

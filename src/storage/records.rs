@@ -1,6 +1,6 @@
 //! The one record of a finished trial: a line of a run directory's `trials.jsonl`, for
 //! every kind of sweep (built-in, external program, nested cross-validation). One type
-//! writes it (`report::log::RunLog::append_trial`) and every reader — `resume`, `report`,
+//! writes it (through [`super::Storage::record`]) and every reader — `resume`, `report`,
 //! the diagnostics — reads it back; fields a kind of sweep does not have are left out of
 //! its lines.
 

@@ -19,7 +19,6 @@ use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::{Error, Result};
-use crate::report::log::RunLog;
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::sampler::SamplerKind;
@@ -89,13 +88,13 @@ impl<'a> Bracket<'a> {
     }
 
     /// The rung's decision, once every alive member has reached its budget: the
-    /// scheduler keeps the best `⌊n/η⌋`, the rest are recorded (in `log` and `ledger`) and
+    /// scheduler keeps the best `⌊n/η⌋`, the rest are recorded (in `study` and `ledger`) and
     /// leave `pop`.
     fn close_rung(
         &mut self,
         pop: &mut dyn TrainingPopulation,
         ledger: &mut Ledger,
-        log: &mut RunLog,
+        study: &mut Study,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<()> {
         let metric = &self.sweep.metric;
@@ -115,9 +114,9 @@ impl<'a> Bracket<'a> {
             .first()
             .and_then(|&i| Some((trials[i], scores[i]?.value)));
         let continuing_trials: Vec<usize> = continuing.iter().map(|&i| trials[i]).collect();
-        let mut failed = self.record_members(pop, &slots, &continuing, last_rung, ledger, log)?;
+        let mut failed = self.record_members(pop, &slots, &continuing, last_rung, ledger, study)?;
         failed += self.settle_recorded(members, &continuing, &scores, last_rung, ledger)?;
-        log.sync()?;
+        study.sync()?;
         on_progress(&Progress::Rung(RungReport {
             bracket: self.position.0,
             brackets: self.position.1,
@@ -222,7 +221,7 @@ impl<'a> Bracket<'a> {
         continuing: &[usize],
         last_rung: bool,
         ledger: &mut Ledger,
-        log: &mut RunLog,
+        study: &mut Study,
     ) -> Result<usize> {
         let mut failed = 0;
         for (i, &slot) in slots.iter().enumerate() {
@@ -247,7 +246,7 @@ impl<'a> Bracket<'a> {
                 error: member.failure.as_ref().map(|f| f.to_string()),
                 ..TrialRecord::default()
             };
-            log.append_trial(&record)?;
+            study.record(&record)?;
             ledger.finish(pop, slot, record, &self.sweep.metric)?;
         }
         Ok(failed)
@@ -296,13 +295,13 @@ pub(super) fn run_brackets(
     pop: &mut dyn TrainingPopulation,
     tuning: &TuningData,
     ledger: &mut Ledger,
-    log: &mut RunLog,
+    study: &mut Study,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<()> {
     loop {
         for bracket in brackets.iter_mut() {
             while !bracket.done && !bracket.training(pop) {
-                bracket.close_rung(pop, ledger, log, on_progress)?;
+                bracket.close_rung(pop, ledger, study, on_progress)?;
             }
         }
         let Some(sweep) = brackets.iter().find(|b| !b.done).map(|b| b.sweep) else {
@@ -348,7 +347,6 @@ pub(super) fn run_bracket_schedule(
     study: &mut Study,
     known: &BTreeMap<usize, TrialRecord>,
     ledger: &mut Ledger,
-    log: &mut RunLog,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<()> {
     let shared_brackets = shares_brackets(sweep);
@@ -391,7 +389,7 @@ pub(super) fn run_bracket_schedule(
             continue;
         }
         let first = ledger.finished.len();
-        run_brackets(&mut open, pop.as_mut(), tuning, ledger, log, on_progress)?;
+        run_brackets(&mut open, pop.as_mut(), tuning, ledger, study, on_progress)?;
         open.clear();
         for r in &ledger.finished[first..] {
             let outcome = match (r.state, r.rungs.last()) {

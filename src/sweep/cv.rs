@@ -19,10 +19,12 @@ use crate::config::Sweep;
 use crate::data::{Dataset, TuningData};
 use crate::error::{Error, Result};
 use crate::model::Fold;
-use crate::report::log::RunLog;
+use crate::report::run_files::RunFiles;
 use crate::rng::{permutation, Stream};
 use crate::space::Params;
+use crate::storage::Storage;
 use crate::storage::{RungValue, TrialRecord, TrialState};
+use crate::tuner::study::Study;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -117,7 +119,8 @@ pub fn run_nested_cv(
     data: &Dataset,
     (outer, inner): (usize, usize),
     backend: &dyn Backend,
-    log: &mut RunLog,
+    storage: Box<dyn Storage>,
+    files: &RunFiles,
     on_fold: &mut dyn FnMut(&OuterFold),
 ) -> Result<CvSummary> {
     let started = std::time::Instant::now();
@@ -132,7 +135,7 @@ pub fn run_nested_cv(
     let all: Vec<usize> = (0..n).collect();
     let strata = data.strata();
     // The same configurations in every outer fold (one batch from the sweep's sampler).
-    let mut study = sweep_study(sweep)?;
+    let mut study = sweep_study(sweep, storage)?;
     let configs: Vec<(usize, Params)> = study
         .ask_batch(sweep.run_cap)?
         .into_iter()
@@ -154,10 +157,10 @@ pub fn run_nested_cv(
     let (inner_values, members) = cv.inner_scores(backend)?;
     let mut best = Vec::new();
     for k in 0..outer {
-        let (c, inner_val) = cv.choose(k, &inner_values, log)?;
+        let (c, inner_val) = cv.choose(k, &inner_values, &mut study)?;
         best.push((k, c, inner_val));
     }
-    log.sync()?;
+    study.sync()?;
     let folds = cv.outer_tests(&best, backend, on_fold)?;
     let accs: Vec<f64> = folds.iter().map(|f| f.test_accuracy).collect();
     let mean = accs.iter().sum::<f64>() / accs.len() as f64;
@@ -177,7 +180,7 @@ pub fn run_nested_cv(
         test_accuracy_sd: sd,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
-    log.write_summary(&summary)?;
+    files.write_summary(&summary)?;
     Ok(summary)
 }
 
@@ -256,7 +259,7 @@ impl NestedCv<'_> {
         &self,
         k: usize,
         inner_values: &[Vec<Vec<f64>>],
-        log: &mut RunLog,
+        study: &mut Study,
     ) -> Result<(usize, f64)> {
         let (sweep, metric) = (self.sweep, &self.sweep.metric);
         let mut chosen: Option<(usize, f64)> = None;
@@ -268,7 +271,7 @@ impl NestedCv<'_> {
             } else {
                 TrialState::Failed
             };
-            log.append_trial(&TrialRecord {
+            study.record(&TrialRecord {
                 number: *trial,
                 outer: Some(k),
                 params: params.clone(),

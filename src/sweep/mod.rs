@@ -33,11 +33,11 @@ use crate::data::{HeldOutTest, TuningData};
 use crate::error::{Error, Result};
 use crate::model::knobs::member_spec;
 use crate::population::{EpochMetrics, ExportedMember, MetricName};
-use crate::report::log::RunLog;
+use crate::report::run_files::RunFiles;
 use crate::rng::derive_seed;
 use crate::space::Params;
 use crate::storage::TrialState;
-use crate::storage::{Lineage, RungValue, TrialRecord};
+use crate::storage::{Lineage, RungValue, Storage, TrialRecord};
 use crate::tuner::scheduler::{model_budget, rank, Score};
 use crate::tuner::study::{Outcome, Study};
 use rand::{RngExt, SeedableRng};
@@ -170,26 +170,28 @@ impl Ledger {
     }
 }
 
-/// Runs `sweep` on `tuning` with `backend`, recording into `log`, and finally evaluates the
+/// Runs `sweep` on `tuning` with `backend`, recording its trials into `storage` and its
+/// summary into `files`, and finally evaluates the
 /// best trial once on `held_out`. Bracket schedules run as in `brackets.rs`: Hyperband's
 /// brackets in one population with a model-free sampler, otherwise one after another,
 /// the sampler seeing the finished brackets' results when it suggests the next one.
 ///
-/// `known`: trials a stopped run already finished (`popsweep resume`), by number. They are
-/// not trained again: their recorded rung values take their place at every rung, and the
-/// replay, deterministic given the seed, must make the same decisions about them.
+/// Trials `storage` already records (a stopped run's, on `popsweep resume`) are not trained
+/// again: their recorded rung values take their place at every rung, and the replay,
+/// deterministic given the seed, must make the same decisions about them.
 pub fn run_sweep(
     sweep: &Sweep,
     tuning: &TuningData,
     held_out: HeldOutTest,
     backend: &dyn Backend,
-    log: &mut RunLog,
-    known: &BTreeMap<usize, TrialRecord>,
+    storage: Box<dyn Storage>,
+    files: &RunFiles,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
     check_shift(sweep, tuning.train.n_features)?;
-    let mut study = sweep_study(sweep)?;
+    let mut study = sweep_study(sweep, storage)?;
+    let known = &study.records()?;
     let plans = bracket_plans(sweep);
     let metric = &sweep.metric;
     let mut ledger = Ledger {
@@ -215,7 +217,7 @@ pub fn run_sweep(
                 backend,
                 slots: population,
             };
-            context.run(&mut study, known, &mut ledger, log, on_progress)?;
+            context.run(&mut study, known, &mut ledger, files, on_progress)?;
         }
         _ => brackets::run_bracket_schedule(
             sweep,
@@ -225,7 +227,6 @@ pub fn run_sweep(
             &mut study,
             known,
             &mut ledger,
-            log,
             on_progress,
         )?,
     }
@@ -267,13 +268,13 @@ pub fn run_sweep(
         wall_seconds: started.elapsed().as_secs_f64(),
         target_reached_by,
     };
-    log.write_summary(&summary)?;
-    write_trials_csv(log, sweep, &finished)?;
+    files.write_summary(&summary)?;
+    write_trials_csv(files, sweep, &finished)?;
     if summary.best.is_none() {
         return Err(Error::Run(format!(
             "no trial completed ({} failed); results so far are in {}",
             summary.trials["failed"],
-            log.dir().display()
+            files.dir().display()
         )));
     }
     Ok(SweepOutcome {
@@ -282,9 +283,10 @@ pub fn run_sweep(
     })
 }
 
-/// The sweep's sampler as an in-memory study, seeded from the sweep seed.
-fn sweep_study(sweep: &Sweep) -> Result<Study> {
-    Study::in_memory(
+/// The sweep's sampler as a study kept in `storage`, seeded from the sweep seed.
+fn sweep_study(sweep: &Sweep, storage: Box<dyn Storage>) -> Result<Study> {
+    Study::new(
+        storage,
         sweep.space.clone(),
         sweep.sampler,
         sweep.metric.maximize,

@@ -3,7 +3,7 @@
 use super::{BracketPlan, FinalReport};
 use crate::config::Sweep;
 use crate::error::Result;
-use crate::report::log::RunLog;
+use crate::report::run_files::RunFiles;
 use crate::space::Params;
 use crate::storage::{Lineage, TrialRecord};
 use serde::Serialize;
@@ -61,7 +61,11 @@ pub struct Summary {
 /// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's
 /// four metrics and the train−validation accuracy gap, then every parameter (empty where
 /// inactive).
-pub(super) fn write_trials_csv(log: &RunLog, sweep: &Sweep, trials: &[TrialRecord]) -> Result<()> {
+pub(super) fn write_trials_csv(
+    log: &RunFiles,
+    sweep: &Sweep,
+    trials: &[TrialRecord],
+) -> Result<()> {
     let names: Vec<&String> = sweep.space.params.iter().map(|p| &p.name).collect();
     let mut header: Vec<String> = [
         "number",

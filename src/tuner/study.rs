@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::rng::derive_seed;
 use crate::space::{Distribution, ParamDef, ParamValue, Params, Space, SpaceError};
 use crate::storage::{FrozenTrial, TrialState};
-use crate::storage::{Op, Storage, StudyState};
+use crate::storage::{MemoryStorage, Op, Storage, TrialRecord};
+use std::collections::BTreeMap;
 
 /// How a trial ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -17,7 +18,7 @@ pub enum Outcome {
 }
 
 pub struct Study {
-    storage: Storage,
+    storage: Box<dyn Storage>,
     space: Space,
     kind: SamplerKind,
     /// Kept across asks (a GP warm-starts its fit from the last one); reseeded from
@@ -30,7 +31,7 @@ pub struct Study {
 impl Study {
     /// A study over a declared space (empty for define-by-run), kept in `storage`.
     pub fn new(
-        storage: Storage,
+        storage: Box<dyn Storage>,
         space: Space,
         sampler: SamplerKind,
         maximize: bool,
@@ -57,7 +58,7 @@ impl Study {
         seed: u64,
     ) -> std::result::Result<Study, String> {
         Study::new(
-            Storage::Memory(StudyState::default()),
+            Box::new(MemoryStorage::default()),
             space,
             sampler,
             maximize,
@@ -146,7 +147,13 @@ impl Study {
     ) -> Result<(FrozenTrial, R)> {
         let (seed, maximize) = (self.seed, self.maximize);
         let sampler = &mut self.sampler;
+        // Taken by the first run of the decision: a storage that retries a conflicting
+        // transaction cannot call a define-by-run closure twice, and says so.
+        let mut objective_space = Some(objective_space);
         let outcome = self.storage.transact(|state| {
+            let objective_space = objective_space
+                .take()
+                .ok_or("a define-by-run ask cannot be retried")?;
             let number = state.trials.len();
             sampler.reseed(derive_seed(seed, number as u64));
             let mut builder = TrialBuilder {
@@ -214,8 +221,41 @@ impl Study {
             self.space.check(&params).map_err(Error::Run)?;
         }
         self.storage
-            .transact(|_| Ok((vec![Op::Enqueue { params }], ())))?
+            .transact(|_| {
+                Ok((
+                    vec![Op::Enqueue {
+                        params: params.clone(),
+                    }],
+                    (),
+                ))
+            })?
             .map_err(Error::Run)
+    }
+
+    /// Adds a finished trial's full record to the storage (see [`Storage::record`]).
+    pub fn record(&mut self, record: &TrialRecord) -> Result<()> {
+        self.storage.record(record)
+    }
+
+    /// Makes the records added so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.storage.sync()
+    }
+
+    /// Every finished trial's full record, by number (a trial recorded twice keeps its
+    /// last record).
+    pub fn records(&mut self) -> Result<BTreeMap<usize, TrialRecord>> {
+        Ok(self
+            .storage
+            .records()?
+            .into_iter()
+            .map(|r| (r.number, r))
+            .collect())
+    }
+
+    /// Problems met reading the storage, taken once.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.storage.take_warnings()
     }
 
     /// Every trial, refreshed from storage.

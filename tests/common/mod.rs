@@ -10,8 +10,9 @@ use popsweep::error::Result;
 use popsweep::model::hparams::OptimHparams;
 use popsweep::model::{Arch, Hparams, MemberSpec};
 use popsweep::population::Population;
-use popsweep::report::log::RunLog;
+use popsweep::report::run_files::RunFiles;
 use popsweep::rng::{permutation, Stream};
+use popsweep::storage::{OpsIn, RunStorage};
 use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
 
 pub fn digits_tuning() -> TuningData {
@@ -71,14 +72,14 @@ pub fn run_sweep_on(sweep: &Sweep, data: &Dataset, tag: &str) -> Result<SweepOut
     let (tuning, held_out) = prepare_data(sweep, data);
     let dir = std::env::temp_dir().join(format!("popsweep-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut log = RunLog::create(&dir)?;
+    let storage = RunStorage::create(&dir, OpsIn::Memory)?;
     let outcome = run_sweep(
         sweep,
         &tuning,
         held_out,
         &CpuBackend::new(2),
-        &mut log,
-        &Default::default(),
+        Box::new(storage),
+        &RunFiles::new(&dir),
         &mut |_| {},
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -26,7 +26,7 @@ use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
 use crate::error::{Error, Result};
-use crate::report::log::RunLog;
+use crate::report::run_files::RunFiles;
 use crate::rng::derive_seed;
 use crate::space::Params;
 use crate::storage::TrialState;
@@ -119,7 +119,7 @@ impl SlotContext<'_> {
         study: &mut Study,
         known: &BTreeMap<usize, TrialRecord>,
         ledger: &mut Ledger,
-        log: &mut RunLog,
+        files: &RunFiles,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<()> {
         let sweep = self.sweep;
@@ -149,7 +149,7 @@ impl SlotContext<'_> {
         let pbt = matches!(sweep.schedule, Schedule::Pbt(_));
         let mut checkpoint_due = Instant::now();
         let mut restoring = match pbt {
-            true => checkpoint::load(log.dir())?,
+            true => checkpoint::load(files.dir())?,
             false => None,
         };
         loop {
@@ -178,13 +178,13 @@ impl SlotContext<'_> {
                 let decisions = self.round(s.policy.as_mut(), s.pop.as_ref(), &s.running, &leaving);
                 self.apply(s.pop.as_mut(), &mut s.running, decisions);
             }
-            self.record_exits(&mut s, &exits, known, log, study, ledger)?;
+            self.record_exits(&mut s, &exits, known, study, ledger)?;
             if let (Schedule::Pbt(settings), Some(rng)) = (&sweep.schedule, s.policy.rng_mut()) {
                 let round = !s.pop.is_empty() && s.tick.is_multiple_of(settings.interval);
                 if round && Instant::now() >= checkpoint_due {
                     let writing = Instant::now();
                     self.save_checkpoint(
-                        log,
+                        files,
                         s.tick,
                         ledger.busy,
                         rng,
@@ -209,7 +209,7 @@ impl SlotContext<'_> {
             }
         }
         if pbt {
-            checkpoint::remove(log.dir())?;
+            checkpoint::remove(files.dir())?;
         }
         // A record the replay never reached: the sweep file or the data changed.
         if let Some(&number) = known.keys().find(|n| !s.replayed.contains(n)) {
@@ -345,7 +345,7 @@ impl SlotContext<'_> {
         Ok(verdicts)
     }
 
-    /// Records every trial leaving this epoch: its line in `trials.jsonl` (a replayed
+    /// Records every trial leaving this epoch: its record in the study's storage (a replayed
     /// trial's must equal the one written), the study's outcome, the ledger (which keeps
     /// the champion's state); then the population and the ghosts let them go.
     fn record_exits(
@@ -353,7 +353,6 @@ impl SlotContext<'_> {
         s: &mut Slots<'_>,
         exits: &[(usize, Exit)],
         known: &BTreeMap<usize, TrialRecord>,
-        log: &mut RunLog,
         study: &mut Study,
         ledger: &mut Ledger,
     ) -> Result<()> {
@@ -385,7 +384,7 @@ impl SlotContext<'_> {
                             return Err(replay_mismatch(record.number));
                         }
                         Some(_) => s.replayed.push(record.number),
-                        None => log.append_trial(&record)?,
+                        None => study.record(&record)?,
                     }
                     (record, Some(slot))
                 }
@@ -407,7 +406,7 @@ impl SlotContext<'_> {
             }
         }
         if !exits.is_empty() {
-            log.sync()?;
+            study.sync()?;
             let gone: Vec<usize> = exits.iter().map(|&(trial, _)| trial).collect();
             s.pop.retain(&|m| !gone.contains(&m.trial));
             s.ghosts.retain(|g| !gone.contains(&g.record.number));

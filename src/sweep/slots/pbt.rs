@@ -8,7 +8,7 @@ use crate::backend::TrainingPopulation;
 use crate::error::Result;
 use crate::model::knobs::member_spec;
 use crate::population::{ExportedMember, Member};
-use crate::report::log::RunLog;
+use crate::report::run_files::RunFiles;
 use crate::storage::{FrozenTrial, Lineage, TrialRecord, TrialState};
 use crate::tuner::scheduler::{Arrival, Decision, Scheduler};
 use crate::tuner::study::{Outcome, Study};
@@ -173,7 +173,7 @@ impl SlotContext<'_> {
     /// Writes PBT's checkpoint after the round at `tick` (see checkpoint.rs).
     pub(super) fn save_checkpoint(
         &self,
-        log: &RunLog,
+        files: &RunFiles,
         tick: usize,
         busy: usize,
         rng: &ChaCha8Rng,
@@ -222,7 +222,7 @@ impl SlotContext<'_> {
                 .flat_map(|e| e.moment2.iter().copied())
                 .collect(),
         ];
-        checkpoint::save(log.dir(), &saved, [&buffers[0], &buffers[1], &buffers[2]])
+        checkpoint::save(files.dir(), &saved, [&buffers[0], &buffers[1], &buffers[2]])
     }
 }
 

@@ -48,8 +48,10 @@ impl<'a> History<'a> {
     }
 }
 
-/// The samplers a study can name (`--sampler`, or a sweep's `method`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The samplers a study can name (`--sampler`, or a sweep's `method`). Stored by name
+/// (a journal's header), read back by name or alias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum SamplerKind {
     Random,
     Sobol,
@@ -64,6 +66,20 @@ pub enum SamplerKind {
     TpeWatanabe,
     /// Gaussian process with expected improvement (W&B's `bayes`).
     Gp,
+}
+
+impl TryFrom<String> for SamplerKind {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        SamplerKind::parse(&name)
+            .ok_or_else(|| format!("unknown sampler `{name}` (known: {})", SamplerKind::NAMES))
+    }
+}
+
+impl From<SamplerKind> for &'static str {
+    fn from(kind: SamplerKind) -> &'static str {
+        kind.name()
+    }
 }
 
 impl SamplerKind {

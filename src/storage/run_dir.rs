@@ -1,0 +1,289 @@
+//! A study kept in a directory: its operations in memory or in `journal.jsonl`, and one
+//! line of `trials.jsonl` per finished trial ([`TrialRecord`], written as each trial
+//! finishes and synced once per rung, so a crash loses no finished rung).
+
+use super::{Decide, Journal, Storage, StudyState, TrialRecord};
+use crate::error::{Error, Result};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where a run directory keeps its study's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpsIn {
+    /// In memory: a built-in sweep's asks follow from its seed, and `resume` re-derives
+    /// them (checking each against the trial's record).
+    Memory,
+    /// In `journal.jsonl`, shared by every process working on the study.
+    Journal,
+}
+
+enum Ops {
+    Memory(StudyState),
+    Journal(Journal),
+}
+
+pub struct RunStorage {
+    dir: PathBuf,
+    ops: Ops,
+    /// `trials.jsonl`, opened on the first record when the study had none.
+    trials: Option<File>,
+    warnings: Vec<String>,
+}
+
+impl RunStorage {
+    /// A new run in `dir` (created with its parents). Refuses a directory that already
+    /// holds a run, so an old run's results are never overwritten.
+    pub fn create(dir: &Path, ops: OpsIn) -> Result<RunStorage> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join("trials.jsonl");
+        let trials = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Config {
+                    file: dir.display().to_string(),
+                    line: None,
+                    field: "--out".into(),
+                    message: "this directory already holds a run; choose another".into(),
+                },
+                _ => Error::io(&path, e),
+            })?;
+        RunStorage::with(dir, ops, Some(trials))
+    }
+
+    /// An existing run, to go on with (`popsweep resume`). A last line torn by a crash is
+    /// ended first, so the next record starts on a line of its own.
+    pub fn resume(dir: &Path, ops: OpsIn) -> Result<RunStorage> {
+        let path = dir.join("trials.jsonl");
+        let mut trials = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let text = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if text.last().is_some_and(|&b| b != b'\n') {
+            trials.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
+        }
+        RunStorage::with(dir, ops, Some(trials))
+    }
+
+    /// A finished or stopped run, to read its records (`popsweep report`); nothing is
+    /// written.
+    pub fn read(dir: &Path) -> Result<RunStorage> {
+        RunStorage::with(dir, OpsIn::Memory, None)
+    }
+
+    /// The ask/tell study in `dir`: a journal, and records only once something records one.
+    pub fn study(dir: &Path) -> Result<RunStorage> {
+        RunStorage::with(dir, OpsIn::Journal, None)
+    }
+
+    fn with(dir: &Path, ops: OpsIn, trials: Option<File>) -> Result<RunStorage> {
+        let mut warnings = Vec::new();
+        let ops = match ops {
+            OpsIn::Memory => Ops::Memory(StudyState::default()),
+            OpsIn::Journal => {
+                let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
+                warnings.append(&mut journal.warnings);
+                Ops::Journal(journal)
+            }
+        };
+        Ok(RunStorage {
+            dir: dir.to_path_buf(),
+            ops,
+            trials,
+            warnings,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn trials_path(&self) -> PathBuf {
+        self.dir.join("trials.jsonl")
+    }
+}
+
+impl Storage for RunStorage {
+    fn transact_ops(&mut self, decide: &mut Decide<'_>) -> Result<std::result::Result<(), String>> {
+        match &mut self.ops {
+            Ops::Memory(state) => {
+                let ops = match decide(state) {
+                    Ok(ops) => ops,
+                    Err(e) => return Ok(Err(e)),
+                };
+                for op in &ops {
+                    if let Err(e) = state.apply(op) {
+                        return Ok(Err(e));
+                    }
+                }
+                Ok(Ok(()))
+            }
+            Ops::Journal(journal) => journal.transact_ops(decide),
+        }
+    }
+
+    fn state(&mut self) -> Result<&StudyState> {
+        match &mut self.ops {
+            Ops::Memory(state) => Ok(state),
+            Ops::Journal(journal) => journal.refresh(),
+        }
+    }
+
+    fn record(&mut self, record: &TrialRecord) -> Result<()> {
+        let path = self.trials_path();
+        if self.trials.is_none() {
+            let file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            self.trials = Some(file);
+        }
+        let mut line = serde_json::to_string(record).expect("trial records serialize");
+        line.push('\n');
+        let file = self.trials.as_mut().expect("opened above");
+        file.write_all(line.as_bytes())
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let path = self.trials_path();
+        match &self.trials {
+            Some(file) => file.sync_data().map_err(|e| Error::io(&path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads `trials.jsonl` back. A line torn by a crash (or otherwise unreadable) is
+    /// skipped with a warning: that trial counts as unfinished.
+    fn records(&mut self) -> Result<Vec<TrialRecord>> {
+        let path = self.trials_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.trials.is_none() => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut records = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<TrialRecord>(line) {
+                Ok(r) => records.push(r),
+                Err(e) => self.warnings.push(format!(
+                    "{}:{}: skipped an unreadable trial line ({e})",
+                    path.display(),
+                    i + 1
+                )),
+            }
+        }
+        Ok(records)
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        if let Ops::Journal(journal) = &mut self.ops {
+            warnings.append(&mut journal.warnings);
+        }
+        warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Op, TrialState};
+
+    fn temp(name: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("popsweep-run-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p
+    }
+
+    fn record(number: usize, value: f64) -> TrialRecord {
+        TrialRecord {
+            number,
+            state: TrialState::Complete,
+            value: Some(value),
+            ..TrialRecord::default()
+        }
+    }
+
+    #[test]
+    fn records_survive_a_torn_line_and_a_resume() {
+        let dir = temp("torn");
+        let mut run = RunStorage::create(&dir, OpsIn::Memory).unwrap();
+        run.record(&record(0, 0.5)).unwrap();
+        run.record(&record(1, 0.25)).unwrap();
+        run.sync().unwrap();
+        drop(run);
+        assert!(
+            RunStorage::create(&dir, OpsIn::Memory).is_err(),
+            "a second run"
+        );
+        // A writer killed mid-line.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("trials.jsonl"))
+            .unwrap();
+        f.write_all(br#"{"number":2,"sta"#).unwrap();
+        drop(f);
+        let mut run = RunStorage::resume(&dir, OpsIn::Memory).unwrap();
+        let numbers =
+            |records: Vec<TrialRecord>| records.iter().map(|r| r.number).collect::<Vec<_>>();
+        assert_eq!(numbers(run.records().unwrap()), [0, 1]);
+        let text = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"{"number":0,"params":{},"state":"complete","epochs":0,"rungs":[],"history":[],"value":0.5}"#
+        );
+        let warnings = run.take_warnings();
+        assert!(
+            warnings[0].contains("trials.jsonl:3: skipped"),
+            "{warnings:?}"
+        );
+        run.record(&record(2, 0.125)).unwrap();
+        run.record(&record(1, 0.75)).unwrap();
+        let records = run.records().unwrap();
+        assert_eq!(
+            numbers(records.clone()),
+            [0, 1, 2, 1],
+            "in the order recorded"
+        );
+        assert_eq!(records[3].value, Some(0.75));
+        assert!(
+            run.take_warnings().len() == 1,
+            "the torn line stays skipped"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_study_directory_shares_its_journal_between_handles() {
+        let dir = temp("journal");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut a = RunStorage::study(&dir).unwrap();
+        let mut b = RunStorage::study(&dir).unwrap();
+        let ask = Op::Ask {
+            trial: 0,
+            params: Default::default(),
+            enqueued: false,
+        };
+        let s: &mut dyn Storage = &mut a;
+        s.transact_ops(&mut |_| Ok(vec![ask.clone()]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.state().unwrap().trials.len(), 1);
+        let refused = b.transact_ops(&mut |_| Ok(vec![ask.clone()])).unwrap();
+        assert!(refused.unwrap_err().contains("out of order"));
+        assert!(b.records().unwrap().is_empty());
+        assert!(!dir.join("trials.jsonl").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
