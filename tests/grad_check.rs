@@ -173,3 +173,91 @@ fn any_layer_list_backward_matches_finite_differences() {
         check_loss(arch, 3, None, Loss::MeanSquaredError);
     }
 }
+
+/// Convolution and pooling layers in awkward shapes: 1×1, 3×3 and 5×5 kernels, `same` and
+/// `valid` padding, stride 2, odd image sizes, one input channel or several, max, average
+/// and global-average pooling, dropout on a convolution's output, a batch of one. The
+/// inputs are distinct, so no max-pooling window holds a tie the perturbation could flip.
+#[test]
+fn convolution_and_pooling_backward_matches_finite_differences() {
+    use popsweep::model::hparams::Activation;
+    use popsweep::model::{Conv2d, Layer, Pool};
+    let conv = |(in_channels, out_channels), kernel, stride, pad, (height, width)| {
+        Layer::Conv2d(Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            pad,
+            height,
+            width,
+        })
+    };
+    let pool = |channels, size, (height, width)| Pool {
+        channels,
+        size,
+        height,
+        width,
+    };
+    let lists: Vec<(usize, Vec<Layer>)> = vec![
+        (
+            // 1×7×5 → same 3×3 → 3×7×5 → max 2 → 3×3×2 → valid 1×1 stride 2 → 2×2×1 → dense
+            35,
+            vec![
+                conv((1, 3), 3, 1, 1, (7, 5)),
+                Layer::Activation(Activation::Relu),
+                Layer::MaxPool(pool(3, 2, (7, 5))),
+                conv((3, 2), 1, 2, 0, (3, 2)),
+                Layer::Activation(Activation::Tanh),
+                Layer::Dense {
+                    inputs: 4,
+                    outputs: 3,
+                },
+            ],
+        ),
+        (
+            // 2×6×6 → valid 5×5 → 2×2×2 → dropout → global average → dense
+            72,
+            vec![
+                conv((2, 2), 5, 1, 0, (6, 6)),
+                Layer::Activation(Activation::Gelu),
+                Layer::Dropout,
+                Layer::GlobalAvgPool(pool(2, 1, (2, 2))),
+                Layer::Dense {
+                    inputs: 2,
+                    outputs: 3,
+                },
+            ],
+        ),
+        (
+            // 1×9×9 → average 3 → 1×3×3 → 5×5 stride 2 pad 2 → 2×2×2 → dense → dense
+            81,
+            vec![
+                Layer::AvgPool(pool(1, 3, (9, 9))),
+                conv((1, 2), 5, 2, 2, (3, 3)),
+                Layer::Activation(Activation::LeakyRelu),
+                Layer::Dense {
+                    inputs: 8,
+                    outputs: 4,
+                },
+                Layer::Dense {
+                    inputs: 4,
+                    outputs: 2,
+                },
+            ],
+        ),
+    ];
+    let dropout = StepDropout {
+        rate: 0.25,
+        seed: 3,
+        step: 1,
+    };
+    for (inputs, layers) in lists {
+        let arch = Arch { inputs, layers };
+        assert!(arch.is_consistent(), "{:?}", arch.layers);
+        check(arch.clone(), 3, None);
+        check(arch.clone(), 1, None);
+        check(arch.clone(), 2, Some(dropout));
+        check_loss(arch, 2, None, Loss::MeanSquaredError);
+    }
+}

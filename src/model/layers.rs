@@ -1,25 +1,144 @@
 //! A member's architecture as a sequence of typed layers, each with its own shapes, and the
-//! parameter layout that follows from it. Families (the MLP today: `mlp.rs`) are builders
-//! of such lists; the backends walk the list (CPU: `backend/cpu/network.rs`), so a new
-//! family only adds layer kinds.
+//! parameter layout that follows from it. Families (`mlp.rs`, `cnn.rs`) are builders of
+//! such lists; the backends walk the list (CPU: `backend/cpu/network.rs`), so a new family
+//! only adds layer kinds.
+//!
+//! Activations flow as rows of a block: a dense layer's `(batch, outputs)`, an image
+//! layer's `(batch, channels·height·width)` channel-major (`[c][y][x]`), so flattening an
+//! image for a dense layer is no operation at all.
 //!
 //! Parameter layout of one member (its slice of the population's flat buffer): the
-//! parameterised layers in order, each as its weights then its bias — for a dense layer
-//! `W` `(inputs, outputs)` row-major, then `b` `(outputs)`. Gradients and optimizer state
-//! use the same layout, so one optimizer pass covers a whole member.
+//! parameterised layers in order, each as its weights then its bias — a dense layer's `W`
+//! `(inputs, outputs)` row-major then `b` `(outputs)`; a convolution's `W`
+//! `(out_channels, in_channels·k·k)` row-major then `b` `(out_channels)`. Gradients and
+//! optimizer state use the same layout, so one optimizer pass covers a whole member.
 
 use super::hparams::Activation;
 use crate::rng::{stream_word, unit_f32, Stream};
+
+/// A 2-D convolution over `(in_channels, height, width)` inputs: `k×k` kernels, a stride,
+/// and zero padding of `pad` on every side (`same` padding is `(k − 1)/2` at stride 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub pad: usize,
+    /// The input's spatial size.
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Conv2d {
+    /// Output rows: `⌊(h + 2·pad − k)/stride⌋ + 1`; 0 when the kernel does not fit.
+    pub fn out_height(&self) -> usize {
+        out_size(self.height, self.kernel, self.stride, self.pad)
+    }
+
+    pub fn out_width(&self) -> usize {
+        out_size(self.width, self.kernel, self.stride, self.pad)
+    }
+
+    /// Inputs to one output value: `in_channels·k·k`.
+    pub fn fan_in(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    pub fn in_size(&self) -> usize {
+        self.in_channels * self.height * self.width
+    }
+
+    pub fn out_size(&self) -> usize {
+        self.out_channels * self.out_height() * self.out_width()
+    }
+}
+
+fn out_size(n: usize, kernel: usize, stride: usize, pad: usize) -> usize {
+    match (n + 2 * pad).checked_sub(kernel) {
+        Some(room) if stride > 0 => room / stride + 1,
+        _ => 0,
+    }
+}
+
+/// A pooling window of `size×size` at stride `size` over `(channels, height, width)`;
+/// rows and columns that do not fill a window are dropped (PyTorch's default, floor mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub channels: usize,
+    pub size: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Pool {
+    pub fn out_height(&self) -> usize {
+        self.height / self.size.max(1)
+    }
+
+    pub fn out_width(&self) -> usize {
+        self.width / self.size.max(1)
+    }
+
+    pub fn in_size(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn out_size(&self) -> usize {
+        self.channels * self.out_height() * self.out_width()
+    }
+}
 
 /// One layer of a member's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
     /// `y = x·W + b` over rows of `inputs` features, giving `outputs` per row.
     Dense { inputs: usize, outputs: usize },
+    /// A 2-D convolution with a bias per output channel.
+    Conv2d(Conv2d),
+    /// The largest value of each window (ties: the first in row-major order gets the
+    /// gradient).
+    MaxPool(Pool),
+    /// The mean of each window.
+    AvgPool(Pool),
+    /// The mean of each channel over the whole image: `(c, h, w)` → `(c)`.
+    GlobalAvgPool(Pool),
     /// An elementwise nonlinearity, in place on the layer before it.
     Activation(Activation),
     /// Inverted dropout at the member's rate (a hyperparameter, not a shape), in place.
     Dropout,
+}
+
+impl Layer {
+    /// `(inputs, outputs)` per row of a layer that writes a block of its own; `None` for
+    /// the in-place layers (activation, dropout).
+    pub fn widths(&self) -> Option<(usize, usize)> {
+        match *self {
+            Layer::Dense { inputs, outputs } => Some((inputs, outputs)),
+            Layer::Conv2d(c) => Some((c.in_size(), c.out_size())),
+            Layer::MaxPool(p) | Layer::AvgPool(p) => Some((p.in_size(), p.out_size())),
+            Layer::GlobalAvgPool(p) => Some((p.in_size(), p.channels)),
+            Layer::Activation(_) | Layer::Dropout => None,
+        }
+    }
+
+    /// `(fan_in, weights, biases)` of a parameterised layer.
+    pub fn param_shape(&self) -> Option<(usize, usize, usize)> {
+        match *self {
+            Layer::Dense { inputs, outputs } => Some((inputs, inputs * outputs, outputs)),
+            Layer::Conv2d(c) => Some((c.fan_in(), c.out_channels * c.fan_in(), c.out_channels)),
+            _ => None,
+        }
+    }
+
+    /// Multiply-adds per sample in the forward pass.
+    pub fn macs(&self) -> usize {
+        match *self {
+            Layer::Dense { inputs, outputs } => inputs * outputs,
+            Layer::Conv2d(c) => c.out_size() * c.fan_in(),
+            _ => 0,
+        }
+    }
 }
 
 /// A member's network: the width of its input rows and its layers, input to logits.
@@ -56,7 +175,11 @@ impl Arch {
 
     /// Outputs per row of the last layer (classes, or regression targets).
     pub fn outputs(&self) -> usize {
-        self.dense_shapes().last().map_or(self.inputs, |(_, o)| o)
+        self.layers
+            .iter()
+            .filter_map(Layer::widths)
+            .last()
+            .map_or(self.inputs, |(_, o)| o)
     }
 
     /// The activations the network applies, in order.
@@ -67,23 +190,29 @@ impl Arch {
         })
     }
 
-    pub fn param_count(&self) -> usize {
-        self.dense_shapes().map(|(i, o)| i * o + o).sum()
+    /// Each parameterised layer's `(fan_in, weights, biases)`, in order.
+    pub fn param_shapes(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.layers.iter().filter_map(Layer::param_shape)
     }
 
-    /// Multiply-adds per sample in the forward pass: `Σ inputs·outputs` over dense layers.
+    pub fn param_count(&self) -> usize {
+        self.param_shapes().map(|(_, w, b)| w + b).sum()
+    }
+
+    /// Multiply-adds per sample in the forward pass (`Σ inputs·outputs` over dense layers,
+    /// `Σ outputs·fan_in` over convolutions); a training step costs about 3× as much.
     pub fn macs_per_sample(&self) -> usize {
-        self.dense_shapes().map(|(i, o)| i * o).sum()
+        self.layers.iter().map(Layer::macs).sum()
     }
 
     /// Each parameterised layer's slice, in layer order.
     pub fn param_slices(&self) -> Vec<ParamSlice> {
         let mut offset = 0;
-        self.dense_shapes()
-            .map(|(i, o)| {
+        self.param_shapes()
+            .map(|(_, w, b)| {
                 let weights = offset;
-                let bias = weights + i * o;
-                offset = bias + o;
+                let bias = weights + w;
+                offset = bias + b;
                 ParamSlice {
                     weights,
                     bias,
@@ -93,15 +222,15 @@ impl Arch {
             .collect()
     }
 
-    /// PyTorch's `nn.Linear` default for every dense layer: weights and bias uniform in
-    /// `±1/√inputs`, drawn from the counter-based stream `(seed, Init, k)` for the `k`-th
-    /// parameterised layer, so it never depends on the population around the member.
+    /// PyTorch's `nn.Linear` and `nn.Conv2d` default for every parameterised layer:
+    /// weights and bias uniform in `±1/√fan_in`, drawn from the counter-based stream
+    /// `(seed, Init, k)` for the `k`-th parameterised layer, so it never depends on the
+    /// population around the member.
     pub fn init_params(&self, seed: u64) -> Vec<f32> {
         let mut params = Vec::with_capacity(self.param_count());
-        for (k, (inputs, outputs)) in self.dense_shapes().enumerate() {
-            let bound = 1.0 / (inputs as f32).sqrt();
-            let count = (inputs + 1) * outputs;
-            params.extend((0..count as u64).map(|i| {
+        for (k, (fan_in, weights, biases)) in self.param_shapes().enumerate() {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            params.extend((0..(weights + biases) as u64).map(|i| {
                 let u = unit_f32(stream_word(seed, Stream::Init, k as u32, 0, i));
                 (2.0 * u - 1.0) * bound
             }));
@@ -109,19 +238,27 @@ impl Arch {
         params
     }
 
-    /// Whether the layers chain: each dense layer reads what the layer before it gives,
-    /// and the list starts and ends with a dense layer.
+    /// Whether the layers chain: each layer that writes a block reads what the block
+    /// before it holds, no shape is empty, and the list starts with a layer that writes a
+    /// block and ends with a dense layer.
     pub fn is_consistent(&self) -> bool {
         let mut width = self.inputs;
         for layer in &self.layers {
-            if let Layer::Dense { inputs, outputs } = *layer {
-                if inputs != width {
+            let image_ok = match *layer {
+                Layer::Conv2d(c) => c.stride > 0 && c.kernel > 0 && c.out_size() > 0,
+                Layer::MaxPool(p) | Layer::AvgPool(p) | Layer::GlobalAvgPool(p) => {
+                    p.size > 0 && p.out_size() > 0
+                }
+                _ => true,
+            };
+            if let Some((inputs, outputs)) = layer.widths() {
+                if inputs != width || outputs == 0 || !image_ok {
                     return false;
                 }
                 width = outputs;
             }
         }
-        matches!(self.layers.first(), Some(Layer::Dense { .. }))
+        self.layers.first().is_some_and(|l| l.widths().is_some())
             && matches!(self.layers.last(), Some(Layer::Dense { .. }))
     }
 }

@@ -6,7 +6,7 @@ pub mod layers;
 mod mlp;
 
 pub use hparams::Hparams;
-pub use layers::{Arch, Layer};
+pub use layers::{Arch, Conv2d, Layer, Pool};
 
 /// Everything that defines one member: its architecture, its hyperparameters, the seed
 /// from which its initial weights and dropout masks are drawn, and (cross-validation) the

@@ -6,11 +6,13 @@
 
 pub mod activation;
 pub mod augment;
+pub mod conv;
 pub mod dropout;
 pub mod linear;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod pool;
 mod population;
 
 pub use population::{evaluate_params, CpuBackend};

@@ -3,19 +3,25 @@
 //! [`Arch::param_slices`]). The population's CPU backend runs it per member; the LR range
 //! test runs it on one.
 //!
-//! Buffers: each dense layer writes a block `(batch, outputs)`; the activation and dropout
-//! layers after it work in place on that block (an activation other than ReLU keeps a copy
-//! of its input, since GELU's derivative cannot be recovered from its output). The
-//! backward pass walks the list in reverse with one gradient buffer and one spare.
+//! Buffers: each dense, convolution or pooling layer writes a block `(batch, outputs)`; the
+//! activation and dropout layers after it work in place on that block (an activation other
+//! than ReLU keeps a copy of its input, since GELU's derivative cannot be recovered from
+//! its output). The backward pass walks the list in reverse with one gradient buffer and
+//! one spare.
 
 use super::activation::{activation_backward, activation_forward, relu_backward, relu_forward};
+use super::conv::{col_len, conv_backward, conv_forward};
 use super::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use super::linear::{linear_backward, linear_forward, LinearShape};
 use super::loss::{loss_backward, loss_forward, LossSums};
+use super::pool::{
+    avg_pool_backward, avg_pool_forward, global_avg_pool_backward, global_avg_pool_forward,
+    max_pool_backward, max_pool_forward,
+};
 use super::Real;
 use crate::data::Targets;
 use crate::model::hparams::Activation;
-use crate::model::layers::{Arch, Layer};
+use crate::model::layers::{Arch, Conv2d, Layer, Pool};
 
 /// One layer, resolved against the workspace: which block it writes or changes in place,
 /// and where its parameters, mask or saved input live.
@@ -25,6 +31,26 @@ enum Step {
         shape: (usize, usize),
         weights: usize,
         bias: usize,
+        block: usize,
+    },
+    Conv {
+        conv: Conv2d,
+        weights: usize,
+        bias: usize,
+        block: usize,
+    },
+    MaxPool {
+        pool: Pool,
+        block: usize,
+        /// Index into the workspace's argmax buffers.
+        picks: usize,
+    },
+    AvgPool {
+        pool: Pool,
+        block: usize,
+    },
+    GlobalAvgPool {
+        pool: Pool,
         block: usize,
     },
     Activation {
@@ -52,6 +78,11 @@ pub struct NetworkWorkspace<T> {
     masks: Vec<Vec<T>>,
     /// Inputs of each activation layer other than ReLU.
     saved: Vec<Vec<T>>,
+    /// Where each max-pooling layer took its values from.
+    picks: Vec<Vec<u32>>,
+    /// One sample's im2col columns and their gradient (the largest convolution's size).
+    col: Vec<T>,
+    dcol: Vec<T>,
     delta: Vec<T>,
     delta_prev: Vec<T>,
 }
@@ -71,6 +102,9 @@ impl<T: Real> NetworkWorkspace<T> {
             widths: Vec::new(),
             masks: Vec::new(),
             saved: Vec::new(),
+            picks: Vec::new(),
+            col: Vec::new(),
+            dcol: Vec::new(),
             delta: Vec::new(),
             delta_prev: Vec::new(),
         };
@@ -78,18 +112,49 @@ impl<T: Real> NetworkWorkspace<T> {
         for layer in &arch.layers {
             let block = ws.blocks.len().saturating_sub(1);
             let zeros = |width: usize| vec![T::zero(); batch * width];
+            if let Some((_, outputs)) = layer.widths() {
+                ws.blocks.push(zeros(outputs));
+                ws.widths.push(outputs);
+            }
+            let new_block = ws.blocks.len().saturating_sub(1);
             let step = match *layer {
                 Layer::Dense { inputs, outputs } => {
-                    let slice = slices.next().expect("a slice per dense layer");
-                    ws.blocks.push(zeros(outputs));
-                    ws.widths.push(outputs);
+                    let slice = slices.next().expect("a slice per parameterised layer");
                     Step::Dense {
                         shape: (inputs, outputs),
                         weights: slice.weights,
                         bias: slice.bias,
-                        block: ws.blocks.len() - 1,
+                        block: new_block,
                     }
                 }
+                Layer::Conv2d(conv) => {
+                    let slice = slices.next().expect("a slice per parameterised layer");
+                    let len = col_len(&conv).max(ws.col.len());
+                    ws.col.resize(len, T::zero());
+                    ws.dcol.resize(len, T::zero());
+                    Step::Conv {
+                        conv,
+                        weights: slice.weights,
+                        bias: slice.bias,
+                        block: new_block,
+                    }
+                }
+                Layer::MaxPool(pool) => {
+                    ws.picks.push(vec![0; batch * pool.out_size()]);
+                    Step::MaxPool {
+                        pool,
+                        block: new_block,
+                        picks: ws.picks.len() - 1,
+                    }
+                }
+                Layer::AvgPool(pool) => Step::AvgPool {
+                    pool,
+                    block: new_block,
+                },
+                Layer::GlobalAvgPool(pool) => Step::GlobalAvgPool {
+                    pool,
+                    block: new_block,
+                },
                 Layer::Activation(activation) => Step::Activation {
                     activation,
                     block,
@@ -108,7 +173,7 @@ impl<T: Real> NetworkWorkspace<T> {
             };
             ws.steps.push(step);
         }
-        let max_width = arch.dense_widths().into_iter().max().unwrap_or(0);
+        let max_width = ws.widths.iter().copied().max().unwrap_or(0);
         ws.delta = vec![T::zero(); batch * max_width];
         ws.delta_prev = vec![T::zero(); batch * max_width];
         ws
@@ -148,6 +213,39 @@ fn forward<'w, T: Real>(
                     &params[bias..bias + n_out],
                     &mut rest[0][..batch * n_out],
                 );
+            }
+            Step::Conv {
+                conv,
+                weights,
+                bias,
+                block,
+            } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                conv_forward(
+                    &conv,
+                    batch,
+                    input,
+                    &params[weights..bias],
+                    &params[bias..bias + conv.out_channels],
+                    &mut rest[0],
+                    &mut ws.col,
+                );
+            }
+            Step::MaxPool { pool, block, picks } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                max_pool_forward(&pool, batch, input, &mut rest[0], &mut ws.picks[picks]);
+            }
+            Step::AvgPool { pool, block } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                avg_pool_forward(&pool, batch, input, &mut rest[0]);
+            }
+            Step::GlobalAvgPool { pool, block } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                global_avg_pool_forward(&pool, batch, input, &mut rest[0]);
             }
             Step::Activation {
                 activation,
@@ -235,6 +333,56 @@ pub fn forward_backward<T: Real>(
                     db,
                 );
                 if block > 0 {
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::Conv {
+                conv,
+                weights,
+                bias,
+                block,
+            } => {
+                let input = if block == 0 {
+                    x
+                } else {
+                    &ws.blocks[block - 1][..]
+                };
+                let o = conv.out_channels;
+                let (dw, db) = grad[weights..bias + o].split_at_mut(bias - weights);
+                let dx = (block > 0).then(|| &mut ws.delta_prev[..batch * conv.in_size()]);
+                conv_backward(
+                    &conv,
+                    batch,
+                    input,
+                    &params[weights..bias],
+                    &ws.delta[..batch * conv.out_size()],
+                    dx,
+                    dw,
+                    db,
+                    (&mut ws.col, &mut ws.dcol),
+                );
+                if block > 0 {
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::MaxPool { pool, block, picks } => {
+                if block > 0 {
+                    let dx = &mut ws.delta_prev[..batch * pool.in_size()];
+                    max_pool_backward(&pool, batch, &ws.delta, &ws.picks[picks], dx);
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::AvgPool { pool, block } => {
+                if block > 0 {
+                    let dx = &mut ws.delta_prev[..batch * pool.in_size()];
+                    avg_pool_backward(&pool, batch, &ws.delta, dx);
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::GlobalAvgPool { pool, block } => {
+                if block > 0 {
+                    let dx = &mut ws.delta_prev[..batch * pool.in_size()];
+                    global_avg_pool_backward(&pool, batch, &ws.delta, dx);
                     std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
                 }
             }
