@@ -177,8 +177,8 @@ impl Arch {
     pub fn outputs(&self) -> usize {
         self.layers
             .iter()
-            .filter_map(Layer::widths)
-            .last()
+            .rev()
+            .find_map(Layer::widths)
             .map_or(self.inputs, |(_, o)| o)
     }
 
