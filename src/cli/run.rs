@@ -552,7 +552,7 @@ pub(super) fn lr_range_from_finder(
     train: &crate::data::Dataset,
 ) -> Result<(f64, f64)> {
     use crate::train::lr_finder::{range_test, RangeTest};
-    let specs: Vec<_> = (0..3u64)
+    let specs: Vec<crate::model::MemberSpec> = (0..3u64)
         .map(|seed| {
             crate::model::knobs::member_spec(
                 &crate::space::Params::new(),
@@ -561,8 +561,9 @@ pub(super) fn lr_range_from_finder(
                 train.n_classes,
                 crate::rng::derive_seed(sweep.seed, 0x1F00 + seed),
             )
+            .map_err(|e| Error::Run(format!("the sweep's default model: {e}")))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let test = RangeTest {
         batch_size: sweep.batch_size,
         ..RangeTest::default()

@@ -303,7 +303,7 @@ pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {
         batch_size: a.batch_size.unwrap_or(sweep.batch_size).max(1),
         ..RangeTest::default()
     };
-    let specs: Vec<_> = (0..a.seeds as u64)
+    let specs: Vec<crate::model::MemberSpec> = (0..a.seeds as u64)
         .map(|seed| {
             crate::model::knobs::member_spec(
                 &crate::space::Params::new(),
@@ -312,8 +312,9 @@ pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {
                 tuning.train.n_classes,
                 crate::rng::derive_seed(sweep.seed, 0x1F00 + seed),
             )
+            .map_err(|e| Error::Run(format!("the sweep's default model: {e}")))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -6,9 +6,30 @@ use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions, Task};
 use crate::error::Result;
+use crate::model::cnn::ImageShape;
 use std::path::PathBuf;
 
 impl Ctx<'_> {
+    /// `data.shape: [C, H, W]`, each at least 1.
+    pub(super) fn image_shape(&self, raw: Option<Vec<u64>>) -> Result<Option<ImageShape>> {
+        let Some(dims) = raw else { return Ok(None) };
+        match dims[..] {
+            [c, h, w] if c >= 1 && h >= 1 && w >= 1 && c * h * w <= 1 << 26 => {
+                Ok(Some(ImageShape {
+                    channels: c as usize,
+                    height: h as usize,
+                    width: w as usize,
+                }))
+            }
+            _ => Err(self.err(
+                &["data", "shape"],
+                format!(
+                    "{dims:?} is not an image shape [channels, height, width] of positive sizes"
+                ),
+            )),
+        }
+    }
+
     /// The data source, the split fractions and the validation fraction.
     pub(super) fn data(
         &self,

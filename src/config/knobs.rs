@@ -4,8 +4,9 @@
 use super::raw::{RawModel, RawSchedule, RawTrain};
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::model::cnn::{CnnSpec, ImageShape};
 use crate::model::hparams::{Activation, Decay, LrSchedule, OptimizerKind};
-use crate::model::knobs::{knob, KnobDefaults, KnobKind, KNOBS};
+use crate::model::knobs::{knob, CnnDefaults, Family, KnobDefaults, KnobKind, KNOBS};
 use crate::space::transform::from_unit;
 use crate::space::{Distribution, ParamValue, Space, SpaceError};
 
@@ -25,16 +26,29 @@ impl Ctx<'_> {
         model: Option<&RawModel>,
         train: Option<&RawTrain>,
         epochs_for_schedule: usize,
+        image: Option<ImageShape>,
     ) -> Result<KnobDefaults> {
-        if let Some(kind) = model
-            .and_then(|m| m.kind.as_deref())
-            .filter(|&k| k != "mlp")
-        {
-            return Err(self.err(
-                &["model", "type"],
-                format!("model type `{kind}` is not supported yet (supported: mlp)"),
-            ));
-        }
+        let family = match model.and_then(|m| m.kind.as_deref()) {
+            None | Some("mlp") => Family::Mlp,
+            Some("cnn") => Family::Cnn,
+            Some(kind) => {
+                return Err(self.err(
+                    &["model", "type"],
+                    format!("model type `{kind}` is not supported yet (supported: mlp, cnn)"),
+                ))
+            }
+        };
+        let cnn = match (family, model) {
+            (Family::Cnn, model) => Some(CnnDefaults {
+                spec: self.cnn_spec(model)?,
+                image,
+            }),
+            (Family::Mlp, Some(m)) => {
+                self.refuse_keys_of(Family::Cnn, m)?;
+                None
+            }
+            (Family::Mlp, None) => None,
+        };
         let base = KnobDefaults::default();
         let activation = match model.and_then(|m| m.activation.as_deref()) {
             None => base.activation,
@@ -125,7 +139,90 @@ impl Ctx<'_> {
                 as_f64(model.and_then(|m| m.width)),
                 base.width as f64,
             )? as usize,
+            cnn,
         })
+    }
+
+    /// `model:`'s CNN keys over [`CnnSpec::default`], each checked against its knob.
+    fn cnn_spec(&self, model: Option<&RawModel>) -> Result<CnnSpec> {
+        if let Some(m) = model {
+            self.refuse_keys_of(Family::Mlp, m)?;
+            if m.batch_norm == Some(true) {
+                return Err(self.err(
+                    &["model", "batch_norm"],
+                    "batch normalisation is not supported yet".into(),
+                ));
+            }
+        }
+        let base = CnnSpec::default();
+        let int = |name: &str, value: Option<u64>, default: usize| -> Result<usize> {
+            let Some(v) = value else { return Ok(default) };
+            let knob = knob(name).expect("CNN keys are named after knobs");
+            match (knob.accepts)(v as f64) {
+                true => Ok(v as usize),
+                false => Err(self.err(
+                    &["model", name],
+                    format!("{v} is outside the valid range {} of {name}", knob.range),
+                )),
+            }
+        };
+        let get = |f: fn(&RawModel) -> Option<u64>| model.and_then(f);
+        let growth = get(|m| m.filter_growth).unwrap_or(base.filter_growth as u64);
+        if !(1..=4).contains(&growth) {
+            return Err(self.err(
+                &["model", "filter_growth"],
+                format!("{growth} is outside the valid range 1..=4 of filter_growth"),
+            ));
+        }
+        let spec = CnnSpec {
+            filters: int("filters", get(|m| m.filters), base.filters)?,
+            layers: int("layers", get(|m| m.layers), base.layers)?,
+            kernel_size: int("kernel_size", get(|m| m.kernel_size), base.kernel_size)?,
+            pool_every: int("pool_every", get(|m| m.pool_every), base.pool_every)?,
+            filter_growth: growth as usize,
+            fc_layers: int("fc_layers", get(|m| m.fc_layers), base.fc_layers)?,
+            fc_width: int("fc_width", get(|m| m.fc_width), base.fc_width)?,
+            global_pool: model.and_then(|m| m.global_pool).unwrap_or(false),
+        };
+        if spec.pool_every > spec.layers {
+            return Err(self.err(
+                &["model", "pool_every"],
+                format!(
+                    "pool_every {} is larger than layers {}: no convolution would be pooled",
+                    spec.pool_every, spec.layers
+                ),
+            ));
+        }
+        Ok(spec)
+    }
+
+    /// Refuses `model:` keys that shape a model of `other` family than the sweep's.
+    fn refuse_keys_of(&self, other: Family, m: &RawModel) -> Result<()> {
+        let given: &[(&str, bool)] = match other {
+            Family::Mlp => &[("depth", m.depth.is_some()), ("width", m.width.is_some())],
+            Family::Cnn => &[
+                ("filters", m.filters.is_some()),
+                ("layers", m.layers.is_some()),
+                ("kernel_size", m.kernel_size.is_some()),
+                ("pool_every", m.pool_every.is_some()),
+                ("filter_growth", m.filter_growth.is_some()),
+                ("fc_layers", m.fc_layers.is_some()),
+                ("fc_width", m.fc_width.is_some()),
+                ("global_pool", m.global_pool.is_some()),
+                ("batch_norm", m.batch_norm.is_some()),
+            ],
+        };
+        match given.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(self.err(
+                &["model", key],
+                format!(
+                    "`{key}` shapes a {} model; this sweep's model.type is not {}",
+                    other.name(),
+                    other.name()
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// `train.lr_schedule`: a linear warm-up (`warmup_epochs`, default 0) then `constant`,
@@ -184,22 +281,33 @@ impl Ctx<'_> {
 
     /// Checks every parameter against the built-in model's knobs: the name must be one,
     /// the kind (integer or real) must match, and every value it can take must be valid.
-    pub(super) fn check_knobs(&self, mut space: Space) -> Result<Space> {
-        let names: Vec<&str> = KNOBS.iter().map(|k| k.name).collect();
+    pub(super) fn check_knobs(&self, mut space: Space, family: Family) -> Result<Space> {
+        let names: Vec<&str> = KNOBS
+            .iter()
+            .filter(|k| k.family.is_none_or(|f| f == family))
+            .map(|k| k.name)
+            .collect();
+        let widths = match family {
+            Family::Mlp => ", width_<k>",
+            Family::Cnn => "",
+        };
         for def in &mut space.params {
             let name = def.name.clone();
             let at = |key: &str| SpaceError::at(&name, key, "");
             let fail =
                 |key: &str, message: String| self.space_error(SpaceError { message, ..at(key) });
-            let knob = knob(&name).ok_or_else(|| {
-                fail(
-                    "",
-                    format!(
-                        "unknown parameter `{name}` (the built-in MLP tunes {}, width_<k>)",
-                        names.join(", ")
-                    ),
-                )
-            })?;
+            let knob = knob(&name)
+                .filter(|k| k.family.is_none_or(|f| f == family))
+                .ok_or_else(|| {
+                    fail(
+                        "",
+                        format!(
+                            "unknown parameter `{name}` (the built-in {} tunes {}{widths})",
+                            family.name().to_uppercase(),
+                            names.join(", ")
+                        ),
+                    )
+                })?;
             let check = |key: &str, x: f64| {
                 if (knob.accepts)(x) {
                     Ok(())

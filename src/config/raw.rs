@@ -128,6 +128,9 @@ pub(super) struct RawData {
     pub(super) label: Option<serde_yaml_ng::Value>,
     /// `classification` (default) or `regression` (csv and npy).
     pub(super) task: Option<String>,
+    /// `[C, H, W]`: the rows are channel-major images of this shape (for a CNN; square
+    /// one-channel images need no shape).
+    pub(super) shape: Option<Vec<u64>>,
     pub(super) split: Option<RawSplit>,
     /// Fraction of a shipped train set held for validation when a test set is given
     /// (default 0.1).
@@ -148,8 +151,19 @@ pub(super) struct RawModel {
     #[serde(rename = "type")]
     pub(super) kind: Option<String>,
     pub(super) activation: Option<String>,
+    /// MLP: hidden layers and their width.
     pub(super) depth: Option<u64>,
     pub(super) width: Option<u64>,
+    /// CNN: see `model::cnn::CnnSpec`.
+    pub(super) filters: Option<u64>,
+    pub(super) layers: Option<u64>,
+    pub(super) kernel_size: Option<u64>,
+    pub(super) pool_every: Option<u64>,
+    pub(super) filter_growth: Option<u64>,
+    pub(super) fc_layers: Option<u64>,
+    pub(super) fc_width: Option<u64>,
+    pub(super) global_pool: Option<bool>,
+    pub(super) batch_norm: Option<bool>,
     /// A parameter budget: configurations above it are not trained (recorded failed).
     pub(super) max_params: Option<u64>,
 }

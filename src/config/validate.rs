@@ -36,10 +36,11 @@ impl Ctx<'_> {
         )?;
         let epoch_fraction = self.epoch_fraction(train.and_then(|t| t.epoch_fraction))?;
         let (schedule, epochs) = self.schedule_of(&mut raw, epochs)?;
-        let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref(), epochs)?;
+        let image = self.image_shape(raw.data.as_mut().and_then(|d| d.shape.take()))?;
+        let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref(), epochs, image)?;
         let space = parse_parameters(raw.parameters.take().unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
-        let space = self.check_knobs(space)?;
+        let space = self.check_knobs(space, defaults.family())?;
         let choice = auto.then(|| {
             let cap = self.positive(raw.run_cap, 27, &["run_cap"]).unwrap_or(27);
             let unscheduled = matches!(schedule, Schedule::Full) && raw.cv.is_none();

@@ -1,6 +1,7 @@
 //! The built-in model's tunable knobs: their names in a sweep file, their valid ranges, and
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
+use super::cnn::{CnnSpec, ImageShape};
 use super::{Arch, Hparams, MemberSpec};
 use crate::model::hparams::Activation;
 use crate::model::hparams::Augment;
@@ -23,92 +24,169 @@ pub enum KnobKind {
     Choice(&'static [&'static str]),
 }
 
+/// Which model family a knob shapes; `None` on a knob: every family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Mlp,
+    Cnn,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Mlp => "mlp",
+            Family::Cnn => "cnn",
+        }
+    }
+}
+
 /// One tunable knob and the values it accepts.
 pub struct Knob {
     pub name: &'static str,
     pub kind: KnobKind,
+    /// The family whose shape it sets, or `None` for a training knob.
+    pub family: Option<Family>,
     /// The valid range in words, for error messages.
     pub range: &'static str,
     pub accepts: fn(f64) -> bool,
 }
 
-pub const KNOBS: [Knob; 12] = [
+/// The most convolutions a CNN accepts, and its largest kernel and filter count.
+pub const MAX_CONV_LAYERS: usize = 16;
+pub const MAX_KERNEL: usize = 15;
+pub const MAX_FILTERS: usize = 4096;
+
+pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "batch_size",
+        family: None,
         kind: KnobKind::Int,
         range: "1..=65536",
         accepts: |x| (1.0..=65_536.0).contains(&x),
     },
     Knob {
         name: "noise",
+        family: None,
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
     },
     Knob {
         name: "shift",
+        family: None,
         kind: KnobKind::Int,
         range: "0..=8",
         accepts: |x| (0.0..=MAX_SHIFT as f64).contains(&x),
     },
     Knob {
         name: "activation",
+        family: None,
         kind: KnobKind::Choice(&Activation::NAMES),
         range: "relu, leaky_relu, tanh, gelu",
         accepts: |_| true,
     },
     Knob {
         name: "optimizer",
+        family: None,
         kind: KnobKind::Choice(&OptimizerKind::NAMES),
         range: "sgd, adamw",
         accepts: |_| true,
     },
     Knob {
         name: "lr",
+        family: None,
         kind: KnobKind::Float,
         range: "(0, ∞)",
         accepts: |x| x > 0.0 && x.is_finite(),
     },
     Knob {
         name: "momentum",
+        family: None,
         kind: KnobKind::Float,
         range: "[0, 1)",
         accepts: |x| (0.0..1.0).contains(&x),
     },
     Knob {
         name: "weight_decay",
+        family: None,
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
     },
     Knob {
         name: "l1",
+        family: None,
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
     },
     Knob {
         name: "dropout",
+        family: None,
         kind: KnobKind::Float,
         range: "[0, 1)",
         accepts: |x| (0.0..1.0).contains(&x),
     },
     Knob {
         name: "depth",
+        family: Some(Family::Mlp),
         kind: KnobKind::Int,
         range: "1..=8",
         accepts: |x| (1.0..=MAX_DEPTH as f64).contains(&x),
     },
     Knob {
         name: "width",
+        family: Some(Family::Mlp),
+        kind: KnobKind::Int,
+        range: "1..=65536",
+        accepts: |x| (1.0..=MAX_WIDTH as f64).contains(&x),
+    },
+    Knob {
+        name: "filters",
+        family: Some(Family::Cnn),
+        kind: KnobKind::Int,
+        range: "1..=4096",
+        accepts: |x| (1.0..=MAX_FILTERS as f64).contains(&x),
+    },
+    Knob {
+        name: "layers",
+        family: Some(Family::Cnn),
+        kind: KnobKind::Int,
+        range: "1..=16",
+        accepts: |x| (1.0..=MAX_CONV_LAYERS as f64).contains(&x),
+    },
+    Knob {
+        name: "kernel_size",
+        family: Some(Family::Cnn),
+        kind: KnobKind::Int,
+        range: "1..=15",
+        accepts: |x| (1.0..=MAX_KERNEL as f64).contains(&x),
+    },
+    Knob {
+        name: "pool_every",
+        family: Some(Family::Cnn),
+        kind: KnobKind::Int,
+        range: "1..=16",
+        accepts: |x| (1.0..=MAX_CONV_LAYERS as f64).contains(&x),
+    },
+    Knob {
+        name: "fc_layers",
+        family: Some(Family::Cnn),
+        kind: KnobKind::Int,
+        range: "0..=8",
+        accepts: |x| (0.0..=MAX_DEPTH as f64).contains(&x),
+    },
+    Knob {
+        name: "fc_width",
+        family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "1..=65536",
         accepts: |x| (1.0..=MAX_WIDTH as f64).contains(&x),
     },
 ];
 
-/// The knob a parameter name refers to: one of [`KNOBS`], or `width_<k>` (the width of
-/// hidden layer `k`, 1-based, overriding `width`), which shares `width`'s range.
+/// The knob a parameter name refers to: one of [`KNOBS`], or `width_<k>` (the width of an
+/// MLP's hidden layer `k`, 1-based, overriding `width`), which shares `width`'s range.
 pub fn knob(name: &str) -> Option<&'static Knob> {
     let base = match name.strip_prefix("width_").map(str::parse::<usize>) {
         Some(Ok(k)) if (1..=MAX_DEPTH).contains(&k) => "width",
@@ -135,6 +213,25 @@ pub struct KnobDefaults {
     pub shift: usize,
     pub depth: usize,
     pub width: usize,
+    /// The model family: an MLP (`depth`, `width`), or a CNN of this shape.
+    pub cnn: Option<CnnDefaults>,
+}
+
+/// A CNN sweep's defaults: its shape, and its input images' shape when the data does not
+/// say (`None`: square one-channel images).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CnnDefaults {
+    pub spec: CnnSpec,
+    pub image: Option<ImageShape>,
+}
+
+impl KnobDefaults {
+    pub fn family(&self) -> Family {
+        match self.cnn {
+            Some(_) => Family::Cnn,
+            None => Family::Mlp,
+        }
+    }
 }
 
 impl Default for KnobDefaults {
@@ -154,25 +251,23 @@ impl Default for KnobDefaults {
             shift: 0,
             depth: 2,
             width: 128,
+            cnn: None,
         }
     }
 }
 
-/// The member a trial trains. `params` must already be validated against [`KNOBS`].
+/// The member a trial trains, or why its architecture cannot be built on rows of `inputs`
+/// features (a CNN whose kernels or pools do not fit the image). `params` must already be
+/// validated against [`KNOBS`].
 pub fn member_spec(
     params: &Params,
     defaults: &KnobDefaults,
     inputs: usize,
     classes: usize,
     seed: u64,
-) -> MemberSpec {
+) -> Result<MemberSpec, String> {
     let number =
         |name: &str, default: f64| params.get(name).and_then(|v| v.as_f64()).unwrap_or(default);
-    let depth = number("depth", defaults.depth as f64) as usize;
-    let width = number("width", defaults.width as f64);
-    let hidden: Vec<usize> = (1..=depth)
-        .map(|k| number(&format!("width_{k}"), width) as usize)
-        .collect();
     let activation = match params.get("activation") {
         Some(crate::space::ParamValue::Str(name)) => {
             Activation::parse(name).expect("validated against the knob's choices")
@@ -185,8 +280,46 @@ pub fn member_spec(
         }
         _ => defaults.optimizer,
     };
-    MemberSpec {
-        arch: Arch::mlp(inputs, &hidden, classes).with_activation(activation),
+    let arch = match defaults.cnn {
+        None => {
+            let depth = number("depth", defaults.depth as f64) as usize;
+            let width = number("width", defaults.width as f64);
+            let hidden: Vec<usize> = (1..=depth)
+                .map(|k| number(&format!("width_{k}"), width) as usize)
+                .collect();
+            Arch::mlp(inputs, &hidden, classes).with_activation(activation)
+        }
+        Some(cnn) => {
+            let image = cnn.image.or_else(|| ImageShape::square(inputs)).ok_or_else(|| {
+                format!(
+                    "a CNN needs image rows: {inputs} features are not a square image; give                      data.shape: [C, H, W]"
+                )
+            })?;
+            if image.features() != inputs {
+                return Err(format!(
+                    "data.shape {}×{}×{} is {} features, but the rows have {inputs}",
+                    image.channels,
+                    image.height,
+                    image.width,
+                    image.features()
+                ));
+            }
+            let int = |name: &str, default: usize| number(name, default as f64) as usize;
+            let d = cnn.spec;
+            let spec = CnnSpec {
+                filters: int("filters", d.filters),
+                layers: int("layers", d.layers),
+                kernel_size: int("kernel_size", d.kernel_size),
+                pool_every: int("pool_every", d.pool_every),
+                fc_layers: int("fc_layers", d.fc_layers),
+                fc_width: int("fc_width", d.fc_width),
+                ..d
+            };
+            Arch::cnn(image, &spec, activation, classes)?
+        }
+    };
+    Ok(MemberSpec {
+        arch,
         hparams: Hparams {
             optim: OptimHparams {
                 kind: optimizer,
@@ -214,7 +347,7 @@ pub fn member_spec(
         },
         seed,
         fold: None,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -229,7 +362,7 @@ mod tests {
         params.insert("width".into(), ParamValue::Int(32));
         params.insert("width_2".into(), ParamValue::Int(7));
         params.insert("lr".into(), ParamValue::Float(0.2));
-        let spec = member_spec(&params, &KnobDefaults::default(), 64, 10, 1);
+        let spec = member_spec(&params, &KnobDefaults::default(), 64, 10, 1).unwrap();
         assert_eq!(spec.arch.dense_widths(), vec![64, 32, 7, 32, 10]);
         assert_eq!(spec.hparams.optim.lr, 0.2);
         assert_eq!(spec.hparams.optim.momentum, 0.9);
@@ -243,13 +376,19 @@ mod tests {
         };
         let mut params = Params::new();
         params.insert("optimizer".into(), ParamValue::Str("adamw".into()));
-        let adamw = member_spec(&params, &defaults, 64, 10, 1).hparams.optim;
+        let adamw = member_spec(&params, &defaults, 64, 10, 1)
+            .unwrap()
+            .hparams
+            .optim;
         assert_eq!(adamw.kind, OptimizerKind::AdamW);
         assert!(!adamw.nesterov);
         params.insert("optimizer".into(), ParamValue::Str("sgd".into()));
-        let sgd = member_spec(&params, &defaults, 64, 10, 1).hparams.optim;
+        let sgd = member_spec(&params, &defaults, 64, 10, 1)
+            .unwrap()
+            .hparams
+            .optim;
         assert_eq!((sgd.kind, sgd.nesterov), (OptimizerKind::Sgd, true));
-        let untuned = member_spec(&Params::new(), &KnobDefaults::default(), 64, 10, 1);
+        let untuned = member_spec(&Params::new(), &KnobDefaults::default(), 64, 10, 1).unwrap();
         assert_eq!(untuned.hparams.optim.kind, OptimizerKind::Sgd);
     }
 

@@ -1,5 +1,6 @@
 //! Trial models: what one member of a population is.
 
+pub mod cnn;
 pub mod hparams;
 pub mod knobs;
 pub mod layers;

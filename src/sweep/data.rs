@@ -74,6 +74,28 @@ pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
     Ok(())
 }
 
+/// A CNN sweep's model must fit its data before any trial trains: the rows must be images
+/// (square, or of `data.shape`), and the untuned model must build on them. A trial's own
+/// knobs that do not fit are refused one by one (recorded failed, untrained).
+pub(super) fn check_model(sweep: &Sweep, n_features: usize, n_classes: usize) -> Result<()> {
+    if sweep.defaults.cnn.is_none() {
+        return Ok(());
+    }
+    let built = crate::model::knobs::member_spec(
+        &crate::space::Params::new(),
+        &sweep.defaults,
+        n_features,
+        n_classes.max(1),
+        0,
+    );
+    built.map(|_| ()).map_err(|message| Error::Config {
+        file: sweep.name.clone(),
+        line: None,
+        field: "model".into(),
+        message,
+    })
+}
+
 /// Loads the sweep's data and splits it; also returns a one-line description.
 pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
     let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
@@ -137,5 +159,6 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
             (tuning, held_out.normalized(&n))
         }
     };
+    check_model(sweep, tuning.train.n_features, tuning.train.n_classes)?;
     Ok((tuning, held_out, name))
 }

@@ -19,7 +19,7 @@ mod slots;
 mod summary;
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
-use data::check_shift;
+use data::{check_model, check_shift};
 pub use data::{load_data, load_dataset, prepare_data};
 pub use final_eval::{standing, FinalReport, Finalist};
 pub(crate) use plan::epoch_plan;
@@ -190,6 +190,7 @@ pub fn run_sweep(
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
     check_shift(sweep, tuning.train.n_features)?;
+    check_model(sweep, tuning.train.n_features, tuning.train.n_classes)?;
     let mut study = sweep_study(sweep, storage)?;
     let known = &study.records()?;
     let plans = bracket_plans(sweep);
@@ -333,7 +334,7 @@ fn trial_spec(
     tuning: &TuningData,
     trial: usize,
     params: &Params,
-) -> crate::model::MemberSpec {
+) -> std::result::Result<crate::model::MemberSpec, String> {
     let seed = derive_seed(derive_seed(sweep.seed, SEED_TRIALS), trial as u64);
     member_spec(
         params,
@@ -344,8 +345,9 @@ fn trial_spec(
     )
 }
 
-/// Adds a trial's member to `pop`, refused untrained when its architecture is over the
-/// sweep's parameter budget; returns its slot.
+/// Adds a trial's member to `pop`, refused untrained when its architecture cannot be built
+/// on the data (a CNN whose kernels or pools do not fit the image) or is over the sweep's
+/// parameter budget; returns its slot.
 fn insert_trial(
     pop: &mut dyn TrainingPopulation,
     sweep: &Sweep,
@@ -353,14 +355,31 @@ fn insert_trial(
     trial: usize,
     params: &Params,
 ) -> usize {
-    let spec = trial_spec(sweep, tuning, trial, params);
-    let size = spec.arch.param_count();
+    let (spec, refusal) = match trial_spec(sweep, tuning, trial, params) {
+        Ok(spec) => {
+            let size = spec.arch.param_count();
+            let over = sweep.max_params.filter(|&b| size > b).map(|budget| {
+                format!("{size} parameters exceed the budget model.max_params = {budget}")
+            });
+            (spec, over)
+        }
+        // The population records a refused member like any other failed trial; it holds a
+        // linear model in the place of the one that could not be built, never trained.
+        Err(why) => {
+            let linear = crate::model::knobs::KnobDefaults {
+                cnn: None,
+                depth: 0,
+                ..sweep.defaults
+            };
+            let (n, classes) = (tuning.train.n_features, tuning.train.n_classes);
+            let spec = member_spec(&Params::new(), &linear, n, classes, 0)
+                .expect("a linear model always builds");
+            (spec, Some(why))
+        }
+    };
     let slot = pop.insert(trial, spec);
-    if let Some(budget) = sweep.max_params.filter(|&b| size > b) {
-        pop.refuse(
-            slot,
-            format!("{size} parameters exceed the budget model.max_params = {budget}"),
-        );
+    if let Some(why) = refusal {
+        pop.refuse(slot, why);
     }
     slot
 }

@@ -13,7 +13,7 @@
 
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::knobs::{member_spec, KnobDefaults};
 use crate::space::Params;
 use serde::Serialize;
@@ -62,7 +62,8 @@ pub fn sanity_check(
         shift: 0,
         ..*defaults
     };
-    let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1);
+    let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1)
+        .map_err(|e| Error::Run(format!("the sweep's default model: {e}")))?;
     let mut pop = backend.population(&tiny, &tiny);
     pop.insert(0, spec);
     let initial_loss = pop.evaluate(0, &tiny)?.loss;

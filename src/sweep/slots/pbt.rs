@@ -82,7 +82,8 @@ impl SlotContext<'_> {
                         self.tuning.train.n_features,
                         self.tuning.train.n_classes,
                         member.spec.seed,
-                    );
+                    )
+                    .expect("explore changes no architecture knob, so the member's still builds");
                     debug_assert_eq!(
                         spec.arch, member.spec.arch,
                         "explore keeps the architecture"
@@ -121,7 +122,10 @@ impl SlotContext<'_> {
                 }
                 // Checkpointed members come back in the order they held their slots, whole.
                 let slot = saved.members.iter().position(|s| s.trial == m.trial);
-                let spec = trial_spec(self.sweep, self.tuning, t.number, &m.current);
+                // A checkpointed member was built once, so it builds again unless the sweep
+                // file or the data changed.
+                let spec = trial_spec(self.sweep, self.tuning, t.number, &m.current)
+                    .map_err(|_| replay_mismatch(m.trial))?;
                 if slot != Some(into.pop.len()) || spec.arch.param_count() != m.len {
                     return Err(replay_mismatch(m.trial));
                 }
@@ -231,5 +235,6 @@ impl SlotContext<'_> {
 /// whose copied state means something else under another one (SGD's velocity is not
 /// AdamW's first moment, and its second moment is empty).
 pub(super) fn fixed_for_life(name: &str) -> bool {
-    matches!(name, "depth" | "width" | "activation" | "optimizer") || name.starts_with("width_")
+    let shapes_a_model = crate::model::knobs::knob(name).is_some_and(|k| k.family.is_some());
+    shapes_a_model || matches!(name, "activation" | "optimizer")
 }
