@@ -50,6 +50,12 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
     let neg = csv("big_label.csv", "a,b,label\n1,2,0\n3,4,70000\n");
     let ragged = csv("ragged.csv", "a,b,label\n1,2,0\n3,4\n");
     let inf_target = csv("inf_target.csv", "a,y\n1,0.5\n2,inf\n");
+    let ragged_free = csv(
+        "three_features.csv",
+        &(0..40)
+            .map(|i| format!("{i},1,2,{}\n", i % 2))
+            .collect::<String>(),
+    );
     let t = |s: &str| s.as_bytes().to_vec();
     let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     vec![
@@ -95,6 +101,15 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("cv with one fold", t(&format!("{HEAD}cv: {{outer: 1, inner: 3}}\n")), v(&["cv.outer", "at least 2"])),
         ("cv with early stopping", t(&format!("{HEAD}cv: {{outer: 3, inner: 2}}\nearly_terminate: {{type: hyperband, min_iter: 1}}\n")), v(&["cv", "early stopping"])),
         ("unknown backend", t(&format!("{HEAD}backend: tpu\n")), v(&["backend", "tpu"])),
+        ("cnn on rows that are not images", t(&format!("{HEAD}model: {{type: cnn}}\ndata: {{format: csv, path: {ragged_free}}}\n")), v(&["model", "not a square image", "data.shape"])),
+        ("shape that does not multiply out", t(&format!("{HEAD}model: {{type: cnn, filters: 4, fc_width: 8}}\ndata: {{shape: [2, 8, 8]}}\n")), v(&["model", "2×8×8 is 128 features", "64"])),
+        ("kernel larger than the image", t(&format!("{HEAD}model: {{type: cnn, kernel_size: 9}}\n")), v(&["model", "kernel_size 9 is larger than the 8×8 input of convolution 1"])),
+        ("zero filters", t(&format!("{HEAD}model: {{type: cnn, filters: 0}}\n")), v(&["model.filters", "valid range"])),
+        ("negative filters", t(&format!("{HEAD}model: {{type: cnn, filters: -4}}\n")), v(&["model.filters"])),
+        ("pool_every above layers", t(&format!("{HEAD}model: {{type: cnn, layers: 2, pool_every: 3}}\n")), v(&["model.pool_every", "larger than layers 2"])),
+        ("mlp knob in a cnn sweep", t(&format!("{HEAD}model: {{type: cnn}}\nparameters:\n  width: {{values: [8]}}\n")), v(&["parameters.width", "unknown parameter", "CNN"])),
+        ("cnn key on an mlp", t(&format!("{HEAD}model: {{filters: 8}}\n")), v(&["model.filters", "cnn"])),
+        ("bad image shape", t(&format!("{HEAD}model: {{type: cnn}}\ndata: {{shape: [0, 8, 8]}}\n")), v(&["data.shape", "positive"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),
     ]
 }

@@ -115,26 +115,23 @@ pub fn sanity_check(
     } else if steps_to_overfit.is_none() && tiny.task == Task::Regression {
         diagnosis.push(format!(
             "loss {final_train_loss:.3e} on {} rows after {max_steps} steps, not below {:.0}% of \
-             the initial {initial_loss:.3e}: the learning rate (train.lr {}) may be too small, or \
-             the model (depth {}, width {}) too small; check that features and targets belong \
-             together",
+             the initial {initial_loss:.3e}: the learning rate (train.lr {}) may be wrong, or \
+             the model ({}) too small; check that features and targets belong together",
             tiny.len(),
             100.0 * REGRESSION_TARGET_FRACTION,
             plain.lr,
-            plain.depth,
-            plain.width
+            model_words(&plain),
         ));
     } else if steps_to_overfit.is_none() {
         diagnosis.push(format!(
             "{:.1}% training accuracy on {} rows after {max_steps} steps (target {:.0}%): the learning rate \
-             (train.lr {}) may be too small, or the model (depth {}, width {}) too small; check that \
-             features and labels belong together",
+             (train.lr {}) may be wrong, or the model ({}) too small; check that features and \
+             labels belong together",
             100.0 * final_train_accuracy,
             tiny.len(),
             100.0 * TARGET_ACCURACY,
             plain.lr,
-            plain.depth,
-            plain.width
+            model_words(&plain),
         ));
     }
     Ok(SanityReport {
@@ -211,5 +208,16 @@ mod tests {
         let report = sanity_check(&CpuBackend::new(1), &data, &KnobDefaults::default(), 5).unwrap();
         assert!(!report.initial_loss_ok, "{report:?}");
         assert!(report.diagnosis[0].contains("input scaling"));
+    }
+}
+
+/// The untuned model in the sweep file's words, for the diagnosis.
+fn model_words(d: &KnobDefaults) -> String {
+    match &d.cnn {
+        None => format!("depth {}, width {}", d.depth, d.width),
+        Some(c) => format!(
+            "cnn of {} convolutions from {} filters, kernel_size {}",
+            c.spec.layers, c.spec.filters, c.spec.kernel_size
+        ),
     }
 }
