@@ -175,6 +175,17 @@ fn initial_loss_check(tiny: &Dataset, initial_loss: f64) -> (f64, bool) {
     }
 }
 
+/// The untuned model in the sweep file's words, for the diagnosis.
+fn model_words(d: &KnobDefaults) -> String {
+    match &d.cnn {
+        None => format!("depth {}, width {}", d.depth, d.width),
+        Some(c) => format!(
+            "cnn of {} convolutions from {} filters, kernel_size {}",
+            c.spec.layers, c.spec.filters, c.spec.kernel_size
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,16 +219,5 @@ mod tests {
         let report = sanity_check(&CpuBackend::new(1), &data, &KnobDefaults::default(), 5).unwrap();
         assert!(!report.initial_loss_ok, "{report:?}");
         assert!(report.diagnosis[0].contains("input scaling"));
-    }
-}
-
-/// The untuned model in the sweep file's words, for the diagnosis.
-fn model_words(d: &KnobDefaults) -> String {
-    match &d.cnn {
-        None => format!("depth {}, width {}", d.depth, d.width),
-        Some(c) => format!(
-            "cnn of {} convolutions from {} filters, kernel_size {}",
-            c.spec.layers, c.spec.filters, c.spec.kernel_size
-        ),
     }
 }
