@@ -3,13 +3,16 @@
 //! `../shared/bench/peer_bench.py`, so the two can be run back to back and compared as
 //! ratios. FLOPs are counted as the peer counts them: `6·Σ(in·out)·batch` per
 //! member-step (2 forward + 4 backward per multiply-add; the first layer's unneeded input
-//! gradient is counted anyway, biases, activations and the optimizer are not).
+//! gradient is counted anyway, biases, activations and the optimizer are not). With a CNN
+//! (`--model cnn`, the interface of `peer_cnn.py`) a convolution's multiply-adds are
+//! `C_out·H_out·W_out·C_in·k·k`, counted the same way.
 
 use crate::backend::cpu::{CpuBackend, Real};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
-use crate::model::hparams::{OptimHparams, OptimizerKind};
-use crate::model::{Arch, Hparams, MemberSpec};
+use crate::model::cnn::ImageShape;
+use crate::model::hparams::{Activation, OptimHparams, OptimizerKind};
+use crate::model::{Arch, Conv2d, Hparams, Layer, MemberSpec, Pool};
 use crate::population::Population;
 use crate::rng::{stream_word, unit_f32, Stream};
 use serde::Serialize;
@@ -29,6 +32,81 @@ pub struct BenchConfig {
     pub optimizer: OptimizerKind,
     /// `(widths to draw from, depth range)`: member `p` draws its hidden widths and depth.
     pub ragged: Option<(Vec<usize>, (usize, usize))>,
+    /// Workload C: every member this CNN (`dims` is then `[C·H·W, classes]`).
+    pub cnn: Option<CnnBench>,
+}
+
+/// `peer_cnn.py`'s model: per entry of `conv`, a `kernel×kernel` convolution with padding
+/// `kernel/2`, ReLU, and a `pool×pool` max-pool (none for 1); flatten; per entry of `fc`,
+/// a dense layer and ReLU; the classifier.
+#[derive(Clone, Debug)]
+pub struct CnnBench {
+    pub input: ImageShape,
+    pub conv: Vec<usize>,
+    pub kernel: usize,
+    pub pool: usize,
+    pub fc: Vec<usize>,
+}
+
+impl CnnBench {
+    /// The layer list, or why the geometry does not fit the input.
+    pub fn arch(&self, classes: usize) -> Result<Arch, String> {
+        let mut layers = Vec::new();
+        let ImageShape {
+            mut channels,
+            mut height,
+            mut width,
+        } = self.input;
+        for (i, &filters) in self.conv.iter().enumerate() {
+            let conv = Conv2d {
+                in_channels: channels,
+                out_channels: filters,
+                kernel: self.kernel,
+                stride: 1,
+                pad: self.kernel / 2,
+                height,
+                width,
+            };
+            if conv.out_size() == 0 {
+                return Err(format!(
+                    "--kernel {} does not fit convolution {}'s {height}×{width} input",
+                    self.kernel,
+                    i + 1
+                ));
+            }
+            layers.push(Layer::Conv2d(conv));
+            layers.push(Layer::Activation(Activation::Relu));
+            (channels, height, width) = (filters, conv.out_height(), conv.out_width());
+            if self.pool > 1 {
+                let pool = Pool {
+                    channels,
+                    size: self.pool,
+                    height,
+                    width,
+                };
+                if pool.out_size() == 0 {
+                    return Err(format!(
+                        "--pool {} empties convolution {}'s {height}×{width} output",
+                        self.pool,
+                        i + 1
+                    ));
+                }
+                layers.push(Layer::MaxPool(pool));
+                (height, width) = (pool.out_height(), pool.out_width());
+            }
+        }
+        let mut inputs = channels * height * width;
+        for &outputs in self.fc.iter().chain(std::iter::once(&classes)) {
+            layers.push(Layer::Dense { inputs, outputs });
+            layers.push(Layer::Activation(Activation::Relu));
+            inputs = outputs;
+        }
+        layers.pop(); // no ReLU on the logits
+        Ok(Arch {
+            inputs: self.input.features(),
+            layers,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -131,8 +209,14 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                         .collect()
                 }
             };
+            let arch = match &config.cnn {
+                Some(cnn) => cnn
+                    .arch(classes)
+                    .expect("checked when the command was read"),
+                None => Arch::mlp(inputs, &hidden, classes),
+            };
             MemberSpec {
-                arch: Arch::mlp(inputs, &hidden, classes),
+                arch,
                 hparams: Hparams {
                     optim: match config.optimizer {
                         OptimizerKind::Sgd => OptimHparams::sgd(lr as f32, 0.9, 1e-4),
@@ -303,6 +387,12 @@ pub fn run_cuda(
 ) -> crate::error::Result<BenchResult> {
     use crate::backend::cuda::gather::DeviceData;
     use crate::backend::cuda::{linear, DevicePopulation};
+    if config.cnn.is_some() {
+        return Err(crate::error::Error::Device(
+            "the CUDA backend has no convolution kernels yet; run --model cnn with --backend cpu"
+                .into(),
+        ));
+    }
     let dev = gpu.device();
     let specs = members(config);
     let (inputs, classes) = (
@@ -378,6 +468,7 @@ mod tests {
             threads: 2,
             optimizer: OptimizerKind::AdamW,
             ragged: Some((vec![2, 4, 8], (1, 2))),
+            cnn: None,
         };
         let specs = members(&config);
         assert!(specs
@@ -397,5 +488,58 @@ mod tests {
         let expected_samples = (3 * 4) as f64 / (result.ms_per_step * 1e-3);
         assert!((result.model_samples_per_s - expected_samples).abs() < 1e-6 * expected_samples);
         assert!(result.gflops > 0.0 && result.loss_first.is_finite());
+    }
+
+    #[test]
+    fn the_cnn_workload_is_peer_cnns_model_and_counts_its_flops() {
+        let cnn = CnnBench {
+            input: ImageShape {
+                channels: 1,
+                height: 28,
+                width: 28,
+            },
+            conv: vec![32, 64],
+            kernel: 3,
+            pool: 2,
+            fc: vec![128],
+        };
+        let arch = cnn.arch(10).unwrap();
+        assert!(arch.is_consistent());
+        // conv 1·9 → 32 over 28², conv 32·9 → 64 over 14², then 64·7·7 → 128 → 10.
+        let macs = 32 * 784 * 9 + 64 * 196 * 288 + 3136 * 128 + 128 * 10;
+        assert_eq!(arch.macs_per_sample(), macs);
+        assert_eq!(
+            arch.layers.last(),
+            Some(&Layer::Dense {
+                inputs: 128,
+                outputs: 10
+            })
+        );
+        let too_small = CnnBench {
+            conv: vec![8; 6],
+            ..cnn
+        };
+        assert!(too_small
+            .arch(10)
+            .unwrap_err()
+            .contains("--pool 2 empties convolution 5's 1×1 output"));
+        let config = BenchConfig {
+            dims: vec![784, 10],
+            batch: 2,
+            pop: 2,
+            steps: 1,
+            warmup: 1,
+            reps: 1,
+            threads: 1,
+            optimizer: OptimizerKind::Sgd,
+            ragged: None,
+            cnn: Some(CnnBench {
+                conv: vec![2],
+                fc: vec![],
+                ..too_small
+            }),
+        };
+        let r = run(&config);
+        assert!(r.gflops > 0.0 && r.loss_first.is_finite());
     }
 }

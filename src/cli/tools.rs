@@ -74,6 +74,26 @@ pub(super) struct BenchArgs {
     /// Where to run: auto (the GPU if one is usable), cpu or cuda.
     #[arg(long, value_enum, default_value = "auto")]
     pub(super) backend: BackendChoice,
+    /// mlp (--dims) or cnn (--input, --conv, --kernel, --pool, --fc, --classes: the
+    /// interface of ../shared/bench/peer_cnn.py).
+    #[arg(long, default_value = "mlp")]
+    pub(super) model: String,
+    /// CNN input image: channels,height,width.
+    #[arg(long, default_value = "1,28,28")]
+    pub(super) input: String,
+    /// CNN filters per convolution.
+    #[arg(long, default_value = "32,64")]
+    pub(super) conv: String,
+    #[arg(long, default_value_t = 3)]
+    pub(super) kernel: usize,
+    /// Max-pool window after each convolution (1: none).
+    #[arg(long, default_value_t = 2)]
+    pub(super) pool: usize,
+    /// CNN dense layers' widths before the classifier (empty: none).
+    #[arg(long, default_value = "128")]
+    pub(super) fc: String,
+    #[arg(long, default_value_t = 10)]
+    pub(super) classes: usize,
 }
 
 pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
@@ -94,7 +114,23 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
                 )
             })
     };
-    let dims = list("--dims", &a.dims)?;
+    let cnn = match a.model.as_str() {
+        "mlp" => None,
+        "cnn" => Some(cnn_bench(&a, list)?),
+        other => {
+            return Err(arg_error(
+                "--model",
+                format!("`{other}`: expected mlp or cnn"),
+            ))
+        }
+    };
+    let dims = match &cnn {
+        Some(c) => vec![c.input.features(), a.classes],
+        None => list("--dims", &a.dims)?,
+    };
+    if let Some(c) = &cnn {
+        c.arch(a.classes).map_err(|e| arg_error("--conv", e))?;
+    }
     if dims.len() < 2 {
         return Err(arg_error(
             "--dims",
@@ -144,6 +180,7 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
         threads,
         optimizer,
         ragged,
+        cnn,
     };
     let r = run_bench(&config, a.backend)?;
     if a.json {
@@ -160,6 +197,47 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--model cnn`'s workload from its flags.
+fn cnn_bench(
+    a: &BenchArgs,
+    list: impl Fn(&str, &str) -> Result<Vec<usize>>,
+) -> Result<crate::bench::CnnBench> {
+    let input = match list("--input", &a.input)?[..] {
+        [channels, height, width] => crate::model::cnn::ImageShape {
+            channels,
+            height,
+            width,
+        },
+        _ => {
+            return Err(Error::Config {
+                file: "command line".into(),
+                line: None,
+                field: "--input".into(),
+                message: format!("`{}` is not channels,height,width", a.input),
+            })
+        }
+    };
+    let fc = match a.fc.trim() {
+        "" => Vec::new(),
+        text => list("--fc", text)?,
+    };
+    if a.kernel == 0 || a.pool == 0 || a.classes == 0 {
+        return Err(Error::Config {
+            file: "command line".into(),
+            line: None,
+            field: "--kernel/--pool/--classes".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(crate::bench::CnnBench {
+        input,
+        conv: list("--conv", &a.conv)?,
+        kernel: a.kernel,
+        pool: a.pool,
+        fc,
+    })
 }
 
 /// The CPU bench, or the GPU bench when `choice` selects the GPU.
