@@ -169,7 +169,7 @@ fn small_sweep_writes_trials_and_summary() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "number,state,epochs,value,train_loss,train_accuracy,val_loss,val_accuracy,train_val_gap,grad_norm,lr,width"
+        "number,state,epochs,value,train_loss,train_accuracy,val_loss,val_accuracy,train_val_gap,grad_norm,param_count,flops_per_sample,lr,width"
     );
     assert_eq!(lines.count(), 6);
     // A second run into the same directory is refused rather than overwriting results.

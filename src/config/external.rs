@@ -149,6 +149,7 @@ impl Ctx<'_> {
             seed: raw.seed.unwrap_or(0),
             lr_finder: false,
             max_params: None,
+            max_flops: None,
             cv: None,
             final_stage: None,
             auto_reason: choice.map(|c| c.reason),

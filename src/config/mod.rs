@@ -155,8 +155,10 @@ pub struct Sweep {
     /// `lr_finder: {enabled: true}`: run the range test first and tune `lr` log-uniformly
     /// over a decade either side of its suggestion.
     pub lr_finder: bool,
-    /// `model.max_params`: the depth × width budget; larger configurations fail untrained.
+    /// `model.max_params`: a parameter budget; larger configurations fail untrained.
     pub max_params: Option<usize>,
+    /// `model.max_flops`: a budget of forward FLOPs per sample, likewise.
+    pub max_flops: Option<usize>,
     /// A sweep with `program` or `command` trains nothing itself: it runs that program
     /// once per trial (the built-in model's keys do not apply).
     pub external: Option<External>,

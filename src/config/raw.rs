@@ -166,6 +166,8 @@ pub(super) struct RawModel {
     pub(super) batch_norm: Option<bool>,
     /// A parameter budget: configurations above it are not trained (recorded failed).
     pub(super) max_params: Option<u64>,
+    /// A budget of forward FLOPs per sample, likewise.
+    pub(super) max_flops: Option<u64>,
 }
 
 #[derive(Deserialize)]

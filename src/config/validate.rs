@@ -28,6 +28,10 @@ impl Ctx<'_> {
         if max_params == Some(0) {
             return Err(self.err(&["model", "max_params"], "must be at least 1".into()));
         }
+        let max_flops = raw.model.as_ref().and_then(|m| m.max_flops);
+        if max_flops == Some(0) {
+            return Err(self.err(&["model", "max_flops"], "must be at least 1".into()));
+        }
         let epochs = self.positive(train.and_then(|t| t.epochs), 27, &["train", "epochs"])?;
         let batch_size = self.positive(
             train.and_then(|t| t.batch_size),
@@ -91,6 +95,7 @@ impl Ctx<'_> {
             seed: raw.seed.unwrap_or(0),
             lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
             max_params: max_params.map(|m| m as usize),
+            max_flops: max_flops.map(|m| m as usize),
             external: None,
             cv,
             final_stage,

@@ -61,6 +61,12 @@ pub struct TrialRecord {
     /// 0 under the bracket schedules; a slot schedule starts a trial when a slot frees.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub first_unit: usize,
+    /// Built-in model: the architecture's parameters and forward FLOPs per sample (2 per
+    /// multiply-add); 0 for an external program or an architecture that could not be built.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub param_count: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flops_per_sample: usize,
 }
 
 /// serde's `skip_serializing_if` for counts that are usually 0.

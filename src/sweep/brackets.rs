@@ -12,8 +12,8 @@
 //! that each bracket's suggestions see the results of those before it.
 
 use super::{
-    bohb_proposals, curve, epoch_plan, insert_trial, recorded_score, replay_mismatch, score,
-    went_past, BracketPlan, Ledger, Progress, RungReport, RungValue, TrialRecord,
+    bohb_proposals, curve, epoch_plan, insert_trial, model_size, recorded_score, replay_mismatch,
+    score, went_past, BracketPlan, Ledger, Progress, RungReport, RungValue, TrialRecord,
 };
 use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Schedule, Sweep};
@@ -30,6 +30,7 @@ use std::time::Instant;
 /// One bracket as it runs: which trials it holds and how far it has got.
 pub(super) struct Bracket<'a> {
     sweep: &'a Sweep,
+    tuning: &'a TuningData,
     plan: &'a BracketPlan,
     /// Decides at each rung which trials go on: successive halving, or the full budget.
     scheduler: Box<dyn Scheduler>,
@@ -49,7 +50,7 @@ pub(super) struct Bracket<'a> {
 
 impl<'a> Bracket<'a> {
     pub fn new(
-        sweep: &'a Sweep,
+        (sweep, tuning): (&'a Sweep, &'a TuningData),
         plan: &'a BracketPlan,
         position: (usize, usize),
         params: BTreeMap<usize, Params>,
@@ -57,6 +58,7 @@ impl<'a> Bracket<'a> {
     ) -> Self {
         Bracket {
             sweep,
+            tuning,
             plan,
             scheduler: plan.scheduler(),
             position,
@@ -236,9 +238,14 @@ impl<'a> Bracket<'a> {
             } else {
                 TrialState::Pruned
             };
+            let params = &self.params[&member.trial];
+            let (param_count, flops_per_sample) =
+                model_size(self.sweep, self.tuning, member.trial, params);
             let record = TrialRecord {
                 number: member.trial,
-                params: self.params[&member.trial].clone(),
+                params: params.clone(),
+                param_count,
+                flops_per_sample,
                 state,
                 epochs: member.epochs,
                 rungs: self.rung_values.remove(&member.trial).unwrap_or_default(),
@@ -379,7 +386,7 @@ pub(super) fn run_bracket_schedule(
             params.insert(t.number, t.params);
         }
         open.push(Bracket::new(
-            sweep,
+            (sweep, tuning),
             plan,
             (b, plans.len()),
             params,

@@ -345,6 +345,14 @@ fn trial_spec(
     )
 }
 
+/// `(parameters, forward FLOPs per sample)` of a trial's architecture, `(0, 0)` when it
+/// cannot be built on the data.
+fn model_size(sweep: &Sweep, tuning: &TuningData, trial: usize, params: &Params) -> (usize, usize) {
+    trial_spec(sweep, tuning, trial, params).map_or((0, 0), |s| {
+        (s.arch.param_count(), 2 * s.arch.macs_per_sample())
+    })
+}
+
 /// Adds a trial's member to `pop`, refused untrained when its architecture cannot be built
 /// on the data (a CNN whose kernels or pools do not fit the image) or is over the sweep's
 /// parameter budget; returns its slot.
@@ -358,10 +366,14 @@ fn insert_trial(
     let (spec, refusal) = match trial_spec(sweep, tuning, trial, params) {
         Ok(spec) => {
             let size = spec.arch.param_count();
-            let over = sweep.max_params.filter(|&b| size > b).map(|budget| {
+            let flops = 2 * spec.arch.macs_per_sample();
+            let over_params = sweep.max_params.filter(|&b| size > b).map(|budget| {
                 format!("{size} parameters exceed the budget model.max_params = {budget}")
             });
-            (spec, over)
+            let over_flops = sweep.max_flops.filter(|&b| flops > b).map(|budget| {
+                format!("{flops} FLOPs per sample exceed the budget model.max_flops = {budget}")
+            });
+            (spec, over_params.or(over_flops))
         }
         // The population records a refused member like any other failed trial; it holds a
         // linear model in the place of the one that could not be built, never trained.

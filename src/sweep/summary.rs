@@ -59,8 +59,8 @@ pub struct Summary {
 }
 
 /// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's
-/// four metrics and the train−validation accuracy gap, then every parameter (empty where
-/// inactive).
+/// four metrics and the train−validation accuracy gap, the model's parameters and forward
+/// FLOPs per sample, then every parameter (empty where inactive).
 pub(super) fn write_trials_csv(
     log: &RunFiles,
     sweep: &Sweep,
@@ -78,6 +78,8 @@ pub(super) fn write_trials_csv(
         "val_accuracy",
         "train_val_gap",
         "grad_norm",
+        "param_count",
+        "flops_per_sample",
     ]
     .iter()
     .map(|h| h.to_string())
@@ -87,6 +89,10 @@ pub(super) fn write_trials_csv(
         .iter()
         .map(|t| {
             let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+            let size = |n: usize| match n {
+                0 => String::new(),
+                n => n.to_string(),
+            };
             let last = t.history.last();
             let mut row = vec![
                 t.number.to_string(),
@@ -99,6 +105,8 @@ pub(super) fn write_trials_csv(
                 opt(last.map(|h| h.val_accuracy)),
                 opt(last.map(|h| h.gap())),
                 opt(last.and_then(|h| h.grad_norm)),
+                size(t.param_count),
+                size(t.flops_per_sample),
             ];
             row.extend(names.iter().map(|n| {
                 t.params.get(*n).map_or(String::new(), |v| match v {

@@ -25,7 +25,6 @@ fn windows(p: &Pool, mut f: impl FnMut(usize, usize)) {
 }
 
 pub fn max_pool_forward<T: Real>(p: &Pool, batch: usize, x: &[T], y: &mut [T], argmax: &mut [u32]) {
-    let (n_in, n_out, w) = (p.in_size(), p.out_size(), p.width);
     if p.size == 2 {
         return max_pool_2x2(p, batch, x, y, argmax);
     }

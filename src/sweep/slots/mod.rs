@@ -19,8 +19,8 @@ use pbt::fixed_for_life;
 
 use super::checkpoint::{self, Checkpoint};
 use super::{
-    curve, epoch_plan, insert_trial, replay_mismatch, score, Ledger, Lineage, Progress, RungValue,
-    TickReport, TrialRecord, SEED_SAMPLER,
+    curve, epoch_plan, insert_trial, model_size, replay_mismatch, score, Ledger, Lineage, Progress,
+    RungValue, TickReport, TrialRecord, SEED_SAMPLER,
 };
 use crate::backend::{Backend, TrainingPopulation};
 use crate::config::{Drain, Schedule, Sweep};
@@ -365,9 +365,13 @@ impl SlotContext<'_> {
                         .running
                         .remove(&member.trial)
                         .expect("every member is running");
+                    let (param_count, flops_per_sample) =
+                        model_size(self.sweep, self.tuning, member.trial, &run.params);
                     let record = TrialRecord {
                         number: member.trial,
                         params: run.params,
+                        param_count,
+                        flops_per_sample,
                         state,
                         epochs: member.epochs,
                         rungs: run.rungs,

@@ -1,0 +1,80 @@
+//! A CNN sweep end to end on the embedded digits: trials whose geometry does not fit the
+//! 8×8 images, and trials over the FLOPs budget, are recorded failed untrained with the
+//! reason; the others train, and every record carries its model's size.
+
+mod common;
+
+use popsweep::config;
+use popsweep::data::digits;
+use popsweep::model::cnn::{CnnSpec, ImageShape};
+use popsweep::model::hparams::Activation;
+use popsweep::model::Arch;
+use popsweep::space::ParamValue;
+use popsweep::storage::TrialState;
+
+const SWEEP: &str = "
+name: cnn-digits
+method: grid
+metric: {name: val_accuracy, goal: maximize}
+model: {type: cnn, layers: 2, fc_width: 16, max_flops: 150000}
+train: {epochs: 2, batch_size: 32, optimizer: adamw, lr: 0.003}
+parameters:
+  filters: {values: [4, 16]}
+  kernel_size: {values: [3, 5]}
+";
+
+#[test]
+fn a_cnn_sweep_refuses_what_does_not_fit_and_sizes_every_trial() {
+    let sweep = config::parse(SWEEP, "cnn.yaml").unwrap();
+    let outcome = common::run_sweep_on(&sweep, &digits::load().unwrap(), "cnn-sweep").unwrap();
+    assert_eq!(outcome.trials.len(), 4);
+    let int = |r: &popsweep::storage::TrialRecord, k: &str| match r.params[k] {
+        ParamValue::Int(v) => v as usize,
+        ref other => panic!("{k} = {other}"),
+    };
+    let digits_image = ImageShape::square(64).unwrap();
+    for r in &outcome.trials {
+        let (filters, kernel) = (int(r, "filters"), int(r, "kernel_size"));
+        let error = r.error.clone().unwrap_or_default();
+        if kernel == 5 {
+            // 8×8 → pool → 4×4: a 5×5 kernel does not fit the second convolution.
+            assert_eq!(r.state, TrialState::Failed, "{r:?}");
+            assert!(
+                error.contains("kernel_size 5 is larger than the 4×4 input of convolution 2"),
+                "{error}"
+            );
+            assert_eq!((r.param_count, r.flops_per_sample, r.epochs), (0, 0, 0));
+            continue;
+        }
+        let spec = CnnSpec {
+            filters,
+            layers: 2,
+            kernel_size: kernel,
+            fc_width: 16,
+            ..CnnSpec::default()
+        };
+        let arch = Arch::cnn(digits_image, &spec, Activation::Relu, 10).unwrap();
+        assert_eq!(r.param_count, arch.param_count());
+        assert_eq!(r.flops_per_sample, 2 * arch.macs_per_sample());
+        if r.flops_per_sample > 150_000 {
+            assert_eq!(r.state, TrialState::Failed, "{r:?}");
+            assert!(
+                error.contains("exceed the budget model.max_flops = 150000"),
+                "{error}"
+            );
+            assert_eq!(r.epochs, 0);
+        } else {
+            assert_eq!(r.state, TrialState::Complete, "{r:?}");
+            assert!(r.history[1].val_accuracy > 0.5, "{:?}", r.history);
+        }
+    }
+    // Both budget outcomes occur, so the branches above are not vacuous.
+    assert!(outcome
+        .trials
+        .iter()
+        .any(|r| r.state == TrialState::Complete));
+    assert!(outcome
+        .trials
+        .iter()
+        .any(|r| r.error.as_deref().is_some_and(|e| e.contains("max_flops"))));
+}
