@@ -108,6 +108,7 @@ fn augmentation(c: &mut Criterion) {
     let aug = Augment {
         noise: 0.1,
         shift: 2,
+        flip: false,
     };
     let mut step = 0;
     group.bench_function("noise_and_shift", |b| {

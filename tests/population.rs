@@ -86,6 +86,7 @@ fn mixed_optimizers_schedules_activations_augmentation_and_batch_sizes_equal_eac
     specs[5].hparams.augment = popsweep::model::hparams::Augment {
         noise: 0.1,
         shift: 1,
+        flip: true,
     };
     specs[4].hparams.optim.schedule = LrSchedule {
         warmup_epochs: 0.5,

@@ -102,6 +102,7 @@ impl Ctx<'_> {
             schedule,
             l1: check("train", "l1", train.and_then(|t| t.l1), base.l1)?,
             noise: check("train", "noise", train.and_then(|t| t.noise), base.noise)?,
+            flip: train.and_then(|t| t.flip).unwrap_or(false),
             shift: check(
                 "train",
                 "shift",

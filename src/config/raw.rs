@@ -181,6 +181,8 @@ pub(super) struct RawTrain {
     /// Input augmentation: Gaussian noise (std) and translations up to `shift` pixels.
     pub(super) noise: Option<f64>,
     pub(super) shift: Option<u64>,
+    /// Mirror images left to right with probability 1/2.
+    pub(super) flip: Option<bool>,
     pub(super) epochs: Option<u64>,
     pub(super) epoch_fraction: Option<f64>,
     pub(super) batch_size: Option<u64>,

@@ -57,11 +57,13 @@ impl Activation {
 pub struct Augment {
     pub noise: f32,
     pub shift: u32,
+    /// Mirror each row's image left to right with probability 1/2.
+    pub flip: bool,
 }
 
 impl Augment {
     pub fn is_active(&self) -> bool {
-        self.noise > 0.0 || self.shift > 0
+        self.noise > 0.0 || self.shift > 0 || self.flip
     }
 }
 

@@ -211,6 +211,8 @@ pub struct KnobDefaults {
     /// Input augmentation: Gaussian noise's standard deviation and the largest shift.
     pub noise: f64,
     pub shift: usize,
+    /// Mirror images left to right at random (off by default: wrong for digits).
+    pub flip: bool,
     pub depth: usize,
     pub width: usize,
     /// The model family: an MLP (`depth`, `width`), or a CNN of this shape.
@@ -249,6 +251,7 @@ impl Default for KnobDefaults {
             dropout: 0.0,
             noise: 0.0,
             shift: 0,
+            flip: false,
             depth: 2,
             width: 128,
             cnn: None,
@@ -339,6 +342,7 @@ pub fn member_spec(
             augment: Augment {
                 noise: number("noise", defaults.noise) as f32,
                 shift: number("shift", defaults.shift as f64) as u32,
+                flip: defaults.flip,
             },
             batch_size: params
                 .get("batch_size")

@@ -52,9 +52,19 @@ pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
     })
 }
 
-/// The `shift` augmentation treats each row as a square image: refuse it up front when the
-/// rows are not square, rather than fail inside training.
+/// The `shift` and `flip` augmentations treat each row as a square image: refuse them up
+/// front when the rows are not square, rather than fail inside training.
 pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
+    if sweep.defaults.flip && image_side(n_features).is_none() {
+        return Err(Error::Config {
+            file: sweep.name.clone(),
+            line: None,
+            field: "train.flip".into(),
+            message: format!(
+                "flip mirrors square images, and rows of {n_features} features are not one"
+            ),
+        });
+    }
     let tuned = sweep.space.params.iter().any(|p| p.name == "shift");
     if (tuned || sweep.defaults.shift > 0) && image_side(n_features).is_none() {
         return Err(Error::Config {

@@ -60,6 +60,7 @@ pub fn sanity_check(
         weight_decay: 0.0,
         noise: 0.0,
         shift: 0,
+        flip: false,
         ..*defaults
     };
     let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1)

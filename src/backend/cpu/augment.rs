@@ -1,15 +1,18 @@
 //! Input augmentation per member, drawn from the counter-based RNG keyed by (member seed,
 //! step, row or element), so a member's augmented batch depends on nothing else — it is the
-//! same alone, in any population, on any run. Two kinds, each with a tuned strength:
+//! same alone, in any population, on any run:
 //! - `shift`: each row, seen as a square image, is translated by up to `shift` pixels in
-//!   each direction (uniform integers), zero-filled at the edges;
+//!   each direction (uniform integers), zero-filled at the edges — which is exactly a
+//!   random crop after zero padding of `shift` on every side;
+//! - `flip`: each row's image is mirrored left to right with probability 1/2 (after the
+//!   shift; wrong for digits and text, right for most photographs);
 //! - `noise`: Gaussian noise of standard deviation `noise` added to every input.
 
 use crate::model::hparams::{image_side, Augment};
 use crate::rng::{stream_block, stream_word, unit_f32, Stream};
 
 /// Writes the augmented copy of `xs` (`rows × d`) into `out`. `d` must be a square when
-/// `shift > 0` (checked when the sweep starts).
+/// `shift > 0` or `flip` (checked when the sweep starts).
 pub fn augment_batch(aug: Augment, seed: u64, step: u64, xs: &[f32], d: usize, out: &mut [f32]) {
     let (lo, hi) = (step as u32, (step >> 32) as u32);
     let word = |b: u32, index: u64| stream_word(seed, Stream::Augment, lo, hi ^ b, index);
@@ -29,6 +32,17 @@ pub fn augment_batch(aug: Augment, seed: u64, step: u64, xs: &[f32], d: usize, o
                         } else {
                             0.0
                         };
+                }
+            }
+        }
+    }
+    if aug.flip {
+        let side = image_side(d).expect("flip needs square images");
+        for (r, row) in out[..xs.len()].chunks_exact_mut(d).enumerate() {
+            // Word 2 of the row's own block: independent of the shift's two words.
+            if word(0, 2 * xs.len() as u64 + r as u64) & 1 == 1 {
+                for line in row.chunks_exact_mut(side) {
+                    line.reverse();
                 }
             }
         }
@@ -63,6 +77,7 @@ mod tests {
         let aug = Augment {
             noise: 0.5,
             shift: 0,
+            flip: false,
         };
         for n in [1usize, 2, 7, 64] {
             let xs = vec![0.0f32; n];
@@ -87,6 +102,7 @@ mod tests {
         let aug = Augment {
             noise: 0.0,
             shift: 1,
+            flip: false,
         };
         let mut moved = std::collections::BTreeSet::new();
         for step in 0..40 {
@@ -121,6 +137,7 @@ mod tests {
             Augment {
                 noise: 0.5,
                 shift: 0,
+                flip: false,
             },
             1,
             0,
@@ -142,5 +159,37 @@ mod tests {
         );
         assert_eq!(image_side(784), Some(28));
         assert_eq!(image_side(10), None);
+    }
+
+    #[test]
+    fn flip_mirrors_about_half_the_rows_and_each_row_the_same_on_every_call() {
+        // 64 rows of a 3×3 image whose pixels are their indices.
+        let img: Vec<f32> = (0..9).map(|i| i as f32).collect();
+        let xs: Vec<f32> = img.iter().copied().cycle().take(64 * 9).collect();
+        let aug = Augment {
+            noise: 0.0,
+            shift: 0,
+            flip: true,
+        };
+        let mut out = vec![0.0f32; xs.len()];
+        augment_batch(aug, 5, 11, &xs, 9, &mut out);
+        let mirrored: Vec<f32> = [2, 1, 0, 5, 4, 3, 8, 7, 6]
+            .iter()
+            .map(|&i| i as f32)
+            .collect();
+        let flips = out
+            .chunks_exact(9)
+            .map(|row| {
+                assert!(row == img || row == mirrored, "{row:?}");
+                row == mirrored
+            })
+            .filter(|&f| f)
+            .count();
+        assert!((16..=48).contains(&flips), "{flips} of 64 rows flipped");
+        let mut again = vec![0.0f32; xs.len()];
+        augment_batch(aug, 5, 11, &xs, 9, &mut again);
+        assert_eq!(out, again);
+        augment_batch(aug, 5, 12, &xs, 9, &mut again);
+        assert_ne!(out, again, "another step draws other flips");
     }
 }
