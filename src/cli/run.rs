@@ -124,6 +124,7 @@ pub(super) fn run(
         return run_cv(&sweep, &sweep_text, folds, backend, &run_dir, (quiet, json));
     }
     let (tuning, held_out, data_name) = load_data(&sweep)?;
+    let sweep = crate::sweep::with_data_image(sweep, &tuning.train);
     let resuming = matches!(target, Target::Resume(..));
     let sweep = prepare(sweep, &tuning.train, backend, preflight && !resuming, quiet)?;
     // Before the run directory exists, so a stop request is never lost to the default
@@ -443,6 +444,7 @@ pub(super) fn run_cv(
     (quiet, json): (bool, bool),
 ) -> Result<()> {
     let (data, data_name) = load_dataset(sweep)?;
+    let sweep = &crate::sweep::with_data_image(sweep.clone(), &data);
     let storage = RunStorage::create(run_dir, OpsIn::Memory)?;
     let files = RunFiles::new(run_dir);
     files.write_text("sweep.yaml", sweep_text)?;

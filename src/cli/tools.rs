@@ -374,6 +374,7 @@ pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {
     }
     let (sweep, source) = load_sweep(&a.sweep)?;
     let (tuning, _sealed, data_name) = load_data(&sweep)?;
+    let sweep = crate::sweep::with_data_image(sweep, &tuning.train);
     let test = RangeTest {
         min_lr: a.min_lr,
         max_lr: a.max_lr,
@@ -505,6 +506,7 @@ pub(super) fn sanity(
 ) -> Result<()> {
     let (sweep, _) = load_sweep(&sweep_path)?;
     let (tuning, _sealed, _) = load_data(&sweep)?;
+    let sweep = crate::sweep::with_data_image(sweep, &tuning.train);
     let (backend, chosen) = backend::select(choice, None)?;
     if let Some(line) = chosen {
         eprintln!("{line}");

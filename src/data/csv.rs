@@ -124,6 +124,7 @@ pub fn parse(text: &str, file: &str, label: &LabelColumn, task: Task) -> Result<
         n_features: width - 1,
         n_classes,
         task,
+        image: None,
     })
 }
 

@@ -63,8 +63,8 @@ fn header(path: &Path, bytes: &[u8], words: usize, magic: u32) -> Result<Vec<usi
     Ok((1..words).map(|i| word(i) as usize).collect())
 }
 
-/// `(count, rows·cols, pixels)` of an image file.
-pub fn read_images(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+/// `(count, (rows, cols), pixels)` of an image file.
+pub fn read_images(path: &Path) -> Result<(usize, (usize, usize), Vec<u8>)> {
     let bytes = read_bytes(path)?;
     let dims = header(path, &bytes, 4, IMAGES_MAGIC)?;
     let (count, pixels) = (dims[0], dims[1] * dims[2]);
@@ -85,7 +85,7 @@ pub fn read_images(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
             ),
         ));
     }
-    Ok((count, pixels, bytes[16..].to_vec()))
+    Ok((count, (dims[1], dims[2]), bytes[16..].to_vec()))
 }
 
 /// The labels of a label file.
@@ -109,7 +109,8 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
 /// An image file and its label file as a data set (pixels scaled to [0, 1]; classes =
 /// largest label + 1).
 pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
-    let (count, pixels, data) = read_images(images)?;
+    let (count, (rows, cols), data) = read_images(images)?;
+    let pixels = rows * cols;
     let labels_raw = read_labels(labels)?;
     if labels_raw.len() != count {
         return Err(bad(
@@ -132,6 +133,11 @@ pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
         labels: labels_raw.iter().map(|&l| u32::from(l)).collect(),
         n_features: pixels,
         n_classes,
+        image: Some(super::ImageShape {
+            channels: 1,
+            height: rows,
+            width: cols,
+        }),
         ..Dataset::default()
     })
 }

@@ -69,6 +69,33 @@ pub enum Task {
     Regression,
 }
 
+/// An input image's shape, channel-major rows of `channels·height·width` features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// A square one-channel image of `features` pixels, when `features` is a square.
+    pub fn square(features: usize) -> Option<ImageShape> {
+        let side = (features as f64).sqrt().round() as usize;
+        if side * side != features {
+            return None;
+        }
+        Some(ImageShape {
+            channels: 1,
+            height: side,
+            width: side,
+        })
+    }
+
+    pub fn features(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
 /// A labelled data set: `features` is `(len, n_features)` row-major; a classification set
 /// has `labels`, a regression set `values` `(len, n_classes)` (there `n_classes` is the
 /// number of value columns: either way, the width of the output layer).
@@ -80,6 +107,9 @@ pub struct Dataset {
     pub n_features: usize,
     pub n_classes: usize,
     pub task: Task,
+    /// The rows' image shape when the file says (IDX images, NPY `(N, C, H, W)` or
+    /// `(N, H, W)`).
+    pub image: Option<ImageShape>,
 }
 
 impl Dataset {
@@ -136,6 +166,7 @@ impl Dataset {
             n_features: d,
             n_classes: w,
             task: self.task,
+            image: self.image,
         }
     }
 

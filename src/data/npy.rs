@@ -265,6 +265,20 @@ pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> 
         ));
     }
     let n_features: usize = fa.shape[1..].iter().product();
+    // `(N, H, W)` and `(N, C, H, W)` arrays are images of that shape.
+    let image = match fa.shape[1..] {
+        [height, width] => Some(super::ImageShape {
+            channels: 1,
+            height,
+            width,
+        }),
+        [channels, height, width] => Some(super::ImageShape {
+            channels,
+            height,
+            width,
+        }),
+        _ => None,
+    };
     let feature_values = finite_values(features, &fb, &fa, "value")?;
     if task == Task::Regression {
         return Ok(Dataset {
@@ -273,6 +287,7 @@ pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> 
             n_features,
             n_classes: la.shape.get(1).copied().unwrap_or(1),
             task,
+            image,
             ..Dataset::default()
         });
     }
@@ -297,6 +312,7 @@ pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> 
         labels: label_values,
         n_features,
         n_classes,
+        image,
         ..Dataset::default()
     })
 }

@@ -7,30 +7,7 @@
 
 use super::hparams::Activation;
 use super::layers::{Arch, Conv2d, Layer, Pool};
-
-/// An input image's shape, channel-major rows of `channels·height·width` features.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ImageShape {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-}
-
-impl ImageShape {
-    /// A square one-channel image of `features` pixels, when `features` is a square.
-    pub fn square(features: usize) -> Option<ImageShape> {
-        let side = super::hparams::image_side(features)?;
-        Some(ImageShape {
-            channels: 1,
-            height: side,
-            width: side,
-        })
-    }
-
-    pub fn features(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-}
+pub use crate::data::ImageShape;
 
 /// The shape knobs of a CNN (each may also be tuned per trial).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -84,18 +84,28 @@ pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
     Ok(())
 }
 
+/// A CNN sweep without `data.shape` takes its data's own image shape where the file gives
+/// one (IDX images, NPY `(N, H, W)` or `(N, C, H, W)`); otherwise the rows are taken as
+/// square one-channel images.
+pub fn with_data_image(mut sweep: Sweep, data: &Dataset) -> Sweep {
+    if let Some(cnn) = &mut sweep.defaults.cnn {
+        cnn.image = cnn.image.or(data.image);
+    }
+    sweep
+}
+
 /// A CNN sweep's model must fit its data before any trial trains: the rows must be images
 /// (square, or of `data.shape`), and the untuned model must build on them. A trial's own
 /// knobs that do not fit are refused one by one (recorded failed, untrained).
-pub(super) fn check_model(sweep: &Sweep, n_features: usize, n_classes: usize) -> Result<()> {
+pub(super) fn check_model(sweep: &Sweep, data: &Dataset) -> Result<()> {
     if sweep.defaults.cnn.is_none() {
         return Ok(());
     }
     let built = crate::model::knobs::member_spec(
         &crate::space::Params::new(),
-        &sweep.defaults,
-        n_features,
-        n_classes.max(1),
+        &with_data_image(sweep.clone(), data).defaults,
+        data.n_features,
+        data.n_classes.max(1),
         0,
     );
     built.map(|_| ()).map_err(|message| Error::Config {
@@ -169,6 +179,6 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
             (tuning, held_out.normalized(&n))
         }
     };
-    check_model(sweep, tuning.train.n_features, tuning.train.n_classes)?;
+    check_model(sweep, &tuning.train)?;
     Ok((tuning, held_out, name))
 }

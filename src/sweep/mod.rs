@@ -19,6 +19,7 @@ mod slots;
 mod summary;
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
+pub use data::with_data_image;
 use data::{check_model, check_shift};
 pub use data::{load_data, load_dataset, prepare_data};
 pub use final_eval::{standing, FinalReport, Finalist};
@@ -190,7 +191,9 @@ pub fn run_sweep(
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
     check_shift(sweep, tuning.train.n_features)?;
-    check_model(sweep, tuning.train.n_features, tuning.train.n_classes)?;
+    check_model(sweep, &tuning.train)?;
+    let resolved = with_data_image(sweep.clone(), &tuning.train);
+    let sweep = &resolved;
     let mut study = sweep_study(sweep, storage)?;
     let known = &study.records()?;
     let plans = bracket_plans(sweep);
