@@ -13,6 +13,7 @@ pub mod data;
 pub mod error;
 pub mod external;
 pub mod interrupt;
+pub mod kinds;
 pub mod model;
 pub mod population;
 pub mod report;

@@ -28,37 +28,9 @@ pub use run_dir::{OpsIn, RunStorage};
 pub use trial::{FrozenTrial, TrialState};
 
 use crate::error::Result;
-use crate::tuner::sampler::SamplerKind;
+pub use crate::kinds::Direction;
+use crate::kinds::SamplerKind;
 use serde::{Deserialize, Serialize};
-
-/// Whether a study's objective is minimised or maximised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Minimize,
-    Maximize,
-}
-
-impl Direction {
-    pub fn parse(name: &str) -> Option<Direction> {
-        match name {
-            "minimize" => Some(Direction::Minimize),
-            "maximize" => Some(Direction::Maximize),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Minimize => "minimize",
-            Direction::Maximize => "maximize",
-        }
-    }
-
-    pub fn maximize(self) -> bool {
-        self == Direction::Maximize
-    }
-}
 
 /// What created the study: fixed by the first `ask`, reused by every later one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
