@@ -74,11 +74,26 @@ fn advice(t: &TrialRecord) -> String {
         Some(w) => moves.push(format!("more weight decay (now {w:.1e})")),
         None => moves.push("weight decay".to_string()),
     }
-    moves.push("augmentation".to_string());
-    let size: Vec<String> = ["width", "depth"]
+    // A convolutional trial: its knobs name it (the untuned ones are not in its record).
+    let cnn = ["filters", "layers", "kernel_size", "fc_width"]
+        .iter()
+        .any(|n| t.params.contains_key(*n));
+    moves.push(match cnn {
+        true => "augmentation (shift, which is a random crop after padding; flip where mirrored \
+                 images mean the same)"
+            .to_string(),
+        false => "augmentation".to_string(),
+    });
+    if cnn {
+        moves.push("global average pooling in place of a wide dense layer".to_string());
+    }
+    let mut size: Vec<String> = ["width", "depth", "filters", "layers", "fc_width"]
         .iter()
         .filter_map(|n| number(n).map(|v| format!("{n} {v}")))
         .collect();
+    if t.param_count > 0 {
+        size.push(format!("{} parameters", t.param_count));
+    }
     let capacity = if size.is_empty() {
         "a smaller model".to_string()
     } else {
@@ -166,5 +181,22 @@ mod tests {
         let ids: Vec<usize> = flags.iter().map(|f| f.trial).collect();
         assert_eq!(ids, vec![3, 1], "{flags:?}");
         assert!((flags[0].gap - (1.0 - 0.6 / 1.9)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_convolutional_trial_gets_convolutional_advice_and_its_size() {
+        let mut cnn = trial(3, &[(0.9, 0.88, 0.40), (0.99, 0.90, 0.45)]);
+        cnn.params.remove("width");
+        cnn.params.insert("filters".into(), ParamValue::Int(32));
+        cnn.param_count = 421_642;
+        let text = advice(&cnn);
+        assert!(
+            text.contains("random crop") && text.contains("flip"),
+            "{text}"
+        );
+        assert!(text.contains("global average pooling"), "{text}");
+        assert!(text.contains("now filters 32, 421642 parameters"), "{text}");
+        let mlp = trial(4, &[(0.9, 0.88, 0.40), (0.99, 0.90, 0.45)]);
+        assert!(!advice(&mlp).contains("pooling"));
     }
 }

@@ -53,6 +53,14 @@ pub fn render(run: &RunData) -> String {
         "Hyperparameter importance (PED-ANOVA; Spearman: + means higher does better)",
         &importance_bars(run),
     );
+    if run.trials.iter().any(|t| t.param_count > 0) {
+        figure(
+            &mut page,
+            "size",
+            "The metric against model size",
+            &size_chart(run),
+        );
+    }
     figure(
         &mut page,
         "curves",
@@ -151,6 +159,39 @@ fn history_chart(run: &RunData) -> String {
             label: "best so far".into(),
             points: best,
             dots: false,
+        },
+    ])
+}
+
+/// Each trial's value at its last rung against its parameter count (log scale), complete
+/// trials apart from stopped ones: whether the larger models earn their size.
+fn size_chart(run: &RunData) -> String {
+    let points = |complete: bool| -> Vec<(f64, f64)> {
+        run.trials
+            .iter()
+            .filter(|t| t.param_count > 0 && (t.state == TrialState::Complete) == complete)
+            .filter_map(|t| Some((t.param_count as f64, t.last_value()?)))
+            .collect()
+    };
+    Chart {
+        title: "value at each trial's last rung against its parameters",
+        x_label: "parameters",
+        y_label: run.sweep.metric.name.as_str(),
+        x_log: true,
+        y_range: None,
+        markers: Vec::new(),
+        legend: true,
+    }
+    .svg(&[
+        Series {
+            label: "complete".into(),
+            points: points(true),
+            dots: true,
+        },
+        Series {
+            label: "stopped early".into(),
+            points: points(false),
+            dots: true,
         },
     ])
 }
