@@ -365,8 +365,15 @@ impl SlotContext<'_> {
                         .running
                         .remove(&member.trial)
                         .expect("every member is running");
-                    let (param_count, flops_per_sample) =
-                        model_size(self.sweep, self.tuning, member.trial, &run.params);
+                    // PBT's exploit copies the source's architecture with its weights: a
+                    // trial with a lineage has the architecture its member holds now.
+                    let (param_count, flops_per_sample) = match run.lineage.is_empty() {
+                        true => model_size(self.sweep, self.tuning, member.trial, &run.params),
+                        false => {
+                            let arch = &member.spec.arch;
+                            (arch.param_count(), 2 * arch.macs_per_sample())
+                        }
+                    };
                     let record = TrialRecord {
                         number: member.trial,
                         params: run.params,
