@@ -28,27 +28,7 @@ impl Ctx<'_> {
         epochs_for_schedule: usize,
         image: Option<ImageShape>,
     ) -> Result<KnobDefaults> {
-        let family = match model.and_then(|m| m.kind.as_deref()) {
-            None | Some("mlp") => Family::Mlp,
-            Some("cnn") => Family::Cnn,
-            Some(kind) => {
-                return Err(self.err(
-                    &["model", "type"],
-                    format!("model type `{kind}` is not supported yet (supported: mlp, cnn)"),
-                ))
-            }
-        };
-        let cnn = match (family, model) {
-            (Family::Cnn, model) => Some(CnnDefaults {
-                spec: self.cnn_spec(model)?,
-                image,
-            }),
-            (Family::Mlp, Some(m)) => {
-                self.refuse_keys_of(Family::Cnn, m)?;
-                None
-            }
-            (Family::Mlp, None) => None,
-        };
+        let cnn = self.family(model, image)?;
         let base = KnobDefaults::default();
         let activation = match model.and_then(|m| m.activation.as_deref()) {
             None => base.activation,
@@ -141,6 +121,36 @@ impl Ctx<'_> {
                 base.width as f64,
             )? as usize,
             cnn,
+        })
+    }
+
+    /// `model.type`: an MLP (`None`), or a CNN with its shape; keys of the other family
+    /// are refused.
+    fn family(
+        &self,
+        model: Option<&RawModel>,
+        image: Option<ImageShape>,
+    ) -> Result<Option<CnnDefaults>> {
+        let family = match model.and_then(|m| m.kind.as_deref()) {
+            None | Some("mlp") => Family::Mlp,
+            Some("cnn") => Family::Cnn,
+            Some(kind) => {
+                return Err(self.err(
+                    &["model", "type"],
+                    format!("model type `{kind}` is not supported yet (supported: mlp, cnn)"),
+                ))
+            }
+        };
+        Ok(match (family, model) {
+            (Family::Cnn, model) => Some(CnnDefaults {
+                spec: self.cnn_spec(model)?,
+                image,
+            }),
+            (Family::Mlp, Some(m)) => {
+                self.refuse_keys_of(Family::Cnn, m)?;
+                None
+            }
+            (Family::Mlp, None) => None,
         })
     }
 

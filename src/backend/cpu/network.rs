@@ -307,7 +307,27 @@ pub fn forward_backward<T: Real>(
         outputs,
         &mut ws.delta[..batch * outputs],
     );
-    let dropout_on = dropout.is_some_and(|d| d.rate > 0.0);
+    backward(
+        params,
+        x,
+        batch,
+        dropout.is_some_and(|d| d.rate > 0.0),
+        ws,
+        grad,
+    );
+    sums
+}
+
+/// The backward pass from the loss gradient in `ws.delta` through the layers in reverse,
+/// into `grad`.
+fn backward<T: Real>(
+    params: &[T],
+    x: &[T],
+    batch: usize,
+    dropout_on: bool,
+    ws: &mut NetworkWorkspace<T>,
+    grad: &mut [T],
+) {
     for &step in ws.steps.iter().rev() {
         match step {
             Step::Dense {
@@ -407,7 +427,6 @@ pub fn forward_backward<T: Real>(
             }
         }
     }
-    sums
 }
 
 /// Loss sum and correct count over every row of `targets` without dropout, in chunks of
