@@ -79,19 +79,6 @@ fn a_cnn_sweep_refuses_what_does_not_fit_and_sizes_every_trial() {
         .any(|r| r.error.as_deref().is_some_and(|e| e.contains("max_flops"))));
 }
 
-fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(data);
-    out
-}
-
 /// An NPY array `(N, C, H, W)` is an image set of that shape: a CNN sweep over it needs no
 /// `data.shape`, and its members are built for two-channel 6×6 images (not refused as
 /// non-square rows of 72 features).
@@ -107,8 +94,12 @@ fn an_npy_image_array_keeps_its_shape_for_a_cnn() {
     let labels: Vec<u8> = (0..rows)
         .flat_map(|i| ((i % 3) as i64).to_le_bytes())
         .collect();
-    std::fs::write(dir.join("x.npy"), npy("<f4", "(60, 2, 6, 6)", &pixels)).unwrap();
-    std::fs::write(dir.join("y.npy"), npy("<i8", "(60,)", &labels)).unwrap();
+    std::fs::write(
+        dir.join("x.npy"),
+        common::npy("<f4", "(60, 2, 6, 6)", &pixels),
+    )
+    .unwrap();
+    std::fs::write(dir.join("y.npy"), common::npy("<i8", "(60,)", &labels)).unwrap();
     let sweep = "name: npy-cnn\nmethod: random\nmetric: {name: val_loss}\nrun_cap: 2\n\
                  model: {type: cnn, filters: 3, layers: 1, fc_width: 4}\ntrain: {epochs: 1}\n\
                  data: {format: npy, features: x.npy, labels: y.npy}\n";

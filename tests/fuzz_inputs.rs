@@ -438,20 +438,6 @@ fn damaged_journals_are_reported_and_suggestions_stay_in_the_space() {
     );
 }
 
-/// A version-1 `.npy` file as numpy writes it (header padded to a multiple of 64).
-fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(data);
-    out
-}
-
 /// An IDX image file (3 images of 4×4) and its label file.
 fn idx_pair() -> (Vec<u8>, Vec<u8>) {
     let mut images = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 4];
@@ -555,8 +541,8 @@ fn damaged_data_files_are_refused_with_their_name_or_loaded() {
         .flat_map(|i| (i as f32 * 0.5).to_le_bytes())
         .collect();
     let targets: Vec<u8> = [0i64, 1, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let npy_features = npy("<f4", "(3, 4)", &features);
-    let npy_labels = npy("<i8", "(3,)", &targets);
+    let npy_features = common::npy("<f4", "(3, 4)", &features);
+    let npy_labels = common::npy("<i8", "(3,)", &targets);
     let (images_path, labels_path) = (dir.join("images.idx"), dir.join("labels.idx"));
     let (features_path, targets_path) = (dir.join("x.npy"), dir.join("y.npy"));
     // Headers whose counts multiply past 2⁶⁴ (found by reading the loaders after the
@@ -571,7 +557,7 @@ fn damaged_data_files_are_refused_with_their_name_or_loaded() {
         "{e}"
     );
     for shape in ["(4294967296, 4294967296)", "(0, 4294967296, 4294967296)"] {
-        std::fs::write(&features_path, npy("<f4", shape, &features)).unwrap();
+        std::fs::write(&features_path, common::npy("<f4", shape, &features)).unwrap();
         std::fs::write(&targets_path, &npy_labels).unwrap();
         let e = npy::load_pair(&features_path, &targets_path, Task::Classification).unwrap_err();
         assert!(

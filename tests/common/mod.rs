@@ -85,3 +85,17 @@ pub fn run_sweep_on(sweep: &Sweep, data: &Dataset, tag: &str) -> Result<SweepOut
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
+
+/// An NPY v1 file: `descr` such as `<f4`, `shape` as Python writes it, then `data`.
+pub fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}

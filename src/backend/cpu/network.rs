@@ -385,27 +385,24 @@ fn backward<T: Real>(
                     std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
                 }
             }
-            Step::MaxPool { pool, block, picks } => {
-                if block > 0 {
-                    let dx = &mut ws.delta_prev[..batch * pool.in_size()];
-                    max_pool_backward(&pool, batch, &ws.delta, &ws.picks[picks], dx);
-                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
-                }
-            }
-            Step::AvgPool { pool, block } => {
-                if block > 0 {
-                    let dx = &mut ws.delta_prev[..batch * pool.in_size()];
-                    avg_pool_backward(&pool, batch, &ws.delta, dx);
-                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
-                }
-            }
-            Step::GlobalAvgPool { pool, block } => {
-                if block > 0 {
-                    let dx = &mut ws.delta_prev[..batch * pool.in_size()];
-                    global_avg_pool_backward(&pool, batch, &ws.delta, dx);
-                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
-                }
-            }
+            Step::MaxPool { pool, block, picks } => pass_back(
+                (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+                block,
+                batch * pool.in_size(),
+                |dy, argmax, dx| max_pool_backward(&pool, batch, dy, &argmax[picks], dx),
+            ),
+            Step::AvgPool { pool, block } => pass_back(
+                (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+                block,
+                batch * pool.in_size(),
+                |dy, _, dx| avg_pool_backward(&pool, batch, dy, dx),
+            ),
+            Step::GlobalAvgPool { pool, block } => pass_back(
+                (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+                block,
+                batch * pool.in_size(),
+                |dy, _, dx| global_avg_pool_backward(&pool, batch, dy, dx),
+            ),
             Step::Dropout { block, mask } => {
                 if dropout_on {
                     let n = batch * ws.widths[block];
@@ -426,6 +423,21 @@ fn backward<T: Real>(
                 }
             }
         }
+    }
+}
+
+/// A layer without parameters: `f(dy, max-pool picks, dx)` passes the gradient back to the
+/// block before it, of `n` values (the first layer needs none).
+/// (The workspace's fields one by one: its step list is borrowed by the caller's walk.)
+fn pass_back<T: Real>(
+    (delta, delta_prev, picks): (&mut Vec<T>, &mut Vec<T>, &[Vec<u32>]),
+    block: usize,
+    n: usize,
+    f: impl FnOnce(&[T], &[Vec<u32>], &mut [T]),
+) {
+    if block > 0 {
+        f(delta, picks, &mut delta_prev[..n]);
+        std::mem::swap(delta, delta_prev);
     }
 }
 
