@@ -101,7 +101,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("cv with one fold", t(&format!("{HEAD}cv: {{outer: 1, inner: 3}}\n")), v(&["cv.outer", "at least 2"])),
         ("cv with early stopping", t(&format!("{HEAD}cv: {{outer: 3, inner: 2}}\nearly_terminate: {{type: hyperband, min_iter: 1}}\n")), v(&["cv", "early stopping"])),
         ("unknown backend", t(&format!("{HEAD}backend: tpu\n")), v(&["backend", "tpu"])),
-        ("cnn on rows that are not images", t(&format!("{HEAD}model: {{type: cnn}}\ndata: {{format: csv, path: {ragged_free}}}\n")), v(&["model", "not a square image", "data.shape"])),
+        ("cnn on rows that are not images", t(&format!("{HEAD}model: {{type: cnn}}\ndata: {{format: csv, path: {ragged_free}}}\n")), v(&["model", "not a square image; give data.shape: [C, H, W]"])),
         ("shape that does not multiply out", t(&format!("{HEAD}model: {{type: cnn, filters: 4, fc_width: 8}}\ndata: {{shape: [2, 8, 8]}}\n")), v(&["model", "2×8×8 is 128 features", "64"])),
         ("kernel larger than the image", t(&format!("{HEAD}model: {{type: cnn, kernel_size: 9}}\n")), v(&["model", "kernel_size 9 is larger than the 8×8 input of convolution 1"])),
         ("zero filters", t(&format!("{HEAD}model: {{type: cnn, filters: 0}}\n")), v(&["model.filters", "valid range"])),

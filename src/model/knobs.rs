@@ -293,11 +293,15 @@ pub fn member_spec(
             Arch::mlp(inputs, &hidden, classes).with_activation(activation)
         }
         Some(cnn) => {
-            let image = cnn.image.or_else(|| ImageShape::square(inputs)).ok_or_else(|| {
-                format!(
-                    "a CNN needs image rows: {inputs} features are not a square image; give                      data.shape: [C, H, W]"
-                )
-            })?;
+            let image = cnn
+                .image
+                .or_else(|| ImageShape::square(inputs))
+                .ok_or_else(|| {
+                    format!(
+                        "a CNN needs image rows: {inputs} features are not a square image; give \
+                     data.shape: [C, H, W]"
+                    )
+                })?;
             if image.features() != inputs {
                 return Err(format!(
                     "data.shape {}×{}×{} is {} features, but the rows have {inputs}",
