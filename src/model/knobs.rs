@@ -6,7 +6,8 @@ use super::{Arch, Hparams, MemberSpec};
 use crate::model::hparams::Activation;
 use crate::model::hparams::Augment;
 use crate::model::hparams::{LrSchedule, OptimHparams, OptimizerKind};
-use crate::space::Params;
+use crate::space::{ParamValue, Params};
+use std::collections::BTreeMap;
 
 /// The deepest MLP the built-in model accepts (hidden layers).
 pub const MAX_DEPTH: usize = 8;
@@ -40,9 +41,60 @@ impl Family {
     }
 }
 
+/// What a parameter of a built-in sweep tunes: the sweep file's names, typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KnobName {
+    BatchSize,
+    Noise,
+    Shift,
+    Activation,
+    Optimizer,
+    Lr,
+    Momentum,
+    WeightDecay,
+    L1,
+    Dropout,
+    Depth,
+    Width,
+    /// `width_<k>`: the width of an MLP's hidden layer `k` (1-based), overriding `width`.
+    LayerWidth(usize),
+    Filters,
+    Layers,
+    KernelSize,
+    PoolEvery,
+    FcLayers,
+    FcWidth,
+}
+
+impl KnobName {
+    /// The knob a parameter name refers to.
+    pub fn parse(name: &str) -> Option<KnobName> {
+        match name.strip_prefix("width_").map(str::parse::<usize>) {
+            Some(Ok(k)) if (1..=MAX_DEPTH).contains(&k) => Some(KnobName::LayerWidth(k)),
+            Some(_) => None,
+            None => KNOBS.iter().find(|k| k.name == name).map(|k| k.id),
+        }
+    }
+
+    /// Whether PBT's explore must leave it alone: the architecture (the copied weights were
+    /// trained through it), the activation (likewise) and the optimizer (its copied state
+    /// would mean something else).
+    pub fn fixed_for_life(self) -> bool {
+        let knob = match self {
+            KnobName::LayerWidth(_) => return true,
+            id => KNOBS
+                .iter()
+                .find(|k| k.id == id)
+                .expect("every name has its knob"),
+        };
+        knob.family.is_some() || matches!(self, KnobName::Activation | KnobName::Optimizer)
+    }
+}
+
 /// One tunable knob and the values it accepts.
 pub struct Knob {
     pub name: &'static str,
+    pub id: KnobName,
     pub kind: KnobKind,
     /// The family whose shape it sets, or `None` for a training knob.
     pub family: Option<Family>,
@@ -59,6 +111,7 @@ pub const MAX_FILTERS: usize = 4096;
 pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "batch_size",
+        id: KnobName::BatchSize,
         family: None,
         kind: KnobKind::Int,
         range: "1..=65536",
@@ -66,6 +119,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "noise",
+        id: KnobName::Noise,
         family: None,
         kind: KnobKind::Float,
         range: "[0, ∞)",
@@ -73,6 +127,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "shift",
+        id: KnobName::Shift,
         family: None,
         kind: KnobKind::Int,
         range: "0..=8",
@@ -80,6 +135,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "activation",
+        id: KnobName::Activation,
         family: None,
         kind: KnobKind::Choice(&Activation::NAMES),
         range: "relu, leaky_relu, tanh, gelu",
@@ -87,6 +143,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "optimizer",
+        id: KnobName::Optimizer,
         family: None,
         kind: KnobKind::Choice(&OptimizerKind::NAMES),
         range: "sgd, adamw",
@@ -94,6 +151,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "lr",
+        id: KnobName::Lr,
         family: None,
         kind: KnobKind::Float,
         range: "(0, ∞)",
@@ -101,6 +159,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "momentum",
+        id: KnobName::Momentum,
         family: None,
         kind: KnobKind::Float,
         range: "[0, 1)",
@@ -108,6 +167,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "weight_decay",
+        id: KnobName::WeightDecay,
         family: None,
         kind: KnobKind::Float,
         range: "[0, ∞)",
@@ -115,6 +175,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "l1",
+        id: KnobName::L1,
         family: None,
         kind: KnobKind::Float,
         range: "[0, ∞)",
@@ -122,6 +183,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "dropout",
+        id: KnobName::Dropout,
         family: None,
         kind: KnobKind::Float,
         range: "[0, 1)",
@@ -129,6 +191,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "depth",
+        id: KnobName::Depth,
         family: Some(Family::Mlp),
         kind: KnobKind::Int,
         range: "1..=8",
@@ -136,6 +199,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "width",
+        id: KnobName::Width,
         family: Some(Family::Mlp),
         kind: KnobKind::Int,
         range: "1..=65536",
@@ -143,6 +207,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "filters",
+        id: KnobName::Filters,
         family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "1..=4096",
@@ -150,6 +215,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "layers",
+        id: KnobName::Layers,
         family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "1..=16",
@@ -157,6 +223,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "kernel_size",
+        id: KnobName::KernelSize,
         family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "1..=15",
@@ -164,6 +231,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "pool_every",
+        id: KnobName::PoolEvery,
         family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "1..=16",
@@ -171,6 +239,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "fc_layers",
+        id: KnobName::FcLayers,
         family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "0..=8",
@@ -178,6 +247,7 @@ pub const KNOBS: [Knob; 18] = [
     },
     Knob {
         name: "fc_width",
+        id: KnobName::FcWidth,
         family: Some(Family::Cnn),
         kind: KnobKind::Int,
         range: "1..=65536",
@@ -188,12 +258,11 @@ pub const KNOBS: [Knob; 18] = [
 /// The knob a parameter name refers to: one of [`KNOBS`], or `width_<k>` (the width of an
 /// MLP's hidden layer `k`, 1-based, overriding `width`), which shares `width`'s range.
 pub fn knob(name: &str) -> Option<&'static Knob> {
-    let base = match name.strip_prefix("width_").map(str::parse::<usize>) {
-        Some(Ok(k)) if (1..=MAX_DEPTH).contains(&k) => "width",
-        Some(_) => return None,
-        None => name,
+    let id = match KnobName::parse(name)? {
+        KnobName::LayerWidth(_) => KnobName::Width,
+        id => id,
     };
-    KNOBS.iter().find(|k| k.name == base)
+    KNOBS.iter().find(|k| k.id == id)
 }
 
 /// Values of every knob a trial does not tune (from the sweep's `model` and `train`).
@@ -269,26 +338,30 @@ pub fn member_spec(
     classes: usize,
     seed: u64,
 ) -> Result<MemberSpec, String> {
+    let tuned: BTreeMap<KnobName, &ParamValue> = params
+        .iter()
+        .filter_map(|(name, v)| Some((KnobName::parse(name)?, v)))
+        .collect();
     let number =
-        |name: &str, default: f64| params.get(name).and_then(|v| v.as_f64()).unwrap_or(default);
-    let activation = match params.get("activation") {
-        Some(crate::space::ParamValue::Str(name)) => {
+        |knob: KnobName, default: f64| tuned.get(&knob).and_then(|v| v.as_f64()).unwrap_or(default);
+    let activation = match tuned.get(&KnobName::Activation) {
+        Some(ParamValue::Str(name)) => {
             Activation::parse(name).expect("validated against the knob's choices")
         }
         _ => defaults.activation,
     };
-    let optimizer = match params.get("optimizer") {
-        Some(crate::space::ParamValue::Str(name)) => {
+    let optimizer = match tuned.get(&KnobName::Optimizer) {
+        Some(ParamValue::Str(name)) => {
             OptimizerKind::parse(name).expect("validated against the knob's choices")
         }
         _ => defaults.optimizer,
     };
     let arch = match defaults.cnn {
         None => {
-            let depth = number("depth", defaults.depth as f64) as usize;
-            let width = number("width", defaults.width as f64);
+            let depth = number(KnobName::Depth, defaults.depth as f64) as usize;
+            let width = number(KnobName::Width, defaults.width as f64);
             let hidden: Vec<usize> = (1..=depth)
-                .map(|k| number(&format!("width_{k}"), width) as usize)
+                .map(|k| number(KnobName::LayerWidth(k), width) as usize)
                 .collect();
             Arch::mlp(inputs, &hidden, classes).with_activation(activation)
         }
@@ -311,15 +384,15 @@ pub fn member_spec(
                     image.features()
                 ));
             }
-            let int = |name: &str, default: usize| number(name, default as f64) as usize;
+            let int = |knob: KnobName, default: usize| number(knob, default as f64) as usize;
             let d = cnn.spec;
             let spec = CnnSpec {
-                filters: int("filters", d.filters),
-                layers: int("layers", d.layers),
-                kernel_size: int("kernel_size", d.kernel_size),
-                pool_every: int("pool_every", d.pool_every),
-                fc_layers: int("fc_layers", d.fc_layers),
-                fc_width: int("fc_width", d.fc_width),
+                filters: int(KnobName::Filters, d.filters),
+                layers: int(KnobName::Layers, d.layers),
+                kernel_size: int(KnobName::KernelSize, d.kernel_size),
+                pool_every: int(KnobName::PoolEvery, d.pool_every),
+                fc_layers: int(KnobName::FcLayers, d.fc_layers),
+                fc_width: int(KnobName::FcWidth, d.fc_width),
                 ..d
             };
             Arch::cnn(image, &spec, activation, classes)?
@@ -330,26 +403,26 @@ pub fn member_spec(
         hparams: Hparams {
             optim: OptimHparams {
                 kind: optimizer,
-                momentum: number("momentum", defaults.momentum) as f32,
+                momentum: number(KnobName::Momentum, defaults.momentum) as f32,
                 // Nesterov's look-ahead is SGD's; an AdamW member of a sweep that tunes
                 // the optimizer runs without it.
                 nesterov: defaults.nesterov && optimizer == OptimizerKind::Sgd,
-                l1: number("l1", defaults.l1) as f32,
+                l1: number(KnobName::L1, defaults.l1) as f32,
                 schedule: defaults.schedule,
                 ..OptimHparams::sgd(
-                    number("lr", defaults.lr) as f32,
+                    number(KnobName::Lr, defaults.lr) as f32,
                     0.0,
-                    number("weight_decay", defaults.weight_decay) as f32,
+                    number(KnobName::WeightDecay, defaults.weight_decay) as f32,
                 )
             },
-            dropout: number("dropout", defaults.dropout) as f32,
+            dropout: number(KnobName::Dropout, defaults.dropout) as f32,
             augment: Augment {
-                noise: number("noise", defaults.noise) as f32,
-                shift: number("shift", defaults.shift as f64) as u32,
+                noise: number(KnobName::Noise, defaults.noise) as f32,
+                shift: number(KnobName::Shift, defaults.shift as f64) as u32,
                 flip: defaults.flip,
             },
-            batch_size: params
-                .get("batch_size")
+            batch_size: tuned
+                .get(&KnobName::BatchSize)
                 .and_then(|v| v.as_f64())
                 .map(|b| b as usize),
         },
@@ -398,6 +471,30 @@ mod tests {
         assert_eq!((sgd.kind, sgd.nesterov), (OptimizerKind::Sgd, true));
         let untuned = member_spec(&Params::new(), &KnobDefaults::default(), 64, 10, 1).unwrap();
         assert_eq!(untuned.hparams.optim.kind, OptimizerKind::Sgd);
+    }
+
+    #[test]
+    fn knob_names_parse_to_their_typed_names_and_pbt_keeps_the_shape_ones() {
+        assert_eq!(KnobName::parse("lr"), Some(KnobName::Lr));
+        assert_eq!(KnobName::parse("width_3"), Some(KnobName::LayerWidth(3)));
+        assert_eq!(KnobName::parse("kernel_size"), Some(KnobName::KernelSize));
+        assert_eq!(KnobName::parse("width_9"), None, "deeper than MAX_DEPTH");
+        assert_eq!(KnobName::parse("learning_rate"), None);
+        for fixed in [
+            "depth",
+            "width_2",
+            "filters",
+            "kernel_size",
+            "activation",
+            "optimizer",
+        ] {
+            assert!(KnobName::parse(fixed).unwrap().fixed_for_life(), "{fixed}");
+        }
+        for free in ["lr", "dropout", "weight_decay", "batch_size", "shift"] {
+            assert!(!KnobName::parse(free).unwrap().fixed_for_life(), "{free}");
+        }
+        // Every knob of the table round-trips through its name.
+        assert!(KNOBS.iter().all(|k| KnobName::parse(k.name) == Some(k.id)));
     }
 
     #[test]

@@ -235,6 +235,5 @@ impl SlotContext<'_> {
 /// whose copied state means something else under another one (SGD's velocity is not
 /// AdamW's first moment, and its second moment is empty).
 pub(super) fn fixed_for_life(name: &str) -> bool {
-    let shapes_a_model = crate::model::knobs::knob(name).is_some_and(|k| k.family.is_some());
-    shapes_a_model || matches!(name, "activation" | "optimizer")
+    crate::model::knobs::KnobName::parse(name).is_some_and(|k| k.fixed_for_life())
 }
