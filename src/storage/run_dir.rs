@@ -2,7 +2,7 @@
 //! line of `trials.jsonl` per finished trial ([`TrialRecord`], written as each trial
 //! finishes and synced once per rung, so a crash loses no finished rung).
 
-use super::{Decide, Journal, Storage, StudyState, TrialRecord};
+use super::{Decide, Journal, MemoryStorage, Storage, StudyState, TrialRecord};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,7 +19,8 @@ pub enum OpsIn {
 }
 
 enum Ops {
-    Memory(StudyState),
+    /// Only its operations are used: the records go to `trials.jsonl`.
+    Memory(MemoryStorage),
     Journal(Journal),
 }
 
@@ -83,7 +84,7 @@ impl RunStorage {
     fn with(dir: &Path, ops: OpsIn, trials: Option<File>) -> Result<RunStorage> {
         let mut warnings = Vec::new();
         let ops = match ops {
-            OpsIn::Memory => Ops::Memory(StudyState::default()),
+            OpsIn::Memory => Ops::Memory(MemoryStorage::default()),
             OpsIn::Journal => {
                 let mut journal = Journal::open(&dir.join("journal.jsonl"))?;
                 warnings.append(&mut journal.warnings);
@@ -110,25 +111,14 @@ impl RunStorage {
 impl Storage for RunStorage {
     fn transact_ops(&mut self, decide: &mut Decide<'_>) -> Result<std::result::Result<(), String>> {
         match &mut self.ops {
-            Ops::Memory(state) => {
-                let ops = match decide(state) {
-                    Ok(ops) => ops,
-                    Err(e) => return Ok(Err(e)),
-                };
-                for op in &ops {
-                    if let Err(e) = state.apply(op) {
-                        return Ok(Err(e));
-                    }
-                }
-                Ok(Ok(()))
-            }
+            Ops::Memory(memory) => memory.transact_ops(decide),
             Ops::Journal(journal) => journal.transact_ops(decide),
         }
     }
 
     fn state(&mut self) -> Result<&StudyState> {
         match &mut self.ops {
-            Ops::Memory(state) => Ok(state),
+            Ops::Memory(memory) => memory.state(),
             Ops::Journal(journal) => journal.refresh(),
         }
     }
