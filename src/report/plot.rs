@@ -95,7 +95,11 @@ impl Chart<'_> {
             let (xv, yv) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
             let xs = LEFT + t * (W - LEFT - RIGHT);
             let ys = H - BOTTOM - t * (H - TOP - BOTTOM);
-            let x_text = if self.x_log {
+            // Over less than two decades, one significant digit would repeat a label
+            // (model sizes of 3.1e3 to 7.4e3 all read 5e3 or 3e3).
+            let x_text = if self.x_log && x1 - x0 < 2.0 {
+                format!("{:.1e}", 10f64.powf(xv))
+            } else if self.x_log {
                 format!("{:.0e}", 10f64.powf(xv))
             } else {
                 format!("{xv:.3}")
