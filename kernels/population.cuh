@@ -23,8 +23,10 @@ struct MemberState {
     int alive;                         // 0 once diverged: every kernel skips the member
     float step_size;                   // AdamW: lr / (1 - beta1^t) for the current t
     float sqrt_bias2;                  // AdamW: sqrt(1 - beta2^t)
+    unsigned int nonfinite_params;     // set by check_params (epoch.cu) after an epoch
+    unsigned int pad;
 };
 
 // The Rust mirrors (src/backend/cuda/layout.rs) assert the same sizes.
 static_assert(sizeof(MemberHparams) == 40, "MemberHparams layout");
-static_assert(sizeof(MemberState) == 64, "MemberState layout");
+static_assert(sizeof(MemberState) == 72, "MemberState layout");

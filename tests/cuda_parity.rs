@@ -16,6 +16,8 @@
 //! - Softmax cross-entropy: 1e-5 (expf/logf on the GPU are within 2 ulp, not correctly rounded).
 //! - Optimizer: 1e-6 (the same formula; the GPU may contract a·b + c into one FMA).
 //! - Dropout masks: exact. The same Philox words decide which elements are dropped.
+//! - Three epochs through the population's verbs: 1e-2 on the weights and validation
+//!   losses, for the same reason as one epoch's, over three times the steps.
 //! - One epoch of training: 1e-3 on the weights. Per-step differences of ~1e-6 are
 //!   amplified by the training dynamics (and the odd ReLU that flips); a wrong kernel
 //!   misses by orders of magnitude more.
@@ -745,4 +747,92 @@ fn options_beyond_the_kernels_are_refused_clearly() {
         "{err}"
     );
     assert_eq!(pop.members()[0].epochs, 0, "nothing trained");
+}
+
+/// The scheduler's verbs over a 3-epoch, 2-rung schedule, on any backend's population: five
+/// members train one epoch (rung 1), the even trials go on for two more (rung 2), PBT-style
+/// slot 1 takes slot 0's weights before the last epoch, and the leader is exported.
+fn two_rungs(pop: &mut dyn popsweep::backend::TrainingPopulation, specs: &[MemberSpec]) {
+    use popsweep::backend::EpochPlan;
+    use popsweep::rng::{permutation, Stream};
+    let plan = |epoch: u32, rows: usize| EpochPlan {
+        order: permutation(rows, 99, Stream::Shuffle, epoch),
+        batch_size: 32,
+    };
+    let rows = digits_tuning().train.len();
+    for (trial, s) in specs.iter().enumerate() {
+        pop.insert(trial, s.clone());
+    }
+    pop.train(&plan(0, rows)).unwrap();
+    pop.retain(&|m| m.trial % 2 == 0);
+    pop.train(&plan(1, rows)).unwrap();
+    pop.copy(0, 1);
+    pop.train(&plan(2, rows)).unwrap();
+}
+
+/// Issue 18: a sweep's population lives on the device. After setup (the data, the first
+/// layout, the members' initial weights), no weight crosses the bus but the exported
+/// member's; each epoch reads back exactly one `MemberState` per member and writes its row
+/// order; the re-layouts after `retain` and `copy` write launch tables only. And the
+/// device population trains what the CPU population trains.
+#[test]
+fn the_population_stays_on_the_device_between_epochs() {
+    let Some(gpu) = gpu() else { return };
+    use popsweep::backend::cuda::{CudaPopulation, Transfer};
+    use popsweep::backend::{Backend, TrainingPopulation};
+    let data = digits_tuning();
+    let specs = ragged_population(|lr| OptimHparams::sgd(lr, 0.9, 1e-4));
+    let dev = gpu.device().clone();
+    let counts = || Transfer::ALL.map(|t| dev.transferred(t));
+
+    let mut on_gpu = CudaPopulation::new(&gpu, &data.train, &data.val);
+    let before = counts();
+    two_rungs(&mut on_gpu, &specs);
+    let exported = on_gpu.export(0).unwrap();
+    let after = counts();
+    let moved = |t: Transfer| after[t as usize] - before[t as usize];
+    let weights_in: usize = specs.iter().map(|s| s.arch.param_count()).sum();
+    let (f32s, state) = (4, std::mem::size_of::<MemberState>());
+    assert_eq!(
+        moved(Transfer::Weights) as usize,
+        f32s * (weights_in + 3 * exported.params.len()),
+        "weights crossed the bus beyond the initial upload and the one export"
+    );
+    assert_eq!(moved(Transfer::Metrics) as usize, state * (5 + 3 + 3));
+    assert_eq!(moved(Transfer::Order) as usize, 4 * 3 * data.train.len());
+    let data_bytes = 4 * (data.train.features.len() + 2 * data.train.len())
+        + 4 * (data.val.features.len() + 2 * data.val.len());
+    assert_eq!(
+        moved(Transfer::Data) as usize,
+        data_bytes,
+        "the data went up once"
+    );
+    println!(
+        "transfers after setup: layout {} B over 3 layouts, metrics {} B, order {} B, export {} B",
+        moved(Transfer::Layout),
+        moved(Transfer::Metrics),
+        moved(Transfer::Order),
+        f32s * 3 * exported.params.len()
+    );
+
+    let cpu = popsweep::backend::cpu::CpuBackend::new(2);
+    let mut on_cpu = cpu.population(&data.train, &data.val);
+    two_rungs(on_cpu.as_mut(), &specs);
+    assert_eq!(on_gpu.len(), 3);
+    for slot in 0..on_gpu.len() {
+        let (g, c) = (on_gpu.export(slot).unwrap(), on_cpu.export(slot).unwrap());
+        assert_eq!(g.member.trial, c.member.trial);
+        assert_eq!(g.member.steps, c.member.steps);
+        // Three epochs amplify the per-step rounding differences further than one (1e-3).
+        let err = rel_error(&g.params, &c.params);
+        assert!(err < 1e-2, "slot {slot}: weights differ by {err}");
+        let (hg, hc) = (&g.member.history, &c.member.history);
+        assert_eq!(hg.len(), hc.len());
+        for (a, b) in hg.iter().zip(hc) {
+            assert!(
+                (a.val_loss - b.val_loss).abs() < 1e-2 * b.val_loss,
+                "slot {slot}"
+            );
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! a member's weights and optimizer state leave the backend only through `export`. A
 //! backend that keeps its population on a device keeps it there between these calls.
 //!
-//! [`HostPopulation`] is the population of a backend that trains from host memory (the
-//! CPU backend, and for now the CUDA backend, which still uploads it every epoch).
+//! [`HostPopulation`] is the population of a backend that trains from host memory (the CPU
+//! backend). The CUDA backend's own, `backend::cuda::CudaPopulation`, stays on the device.
 
 use super::{Backend, EpochPlan};
 use crate::data::Dataset;

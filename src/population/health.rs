@@ -55,8 +55,13 @@ pub fn check_batch_loss(mean_loss: f64, limit: f64) -> Result<(), String> {
 pub fn check_params(params: &[f32]) -> Result<(), String> {
     match params.iter().filter(|v| !v.is_finite()).count() {
         0 => Ok(()),
-        n => Err(format!("{n} non-finite parameters")),
+        n => Err(nonfinite_params(n)),
     }
+}
+
+/// The failure of a member with `n` non-finite parameters after an epoch (both backends).
+pub fn nonfinite_params(n: usize) -> String {
+    format!("{n} non-finite parameters")
 }
 
 #[cfg(test)]

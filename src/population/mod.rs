@@ -25,6 +25,18 @@ pub struct Member {
 }
 
 impl Member {
+    /// A new member of `trial`: untrained, alive.
+    pub fn new(trial: usize, spec: MemberSpec) -> Self {
+        Member {
+            trial,
+            spec,
+            epochs: 0,
+            steps: 0,
+            history: Vec::new(),
+            failure: None,
+        }
+    }
+
     pub fn is_alive(&self) -> bool {
         self.failure.is_none()
     }
@@ -87,14 +99,7 @@ impl Population {
         self.moment2.resize(self.moment2.len() + init.len(), 0.0);
         self.params.extend_from_slice(&init);
         self.offsets.push(self.params.len());
-        self.members.push(Member {
-            trial,
-            spec,
-            epochs: 0,
-            steps: 0,
-            history: Vec::new(),
-            failure: None,
-        });
+        self.members.push(Member::new(trial, spec));
         self.members.len() - 1
     }
 

@@ -5,9 +5,12 @@
 //! panic (cudarc panics if a context is created without libcuda, hence the check first).
 
 use super::layout::GemmTile;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
+    DriverError, ValidAsZeroBits,
+};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Why the CUDA backend cannot run here.
@@ -22,6 +25,34 @@ impl fmt::Display for Unavailable {
 
 impl std::error::Error for Unavailable {}
 
+/// What a copy between host and device carries. Every copy the backend makes goes through
+/// [`Device::upload`] or [`Device::download`] and is counted under one of these, so a test
+/// can assert that the population stays on the device between epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// The training and validation sets (once per population).
+    Data,
+    /// Launch tables, hyperparameters and member state, written when the population's
+    /// shape changes (insert, retain, copy, new hyperparameters).
+    Layout,
+    /// Weights and optimizer moments: a new member's initial state, an import, an export.
+    Weights,
+    /// The epoch's row order (4 bytes a row, every epoch).
+    Order,
+    /// The per-member sums read back after every epoch.
+    Metrics,
+}
+
+impl Transfer {
+    pub const ALL: [Transfer; 5] = [
+        Transfer::Data,
+        Transfer::Layout,
+        Transfer::Weights,
+        Transfer::Order,
+        Transfer::Metrics,
+    ];
+}
+
 /// Every kernel the backend launches, one field per `extern "C"` entry of `kernels/`.
 pub struct Kernels {
     pub gather_rows: CudaFunction,
@@ -34,6 +65,8 @@ pub struct Kernels {
     pub softmax_cross_entropy: CudaFunction,
     pub optimizer_step: CudaFunction,
     pub prepare_step: CudaFunction,
+    pub clear_epoch_sums: CudaFunction,
+    pub check_params: CudaFunction,
 }
 
 impl Kernels {
@@ -84,6 +117,8 @@ pub struct Device {
     /// Whether training steps are captured as a CUDA graph and replayed (unless
     /// `POPSWEEP_CUDA_GRAPH=0`).
     graphs: AtomicBool,
+    /// Bytes copied between host and device, both ways, per [`Transfer`] kind.
+    transferred: [AtomicU64; 5],
 }
 
 #[cfg(popsweep_kernels)]
@@ -128,7 +163,55 @@ impl Device {
             } as u8),
             small_tiles: AtomicBool::new(!setting("POPSWEEP_GEMM_TILES", "small")),
             graphs: AtomicBool::new(setting("POPSWEEP_CUDA_GRAPH", "0")),
+            transferred: Default::default(),
         }))
+    }
+
+    fn count<T>(&self, what: Transfer, len: usize) {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        self.transferred[what as usize].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes copied between host and device so far under `what`.
+    pub fn transferred(&self, what: Transfer) -> u64 {
+        self.transferred[what as usize].load(Ordering::Relaxed)
+    }
+
+    /// `v` in a new device buffer, counted under `what`. An empty `v` gives a one-element
+    /// zeroed buffer: a zero-length device buffer is not an allocation.
+    pub fn upload<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        what: Transfer,
+        v: &[T],
+    ) -> Result<CudaSlice<T>, DriverError> {
+        if v.is_empty() {
+            return self.stream.alloc_zeros(1);
+        }
+        self.count::<T>(what, v.len());
+        self.stream.clone_htod(v)
+    }
+
+    /// `v` into the start of `dst`, counted under `what`.
+    pub fn upload_into<T: DeviceRepr, D: DevicePtrMut<T>>(
+        &self,
+        what: Transfer,
+        v: &[T],
+        dst: &mut D,
+    ) -> Result<(), DriverError> {
+        self.count::<T>(what, v.len());
+        self.stream.memcpy_htod(v, dst)
+    }
+
+    /// A device buffer (or view) copied to the host, counted under `what`; waits for it.
+    pub fn download<T: DeviceRepr, S: DevicePtr<T>>(
+        &self,
+        what: Transfer,
+        src: &S,
+    ) -> Result<Vec<T>, DriverError> {
+        self.count::<T>(what, src.len());
+        let v = self.stream.clone_dtoh(src)?;
+        self.stream.synchronize()?;
+        Ok(v)
     }
 
     pub fn gemm_mode(&self) -> GemmMode {
@@ -186,11 +269,12 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         m.load_function(name)
             .map_err(|e| Unavailable(format!("kernel {name} missing: {e}")))
     };
-    let (gather, linear, loss, optim) = (
+    let (gather, linear, loss, optim, epoch) = (
         module("gather")?,
         module("linear")?,
         module("loss")?,
         module("optim")?,
+        module("epoch")?,
     );
     // In `Kernels::gemm_index` order.
     let gemm = |pass: &str| -> Result<[CudaFunction; 4], Unavailable> {
@@ -210,5 +294,7 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         softmax_cross_entropy: function(&loss, "softmax_cross_entropy")?,
         optimizer_step: function(&optim, "optimizer_step")?,
         prepare_step: function(&optim, "prepare_step")?,
+        clear_epoch_sums: function(&epoch, "clear_epoch_sums")?,
+        check_params: function(&epoch, "check_params")?,
     })
 }

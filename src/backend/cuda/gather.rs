@@ -1,7 +1,7 @@
 //! Launch of `kernels/gather.cu`: the shared minibatch, copied out of the device-resident
 //! data set in the epoch's order. CPU twin: `Dataset::subset`.
 
-use super::device::Device;
+use super::device::{Device, Transfer};
 use crate::data::Dataset;
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
@@ -17,13 +17,10 @@ pub struct DeviceData {
 impl DeviceData {
     pub fn upload(dev: &Device, data: &Dataset) -> Result<Self, DriverError> {
         let identity: Vec<u32> = (0..data.len() as u32).collect();
-        // Zero-length device buffers are not allocations; keep one element instead.
-        let nonempty = |v: &[f32]| if v.is_empty() { vec![0.0] } else { v.to_vec() };
-        let nonempty_u32 = |v: &[u32]| if v.is_empty() { vec![0] } else { v.to_vec() };
         Ok(DeviceData {
-            features: dev.stream.clone_htod(&nonempty(&data.features))?,
-            labels: dev.stream.clone_htod(&nonempty_u32(&data.labels))?,
-            identity: dev.stream.clone_htod(&nonempty_u32(&identity))?,
+            features: dev.upload(Transfer::Data, &data.features)?,
+            labels: dev.upload(Transfer::Data, &data.labels)?,
+            identity: dev.upload(Transfer::Data, &identity)?,
             rows: data.len(),
             n_features: data.n_features,
         })

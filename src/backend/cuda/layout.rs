@@ -54,6 +54,8 @@ pub struct MemberState {
     pub alive: i32,
     pub step_size: f32,
     pub sqrt_bias2: f32,
+    pub nonfinite_params: u32,
+    pub pad: u32,
 }
 
 /// `GemmProblem` in kernels/linear.cu: `C = A·B` for one member's layer.
@@ -120,7 +122,10 @@ unsafe impl DeviceRepr for MemberHparams {}
 unsafe impl DeviceRepr for MemberState {}
 unsafe impl DeviceRepr for GemmProblem {}
 unsafe impl DeviceRepr for LossProblem {}
+unsafe impl ValidAsZeroBits for MemberHparams {}
 unsafe impl ValidAsZeroBits for MemberState {}
+unsafe impl ValidAsZeroBits for GemmProblem {}
+unsafe impl ValidAsZeroBits for LossProblem {}
 
 #[cfg(test)]
 mod tests {
@@ -130,7 +135,7 @@ mod tests {
     fn sizes_match_the_cuda_structs() {
         // Field sizes summed with C alignment, as nvcc lays them out.
         assert_eq!(std::mem::size_of::<MemberHparams>(), 40);
-        assert_eq!(std::mem::size_of::<MemberState>(), 64);
+        assert_eq!(std::mem::size_of::<MemberState>(), 72);
         assert_eq!(std::mem::size_of::<GemmProblem>(), 80);
         assert_eq!(std::mem::size_of::<LossProblem>(), 16);
     }

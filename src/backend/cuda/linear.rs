@@ -4,7 +4,7 @@
 //! This file turns member layouts into `GemmProblem`s (the strides that make each pass's
 //! transposes) and launches them.
 
-use super::device::Device;
+use super::device::{Device, Transfer};
 use super::layout::{
     GemmProblem, GemmTile, MemberHparams, MemberState, GEMM_THREADS, ONES_K, ONES_M, RELU,
 };
@@ -133,7 +133,7 @@ impl GemmLaunch {
         };
         let tiles = |extent: i32| (extent.max(1) as u32).div_ceil(tile.edge());
         Ok(GemmLaunch {
-            problems: dev.stream.clone_htod(problems)?,
+            problems: dev.upload(Transfer::Layout, problems)?,
             tile,
             grid: (tiles(max_n), tiles(max_m), problems.len() as u32),
         })
@@ -255,10 +255,10 @@ pub fn gemm_ceiling_gflops(dev: &Device, n: usize) -> Result<f64, DriverError> {
             .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
             .collect()
     };
-    let a = dev.stream.clone_htod(&fill(n * (n - 1)))?;
-    let b = dev.stream.clone_htod(&fill(n * n))?;
+    let a = dev.upload(Transfer::Data, &fill(n * (n - 1)))?;
+    let b = dev.upload(Transfer::Data, &fill(n * n))?;
     let c = dev.stream.alloc_zeros::<f32>(n * n)?;
-    let hp = dev.stream.clone_htod(&[MemberHparams::default()])?;
+    let hp = dev.upload(Transfer::Layout, &[MemberHparams::default()])?;
     let members = Members {
         hparams: &hp,
         state: None,

@@ -2,7 +2,7 @@
 //! per-member reductions and the divergence check. CPU twins: `backend/cpu/loss.rs`,
 //! `train/health.rs`.
 
-use super::device::Device;
+use super::device::{Device, Transfer};
 use super::layout::{LossProblem, MemberHparams, MemberState, LOSS_THREADS};
 use super::linear::MemberLayout;
 use crate::population::health::DIVERGENCE_LOSS_FACTOR;
@@ -25,7 +25,7 @@ impl LossLaunch {
             })
             .collect();
         Ok(LossLaunch {
-            problems: dev.stream.clone_htod(&problems)?,
+            problems: dev.upload(Transfer::Layout, &problems)?,
             count: problems.len() as u32,
         })
     }

@@ -5,12 +5,13 @@
 //! layer index (deepest first) the input-gradient GEMM and the weight-gradient GEMM with the
 //! optimizer fused in — so the number of launches depends on the deepest member, never on P.
 
-use super::device::Device;
+use super::device::{Device, Transfer};
+use super::epoch;
 use super::gather::{advance_cursor, gather_rows, BatchStart, DeviceData};
 use super::layout::{GemmProblem, MemberHparams, MemberState};
 use super::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use super::loss::{softmax_cross_entropy, LossLaunch};
-use crate::population::Population;
+use crate::population::{Member, Population};
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaSlice, DriverError};
 use std::collections::HashMap;
@@ -33,6 +34,10 @@ pub struct DevicePopulation {
     params: CudaSlice<f32>,
     moment1: CudaSlice<f32>,
     moment2: CudaSlice<f32>,
+    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in the three flat buffers; the same
+    /// table on the device for the per-member kernels.
+    offsets: Vec<usize>,
+    param_offsets: CudaSlice<i64>,
     hparams: CudaSlice<MemberHparams>,
     state: CudaSlice<MemberState>,
     acts: CudaSlice<f32>,
@@ -45,18 +50,46 @@ pub struct DevicePopulation {
     plans: HashMap<usize, StepPlan>,
 }
 
+/// Where a slot's weights and optimizer moments come from when a population is laid out.
+pub enum SlotWeights<'a> {
+    /// Slot `.1` of the population being replaced: copied on the device, never over the bus.
+    Device(&'a DevicePopulation, usize),
+    /// Host buffers (a new member's initial weights, an import): uploaded.
+    Host([&'a [f32]; 3]),
+}
+
 impl DevicePopulation {
     /// Copies `pop` (weights, moments, hyperparameters, steps, alive mask) to the device,
-    /// with room for batches of up to `capacity` rows of `n_features` inputs.
+    /// with room for batches of up to `capacity` rows.
     pub fn upload(
         dev: &Arc<Device>,
         pop: &Population,
         capacity: usize,
     ) -> Result<Self, DriverError> {
+        let [p, m1, m2] = pop.flat();
+        let o = pop.offsets();
+        let weights: Vec<SlotWeights> = (0..pop.len())
+            .map(|s| {
+                let r = o[s]..o[s + 1];
+                SlotWeights::Host([&p[r.clone()], &m1[r.clone()], &m2[r]])
+            })
+            .collect();
+        Self::build(dev, pop.members(), capacity, &weights)
+    }
+
+    /// `members` laid out on the device, slot `s` taking its weights and moments from
+    /// `weights[s]`, with room for batches of up to `capacity` rows. The hyperparameters and
+    /// state (steps, alive mask) come from `members`.
+    pub fn build(
+        dev: &Arc<Device>,
+        members: &[Member],
+        capacity: usize,
+        weights: &[SlotWeights<'_>],
+    ) -> Result<Self, DriverError> {
         let capacity = capacity.max(1);
         let mut act_total = 0;
-        let layouts: Vec<MemberLayout> = pop
-            .members()
+        let mut offsets = vec![0usize];
+        let layouts: Vec<MemberLayout> = members
             .iter()
             .enumerate()
             .map(|(slot, m)| {
@@ -69,9 +102,11 @@ impl DevicePopulation {
                         off
                     })
                     .collect();
+                let param_off = offsets[slot];
+                offsets.push(param_off + m.spec.arch.param_count());
                 MemberLayout {
                     dims,
-                    param_off: pop.offsets()[slot],
+                    param_off,
                     act_off,
                     member: slot,
                 }
@@ -79,15 +114,31 @@ impl DevicePopulation {
             .collect();
         let n_features = layouts.first().map_or(1, |l| l.dims[0]);
         let s = &dev.stream;
-        let [p, m1, m2] = pop.flat();
-        let nonempty = |v: &[f32]| if v.is_empty() { vec![0.0] } else { v.to_vec() };
-        let hp: Vec<MemberHparams> = pop
-            .members()
-            .iter()
-            .map(|m| MemberHparams::of(&m.spec))
-            .collect();
-        let state: Vec<MemberState> = pop
-            .members()
+        let total = *offsets.last().expect("offsets start at 0");
+        let mut params = s.alloc_zeros::<f32>(total.max(1))?;
+        let mut moment1 = s.alloc_zeros::<f32>(total.max(1))?;
+        let mut moment2 = s.alloc_zeros::<f32>(total.max(1))?;
+        for (slot, source) in weights.iter().enumerate() {
+            let range = offsets[slot]..offsets[slot + 1];
+            let targets = [&mut params, &mut moment1, &mut moment2];
+            match source {
+                SlotWeights::Device(from, old) => {
+                    let old = from.offsets[*old]..from.offsets[*old + 1];
+                    assert_eq!(old.len(), range.len(), "a slot keeps its parameter count");
+                    for (dst, src) in targets.into_iter().zip(from.flat()) {
+                        s.memcpy_dtod(&src.slice(old.clone()), &mut dst.slice_mut(range.clone()))?;
+                    }
+                }
+                SlotWeights::Host(host) => {
+                    for (dst, src) in targets.into_iter().zip(host) {
+                        assert_eq!(src.len(), range.len(), "host weights fit the slot");
+                        dev.upload_into(Transfer::Weights, src, &mut dst.slice_mut(range.clone()))?;
+                    }
+                }
+            }
+        }
+        let hp: Vec<MemberHparams> = members.iter().map(|m| MemberHparams::of(&m.spec)).collect();
+        let state: Vec<MemberState> = members
             .iter()
             .map(|m| MemberState {
                 steps: m.steps,
@@ -95,20 +146,15 @@ impl DevicePopulation {
                 ..Default::default()
             })
             .collect();
+        let device_offsets: Vec<i64> = offsets.iter().map(|&o| o as i64).collect();
         Ok(DevicePopulation {
-            params: s.clone_htod(&nonempty(p))?,
-            moment1: s.clone_htod(&nonempty(m1))?,
-            moment2: s.clone_htod(&nonempty(m2))?,
-            hparams: s.clone_htod(&if hp.is_empty() {
-                vec![MemberHparams::default()]
-            } else {
-                hp
-            })?,
-            state: s.clone_htod(&if state.is_empty() {
-                vec![MemberState::default()]
-            } else {
-                state
-            })?,
+            params,
+            moment1,
+            moment2,
+            param_offsets: dev.upload(Transfer::Layout, &device_offsets)?,
+            offsets,
+            hparams: dev.upload(Transfer::Layout, &hp)?,
+            state: dev.upload(Transfer::Layout, &state)?,
             acts: s.alloc_zeros(act_total.max(1))?,
             deltas: s.alloc_zeros(act_total.max(1))?,
             x: s.alloc_zeros(capacity * n_features)?,
@@ -120,6 +166,23 @@ impl DevicePopulation {
             capacity,
             plans: HashMap::new(),
         })
+    }
+
+    fn flat(&self) -> [&CudaSlice<f32>; 3] {
+        [&self.params, &self.moment1, &self.moment2]
+    }
+
+    pub fn len(&self) -> usize {
+        self.layouts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layouts.is_empty()
+    }
+
+    /// Rows a batch may hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Launches of one training step: gather, the loss, and three GEMMs per layer index
@@ -195,7 +258,7 @@ impl DevicePopulation {
         assert!(rows <= self.capacity, "batch larger than the buffers");
         self.plan(rows)?;
         let stream = self.dev.stream.clone();
-        stream.memcpy_htod(&[0i32], &mut self.cursor)?;
+        stream.memset_zeros(&mut self.cursor)?;
         stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
         let recorded = self
             .launch_step(data, order, BatchStart::Cursor(start, &self.cursor), rows)
@@ -307,24 +370,45 @@ impl DevicePopulation {
         Ok(())
     }
 
-    /// Waits for the device and returns every member's state.
+    /// Starts an epoch: clears every member's metric sums.
+    pub fn begin_epoch(&self) -> Result<(), DriverError> {
+        epoch::clear_epoch_sums(&self.dev, &self.state, self.len())
+    }
+
+    /// Ends an epoch: counts each member's non-finite parameters into its state.
+    pub fn check_params(&self) -> Result<(), DriverError> {
+        let members = self.len();
+        epoch::check_params(
+            &self.dev,
+            &self.params,
+            &self.param_offsets,
+            &self.state,
+            members,
+        )
+    }
+
+    /// Waits for the device and returns every member's state (the per-epoch metrics).
     pub fn read_state(&self) -> Result<Vec<MemberState>, DriverError> {
-        let mut state = self.dev.stream.clone_dtoh(&self.state)?;
-        self.dev.stream.synchronize()?;
-        state.truncate(self.layouts.len());
+        let mut state = self.dev.download(Transfer::Metrics, &self.state)?;
+        state.truncate(self.len());
         Ok(state)
     }
 
-    /// Copies weights and moments back into `pop`'s flat buffers (same layout).
-    pub fn download(&self, pop: &mut Population) -> Result<(), DriverError> {
-        let (_, [p, m1, m2]) = pop.flat_mut();
-        if p.is_empty() {
-            return Ok(());
-        }
-        let s = &self.dev.stream;
-        s.memcpy_dtoh(&self.params.slice(..p.len()), p)?;
-        s.memcpy_dtoh(&self.moment1.slice(..m1.len()), m1)?;
-        s.memcpy_dtoh(&self.moment2.slice(..m2.len()), m2)?;
-        s.synchronize()
+    /// Slot `slot`'s parameters, or with `moments` also both optimizer moments, copied to
+    /// the host: how a member leaves the device.
+    pub fn export_slot(&self, slot: usize, moments: bool) -> Result<Vec<Vec<f32>>, DriverError> {
+        let range = self.offsets[slot]..self.offsets[slot + 1];
+        let buffers = if moments {
+            &self.flat()[..]
+        } else {
+            &self.flat()[..1]
+        };
+        buffers
+            .iter()
+            .map(|b| {
+                self.dev
+                    .download(Transfer::Weights, &b.slice(range.clone()))
+            })
+            .collect()
     }
 }
