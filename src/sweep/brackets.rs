@@ -11,14 +11,15 @@
 //! of one `R` per bracket. BOHB, and model-based samplers, run the brackets in order, so
 //! that each bracket's suggestions see the results of those before it.
 
+use super::driver::{drive, Books, Driven, Refill};
 use super::{
     bohb_proposals, curve, epoch_plan, insert_trial, model_size, recorded_score, replay_mismatch,
     score, went_past, BracketPlan, Ledger, Progress, RungReport, RungValue, TrialRecord,
 };
-use crate::backend::{Backend, TrainingPopulation};
+use crate::backend::{Backend, EpochPlan, TrainingPopulation};
 use crate::config::{Schedule, Sweep};
 use crate::data::TuningData;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::sampler::SamplerKind;
@@ -295,42 +296,6 @@ impl<'a> Bracket<'a> {
     }
 }
 
-/// Trains `pop` (the members of every bracket in `brackets`) one epoch at a time, closing
-/// each bracket's rungs as its members reach them, until every bracket has finished.
-pub(super) fn run_brackets(
-    brackets: &mut [Bracket<'_>],
-    pop: &mut dyn TrainingPopulation,
-    tuning: &TuningData,
-    ledger: &mut Ledger,
-    study: &mut Study,
-    on_progress: &mut dyn FnMut(&Progress),
-) -> Result<()> {
-    loop {
-        for bracket in brackets.iter_mut() {
-            while !bracket.done && !bracket.training(pop) {
-                bracket.close_rung(pop, ledger, study, on_progress)?;
-            }
-        }
-        let Some(sweep) = brackets.iter().find(|b| !b.done).map(|b| b.sweep) else {
-            return Ok(());
-        };
-        // Synchronous: every alive member is at the same epoch, so one shared order serves all.
-        let alive: Vec<usize> = pop
-            .members()
-            .iter()
-            .filter(|m| m.is_alive())
-            .map(|m| m.epochs)
-            .collect();
-        let epoch = alive.iter().copied().min().unwrap_or(0);
-        let plan = epoch_plan(sweep, tuning.train.len(), epoch);
-        ledger.tick(alive.len(), 0);
-        if crate::interrupt::requested() {
-            return Err(Error::Interrupted("interrupted".into()));
-        }
-        pop.train(&plan)?;
-    }
-}
-
 /// Hyperband's brackets share one population unless a bracket's suggestions depend on the
 /// results of the brackets before it (a model-based sampler).
 pub(super) fn shares_brackets(sweep: &Sweep) -> bool {
@@ -341,29 +306,32 @@ pub(super) fn shares_brackets(sweep: &Sweep) -> bool {
         )
 }
 
-/// The bracket schedules (full budget, successive halving, Hyperband, BOHB): each bracket's
-/// trials asked (BOHB's proposals enqueued first), inserted, and trained with its rungs
-/// closed; Hyperband's brackets share one population when no bracket's suggestions depend
-/// on the brackets before it.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn run_bracket_schedule(
-    sweep: &Sweep,
-    tuning: &TuningData,
-    backend: &dyn Backend,
-    plans: &[BracketPlan],
-    study: &mut Study,
-    known: &BTreeMap<usize, TrialRecord>,
-    ledger: &mut Ledger,
-    on_progress: &mut dyn FnMut(&Progress),
-) -> Result<()> {
-    let shared_brackets = shares_brackets(sweep);
-    let mut pop = backend.population(&tuning.train, &tuning.val);
-    let mut open: Vec<Bracket> = Vec::new();
-    for (b, plan) in plans.iter().enumerate() {
-        // Brackets one after another: a reached target starts no further bracket.
-        if ledger.target_reached_by.is_some() {
-            break;
-        }
+/// The bracket schedules (full budget, successive halving, Hyperband, BOHB) as the driver
+/// runs them: a bracket joins once the one before it has finished (BOHB's proposals
+/// enqueued first), or Hyperband's brackets all join at once when no bracket's suggestions
+/// depend on the brackets before it; each bracket closes a rung once all its members
+/// have reached it.
+struct BracketSchedule<'a> {
+    sweep: &'a Sweep,
+    tuning: &'a TuningData,
+    plans: &'a [BracketPlan],
+    /// Trials a stopped run finished, by number.
+    known: &'a BTreeMap<usize, TrialRecord>,
+    pop: Box<dyn TrainingPopulation + 'a>,
+    /// The brackets training now.
+    open: Vec<Bracket<'a>>,
+    /// The first plan not opened yet.
+    next: usize,
+    /// `ledger.finished.len()` when the open brackets joined.
+    first_record: usize,
+}
+
+impl<'a> BracketSchedule<'a> {
+    /// Asks the study for the next bracket's trials and inserts them; a trial a stopped run
+    /// finished joins by its record instead.
+    fn open_next(&mut self, study: &mut Study, ledger: &Ledger) -> Result<()> {
+        let (sweep, b) = (self.sweep, self.next);
+        let plan = &self.plans[b];
         if let Schedule::Bohb {
             random_fraction, ..
         } = sweep.schedule
@@ -376,36 +344,107 @@ pub(super) fn run_bracket_schedule(
         let mut params: BTreeMap<usize, Params> = BTreeMap::new();
         let mut finished_before = Vec::new();
         for t in study.ask_batch(plan.trials)? {
-            match known.get(&t.number) {
+            match self.known.get(&t.number) {
                 Some(r) if r.params != t.params => return Err(replay_mismatch(t.number)),
                 Some(r) => finished_before.push(r.clone()),
                 None => {
-                    insert_trial(pop.as_mut(), sweep, tuning, t.number, &t.params);
+                    insert_trial(self.pop.as_mut(), sweep, self.tuning, t.number, &t.params);
                 }
             }
             params.insert(t.number, t.params);
         }
-        open.push(Bracket::new(
-            (sweep, tuning),
+        let position = (b, self.plans.len());
+        let bracket = Bracket::new(
+            (sweep, self.tuning),
             plan,
-            (b, plans.len()),
+            position,
             params,
             finished_before,
-        ));
-        if shared_brackets && b + 1 < plans.len() {
-            continue;
+        );
+        self.open.push(bracket);
+        self.next += 1;
+        Ok(())
+    }
+}
+
+impl<'a> Driven for BracketSchedule<'a> {
+    type Books = Books<'a>;
+
+    fn population(&mut self) -> &mut dyn TrainingPopulation {
+        self.pop.as_mut()
+    }
+
+    /// Every open bracket whose members have all reached its rung's budget closes it.
+    fn decide(&mut self, books: &mut Books<'a>) -> Result<()> {
+        let pop = self.pop.as_mut();
+        for bracket in &mut self.open {
+            while !bracket.done && !bracket.training(pop) {
+                bracket.close_rung(pop, books.ledger, books.study, books.on_progress)?;
+            }
         }
-        let first = ledger.finished.len();
-        run_brackets(&mut open, pop.as_mut(), tuning, ledger, study, on_progress)?;
-        open.clear();
-        for r in &ledger.finished[first..] {
+        Ok(())
+    }
+
+    /// Once the open brackets have finished, the study hears their outcomes and the next
+    /// brackets join (all of Hyperband's at once when they share the population); a
+    /// reached target opens no further bracket.
+    fn refill(&mut self, books: &mut Books<'a>) -> Result<Refill> {
+        if self.open.iter().any(|b| !b.done) {
+            return Ok(Refill::Ready);
+        }
+        for r in &books.ledger.finished[self.first_record..] {
             let outcome = match (r.state, r.rungs.last()) {
                 (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
                 (TrialState::Pruned, _) => Outcome::Pruned,
                 _ => Outcome::Failed,
             };
-            study.tell(r.number, outcome)?;
+            books.study.tell(r.number, outcome)?;
         }
+        self.open.clear();
+        self.first_record = books.ledger.finished.len();
+        let shared = shares_brackets(self.sweep);
+        while self.next < self.plans.len() && books.ledger.target_reached_by.is_none() {
+            self.open_next(books.study, books.ledger)?;
+            if !shared {
+                break;
+            }
+        }
+        Ok(match self.open.is_empty() {
+            true => Refill::Finished,
+            false => Refill::Joined,
+        })
     }
-    Ok(())
+
+    /// Synchronous: every alive member is at the same epoch, so one shared order serves all.
+    fn next_unit(&mut self, books: &mut Books<'a>) -> EpochPlan {
+        let alive: Vec<usize> = (self.pop.members().iter())
+            .filter(|m| m.is_alive())
+            .map(|m| m.epochs)
+            .collect();
+        let epoch = alive.iter().copied().min().unwrap_or(0);
+        books.ledger.tick(alive.len(), 0);
+        epoch_plan(self.sweep, self.tuning.train.len(), epoch)
+    }
+}
+
+/// Runs the bracket schedule of `sweep` over `plans`; `known`: trials a stopped run
+/// finished (`popsweep resume`), by number, replayed from their records.
+pub(super) fn run_bracket_schedule<'a>(
+    (sweep, tuning): (&'a Sweep, &'a TuningData),
+    backend: &'a dyn Backend,
+    plans: &'a [BracketPlan],
+    known: &'a BTreeMap<usize, TrialRecord>,
+    books: &mut Books<'a>,
+) -> Result<()> {
+    let mut schedule = BracketSchedule {
+        sweep,
+        tuning,
+        plans,
+        known,
+        pop: backend.population(&tuning.train, &tuning.val),
+        open: Vec::new(),
+        next: 0,
+        first_record: 0,
+    };
+    drive(&mut schedule, books)
 }

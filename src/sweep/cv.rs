@@ -13,8 +13,9 @@
 //! their fold through a [`Fold`] view of the shared data, so the K·J copies of a
 //! configuration train side by side with every other configuration (CPU backend).
 
-use super::{derive_seed, epoch_plan, insert_trial, sweep_study, SEED_SPLIT};
-use crate::backend::{Backend, TrainingPopulation};
+use super::driver::train_fixed;
+use super::{derive_seed, insert_trial, sweep_study, SEED_SPLIT};
+use crate::backend::Backend;
 use crate::config::Sweep;
 use crate::data::{Dataset, TuningData};
 use crate::error::{Error, Result};
@@ -97,20 +98,6 @@ fn fold_view(id: usize, n: usize, train_rows: &[usize], val_rows: &[usize]) -> A
         in_train,
         val_rows: val_rows.to_vec(),
     })
-}
-
-/// Trains every member of `pop` for `epochs` epochs over `data` in the sweep's shared order.
-fn train(
-    sweep: &Sweep,
-    pop: &mut dyn TrainingPopulation,
-    data: &Dataset,
-    epochs: usize,
-) -> Result<()> {
-    for epoch in 0..epochs {
-        let plan = epoch_plan(sweep, data.len(), epoch);
-        pop.train(&plan)?;
-    }
-    Ok(())
 }
 
 /// Runs the nested cross-validation of `sweep` over all of `data`.
@@ -237,7 +224,7 @@ impl NestedCv<'_> {
                 }
             }
         }
-        train(sweep, pop.as_mut(), self.data, sweep.epochs)?;
+        train_fixed(sweep, pop.as_mut(), self.data.len(), 0, sweep.epochs)?;
         let mut inner_values = vec![vec![Vec::new(); self.outer_folds.len()]; self.configs.len()];
         for (m, &(c, k, _)) in pop.members().iter().zip(&member_of) {
             let v = if m.is_alive() {
@@ -319,7 +306,7 @@ impl NestedCv<'_> {
             let slot = insert_trial(final_pop.as_mut(), sweep, &self.tuning, *trial, params);
             final_pop.set_fold(slot, view);
         }
-        train(sweep, final_pop.as_mut(), self.data, sweep.epochs)?;
+        train_fixed(sweep, final_pop.as_mut(), self.data.len(), 0, sweep.epochs)?;
         let mut folds = Vec::new();
         for (slot, &(k, c, inner_val)) in best.iter().enumerate() {
             let test = self.data.subset(&self.outer_folds[k]);

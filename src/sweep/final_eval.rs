@@ -4,12 +4,13 @@
 //! validation rows, the usual last step once validation has done its job — as one
 //! population, then each is scored once on the held-out test split.
 
-use super::{epoch_plan, insert_trial, Best, TrialRecord};
+use super::driver::train_fixed;
+use super::{insert_trial, Best, TrialRecord};
 use crate::backend::{Backend, TrainingPopulation};
 use crate::config::FinalStage;
 use crate::config::Sweep;
 use crate::data::{Dataset, HeldOutTest, TuningData};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::population::{Evaluation, ExportedMember};
 use crate::space::Params;
 use crate::storage::TrialState;
@@ -99,15 +100,10 @@ pub fn evaluate_finalists(
     }
     for (&first_unit, (pop, members)) in &mut groups {
         let group_epochs = members.iter().map(|&i| finalists[i].epochs).max();
-        for epoch in 0..group_epochs.unwrap_or(0) {
-            // The sweep's records are all written: `popsweep resume` replays them and
-            // comes back here.
-            if crate::interrupt::requested() {
-                return Err(Error::Interrupted("interrupted".into()));
-            }
-            let plan = epoch_plan(sweep, data.train.len(), first_unit + epoch);
-            pop.train(&plan)?;
-        }
+        // The sweep's records are all written: on an interrupt `popsweep resume` replays
+        // them and comes back here.
+        let (rows, units) = (data.train.len(), group_epochs.unwrap_or(0));
+        train_fixed(sweep, pop.as_mut(), rows, first_unit, units)?;
     }
     let mut scores: Vec<Option<Evaluation>> = vec![None; finalists.len()];
     held_out.final_evaluation(|rows| {

@@ -13,6 +13,7 @@ mod brackets;
 mod checkpoint;
 mod cv;
 mod data;
+mod driver;
 mod final_eval;
 mod plan;
 mod slots;
@@ -221,17 +222,23 @@ pub fn run_sweep(
                 backend,
                 slots: population,
             };
-            context.run(&mut study, known, &mut ledger, files, on_progress)?;
+            let mut books = driver::Books {
+                study: &mut study,
+                ledger: &mut ledger,
+                on_progress,
+            };
+            context.run((known, files), &mut books)?;
         }
         _ => brackets::run_bracket_schedule(
-            sweep,
-            tuning,
+            (sweep, tuning),
             backend,
             &plans,
-            &mut study,
             known,
-            &mut ledger,
-            on_progress,
+            &mut driver::Books {
+                study: &mut study,
+                ledger: &mut ledger,
+                on_progress,
+            },
         )?,
     }
     let Ledger {

@@ -18,14 +18,15 @@ use judge::{drain_slots, exits_of, Verdict};
 use pbt::fixed_for_life;
 
 use super::checkpoint::{self, Checkpoint};
+use super::driver::{drive, Books, Driven, Refill};
 use super::{
     curve, epoch_plan, insert_trial, model_size, replay_mismatch, score, Ledger, Lineage, Progress,
     RungValue, TickReport, TrialRecord, SEED_SAMPLER,
 };
-use crate::backend::{Backend, TrainingPopulation};
+use crate::backend::{Backend, EpochPlan, TrainingPopulation};
 use crate::config::{Drain, Schedule, Sweep};
 use crate::data::TuningData;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report::run_files::RunFiles;
 use crate::rng::derive_seed;
 use crate::space::Params;
@@ -109,18 +110,114 @@ struct Running {
     draining: bool,
 }
 
+/// A slot schedule as the driver runs it.
+struct SlotSchedule<'c, 'p> {
+    cx: &'c SlotContext<'c>,
+    s: Slots<'p>,
+    /// Trials a stopped run finished, by number.
+    known: &'c BTreeMap<usize, TrialRecord>,
+    files: &'c RunFiles,
+    /// ASHA's `drain`: whether a stopped trial trains on while the slots drain.
+    drain: bool,
+    /// PBT's checkpoint, until the first refill puts it back.
+    restoring: Option<(Checkpoint, [Vec<f32>; 3])>,
+    checkpoint_due: Instant,
+    /// Start of the progress report's window.
+    window: Instant,
+    /// Whether a unit trained since the last decisions.
+    trained: bool,
+}
+
+impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
+    type Books = Books<'c>;
+
+    fn population(&mut self) -> &mut dyn TrainingPopulation {
+        self.s.pop.as_mut()
+    }
+
+    /// Every trial judged on its own (ASHA at its rungs, median every epoch, PBT every
+    /// `interval`), the decisions applied, the trials that leave recorded; then PBT's
+    /// checkpoint and the progress report.
+    fn decide(&mut self, books: &mut Books<'c>) -> Result<()> {
+        if !std::mem::take(&mut self.trained) {
+            return Ok(());
+        }
+        let (cx, s, ledger) = (self.cx, &mut self.s, &mut *books.ledger);
+        let mut verdicts = cx.judge(s)?;
+        if self.drain {
+            // Once `metric.target` is reached no trial starts, and none drains.
+            let refills = match ledger.target_reached_by {
+                Some(_) => None,
+                None => Some(cx.sweep.run_cap - s.started),
+            };
+            let maximize = cx.sweep.metric.maximize;
+            drain_slots(
+                &mut verdicts,
+                refills,
+                maximize,
+                &mut s.running,
+                &mut s.ghosts,
+            );
+        }
+        let (leaving, exits) = exits_of(&s.ghosts, verdicts)?;
+        if s.policy.synchronous() {
+            let decisions = cx.round(s.policy.as_mut(), s.pop.as_ref(), &s.running, &leaving);
+            cx.apply(s.pop.as_mut(), &mut s.running, decisions);
+        }
+        cx.record_exits(s, &exits, self.known, books.study, ledger)?;
+        if let (Schedule::Pbt(settings), Some(rng)) = (&cx.sweep.schedule, s.policy.rng_mut()) {
+            let round = !s.pop.is_empty() && s.tick.is_multiple_of(settings.interval);
+            if round && Instant::now() >= self.checkpoint_due {
+                let writing = Instant::now();
+                let (pop, running) = (s.pop.as_ref(), &s.running);
+                cx.save_checkpoint(self.files, s.tick, ledger.busy, rng, pop, running)?;
+                self.checkpoint_due = Instant::now() + CHECKPOINT_SPACING * writing.elapsed();
+            }
+        }
+        let over = s.pop.is_empty()
+            && s.ghosts.is_empty()
+            && (s.started == cx.sweep.run_cap || ledger.target_reached_by.is_some());
+        if s.tick.is_multiple_of(REPORT_EVERY) || over {
+            let seats = s.pop.len() + s.ghosts.len();
+            let report = cx.report(s.tick, seats, s.started, ledger, self.window);
+            (books.on_progress)(&Progress::Tick(report));
+            self.window = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn refill(&mut self, books: &mut Books<'c>) -> Result<Refill> {
+        let (study, ledger) = (&mut *books.study, &mut *books.ledger);
+        (self.cx).refill(&mut self.s, &mut self.restoring, study, self.known, ledger)?;
+        Ok(match self.s.pop.is_empty() && self.s.ghosts.is_empty() {
+            true => Refill::Finished,
+            false => Refill::Ready,
+        })
+    }
+
+    /// One unit of the population's clock: every member trains, every ghost ages.
+    fn next_unit(&mut self, books: &mut Books<'c>) -> EpochPlan {
+        let s = &mut self.s;
+        let draining = s.running.values().filter(|r| r.draining).count()
+            + s.ghosts.iter().filter(|g| g.draining).count();
+        books.ledger.tick(s.pop.len() + s.ghosts.len(), draining);
+        let plan = epoch_plan(self.cx.sweep, self.cx.tuning.train.len(), s.tick);
+        s.tick += 1;
+        for ghost in &mut s.ghosts {
+            ghost.epochs += 1;
+        }
+        self.trained = true;
+        plan
+    }
+}
+
 impl SlotContext<'_> {
     /// Runs the schedule; `known`: trials a stopped run finished (`popsweep resume`), by
-    /// number, replayed from their records rather than trained again. Each unit of the
-    /// population's clock: refill free slots, train, judge every trial, apply the
-    /// decisions, record the trials that leave.
-    pub fn run(
-        &self,
-        study: &mut Study,
-        known: &BTreeMap<usize, TrialRecord>,
-        ledger: &mut Ledger,
-        files: &RunFiles,
-        on_progress: &mut dyn FnMut(&Progress),
+    /// number, replayed from their records rather than trained again.
+    pub fn run<'c>(
+        &'c self,
+        (known, files): (&'c BTreeMap<usize, TrialRecord>, &'c RunFiles),
+        books: &mut Books<'c>,
     ) -> Result<()> {
         let sweep = self.sweep;
         let drain = match sweep.schedule {
@@ -131,88 +228,40 @@ impl SlotContext<'_> {
             },
             _ => false,
         };
-        let mut s = Slots {
-            pop: self
-                .backend
-                .population(&self.tuning.train, &self.tuning.val),
-            policy: scheduler(sweep),
-            running: BTreeMap::new(),
-            ghosts: Vec::new(),
-            replayed: Vec::new(),
-            started: 0,
-            tick: 0,
-        };
-        let mut window = Instant::now();
         // PBT resumes from its checkpoint (checkpoint.rs), or without one trains every
         // trial again: its trials cannot be replayed from their records, which lack the
         // weights exploit copied between them.
         let pbt = matches!(sweep.schedule, Schedule::Pbt(_));
-        let mut checkpoint_due = Instant::now();
-        let mut restoring = match pbt {
-            true => checkpoint::load(files.dir())?,
-            false => None,
+        let mut schedule = SlotSchedule {
+            cx: self,
+            s: Slots {
+                pop: self
+                    .backend
+                    .population(&self.tuning.train, &self.tuning.val),
+                policy: scheduler(sweep),
+                running: BTreeMap::new(),
+                ghosts: Vec::new(),
+                replayed: Vec::new(),
+                started: 0,
+                tick: 0,
+            },
+            known,
+            files,
+            drain,
+            restoring: match pbt {
+                true => checkpoint::load(files.dir())?,
+                false => None,
+            },
+            checkpoint_due: Instant::now(),
+            window: Instant::now(),
+            trained: false,
         };
-        loop {
-            self.refill(&mut s, &mut restoring, study, known, ledger)?;
-            if s.pop.is_empty() && s.ghosts.is_empty() {
-                break;
-            }
-            self.train_unit(&mut s, ledger)?;
-            let mut verdicts = self.judge(&mut s)?;
-            if drain {
-                // Once `metric.target` is reached no trial starts, and none drains.
-                let refills = match ledger.target_reached_by {
-                    Some(_) => None,
-                    None => Some(sweep.run_cap - s.started),
-                };
-                drain_slots(
-                    &mut verdicts,
-                    refills,
-                    sweep.metric.maximize,
-                    &mut s.running,
-                    &mut s.ghosts,
-                );
-            }
-            let (leaving, exits) = exits_of(&s.ghosts, verdicts)?;
-            if s.policy.synchronous() {
-                let decisions = self.round(s.policy.as_mut(), s.pop.as_ref(), &s.running, &leaving);
-                self.apply(s.pop.as_mut(), &mut s.running, decisions);
-            }
-            self.record_exits(&mut s, &exits, known, study, ledger)?;
-            if let (Schedule::Pbt(settings), Some(rng)) = (&sweep.schedule, s.policy.rng_mut()) {
-                let round = !s.pop.is_empty() && s.tick.is_multiple_of(settings.interval);
-                if round && Instant::now() >= checkpoint_due {
-                    let writing = Instant::now();
-                    self.save_checkpoint(
-                        files,
-                        s.tick,
-                        ledger.busy,
-                        rng,
-                        s.pop.as_ref(),
-                        &s.running,
-                    )?;
-                    checkpoint_due = Instant::now() + CHECKPOINT_SPACING * writing.elapsed();
-                }
-            }
-            let over = s.pop.is_empty()
-                && s.ghosts.is_empty()
-                && (s.started == sweep.run_cap || ledger.target_reached_by.is_some());
-            if s.tick.is_multiple_of(REPORT_EVERY) || over {
-                on_progress(&Progress::Tick(self.report(
-                    s.tick,
-                    s.pop.len() + s.ghosts.len(),
-                    s.started,
-                    ledger,
-                    window,
-                )));
-                window = Instant::now();
-            }
-        }
+        drive(&mut schedule, books)?;
         if pbt {
             checkpoint::remove(files.dir())?;
         }
         // A record the replay never reached: the sweep file or the data changed.
-        if let Some(&number) = known.keys().find(|n| !s.replayed.contains(n)) {
+        if let Some(&number) = known.keys().find(|n| !schedule.s.replayed.contains(n)) {
             return Err(replay_mismatch(number));
         }
         Ok(())
@@ -274,27 +323,6 @@ impl SlotContext<'_> {
                     draining: false,
                 },
             );
-        }
-        Ok(())
-    }
-
-    /// One unit of the population's clock: every member trains, every ghost ages.
-    fn train_unit(&self, s: &mut Slots<'_>, ledger: &mut Ledger) -> Result<()> {
-        let draining = s.running.values().filter(|r| r.draining).count()
-            + s.ghosts.iter().filter(|g| g.draining).count();
-        // Between epochs every record is flushed (and PBT's checkpoint written): a stop
-        // here is what `popsweep resume` continues from.
-        if crate::interrupt::requested() {
-            return Err(Error::Interrupted("interrupted".into()));
-        }
-        ledger.tick(s.pop.len() + s.ghosts.len(), draining);
-        let plan = epoch_plan(self.sweep, self.tuning.train.len(), s.tick);
-        s.tick += 1;
-        if !s.pop.is_empty() {
-            s.pop.train(&plan)?;
-        }
-        for ghost in &mut s.ghosts {
-            ghost.epochs += 1;
         }
         Ok(())
     }
