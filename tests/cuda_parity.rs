@@ -793,6 +793,7 @@ fn the_population_stays_on_the_device_between_epochs() {
     let moved = |t: Transfer| after[t as usize] - before[t as usize];
     let weights_in: usize = specs.iter().map(|s| s.arch.param_count()).sum();
     let (f32s, state) = (4, std::mem::size_of::<MemberState>());
+    // New members' moments are zero, as the device buffers start: only weights go up.
     assert_eq!(
         moved(Transfer::Weights) as usize,
         f32s * (weights_in + 3 * exported.params.len()),

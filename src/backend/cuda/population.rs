@@ -132,7 +132,11 @@ impl DevicePopulation {
                 SlotWeights::Host(host) => {
                     for (dst, src) in targets.into_iter().zip(host) {
                         assert_eq!(src.len(), range.len(), "host weights fit the slot");
-                        dev.upload_into(Transfer::Weights, src, &mut dst.slice_mut(range.clone()))?;
+                        // The buffers start zeroed: a new member's moments need no copy.
+                        if src.iter().any(|v| v.to_bits() != 0) {
+                            let dst = &mut dst.slice_mut(range.clone());
+                            dev.upload_into(Transfer::Weights, src, dst)?;
+                        }
                     }
                 }
             }
