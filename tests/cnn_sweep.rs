@@ -146,3 +146,35 @@ fn an_npy_image_array_keeps_its_shape_for_a_cnn() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `batch_norm: true` puts a batch normalisation after every convolution; the records
+/// count its scale and shift as parameters but not its running statistics (PyTorch's
+/// `parameters()`), and the members learn.
+#[test]
+fn a_batch_norm_cnn_sweep_trains_and_counts_only_trainable_parameters() {
+    let text = "name: bn\nmethod: grid\nmetric: {name: val_accuracy, goal: maximize}\n\
+                model: {type: cnn, layers: 2, fc_width: 16, batch_norm: true}\n\
+                train: {epochs: 2, batch_size: 32, optimizer: adamw, lr: 0.003}\n\
+                parameters:\n  filters: {values: [4, 8]}\n";
+    let sweep = config::parse(text, "bn.yaml").unwrap();
+    let outcome = common::run_sweep_on(&sweep, &digits::load().unwrap(), "cnn-bn").unwrap();
+    assert_eq!(outcome.trials.len(), 2);
+    for r in &outcome.trials {
+        let filters = match r.params["filters"] {
+            ParamValue::Int(v) => v as usize,
+            ref other => panic!("filters = {other}"),
+        };
+        let spec = CnnSpec {
+            filters,
+            layers: 2,
+            fc_width: 16,
+            batch_norm: true,
+            ..CnnSpec::default()
+        };
+        let arch = Arch::cnn(ImageShape::square(64).unwrap(), &spec, Activation::Relu, 10).unwrap();
+        assert_eq!(r.param_count, arch.trainable_params());
+        assert!(arch.param_count() > arch.trainable_params());
+        assert_eq!(r.state, TrialState::Complete, "{r:?}");
+        assert!(r.history[1].val_accuracy > 0.5, "{:?}", r.history);
+    }
+}

@@ -137,6 +137,7 @@ fn example_sweeps() -> Vec<(String, String)> {
         root.join("external/sweep.yaml"),
         root.join("regression/sweep.yaml"),
         root.join("fashion-cnn.yaml"),
+        root.join("mnist-cnn.yaml"),
     ] {
         let text = std::fs::read_to_string(&path).unwrap();
         files.push((path.display().to_string(), text));

@@ -11,10 +11,11 @@ fn mean_loss(
     params: &[f64],
     x: &[f64],
     y: Targets<'_>,
-    dropout: Option<StepDropout>,
+    (dropout, running_stats): (Option<StepDropout>, bool),
 ) -> f64 {
     let rows = y.rows(arch.outputs());
     let mut ws = NetworkWorkspace::new(arch, rows);
+    ws.use_running_stats(running_stats);
     let mut grad = vec![0.0; params.len()];
     forward_backward(arch, params, x, y, dropout, &mut ws, &mut grad).loss / rows as f64
 }
@@ -31,10 +32,24 @@ fn check(arch: Arch, batch: usize, dropout: Option<StepDropout>) {
 }
 
 fn check_loss(arch: Arch, batch: usize, dropout: Option<StepDropout>, loss: Loss) {
-    let params: Vec<f64> = arch
-        .init_params(5)
-        .iter()
-        .map(|&v| f64::from(v) * 2.0)
+    check_mode(arch, batch, (dropout, false), loss);
+}
+
+/// `running_stats`: batch norm normalises with its running statistics (evaluation mode),
+/// which are state, not trained: only the trainable parameters are checked then.
+fn check_mode(arch: Arch, batch: usize, mode: (Option<StepDropout>, bool), loss: Loss) {
+    let (dropout, running_stats) = mode;
+    let has_norm = arch.param_count() > arch.trainable_params();
+    // Batch norm starts as the identity with unit running variance: move it off that point.
+    let jitter = |i: usize| {
+        if has_norm {
+            0.1 * (i as f64 * 0.37).sin()
+        } else {
+            0.0
+        }
+    };
+    let params: Vec<f64> = (arch.init_params(5).iter().enumerate())
+        .map(|(i, &v)| f64::from(v) * 2.0 + jitter(i))
         .collect();
     let x: Vec<f64> = (0..batch * arch.inputs)
         .map(|i| ((i * 7 % 13) as f64 * 0.31).sin())
@@ -48,18 +63,30 @@ fn check_loss(arch: Arch, batch: usize, dropout: Option<StepDropout>, loss: Loss
         Loss::MeanSquaredError => Targets::Values(&values),
     };
     let mut ws = NetworkWorkspace::new(&arch, batch);
+    ws.use_running_stats(running_stats);
     let mut grad = vec![0.0; params.len()];
     forward_backward(&arch, &params, &x, y, dropout, &mut ws, &mut grad);
     let eps = 1e-6;
     let mut worst: f64 = 0.0;
-    for i in 0..params.len() {
+    let checked = match running_stats {
+        true => arch.trainable_params(),
+        false => params.len(),
+    };
+    for i in 0..checked {
         let (mut up, mut down) = (params.clone(), params.clone());
         up[i] += eps;
         down[i] -= eps;
-        let numeric = (mean_loss(&arch, &up, &x, y, dropout)
-            - mean_loss(&arch, &down, &x, y, dropout))
+        let numeric = (mean_loss(&arch, &up, &x, y, mode) - mean_loss(&arch, &down, &x, y, mode))
             / (2.0 * eps);
-        let err = (numeric - grad[i]).abs() / (1e-6 + numeric.abs().max(grad[i].abs()));
+        // Relative error; but where both sides are below 1e-8 the gradient is zero (a
+        // convolution's bias before batch norm, whose mean removes it) and the difference
+        // quotient holds only its rounding noise, ~1e-16/ε = 1e-10: then 1e-9 absolute.
+        let (diff, scale) = ((numeric - grad[i]).abs(), numeric.abs().max(grad[i].abs()));
+        let err = if scale < 1e-8 {
+            diff * 1e4
+        } else {
+            diff / scale
+        };
         worst = worst.max(err);
         assert!(
             err < 1e-5,
@@ -259,5 +286,74 @@ fn convolution_and_pooling_backward_matches_finite_differences() {
         check(arch.clone(), 1, None);
         check(arch.clone(), 2, Some(dropout));
         check_loss(arch, 2, None, Loss::MeanSquaredError);
+    }
+}
+
+/// Batch norm in both modes: training (the batch's statistics, so every input's gradient
+/// runs through the mean and variance too) and evaluation (the running statistics), after
+/// a convolution (`same`, odd sizes; a batch of 1 still normalises over its positions),
+/// after a strided `valid` 1×1 convolution, and after a dense layer (spatial 1).
+#[test]
+fn batch_norm_backward_matches_finite_differences_in_both_modes() {
+    use popsweep::model::hparams::Activation;
+    use popsweep::model::{Conv2d, Layer, Norm, Pool};
+    let conv = |(in_channels, out_channels), kernel, stride, pad, (height, width)| {
+        Layer::Conv2d(Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            pad,
+            height,
+            width,
+        })
+    };
+    let norm = |channels, spatial| Layer::BatchNorm(Norm { channels, spatial });
+    let dense = |inputs, outputs| Layer::Dense { inputs, outputs };
+    let lists: Vec<(usize, Vec<Layer>)> = vec![
+        (
+            // 1×5×3 → same 3×3 → 3×5×3 → norm → ReLU → max 2 → 3×2×1 → dense
+            15,
+            vec![
+                conv((1, 3), 3, 1, 1, (5, 3)),
+                norm(3, 15),
+                Layer::Activation(Activation::Relu),
+                Layer::MaxPool(Pool {
+                    channels: 3,
+                    size: 2,
+                    height: 5,
+                    width: 3,
+                }),
+                dense(6, 3),
+            ],
+        ),
+        (
+            // 2×5×5 → valid 1×1 stride 2 → 2×3×3 → norm → tanh → dense
+            50,
+            vec![
+                conv((2, 2), 1, 2, 0, (5, 5)),
+                norm(2, 9),
+                Layer::Activation(Activation::Tanh),
+                dense(18, 3),
+            ],
+        ),
+        (
+            // dense → norm (spatial 1) → GELU → dense
+            6,
+            vec![
+                dense(6, 4),
+                norm(4, 1),
+                Layer::Activation(Activation::Gelu),
+                dense(4, 3),
+            ],
+        ),
+    ];
+    for (inputs, layers) in lists {
+        let arch = Arch { inputs, layers };
+        assert!(arch.is_consistent(), "{:?}", arch.layers);
+        for running_stats in [false, true] {
+            check_mode(arch.clone(), 4, (None, running_stats), Loss::CrossEntropy);
+            check_mode(arch.clone(), 1, (None, running_stats), Loss::CrossEntropy);
+        }
     }
 }

@@ -158,12 +158,6 @@ impl Ctx<'_> {
     fn cnn_spec(&self, model: Option<&RawModel>) -> Result<CnnSpec> {
         if let Some(m) = model {
             self.refuse_keys_of(Family::Mlp, m)?;
-            if m.batch_norm == Some(true) {
-                return Err(self.err(
-                    &["model", "batch_norm"],
-                    "batch normalisation is not supported yet".into(),
-                ));
-            }
         }
         let base = CnnSpec::default();
         let int = |name: &str, value: Option<u64>, default: usize| -> Result<usize> {
@@ -194,6 +188,7 @@ impl Ctx<'_> {
             fc_layers: int("fc_layers", get(|m| m.fc_layers), base.fc_layers)?,
             fc_width: int("fc_width", get(|m| m.fc_width), base.fc_width)?,
             global_pool: model.and_then(|m| m.global_pool).unwrap_or(false),
+            batch_norm: model.and_then(|m| m.batch_norm).unwrap_or(false),
         };
         if spec.pool_every > spec.layers {
             return Err(self.err(

@@ -1,12 +1,13 @@
 //! The convolutional family as a layer list, built by the rules of thumb practitioners
 //! tune around: `layers` 3×3 (or `kernel_size`) convolutions with `same` padding and an
-//! activation each, a 2×2 max-pool after every `pool_every` of them, the filters
+//! activation each (with `batch_norm`, a batch normalisation between the two), a 2×2
+//! max-pool after every `pool_every` of them, the filters
 //! multiplied by `filter_growth` after each pool, then flatten (or global average
 //! pooling), `fc_layers` dense layers of `fc_width` (each with dropout after its
 //! activation), and the classifier.
 
 use super::hparams::Activation;
-use super::layers::{Arch, Conv2d, Layer, Pool};
+use super::layers::{Arch, Conv2d, Layer, Norm, Pool};
 pub use crate::data::ImageShape;
 
 /// The shape knobs of a CNN (each may also be tuned per trial).
@@ -25,6 +26,8 @@ pub struct CnnSpec {
     pub fc_width: usize,
     /// Global average pooling instead of flattening before the dense layers.
     pub global_pool: bool,
+    /// Batch normalisation after every convolution, before its activation.
+    pub batch_norm: bool,
 }
 
 impl Default for CnnSpec {
@@ -39,6 +42,7 @@ impl Default for CnnSpec {
             fc_layers: 1,
             fc_width: 128,
             global_pool: false,
+            batch_norm: false,
         }
     }
 }
@@ -81,8 +85,12 @@ impl Arch {
                 width: w,
             };
             layers.push(Layer::Conv2d(conv));
-            layers.push(Layer::Activation(activation));
             (channels, h, w) = (filters, conv.out_height(), conv.out_width());
+            if spec.batch_norm {
+                let spatial = h * w;
+                layers.push(Layer::BatchNorm(Norm { channels, spatial }));
+            }
+            layers.push(Layer::Activation(activation));
             if i % spec.pool_every == 0 {
                 if h < 2 || w < 2 {
                     return Err(format!(

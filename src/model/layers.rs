@@ -89,6 +89,20 @@ impl Pool {
     }
 }
 
+/// Batch normalisation of `(channels, spatial)` blocks: each channel over the batch and
+/// its `spatial` positions (a dense block is `spatial = 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Norm {
+    pub channels: usize,
+    pub spatial: usize,
+}
+
+impl Norm {
+    pub fn size(&self) -> usize {
+        self.channels * self.spatial
+    }
+}
+
 /// One layer of a member's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
@@ -103,6 +117,9 @@ pub enum Layer {
     AvgPool(Pool),
     /// The mean of each channel over the whole image: `(c, h, w)` → `(c)`.
     GlobalAvgPool(Pool),
+    /// Batch normalisation with a scale `γ` and shift `β` per channel (its parameters) and
+    /// running statistics (its state, not trained: see [`Arch::trainable_params`]).
+    BatchNorm(Norm),
     /// An elementwise nonlinearity, in place on the layer before it.
     Activation(Activation),
     /// Inverted dropout at the member's rate (a hyperparameter, not a shape), in place.
@@ -118,16 +135,27 @@ impl Layer {
             Layer::Conv2d(c) => Some((c.in_size(), c.out_size())),
             Layer::MaxPool(p) | Layer::AvgPool(p) => Some((p.in_size(), p.out_size())),
             Layer::GlobalAvgPool(p) => Some((p.in_size(), p.channels)),
+            Layer::BatchNorm(n) => Some((n.size(), n.size())),
             Layer::Activation(_) | Layer::Dropout => None,
         }
     }
 
-    /// `(fan_in, weights, biases)` of a parameterised layer.
+    /// `(fan_in, weights, biases)` of a parameterised layer (batch norm: `γ` as the
+    /// weights, `β` as the bias).
     pub fn param_shape(&self) -> Option<(usize, usize, usize)> {
         match *self {
             Layer::Dense { inputs, outputs } => Some((inputs, inputs * outputs, outputs)),
             Layer::Conv2d(c) => Some((c.fan_in(), c.out_channels * c.fan_in(), c.out_channels)),
+            Layer::BatchNorm(n) => Some((1, n.channels, n.channels)),
             _ => None,
+        }
+    }
+
+    /// Values of untrained state the layer keeps: batch norm's running mean and variance.
+    pub fn state_len(&self) -> usize {
+        match *self {
+            Layer::BatchNorm(n) => 2 * n.channels,
+            _ => 0,
         }
     }
 
@@ -195,8 +223,29 @@ impl Arch {
         self.layers.iter().filter_map(Layer::param_shape)
     }
 
+    /// Values a member holds: its trainable parameters, then its layers' state (running
+    /// statistics). The population's buffers, `copy` and `export` cover all of them.
     pub fn param_count(&self) -> usize {
+        self.trainable_params() + self.layers.iter().map(Layer::state_len).sum::<usize>()
+    }
+
+    /// The parameters the optimizer trains, at the front of the member's slice: what a
+    /// parameter budget (`max_params`) and the records count, as PyTorch's
+    /// `parameters()` does.
+    pub fn trainable_params(&self) -> usize {
         self.param_shapes().map(|(_, w, b)| w + b).sum()
+    }
+
+    /// Where each stateful layer's state starts in the member's slice, in layer order.
+    pub fn state_offsets(&self) -> Vec<usize> {
+        let mut offset = self.trainable_params();
+        (self.layers.iter().filter(|l| l.state_len() > 0))
+            .map(|l| {
+                let at = offset;
+                offset += l.state_len();
+                at
+            })
+            .collect()
     }
 
     /// Multiply-adds per sample in the forward pass (`Σ inputs·outputs` over dense layers,
@@ -225,15 +274,31 @@ impl Arch {
     /// PyTorch's `nn.Linear` and `nn.Conv2d` default for every parameterised layer:
     /// weights and bias uniform in `±1/√fan_in`, drawn from the counter-based stream
     /// `(seed, Init, k)` for the `k`-th parameterised layer, so it never depends on the
-    /// population around the member.
+    /// population around the member. Batch norm starts as the identity (`γ = 1`, `β = 0`),
+    /// its running statistics at mean 0 and variance 1.
     pub fn init_params(&self, seed: u64) -> Vec<f32> {
         let mut params = Vec::with_capacity(self.param_count());
-        for (k, (fan_in, weights, biases)) in self.param_shapes().enumerate() {
+        let parameterised = self.layers.iter().filter(|l| l.param_shape().is_some());
+        for (k, layer) in parameterised.enumerate() {
+            let (fan_in, weights, biases) = layer.param_shape().expect("filtered above");
+            if let Layer::BatchNorm(_) = layer {
+                params.extend((0..weights).map(|_| 1.0).chain((0..biases).map(|_| 0.0)));
+                continue;
+            }
             let bound = 1.0 / (fan_in as f32).sqrt();
             params.extend((0..(weights + biases) as u64).map(|i| {
                 let u = unit_f32(stream_word(seed, Stream::Init, k as u32, 0, i));
                 (2.0 * u - 1.0) * bound
             }));
+        }
+        for layer in &self.layers {
+            if let Layer::BatchNorm(n) = layer {
+                params.extend(
+                    (0..n.channels)
+                        .map(|_| 0.0)
+                        .chain((0..n.channels).map(|_| 1.0)),
+                );
+            }
         }
         params
     }
@@ -249,6 +314,7 @@ impl Arch {
                 Layer::MaxPool(p) | Layer::AvgPool(p) | Layer::GlobalAvgPool(p) => {
                     p.size > 0 && p.out_size() > 0
                 }
+                Layer::BatchNorm(n) => n.size() > 0,
                 _ => true,
             };
             if let Some((inputs, outputs)) = layer.widths() {

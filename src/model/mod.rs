@@ -7,7 +7,7 @@ pub mod layers;
 mod mlp;
 
 pub use hparams::Hparams;
-pub use layers::{Arch, Conv2d, Layer, Pool};
+pub use layers::{Arch, Conv2d, Layer, Norm, Pool};
 
 /// Everything that defines one member: its architecture, its hyperparameters, the seed
 /// from which its initial weights and dropout masks are drawn, and (cross-validation) the

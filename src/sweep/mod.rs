@@ -359,7 +359,7 @@ fn trial_spec(
 /// cannot be built on the data.
 fn model_size(sweep: &Sweep, tuning: &TuningData, trial: usize, params: &Params) -> (usize, usize) {
     trial_spec(sweep, tuning, trial, params).map_or((0, 0), |s| {
-        (s.arch.param_count(), 2 * s.arch.macs_per_sample())
+        (s.arch.trainable_params(), 2 * s.arch.macs_per_sample())
     })
 }
 
@@ -375,7 +375,7 @@ fn insert_trial(
 ) -> usize {
     let (spec, refusal) = match trial_spec(sweep, tuning, trial, params) {
         Ok(spec) => {
-            let size = spec.arch.param_count();
+            let size = spec.arch.trainable_params();
             let flops = 2 * spec.arch.macs_per_sample();
             let over_params = sweep.max_params.filter(|&b| size > b).map(|budget| {
                 format!("{size} parameters exceed the budget model.max_params = {budget}")

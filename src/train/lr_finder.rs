@@ -14,7 +14,7 @@
 //! mean over members, so one unlucky initialisation does not decide it.
 
 use crate::backend::cpu::network::NetworkWorkspace;
-use crate::backend::cpu::network::{forward_backward, StepDropout};
+use crate::backend::cpu::network::{forward_backward, update_running_stats, StepDropout};
 use crate::backend::cpu::optim::optimizer_step;
 use crate::data::Dataset;
 use crate::model::MemberSpec;
@@ -202,15 +202,10 @@ fn member_range_test(
             lr: lr as f32,
             ..spec.hparams.optim
         };
-        optimizer_step(
-            &hp,
-            step as u64 + 1,
-            1.0,
-            &mut params,
-            &grad,
-            &mut m1,
-            &mut m2,
-        );
+        let t = arch.trainable_params();
+        let (p, g) = (&mut params[..t], &grad[..t]);
+        optimizer_step(&hp, step as u64 + 1, 1.0, p, g, &mut m1[..t], &mut m2[..t]);
+        update_running_stats(&ws, &mut params);
     }
     let (steepest_lr, min_loss_lr) = suggestions(&points);
     MemberCurve {

@@ -11,6 +11,7 @@ pub mod dropout;
 pub mod linear;
 pub mod loss;
 pub mod network;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 mod population;

@@ -3,7 +3,11 @@
 //! [`Arch::param_slices`]). The population's CPU backend runs it per member; the LR range
 //! test runs it on one.
 //!
-//! Buffers: each dense, convolution or pooling layer writes a block `(batch, outputs)`; the
+//! Batch norm normalises a training step with the batch's statistics, which
+//! [`update_running_stats`] then folds into the running ones; evaluation uses those.
+//!
+//! Buffers: each dense, convolution, pooling or batch-norm layer writes a block
+//! `(batch, outputs)`; the
 //! activation and dropout layers after it work in place on that block (an activation other
 //! than ReLU keeps a copy of its input, since GELU's derivative cannot be recovered from
 //! its output). The backward pass walks the list in reverse with one gradient buffer and
@@ -14,6 +18,7 @@ use super::conv::{col_len, conv_backward, conv_forward};
 use super::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use super::linear::{linear_backward, linear_forward, LinearShape};
 use super::loss::{loss_backward, loss_forward, LossSums};
+use super::norm::{batch_stats, inverse_std, norm_backward, norm_forward, update_running};
 use super::pool::{
     avg_pool_backward, avg_pool_forward, global_avg_pool_backward, global_avg_pool_forward,
     max_pool_backward, max_pool_forward,
@@ -21,7 +26,7 @@ use super::pool::{
 use super::Real;
 use crate::data::Targets;
 use crate::model::hparams::Activation;
-use crate::model::layers::{Arch, Conv2d, Layer, Pool};
+use crate::model::layers::{Arch, Conv2d, Layer, Norm, Pool};
 
 /// One layer, resolved against the workspace: which block it writes or changes in place,
 /// and where its parameters, mask or saved input live.
@@ -64,6 +69,25 @@ enum Step {
         block: usize,
         mask: usize,
     },
+    Norm {
+        norm: Norm,
+        gamma: usize,
+        beta: usize,
+        /// The running mean's offset in the member's slice (the variance follows it).
+        state: usize,
+        block: usize,
+        /// Index into the workspace's per-norm statistics.
+        stats: usize,
+    },
+}
+
+/// One batch-norm layer's statistics in the last forward pass: the mean and `1/√(var+ε)`
+/// it normalised with, and the batch's biased variance (for the running statistics).
+#[derive(Debug)]
+struct NormStats<T> {
+    mean: Vec<T>,
+    invstd: Vec<T>,
+    var: Vec<T>,
 }
 
 /// Scratch buffers for one member's step, reused across steps (no allocation per step).
@@ -80,6 +104,12 @@ pub struct NetworkWorkspace<T> {
     saved: Vec<Vec<T>>,
     /// Where each max-pooling layer took its values from.
     picks: Vec<Vec<u32>>,
+    norms: Vec<NormStats<T>>,
+    /// Whether batch norm uses its running statistics in a training step (a gradient
+    /// check of evaluation mode); evaluation always does.
+    running_stats: bool,
+    /// Rows of the last forward pass.
+    rows: usize,
     /// One sample's im2col columns and their gradient (the largest convolution's size).
     col: Vec<T>,
     dcol: Vec<T>,
@@ -103,12 +133,16 @@ impl<T: Real> NetworkWorkspace<T> {
             masks: Vec::new(),
             saved: Vec::new(),
             picks: Vec::new(),
+            norms: Vec::new(),
+            running_stats: false,
+            rows: 0,
             col: Vec::new(),
             dcol: Vec::new(),
             delta: Vec::new(),
             delta_prev: Vec::new(),
         };
         let mut slices = arch.param_slices().into_iter();
+        let mut states = arch.state_offsets().into_iter();
         for layer in &arch.layers {
             let block = ws.blocks.len().saturating_sub(1);
             let zeros = |width: usize| vec![T::zero(); batch * width];
@@ -170,6 +204,23 @@ impl<T: Real> NetworkWorkspace<T> {
                         mask: ws.masks.len() - 1,
                     }
                 }
+                Layer::BatchNorm(norm) => {
+                    let slice = slices.next().expect("a slice per parameterised layer");
+                    let per_channel = || vec![T::zero(); norm.channels];
+                    ws.norms.push(NormStats {
+                        mean: per_channel(),
+                        invstd: per_channel(),
+                        var: per_channel(),
+                    });
+                    Step::Norm {
+                        norm,
+                        gamma: slice.weights,
+                        beta: slice.bias,
+                        state: states.next().expect("a state offset per batch norm"),
+                        block: new_block,
+                        stats: ws.norms.len() - 1,
+                    }
+                }
             };
             ws.steps.push(step);
         }
@@ -177,6 +228,12 @@ impl<T: Real> NetworkWorkspace<T> {
         ws.delta = vec![T::zero(); batch * max_width];
         ws.delta_prev = vec![T::zero(); batch * max_width];
         ws
+    }
+
+    /// Whether batch norm normalises training steps with its running statistics (as in
+    /// evaluation) rather than the batch's: for checking evaluation mode's gradients.
+    pub fn use_running_stats(&mut self, on: bool) {
+        self.running_stats = on;
     }
 }
 
@@ -188,14 +245,17 @@ pub struct StepDropout {
     pub step: u64,
 }
 
-/// Forward pass; returns the last block (the logits, `(batch, outputs)`).
+/// Forward pass; returns the last block (the logits, `(batch, outputs)`). `training`:
+/// batch norm normalises with the batch's statistics (unless the workspace says otherwise).
 fn forward<'w, T: Real>(
     params: &[T],
     x: &[T],
     batch: usize,
-    dropout: Option<StepDropout>,
+    (dropout, training): (Option<StepDropout>, bool),
     ws: &'w mut NetworkWorkspace<T>,
 ) -> &'w [T] {
+    ws.rows = batch;
+    let batch_stats = training && !ws.running_stats;
     for &step in &ws.steps {
         match step {
             Step::Dense {
@@ -262,6 +322,35 @@ fn forward<'w, T: Real>(
                     }
                 }
             }
+            Step::Norm {
+                norm,
+                gamma,
+                beta,
+                state,
+                block,
+                stats,
+            } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                let st = &mut ws.norms[stats];
+                let c = norm.channels;
+                if batch_stats {
+                    batch_stats_into(&norm, batch, input, st);
+                } else {
+                    st.mean.copy_from_slice(&params[state..state + c]);
+                    inverse_std(&params[state + c..state + 2 * c], &mut st.invstd);
+                }
+                let affine = (&params[gamma..beta], &params[beta..beta + c]);
+                let n = batch * norm.size();
+                norm_forward(
+                    &norm,
+                    batch,
+                    input,
+                    affine,
+                    (&st.mean, &st.invstd),
+                    &mut rest[0][..n],
+                );
+            }
             Step::Dropout { block, mask } => {
                 if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
                     // Keyed by the block (the dense layer it follows), so a member's masks
@@ -299,7 +388,7 @@ pub fn forward_backward<T: Real>(
 ) -> LossSums {
     let outputs = arch.outputs();
     let batch = targets.rows(outputs);
-    forward(params, x, batch, dropout, ws);
+    forward(params, x, batch, (dropout, true), ws);
     let last = ws.blocks.len() - 1;
     let sums = loss_backward(
         &ws.blocks[last][..batch * outputs],
@@ -318,6 +407,31 @@ pub fn forward_backward<T: Real>(
     sums
 }
 
+/// After a training step's forward pass: every batch norm's running statistics move
+/// towards the batch's (in `params`' state, behind the trainable parameters).
+pub fn update_running_stats<T: Real>(ws: &NetworkWorkspace<T>, params: &mut [T]) {
+    if ws.running_stats {
+        return;
+    }
+    for step in &ws.steps {
+        if let Step::Norm {
+            norm, state, stats, ..
+        } = *step
+        {
+            let c = norm.channels;
+            let (mean, var) = params[state..state + 2 * c].split_at_mut(c);
+            let st = &ws.norms[stats];
+            update_running(ws.rows * norm.spatial, (&st.mean, &st.var), (mean, var));
+        }
+    }
+}
+
+/// The batch's statistics into `st`.
+fn batch_stats_into<T: Real>(norm: &Norm, batch: usize, x: &[T], st: &mut NormStats<T>) {
+    batch_stats(norm, batch, x, &mut st.mean, &mut st.var);
+    inverse_std(&st.var, &mut st.invstd);
+}
+
 /// The backward pass from the loss gradient in `ws.delta` through the layers in reverse,
 /// into `grad`.
 fn backward<T: Real>(
@@ -328,8 +442,42 @@ fn backward<T: Real>(
     ws: &mut NetworkWorkspace<T>,
     grad: &mut [T],
 ) {
+    let batch_stats = !ws.running_stats;
     for &step in ws.steps.iter().rev() {
         match step {
+            Step::Norm {
+                norm,
+                gamma,
+                beta,
+                block,
+                stats,
+                ..
+            } => {
+                let input = if block == 0 {
+                    x
+                } else {
+                    &ws.blocks[block - 1][..]
+                };
+                let c = norm.channels;
+                let (dgamma, dbeta) = grad[gamma..beta + c].split_at_mut(c);
+                let n = batch * norm.size();
+                let dx = (block > 0).then(|| &mut ws.delta_prev[..n]);
+                let st = &ws.norms[stats];
+                norm_backward(
+                    &norm,
+                    batch,
+                    input,
+                    &params[gamma..beta],
+                    (&st.mean, &st.invstd),
+                    batch_stats,
+                    &ws.delta[..n],
+                    dx,
+                    (dgamma, dbeta),
+                );
+                if block > 0 {
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
             Step::Dense {
                 shape: (n_in, n_out),
                 weights,
@@ -457,7 +605,7 @@ pub fn evaluate<T: Real>(
     for start in (0..rows).step_by(chunk.max(1)) {
         let n = chunk.min(rows - start);
         let xs = &x[start * d..(start + n) * d];
-        let logits = forward(params, xs, n, None, ws);
+        let logits = forward(params, xs, n, (None, false), ws);
         let part = loss_forward(logits, targets.slice(start, n, outputs), outputs);
         sums.loss += part.loss;
         sums.correct += part.correct;

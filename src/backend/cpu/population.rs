@@ -9,7 +9,7 @@
 
 use super::network::NetworkWorkspace;
 use crate::backend::cpu::augment::augment_batch;
-use crate::backend::cpu::network::{evaluate, forward_backward, StepDropout};
+use crate::backend::cpu::network::{evaluate, forward_backward, update_running_stats, StepDropout};
 use crate::backend::cpu::optim::optimizer_step;
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
@@ -176,6 +176,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let batch_size = batch_size.clamp(1, shuffled.len().max(1));
     let mut ws = NetworkWorkspace::new(arch, batch_size);
     let mut grad = vec![0.0f32; params.len()];
+    let trainable = arch.trainable_params();
     let (mut loss_sum, mut correct) = (0.0, 0usize);
     let (mut norm_sum, mut nonfinite, mut steps) = (0.0f64, 0u64, 0usize);
     let epoch = member.epochs + 1;
@@ -219,7 +220,20 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         steps += 1;
         let step = member.steps + 1;
         let lr_factor = hp.optim.schedule.factor(step, steps_per_epoch);
-        optimizer_step(&hp.optim, step, lr_factor, params, &grad, moment1, moment2);
+        // Only the trainable front of the slice; batch norm's running statistics behind
+        // it follow the batches instead.
+        let t = trainable;
+        let (p, g) = (&mut params[..t], &grad[..t]);
+        optimizer_step(
+            &hp.optim,
+            step,
+            lr_factor,
+            p,
+            g,
+            &mut moment1[..t],
+            &mut moment2[..t],
+        );
+        update_running_stats(&ws, params);
         member.steps += 1;
         loss_sum += sums.loss;
         correct += sums.correct;

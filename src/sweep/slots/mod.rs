@@ -399,7 +399,7 @@ impl SlotContext<'_> {
                         true => model_size(self.sweep, self.tuning, member.trial, &run.params),
                         false => {
                             let arch = &member.spec.arch;
-                            (arch.param_count(), 2 * arch.macs_per_sample())
+                            (arch.trainable_params(), 2 * arch.macs_per_sample())
                         }
                     };
                     let record = TrialRecord {
