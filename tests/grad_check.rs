@@ -78,18 +78,17 @@ fn check_mode(arch: Arch, batch: usize, mode: (Option<StepDropout>, bool), loss:
         down[i] -= eps;
         let numeric = (mean_loss(&arch, &up, &x, y, mode) - mean_loss(&arch, &down, &x, y, mode))
             / (2.0 * eps);
-        // Relative error; but where both sides are below 1e-8 the gradient is zero (a
-        // convolution's bias before batch norm, whose mean removes it) and the difference
-        // quotient holds only its rounding noise, ~1e-16/ε = 1e-10: then 1e-9 absolute.
+        // 1e-5 relative, plus 1e-9 absolute: the difference quotient carries rounding
+        // noise of ~1e-16/ε = 1e-10 whatever the gradient's size, which is all there is of
+        // a gradient that is exactly zero (a convolution's bias before batch norm) and
+        // most of one under 1e-5 (deep in a transformer). The worst relative error is
+        // reported over gradients above 1e-6, where it means something.
         let (diff, scale) = ((numeric - grad[i]).abs(), numeric.abs().max(grad[i].abs()));
-        let err = if scale < 1e-8 {
-            diff * 1e4
-        } else {
-            diff / scale
-        };
-        worst = worst.max(err);
+        if scale > 1e-6 {
+            worst = worst.max(diff / scale);
+        }
         assert!(
-            err < 1e-5,
+            diff <= 1e-9 + 1e-5 * scale,
             "param {i} of {:?}: numeric {numeric} vs analytic {}",
             arch.dense_widths(),
             grad[i]
@@ -355,5 +354,47 @@ fn batch_norm_backward_matches_finite_differences_in_both_modes() {
             check_mode(arch.clone(), 4, (None, running_stats), Loss::CrossEntropy);
             check_mode(arch.clone(), 1, (None, running_stats), Loss::CrossEntropy);
         }
+    }
+}
+
+/// Vision transformers: patch embedding (a stride-p convolution, transposed to tokens),
+/// position embeddings, pre-norm blocks of LayerNorm, multi-head attention (one head and
+/// several; one token and odd counts) and a GELU MLP, both residual, then LayerNorm, the
+/// mean over tokens and the classifier. With a fixed dropout mask on both branches.
+#[test]
+fn vision_transformer_backward_matches_finite_differences() {
+    use popsweep::data::ImageShape;
+    use popsweep::model::vit::VitSpec;
+    let image = |channels, height, width| ImageShape {
+        channels,
+        height,
+        width,
+    };
+    let cases = [
+        // 16 pixels in 2×2 patches: 4 tokens of width 4 in 2 heads, one block.
+        (image(1, 4, 4), (2, 4, 2, 1, 2)),
+        // One token: a 2×2 image in one patch (width 4: LayerNorm over 2 features maps
+        // every token to ±1 and leaves gradients at the difference quotient's noise).
+        (image(1, 2, 2), (2, 4, 1, 1, 1)),
+        // Three tokens (odd), 3 heads of 2, two blocks, two channels.
+        (image(2, 3, 1), (1, 6, 3, 2, 2)),
+    ];
+    let dropout = StepDropout {
+        rate: 0.2,
+        seed: 9,
+        step: 4,
+    };
+    for (img, (patch, d_model, heads, layers, mlp_ratio)) in cases {
+        let spec = VitSpec {
+            patch,
+            d_model,
+            heads,
+            layers,
+            mlp_ratio,
+        };
+        let arch = Arch::vit(img, &spec, 3).unwrap();
+        check(arch.clone(), 3, None);
+        check(arch.clone(), 1, None);
+        check(arch, 2, Some(dropout));
     }
 }

@@ -444,3 +444,77 @@ fn a_diverging_cnn_fails_alone_and_leaves_the_others_unchanged() {
         );
     }
 }
+
+/// Vision transformers of heads {1, 2, 4}, widths {32, 64} and depths {1, 2} beside an
+/// MLP, on the 8×8 digits cut into 2×2 patches (16 tokens).
+fn ragged_vits() -> Vec<MemberSpec> {
+    use popsweep::data::ImageShape;
+    use popsweep::model::vit::VitSpec;
+    let digits = ImageShape::square(64).unwrap();
+    let vit = |heads, d_model, layers, seed| {
+        let spec = VitSpec {
+            patch: 2,
+            d_model,
+            heads,
+            layers,
+            mlp_ratio: 2,
+        };
+        MemberSpec {
+            arch: Arch::vit(digits, &spec, 10).unwrap(),
+            ..spec_with(0.005, seed)
+        }
+    };
+    vec![
+        vit(1, 32, 1, 1),
+        vit(2, 32, 2, 2),
+        vit(4, 64, 1, 3),
+        spec(&[16], 0.05, 0.9, 0.0, 4),
+        vit(2, 64, 2, 5),
+    ]
+}
+
+#[test]
+fn a_population_of_ragged_vits_and_an_mlp_equals_each_member_alone_bit_for_bit() {
+    let data = digits_tuning();
+    let specs = ragged_vits();
+    let together = train_together(&specs, &data, 2, 2);
+    for (slot, s) in specs.iter().enumerate() {
+        let alone = train_together(std::slice::from_ref(s), &data, 2, 1);
+        let (a, b) = (together.params(slot), alone.params(0));
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "member {slot} differs"
+        );
+        assert_eq!(together.members()[slot].history, alone.members()[0].history);
+    }
+    let accs: Vec<f64> = together
+        .members()
+        .iter()
+        .map(|m| m.history[1].val_accuracy)
+        .collect();
+    // Not vacuous: two short epochs take every member well past chance (0.1).
+    assert!(
+        accs.iter().all(|&a| a > 0.4),
+        "a member learned nothing in two epochs: {accs:?}"
+    );
+}
+
+#[test]
+fn a_diverging_vit_fails_alone_and_leaves_the_others_unchanged() {
+    let data = digits_tuning();
+    let mut specs = ragged_vits();
+    let healthy = train_together(&specs, &data, 1, 2);
+    let mut bad = specs[1].clone();
+    bad.hparams.optim.lr = 1e6;
+    specs.insert(2, bad);
+    let poisoned = train_together(&specs, &data, 1, 2);
+    assert!(!poisoned.members()[2].is_alive(), "lr = 1e6 must diverge");
+    for slot in 0..healthy.len() {
+        let other = if slot < 2 { slot } else { slot + 1 };
+        assert_eq!(poisoned.params(other), healthy.params(slot));
+        assert_eq!(
+            poisoned.members()[other].history,
+            healthy.members()[slot].history
+        );
+    }
+}

@@ -103,11 +103,24 @@ impl Norm {
     }
 }
 
+/// Multi-head self-attention's core: `(tokens, 3·dim)` rows of packed queries, keys and
+/// values in, `(tokens, dim)` out, over `heads` heads of `dim/heads` features each. Its
+/// projections are the token-wise dense layers around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attention {
+    pub tokens: usize,
+    pub dim: usize,
+    pub heads: usize,
+}
+
 /// One layer of a member's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
     /// `y = x·W + b` over rows of `inputs` features, giving `outputs` per row.
-    Dense { inputs: usize, outputs: usize },
+    Dense {
+        inputs: usize,
+        outputs: usize,
+    },
     /// A 2-D convolution with a bias per output channel.
     Conv2d(Conv2d),
     /// The largest value of each window (ties: the first in row-major order gets the
@@ -120,6 +133,41 @@ pub enum Layer {
     /// Batch normalisation with a scale `γ` and shift `β` per channel (its parameters) and
     /// running statistics (its state, not trained: see [`Arch::trainable_params`]).
     BatchNorm(Norm),
+    /// Each sample's `(rows, cols)` block transposed: a patch convolution's `(D, T)`
+    /// output becomes `(T, D)` tokens.
+    Transpose {
+        rows: usize,
+        cols: usize,
+    },
+    /// Learned `(tokens, dim)` position embeddings added in place.
+    PositionEmbed {
+        tokens: usize,
+        dim: usize,
+    },
+    /// The same dense layer applied to each of `tokens` rows: `(T, in)` → `(T, out)`.
+    TokenDense {
+        tokens: usize,
+        inputs: usize,
+        outputs: usize,
+    },
+    /// Each token normalised over its `dim` features, with a scale and shift per feature.
+    LayerNorm {
+        tokens: usize,
+        dim: usize,
+    },
+    Attention(Attention),
+    /// The start of a residual branch: the block here is added back by the matching
+    /// [`Layer::Residual`] (forks and residuals nest like brackets).
+    Fork,
+    /// The branch's output plus the block at its fork, both `width` wide.
+    Residual {
+        width: usize,
+    },
+    /// The mean over tokens: `(T, D)` → `(D)`.
+    TokenMean {
+        tokens: usize,
+        dim: usize,
+    },
     /// An elementwise nonlinearity, in place on the layer before it.
     Activation(Activation),
     /// Inverted dropout at the member's rate (a hyperparameter, not a shape), in place.
@@ -136,7 +184,19 @@ impl Layer {
             Layer::MaxPool(p) | Layer::AvgPool(p) => Some((p.in_size(), p.out_size())),
             Layer::GlobalAvgPool(p) => Some((p.in_size(), p.channels)),
             Layer::BatchNorm(n) => Some((n.size(), n.size())),
-            Layer::Activation(_) | Layer::Dropout => None,
+            Layer::Transpose { rows, cols } => Some((rows * cols, rows * cols)),
+            Layer::TokenDense {
+                tokens,
+                inputs,
+                outputs,
+            } => Some((tokens * inputs, tokens * outputs)),
+            Layer::LayerNorm { tokens, dim } => Some((tokens * dim, tokens * dim)),
+            Layer::Attention(a) => Some((a.tokens * 3 * a.dim, a.tokens * a.dim)),
+            Layer::TokenMean { tokens, dim } => Some((tokens * dim, dim)),
+            Layer::Residual { width } => Some((width, width)),
+            Layer::Activation(_) | Layer::Dropout | Layer::PositionEmbed { .. } | Layer::Fork => {
+                None
+            }
         }
     }
 
@@ -147,6 +207,11 @@ impl Layer {
             Layer::Dense { inputs, outputs } => Some((inputs, inputs * outputs, outputs)),
             Layer::Conv2d(c) => Some((c.fan_in(), c.out_channels * c.fan_in(), c.out_channels)),
             Layer::BatchNorm(n) => Some((1, n.channels, n.channels)),
+            Layer::TokenDense {
+                inputs, outputs, ..
+            } => Some((inputs, inputs * outputs, outputs)),
+            Layer::LayerNorm { dim, .. } => Some((1, dim, dim)),
+            Layer::PositionEmbed { tokens, dim } => Some((1, tokens * dim, 0)),
             _ => None,
         }
     }
@@ -164,6 +229,13 @@ impl Layer {
         match *self {
             Layer::Dense { inputs, outputs } => inputs * outputs,
             Layer::Conv2d(c) => c.out_size() * c.fan_in(),
+            Layer::TokenDense {
+                tokens,
+                inputs,
+                outputs,
+            } => tokens * inputs * outputs,
+            // q·kᵀ and p·v: T² multiply-adds per feature each.
+            Layer::Attention(a) => 2 * a.tokens * a.tokens * a.dim,
             _ => 0,
         }
     }
@@ -281,11 +353,15 @@ impl Arch {
         let parameterised = self.layers.iter().filter(|l| l.param_shape().is_some());
         for (k, layer) in parameterised.enumerate() {
             let (fan_in, weights, biases) = layer.param_shape().expect("filtered above");
-            if let Layer::BatchNorm(_) = layer {
+            if let Layer::BatchNorm(_) | Layer::LayerNorm { .. } = layer {
                 params.extend((0..weights).map(|_| 1.0).chain((0..biases).map(|_| 0.0)));
                 continue;
             }
-            let bound = 1.0 / (fan_in as f32).sqrt();
+            // Position embeddings start small (ViT's are N(0, 0.02²)): uniform of that size.
+            let bound = match layer {
+                Layer::PositionEmbed { .. } => 0.02,
+                _ => 1.0 / (fan_in as f32).sqrt(),
+            };
             params.extend((0..(weights + biases) as u64).map(|i| {
                 let u = unit_f32(stream_word(seed, Stream::Init, k as u32, 0, i));
                 (2.0 * u - 1.0) * bound
@@ -308,7 +384,16 @@ impl Arch {
     /// block and ends with a dense layer.
     pub fn is_consistent(&self) -> bool {
         let mut width = self.inputs;
+        // The widths at the open forks.
+        let mut forks = Vec::new();
         for layer in &self.layers {
+            match *layer {
+                Layer::Fork => forks.push(width),
+                Layer::Residual { .. } if forks.pop() != Some(width) => return false,
+                Layer::Attention(a) if a.heads == 0 || a.dim % a.heads != 0 => return false,
+                Layer::PositionEmbed { tokens, dim } if tokens * dim != width => return false,
+                _ => {}
+            }
             let image_ok = match *layer {
                 Layer::Conv2d(c) => c.stride > 0 && c.kernel > 0 && c.out_size() > 0,
                 Layer::MaxPool(p) | Layer::AvgPool(p) | Layer::GlobalAvgPool(p) => {
@@ -324,7 +409,8 @@ impl Arch {
                 width = outputs;
             }
         }
-        self.layers.first().is_some_and(|l| l.widths().is_some())
+        forks.is_empty()
+            && self.layers.first().is_some_and(|l| l.widths().is_some())
             && matches!(self.layers.last(), Some(Layer::Dense { .. }))
     }
 }

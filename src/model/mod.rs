@@ -5,9 +5,10 @@ pub mod hparams;
 pub mod knobs;
 pub mod layers;
 mod mlp;
+pub mod vit;
 
 pub use hparams::Hparams;
-pub use layers::{Arch, Conv2d, Layer, Norm, Pool};
+pub use layers::{Arch, Attention, Conv2d, Layer, Norm, Pool};
 
 /// Everything that defines one member: its architecture, its hyperparameters, the seed
 /// from which its initial weights and dropout masks are drawn, and (cross-validation) the

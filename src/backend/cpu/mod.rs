@@ -5,6 +5,7 @@
 //! `*_backward` and keeps a plain-loop reference where the fast path is not itself a loop.
 
 pub mod activation;
+pub mod attention;
 pub mod augment;
 pub mod conv;
 pub mod dropout;
@@ -15,6 +16,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 mod population;
+pub mod tokens;
 
 pub use population::{evaluate_params, CpuBackend};
 

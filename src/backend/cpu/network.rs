@@ -14,26 +14,35 @@
 //! one spare.
 
 use super::activation::{activation_backward, activation_forward, relu_backward, relu_forward};
+use super::attention::{attention_backward, attention_forward};
 use super::conv::{col_len, conv_backward, conv_forward};
 use super::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use super::linear::{linear_backward, linear_forward, LinearShape};
 use super::loss::{loss_backward, loss_forward, LossSums};
-use super::norm::{batch_stats, inverse_std, norm_backward, norm_forward, update_running};
+use super::norm::{
+    batch_stats, inverse_std, layer_norm_backward, layer_norm_forward, norm_backward, norm_forward,
+    update_running,
+};
 use super::pool::{
     avg_pool_backward, avg_pool_forward, global_avg_pool_backward, global_avg_pool_forward,
     max_pool_backward, max_pool_forward,
 };
+use super::tokens::{
+    add_position, position_backward, token_mean_backward, token_mean_forward, transpose,
+};
 use super::Real;
 use crate::data::Targets;
 use crate::model::hparams::Activation;
-use crate::model::layers::{Arch, Conv2d, Layer, Norm, Pool};
+use crate::model::layers::{Arch, Attention, Conv2d, Layer, Norm, Pool};
 
 /// One layer, resolved against the workspace: which block it writes or changes in place,
 /// and where its parameters, mask or saved input live.
 #[derive(Clone, Copy, Debug)]
 enum Step {
+    /// A dense layer, or with `tokens > 1` the same one applied to each token.
     Dense {
         shape: (usize, usize),
+        tokens: usize,
         weights: usize,
         bias: usize,
         block: usize,
@@ -79,6 +88,44 @@ enum Step {
         /// Index into the workspace's per-norm statistics.
         stats: usize,
     },
+    LayerNorm {
+        dim: usize,
+        gamma: usize,
+        beta: usize,
+        block: usize,
+        stats: usize,
+    },
+    Transpose {
+        rows: usize,
+        cols: usize,
+        block: usize,
+    },
+    Position {
+        embedding: usize,
+        block: usize,
+    },
+    Attention {
+        attention: Attention,
+        block: usize,
+        /// Index into the workspace's attention weights.
+        weights: usize,
+    },
+    /// `skip`: index into the workspace's residual gradients.
+    Fork {
+        block: usize,
+        skip: usize,
+    },
+    Residual {
+        block: usize,
+        /// The block the branch forked from.
+        source: usize,
+        skip: usize,
+    },
+    TokenMean {
+        tokens: usize,
+        dim: usize,
+        block: usize,
+    },
 }
 
 /// One batch-norm layer's statistics in the last forward pass: the mean and `1/√(var+ε)`
@@ -105,6 +152,12 @@ pub struct NetworkWorkspace<T> {
     /// Where each max-pooling layer took its values from.
     picks: Vec<Vec<u32>>,
     norms: Vec<NormStats<T>>,
+    /// Each attention layer's weights `(batch, H, T, T)`, and the `(T, T)` scratch of its
+    /// backward pass.
+    attention: Vec<Vec<T>>,
+    scores_grad: Vec<T>,
+    /// Per residual: the gradient its output sends back along the skip to the fork.
+    skips: Vec<Vec<T>>,
     /// Whether batch norm uses its running statistics in a training step (a gradient
     /// check of evaluation mode); evaluation always does.
     running_stats: bool,
@@ -134,6 +187,9 @@ impl<T: Real> NetworkWorkspace<T> {
             saved: Vec::new(),
             picks: Vec::new(),
             norms: Vec::new(),
+            attention: Vec::new(),
+            scores_grad: Vec::new(),
+            skips: Vec::new(),
             running_stats: false,
             rows: 0,
             col: Vec::new(),
@@ -143,6 +199,8 @@ impl<T: Real> NetworkWorkspace<T> {
         };
         let mut slices = arch.param_slices().into_iter();
         let mut states = arch.state_offsets().into_iter();
+        // The skip buffers of the forks still open, innermost last.
+        let mut open_forks = Vec::new();
         for layer in &arch.layers {
             let block = ws.blocks.len().saturating_sub(1);
             let zeros = |width: usize| vec![T::zero(); batch * width];
@@ -156,11 +214,85 @@ impl<T: Real> NetworkWorkspace<T> {
                     let slice = slices.next().expect("a slice per parameterised layer");
                     Step::Dense {
                         shape: (inputs, outputs),
+                        tokens: 1,
                         weights: slice.weights,
                         bias: slice.bias,
                         block: new_block,
                     }
                 }
+                Layer::TokenDense {
+                    tokens,
+                    inputs,
+                    outputs,
+                } => {
+                    let slice = slices.next().expect("a slice per parameterised layer");
+                    Step::Dense {
+                        shape: (inputs, outputs),
+                        tokens,
+                        weights: slice.weights,
+                        bias: slice.bias,
+                        block: new_block,
+                    }
+                }
+                Layer::LayerNorm { tokens, dim } => {
+                    let slice = slices.next().expect("a slice per parameterised layer");
+                    ws.norms.push(NormStats {
+                        mean: zeros(tokens),
+                        invstd: zeros(tokens),
+                        var: Vec::new(),
+                    });
+                    Step::LayerNorm {
+                        dim,
+                        gamma: slice.weights,
+                        beta: slice.bias,
+                        block: new_block,
+                        stats: ws.norms.len() - 1,
+                    }
+                }
+                Layer::Transpose { rows, cols } => Step::Transpose {
+                    rows,
+                    cols,
+                    block: new_block,
+                },
+                Layer::PositionEmbed { .. } => {
+                    let slice = slices.next().expect("a slice per parameterised layer");
+                    Step::Position {
+                        embedding: slice.weights,
+                        block,
+                    }
+                }
+                Layer::Attention(attention) => {
+                    let t = attention.tokens;
+                    ws.attention.push(zeros(attention.heads * t * t));
+                    let len = (t * t).max(ws.scores_grad.len());
+                    ws.scores_grad.resize(len, T::zero());
+                    Step::Attention {
+                        attention,
+                        block: new_block,
+                        weights: ws.attention.len() - 1,
+                    }
+                }
+                Layer::Fork => {
+                    ws.skips.push(zeros(ws.widths[block]));
+                    open_forks.push((block, ws.skips.len() - 1));
+                    Step::Fork {
+                        block,
+                        skip: ws.skips.len() - 1,
+                    }
+                }
+                Layer::Residual { .. } => {
+                    let (source, skip) = open_forks.pop().expect("a consistent list nests forks");
+                    Step::Residual {
+                        block: new_block,
+                        source,
+                        skip,
+                    }
+                }
+                Layer::TokenMean { tokens, dim } => Step::TokenMean {
+                    tokens,
+                    dim,
+                    block: new_block,
+                },
                 Layer::Conv2d(conv) => {
                     let slice = slices.next().expect("a slice per parameterised layer");
                     let len = col_len(&conv).max(ws.col.len());
@@ -260,19 +392,83 @@ fn forward<'w, T: Real>(
         match step {
             Step::Dense {
                 shape: (n_in, n_out),
+                tokens,
                 weights,
                 bias,
                 block,
             } => {
                 let (done, rest) = ws.blocks.split_at_mut(block);
                 let input = if block == 0 { x } else { &done[block - 1][..] };
+                let rows = batch * tokens;
                 linear_forward(
-                    LinearShape { batch, n_in, n_out },
+                    LinearShape {
+                        batch: rows,
+                        n_in,
+                        n_out,
+                    },
                     input,
                     &params[weights..bias],
                     &params[bias..bias + n_out],
-                    &mut rest[0][..batch * n_out],
+                    &mut rest[0][..rows * n_out],
                 );
+            }
+            Step::LayerNorm {
+                dim,
+                gamma,
+                beta,
+                block,
+                stats,
+            } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                let n = batch * ws.widths[block];
+                let st = &mut ws.norms[stats];
+                let rows = n / dim;
+                let affine = (&params[gamma..beta], &params[beta..beta + dim]);
+                let saved = (&mut st.mean[..rows], &mut st.invstd[..rows]);
+                layer_norm_forward(dim, &input[..n], affine, saved, &mut rest[0][..n]);
+            }
+            Step::Transpose { rows, cols, block } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                transpose(rows, cols, batch, input, &mut rest[0]);
+            }
+            Step::Position { embedding, block } => {
+                let size = ws.widths[block];
+                add_position(
+                    batch,
+                    &params[embedding..embedding + size],
+                    &mut ws.blocks[block],
+                );
+            }
+            Step::Attention {
+                attention,
+                block,
+                weights,
+            } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                attention_forward(
+                    &attention,
+                    batch,
+                    input,
+                    &mut ws.attention[weights],
+                    &mut rest[0],
+                );
+            }
+            Step::Fork { .. } => {}
+            Step::Residual { block, source, .. } => {
+                let n = batch * ws.widths[block];
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let (branch, skip) = (&done[block - 1][..n], &done[source][..n]);
+                for ((o, &a), &b) in rest[0][..n].iter_mut().zip(branch).zip(skip) {
+                    *o = a + b;
+                }
+            }
+            Step::TokenMean { tokens, dim, block } => {
+                let (done, rest) = ws.blocks.split_at_mut(block);
+                let input = if block == 0 { x } else { &done[block - 1][..] };
+                token_mean_forward(tokens, dim, batch, input, &mut rest[0]);
             }
             Step::Conv {
                 conv,
@@ -480,6 +676,7 @@ fn backward<T: Real>(
             }
             Step::Dense {
                 shape: (n_in, n_out),
+                tokens,
                 weights,
                 bias,
                 block,
@@ -489,13 +686,18 @@ fn backward<T: Real>(
                 } else {
                     &ws.blocks[block - 1][..]
                 };
+                let rows = batch * tokens;
                 let (dw, db) = grad[weights..bias + n_out].split_at_mut(bias - weights);
-                let dx = (block > 0).then(|| &mut ws.delta_prev[..batch * n_in]);
+                let dx = (block > 0).then(|| &mut ws.delta_prev[..rows * n_in]);
                 linear_backward(
-                    LinearShape { batch, n_in, n_out },
+                    LinearShape {
+                        batch: rows,
+                        n_in,
+                        n_out,
+                    },
                     input,
                     &params[weights..bias],
-                    &ws.delta[..batch * n_out],
+                    &ws.delta[..rows * n_out],
                     dx,
                     dw,
                     db,
@@ -504,6 +706,77 @@ fn backward<T: Real>(
                     std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
                 }
             }
+            Step::LayerNorm {
+                dim,
+                gamma,
+                beta,
+                block,
+                stats,
+            } => {
+                let input = if block == 0 {
+                    x
+                } else {
+                    &ws.blocks[block - 1][..]
+                };
+                let n = batch * ws.widths[block];
+                let (dgamma, dbeta) = grad[gamma..beta + dim].split_at_mut(dim);
+                let dx = (block > 0).then(|| &mut ws.delta_prev[..n]);
+                let st = &ws.norms[stats];
+                let saved = (&st.mean[..n / dim], &st.invstd[..n / dim]);
+                let gamma = &params[gamma..beta];
+                let dy = &ws.delta[..n];
+                layer_norm_backward(dim, &input[..n], gamma, saved, dy, dx, (dgamma, dbeta));
+                if block > 0 {
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::Transpose { rows, cols, block } => pass_back(
+                (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+                block,
+                batch * rows * cols,
+                |dy, _, dx| transpose(cols, rows, batch, dy, dx),
+            ),
+            Step::Position { embedding, block } => {
+                let size = ws.widths[block];
+                let d_embedding = &mut grad[embedding..embedding + size];
+                position_backward(batch, &ws.delta, d_embedding);
+            }
+            Step::Attention {
+                attention,
+                block,
+                weights,
+            } => {
+                if block > 0 {
+                    let n = batch * attention.tokens * attention.dim;
+                    attention_backward(
+                        &attention,
+                        batch,
+                        &ws.blocks[block - 1],
+                        &ws.attention[weights],
+                        &ws.delta[..n],
+                        &mut ws.delta_prev[..3 * n],
+                        &mut ws.scores_grad,
+                    );
+                    std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+                }
+            }
+            Step::Residual { block, skip, .. } => {
+                // The branch's output gets the gradient as it is; the fork gets a copy.
+                let n = batch * ws.widths[block];
+                ws.skips[skip][..n].copy_from_slice(&ws.delta[..n]);
+            }
+            Step::Fork { block, skip } => {
+                let n = batch * ws.widths[block];
+                for (d, &s) in ws.delta[..n].iter_mut().zip(&ws.skips[skip][..n]) {
+                    *d += s;
+                }
+            }
+            Step::TokenMean { tokens, dim, block } => pass_back(
+                (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+                block,
+                batch * tokens * dim,
+                |dy, _, dx| token_mean_backward(tokens, dim, batch, dy, dx),
+            ),
             Step::Conv {
                 conv,
                 weights,

@@ -1,4 +1,4 @@
-//! Batch normalisation over `(channels, spatial)` samples (see
+//! Normalisation layers. Batch normalisation over `(channels, spatial)` samples (see
 //! [`crate::model::layers::Norm`]): each channel is normalised over the batch and its
 //! positions, then scaled by `γ` and shifted by `β`, as PyTorch's `BatchNorm2d` (and
 //! `BatchNorm1d` with `spatial = 1`).
@@ -7,7 +7,9 @@
 //! statistics towards them (momentum 0.1, the running variance unbiased, as PyTorch);
 //! evaluation normalises with the running statistics. The running statistics live in the
 //! member's state behind its trainable parameters, so `copy` and `export` carry them.
-//! CUDA twin: none yet.
+//!
+//! Layer normalisation (transformers) normalises each token over its own features with
+//! no running statistics. CUDA twin: none yet.
 
 use super::Real;
 use crate::model::layers::Norm;
@@ -142,6 +144,62 @@ pub fn update_running<T: Real>(
     }
     for (r, &b) in running_var.iter_mut().zip(var) {
         *r = (T::one() - m) * *r + m * b * unbias;
+    }
+}
+
+/// Layer normalisation of `rows` rows of `dim` (each token over its features):
+/// `y = γ·(x − mean)·invstd + β`, keeping each row's mean and `invstd` for the backward pass.
+pub fn layer_norm_forward<T: Real>(
+    dim: usize,
+    x: &[T],
+    (gamma, beta): (&[T], &[T]),
+    (mean, invstd): (&mut [T], &mut [T]),
+    y: &mut [T],
+) {
+    let n = T::from_f32(dim as f32);
+    let eps = T::from_f32(NORM_EPS as f32);
+    let rows = x.chunks_exact(dim).zip(y.chunks_exact_mut(dim));
+    for ((xs, ys), (m, inv)) in rows.zip(mean.iter_mut().zip(invstd.iter_mut())) {
+        *m = xs.iter().copied().sum::<T>() / n;
+        let var = xs.iter().map(|&v| (v - *m) * (v - *m)).sum::<T>() / n;
+        *inv = T::one() / (var + eps).sqrt();
+        for (((o, &v), &g), &b) in ys.iter_mut().zip(xs).zip(gamma).zip(beta) {
+            *o = (v - *m) * *inv * g + b;
+        }
+    }
+}
+
+/// Gradients of [`layer_norm_forward`]: `dγ`, `dβ` (overwritten) and `dx` =
+/// `invstd · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))` per row, with `dx̂ = γ·dy`.
+pub fn layer_norm_backward<T: Real>(
+    dim: usize,
+    x: &[T],
+    gamma: &[T],
+    (mean, invstd): (&[T], &[T]),
+    dy: &[T],
+    mut dx: Option<&mut [T]>,
+    (dgamma, dbeta): (&mut [T], &mut [T]),
+) {
+    let n = T::from_f32(dim as f32);
+    dgamma.fill(T::zero());
+    dbeta.fill(T::zero());
+    for (r, (xs, gs)) in x.chunks_exact(dim).zip(dy.chunks_exact(dim)).enumerate() {
+        let (m, inv) = (mean[r], invstd[r]);
+        let (mut sum, mut dot) = (T::zero(), T::zero());
+        for (c, (&v, &g)) in xs.iter().zip(gs).enumerate() {
+            let xhat = (v - m) * inv;
+            dgamma[c] += g * xhat;
+            dbeta[c] += g;
+            sum += g * gamma[c];
+            dot += g * gamma[c] * xhat;
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let out = &mut dx[r * dim..(r + 1) * dim];
+            for (c, (o, (&v, &g))) in out.iter_mut().zip(xs.iter().zip(gs)).enumerate() {
+                let xhat = (v - m) * inv;
+                *o = inv * (g * gamma[c] - (sum + xhat * dot) / n);
+            }
+        }
     }
 }
 
