@@ -54,7 +54,7 @@ pub fn token_mean_forward<T: Real>(tokens: usize, dim: usize, batch: usize, x: &
             }
         }
         for o in out.iter_mut() {
-            *o = *o * inv;
+            *o *= inv;
         }
     }
 }
