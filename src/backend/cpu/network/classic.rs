@@ -1,0 +1,353 @@
+//! The forward and backward steps of the classic layers — dense (also token-wise),
+//! convolution, pooling, activation, dropout and batch norm — on the workspace's blocks.
+
+use super::{pass_back, NetworkWorkspace, NormStats, StepDropout};
+use crate::backend::cpu::activation::{
+    activation_backward, activation_forward, relu_backward, relu_forward,
+};
+use crate::backend::cpu::conv::{conv_backward, conv_forward};
+use crate::backend::cpu::dropout::{dropout_backward, dropout_forward, DropoutKey};
+use crate::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
+use crate::backend::cpu::norm::{batch_stats, inverse_std, norm_backward, norm_forward};
+use crate::backend::cpu::pool::{
+    avg_pool_backward, avg_pool_forward, global_avg_pool_backward, global_avg_pool_forward,
+    max_pool_backward, max_pool_forward,
+};
+use crate::backend::cpu::Real;
+use crate::model::hparams::Activation;
+use crate::model::layers::{Conv2d, Norm, Pool};
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum ClassicStep {
+    /// A dense layer, or with `tokens > 1` the same one applied to each token.
+    Dense {
+        shape: (usize, usize),
+        tokens: usize,
+        weights: usize,
+        bias: usize,
+        block: usize,
+    },
+    Conv {
+        conv: Conv2d,
+        weights: usize,
+        bias: usize,
+        block: usize,
+    },
+    MaxPool {
+        pool: Pool,
+        block: usize,
+        /// Index into the workspace's argmax buffers.
+        picks: usize,
+    },
+    AvgPool {
+        pool: Pool,
+        block: usize,
+    },
+    GlobalAvgPool {
+        pool: Pool,
+        block: usize,
+    },
+    Activation {
+        activation: Activation,
+        block: usize,
+        /// Index into the saved inputs; `None` for ReLU, whose backward pass reads its
+        /// output instead.
+        saved: Option<usize>,
+    },
+    Dropout {
+        block: usize,
+        mask: usize,
+    },
+    Norm {
+        norm: Norm,
+        gamma: usize,
+        beta: usize,
+        /// The running mean's offset in the member's slice (the variance follows it).
+        state: usize,
+        block: usize,
+        /// Index into the workspace's per-norm statistics.
+        stats: usize,
+    },
+}
+
+/// One step of the forward pass (one arm per layer kind: long, and flat on purpose).
+/// `batch_stats`: batch norm normalises with the batch's
+/// statistics (a training step) rather than its running ones.
+pub(super) fn forward<T: Real>(
+    step: ClassicStep,
+    params: &[T],
+    x: &[T],
+    batch: usize,
+    (dropout, batch_stats): (Option<StepDropout>, bool),
+    ws: &mut NetworkWorkspace<T>,
+) {
+    match step {
+        ClassicStep::Dense {
+            shape: (n_in, n_out),
+            tokens,
+            weights,
+            bias,
+            block,
+        } => {
+            let (done, rest) = ws.blocks.split_at_mut(block);
+            let input = if block == 0 { x } else { &done[block - 1][..] };
+            let rows = batch * tokens;
+            linear_forward(
+                LinearShape {
+                    batch: rows,
+                    n_in,
+                    n_out,
+                },
+                input,
+                &params[weights..bias],
+                &params[bias..bias + n_out],
+                &mut rest[0][..rows * n_out],
+            );
+        }
+        ClassicStep::Conv {
+            conv,
+            weights,
+            bias,
+            block,
+        } => {
+            let (done, rest) = ws.blocks.split_at_mut(block);
+            let input = if block == 0 { x } else { &done[block - 1][..] };
+            conv_forward(
+                &conv,
+                batch,
+                input,
+                &params[weights..bias],
+                &params[bias..bias + conv.out_channels],
+                &mut rest[0],
+                &mut ws.col,
+            );
+        }
+        ClassicStep::MaxPool { pool, block, picks } => {
+            let (done, rest) = ws.blocks.split_at_mut(block);
+            let input = if block == 0 { x } else { &done[block - 1][..] };
+            max_pool_forward(&pool, batch, input, &mut rest[0], &mut ws.picks[picks]);
+        }
+        ClassicStep::AvgPool { pool, block } => {
+            let (done, rest) = ws.blocks.split_at_mut(block);
+            let input = if block == 0 { x } else { &done[block - 1][..] };
+            avg_pool_forward(&pool, batch, input, &mut rest[0]);
+        }
+        ClassicStep::GlobalAvgPool { pool, block } => {
+            let (done, rest) = ws.blocks.split_at_mut(block);
+            let input = if block == 0 { x } else { &done[block - 1][..] };
+            global_avg_pool_forward(&pool, batch, input, &mut rest[0]);
+        }
+        ClassicStep::Activation {
+            activation,
+            block,
+            saved,
+        } => {
+            let out = &mut ws.blocks[block][..batch * ws.widths[block]];
+            match saved {
+                None => relu_forward(out),
+                Some(s) => {
+                    let input = &mut ws.saved[s][..out.len()];
+                    input.copy_from_slice(out);
+                    activation_forward(activation, input, out);
+                }
+            }
+        }
+        ClassicStep::Dropout { block, mask } => {
+            if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
+                // Keyed by the block (the dense layer it follows), so a member's masks
+                // depend only on its seed, step and layer.
+                let key = DropoutKey {
+                    seed: d.seed,
+                    step: d.step,
+                    layer: block as u32,
+                };
+                let n = batch * ws.widths[block];
+                dropout_forward(
+                    &mut ws.blocks[block][..n],
+                    &mut ws.masks[mask][..n],
+                    d.rate,
+                    key,
+                );
+            }
+        }
+        ClassicStep::Norm {
+            norm,
+            gamma,
+            beta,
+            state,
+            block,
+            stats,
+        } => {
+            let (done, rest) = ws.blocks.split_at_mut(block);
+            let input = if block == 0 { x } else { &done[block - 1][..] };
+            let st = &mut ws.norms[stats];
+            let c = norm.channels;
+            if batch_stats {
+                batch_stats_into(&norm, batch, input, st);
+            } else {
+                st.mean.copy_from_slice(&params[state..state + c]);
+                inverse_std(&params[state + c..state + 2 * c], &mut st.invstd);
+            }
+            let affine = (&params[gamma..beta], &params[beta..beta + c]);
+            let n = batch * norm.size();
+            norm_forward(
+                &norm,
+                batch,
+                input,
+                affine,
+                (&st.mean, &st.invstd),
+                &mut rest[0][..n],
+            );
+        }
+    }
+}
+
+/// One step of the backward pass: `ws.delta` from the gradient of the step's output to
+/// that of its input, its parameters' gradient into `grad` (one arm per layer kind).
+pub(super) fn backward<T: Real>(
+    step: ClassicStep,
+    params: &[T],
+    x: &[T],
+    batch: usize,
+    (dropout_on, batch_stats): (bool, bool),
+    ws: &mut NetworkWorkspace<T>,
+    grad: &mut [T],
+) {
+    match step {
+        ClassicStep::Dense {
+            shape: (n_in, n_out),
+            tokens,
+            weights,
+            bias,
+            block,
+        } => {
+            let input = if block == 0 {
+                x
+            } else {
+                &ws.blocks[block - 1][..]
+            };
+            let rows = batch * tokens;
+            let (dw, db) = grad[weights..bias + n_out].split_at_mut(bias - weights);
+            let dx = (block > 0).then(|| &mut ws.delta_prev[..rows * n_in]);
+            linear_backward(
+                LinearShape {
+                    batch: rows,
+                    n_in,
+                    n_out,
+                },
+                input,
+                &params[weights..bias],
+                &ws.delta[..rows * n_out],
+                dx,
+                dw,
+                db,
+            );
+            if block > 0 {
+                std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+            }
+        }
+        ClassicStep::Conv {
+            conv,
+            weights,
+            bias,
+            block,
+        } => {
+            let input = if block == 0 {
+                x
+            } else {
+                &ws.blocks[block - 1][..]
+            };
+            let o = conv.out_channels;
+            let (dw, db) = grad[weights..bias + o].split_at_mut(bias - weights);
+            let dx = (block > 0).then(|| &mut ws.delta_prev[..batch * conv.in_size()]);
+            conv_backward(
+                &conv,
+                batch,
+                input,
+                &params[weights..bias],
+                &ws.delta[..batch * conv.out_size()],
+                dx,
+                dw,
+                db,
+                (&mut ws.col, &mut ws.dcol),
+            );
+            if block > 0 {
+                std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+            }
+        }
+        ClassicStep::MaxPool { pool, block, picks } => pass_back(
+            (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+            block,
+            batch * pool.in_size(),
+            |dy, argmax, dx| max_pool_backward(&pool, batch, dy, &argmax[picks], dx),
+        ),
+        ClassicStep::AvgPool { pool, block } => pass_back(
+            (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+            block,
+            batch * pool.in_size(),
+            |dy, _, dx| avg_pool_backward(&pool, batch, dy, dx),
+        ),
+        ClassicStep::GlobalAvgPool { pool, block } => pass_back(
+            (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+            block,
+            batch * pool.in_size(),
+            |dy, _, dx| global_avg_pool_backward(&pool, batch, dy, dx),
+        ),
+        ClassicStep::Activation {
+            activation,
+            block,
+            saved,
+        } => {
+            let n = batch * ws.widths[block];
+            match saved {
+                None => relu_backward(&ws.blocks[block][..n], &mut ws.delta[..n]),
+                Some(s) => activation_backward(activation, &ws.saved[s][..n], &mut ws.delta[..n]),
+            }
+        }
+        ClassicStep::Dropout { block, mask } => {
+            if dropout_on {
+                let n = batch * ws.widths[block];
+                dropout_backward(&ws.masks[mask][..n], &mut ws.delta[..n]);
+            }
+        }
+        ClassicStep::Norm {
+            norm,
+            gamma,
+            beta,
+            block,
+            stats,
+            ..
+        } => {
+            let input = if block == 0 {
+                x
+            } else {
+                &ws.blocks[block - 1][..]
+            };
+            let c = norm.channels;
+            let (dgamma, dbeta) = grad[gamma..beta + c].split_at_mut(c);
+            let n = batch * norm.size();
+            let dx = (block > 0).then(|| &mut ws.delta_prev[..n]);
+            let st = &ws.norms[stats];
+            norm_backward(
+                &norm,
+                batch,
+                input,
+                &params[gamma..beta],
+                (&st.mean, &st.invstd),
+                batch_stats,
+                &ws.delta[..n],
+                dx,
+                (dgamma, dbeta),
+            );
+            if block > 0 {
+                std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+            }
+        }
+    }
+}
+
+/// The batch's statistics into `st`.
+fn batch_stats_into<T: Real>(norm: &Norm, batch: usize, x: &[T], st: &mut NormStats<T>) {
+    batch_stats(norm, batch, x, &mut st.mean, &mut st.var);
+    inverse_std(&st.var, &mut st.invstd);
+}
