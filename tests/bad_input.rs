@@ -110,6 +110,14 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("mlp knob in a cnn sweep", t(&format!("{HEAD}model: {{type: cnn}}\nparameters:\n  width: {{values: [8]}}\n")), v(&["parameters.width", "unknown parameter", "CNN"])),
         ("cnn key on an mlp", t(&format!("{HEAD}model: {{filters: 8}}\n")), v(&["model.filters", "cnn"])),
         ("bad image shape", t(&format!("{HEAD}model: {{type: cnn}}\ndata: {{shape: [0, 8, 8]}}\n")), v(&["data.shape", "positive"])),
+        ("vit heads dividing no d_model", t(&format!("{HEAD}model: {{type: vit, patch: 2}}\nparameters:\n  heads: {{values: [3, 5]}}\n  d_model: {{values: [16, 32]}}\n")), v(&["parameters.heads", "divides any d_model", "head_dim"])),
+        ("vit fixed heads not dividing d_model", t(&format!("{HEAD}model: {{type: vit, patch: 2, heads: 3, d_model: 16}}\n")), v(&["model", "heads 3 does not divide d_model 16"])),
+        ("vit patch not dividing the image", t(&format!("{HEAD}model: {{type: vit, patch: 3}}\n")), v(&["model", "patch 3 does not divide the 8×8 image"])),
+        ("vit zero heads", t(&format!("{HEAD}model: {{type: vit, heads: 0}}\n")), v(&["model.heads", "valid range"])),
+        ("vit negative heads", t(&format!("{HEAD}model: {{type: vit, heads: -2}}\n")), v(&["model.heads"])),
+        ("vit on rows that are not images", t(&format!("{HEAD}model: {{type: vit, patch: 1}}\ndata: {{format: csv, path: {ragged_free}}}\n")), v(&["model", "not a square image; give data.shape: [C, H, W]"])),
+        ("vit d_model and head_dim both", t(&format!("{HEAD}model: {{type: vit, d_model: 32, head_dim: 8}}\n")), v(&["model.head_dim", "not both"])),
+        ("cnn key in a vit sweep", t(&format!("{HEAD}model: {{type: vit, filters: 8}}\n")), v(&["model.filters", "cnn", "vit"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),
     ]
 }

@@ -138,6 +138,7 @@ fn example_sweeps() -> Vec<(String, String)> {
         root.join("regression/sweep.yaml"),
         root.join("fashion-cnn.yaml"),
         root.join("mnist-cnn.yaml"),
+        root.join("mnist-vit.yaml"),
     ] {
         let text = std::fs::read_to_string(&path).unwrap();
         files.push((path.display().to_string(), text));

@@ -6,7 +6,8 @@ use super::Ctx;
 use crate::error::{Error, Result};
 use crate::model::cnn::{CnnSpec, ImageShape};
 use crate::model::hparams::{Activation, Decay, LrSchedule, OptimizerKind};
-use crate::model::knobs::{knob, CnnDefaults, Family, KnobDefaults, KnobKind, KNOBS};
+use crate::model::knobs::{knob, CnnDefaults, Family, KnobDefaults, KnobKind, VitDefaults, KNOBS};
+use crate::model::vit::VitSpec;
 use crate::space::transform::from_unit;
 use crate::space::{Distribution, ParamValue, Space, SpaceError};
 
@@ -28,7 +29,7 @@ impl Ctx<'_> {
         epochs_for_schedule: usize,
         image: Option<ImageShape>,
     ) -> Result<KnobDefaults> {
-        let cnn = self.family(model, image)?;
+        let (cnn, vit) = self.family(model, image)?;
         let base = KnobDefaults::default();
         let activation = match model.and_then(|m| m.activation.as_deref()) {
             None => base.activation,
@@ -121,55 +122,95 @@ impl Ctx<'_> {
                 base.width as f64,
             )? as usize,
             cnn,
+            vit,
         })
     }
 
-    /// `model.type`: an MLP (`None`), or a CNN with its shape; keys of the other family
-    /// are refused.
+    /// `model.type`: an MLP (neither), a CNN or a vision transformer with its shape; keys
+    /// of another family are refused.
     fn family(
         &self,
         model: Option<&RawModel>,
         image: Option<ImageShape>,
-    ) -> Result<Option<CnnDefaults>> {
+    ) -> Result<(Option<CnnDefaults>, Option<VitDefaults>)> {
         let family = match model.and_then(|m| m.kind.as_deref()) {
             None | Some("mlp") => Family::Mlp,
             Some("cnn") => Family::Cnn,
+            Some("vit") => Family::Vit,
             Some(kind) => {
                 return Err(self.err(
                     &["model", "type"],
-                    format!("model type `{kind}` is not supported yet (supported: mlp, cnn)"),
+                    format!("model type `{kind}` is not supported yet (supported: mlp, cnn, vit)"),
                 ))
             }
         };
-        Ok(match (family, model) {
-            (Family::Cnn, model) => Some(CnnDefaults {
-                spec: self.cnn_spec(model)?,
-                image,
-            }),
-            (Family::Mlp, Some(m)) => {
-                self.refuse_keys_of(Family::Cnn, m)?;
-                None
+        if let Some(m) = model {
+            self.refuse_keys_not_of(family, m)?;
+        }
+        Ok(match family {
+            Family::Cnn => (
+                Some(CnnDefaults {
+                    spec: self.cnn_spec(model)?,
+                    image,
+                }),
+                None,
+            ),
+            Family::Vit => (None, Some(self.vit_defaults(model, image)?)),
+            Family::Mlp => (None, None),
+        })
+    }
+
+    /// An integer `model:` key named after its knob, checked against the knob's range.
+    fn model_int(&self, name: &str, value: Option<u64>, default: usize) -> Result<usize> {
+        let Some(v) = value else { return Ok(default) };
+        let knob = knob(name).expect("model keys are named after knobs");
+        match (knob.accepts)(v as f64) {
+            true => Ok(v as usize),
+            false => Err(self.err(
+                &["model", name],
+                format!("{v} is outside the valid range {} of {name}", knob.range),
+            )),
+        }
+    }
+
+    /// `model:`'s vision-transformer keys over [`VitSpec::default`]; `head_dim` (the width
+    /// per head) and `d_model` exclude each other.
+    fn vit_defaults(
+        &self,
+        model: Option<&RawModel>,
+        image: Option<ImageShape>,
+    ) -> Result<VitDefaults> {
+        let base = VitSpec::default();
+        let get = |f: fn(&RawModel) -> Option<u64>| model.and_then(f);
+        let head_dim = match get(|m| m.head_dim) {
+            None => None,
+            Some(_) if get(|m| m.d_model).is_some() => {
+                return Err(self.err(
+                    &["model", "head_dim"],
+                    "give d_model or head_dim (d_model = heads · head_dim), not both".into(),
+                ))
             }
-            (Family::Mlp, None) => None,
+            Some(h) => Some(self.model_int("head_dim", Some(h), 0)?),
+        };
+        let spec = VitSpec {
+            patch: self.model_int("patch", get(|m| m.patch), base.patch)?,
+            d_model: self.model_int("d_model", get(|m| m.d_model), base.d_model)?,
+            heads: self.model_int("heads", get(|m| m.heads), base.heads)?,
+            layers: self.model_int("layers", get(|m| m.layers), base.layers)?,
+            mlp_ratio: self.model_int("mlp_ratio", get(|m| m.mlp_ratio), base.mlp_ratio)?,
+        };
+        Ok(VitDefaults {
+            spec,
+            head_dim,
+            image,
         })
     }
 
     /// `model:`'s CNN keys over [`CnnSpec::default`], each checked against its knob.
     fn cnn_spec(&self, model: Option<&RawModel>) -> Result<CnnSpec> {
-        if let Some(m) = model {
-            self.refuse_keys_of(Family::Mlp, m)?;
-        }
         let base = CnnSpec::default();
         let int = |name: &str, value: Option<u64>, default: usize| -> Result<usize> {
-            let Some(v) = value else { return Ok(default) };
-            let knob = knob(name).expect("CNN keys are named after knobs");
-            match (knob.accepts)(v as f64) {
-                true => Ok(v as usize),
-                false => Err(self.err(
-                    &["model", name],
-                    format!("{v} is outside the valid range {} of {name}", knob.range),
-                )),
-            }
+            self.model_int(name, value, default)
         };
         let get = |f: fn(&RawModel) -> Option<u64>| model.and_then(f);
         let growth = get(|m| m.filter_growth).unwrap_or(base.filter_growth as u64);
@@ -202,31 +243,42 @@ impl Ctx<'_> {
         Ok(spec)
     }
 
-    /// Refuses `model:` keys that shape a model of `other` family than the sweep's.
-    fn refuse_keys_of(&self, other: Family, m: &RawModel) -> Result<()> {
-        let given: &[(&str, bool)] = match other {
-            Family::Mlp => &[("depth", m.depth.is_some()), ("width", m.width.is_some())],
-            Family::Cnn => &[
-                ("filters", m.filters.is_some()),
-                ("layers", m.layers.is_some()),
-                ("kernel_size", m.kernel_size.is_some()),
-                ("pool_every", m.pool_every.is_some()),
-                ("filter_growth", m.filter_growth.is_some()),
-                ("fc_layers", m.fc_layers.is_some()),
-                ("fc_width", m.fc_width.is_some()),
-                ("global_pool", m.global_pool.is_some()),
-                ("batch_norm", m.batch_norm.is_some()),
-            ],
-        };
-        match given.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(self.err(
-                &["model", key],
-                format!(
-                    "`{key}` shapes a {} model; this sweep's model.type is not {}",
-                    other.name(),
-                    other.name()
-                ),
-            )),
+    /// Refuses `model:` keys that shape only models of other families than `family`.
+    fn refuse_keys_not_of(&self, family: Family, m: &RawModel) -> Result<()> {
+        use Family::{Cnn, Mlp, Vit};
+        let keys: &[(&str, &[Family], bool)] = &[
+            ("depth", &[Mlp], m.depth.is_some()),
+            ("width", &[Mlp], m.width.is_some()),
+            ("filters", &[Cnn], m.filters.is_some()),
+            ("layers", &[Cnn, Vit], m.layers.is_some()),
+            ("kernel_size", &[Cnn], m.kernel_size.is_some()),
+            ("pool_every", &[Cnn], m.pool_every.is_some()),
+            ("filter_growth", &[Cnn], m.filter_growth.is_some()),
+            ("fc_layers", &[Cnn], m.fc_layers.is_some()),
+            ("fc_width", &[Cnn], m.fc_width.is_some()),
+            ("global_pool", &[Cnn], m.global_pool.is_some()),
+            ("batch_norm", &[Cnn], m.batch_norm.is_some()),
+            ("patch", &[Vit], m.patch.is_some()),
+            ("d_model", &[Vit], m.d_model.is_some()),
+            ("heads", &[Vit], m.heads.is_some()),
+            ("head_dim", &[Vit], m.head_dim.is_some()),
+            ("mlp_ratio", &[Vit], m.mlp_ratio.is_some()),
+        ];
+        let stray = keys
+            .iter()
+            .find(|(_, of, set)| *set && !of.contains(&family));
+        match stray {
+            Some((key, of, _)) => {
+                let names: Vec<&str> = of.iter().map(|f| f.name()).collect();
+                Err(self.err(
+                    &["model", key],
+                    format!(
+                        "`{key}` shapes a {} model; this sweep's model.type is {}",
+                        names.join(" or "),
+                        family.name()
+                    ),
+                ))
+            }
             None => Ok(()),
         }
     }
@@ -285,35 +337,107 @@ impl Ctx<'_> {
         self.err(&path, e.message)
     }
 
+    /// A transformer's `heads` must divide its `d_model`. Pairs that do not are recorded
+    /// failed untrained one by one, but a space in which no pair divides (`heads` and
+    /// `d_model` fixed or tuned over integer values) is refused before anything trains.
+    /// `head_dim` makes every pair valid by construction.
+    pub(super) fn check_heads(&self, space: &Space, defaults: &KnobDefaults) -> Result<()> {
+        let Some(vit) = defaults.vit else {
+            return Ok(());
+        };
+        let tuned = |name: &str| space.params.iter().find(|p| p.name == name);
+        if vit.head_dim.is_some() || tuned("head_dim").is_some() {
+            if tuned("d_model").is_some() || vit.head_dim.is_some() && tuned("head_dim").is_some() {
+                let key = if tuned("d_model").is_some() {
+                    "d_model"
+                } else {
+                    "head_dim"
+                };
+                return Err(self.space_error(SpaceError::at(
+                    key,
+                    "",
+                    "d_model = heads · head_dim: tune head_dim or d_model, not both",
+                )));
+            }
+            return Ok(());
+        }
+        if tuned("heads").is_none() && tuned("d_model").is_none() {
+            // Both fixed: the model check names the pair (`Arch::vit`).
+            return Ok(());
+        }
+        // Every integer a parameter can take, or `None` when there are too many to list.
+        let values = |name: &str, fixed: usize| -> Option<Vec<usize>> {
+            match tuned(name).map(|p| &p.dist) {
+                None => Some(vec![fixed]),
+                Some(Distribution::Categorical { choices, .. }) => choices
+                    .iter()
+                    .map(|c| c.as_f64().map(|v| v as usize))
+                    .collect(),
+                Some(Distribution::Int {
+                    low, high, step, ..
+                }) if (high - low) / step.max(&1) < 4096 => Some(
+                    (*low..=*high)
+                        .step_by((*step).max(1) as usize)
+                        .map(|v| v as usize)
+                        .collect(),
+                ),
+                Some(_) => None,
+            }
+        };
+        let (Some(heads), Some(widths)) = (
+            values("heads", vit.spec.heads),
+            values("d_model", vit.spec.d_model),
+        ) else {
+            return Ok(());
+        };
+        if heads
+            .iter()
+            .any(|&h| h > 0 && widths.iter().any(|&d| d % h == 0))
+        {
+            return Ok(());
+        }
+        let key = if tuned("heads").is_some() {
+            "heads"
+        } else {
+            "d_model"
+        };
+        Err(self.space_error(SpaceError::at(
+            key,
+            "",
+            &format!(
+                "no heads value ({heads:?}) divides any d_model value ({widths:?}): every \
+                 trial would fail; tune head_dim (d_model = heads · head_dim) instead"
+            ),
+        )))
+    }
+
     /// Checks every parameter against the built-in model's knobs: the name must be one,
     /// the kind (integer or real) must match, and every value it can take must be valid.
     pub(super) fn check_knobs(&self, mut space: Space, family: Family) -> Result<Space> {
         let names: Vec<&str> = KNOBS
             .iter()
-            .filter(|k| k.family.is_none_or(|f| f == family))
+            .filter(|k| k.tunes(family))
             .map(|k| k.name)
             .collect();
         let widths = match family {
             Family::Mlp => ", width_<k>",
-            Family::Cnn => "",
+            Family::Cnn | Family::Vit => "",
         };
         for def in &mut space.params {
             let name = def.name.clone();
             let at = |key: &str| SpaceError::at(&name, key, "");
             let fail =
                 |key: &str, message: String| self.space_error(SpaceError { message, ..at(key) });
-            let knob = knob(&name)
-                .filter(|k| k.family.is_none_or(|f| f == family))
-                .ok_or_else(|| {
-                    fail(
-                        "",
-                        format!(
-                            "unknown parameter `{name}` (the built-in {} tunes {}{widths})",
-                            family.name().to_uppercase(),
-                            names.join(", ")
-                        ),
-                    )
-                })?;
+            let knob = knob(&name).filter(|k| k.tunes(family)).ok_or_else(|| {
+                fail(
+                    "",
+                    format!(
+                        "unknown parameter `{name}` (the built-in {} tunes {}{widths})",
+                        family.name().to_uppercase(),
+                        names.join(", ")
+                    ),
+                )
+            })?;
             let check = |key: &str, x: f64| {
                 if (knob.accepts)(x) {
                     Ok(())

@@ -164,6 +164,13 @@ pub(super) struct RawModel {
     pub(super) fc_width: Option<u64>,
     pub(super) global_pool: Option<bool>,
     pub(super) batch_norm: Option<bool>,
+    /// Vision transformer: see `model::vit::VitSpec` (`layers` is shared with the CNN);
+    /// `head_dim` sets `d_model = heads · head_dim`.
+    pub(super) patch: Option<u64>,
+    pub(super) d_model: Option<u64>,
+    pub(super) heads: Option<u64>,
+    pub(super) head_dim: Option<u64>,
+    pub(super) mlp_ratio: Option<u64>,
     /// A parameter budget: configurations above it are not trained (recorded failed).
     pub(super) max_params: Option<u64>,
     /// A budget of forward FLOPs per sample, likewise.

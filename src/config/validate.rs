@@ -45,6 +45,7 @@ impl Ctx<'_> {
         let space = parse_parameters(raw.parameters.take().unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
         let space = self.check_knobs(space, defaults.family())?;
+        self.check_heads(&space, &defaults)?;
         let choice = auto.then(|| {
             let cap = self.positive(raw.run_cap, 27, &["run_cap"]).unwrap_or(27);
             let unscheduled = matches!(schedule, Schedule::Full) && raw.cv.is_none();

@@ -2,6 +2,7 @@
 //! how one trial's parameters (plus the sweep's defaults) become a [`MemberSpec`].
 
 use super::cnn::{CnnSpec, ImageShape};
+use super::vit::VitSpec;
 use super::{Arch, Hparams, MemberSpec};
 use crate::model::hparams::Activation;
 use crate::model::hparams::Augment;
@@ -25,11 +26,13 @@ pub enum KnobKind {
     Choice(&'static [&'static str]),
 }
 
-/// Which model family a knob shapes; `None` on a knob: every family.
+/// A model family, which a knob may shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     Mlp,
     Cnn,
+    /// Vision transformers.
+    Vit,
 }
 
 impl Family {
@@ -37,6 +40,7 @@ impl Family {
         match self {
             Family::Mlp => "mlp",
             Family::Cnn => "cnn",
+            Family::Vit => "vit",
         }
     }
 }
@@ -64,6 +68,13 @@ pub enum KnobName {
     PoolEvery,
     FcLayers,
     FcWidth,
+    Patch,
+    DModel,
+    Heads,
+    /// A transformer's width per head: `d_model = heads · head_dim`, so that every pair a
+    /// sampler proposes is valid.
+    HeadDim,
+    MlpRatio,
 }
 
 impl KnobName {
@@ -87,7 +98,7 @@ impl KnobName {
                 .find(|k| k.id == id)
                 .expect("every name has its knob"),
         };
-        knob.family.is_some() || matches!(self, KnobName::Activation | KnobName::Optimizer)
+        !knob.families.is_empty() || matches!(self, KnobName::Activation | KnobName::Optimizer)
     }
 }
 
@@ -96,11 +107,18 @@ pub struct Knob {
     pub name: &'static str,
     pub id: KnobName,
     pub kind: KnobKind,
-    /// The family whose shape it sets, or `None` for a training knob.
-    pub family: Option<Family>,
+    /// The families whose shape it sets; none for a training knob, which every family has.
+    pub families: &'static [Family],
     /// The valid range in words, for error messages.
     pub range: &'static str,
     pub accepts: fn(f64) -> bool,
+}
+
+impl Knob {
+    /// Whether a sweep of `family` may tune it.
+    pub fn tunes(&self, family: Family) -> bool {
+        self.families.is_empty() || self.families.contains(&family)
+    }
 }
 
 /// The most convolutions a CNN accepts, and its largest kernel and filter count.
@@ -108,11 +126,11 @@ pub const MAX_CONV_LAYERS: usize = 16;
 pub const MAX_KERNEL: usize = 15;
 pub const MAX_FILTERS: usize = 4096;
 
-pub const KNOBS: [Knob; 18] = [
+pub const KNOBS: [Knob; 23] = [
     Knob {
         name: "batch_size",
         id: KnobName::BatchSize,
-        family: None,
+        families: &[],
         kind: KnobKind::Int,
         range: "1..=65536",
         accepts: |x| (1.0..=65_536.0).contains(&x),
@@ -120,7 +138,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "noise",
         id: KnobName::Noise,
-        family: None,
+        families: &[],
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
@@ -128,7 +146,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "shift",
         id: KnobName::Shift,
-        family: None,
+        families: &[],
         kind: KnobKind::Int,
         range: "0..=8",
         accepts: |x| (0.0..=MAX_SHIFT as f64).contains(&x),
@@ -136,7 +154,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "activation",
         id: KnobName::Activation,
-        family: None,
+        families: &[],
         kind: KnobKind::Choice(&Activation::NAMES),
         range: "relu, leaky_relu, tanh, gelu",
         accepts: |_| true,
@@ -144,7 +162,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "optimizer",
         id: KnobName::Optimizer,
-        family: None,
+        families: &[],
         kind: KnobKind::Choice(&OptimizerKind::NAMES),
         range: "sgd, adamw",
         accepts: |_| true,
@@ -152,7 +170,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "lr",
         id: KnobName::Lr,
-        family: None,
+        families: &[],
         kind: KnobKind::Float,
         range: "(0, ∞)",
         accepts: |x| x > 0.0 && x.is_finite(),
@@ -160,7 +178,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "momentum",
         id: KnobName::Momentum,
-        family: None,
+        families: &[],
         kind: KnobKind::Float,
         range: "[0, 1)",
         accepts: |x| (0.0..1.0).contains(&x),
@@ -168,7 +186,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "weight_decay",
         id: KnobName::WeightDecay,
-        family: None,
+        families: &[],
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
@@ -176,7 +194,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "l1",
         id: KnobName::L1,
-        family: None,
+        families: &[],
         kind: KnobKind::Float,
         range: "[0, ∞)",
         accepts: |x| x >= 0.0 && x.is_finite(),
@@ -184,7 +202,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "dropout",
         id: KnobName::Dropout,
-        family: None,
+        families: &[],
         kind: KnobKind::Float,
         range: "[0, 1)",
         accepts: |x| (0.0..1.0).contains(&x),
@@ -192,7 +210,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "depth",
         id: KnobName::Depth,
-        family: Some(Family::Mlp),
+        families: &[Family::Mlp],
         kind: KnobKind::Int,
         range: "1..=8",
         accepts: |x| (1.0..=MAX_DEPTH as f64).contains(&x),
@@ -200,7 +218,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "width",
         id: KnobName::Width,
-        family: Some(Family::Mlp),
+        families: &[Family::Mlp],
         kind: KnobKind::Int,
         range: "1..=65536",
         accepts: |x| (1.0..=MAX_WIDTH as f64).contains(&x),
@@ -208,7 +226,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "filters",
         id: KnobName::Filters,
-        family: Some(Family::Cnn),
+        families: &[Family::Cnn],
         kind: KnobKind::Int,
         range: "1..=4096",
         accepts: |x| (1.0..=MAX_FILTERS as f64).contains(&x),
@@ -216,7 +234,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "layers",
         id: KnobName::Layers,
-        family: Some(Family::Cnn),
+        families: &[Family::Cnn, Family::Vit],
         kind: KnobKind::Int,
         range: "1..=16",
         accepts: |x| (1.0..=MAX_CONV_LAYERS as f64).contains(&x),
@@ -224,7 +242,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "kernel_size",
         id: KnobName::KernelSize,
-        family: Some(Family::Cnn),
+        families: &[Family::Cnn],
         kind: KnobKind::Int,
         range: "1..=15",
         accepts: |x| (1.0..=MAX_KERNEL as f64).contains(&x),
@@ -232,7 +250,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "pool_every",
         id: KnobName::PoolEvery,
-        family: Some(Family::Cnn),
+        families: &[Family::Cnn],
         kind: KnobKind::Int,
         range: "1..=16",
         accepts: |x| (1.0..=MAX_CONV_LAYERS as f64).contains(&x),
@@ -240,7 +258,7 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "fc_layers",
         id: KnobName::FcLayers,
-        family: Some(Family::Cnn),
+        families: &[Family::Cnn],
         kind: KnobKind::Int,
         range: "0..=8",
         accepts: |x| (0.0..=MAX_DEPTH as f64).contains(&x),
@@ -248,10 +266,50 @@ pub const KNOBS: [Knob; 18] = [
     Knob {
         name: "fc_width",
         id: KnobName::FcWidth,
-        family: Some(Family::Cnn),
+        families: &[Family::Cnn],
         kind: KnobKind::Int,
         range: "1..=65536",
         accepts: |x| (1.0..=MAX_WIDTH as f64).contains(&x),
+    },
+    Knob {
+        name: "patch",
+        id: KnobName::Patch,
+        families: &[Family::Vit],
+        kind: KnobKind::Int,
+        range: "1..=64",
+        accepts: |x| (1.0..=64.0).contains(&x),
+    },
+    Knob {
+        name: "d_model",
+        id: KnobName::DModel,
+        families: &[Family::Vit],
+        kind: KnobKind::Int,
+        range: "1..=4096",
+        accepts: |x| (1.0..=4096.0).contains(&x),
+    },
+    Knob {
+        name: "heads",
+        id: KnobName::Heads,
+        families: &[Family::Vit],
+        kind: KnobKind::Int,
+        range: "1..=64",
+        accepts: |x| (1.0..=64.0).contains(&x),
+    },
+    Knob {
+        name: "head_dim",
+        id: KnobName::HeadDim,
+        families: &[Family::Vit],
+        kind: KnobKind::Int,
+        range: "1..=1024",
+        accepts: |x| (1.0..=1024.0).contains(&x),
+    },
+    Knob {
+        name: "mlp_ratio",
+        id: KnobName::MlpRatio,
+        families: &[Family::Vit],
+        kind: KnobKind::Int,
+        range: "1..=8",
+        accepts: |x| (1.0..=8.0).contains(&x),
     },
 ];
 
@@ -284,8 +342,10 @@ pub struct KnobDefaults {
     pub flip: bool,
     pub depth: usize,
     pub width: usize,
-    /// The model family: an MLP (`depth`, `width`), or a CNN of this shape.
+    /// The model family: an MLP (`depth`, `width`), a CNN or a vision transformer of
+    /// this shape (at most one of the two is set).
     pub cnn: Option<CnnDefaults>,
+    pub vit: Option<VitDefaults>,
 }
 
 /// A CNN sweep's defaults: its shape, and its input images' shape when the data does not
@@ -296,11 +356,37 @@ pub struct CnnDefaults {
     pub image: Option<ImageShape>,
 }
 
+/// A vision-transformer sweep's defaults: its shape, `head_dim` when the width is given
+/// per head (`d_model = heads · head_dim`), and its images' shape when the data does not
+/// say.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VitDefaults {
+    pub spec: VitSpec,
+    pub head_dim: Option<usize>,
+    pub image: Option<ImageShape>,
+}
+
 impl KnobDefaults {
     pub fn family(&self) -> Family {
-        match self.cnn {
-            Some(_) => Family::Cnn,
-            None => Family::Mlp,
+        match (self.cnn, self.vit) {
+            (Some(_), _) => Family::Cnn,
+            (None, Some(_)) => Family::Vit,
+            (None, None) => Family::Mlp,
+        }
+    }
+
+    /// The images an image model reads (`None` for an MLP), as far as the sweep says.
+    pub fn image(&self) -> Option<Option<ImageShape>> {
+        self.cnn.map(|c| c.image).or(self.vit.map(|v| v.image))
+    }
+
+    /// Sets the image shape of an image model that has none yet.
+    pub fn default_image(&mut self, image: Option<ImageShape>) {
+        if let Some(cnn) = &mut self.cnn {
+            cnn.image = cnn.image.or(image);
+        }
+        if let Some(vit) = &mut self.vit {
+            vit.image = vit.image.or(image);
         }
     }
 }
@@ -324,8 +410,32 @@ impl Default for KnobDefaults {
             depth: 2,
             width: 128,
             cnn: None,
+            vit: None,
         }
     }
+}
+
+/// The image shape of rows of `inputs` features: the sweep's (or the data's), which must
+/// match, or else a square one-channel image.
+fn image_rows(image: Option<ImageShape>, inputs: usize, model: &str) -> Result<ImageShape, String> {
+    let image = image
+        .or_else(|| ImageShape::square(inputs))
+        .ok_or_else(|| {
+            format!(
+                "a {model} needs image rows: {inputs} features are not a square image; give \
+             data.shape: [C, H, W]"
+            )
+        })?;
+    if image.features() != inputs {
+        return Err(format!(
+            "data.shape {}×{}×{} is {} features, but the rows have {inputs}",
+            image.channels,
+            image.height,
+            image.width,
+            image.features()
+        ));
+    }
+    Ok(image)
 }
 
 /// The member a trial trains, or why its architecture cannot be built on rows of `inputs`
@@ -356,35 +466,10 @@ pub fn member_spec(
         }
         _ => defaults.optimizer,
     };
-    let arch = match defaults.cnn {
-        None => {
-            let depth = number(KnobName::Depth, defaults.depth as f64) as usize;
-            let width = number(KnobName::Width, defaults.width as f64);
-            let hidden: Vec<usize> = (1..=depth)
-                .map(|k| number(KnobName::LayerWidth(k), width) as usize)
-                .collect();
-            Arch::mlp(inputs, &hidden, classes).with_activation(activation)
-        }
-        Some(cnn) => {
-            let image = cnn
-                .image
-                .or_else(|| ImageShape::square(inputs))
-                .ok_or_else(|| {
-                    format!(
-                        "a CNN needs image rows: {inputs} features are not a square image; give \
-                     data.shape: [C, H, W]"
-                    )
-                })?;
-            if image.features() != inputs {
-                return Err(format!(
-                    "data.shape {}×{}×{} is {} features, but the rows have {inputs}",
-                    image.channels,
-                    image.height,
-                    image.width,
-                    image.features()
-                ));
-            }
-            let int = |knob: KnobName, default: usize| number(knob, default as f64) as usize;
+    let int = |knob: KnobName, default: usize| number(knob, default as f64) as usize;
+    let arch = match (defaults.cnn, defaults.vit) {
+        (Some(cnn), _) => {
+            let image = image_rows(cnn.image, inputs, "CNN")?;
             let d = cnn.spec;
             let spec = CnnSpec {
                 filters: int(KnobName::Filters, d.filters),
@@ -396,6 +481,32 @@ pub fn member_spec(
                 ..d
             };
             Arch::cnn(image, &spec, activation, classes)?
+        }
+        (None, Some(vit)) => {
+            let image = image_rows(vit.image, inputs, "vision transformer")?;
+            let d = vit.spec;
+            let heads = int(KnobName::Heads, d.heads);
+            let head_dim = tuned
+                .get(&KnobName::HeadDim)
+                .and_then(|v| v.as_f64())
+                .map(|h| h as usize)
+                .or(vit.head_dim);
+            let spec = VitSpec {
+                patch: int(KnobName::Patch, d.patch),
+                heads,
+                d_model: head_dim.map_or_else(|| int(KnobName::DModel, d.d_model), |h| heads * h),
+                layers: int(KnobName::Layers, d.layers),
+                mlp_ratio: int(KnobName::MlpRatio, d.mlp_ratio),
+            };
+            Arch::vit(image, &spec, classes)?
+        }
+        (None, None) => {
+            let depth = number(KnobName::Depth, defaults.depth as f64) as usize;
+            let width = number(KnobName::Width, defaults.width as f64);
+            let hidden: Vec<usize> = (1..=depth)
+                .map(|k| number(KnobName::LayerWidth(k), width) as usize)
+                .collect();
+            Arch::mlp(inputs, &hidden, classes).with_activation(activation)
         }
     };
     Ok(MemberSpec {

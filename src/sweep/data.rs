@@ -84,21 +84,19 @@ pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
     Ok(())
 }
 
-/// A CNN sweep without `data.shape` takes its data's own image shape where the file gives
-/// one (IDX images, NPY `(N, H, W)` or `(N, C, H, W)`); otherwise the rows are taken as
-/// square one-channel images.
+/// An image model's sweep (CNN, vision transformer) without `data.shape` takes its data's
+/// own image shape where the file gives one (IDX images, NPY `(N, H, W)` or
+/// `(N, C, H, W)`); otherwise the rows are taken as square one-channel images.
 pub fn with_data_image(mut sweep: Sweep, data: &Dataset) -> Sweep {
-    if let Some(cnn) = &mut sweep.defaults.cnn {
-        cnn.image = cnn.image.or(data.image);
-    }
+    sweep.defaults.default_image(data.image);
     sweep
 }
 
-/// A CNN sweep's model must fit its data before any trial trains: the rows must be images
+/// An image model's sweep must fit its data before any trial trains: the rows must be images
 /// (square, or of `data.shape`), and the untuned model must build on them. A trial's own
 /// knobs that do not fit are refused one by one (recorded failed, untrained).
 pub(super) fn check_model(sweep: &Sweep, data: &Dataset) -> Result<()> {
-    if sweep.defaults.cnn.is_none() {
+    if sweep.defaults.image().is_none() {
         return Ok(());
     }
     let built = crate::model::knobs::member_spec(

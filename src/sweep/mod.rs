@@ -390,6 +390,7 @@ fn insert_trial(
         Err(why) => {
             let linear = crate::model::knobs::KnobDefaults {
                 cnn: None,
+                vit: None,
                 depth: 0,
                 ..sweep.defaults
             };

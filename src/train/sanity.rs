@@ -178,12 +178,16 @@ fn initial_loss_check(tiny: &Dataset, initial_loss: f64) -> (f64, bool) {
 
 /// The untuned model in the sweep file's words, for the diagnosis.
 fn model_words(d: &KnobDefaults) -> String {
-    match &d.cnn {
-        None => format!("depth {}, width {}", d.depth, d.width),
-        Some(c) => format!(
+    match (&d.cnn, &d.vit) {
+        (Some(c), _) => format!(
             "cnn of {} convolutions from {} filters, kernel_size {}",
             c.spec.layers, c.spec.filters, c.spec.kernel_size
         ),
+        (None, Some(v)) => format!(
+            "vit of {} blocks, d_model {}, {} heads, patch {}",
+            v.spec.layers, v.spec.d_model, v.spec.heads, v.spec.patch
+        ),
+        (None, None) => format!("depth {}, width {}", d.depth, d.width),
     }
 }
 
