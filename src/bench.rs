@@ -5,13 +5,15 @@
 //! member-step (2 forward + 4 backward per multiply-add; the first layer's unneeded input
 //! gradient is counted anyway, biases, activations and the optimizer are not). With a CNN
 //! (`--model cnn`, the interface of `peer_cnn.py`) a convolution's multiply-adds are
-//! `C_out·H_out·W_out·C_in·k·k`, counted the same way.
+//! `C_out·H_out·W_out·C_in·k·k`, counted the same way; a vision transformer (`--model
+//! vit`) counts its token-wise dense layers' `T·in·out` and attention's `2·T²·D`.
 
 use crate::backend::cpu::{CpuBackend, Real};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::Dataset;
 use crate::model::cnn::ImageShape;
 use crate::model::hparams::{Activation, OptimHparams, OptimizerKind};
+use crate::model::vit::VitSpec;
 use crate::model::{Arch, Conv2d, Hparams, Layer, MemberSpec, Pool};
 use crate::population::Population;
 use crate::rng::{stream_word, unit_f32, Stream};
@@ -32,8 +34,37 @@ pub struct BenchConfig {
     pub optimizer: OptimizerKind,
     /// `(widths to draw from, depth range)`: member `p` draws its hidden widths and depth.
     pub ragged: Option<(Vec<usize>, (usize, usize))>,
-    /// Workload C: every member this CNN (`dims` is then `[C·H·W, classes]`).
-    pub cnn: Option<CnnBench>,
+    /// Every member this image model (`dims` is then `[C·H·W, classes]`): workload C's
+    /// CNN, or a vision transformer.
+    pub image_model: Option<ImageModel>,
+}
+
+/// An image model every member of the bench's population is.
+#[derive(Clone, Debug)]
+pub enum ImageModel {
+    Cnn(CnnBench),
+    /// `--model vit`: `Arch::vit` of this shape over `input`.
+    Vit {
+        input: ImageShape,
+        spec: VitSpec,
+    },
+}
+
+impl ImageModel {
+    pub fn input(&self) -> ImageShape {
+        match self {
+            ImageModel::Cnn(c) => c.input,
+            ImageModel::Vit { input, .. } => *input,
+        }
+    }
+
+    /// The layer list, or why the shapes do not fit the input.
+    pub fn arch(&self, classes: usize) -> Result<Arch, String> {
+        match self {
+            ImageModel::Cnn(c) => c.arch(classes),
+            ImageModel::Vit { input, spec } => Arch::vit(*input, spec, classes),
+        }
+    }
 }
 
 /// `peer_cnn.py`'s model: per entry of `conv`, a `kernel×kernel` convolution with padding
@@ -209,8 +240,8 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                         .collect()
                 }
             };
-            let arch = match &config.cnn {
-                Some(cnn) => cnn
+            let arch = match &config.image_model {
+                Some(model) => model
                     .arch(classes)
                     .expect("checked when the command was read"),
                 None => Arch::mlp(inputs, &hidden, classes),
@@ -387,9 +418,10 @@ pub fn run_cuda(
 ) -> crate::error::Result<BenchResult> {
     use crate::backend::cuda::gather::DeviceData;
     use crate::backend::cuda::{linear, DevicePopulation};
-    if config.cnn.is_some() {
+    if config.image_model.is_some() {
         return Err(crate::error::Error::Device(
-            "the CUDA backend has no convolution kernels yet; run --model cnn with --backend cpu"
+            "the CUDA backend has no convolution or attention kernels yet; run --model cnn or \
+             vit with --backend cpu"
                 .into(),
         ));
     }
@@ -468,7 +500,7 @@ mod tests {
             threads: 2,
             optimizer: OptimizerKind::AdamW,
             ragged: Some((vec![2, 4, 8], (1, 2))),
-            cnn: None,
+            image_model: None,
         };
         let specs = members(&config);
         assert!(specs
@@ -533,11 +565,43 @@ mod tests {
             threads: 1,
             optimizer: OptimizerKind::Sgd,
             ragged: None,
-            cnn: Some(CnnBench {
+            image_model: Some(ImageModel::Cnn(CnnBench {
                 conv: vec![2],
                 fc: vec![],
                 ..too_small
-            }),
+            })),
+        };
+        let r = run(&config);
+        assert!(r.gflops > 0.0 && r.loss_first.is_finite());
+    }
+
+    #[test]
+    fn the_vit_workload_counts_its_token_dense_layers_and_attention() {
+        let input = ImageShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        };
+        let model = ImageModel::Vit {
+            input,
+            spec: VitSpec::default(),
+        };
+        let arch = model.arch(10).unwrap();
+        // 16 tokens of 64: patch embedding 16·64·49; per block qkv 16·64·192, attention
+        // 2·16²·64, projection 16·64·64, MLP 2·16·64·128; the classifier 64·10.
+        let block = 16 * 64 * 192 + 2 * 256 * 64 + 16 * 64 * 64 + 2 * 16 * 64 * 128;
+        assert_eq!(arch.macs_per_sample(), 16 * 64 * 49 + 2 * block + 64 * 10);
+        let config = BenchConfig {
+            dims: vec![784, 10],
+            batch: 2,
+            pop: 2,
+            steps: 1,
+            warmup: 1,
+            reps: 1,
+            threads: 1,
+            optimizer: OptimizerKind::AdamW,
+            ragged: None,
+            image_model: Some(model),
         };
         let r = run(&config);
         assert!(r.gflops > 0.0 && r.loss_first.is_finite());

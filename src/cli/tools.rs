@@ -74,8 +74,9 @@ pub(super) struct BenchArgs {
     /// Where to run: auto (the GPU if one is usable), cpu or cuda.
     #[arg(long, value_enum, default_value = "auto")]
     pub(super) backend: BackendChoice,
-    /// mlp (--dims) or cnn (--input, --conv, --kernel, --pool, --fc, --classes: the
-    /// interface of ../shared/bench/peer_cnn.py).
+    /// mlp (--dims), cnn (--input, --conv, --kernel, --pool, --fc, --classes: the
+    /// interface of ../shared/bench/peer_cnn.py) or vit (--input, --patch, --d-model,
+    /// --heads, --layers, --mlp-ratio, --classes).
     #[arg(long, default_value = "mlp")]
     pub(super) model: String,
     /// CNN input image: channels,height,width.
@@ -94,6 +95,21 @@ pub(super) struct BenchArgs {
     pub(super) fc: String,
     #[arg(long, default_value_t = 10)]
     pub(super) classes: usize,
+    /// ViT patch size.
+    #[arg(long, default_value_t = 7)]
+    pub(super) patch: usize,
+    /// ViT width.
+    #[arg(long, default_value_t = 64)]
+    pub(super) d_model: usize,
+    /// ViT attention heads.
+    #[arg(long, default_value_t = 4)]
+    pub(super) heads: usize,
+    /// ViT blocks.
+    #[arg(long, default_value_t = 2)]
+    pub(super) layers: usize,
+    /// ViT MLP width as a multiple of d_model.
+    #[arg(long, default_value_t = 2)]
+    pub(super) mlp_ratio: usize,
 }
 
 pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
@@ -114,22 +130,33 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
                 )
             })
     };
-    let cnn = match a.model.as_str() {
+    use crate::bench::ImageModel;
+    let image_model = match a.model.as_str() {
         "mlp" => None,
-        "cnn" => Some(cnn_bench(&a, list)?),
+        "cnn" => Some(ImageModel::Cnn(cnn_bench(&a, &list)?)),
+        "vit" => Some(ImageModel::Vit {
+            input: input_image(&a, &list)?,
+            spec: crate::model::vit::VitSpec {
+                patch: a.patch,
+                d_model: a.d_model,
+                heads: a.heads,
+                layers: a.layers,
+                mlp_ratio: a.mlp_ratio,
+            },
+        }),
         other => {
             return Err(arg_error(
                 "--model",
-                format!("`{other}`: expected mlp or cnn"),
+                format!("`{other}`: expected mlp, cnn or vit"),
             ))
         }
     };
-    let dims = match &cnn {
-        Some(c) => vec![c.input.features(), a.classes],
+    let dims = match &image_model {
+        Some(m) => vec![m.input().features(), a.classes],
         None => list("--dims", &a.dims)?,
     };
-    if let Some(c) = &cnn {
-        c.arch(a.classes).map_err(|e| arg_error("--conv", e))?;
+    if let Some(m) = &image_model {
+        m.arch(a.classes).map_err(|e| arg_error("--model", e))?;
     }
     if dims.len() < 2 {
         return Err(arg_error(
@@ -180,7 +207,7 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
         threads,
         optimizer,
         ragged,
-        cnn,
+        image_model,
     };
     let r = run_bench(&config, a.backend)?;
     if a.json {
@@ -199,26 +226,32 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--model cnn`'s workload from its flags.
-fn cnn_bench(
+/// `--input`: an image shape.
+fn input_image(
     a: &BenchArgs,
-    list: impl Fn(&str, &str) -> Result<Vec<usize>>,
-) -> Result<crate::bench::CnnBench> {
-    let input = match list("--input", &a.input)?[..] {
-        [channels, height, width] => crate::model::cnn::ImageShape {
+    list: &impl Fn(&str, &str) -> Result<Vec<usize>>,
+) -> Result<crate::model::cnn::ImageShape> {
+    match list("--input", &a.input)?[..] {
+        [channels, height, width] => Ok(crate::model::cnn::ImageShape {
             channels,
             height,
             width,
-        },
-        _ => {
-            return Err(Error::Config {
-                file: "command line".into(),
-                line: None,
-                field: "--input".into(),
-                message: format!("`{}` is not channels,height,width", a.input),
-            })
-        }
-    };
+        }),
+        _ => Err(Error::Config {
+            file: "command line".into(),
+            line: None,
+            field: "--input".into(),
+            message: format!("`{}` is not channels,height,width", a.input),
+        }),
+    }
+}
+
+/// `--model cnn`'s workload from its flags.
+fn cnn_bench(
+    a: &BenchArgs,
+    list: &impl Fn(&str, &str) -> Result<Vec<usize>>,
+) -> Result<crate::bench::CnnBench> {
+    let input = input_image(a, list)?;
     let fc = match a.fc.trim() {
         "" => Vec::new(),
         text => list("--fc", text)?,
