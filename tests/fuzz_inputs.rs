@@ -139,6 +139,7 @@ fn example_sweeps() -> Vec<(String, String)> {
         root.join("fashion-cnn.yaml"),
         root.join("mnist-cnn.yaml"),
         root.join("mnist-vit.yaml"),
+        root.join("fashion-vit.yaml"),
     ] {
         let text = std::fs::read_to_string(&path).unwrap();
         files.push((path.display().to_string(), text));

@@ -55,12 +55,15 @@ pub fn sanity_check(
 ) -> Result<SanityReport> {
     let rows: Vec<usize> = (0..train.len().min(TINY_BATCH)).collect();
     let tiny = train.subset(&rows);
+    // No regularisation, and a constant learning rate: each step here is a whole epoch of
+    // the tiny batch, so a cosine schedule would reach zero within the budget's few steps.
     let plain = KnobDefaults {
         dropout: 0.0,
         weight_decay: 0.0,
         noise: 0.0,
         shift: 0,
         flip: false,
+        schedule: crate::model::hparams::LrSchedule::CONSTANT,
         ..*defaults
     };
     let spec = member_spec(&Params::new(), &plain, tiny.n_features, tiny.n_classes, 1)
@@ -215,6 +218,23 @@ mod tests {
             "{:?}",
             bad.diagnosis
         );
+    }
+
+    /// A sweep's cosine schedule decays over its epochs, and here every step is an epoch
+    /// of the tiny batch: the preflight trains at the base rate instead.
+    #[test]
+    fn a_cosine_schedule_does_not_starve_the_preflight() {
+        use crate::model::hparams::{Decay, LrSchedule};
+        let data = digits::load().unwrap();
+        let cosine = KnobDefaults {
+            schedule: LrSchedule {
+                warmup_epochs: 1.0,
+                decay: Decay::Cosine { total_epochs: 3.0 },
+            },
+            ..KnobDefaults::default()
+        };
+        let report = sanity_check(&CpuBackend::new(1), &data, &cosine, 300).unwrap();
+        assert!(report.passed, "{report:?}");
     }
 
     #[test]
