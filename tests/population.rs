@@ -3,8 +3,10 @@
 
 mod common;
 use common::{digits_tuning, spec, train_together};
+use popsweep::data::TuningData;
 use popsweep::model::hparams::Activation;
 use popsweep::model::{Arch, MemberSpec};
+use popsweep::population::Population;
 
 fn ragged_population() -> Vec<MemberSpec> {
     vec![
@@ -19,13 +21,13 @@ fn ragged_population() -> Vec<MemberSpec> {
     ]
 }
 
-#[test]
-fn population_of_eight_equals_each_member_alone_bit_for_bit() {
-    let data = digits_tuning();
-    let specs = ragged_population();
-    let together = train_together(&specs, &data, 3, 2);
+/// Trains `specs` together (two threads) and each alone (one thread) for `epochs`, and
+/// asserts every member's weights, history and step count are the same bit for bit;
+/// returns the population trained together.
+fn each_equals_alone(specs: &[MemberSpec], data: &TuningData, epochs: usize) -> Population {
+    let together = train_together(specs, data, epochs, 2);
     for (slot, s) in specs.iter().enumerate() {
-        let alone = train_together(std::slice::from_ref(s), &data, 3, 1);
+        let alone = train_together(std::slice::from_ref(s), data, epochs, 1);
         let (a, b) = (together.params(slot), alone.params(0));
         assert!(
             a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
@@ -34,6 +36,14 @@ fn population_of_eight_equals_each_member_alone_bit_for_bit() {
         assert_eq!(together.members()[slot].history, alone.members()[0].history);
         assert_eq!(together.members()[slot].steps, alone.members()[0].steps);
     }
+    together
+}
+
+#[test]
+fn population_of_eight_equals_each_member_alone_bit_for_bit() {
+    let data = digits_tuning();
+    let specs = ragged_population();
+    let together = each_equals_alone(&specs, &data, 3);
     // The claim is not vacuous: training moved the weights and members differ.
     assert_ne!(
         together.params(0),
@@ -350,16 +360,7 @@ fn spec_with(lr: f32, seed: u64) -> MemberSpec {
 fn a_population_of_ragged_cnns_and_an_mlp_equals_each_member_alone_bit_for_bit() {
     let data = digits_tuning();
     let specs = ragged_cnns();
-    let together = train_together(&specs, &data, 2, 2);
-    for (slot, s) in specs.iter().enumerate() {
-        let alone = train_together(std::slice::from_ref(s), &data, 2, 1);
-        let (a, b) = (together.params(slot), alone.params(0));
-        assert!(
-            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "member {slot} differs"
-        );
-        assert_eq!(together.members()[slot].history, alone.members()[0].history);
-    }
+    let together = each_equals_alone(&specs, &data, 2);
     // Not vacuous: training moved the members, and the plain ones learned in two epochs
     // (chance is 0.1; the global-pooled and the 1×1-kernel ones learn slowly on raw pixels).
     let learned = together
@@ -477,16 +478,7 @@ fn ragged_vits() -> Vec<MemberSpec> {
 fn a_population_of_ragged_vits_and_an_mlp_equals_each_member_alone_bit_for_bit() {
     let data = digits_tuning();
     let specs = ragged_vits();
-    let together = train_together(&specs, &data, 2, 2);
-    for (slot, s) in specs.iter().enumerate() {
-        let alone = train_together(std::slice::from_ref(s), &data, 2, 1);
-        let (a, b) = (together.params(slot), alone.params(0));
-        assert!(
-            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "member {slot} differs"
-        );
-        assert_eq!(together.members()[slot].history, alone.members()[0].history);
-    }
+    let together = each_equals_alone(&specs, &data, 2);
     let accs: Vec<f64> = together
         .members()
         .iter()

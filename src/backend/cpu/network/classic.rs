@@ -1,7 +1,7 @@
 //! The forward and backward steps of the classic layers — dense (also token-wise),
 //! convolution, pooling, activation, dropout and batch norm — on the workspace's blocks.
 
-use super::{pass_back, NetworkWorkspace, NormStats, StepDropout};
+use super::{input_of, io, pass_back, NetworkWorkspace, NormStats, StepDropout};
 use crate::backend::cpu::activation::{
     activation_backward, activation_forward, relu_backward, relu_forward,
 };
@@ -89,8 +89,7 @@ pub(super) fn forward<T: Real>(
             bias,
             block,
         } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
+            let (input, out) = io(x, &mut ws.blocks, block);
             let rows = batch * tokens;
             linear_forward(
                 LinearShape {
@@ -101,7 +100,7 @@ pub(super) fn forward<T: Real>(
                 input,
                 &params[weights..bias],
                 &params[bias..bias + n_out],
-                &mut rest[0][..rows * n_out],
+                &mut out[..rows * n_out],
             );
         }
         ClassicStep::Conv {
@@ -110,32 +109,28 @@ pub(super) fn forward<T: Real>(
             bias,
             block,
         } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
+            let (input, out) = io(x, &mut ws.blocks, block);
             conv_forward(
                 &conv,
                 batch,
                 input,
                 &params[weights..bias],
                 &params[bias..bias + conv.out_channels],
-                &mut rest[0],
+                out,
                 &mut ws.col,
             );
         }
         ClassicStep::MaxPool { pool, block, picks } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
-            max_pool_forward(&pool, batch, input, &mut rest[0], &mut ws.picks[picks]);
+            let (input, out) = io(x, &mut ws.blocks, block);
+            max_pool_forward(&pool, batch, input, out, &mut ws.picks[picks]);
         }
         ClassicStep::AvgPool { pool, block } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
-            avg_pool_forward(&pool, batch, input, &mut rest[0]);
+            let (input, out) = io(x, &mut ws.blocks, block);
+            avg_pool_forward(&pool, batch, input, out);
         }
         ClassicStep::GlobalAvgPool { pool, block } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
-            global_avg_pool_forward(&pool, batch, input, &mut rest[0]);
+            let (input, out) = io(x, &mut ws.blocks, block);
+            global_avg_pool_forward(&pool, batch, input, out);
         }
         ClassicStep::Activation {
             activation,
@@ -178,8 +173,7 @@ pub(super) fn forward<T: Real>(
             block,
             stats,
         } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
+            let (input, out) = io(x, &mut ws.blocks, block);
             let st = &mut ws.norms[stats];
             let c = norm.channels;
             if batch_stats {
@@ -196,7 +190,7 @@ pub(super) fn forward<T: Real>(
                 input,
                 affine,
                 (&st.mean, &st.invstd),
-                &mut rest[0][..n],
+                &mut out[..n],
             );
         }
     }
@@ -221,11 +215,7 @@ pub(super) fn backward<T: Real>(
             bias,
             block,
         } => {
-            let input = if block == 0 {
-                x
-            } else {
-                &ws.blocks[block - 1][..]
-            };
+            let input = input_of(x, &ws.blocks, block);
             let rows = batch * tokens;
             let (dw, db) = grad[weights..bias + n_out].split_at_mut(bias - weights);
             let dx = (block > 0).then(|| &mut ws.delta_prev[..rows * n_in]);
@@ -252,11 +242,7 @@ pub(super) fn backward<T: Real>(
             bias,
             block,
         } => {
-            let input = if block == 0 {
-                x
-            } else {
-                &ws.blocks[block - 1][..]
-            };
+            let input = input_of(x, &ws.blocks, block);
             let o = conv.out_channels;
             let (dw, db) = grad[weights..bias + o].split_at_mut(bias - weights);
             let dx = (block > 0).then(|| &mut ws.delta_prev[..batch * conv.in_size()]);
@@ -318,11 +304,7 @@ pub(super) fn backward<T: Real>(
             stats,
             ..
         } => {
-            let input = if block == 0 {
-                x
-            } else {
-                &ws.blocks[block - 1][..]
-            };
+            let input = input_of(x, &ws.blocks, block);
             let c = norm.channels;
             let (dgamma, dbeta) = grad[gamma..beta + c].split_at_mut(c);
             let n = batch * norm.size();

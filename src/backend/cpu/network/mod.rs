@@ -194,6 +194,22 @@ fn pass_back<T: Real>(
     }
 }
 
+/// The input of the layer that writes block `block` (the network's input `x` for the
+/// first), and that block.
+fn io<'a, T>(x: &'a [T], blocks: &'a mut [Vec<T>], block: usize) -> (&'a [T], &'a mut [T]) {
+    let (done, rest) = blocks.split_at_mut(block);
+    (if block == 0 { x } else { &done[block - 1] }, &mut rest[0])
+}
+
+/// The input of the layer that writes block `block`.
+fn input_of<'a, T>(x: &'a [T], blocks: &'a [Vec<T>], block: usize) -> &'a [T] {
+    if block == 0 {
+        x
+    } else {
+        &blocks[block - 1]
+    }
+}
+
 /// Loss sum and correct count over every row of `targets` without dropout, in chunks of
 /// the workspace's batch size.
 pub fn evaluate<T: Real>(

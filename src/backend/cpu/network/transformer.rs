@@ -2,7 +2,7 @@
 //! transpose, position embeddings, LayerNorm, attention, residual forks and the mean over
 //! tokens — on the workspace's blocks. Their token-wise dense layers are classic steps.
 
-use super::{pass_back, NetworkWorkspace};
+use super::{input_of, io, pass_back, NetworkWorkspace};
 use crate::backend::cpu::attention::{attention_backward, attention_forward};
 use crate::backend::cpu::norm::{layer_norm_backward, layer_norm_forward};
 use crate::backend::cpu::tokens::{
@@ -69,19 +69,17 @@ pub(super) fn forward<T: Real>(
             block,
             stats,
         } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
+            let (input, out) = io(x, &mut ws.blocks, block);
             let n = batch * ws.widths[block];
             let st = &mut ws.norms[stats];
             let rows = n / dim;
             let affine = (&params[gamma..beta], &params[beta..beta + dim]);
             let saved = (&mut st.mean[..rows], &mut st.invstd[..rows]);
-            layer_norm_forward(dim, &input[..n], affine, saved, &mut rest[0][..n]);
+            layer_norm_forward(dim, &input[..n], affine, saved, &mut out[..n]);
         }
         TokenStep::Transpose { rows, cols, block } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
-            transpose(rows, cols, batch, input, &mut rest[0]);
+            let (input, out) = io(x, &mut ws.blocks, block);
+            transpose(rows, cols, batch, input, out);
         }
         TokenStep::Position { embedding, block } => {
             let size = ws.widths[block];
@@ -96,15 +94,8 @@ pub(super) fn forward<T: Real>(
             block,
             weights,
         } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
-            attention_forward(
-                &attention,
-                batch,
-                input,
-                &mut ws.attention[weights],
-                &mut rest[0],
-            );
+            let (input, out) = io(x, &mut ws.blocks, block);
+            attention_forward(&attention, batch, input, &mut ws.attention[weights], out);
         }
         TokenStep::Fork { .. } => {}
         TokenStep::Residual { block, source, .. } => {
@@ -116,9 +107,8 @@ pub(super) fn forward<T: Real>(
             }
         }
         TokenStep::TokenMean { tokens, dim, block } => {
-            let (done, rest) = ws.blocks.split_at_mut(block);
-            let input = if block == 0 { x } else { &done[block - 1][..] };
-            token_mean_forward(tokens, dim, batch, input, &mut rest[0]);
+            let (input, out) = io(x, &mut ws.blocks, block);
+            token_mean_forward(tokens, dim, batch, input, out);
         }
     }
 }
@@ -141,11 +131,7 @@ pub(super) fn backward<T: Real>(
             block,
             stats,
         } => {
-            let input = if block == 0 {
-                x
-            } else {
-                &ws.blocks[block - 1][..]
-            };
+            let input = input_of(x, &ws.blocks, block);
             let n = batch * ws.widths[block];
             let (dgamma, dbeta) = grad[gamma..beta + dim].split_at_mut(dim);
             let dx = (block > 0).then(|| &mut ws.delta_prev[..n]);
