@@ -24,6 +24,7 @@ fn digits_population_epoch(c: &mut Criterion) {
                 hparams: Hparams {
                     optim: OptimHparams::sgd(0.01, 0.9, 0.0),
                     dropout: 0.0,
+                    attn_dropout: 0.0,
                     augment: Default::default(),
                     batch_size: None,
                 },

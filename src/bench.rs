@@ -254,6 +254,7 @@ fn members(config: &BenchConfig) -> Vec<MemberSpec> {
                         OptimizerKind::AdamW => OptimHparams::adamw(lr as f32, 1e-2),
                     },
                     dropout: 0.0,
+                    attn_dropout: 0.0,
                     augment: Default::default(),
                     batch_size: None,
                 },

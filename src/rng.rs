@@ -26,6 +26,8 @@ pub enum Stream {
     Split = 4,
     /// Input augmentation (counter words 1–2 = step; index walks rows, then elements).
     Augment = 5,
+    /// Dropout masks on attention weights (as `Dropout`; layer = the attention's block).
+    AttentionDropout = 6,
 }
 
 /// One Philox4x32-10 block: four independent 32-bit words for `(key, counter)`.

@@ -117,6 +117,8 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("vit negative heads", t(&format!("{HEAD}model: {{type: vit, heads: -2}}\n")), v(&["model.heads"])),
         ("vit on rows that are not images", t(&format!("{HEAD}model: {{type: vit, patch: 1}}\ndata: {{format: csv, path: {ragged_free}}}\n")), v(&["model", "not a square image; give data.shape: [C, H, W]"])),
         ("vit d_model and head_dim both", t(&format!("{HEAD}model: {{type: vit, d_model: 32, head_dim: 8}}\n")), v(&["model.head_dim", "not both"])),
+        ("attention dropout on a cnn", t(&HEAD.replace("train: {epochs: 1}", "train: {epochs: 1, attn_dropout: 0.1}\nmodel: {type: cnn}")), v(&["train.attn_dropout", "needs model.type vit"])),
+        ("attention dropout out of range", t(&HEAD.replace("train: {epochs: 1}", "train: {epochs: 1, attn_dropout: 1.5}\nmodel: {type: vit, patch: 2}")), v(&["train.attn_dropout", "[0, 1)"])),
         ("cnn key in a vit sweep", t(&format!("{HEAD}model: {{type: vit, filters: 8}}\n")), v(&["model.filters", "cnn", "vit"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),
     ]

@@ -95,6 +95,7 @@ fn hparams(dropout: f32, seed: u64, optim: OptimHparams) -> MemberHparams {
         hparams: Hparams {
             optim,
             dropout,
+            attn_dropout: 0.0,
             augment: Default::default(),
             batch_size: None,
         },

@@ -114,6 +114,7 @@ fn mlp_backward_matches_finite_differences_every_layer() {
 fn mean_squared_error_backward_matches_finite_differences_every_layer() {
     let dropout = StepDropout {
         rate: 0.3,
+        attn_rate: 0.0,
         seed: 8,
         step: 2,
     };
@@ -131,6 +132,7 @@ fn mean_squared_error_backward_matches_finite_differences_every_layer() {
 fn mlp_backward_matches_finite_differences_under_fixed_dropout_mask() {
     let dropout = StepDropout {
         rate: 0.4,
+        attn_rate: 0.0,
         seed: 3,
         step: 17,
     };
@@ -144,6 +146,7 @@ fn every_activation_backward_matches_finite_differences() {
         check(Arch::mlp(5, &[6, 4], 3).with_activation(act), 4, None);
         let dropout = StepDropout {
             rate: 0.3,
+            attn_rate: 0.0,
             seed: 9,
             step: 2,
         };
@@ -184,6 +187,7 @@ fn any_layer_list_backward_matches_finite_differences() {
     ];
     let dropout = StepDropout {
         rate: 0.25,
+        attn_rate: 0.0,
         seed: 9,
         step: 2,
     };
@@ -275,6 +279,7 @@ fn convolution_and_pooling_backward_matches_finite_differences() {
     ];
     let dropout = StepDropout {
         rate: 0.25,
+        attn_rate: 0.0,
         seed: 3,
         step: 1,
     };
@@ -360,7 +365,8 @@ fn batch_norm_backward_matches_finite_differences_in_both_modes() {
 /// Vision transformers: patch embedding (a stride-p convolution, transposed to tokens),
 /// position embeddings, pre-norm blocks of LayerNorm, multi-head attention (one head and
 /// several; one token and odd counts) and a GELU MLP, both residual, then LayerNorm, the
-/// mean over tokens and the classifier. With a fixed dropout mask on both branches.
+/// mean over tokens and the classifier. With fixed dropout masks on both branches and on
+/// the attention weights.
 #[test]
 fn vision_transformer_backward_matches_finite_differences() {
     use popsweep::data::ImageShape;
@@ -381,6 +387,7 @@ fn vision_transformer_backward_matches_finite_differences() {
     ];
     let dropout = StepDropout {
         rate: 0.2,
+        attn_rate: 0.3,
         seed: 9,
         step: 4,
     };

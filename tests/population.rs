@@ -446,8 +446,8 @@ fn a_diverging_cnn_fails_alone_and_leaves_the_others_unchanged() {
     }
 }
 
-/// Vision transformers of heads {1, 2, 4}, widths {32, 64} and depths {1, 2} beside an
-/// MLP, on the 8×8 digits cut into 2×2 patches (16 tokens).
+/// Vision transformers of heads {1, 2, 4}, widths {32, 64} and depths {1, 2} (one with
+/// attention dropout) beside an MLP, on the 8×8 digits cut into 2×2 patches (16 tokens).
 fn ragged_vits() -> Vec<MemberSpec> {
     use popsweep::data::ImageShape;
     use popsweep::model::vit::VitSpec;
@@ -465,12 +465,14 @@ fn ragged_vits() -> Vec<MemberSpec> {
             ..spec_with(0.005, seed)
         }
     };
+    let mut dropping = vit(2, 64, 2, 5);
+    dropping.hparams.attn_dropout = 0.1;
     vec![
         vit(1, 32, 1, 1),
         vit(2, 32, 2, 2),
         vit(4, 64, 1, 3),
         spec(&[16], 0.05, 0.9, 0.0, 4),
-        vit(2, 64, 2, 5),
+        dropping,
     ]
 }
 

@@ -109,6 +109,7 @@ impl Ctx<'_> {
                 train.and_then(|t| t.dropout),
                 base.dropout,
             )?,
+            attn_dropout: self.attn_dropout(model, train, base.attn_dropout)?,
             depth: check(
                 "model",
                 "depth",
@@ -158,6 +159,26 @@ impl Ctx<'_> {
             Family::Vit => (None, Some(self.vit_defaults(model, image)?)),
             Family::Mlp => (None, None),
         })
+    }
+
+    /// `train.attn_dropout`, which only a vision transformer has.
+    fn attn_dropout(
+        &self,
+        model: Option<&RawModel>,
+        train: Option<&RawTrain>,
+        default: f64,
+    ) -> Result<f64> {
+        let Some(rate) = train.and_then(|t| t.attn_dropout) else {
+            return Ok(default);
+        };
+        let at = ["train", "attn_dropout"];
+        if model.and_then(|m| m.kind.as_deref()) != Some("vit") {
+            return Err(self.err(&at, "attention dropout needs model.type vit".into()));
+        }
+        match (0.0..1.0).contains(&rate) {
+            true => Ok(rate),
+            false => Err(self.err(&at, format!("{rate} is outside the valid range [0, 1)"))),
+        }
     }
 
     /// An integer `model:` key named after its knob, checked against the knob's range.

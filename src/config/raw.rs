@@ -197,6 +197,8 @@ pub(super) struct RawTrain {
     pub(super) momentum: Option<f64>,
     pub(super) weight_decay: Option<f64>,
     pub(super) dropout: Option<f64>,
+    /// Vision transformers: dropout on the attention weights.
+    pub(super) attn_dropout: Option<f64>,
 }
 
 /// `train.lr_schedule`: `{type: constant|step|cosine, warmup_epochs, step_epochs, gamma}`.

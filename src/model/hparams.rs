@@ -9,6 +9,8 @@ pub struct Hparams {
     pub optim: OptimHparams,
     /// Dropout rate after every hidden layer, in [0, 1).
     pub dropout: f32,
+    /// Dropout rate on a transformer's attention weights, in [0, 1).
+    pub attn_dropout: f32,
     /// Input augmentation (none by default).
     pub augment: Augment,
     /// The member's own minibatch size, when tuned; `None` takes the sweep's. Design:

@@ -75,6 +75,8 @@ pub enum KnobName {
     /// sampler proposes is valid.
     HeadDim,
     MlpRatio,
+    /// Dropout on a transformer's attention weights.
+    AttnDropout,
 }
 
 impl KnobName {
@@ -126,7 +128,7 @@ pub const MAX_CONV_LAYERS: usize = 16;
 pub const MAX_KERNEL: usize = 15;
 pub const MAX_FILTERS: usize = 4096;
 
-pub const KNOBS: [Knob; 23] = [
+pub const KNOBS: [Knob; 24] = [
     Knob {
         name: "batch_size",
         id: KnobName::BatchSize,
@@ -304,6 +306,14 @@ pub const KNOBS: [Knob; 23] = [
         accepts: |x| (1.0..=1024.0).contains(&x),
     },
     Knob {
+        name: "attn_dropout",
+        id: KnobName::AttnDropout,
+        families: &[Family::Vit],
+        kind: KnobKind::Float,
+        range: "[0, 1)",
+        accepts: |x| (0.0..1.0).contains(&x),
+    },
+    Knob {
         name: "mlp_ratio",
         id: KnobName::MlpRatio,
         families: &[Family::Vit],
@@ -335,6 +345,8 @@ pub struct KnobDefaults {
     pub momentum: f64,
     pub weight_decay: f64,
     pub dropout: f64,
+    /// Dropout on a transformer's attention weights.
+    pub attn_dropout: f64,
     /// Input augmentation: Gaussian noise's standard deviation and the largest shift.
     pub noise: f64,
     pub shift: usize,
@@ -404,6 +416,7 @@ impl Default for KnobDefaults {
             momentum: 0.9,
             weight_decay: 0.0,
             dropout: 0.0,
+            attn_dropout: 0.0,
             noise: 0.0,
             shift: 0,
             flip: false,
@@ -527,6 +540,7 @@ pub fn member_spec(
                 )
             },
             dropout: number(KnobName::Dropout, defaults.dropout) as f32,
+            attn_dropout: number(KnobName::AttnDropout, defaults.attn_dropout) as f32,
             augment: Augment {
                 noise: number(KnobName::Noise, defaults.noise) as f32,
                 shift: number(KnobName::Shift, defaults.shift as f64) as u32,

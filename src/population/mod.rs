@@ -295,6 +295,7 @@ mod tests {
             hparams: Hparams {
                 optim: OptimHparams::sgd(0.1, 0.0, 0.0),
                 dropout: 0.0,
+                attn_dropout: 0.0,
                 augment: Default::default(),
                 batch_size: None,
             },

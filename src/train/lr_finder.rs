@@ -171,6 +171,7 @@ fn member_range_test(
         let batch = train.subset(&rows);
         let dropout = StepDropout {
             rate: spec.hparams.dropout,
+            attn_rate: spec.hparams.attn_dropout,
             seed: spec.seed,
             step: step as u64,
         };
@@ -301,6 +302,7 @@ mod tests {
             hparams: Hparams {
                 optim: crate::model::hparams::OptimHparams::sgd(0.0, 0.9, 0.0),
                 dropout: 0.0,
+                attn_dropout: 0.0,
                 augment: Default::default(),
                 batch_size: None,
             },

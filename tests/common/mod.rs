@@ -25,6 +25,7 @@ pub fn spec(hidden: &[usize], lr: f32, momentum: f32, dropout: f32, seed: u64) -
         hparams: Hparams {
             optim: OptimHparams::sgd(lr, momentum, 1e-4),
             dropout,
+            attn_dropout: 0.0,
             augment: Default::default(),
             batch_size: None,
         },

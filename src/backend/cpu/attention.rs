@@ -10,12 +10,22 @@
 use super::Real;
 use crate::model::layers::Attention;
 
-/// `o = softmax(q·kᵀ/√dh)·v` per head for `batch` samples; `p` receives the weights.
+/// Attention dropout's per-weight scales `(batch, H, T, T)` and a `T×T` scratch for the
+/// dropped weights of one head.
+pub struct Dropped<'a, T> {
+    pub mask: &'a [T],
+    pub kept: &'a mut [T],
+}
+
+/// `o = softmax(q·kᵀ/√dh)·v` per head for `batch` samples; `p` receives the weights. With
+/// `dropped`, the weights are dropped out (`p ⊙ mask`) before they weigh the values; `p`
+/// keeps them whole for the backward pass.
 pub fn attention_forward<T: Real>(
     a: &Attention,
     batch: usize,
     qkv: &[T],
     p: &mut [T],
+    mut dropped: Option<Dropped<'_, T>>,
     o: &mut [T],
 ) {
     let (t, d, h) = (a.tokens, a.dim, a.heads);
@@ -41,6 +51,17 @@ pub fn attention_forward<T: Real>(
             for row in w.chunks_exact_mut(t) {
                 softmax_in_place(row);
             }
+            let at = (n * h + head) * t * t;
+            let w: &[T] = match dropped.as_mut() {
+                Some(dr) => {
+                    let kept = &mut dr.kept[..t * t];
+                    for ((k, &pv), &m) in kept.iter_mut().zip(&*w).zip(&dr.mask[at..]) {
+                        *k = pv * m;
+                    }
+                    kept
+                }
+                None => w,
+            };
             // o_h = p_h · v_h
             T::gemm(
                 t,
@@ -69,13 +90,16 @@ fn softmax_in_place<T: Real>(row: &mut [T]) {
 }
 
 /// The gradient of `qkv` from `do`'s, given the forward pass's inputs and weights `p`:
-/// `dv = pᵀ·do`, `dp = do·vᵀ`, `ds = p ⊙ (dp − Σ_j dp·p)`, `dq = ds·k·scale`,
-/// `dk = dsᵀ·q·scale`. `ds` is scratch of `T×T`.
+/// `dv = p'ᵀ·do` and `dp = (do·vᵀ) ⊙ mask` with `p' = p ⊙ mask` (or `p` without dropout),
+/// `ds = p ⊙ (dp − Σ_j dp·p)`, `dq = ds·k·scale`, `dk = dsᵀ·q·scale`. `ds` is scratch of
+/// `T×T`.
+#[allow(clippy::too_many_arguments)]
 pub fn attention_backward<T: Real>(
     a: &Attention,
     batch: usize,
     qkv: &[T],
     p: &[T],
+    mut dropped: Option<Dropped<'_, T>>,
     d_out: &[T],
     d_qkv: &mut [T],
     ds: &mut [T],
@@ -89,15 +113,27 @@ pub fn attention_backward<T: Real>(
         let dy = &d_out[n * t * d..(n + 1) * t * d];
         let dx = &mut d_qkv[n * t * 3 * d..(n + 1) * t * 3 * d];
         for head in 0..h {
-            let w = &p[(n * h + head) * t * t..(n * h + head + 1) * t * t];
+            let at = (n * h + head) * t * t;
+            let w = &p[at..at + t * t];
             let (q, k, v, o) = (head * dh, d + head * dh, 2 * d + head * dh, head * dh);
-            // dv = pᵀ · do
+            let (seen, mask) = match dropped.as_mut() {
+                Some(dr) => {
+                    let mask = &dr.mask[at..at + t * t];
+                    let kept = &mut dr.kept[..t * t];
+                    for ((k, &pv), &m) in kept.iter_mut().zip(w).zip(mask) {
+                        *k = pv * m;
+                    }
+                    (&*kept, Some(mask))
+                }
+                None => (w, None),
+            };
+            // dv = p'ᵀ · do
             T::gemm(
                 t,
                 t,
                 dh,
                 T::one(),
-                (w, 1, t),
+                (seen, 1, t),
                 (&dy[o..], d, 1),
                 T::zero(),
                 (&mut dx[v..], 3 * d, 1),
@@ -113,6 +149,11 @@ pub fn attention_backward<T: Real>(
                 T::zero(),
                 (ds, t, 1),
             );
+            if let Some(mask) = mask {
+                for (g, &m) in ds.iter_mut().zip(mask) {
+                    *g *= m;
+                }
+            }
             for (dp, pw) in ds.chunks_exact_mut(t).zip(w.chunks_exact(t)) {
                 let dot: T = dp.iter().zip(pw).map(|(&g, &pv)| g * pv).sum();
                 for (g, &pv) in dp.iter_mut().zip(pw) {
@@ -189,7 +230,7 @@ mod tests {
                 .collect();
             let mut p = vec![0.0; batch * heads * tokens * tokens];
             let mut o = vec![0.0; batch * tokens * dim];
-            attention_forward(&a, batch, &qkv, &mut p, &mut o);
+            attention_forward(&a, batch, &qkv, &mut p, None, &mut o);
             for n in 0..batch {
                 let want = reference(&a, &qkv[n * tokens * 3 * dim..(n + 1) * tokens * 3 * dim]);
                 for (g, w) in o[n * tokens * dim..].iter().zip(&want) {

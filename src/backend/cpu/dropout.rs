@@ -19,26 +19,29 @@ pub struct DropoutKey {
 /// Applies the mask to `y` in place and stores the per-element scale (0 or `1/(1−rate)`)
 /// in `mask` for the backward pass.
 pub fn dropout_forward<T: Real>(y: &mut [T], mask: &mut [T], rate: f32, key: DropoutKey) {
+    let mask = &mut mask[..y.len()];
+    dropout_mask(mask, rate, key, Stream::Dropout);
+    for (v, &m) in y.iter_mut().zip(mask.iter()) {
+        *v *= m;
+    }
+}
+
+/// The per-element scales alone (0 or `1/(1−rate)`), from `stream`: activations' masks
+/// (`Stream::Dropout`) or attention weights' (`Stream::AttentionDropout`).
+pub fn dropout_mask<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
     let keep_scale = T::from_f32(1.0 / (1.0 - rate));
     let step_lo = key.step as u32;
     let step_hi_and_layer = ((key.step >> 32) as u32) ^ (key.layer << 24);
     // Elements 4b … 4b+3 take the four words of Philox block b: one evaluation per four
     // elements (the mask is the same as element-by-element `stream_word`).
-    for (block, (ys, ms)) in y.chunks_mut(4).zip(mask.chunks_mut(4)).enumerate() {
-        let words = stream_block(
-            key.seed,
-            Stream::Dropout,
-            step_lo,
-            step_hi_and_layer,
-            block as u64,
-        );
-        for ((v, m), &word) in ys.iter_mut().zip(ms.iter_mut()).zip(&words) {
+    for (block, ms) in mask.chunks_mut(4).enumerate() {
+        let words = stream_block(key.seed, stream, step_lo, step_hi_and_layer, block as u64);
+        for (m, &word) in ms.iter_mut().zip(&words) {
             *m = if unit_f32(word) >= rate {
                 keep_scale
             } else {
                 T::zero()
             };
-            *v *= *m;
         }
     }
 }

@@ -195,6 +195,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         let ys = shuffled.targets().slice(start, n, width);
         let dropout = StepDropout {
             rate: hp.dropout,
+            attn_rate: hp.attn_dropout,
             seed: member.spec.seed,
             step: member.steps,
         };

@@ -57,6 +57,11 @@ pub struct NetworkWorkspace<T> {
     /// backward pass.
     attention: Vec<Vec<T>>,
     scores_grad: Vec<T>,
+    /// Attention dropout: each attention layer's mask (shaped as its weights), one head's
+    /// dropped weights, and whether the last forward pass dropped any.
+    attention_masks: Vec<Vec<T>>,
+    scores_kept: Vec<T>,
+    attention_dropout: bool,
     /// Per residual: the gradient its output sends back along the skip to the fork.
     skips: Vec<Vec<T>>,
     /// Whether batch norm uses its running statistics in a training step (a gradient
@@ -83,6 +88,8 @@ impl<T> NetworkWorkspace<T> {
 #[derive(Clone, Copy, Debug)]
 pub struct StepDropout {
     pub rate: f32,
+    /// The rate on attention weights (transformers).
+    pub attn_rate: f32,
     pub seed: u64,
     pub step: u64,
 }
@@ -97,11 +104,12 @@ fn forward<'w, T: Real>(
     ws: &'w mut NetworkWorkspace<T>,
 ) -> &'w [T] {
     ws.rows = batch;
+    ws.attention_dropout = dropout.is_some_and(|d| d.attn_rate > 0.0);
     let batch_stats = training && !ws.running_stats;
     for i in 0..ws.steps.len() {
         match ws.steps[i] {
             Step::Classic(s) => classic::forward(s, params, x, batch, (dropout, batch_stats), ws),
-            Step::Token(s) => transformer::forward(s, params, x, batch, ws),
+            Step::Token(s) => transformer::forward(s, params, x, batch, dropout, ws),
         }
     }
     let last = ws.blocks.len() - 1;

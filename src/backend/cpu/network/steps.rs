@@ -38,6 +38,9 @@ impl<T: Real> NetworkWorkspace<T> {
             norms: Vec::new(),
             attention: Vec::new(),
             scores_grad: Vec::new(),
+            attention_masks: Vec::new(),
+            scores_kept: Vec::new(),
+            attention_dropout: false,
             skips: Vec::new(),
             running_stats: false,
             rows: 0,
@@ -113,8 +116,10 @@ impl<T: Real> NetworkWorkspace<T> {
                 Layer::Attention(attention) => {
                     let t = attention.tokens;
                     ws.attention.push(zeros(attention.heads * t * t));
+                    ws.attention_masks.push(zeros(attention.heads * t * t));
                     let len = (t * t).max(ws.scores_grad.len());
                     ws.scores_grad.resize(len, T::zero());
+                    ws.scores_kept.resize(len, T::zero());
                     Step::Token(TokenStep::Attention {
                         attention,
                         block: new_block,

@@ -2,14 +2,16 @@
 //! transpose, position embeddings, LayerNorm, attention, residual forks and the mean over
 //! tokens — on the workspace's blocks. Their token-wise dense layers are classic steps.
 
-use super::{input_of, io, pass_back, NetworkWorkspace};
-use crate::backend::cpu::attention::{attention_backward, attention_forward};
+use super::{input_of, io, pass_back, NetworkWorkspace, StepDropout};
+use crate::backend::cpu::attention::{attention_backward, attention_forward, Dropped};
+use crate::backend::cpu::dropout::{dropout_mask, DropoutKey};
 use crate::backend::cpu::norm::{layer_norm_backward, layer_norm_forward};
 use crate::backend::cpu::tokens::{
     add_position, position_backward, token_mean_backward, token_mean_forward, transpose,
 };
 use crate::backend::cpu::Real;
 use crate::model::layers::Attention;
+use crate::rng::Stream;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum TokenStep {
@@ -53,12 +55,13 @@ pub(super) enum TokenStep {
     },
 }
 
-/// One step of the forward pass.
+/// One step of the forward pass; `dropout`'s `attn_rate` drops attention weights.
 pub(super) fn forward<T: Real>(
     step: TokenStep,
     params: &[T],
     x: &[T],
     batch: usize,
+    dropout: Option<StepDropout>,
     ws: &mut NetworkWorkspace<T>,
 ) {
     match step {
@@ -95,7 +98,25 @@ pub(super) fn forward<T: Real>(
             weights,
         } => {
             let (input, out) = io(x, &mut ws.blocks, block);
-            attention_forward(&attention, batch, input, &mut ws.attention[weights], out);
+            let n = batch * attention.heads * attention.tokens * attention.tokens;
+            let dropped = match dropout.filter(|d| d.attn_rate > 0.0) {
+                Some(d) => {
+                    let mask = &mut ws.attention_masks[weights][..n];
+                    let key = DropoutKey {
+                        seed: d.seed,
+                        step: d.step,
+                        layer: block as u32,
+                    };
+                    dropout_mask(mask, d.attn_rate, key, Stream::AttentionDropout);
+                    Some(Dropped {
+                        mask,
+                        kept: &mut ws.scores_kept,
+                    })
+                }
+                None => None,
+            };
+            let weights = &mut ws.attention[weights];
+            attention_forward(&attention, batch, input, weights, dropped, out);
         }
         TokenStep::Fork { .. } => {}
         TokenStep::Residual { block, source, .. } => {
@@ -162,11 +183,16 @@ pub(super) fn backward<T: Real>(
         } => {
             if block > 0 {
                 let n = batch * attention.tokens * attention.dim;
+                let dropped = ws.attention_dropout.then(|| Dropped {
+                    mask: &ws.attention_masks[weights],
+                    kept: &mut ws.scores_kept,
+                });
                 attention_backward(
                     &attention,
                     batch,
                     &ws.blocks[block - 1],
                     &ws.attention[weights],
+                    dropped,
                     &ws.delta[..n],
                     &mut ws.delta_prev[..3 * n],
                     &mut ws.scores_grad,
