@@ -8,15 +8,6 @@
 use super::Real;
 use crate::model::hparams::{Activation, LEAKY_SLOPE};
 
-/// Standard normal cdf and pdf, in f64 (erfc from libm keeps the tails accurate).
-fn phi_cdf(z: f64) -> f64 {
-    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
-}
-
-fn phi_pdf(z: f64) -> f64 {
-    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
-}
-
 fn from_f64<T: Real>(x: f64) -> T {
     T::from(x).expect("every f64 converts to a float type")
 }
@@ -53,10 +44,7 @@ pub fn activation_forward<T: Real>(act: Activation, z: &[T], y: &mut [T]) {
                 }
             }
             Activation::Tanh => z.tanh(),
-            Activation::Gelu => {
-                let x = z.to_f64();
-                from_f64(x * phi_cdf(x))
-            }
+            Activation::Gelu => z * T::normal_cdf_pdf(z).0,
         };
     }
 }
@@ -85,8 +73,8 @@ pub fn activation_backward<T: Real>(act: Activation, z: &[T], dy: &mut [T]) {
                 T::one() - t * t
             }
             Activation::Gelu => {
-                let x = z.to_f64();
-                from_f64(phi_cdf(x) + x * phi_pdf(x))
+                let (cdf, pdf) = T::normal_cdf_pdf(z);
+                cdf + z * pdf
             }
         };
         *d *= grad;
