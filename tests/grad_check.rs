@@ -365,12 +365,12 @@ fn batch_norm_backward_matches_finite_differences_in_both_modes() {
 /// Vision transformers: patch embedding (a stride-p convolution, transposed to tokens),
 /// position embeddings, pre-norm blocks of LayerNorm, multi-head attention (one head and
 /// several; one token and odd counts) and a GELU MLP, both residual, then LayerNorm, the
-/// mean over tokens and the classifier. With fixed dropout masks on both branches and on
-/// the attention weights.
+/// mean over tokens (or a class token) and the classifier. With fixed dropout masks on both
+/// branches and on the attention weights.
 #[test]
 fn vision_transformer_backward_matches_finite_differences() {
     use popsweep::data::ImageShape;
-    use popsweep::model::vit::VitSpec;
+    use popsweep::model::vit::{VitPool, VitSpec};
     let image = |channels, height, width| ImageShape {
         channels,
         height,
@@ -378,12 +378,14 @@ fn vision_transformer_backward_matches_finite_differences() {
     };
     let cases = [
         // 16 pixels in 2×2 patches: 4 tokens of width 4 in 2 heads, one block.
-        (image(1, 4, 4), (2, 4, 2, 1, 2)),
+        (image(1, 4, 4), (2, 4, 2, 1, 2), VitPool::Mean),
         // One token: a 2×2 image in one patch (width 4: LayerNorm over 2 features maps
         // every token to ±1 and leaves gradients at the difference quotient's noise).
-        (image(1, 2, 2), (2, 4, 1, 1, 1)),
+        (image(1, 2, 2), (2, 4, 1, 1, 1), VitPool::Mean),
         // Three tokens (odd), 3 heads of 2, two blocks, two channels.
-        (image(2, 3, 1), (1, 6, 3, 2, 2)),
+        (image(2, 3, 1), (1, 6, 3, 2, 2), VitPool::Mean),
+        // A class token before 4 patches: 5 tokens, read back at the end.
+        (image(1, 4, 4), (2, 4, 2, 1, 2), VitPool::Class),
     ];
     let dropout = StepDropout {
         rate: 0.2,
@@ -391,13 +393,14 @@ fn vision_transformer_backward_matches_finite_differences() {
         seed: 9,
         step: 4,
     };
-    for (img, (patch, d_model, heads, layers, mlp_ratio)) in cases {
+    for (img, (patch, d_model, heads, layers, mlp_ratio), pool) in cases {
         let spec = VitSpec {
             patch,
             d_model,
             heads,
             layers,
             mlp_ratio,
+            pool,
         };
         let arch = Arch::vit(img, &spec, 3).unwrap();
         check(arch.clone(), 3, None);

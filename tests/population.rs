@@ -447,30 +447,32 @@ fn a_diverging_cnn_fails_alone_and_leaves_the_others_unchanged() {
 }
 
 /// Vision transformers of heads {1, 2, 4}, widths {32, 64} and depths {1, 2} (one with
-/// attention dropout) beside an MLP, on the 8×8 digits cut into 2×2 patches (16 tokens).
+/// attention dropout, one with a class token) beside an MLP, on the 8×8 digits cut into
+/// 2×2 patches (16 tokens).
 fn ragged_vits() -> Vec<MemberSpec> {
     use popsweep::data::ImageShape;
-    use popsweep::model::vit::VitSpec;
+    use popsweep::model::vit::{VitPool, VitSpec};
     let digits = ImageShape::square(64).unwrap();
-    let vit = |heads, d_model, layers, seed| {
+    let vit = |(heads, d_model, layers), pool, seed| {
         let spec = VitSpec {
             patch: 2,
             d_model,
             heads,
             layers,
             mlp_ratio: 2,
+            pool,
         };
         MemberSpec {
             arch: Arch::vit(digits, &spec, 10).unwrap(),
             ..spec_with(0.005, seed)
         }
     };
-    let mut dropping = vit(2, 64, 2, 5);
+    let mut dropping = vit((2, 64, 2), VitPool::Mean, 5);
     dropping.hparams.attn_dropout = 0.1;
     vec![
-        vit(1, 32, 1, 1),
-        vit(2, 32, 2, 2),
-        vit(4, 64, 1, 3),
+        vit((1, 32, 1), VitPool::Mean, 1),
+        vit((2, 32, 2), VitPool::Class, 2),
+        vit((4, 64, 1), VitPool::Mean, 3),
         spec(&[16], 0.05, 0.9, 0.0, 4),
         dropping,
     ]
@@ -486,9 +488,10 @@ fn a_population_of_ragged_vits_and_an_mlp_equals_each_member_alone_bit_for_bit()
         .iter()
         .map(|m| m.history[1].val_accuracy)
         .collect();
-    // Not vacuous: two short epochs take every member well past chance (0.1).
+    // Not vacuous: two short epochs take every member well past chance (0.1); the class
+    // token's member is the slowest to start.
     assert!(
-        accs.iter().all(|&a| a > 0.4),
+        accs.iter().all(|&a| a > 0.25),
         "a member learned nothing in two epochs: {accs:?}"
     );
 }

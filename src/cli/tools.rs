@@ -142,6 +142,7 @@ pub(super) fn bench_command(a: BenchArgs) -> Result<()> {
                 heads: a.heads,
                 layers: a.layers,
                 mlp_ratio: a.mlp_ratio,
+                pool: crate::model::vit::VitPool::Mean,
             },
         }),
         other => {

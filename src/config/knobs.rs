@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::cnn::{CnnSpec, ImageShape};
 use crate::model::hparams::{Activation, Decay, LrSchedule, OptimizerKind};
 use crate::model::knobs::{knob, CnnDefaults, Family, KnobDefaults, KnobKind, VitDefaults, KNOBS};
-use crate::model::vit::VitSpec;
+use crate::model::vit::{VitPool, VitSpec};
 use crate::space::transform::from_unit;
 use crate::space::{Distribution, ParamValue, Space, SpaceError};
 
@@ -219,6 +219,15 @@ impl Ctx<'_> {
             heads: self.model_int("heads", get(|m| m.heads), base.heads)?,
             layers: self.model_int("layers", get(|m| m.layers), base.layers)?,
             mlp_ratio: self.model_int("mlp_ratio", get(|m| m.mlp_ratio), base.mlp_ratio)?,
+            pool: match model.and_then(|m| m.pool.as_deref()) {
+                None => base.pool,
+                Some(name) => VitPool::parse(name).ok_or_else(|| {
+                    self.err(
+                        &["model", "pool"],
+                        format!("unknown pool `{name}` (expected mean or cls)"),
+                    )
+                })?,
+            },
         };
         Ok(VitDefaults {
             spec,
@@ -284,6 +293,7 @@ impl Ctx<'_> {
             ("heads", &[Vit], m.heads.is_some()),
             ("head_dim", &[Vit], m.head_dim.is_some()),
             ("mlp_ratio", &[Vit], m.mlp_ratio.is_some()),
+            ("pool", &[Vit], m.pool.is_some()),
         ];
         let stray = keys
             .iter()

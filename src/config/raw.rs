@@ -171,6 +171,8 @@ pub(super) struct RawModel {
     pub(super) heads: Option<u64>,
     pub(super) head_dim: Option<u64>,
     pub(super) mlp_ratio: Option<u64>,
+    /// `mean` (over the tokens) or `cls` (a class token).
+    pub(super) pool: Option<String>,
     /// A parameter budget: configurations above it are not trained (recorded failed).
     pub(super) max_params: Option<u64>,
     /// A budget of forward FLOPs per sample, likewise.

@@ -510,6 +510,7 @@ pub fn member_spec(
                 d_model: head_dim.map_or_else(|| int(KnobName::DModel, d.d_model), |h| heads * h),
                 layers: int(KnobName::Layers, d.layers),
                 mlp_ratio: int(KnobName::MlpRatio, d.mlp_ratio),
+                pool: d.pool,
             };
             Arch::vit(image, &spec, classes)?
         }

@@ -168,6 +168,16 @@ pub enum Layer {
         tokens: usize,
         dim: usize,
     },
+    /// A learned class token put before the `tokens`: `(T, D)` → `(T + 1, D)`.
+    ClassToken {
+        tokens: usize,
+        dim: usize,
+    },
+    /// The first of `tokens` tokens (the class token): `(T, D)` → `(D)`.
+    FirstToken {
+        tokens: usize,
+        dim: usize,
+    },
     /// An elementwise nonlinearity, in place on the layer before it.
     Activation(Activation),
     /// Inverted dropout at the member's rate (a hyperparameter, not a shape), in place.
@@ -192,7 +202,10 @@ impl Layer {
             } => Some((tokens * inputs, tokens * outputs)),
             Layer::LayerNorm { tokens, dim } => Some((tokens * dim, tokens * dim)),
             Layer::Attention(a) => Some((a.tokens * 3 * a.dim, a.tokens * a.dim)),
-            Layer::TokenMean { tokens, dim } => Some((tokens * dim, dim)),
+            Layer::TokenMean { tokens, dim } | Layer::FirstToken { tokens, dim } => {
+                Some((tokens * dim, dim))
+            }
+            Layer::ClassToken { tokens, dim } => Some((tokens * dim, (tokens + 1) * dim)),
             Layer::Residual { width } => Some((width, width)),
             Layer::Activation(_) | Layer::Dropout | Layer::PositionEmbed { .. } | Layer::Fork => {
                 None
@@ -212,6 +225,7 @@ impl Layer {
             } => Some((inputs, inputs * outputs, outputs)),
             Layer::LayerNorm { dim, .. } => Some((1, dim, dim)),
             Layer::PositionEmbed { tokens, dim } => Some((1, tokens * dim, 0)),
+            Layer::ClassToken { dim, .. } => Some((1, dim, 0)),
             _ => None,
         }
     }
@@ -357,9 +371,10 @@ impl Arch {
                 params.extend((0..weights).map(|_| 1.0).chain((0..biases).map(|_| 0.0)));
                 continue;
             }
-            // Position embeddings start small (ViT's are N(0, 0.02²)): uniform of that size.
+            // Position embeddings and the class token start small (ViT's are N(0, 0.02²)):
+            // uniform of that size.
             let bound = match layer {
-                Layer::PositionEmbed { .. } => 0.02,
+                Layer::PositionEmbed { .. } | Layer::ClassToken { .. } => 0.02,
                 _ => 1.0 / (fan_in as f32).sqrt(),
             };
             params.extend((0..(weights + biases) as u64).map(|i| {

@@ -2,8 +2,8 @@
 //! patches, each linearly embedded (a convolution with stride `patch`, transposed into
 //! `(tokens, d_model)` rows) plus a learned position embedding; `layers` pre-norm blocks,
 //! each `x + attention(LN(x))` then `x + MLP(LN(x))` with a GELU MLP of `mlp_ratio·d_model`
-//! and dropout on both branches' outputs; a final LayerNorm, the mean over tokens and the
-//! classifier.
+//! and dropout on both branches' outputs; a final LayerNorm, and the classifier on the
+//! mean over tokens or on a learned class token put before the patches (`pool: cls`).
 
 use super::hparams::Activation;
 use super::layers::{Arch, Attention, Conv2d, Layer};
@@ -18,6 +18,27 @@ pub struct VitSpec {
     /// Transformer blocks.
     pub layers: usize,
     pub mlp_ratio: usize,
+    pub pool: VitPool,
+}
+
+/// What the classifier reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VitPool {
+    /// The mean over the tokens.
+    #[default]
+    Mean,
+    /// A learned class token put before the patches (`pool: cls`, ViT's original).
+    Class,
+}
+
+impl VitPool {
+    pub fn parse(name: &str) -> Option<VitPool> {
+        match name {
+            "mean" => Some(VitPool::Mean),
+            "cls" => Some(VitPool::Class),
+            _ => None,
+        }
+    }
 }
 
 impl Default for VitSpec {
@@ -29,6 +50,7 @@ impl Default for VitSpec {
             heads: 4,
             layers: 2,
             mlp_ratio: 2,
+            pool: VitPool::Mean,
         }
     }
 }
@@ -44,6 +66,7 @@ impl Arch {
             heads,
             layers: depth,
             mlp_ratio,
+            pool,
         } = *spec;
         if [patch, d, heads, depth, mlp_ratio].contains(&0) {
             return Err(format!(
@@ -58,7 +81,9 @@ impl Arch {
         if h % patch != 0 || w % patch != 0 {
             return Err(format!("patch {patch} does not divide the {h}×{w} image"));
         }
-        let tokens = (h / patch) * (w / patch);
+        let patches = (h / patch) * (w / patch);
+        // The class token, when there is one, is a token like the patches from here on.
+        let tokens = patches + usize::from(pool == VitPool::Class);
         let token_dense = |inputs, outputs| Layer::TokenDense {
             tokens,
             inputs,
@@ -78,10 +103,16 @@ impl Arch {
             }),
             Layer::Transpose {
                 rows: d,
-                cols: tokens,
+                cols: patches,
             },
-            Layer::PositionEmbed { tokens, dim: d },
         ];
+        if pool == VitPool::Class {
+            layers.push(Layer::ClassToken {
+                tokens: patches,
+                dim: d,
+            });
+        }
+        layers.push(Layer::PositionEmbed { tokens, dim: d });
         for _ in 0..depth {
             layers.extend([
                 Layer::Fork,
@@ -106,7 +137,10 @@ impl Arch {
         }
         layers.extend([
             norm,
-            Layer::TokenMean { tokens, dim: d },
+            match pool {
+                VitPool::Mean => Layer::TokenMean { tokens, dim: d },
+                VitPool::Class => Layer::FirstToken { tokens, dim: d },
+            },
             Layer::Dense {
                 inputs: d,
                 outputs: classes,
@@ -135,6 +169,24 @@ mod tests {
         let want = (49 * 64 + 64) + 16 * 64 + 2 * block + 2 * 64 + (64 * 10 + 10);
         assert_eq!(arch.trainable_params(), want);
         assert_eq!(arch.param_count(), want, "no running statistics");
+    }
+
+    #[test]
+    fn a_class_token_adds_one_token_and_its_vector() {
+        let mnist = ImageShape::square(784).unwrap();
+        let mean = Arch::vit(mnist, &VitSpec::default(), 10).unwrap();
+        let spec = VitSpec {
+            pool: VitPool::Class,
+            ..VitSpec::default()
+        };
+        let cls = Arch::vit(mnist, &spec, 10).unwrap();
+        assert!(cls.is_consistent());
+        // The class token (64) and one more position embedding (64).
+        assert_eq!(cls.trainable_params(), mean.trainable_params() + 2 * 64);
+        assert!(cls.layers.contains(&Layer::FirstToken {
+            tokens: 17,
+            dim: 64
+        }));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The reshapes that turn an image into a token sequence and back into one vector: the
 //! transpose of a patch convolution's `(D, T)` channel-major output into `(T, D)` tokens,
-//! learned position embeddings added to the tokens, and the mean over tokens before the
-//! classifier. CUDA twin: none yet.
+//! learned position embeddings added to the tokens, and the classifier's input: the mean
+//! over tokens, or a learned class token put first and read back at the end. CUDA twin: none yet.
 
 use super::Real;
 
@@ -75,6 +75,74 @@ pub fn token_mean_backward<T: Real>(
                 *o = v * inv;
             }
         }
+    }
+}
+
+/// `y[n] = [class; x[n]]`: the class token before each sample's `tokens` tokens.
+pub fn class_token_forward<T: Real>(
+    (tokens, dim): (usize, usize),
+    batch: usize,
+    class: &[T],
+    x: &[T],
+    y: &mut [T],
+) {
+    let size = tokens * dim;
+    for n in 0..batch {
+        let out = &mut y[n * (size + dim)..(n + 1) * (size + dim)];
+        out[..dim].copy_from_slice(class);
+        out[dim..].copy_from_slice(&x[n * size..(n + 1) * size]);
+    }
+}
+
+/// The class token's gradient (the sum over samples of their first row's, overwritten)
+/// and, with `dx`, the tokens' (the rest of each sample's).
+pub fn class_token_backward<T: Real>(
+    (tokens, dim): (usize, usize),
+    batch: usize,
+    dy: &[T],
+    d_class: &mut [T],
+    dx: Option<&mut [T]>,
+) {
+    let size = tokens * dim;
+    d_class.fill(T::zero());
+    for n in 0..batch {
+        let g = &dy[n * (size + dim)..n * (size + dim) + dim];
+        for (c, &v) in d_class.iter_mut().zip(g) {
+            *c += v;
+        }
+    }
+    if let Some(dx) = dx {
+        for n in 0..batch {
+            let g = &dy[n * (size + dim) + dim..(n + 1) * (size + dim)];
+            dx[n * size..(n + 1) * size].copy_from_slice(g);
+        }
+    }
+}
+
+/// `y[n] = x[n][0]`: each sample's first token.
+pub fn first_token_forward<T: Real>(
+    (tokens, dim): (usize, usize),
+    batch: usize,
+    x: &[T],
+    y: &mut [T],
+) {
+    for n in 0..batch {
+        let first = n * tokens * dim;
+        y[n * dim..(n + 1) * dim].copy_from_slice(&x[first..first + dim]);
+    }
+}
+
+/// `dx[n][0] = dy[n]`, the other tokens' gradient zero.
+pub fn first_token_backward<T: Real>(
+    (tokens, dim): (usize, usize),
+    batch: usize,
+    dy: &[T],
+    dx: &mut [T],
+) {
+    dx[..batch * tokens * dim].fill(T::zero());
+    for n in 0..batch {
+        let first = n * tokens * dim;
+        dx[first..first + dim].copy_from_slice(&dy[n * dim..(n + 1) * dim]);
     }
 }
 

@@ -94,7 +94,9 @@ impl<T: Real> NetworkWorkspace<T> {
                 | Layer::Attention(_)
                 | Layer::Fork
                 | Layer::Residual { .. }
-                | Layer::TokenMean { .. } => ws.token_step(layer, &mut at),
+                | Layer::TokenMean { .. }
+                | Layer::ClassToken { .. }
+                | Layer::FirstToken { .. } => ws.token_step(layer, &mut at),
                 _ => ws.classic_step(layer, &mut at),
             };
             ws.steps.push(step);
@@ -259,6 +261,20 @@ impl<T: Real> NetworkWorkspace<T> {
                 })
             }
             Layer::TokenMean { tokens, dim } => Step::Token(TokenStep::TokenMean {
+                tokens,
+                dim,
+                block: c.new_block,
+            }),
+            Layer::ClassToken { tokens, dim } => {
+                let slice = c.slices.next().expect("a slice per parameterised layer");
+                Step::Token(TokenStep::ClassToken {
+                    tokens,
+                    dim,
+                    class: slice.weights,
+                    block: c.new_block,
+                })
+            }
+            Layer::FirstToken { tokens, dim } => Step::Token(TokenStep::FirstToken {
                 tokens,
                 dim,
                 block: c.new_block,

@@ -7,7 +7,8 @@ use crate::backend::cpu::attention::{attention_backward, attention_forward, Drop
 use crate::backend::cpu::dropout::{dropout_mask, DropoutKey};
 use crate::backend::cpu::norm::{layer_norm_backward, layer_norm_forward};
 use crate::backend::cpu::tokens::{
-    add_position, position_backward, token_mean_backward, token_mean_forward, transpose,
+    add_position, class_token_backward, class_token_forward, first_token_backward,
+    first_token_forward, position_backward, token_mean_backward, token_mean_forward, transpose,
 };
 use crate::backend::cpu::Real;
 use crate::model::layers::Attention;
@@ -49,6 +50,18 @@ pub(super) enum TokenStep {
         skip: usize,
     },
     TokenMean {
+        tokens: usize,
+        dim: usize,
+        block: usize,
+    },
+    /// `tokens` before the class token is put first; `class`: its parameters' offset.
+    ClassToken {
+        tokens: usize,
+        dim: usize,
+        class: usize,
+        block: usize,
+    },
+    FirstToken {
         tokens: usize,
         dim: usize,
         block: usize,
@@ -130,6 +143,20 @@ pub(super) fn forward<T: Real>(
         TokenStep::TokenMean { tokens, dim, block } => {
             let (input, out) = io(x, &mut ws.blocks, block);
             token_mean_forward(tokens, dim, batch, input, out);
+        }
+        TokenStep::ClassToken {
+            tokens,
+            dim,
+            class,
+            block,
+        } => {
+            let (input, out) = io(x, &mut ws.blocks, block);
+            let class = &params[class..class + dim];
+            class_token_forward((tokens, dim), batch, class, input, out);
+        }
+        TokenStep::FirstToken { tokens, dim, block } => {
+            let (input, out) = io(x, &mut ws.blocks, block);
+            first_token_forward((tokens, dim), batch, input, out);
         }
     }
 }
@@ -216,6 +243,25 @@ pub(super) fn backward<T: Real>(
             block,
             batch * tokens * dim,
             |dy, _, dx| token_mean_backward(tokens, dim, batch, dy, dx),
+        ),
+        TokenStep::ClassToken {
+            tokens,
+            dim,
+            class,
+            block,
+        } => {
+            let dx = (block > 0).then(|| &mut ws.delta_prev[..batch * tokens * dim]);
+            let d_class = &mut grad[class..class + dim];
+            class_token_backward((tokens, dim), batch, &ws.delta, d_class, dx);
+            if block > 0 {
+                std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
+            }
+        }
+        TokenStep::FirstToken { tokens, dim, block } => pass_back(
+            (&mut ws.delta, &mut ws.delta_prev, &ws.picks),
+            block,
+            batch * tokens * dim,
+            |dy, _, dx| first_token_backward((tokens, dim), batch, dy, dx),
         ),
     }
 }
