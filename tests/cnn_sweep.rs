@@ -80,8 +80,8 @@ fn a_cnn_sweep_refuses_what_does_not_fit_and_sizes_every_trial() {
 }
 
 /// An NPY array `(N, C, H, W)` is an image set of that shape: a CNN sweep over it needs no
-/// `data.shape`, and its members are built for two-channel 6×6 images (not refused as
-/// non-square rows of 72 features).
+/// `data.shape`, its members are built for two-channel 6×6 images, and its augmentation
+/// moves such images (neither refused as non-square rows of 72 features).
 #[test]
 fn an_npy_image_array_keeps_its_shape_for_a_cnn() {
     let dir = std::env::temp_dir().join(format!("popsweep-cnn-npy-{}", std::process::id()));
@@ -100,8 +100,11 @@ fn an_npy_image_array_keeps_its_shape_for_a_cnn() {
     )
     .unwrap();
     std::fs::write(dir.join("y.npy"), common::npy("<i8", "(60,)", &labels)).unwrap();
+    // Shift and flip move two-channel images (every channel alike), which rows of 72
+    // features as square images would not allow.
     let sweep = "name: npy-cnn\nmethod: random\nmetric: {name: val_loss}\nrun_cap: 2\n\
-                 model: {type: cnn, filters: 3, layers: 1, fc_width: 4}\ntrain: {epochs: 1}\n\
+                 model: {type: cnn, filters: 3, layers: 1, fc_width: 4}\n\
+                 train: {epochs: 1, shift: 1, flip: true}\n\
                  data: {format: npy, features: x.npy, labels: y.npy}\n";
     std::fs::write(dir.join("sweep.yaml"), sweep).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_popsweep"))

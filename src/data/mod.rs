@@ -91,6 +91,15 @@ impl ImageShape {
         })
     }
 
+    /// Rows of `features` values taken as one line of pixels (no shape to speak of).
+    pub fn flat(features: usize) -> ImageShape {
+        ImageShape {
+            channels: 1,
+            height: 1,
+            width: features,
+        }
+    }
+
     pub fn features(&self) -> usize {
         self.channels * self.height * self.width
     }

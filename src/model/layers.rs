@@ -394,6 +394,22 @@ impl Arch {
         params
     }
 
+    /// The shape of the images the network reads: a convolution's input when it starts
+    /// with one (a CNN, a vision transformer's patches), else a square one-channel image
+    /// when the width is a square, else one line of pixels. Augmentation moves and mirrors
+    /// images of this shape.
+    pub fn input_image(&self) -> crate::data::ImageShape {
+        use crate::data::ImageShape;
+        match self.layers.first() {
+            Some(Layer::Conv2d(c)) => ImageShape {
+                channels: c.in_channels,
+                height: c.height,
+                width: c.width,
+            },
+            _ => ImageShape::square(self.inputs).unwrap_or(ImageShape::flat(self.inputs)),
+        }
+    }
+
     /// Whether the layers chain: each layer that writes a block reads what the block
     /// before it holds, no shape is empty, and the list starts with a layer that writes a
     /// block and ends with a dense layer.

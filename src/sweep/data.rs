@@ -52,21 +52,30 @@ pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
     })
 }
 
-/// The `shift` and `flip` augmentations treat each row as a square image: refuse them up
-/// front when the rows are not square, rather than fail inside training.
-pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
-    if sweep.defaults.flip && image_side(n_features).is_none() {
+/// The `shift` and `flip` augmentations move images: an image model's (`data.shape`, or
+/// the data file's own shape), or else square one-channel rows. Refuse them up front when
+/// the rows are neither, rather than fail inside training.
+pub(super) fn check_shift(sweep: &Sweep, data: &Dataset) -> Result<()> {
+    let n_features = data.n_features;
+    let shaped = sweep
+        .defaults
+        .image()
+        .and_then(|image| image.or(data.image))
+        .is_some_and(|image| image.features() == n_features);
+    let images = shaped || image_side(n_features).is_some();
+    if sweep.defaults.flip && !images {
         return Err(Error::Config {
             file: sweep.name.clone(),
             line: None,
             field: "train.flip".into(),
             message: format!(
-                "flip mirrors square images, and rows of {n_features} features are not one"
+                "flip mirrors images, and rows of {n_features} features are not square; \
+                 give an image model data.shape: [C, H, W]"
             ),
         });
     }
     let tuned = sweep.space.params.iter().any(|p| p.name == "shift");
-    if (tuned || sweep.defaults.shift > 0) && image_side(n_features).is_none() {
+    if (tuned || sweep.defaults.shift > 0) && !images {
         return Err(Error::Config {
             file: sweep.name.clone(),
             line: None,
@@ -77,7 +86,8 @@ pub(super) fn check_shift(sweep: &Sweep, n_features: usize) -> Result<()> {
             }
             .into(),
             message: format!(
-                "shift translates square images, and rows of {n_features} features are not one"
+                "shift translates images, and rows of {n_features} features are not square; \
+                 give an image model data.shape: [C, H, W]"
             ),
         });
     }

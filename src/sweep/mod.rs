@@ -191,7 +191,7 @@ pub fn run_sweep(
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<SweepOutcome> {
     let started = Instant::now();
-    check_shift(sweep, tuning.train.n_features)?;
+    check_shift(sweep, &tuning.train)?;
     check_model(sweep, &tuning.train)?;
     let resolved = with_data_image(sweep.clone(), &tuning.train);
     let sweep = &resolved;

@@ -201,7 +201,8 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         };
         let xs = if hp.augment.is_active() {
             let out = &mut augmented[..xs.len()];
-            augment_batch(hp.augment, member.spec.seed, member.steps, xs, d, out);
+            let key = (member.spec.seed, member.steps);
+            augment_batch(hp.augment, key, xs, arch.input_image(), out);
             &*out
         } else {
             xs
