@@ -114,7 +114,8 @@ fn augmentation(c: &mut Criterion) {
     group.bench_function("noise_and_shift", |b| {
         b.iter(|| {
             step += 1;
-            augment_batch(aug, 3, step, black_box(&xs), 784, &mut out)
+            let image = popsweep::data::ImageShape::square(784).unwrap();
+            augment_batch(aug, (3, step), black_box(&xs), image, &mut out)
         })
     });
     group.finish();
