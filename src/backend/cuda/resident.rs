@@ -81,11 +81,21 @@ impl<'d> CudaPopulation<'d> {
                 Weights::OnHost(host) => SlotWeights::Host([&host[0], &host[1], &host[2]]),
             })
             .collect();
-        let laid_out = DevicePopulation::build(&self.dev, &self.members, capacity, &sources)?;
-        self.weights = (0..self.members.len()).map(Weights::OnDevice).collect();
-        self.device = Some(laid_out);
-        self.stale = false;
-        Ok(())
+        let built = DevicePopulation::build(&self.dev, &self.members, capacity, &sources);
+        drop(sources);
+        match built {
+            Ok(laid_out) => {
+                self.weights = (0..self.members.len()).map(Weights::OnDevice).collect();
+                self.device = Some(laid_out);
+                self.stale = false;
+                Ok(())
+            }
+            // The old layout stays, so an export can still read the members it holds.
+            Err(e) => {
+                self.device = old;
+                Err(e)
+            }
+        }
     }
 
     /// One epoch on the device; returns every member's state.
