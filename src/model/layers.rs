@@ -480,4 +480,39 @@ mod tests {
         arch.layers.clear();
         assert!(!arch.is_consistent());
     }
+
+    /// Forks and residuals nest and match widths; attention's heads divide its width.
+    #[test]
+    fn residuals_and_attention_are_checked() {
+        let dense = |inputs, outputs| Layer::Dense { inputs, outputs };
+        let tokens = |inputs, outputs| Layer::TokenDense {
+            tokens: 2,
+            inputs,
+            outputs,
+        };
+        let attention = |heads| {
+            Layer::Attention(Attention {
+                tokens: 2,
+                dim: 4,
+                heads,
+            })
+        };
+        let arch = |layers: Vec<Layer>| Arch { inputs: 8, layers };
+        let block = |heads, width| {
+            vec![
+                tokens(4, 4),
+                Layer::Fork,
+                tokens(4, 12),
+                attention(heads),
+                Layer::Residual { width },
+                dense(8, 3),
+            ]
+        };
+        assert!(arch(block(2, 8)).is_consistent());
+        assert!(!arch(block(3, 8)).is_consistent(), "3 heads do not divide 4");
+        assert!(!arch(block(2, 6)).is_consistent(), "the residual's width is the fork's");
+        let mut open = block(2, 8);
+        open.remove(4);
+        assert!(!arch(open).is_consistent(), "a fork without its residual");
+    }
 }
