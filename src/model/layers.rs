@@ -509,8 +509,14 @@ mod tests {
             ]
         };
         assert!(arch(block(2, 8)).is_consistent());
-        assert!(!arch(block(3, 8)).is_consistent(), "3 heads do not divide 4");
-        assert!(!arch(block(2, 6)).is_consistent(), "the residual's width is the fork's");
+        assert!(
+            !arch(block(3, 8)).is_consistent(),
+            "3 heads do not divide 4"
+        );
+        assert!(
+            !arch(block(2, 6)).is_consistent(),
+            "the residual's width is the fork's"
+        );
         let mut open = block(2, 8);
         open.remove(4);
         assert!(!arch(open).is_consistent(), "a fork without its residual");
