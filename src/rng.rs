@@ -28,6 +28,8 @@ pub enum Stream {
     Augment = 5,
     /// Dropout masks on attention weights (as `Dropout`; layer = the attention's block).
     AttentionDropout = 6,
+    /// Spatial dropout's per-channel masks (as `Dropout`; index = sample·channels + c).
+    SpatialDropout = 7,
 }
 
 /// One Philox4x32-10 block: four independent 32-bit words for `(key, counter)`.

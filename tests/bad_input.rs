@@ -119,6 +119,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("vit d_model and head_dim both", t(&format!("{HEAD}model: {{type: vit, d_model: 32, head_dim: 8}}\n")), v(&["model.head_dim", "not both"])),
         ("attention dropout on a cnn", t(&HEAD.replace("train: {epochs: 1}", "train: {epochs: 1, attn_dropout: 0.1}\nmodel: {type: cnn}")), v(&["train.attn_dropout", "needs model.type vit"])),
         ("attention dropout out of range", t(&HEAD.replace("train: {epochs: 1}", "train: {epochs: 1, attn_dropout: 1.5}\nmodel: {type: vit, patch: 2}")), v(&["train.attn_dropout", "[0, 1)"])),
+        ("spatial dropout on an mlp", t(&format!("{HEAD}model: {{spatial_dropout: true}}\n")), v(&["model.spatial_dropout", "cnn"])),
         ("unknown vit pool", t(&format!("{HEAD}model: {{type: vit, patch: 2, pool: max}}\n")), v(&["model.pool", "expected mean or cls"])),
         ("cnn key in a vit sweep", t(&format!("{HEAD}model: {{type: vit, filters: 8}}\n")), v(&["model.filters", "cnn", "vit"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),

@@ -408,3 +408,48 @@ fn vision_transformer_backward_matches_finite_differences() {
         check(arch, 2, Some(dropout));
     }
 }
+
+/// Spatial dropout drops whole channels: with a fixed mask the step stays differentiable,
+/// and the gradient through it is the forward's scale per channel.
+#[test]
+fn spatial_dropout_backward_matches_finite_differences_under_a_fixed_mask() {
+    use popsweep::model::hparams::Activation;
+    use popsweep::model::{Conv2d, Layer, Pool};
+    let conv = Conv2d {
+        in_channels: 2,
+        out_channels: 4,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        height: 5,
+        width: 4,
+    };
+    let arch = Arch {
+        inputs: 40,
+        layers: vec![
+            Layer::Conv2d(conv),
+            Layer::Activation(Activation::Tanh),
+            Layer::SpatialDropout { channels: 4 },
+            Layer::MaxPool(Pool {
+                channels: 4,
+                size: 2,
+                height: 5,
+                width: 4,
+            }),
+            Layer::Dense {
+                inputs: 16,
+                outputs: 3,
+            },
+        ],
+    };
+    assert!(arch.is_consistent());
+    for step in [1, 2, 3] {
+        let dropout = StepDropout {
+            rate: 0.4,
+            attn_rate: 0.0,
+            seed: 11,
+            step,
+        };
+        check(arch.clone(), 3, Some(dropout));
+    }
+}

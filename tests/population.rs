@@ -318,8 +318,8 @@ fn an_exported_member_continues_elsewhere_bit_for_bit() {
     );
 }
 
-/// CNNs of different filters, depths, kernel sizes, pooling and batch norm, beside an
-/// MLP, on the 8×8 digits.
+/// CNNs of different filters, depths, kernel sizes, pooling, batch norm and spatial
+/// dropout, beside an MLP, on the 8×8 digits.
 fn ragged_cnns() -> Vec<MemberSpec> {
     use popsweep::model::cnn::{CnnSpec, ImageShape};
     let digits = ImageShape::square(64).unwrap();
@@ -330,6 +330,8 @@ fn ragged_cnns() -> Vec<MemberSpec> {
             kernel_size,
             global_pool,
             batch_norm,
+            // The batch-norm member drops whole channels too.
+            spatial_dropout: batch_norm,
             fc_width: 16,
             ..CnnSpec::default()
         };

@@ -260,6 +260,7 @@ impl Ctx<'_> {
             fc_width: int("fc_width", get(|m| m.fc_width), base.fc_width)?,
             global_pool: model.and_then(|m| m.global_pool).unwrap_or(false),
             batch_norm: model.and_then(|m| m.batch_norm).unwrap_or(false),
+            spatial_dropout: model.and_then(|m| m.spatial_dropout).unwrap_or(false),
         };
         if spec.pool_every > spec.layers {
             return Err(self.err(
@@ -288,6 +289,7 @@ impl Ctx<'_> {
             ("fc_width", &[Cnn], m.fc_width.is_some()),
             ("global_pool", &[Cnn], m.global_pool.is_some()),
             ("batch_norm", &[Cnn], m.batch_norm.is_some()),
+            ("spatial_dropout", &[Cnn], m.spatial_dropout.is_some()),
             ("patch", &[Vit], m.patch.is_some()),
             ("d_model", &[Vit], m.d_model.is_some()),
             ("heads", &[Vit], m.heads.is_some()),

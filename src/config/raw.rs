@@ -164,6 +164,7 @@ pub(super) struct RawModel {
     pub(super) fc_width: Option<u64>,
     pub(super) global_pool: Option<bool>,
     pub(super) batch_norm: Option<bool>,
+    pub(super) spatial_dropout: Option<bool>,
     /// Vision transformer: see `model::vit::VitSpec` (`layers` is shared with the CNN);
     /// `head_dim` sets `d_model = heads · head_dim`.
     pub(super) patch: Option<u64>,

@@ -28,6 +28,9 @@ pub struct CnnSpec {
     pub global_pool: bool,
     /// Batch normalisation after every convolution, before its activation.
     pub batch_norm: bool,
+    /// Spatial dropout (whole channels, at the member's dropout rate) after every
+    /// convolution's activation.
+    pub spatial_dropout: bool,
 }
 
 impl Default for CnnSpec {
@@ -43,6 +46,7 @@ impl Default for CnnSpec {
             fc_width: 128,
             global_pool: false,
             batch_norm: false,
+            spatial_dropout: false,
         }
     }
 }
@@ -91,6 +95,9 @@ impl Arch {
                 layers.push(Layer::BatchNorm(Norm { channels, spatial }));
             }
             layers.push(Layer::Activation(activation));
+            if spec.spatial_dropout {
+                layers.push(Layer::SpatialDropout { channels });
+            }
             if i % spec.pool_every == 0 {
                 if h < 2 || w < 2 {
                     return Err(format!(

@@ -182,6 +182,11 @@ pub enum Layer {
     Activation(Activation),
     /// Inverted dropout at the member's rate (a hyperparameter, not a shape), in place.
     Dropout,
+    /// Dropout of whole channels of an image block (`channels` planes per sample), at the
+    /// member's rate, in place.
+    SpatialDropout {
+        channels: usize,
+    },
 }
 
 impl Layer {
@@ -207,9 +212,11 @@ impl Layer {
             }
             Layer::ClassToken { tokens, dim } => Some((tokens * dim, (tokens + 1) * dim)),
             Layer::Residual { width } => Some((width, width)),
-            Layer::Activation(_) | Layer::Dropout | Layer::PositionEmbed { .. } | Layer::Fork => {
-                None
-            }
+            Layer::Activation(_)
+            | Layer::Dropout
+            | Layer::SpatialDropout { .. }
+            | Layer::PositionEmbed { .. }
+            | Layer::Fork => None,
         }
     }
 
@@ -423,6 +430,11 @@ impl Arch {
                 Layer::Residual { .. } if forks.pop() != Some(width) => return false,
                 Layer::Attention(a) if a.heads == 0 || a.dim % a.heads != 0 => return false,
                 Layer::PositionEmbed { tokens, dim } if tokens * dim != width => return false,
+                Layer::SpatialDropout { channels }
+                    if channels == 0 || !width.is_multiple_of(channels) =>
+                {
+                    return false
+                }
                 _ => {}
             }
             let image_ok = match *layer {

@@ -6,7 +6,7 @@ use crate::backend::cpu::activation::{
     activation_backward, activation_forward, relu_backward, relu_forward,
 };
 use crate::backend::cpu::conv::{conv_backward, conv_forward};
-use crate::backend::cpu::dropout::{dropout_backward, dropout_forward, DropoutKey};
+use crate::backend::cpu::dropout::{dropout_backward, dropout_forward, dropout_mask, DropoutKey};
 use crate::backend::cpu::linear::{linear_backward, linear_forward, LinearShape};
 use crate::backend::cpu::norm::{batch_stats, inverse_std, norm_backward, norm_forward};
 use crate::backend::cpu::pool::{
@@ -16,6 +16,7 @@ use crate::backend::cpu::pool::{
 use crate::backend::cpu::Real;
 use crate::model::hparams::Activation;
 use crate::model::layers::{Conv2d, Norm, Pool};
+use crate::rng::Stream;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum ClassicStep {
@@ -57,6 +58,12 @@ pub(super) enum ClassicStep {
     Dropout {
         block: usize,
         mask: usize,
+    },
+    /// One scale per sample and channel in `mask`.
+    SpatialDropout {
+        block: usize,
+        mask: usize,
+        channels: usize,
     },
     Norm {
         norm: Norm,
@@ -162,6 +169,27 @@ pub(super) fn forward<T: Real>(
                     &mut ws.masks[mask][..n],
                     d.rate,
                     key,
+                );
+            }
+        }
+        ClassicStep::SpatialDropout {
+            block,
+            mask,
+            channels,
+        } => {
+            if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
+                let key = DropoutKey {
+                    seed: d.seed,
+                    step: d.step,
+                    layer: block as u32,
+                };
+                let scales = &mut ws.masks[mask][..batch * channels];
+                dropout_mask(scales, d.rate, key, Stream::SpatialDropout);
+                let width = ws.widths[block];
+                scale_planes(
+                    &mut ws.blocks[block][..batch * width],
+                    scales,
+                    width / channels,
                 );
             }
         }
@@ -296,6 +324,17 @@ pub(super) fn backward<T: Real>(
                 dropout_backward(&ws.masks[mask][..n], &mut ws.delta[..n]);
             }
         }
+        ClassicStep::SpatialDropout {
+            block,
+            mask,
+            channels,
+        } => {
+            if dropout_on {
+                let width = ws.widths[block];
+                let scales = &ws.masks[mask][..batch * channels];
+                scale_planes(&mut ws.delta[..batch * width], scales, width / channels);
+            }
+        }
         ClassicStep::Norm {
             norm,
             gamma,
@@ -332,4 +371,13 @@ pub(super) fn backward<T: Real>(
 fn batch_stats_into<T: Real>(norm: &Norm, batch: usize, x: &[T], st: &mut NormStats<T>) {
     batch_stats(norm, batch, x, &mut st.mean, &mut st.var);
     inverse_std(&st.var, &mut st.invstd);
+}
+
+/// Each `plane` values of `values` times their scale: a sample's channel planes in order.
+fn scale_planes<T: Real>(values: &mut [T], scales: &[T], plane: usize) {
+    for (values, &scale) in values.chunks_exact_mut(plane).zip(scales) {
+        for v in values {
+            *v *= scale;
+        }
+    }
 }

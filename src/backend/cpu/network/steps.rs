@@ -164,6 +164,14 @@ impl<T: Real> NetworkWorkspace<T> {
                     mask: self.masks.len() - 1,
                 })
             }
+            Layer::SpatialDropout { channels } => {
+                self.masks.push(c.zeros(channels));
+                Step::Classic(ClassicStep::SpatialDropout {
+                    block: c.block,
+                    mask: self.masks.len() - 1,
+                    channels,
+                })
+            }
             Layer::BatchNorm(norm) => {
                 let slice = c.slices.next().expect("a slice per parameterised layer");
                 let per_channel = || vec![T::zero(); norm.channels];
