@@ -65,21 +65,24 @@ pub(super) enum ClassicStep {
         mask: usize,
         channels: usize,
     },
-    Norm {
-        norm: Norm,
-        gamma: usize,
-        beta: usize,
-        /// The running mean's offset in the member's slice (the variance follows it).
-        state: usize,
-        block: usize,
-        /// Index into the workspace's per-norm statistics.
-        stats: usize,
-    },
+    Norm(BatchNormStep),
 }
 
-/// One step of the forward pass (one arm per layer kind: long, and flat on purpose).
-/// `batch_stats`: batch norm normalises with the batch's
-/// statistics (a training step) rather than its running ones.
+/// A batch-norm layer resolved against the workspace.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BatchNormStep {
+    pub norm: Norm,
+    pub gamma: usize,
+    pub beta: usize,
+    /// The running mean's offset in the member's slice (the variance follows it).
+    pub state: usize,
+    pub block: usize,
+    /// Index into the workspace's per-norm statistics.
+    pub stats: usize,
+}
+
+/// One step of the forward pass, one arm per layer kind. `batch_stats`: batch norm
+/// normalises with the batch's statistics (a training step) rather than its running ones.
 pub(super) fn forward<T: Real>(
     step: ClassicStep,
     params: &[T],
@@ -155,77 +158,21 @@ pub(super) fn forward<T: Real>(
             }
         }
         ClassicStep::Dropout { block, mask } => {
-            if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
-                // Keyed by the block (the dense layer it follows), so a member's masks
-                // depend only on its seed, step and layer.
-                let key = DropoutKey {
-                    seed: d.seed,
-                    step: d.step,
-                    layer: block as u32,
-                };
-                let n = batch * ws.widths[block];
-                dropout_forward(
-                    &mut ws.blocks[block][..n],
-                    &mut ws.masks[mask][..n],
-                    d.rate,
-                    key,
-                );
-            }
+            drop_forward(ws, batch, dropout, (block, mask, None));
         }
         ClassicStep::SpatialDropout {
             block,
             mask,
             channels,
-        } => {
-            if let Some(d) = dropout.filter(|d| d.rate > 0.0) {
-                let key = DropoutKey {
-                    seed: d.seed,
-                    step: d.step,
-                    layer: block as u32,
-                };
-                let scales = &mut ws.masks[mask][..batch * channels];
-                dropout_mask(scales, d.rate, key, Stream::SpatialDropout);
-                let width = ws.widths[block];
-                scale_planes(
-                    &mut ws.blocks[block][..batch * width],
-                    scales,
-                    width / channels,
-                );
-            }
-        }
-        ClassicStep::Norm {
-            norm,
-            gamma,
-            beta,
-            state,
-            block,
-            stats,
-        } => {
-            let (input, out) = io(x, &mut ws.blocks, block);
-            let st = &mut ws.norms[stats];
-            let c = norm.channels;
-            if batch_stats {
-                batch_stats_into(&norm, batch, input, st);
-            } else {
-                st.mean.copy_from_slice(&params[state..state + c]);
-                inverse_std(&params[state + c..state + 2 * c], &mut st.invstd);
-            }
-            let affine = (&params[gamma..beta], &params[beta..beta + c]);
-            let n = batch * norm.size();
-            norm_forward(
-                &norm,
-                batch,
-                input,
-                affine,
-                (&st.mean, &st.invstd),
-                &mut out[..n],
-            );
+        } => drop_forward(ws, batch, dropout, (block, mask, Some(channels))),
+        ClassicStep::Norm(step) => {
+            batch_norm_forward_step(step, (params, x), batch, batch_stats, ws);
         }
     }
 }
 
 /// One step of the backward pass: `ws.delta` from the gradient of the step's output to
-/// that of its input, its parameters' gradient into `grad` (one arm per layer kind).
+/// that of its input, its parameters' gradient into `grad`; one arm per layer kind.
 pub(super) fn backward<T: Real>(
     step: ClassicStep,
     params: &[T],
@@ -319,51 +266,136 @@ pub(super) fn backward<T: Real>(
             }
         }
         ClassicStep::Dropout { block, mask } => {
-            if dropout_on {
-                let n = batch * ws.widths[block];
-                dropout_backward(&ws.masks[mask][..n], &mut ws.delta[..n]);
-            }
+            drop_backward(ws, batch, dropout_on, (block, mask, None));
         }
         ClassicStep::SpatialDropout {
             block,
             mask,
             channels,
-        } => {
-            if dropout_on {
-                let width = ws.widths[block];
-                let scales = &ws.masks[mask][..batch * channels];
-                scale_planes(&mut ws.delta[..batch * width], scales, width / channels);
-            }
+        } => drop_backward(ws, batch, dropout_on, (block, mask, Some(channels))),
+        ClassicStep::Norm(step) => {
+            batch_norm_backward_step(step, (params, x), (batch, batch_stats), ws, grad);
         }
-        ClassicStep::Norm {
-            norm,
-            gamma,
-            beta,
-            block,
-            stats,
-            ..
-        } => {
-            let input = input_of(x, &ws.blocks, block);
-            let c = norm.channels;
-            let (dgamma, dbeta) = grad[gamma..beta + c].split_at_mut(c);
-            let n = batch * norm.size();
-            let dx = (block > 0).then(|| &mut ws.delta_prev[..n]);
-            let st = &ws.norms[stats];
-            norm_backward(
-                &norm,
-                batch,
-                input,
-                &params[gamma..beta],
-                (&st.mean, &st.invstd),
-                batch_stats,
-                &ws.delta[..n],
-                dx,
-                (dgamma, dbeta),
-            );
-            if block > 0 {
-                std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
-            }
+    }
+}
+
+/// Dropout (`channels: None`, a scale per value) or spatial dropout (a scale per sample
+/// and channel) of the block at `block` in a training step: the mask drawn for this step,
+/// keyed by the block it acts on, so a member's masks depend only on its seed, step and
+/// layer.
+fn drop_forward<T: Real>(
+    ws: &mut NetworkWorkspace<T>,
+    batch: usize,
+    dropout: Option<StepDropout>,
+    (block, mask, channels): (usize, usize, Option<usize>),
+) {
+    let Some(d) = dropout.filter(|d| d.rate > 0.0) else {
+        return;
+    };
+    let key = DropoutKey {
+        seed: d.seed,
+        step: d.step,
+        layer: block as u32,
+    };
+    let width = ws.widths[block];
+    let values = &mut ws.blocks[block][..batch * width];
+    match channels {
+        None => dropout_forward(values, &mut ws.masks[mask][..batch * width], d.rate, key),
+        Some(c) => {
+            let scales = &mut ws.masks[mask][..batch * c];
+            dropout_mask(scales, d.rate, key, Stream::SpatialDropout);
+            scale_planes(values, scales, width / c);
         }
+    }
+}
+
+/// The gradient through [`drop_forward`]'s mask.
+fn drop_backward<T: Real>(
+    ws: &mut NetworkWorkspace<T>,
+    batch: usize,
+    dropout_on: bool,
+    (block, mask, channels): (usize, usize, Option<usize>),
+) {
+    if !dropout_on {
+        return;
+    }
+    let width = ws.widths[block];
+    let dy = &mut ws.delta[..batch * width];
+    match channels {
+        None => dropout_backward(&ws.masks[mask][..batch * width], dy),
+        Some(c) => scale_planes(dy, &ws.masks[mask][..batch * c], width / c),
+    }
+}
+
+/// Batch norm's forward step: with `batch_stats` the batch's own statistics (kept for the
+/// backward pass and the running update), else the running ones.
+fn batch_norm_forward_step<T: Real>(
+    step: BatchNormStep,
+    (params, x): (&[T], &[T]),
+    batch: usize,
+    batch_stats: bool,
+    ws: &mut NetworkWorkspace<T>,
+) {
+    let BatchNormStep {
+        norm,
+        gamma,
+        beta,
+        state,
+        block,
+        stats,
+    } = step;
+    let (input, out) = io(x, &mut ws.blocks, block);
+    let st = &mut ws.norms[stats];
+    let c = norm.channels;
+    if batch_stats {
+        batch_stats_into(&norm, batch, input, st);
+    } else {
+        st.mean.copy_from_slice(&params[state..state + c]);
+        inverse_std(&params[state + c..state + 2 * c], &mut st.invstd);
+    }
+    let affine = (&params[gamma..beta], &params[beta..beta + c]);
+    let n = batch * norm.size();
+    let saved = (&st.mean[..], &st.invstd[..]);
+    norm_forward(&norm, batch, input, affine, saved, &mut out[..n]);
+}
+
+/// Batch norm's backward step.
+fn batch_norm_backward_step<T: Real>(
+    step: BatchNormStep,
+    (params, x): (&[T], &[T]),
+    (batch, batch_stats): (usize, bool),
+    ws: &mut NetworkWorkspace<T>,
+    grad: &mut [T],
+) {
+    let BatchNormStep {
+        norm,
+        gamma,
+        beta,
+        block,
+        stats,
+        ..
+    } = step;
+    let input = input_of(x, &ws.blocks, block);
+    let c = norm.channels;
+    let (dgamma, dbeta) = grad[gamma..beta + c].split_at_mut(c);
+    let n = batch * norm.size();
+    let dx = (block > 0).then(|| &mut ws.delta_prev[..n]);
+    let st = &ws.norms[stats];
+    let saved = (&st.mean[..], &st.invstd[..]);
+    let (gamma, dy) = (&params[gamma..beta], &ws.delta[..n]);
+    norm_backward(
+        &norm,
+        batch,
+        input,
+        gamma,
+        saved,
+        batch_stats,
+        dy,
+        dx,
+        (dgamma, dbeta),
+    );
+    if block > 0 {
+        std::mem::swap(&mut ws.delta, &mut ws.delta_prev);
     }
 }
 

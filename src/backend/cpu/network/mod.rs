@@ -26,7 +26,7 @@ use super::norm::update_running;
 use super::Real;
 use crate::data::Targets;
 use crate::model::layers::Arch;
-use classic::ClassicStep;
+use classic::{BatchNormStep, ClassicStep};
 use steps::Step;
 
 /// One batch-norm layer's statistics in the last forward pass: the mean and `1/√(var+ε)`
@@ -155,9 +155,9 @@ pub fn update_running_stats<T: Real>(ws: &NetworkWorkspace<T>, params: &mut [T])
         return;
     }
     for step in &ws.steps {
-        if let Step::Classic(ClassicStep::Norm {
+        if let Step::Classic(ClassicStep::Norm(BatchNormStep {
             norm, state, stats, ..
-        }) = *step
+        })) = *step
         {
             let c = norm.channels;
             let (mean, var) = params[state..state + 2 * c].split_at_mut(c);

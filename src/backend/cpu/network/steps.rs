@@ -2,7 +2,7 @@
 //! which block it writes or changes in place and where its parameters, mask or saved
 //! values live, and the workspace's buffers sized for a batch.
 
-use super::classic::ClassicStep;
+use super::classic::{BatchNormStep, ClassicStep};
 use super::transformer::TokenStep;
 use super::{NetworkWorkspace, NormStats};
 use crate::backend::cpu::conv::col_len;
@@ -180,14 +180,14 @@ impl<T: Real> NetworkWorkspace<T> {
                     invstd: per_channel(),
                     var: per_channel(),
                 });
-                Step::Classic(ClassicStep::Norm {
+                Step::Classic(ClassicStep::Norm(BatchNormStep {
                     norm,
                     gamma: slice.weights,
                     beta: slice.bias,
                     state: c.states.next().expect("a state offset per batch norm"),
                     block: c.new_block,
                     stats: self.norms.len() - 1,
-                })
+                }))
             }
 
             _ => unreachable!("new() sends only the classic layers here"),
