@@ -14,6 +14,7 @@ pub mod error;
 pub mod external;
 pub mod interrupt;
 pub mod kinds;
+pub mod limits;
 pub mod model;
 pub mod population;
 pub mod report;

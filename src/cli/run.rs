@@ -6,6 +6,7 @@ use crate::backend::{self, BackendChoice};
 use crate::config::{self, Schedule, Sweep};
 use crate::error::{Error, Result};
 use crate::external;
+use crate::limits;
 use crate::report::progress::SweepProgress;
 use crate::report::run_files::{default_run_dir, RunFiles};
 use crate::space::{Params, Space};
@@ -41,7 +42,7 @@ pub(super) fn load_for_run(path: Option<PathBuf>) -> Result<Loaded> {
     let (sweep, source) = load_sweep(&path)?;
     let (text, workdir) = match &path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let text = limits::read_input_text(p, "sweep", limits::MAX_SWEEP_FILE_BYTES)?;
             let dir = p
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())

@@ -106,7 +106,11 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
         Some(arg) => {
             let path = Path::new(arg);
             let (text, source) = if path.is_file() {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                let text = crate::limits::read_input_text(
+                    path,
+                    "--space",
+                    crate::limits::MAX_SWEEP_FILE_BYTES,
+                )?;
                 (text, arg.to_string())
             } else {
                 (arg.to_string(), "--space".to_string())

@@ -183,19 +183,7 @@ pub struct FinalStage {
 
 /// Reads and validates a sweep file.
 pub fn load(path: &Path) -> Result<Sweep> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        Error::Config {
-            file: path.display().to_string(),
-            line: Some(before.iter().filter(|&&b| b == b'\n').count() + 1),
-            field: "sweep".into(),
-            message: format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        }
-    })?;
+    let text = crate::limits::read_input_text(path, "sweep", crate::limits::MAX_SWEEP_FILE_BYTES)?;
     // Data paths are relative to the sweep file, so a sweep runs from any directory.
     parse_at(
         &text,

@@ -7,7 +7,6 @@
 
 use super::Dataset;
 use crate::error::{Error, Result};
-use std::io::Read;
 use std::path::Path;
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -20,20 +19,6 @@ fn bad(path: &Path, offset: usize, message: String) -> Error {
         file: path.display().to_string(),
         location: format!("byte {offset}"),
         message,
-    }
-}
-
-/// The file's bytes, gunzipped when it starts with the gzip magic.
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| bad(path, 0, format!("gzip stream: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
     }
 }
 
@@ -65,7 +50,7 @@ fn header(path: &Path, bytes: &[u8], words: usize, magic: u32) -> Result<Vec<usi
 
 /// `(count, (rows, cols), pixels)` of an image file.
 pub fn read_images(path: &Path) -> Result<(usize, (usize, usize), Vec<u8>)> {
-    let bytes = read_bytes(path)?;
+    let bytes = super::read_file(path)?;
     let dims = header(path, &bytes, 4, IMAGES_MAGIC)?;
     let (count, pixels) = (dims[0], dims[1] * dims[2]);
     // Counts from a damaged header can multiply past usize: a size no file has.
@@ -90,7 +75,7 @@ pub fn read_images(path: &Path) -> Result<(usize, (usize, usize), Vec<u8>)> {
 
 /// The labels of a label file.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_bytes(path)?;
+    let bytes = super::read_file(path)?;
     let count = header(path, &bytes, 2, LABELS_MAGIC)?[0];
     if bytes.len() != 8 + count {
         return Err(bad(

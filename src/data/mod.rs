@@ -22,7 +22,74 @@ fn label_out_of_range(column: usize, label: u32) -> String {
     )
 }
 
-use std::path::PathBuf;
+use crate::error::{Error, Result};
+use crate::limits;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A data file's bytes, gunzipped when it starts with the gzip magic. Sizes are bounded
+/// before anything is allocated: the file against [`limits::data_budget`], and a gzip
+/// file's declared size (its trailer) against that budget and against
+/// [`limits::MAX_GZIP_RATIO`] times its compressed size, so a bomb is refused before it
+/// is inflated. The inflation itself stops at the bound, whatever the trailer says.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let budget = limits::data_budget();
+    let raw = limits::read_input(path, "data file", budget)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let gz_error = |message: String| Error::Data {
+        file: path.display().to_string(),
+        location: "gzip".into(),
+        message,
+    };
+    let compressed = raw.len() as u64;
+    let ratio_bound = compressed.saturating_mul(limits::MAX_GZIP_RATIO);
+    // ISIZE, the last four bytes: the inflated size modulo 2^32 (exact below 4 GiB).
+    let declared = match raw.len() {
+        n if n >= 18 => u64::from(u32::from_le_bytes(
+            raw[n - 4..].try_into().expect("4 bytes"),
+        )),
+        _ => {
+            return Err(gz_error(
+                "truncated: shorter than a gzip header and trailer".into(),
+            ))
+        }
+    };
+    let refuse = |size: u64, how: &str| {
+        gz_error(format!(
+            "{how} {} from {} compressed ({}:1); at most {} (or {}:1) is inflated; \
+             gunzip it yourself if it is genuine",
+            limits::human_bytes(size),
+            limits::human_bytes(compressed),
+            size / compressed.max(1),
+            limits::human_bytes(budget.min(ratio_bound)),
+            limits::MAX_GZIP_RATIO
+        ))
+    };
+    if declared > budget || declared > ratio_bound {
+        return Err(refuse(declared, "declares"));
+    }
+    let bound = budget.min(ratio_bound);
+    let mut out = Vec::with_capacity(declared as usize);
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .take(bound + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| gz_error(format!("gzip stream: {e}")))?;
+    if out.len() as u64 > bound {
+        return Err(refuse(out.len() as u64, "inflates past"));
+    }
+    Ok(out)
+}
+
+/// [`read_file`] of a text file (CSV).
+pub fn read_text_file(path: &Path) -> Result<String> {
+    String::from_utf8(read_file(path)?).map_err(|e| Error::Data {
+        file: path.display().to_string(),
+        location: format!("byte {}", e.utf8_error().valid_up_to()),
+        message: "not UTF-8 text".into(),
+    })
+}
 
 /// Where a sweep's data comes from.
 #[derive(Clone, Debug, PartialEq)]

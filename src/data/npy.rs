@@ -217,8 +217,8 @@ fn finite_values(path: &Path, bytes: &[u8], a: &Array, what: &str) -> Result<Vec
 /// Features from `features` and labels from `labels`: class indices, or for regression
 /// real values (`(rows,)` or `(rows, columns)`).
 pub fn load_pair(features: &Path, labels: &Path, task: Task) -> Result<Dataset> {
-    let fb = std::fs::read(features).map_err(|e| Error::io(features, e))?;
-    let lb = std::fs::read(labels).map_err(|e| Error::io(labels, e))?;
+    let fb = super::read_file(features)?;
+    let lb = super::read_file(labels)?;
     let (fa, la) = (parse_header(features, &fb)?, parse_header(labels, &lb)?);
     if fa.shape.len() < 2 {
         return Err(bad(

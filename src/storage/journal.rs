@@ -5,8 +5,13 @@
 //! - Every transaction holds an exclusive advisory lock on the file (`flock`) while it
 //!   reads what others appended, decides, and appends: trial numbers are never duplicated.
 //! - Appends are `fsync`ed before the lock is released: a told trial survives a crash.
+//! - Every line carries its checksum ([`super::sealed`]). A damaged line is reported and
+//!   skipped; it loses only what it recorded, because the replay does not depend on it
+//!   (see [`StudyState::apply`]: a lost ask leaves a gap, not a shifted study).
 //! - A torn last line (a writer killed mid-write) is reported and skipped, never fatal;
-//!   the next append starts on a fresh line.
+//!   the next append first overwrites it in place with `{}` and spaces (a line every
+//!   reader skips), so the file stays valid JSON lines and keeps every byte offset that
+//!   other processes have replayed up to.
 
 use super::{Decide, Op, StudyState};
 use crate::error::{Error, Result};
@@ -22,8 +27,8 @@ pub struct Journal {
     offset: u64,
     /// Lines consumed so far, for messages.
     lines: usize,
-    /// Whether the file's last byte is a newline (false after a torn write).
-    ends_clean: bool,
+    /// Where a torn last line starts (a writer killed mid-write), until it is blotted.
+    torn_from: Option<u64>,
     /// Problems met while replaying (torn or invalid lines), for the caller to report.
     pub warnings: Vec<String>,
 }
@@ -43,7 +48,7 @@ impl Journal {
             state: StudyState::default(),
             offset: 0,
             lines: 0,
-            ends_clean: true,
+            torn_from: None,
             warnings: Vec::new(),
         };
         journal.locked(|j| j.replay_new())?;
@@ -103,9 +108,12 @@ impl Journal {
             let complete = chunk.ends_with(b"\n");
             let text = String::from_utf8_lossy(chunk);
             let text = text.trim();
-            if !text.is_empty() {
-                let parsed = serde_json::from_str::<Op>(text).map_err(|e| e.to_string());
-                let applied = parsed.and_then(|op| self.state.apply(&op));
+            // `{}` is a blotted torn line (see `blot_torn_tail`).
+            if !text.is_empty() && text != "{}" {
+                let applied = super::sealed::unseal(text).and_then(|json| {
+                    let op = serde_json::from_str::<Op>(&json).map_err(|e| e.to_string())?;
+                    self.state.apply(&op)
+                });
                 if let Err(why) = applied {
                     let what = if complete {
                         "invalid line"
@@ -119,10 +127,33 @@ impl Journal {
                     ));
                 }
             }
+            self.torn_from = match complete {
+                true => None,
+                false => Some(self.offset + consumed as u64),
+            };
             consumed += chunk.len();
-            self.ends_clean = complete;
         }
         self.offset += consumed as u64;
+        Ok(())
+    }
+
+    /// Overwrites a torn last line in place with `{}` and spaces (or one space), ended by
+    /// the newline the next append starts with. Positional writes ignore the offset on a
+    /// file opened for appending (Linux), hence a second handle.
+    fn blot_torn_tail(&mut self, from: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let io = |e| Error::io(&self.path, e);
+        let len = (self.offset - from) as usize;
+        let mut blot = vec![b' '; len];
+        if len >= 2 {
+            blot[..2].copy_from_slice(b"{}");
+        }
+        let writer = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(io)?;
+        writer.write_all_at(&blot, from).map_err(io)?;
+        self.torn_from = None;
         Ok(())
     }
 
@@ -131,19 +162,21 @@ impl Journal {
             return Ok(());
         }
         let mut text = String::new();
-        if !self.ends_clean {
-            text.push('\n'); // end the torn line so ours starts fresh
+        if let Some(from) = self.torn_from {
+            self.blot_torn_tail(from)?;
+            text.push('\n'); // end the blotted line so ours starts fresh
         }
         for op in ops {
-            text.push_str(&serde_json::to_string(op).expect("ops serialize"));
+            text.push_str(&super::sealed::seal(
+                &serde_json::to_string(op).expect("ops serialize"),
+            ));
             text.push('\n');
         }
         let io = |e| Error::io(&self.path, e);
         self.file.write_all(text.as_bytes()).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.offset += text.len() as u64;
-        self.lines += ops.len() + usize::from(!self.ends_clean);
-        self.ends_clean = true;
+        self.lines += ops.len();
         Ok(())
     }
 }
@@ -207,7 +240,15 @@ mod tests {
         j.transact_ops(&mut |_| Ok(vec![ask(2)])).unwrap().unwrap();
         let reopened = Journal::open(&path).unwrap();
         assert_eq!(reopened.state.trials.len(), 3);
-        assert_eq!(reopened.warnings.len(), 1);
+        assert!(
+            reopened.warnings.is_empty(),
+            "blotted: {:?}",
+            reopened.warnings
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("valid JSON lines");
+        }
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -14,10 +14,12 @@
 //! the drivers never see which storage they write to.
 
 pub mod journal;
+pub mod lock;
 mod memory;
 mod ops;
 mod records;
 mod run_dir;
+mod sealed;
 mod trial;
 
 pub use journal::Journal;

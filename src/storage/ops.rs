@@ -5,7 +5,7 @@
 use super::{FrozenTrial, StudyHeader, TrialState};
 use crate::space::Params;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 /// One journal line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,9 @@ pub struct StudyState {
     pub header: Option<StudyHeader>,
     pub trials: Vec<FrozenTrial>,
     pub queue: VecDeque<Params>,
+    /// Trials whose ask was lost to a damaged line: they stand as failed, with no
+    /// parameters, so numbering stays as recorded and no number is issued twice.
+    pub lost: BTreeSet<usize>,
 }
 
 impl StudyState {
@@ -61,22 +64,39 @@ impl StudyState {
                 params,
                 enqueued,
             } => {
-                if *trial != self.trials.len() {
-                    return Err(format!(
-                        "trial {trial} asked out of order (next is {})",
-                        self.trials.len()
-                    ));
+                // Asks are recorded in number order; a gap means damaged lines lost the
+                // asks between. A lost ask found later (a damaged number that happened
+                // to parse came first) fills its place: the replay does not depend on
+                // order where order carries no meaning.
+                let trial = *trial;
+                let filled = self.lost.remove(&trial);
+                if trial < self.trials.len() && !filled {
+                    return Err(format!("trial {trial} was already asked"));
                 }
                 if *enqueued {
                     self.queue.pop_front();
                 }
-                self.trials.push(FrozenTrial {
-                    number: *trial,
+                for lost in self.trials.len()..trial {
+                    self.lost.insert(lost);
+                    self.trials.push(FrozenTrial {
+                        number: lost,
+                        params: Params::new(),
+                        state: TrialState::Failed,
+                        value: None,
+                        intermediate: Vec::new(),
+                    });
+                }
+                let asked = FrozenTrial {
+                    number: trial,
                     params: params.clone(),
                     state: TrialState::Running,
                     value: None,
                     intermediate: Vec::new(),
-                });
+                };
+                match filled {
+                    true => self.trials[trial] = asked,
+                    false => self.trials.push(asked),
+                }
             }
             Op::Report { trial, step, value } => {
                 // A trial restarted after a crash reports its steps again: the new value
@@ -106,6 +126,9 @@ impl StudyState {
     fn running(&mut self, trial: usize) -> std::result::Result<&mut FrozenTrial, String> {
         match self.trials.get_mut(trial) {
             None => Err(format!("trial {trial} does not exist")),
+            Some(_) if self.lost.contains(&trial) => {
+                Err(format!("trial {trial}'s ask was lost to a damaged line"))
+            }
             Some(t) if t.state != TrialState::Running => {
                 Err(format!("trial {trial} is already {:?}", t.state).to_lowercase())
             }

@@ -1,7 +1,14 @@
 //! A study kept in a directory: its operations in memory or in `journal.jsonl`, and one
 //! line of `trials.jsonl` per finished trial ([`TrialRecord`], written as each trial
 //! finishes and synced once per rung, so a crash loses no finished rung).
+//!
+//! - One writer: `create` and `resume` hold the directory's [`RunLock`].
+//! - Damage stays contained: each line carries its checksum, an unreadable line loses only
+//!   its own trial (which runs again), and `resume` rewrites `trials.jsonl` without such
+//!   lines (kept aside in `trials.damaged.jsonl`), so the file is always valid JSON lines.
+//! - Readers (`report`, `best`) open nothing for writing: read-only directories work.
 
+use super::lock::RunLock;
 use super::{Decide, Journal, MemoryStorage, Storage, StudyState, TrialRecord};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
@@ -30,6 +37,8 @@ pub struct RunStorage {
     /// `trials.jsonl`, opened on the first record when the study had none.
     trials: Option<File>,
     warnings: Vec<String>,
+    /// Held by a writer (`run`, `resume`) for as long as it works on the directory.
+    _lock: Option<RunLock>,
 }
 
 impl RunStorage {
@@ -37,6 +46,7 @@ impl RunStorage {
     /// holds a run, so an old run's results are never overwritten.
     pub fn create(dir: &Path, ops: OpsIn) -> Result<RunStorage> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = RunLock::acquire(dir)?;
         let path = dir.join("trials.jsonl");
         let trials = OpenOptions::new()
             .write(true)
@@ -51,23 +61,35 @@ impl RunStorage {
                 },
                 _ => Error::io(&path, e),
             })?;
-        RunStorage::with(dir, ops, Some(trials))
+        let mut run = RunStorage::with(dir, ops, Some(trials))?;
+        run._lock = Some(lock);
+        Ok(run)
     }
 
-    /// An existing run, to go on with (`popsweep resume`). A last line torn by a crash is
-    /// ended first, so the next record starts on a line of its own.
+    /// An existing run, to go on with (`popsweep resume`). Lines that cannot be read (a
+    /// last line torn by a crash or a full disk, a damaged middle) are taken out of
+    /// `trials.jsonl` first, so the next record starts on a line of its own and the file
+    /// stays valid JSON lines; their trials run again.
     pub fn resume(dir: &Path, ops: OpsIn) -> Result<RunStorage> {
         let path = dir.join("trials.jsonl");
-        let mut trials = OpenOptions::new()
+        if !path.is_file() {
+            return Err(Error::Config {
+                file: dir.display().to_string(),
+                line: None,
+                field: "resume".into(),
+                message: "not a run directory (it has no trials.jsonl)".into(),
+            });
+        }
+        let lock = RunLock::acquire(dir)?;
+        let set_aside = repair_records(&path)?;
+        let trials = OpenOptions::new()
             .append(true)
-            .read(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        let text = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        if text.last().is_some_and(|&b| b != b'\n') {
-            trials.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
-        }
-        RunStorage::with(dir, ops, Some(trials))
+        let mut run = RunStorage::with(dir, ops, Some(trials))?;
+        run.warnings.extend(set_aside);
+        run._lock = Some(lock);
+        Ok(run)
     }
 
     /// A finished or stopped run, to read its records (`popsweep report`); nothing is
@@ -96,6 +118,7 @@ impl RunStorage {
             ops,
             trials,
             warnings,
+            _lock: None,
         })
     }
 
@@ -133,7 +156,8 @@ impl Storage for RunStorage {
                 .map_err(|e| Error::io(&path, e))?;
             self.trials = Some(file);
         }
-        let mut line = serde_json::to_string(record).expect("trial records serialize");
+        let mut line =
+            super::sealed::seal(&serde_json::to_string(record).expect("trial records serialize"));
         line.push('\n');
         let file = self.trials.as_mut().expect("opened above");
         file.write_all(line.as_bytes())
@@ -152,8 +176,9 @@ impl Storage for RunStorage {
     /// skipped with a warning: that trial counts as unfinished.
     fn records(&mut self) -> Result<Vec<TrialRecord>> {
         let path = self.trials_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        // Damaged bytes need not be UTF-8: they spoil their own line, not the file.
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.trials.is_none() => {
                 return Ok(Vec::new())
             }
@@ -164,7 +189,7 @@ impl Storage for RunStorage {
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<TrialRecord>(line) {
+            match parse_record(line) {
                 Ok(r) => records.push(r),
                 Err(e) => self.warnings.push(format!(
                     "{}:{}: skipped an unreadable trial line ({e})",
@@ -183,6 +208,67 @@ impl Storage for RunStorage {
         }
         warnings
     }
+}
+
+fn parse_record(line: &str) -> std::result::Result<TrialRecord, String> {
+    let json = super::sealed::unseal(line)?;
+    serde_json::from_str(&json).map_err(|e| e.to_string())
+}
+
+/// Rewrites `trials.jsonl` without its unreadable lines, which go to
+/// `trials.damaged.jsonl` (kept for a person to look at, never read back). The new file
+/// replaces the old one by a rename, so a crash during the repair leaves one or the other
+/// whole. Returns a warning per line set aside; nothing is written when all lines read.
+fn repair_records(path: &Path) -> Result<Vec<String>> {
+    let io = |e| Error::io(path, e);
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let (mut kept, mut damaged, mut warnings) = (String::new(), String::new(), Vec::new());
+    let last = text.lines().count();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_record(line) {
+            Ok(_) => {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+            Err(e) => {
+                let torn = i + 1 == last && !text.ends_with('\n');
+                let what = if torn {
+                    "a torn last line"
+                } else {
+                    "an unreadable line"
+                };
+                warnings.push(format!(
+                    "{}:{}: {what} set aside in trials.damaged.jsonl ({e})",
+                    path.display(),
+                    i + 1
+                ));
+                damaged.push_str(line);
+                damaged.push('\n');
+            }
+        }
+    }
+    if warnings.is_empty() && (bytes.is_empty() || bytes.ends_with(b"\n")) {
+        return Ok(warnings);
+    }
+    let aside = path.with_file_name("trials.damaged.jsonl");
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&aside)
+        .map_err(|e| Error::io(&aside, e))?;
+    f.write_all(damaged.as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(|e| Error::io(&aside, e))?;
+    let fresh = path.with_file_name("trials.jsonl.repair");
+    std::fs::write(&fresh, kept.as_bytes())
+        .and_then(|()| File::open(&fresh)?.sync_all())
+        .map_err(|e| Error::io(&fresh, e))?;
+    std::fs::rename(&fresh, path).map_err(io)?;
+    Ok(warnings)
 }
 
 #[cfg(test)]
@@ -225,18 +311,19 @@ mod tests {
         f.write_all(br#"{"number":2,"sta"#).unwrap();
         drop(f);
         let mut run = RunStorage::resume(&dir, OpsIn::Memory).unwrap();
+        let warnings = run.take_warnings();
+        assert!(
+            warnings[0].contains("trials.jsonl:3: a torn last line set aside"),
+            "{warnings:?}"
+        );
         let numbers =
             |records: Vec<TrialRecord>| records.iter().map(|r| r.number).collect::<Vec<_>>();
         assert_eq!(numbers(run.records().unwrap()), [0, 1]);
         let text = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(
-            text.lines().next().unwrap(),
-            r#"{"number":0,"params":{},"state":"complete","epochs":0,"rungs":[],"history":[],"value":0.5}"#
-        );
-        let warnings = run.take_warnings();
-        assert!(
-            warnings[0].contains("trials.jsonl:3: skipped"),
-            "{warnings:?}"
+            (first["number"].as_u64(), first["value"].as_f64()),
+            (Some(0), Some(0.5))
         );
         run.record(&record(2, 0.125)).unwrap();
         run.record(&record(1, 0.75)).unwrap();
@@ -247,10 +334,29 @@ mod tests {
             "in the order recorded"
         );
         assert_eq!(records[3].value, Some(0.75));
-        assert!(
-            run.take_warnings().len() == 1,
-            "the torn line stays skipped"
-        );
+        assert!(run.take_warnings().is_empty(), "the torn line is gone");
+        let text = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("valid JSON lines");
+        }
+        let aside = std::fs::read_to_string(dir.join("trials.damaged.jsonl")).unwrap();
+        assert_eq!(aside, "{\"number\":2,\"sta\n");
+        drop(run);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_first_holds_the_directory() {
+        let dir = temp("lock");
+        let run = RunStorage::create(&dir, OpsIn::Memory).unwrap();
+        let e = RunStorage::resume(&dir, OpsIn::Memory)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("in use by popsweep process"), "{e}");
+        assert!(RunStorage::read(&dir).is_ok(), "readers are not writers");
+        drop(run);
+        assert!(RunStorage::resume(&dir, OpsIn::Memory).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -271,7 +377,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.state().unwrap().trials.len(), 1);
         let refused = b.transact_ops(&mut |_| Ok(vec![ask.clone()])).unwrap();
-        assert!(refused.unwrap_err().contains("out of order"));
+        assert!(refused.unwrap_err().contains("trial 0 was already asked"));
         assert!(b.records().unwrap().is_empty());
         assert!(!dir.join("trials.jsonl").exists());
         std::fs::remove_dir_all(&dir).unwrap();

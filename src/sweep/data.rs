@@ -43,7 +43,7 @@ pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
             features.display().to_string(),
         ),
         DataSource::Csv { path, label, task } => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = crate::data::read_text_file(path)?;
             (
                 csv::parse(&text, &path.display().to_string(), label, *task)?,
                 path.display().to_string(),
@@ -169,7 +169,7 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
             (t, h, features.display().to_string())
         }
         DataSource::Csv { path, label, task } => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = crate::data::read_text_file(path)?;
             let (t, h) = prepare_data(
                 sweep,
                 &csv::parse(&text, &path.display().to_string(), label, *task)?,
