@@ -159,7 +159,7 @@ pub fn read_input_text(path: &Path, what: &str, max_bytes: u64) -> Result<String
 /// An input file that cannot be opened or read is bad input (exit 2), whatever the reason.
 fn input_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     let message = match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "cannot be read: permission denied".to_string(),
         _ => format!("cannot be read: {e}"),
     };
@@ -168,12 +168,12 @@ fn input_error(path: &Path, what: &str, e: std::io::Error) -> Error {
 
 /// Refuses `bytes` of memory for `what` when they exceed `budget`, with the numbers and
 /// how to fit.
-pub fn check_fits(what: &str, bytes: u64, budget: u64, how_to_fit: &str) -> Result<()> {
+pub fn check_fits(file: &str, what: &str, bytes: u64, budget: u64, how_to_fit: &str) -> Result<()> {
     if bytes <= budget {
         return Ok(());
     }
     Err(Error::Config {
-        file: "sweep".into(),
+        file: file.into(),
         line: None,
         field: what.into(),
         message: format!(
@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(read_input(&path, "sweep", 12).unwrap().len(), 12);
         std::fs::remove_file(&path).unwrap();
         let e = read_input(&path, "sweep", 12).unwrap_err();
-        assert!(e.to_string().ends_with("sweep: no such file"), "{e}");
+        assert!(
+            e.to_string().ends_with("sweep: No such file or directory"),
+            "{e}"
+        );
         assert_eq!(e.exit_code(), 2);
     }
 
@@ -218,10 +221,10 @@ mod tests {
         assert!(available > 1 << 20 && available < u64::MAX, "{available}");
         assert_eq!(human_bytes(549_755_813_888), "549.8 GB");
         assert_eq!(human_bytes(512), "512 B");
-        assert!(check_fits("model", 2_000, 1_000, "use fewer")
+        assert!(check_fits("s", "model", 2_000, 1_000, "use fewer")
             .unwrap_err()
             .to_string()
             .contains("needs 2.0 KB of memory but 1.0 KB is available; use fewer"));
-        assert!(check_fits("model", 1_000, 1_000, "").is_ok());
+        assert!(check_fits("s", "model", 1_000, 1_000, "").is_ok());
     }
 }

@@ -1043,7 +1043,7 @@ fn tell_of_a_non_finite_value_records_a_failure_and_says_so() {
     );
     let journal = std::fs::read_to_string(study.join("journal.jsonl")).unwrap();
     assert!(
-        journal.contains(r#"{"op":"tell","trial":0,"state":"failed"}"#),
+        journal.contains(r#"{"op":"tell","trial":0,"state":"failed","crc":"#),
         "{journal}"
     );
     let best = popsweep(&["best", "--study", dir]);

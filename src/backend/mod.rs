@@ -32,6 +32,13 @@ pub trait Backend: Sync {
         false
     }
 
+    /// Where a population of `members` trains: the bytes available there (host memory for
+    /// the CPU, free device memory for a GPU) and how many members hold a training
+    /// workspace (activations and gradients of a minibatch) at once.
+    fn memory_for(&self, members: usize) -> (u64, usize) {
+        (crate::limits::available_memory(), members)
+    }
+
     /// A population that trains on `train` and is validated on `val`, living where this
     /// backend trains. Sweeps work through it (and so through its verbs only); by default
     /// it is held in host memory and trained by [`Backend::train_epoch`].

@@ -126,6 +126,7 @@ pub(super) fn run(
     }
     let (tuning, held_out, data_name) = load_data(&sweep)?;
     let sweep = crate::sweep::with_data_image(sweep, &tuning.train);
+    crate::sweep::check_resources(&sweep, &tuning, backend)?;
     let resuming = matches!(target, Target::Resume(..));
     let sweep = prepare(sweep, &tuning.train, backend, preflight && !resuming, quiet)?;
     // Before the run directory exists, so a stop request is never lost to the default

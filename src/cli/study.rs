@@ -83,6 +83,16 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
         field: field.into(),
         message,
     };
+    if n == 0 || n > crate::limits::MAX_ASK_BATCH {
+        return Err(arg_error(
+            "--n",
+            format!(
+                "{n} trials: one ask suggests 1 to {} (the study stays locked while it \
+                 does); ask in smaller batches",
+                crate::limits::MAX_ASK_BATCH
+            ),
+        ));
+    }
     let sampler = match flags.sampler.as_deref() {
         None => None,
         Some(name) => Some(SamplerKind::parse(name).ok_or_else(|| {

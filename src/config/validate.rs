@@ -7,6 +7,7 @@ use crate::backend::BackendChoice;
 use crate::data::normalize::Normalize;
 use crate::data::Task;
 use crate::error::Result;
+use crate::limits;
 use crate::population::{MetricName, METRIC_NAMES};
 use crate::space::{parse_parameters, Space};
 use crate::tuner::sampler::{GridSampler, SamplerKind};
@@ -321,18 +322,52 @@ impl Ctx<'_> {
         space: &Space,
         given: Option<u64>,
     ) -> Result<usize> {
-        if sampler != SamplerKind::Grid {
-            return self.positive(given, 27, &["run_cap"]);
-        }
-        let size = GridSampler::grid_size(space).map_err(|m| self.err(&["method"], m))?;
-        match given {
-            Some(c) if c > size => Err(self.err(
+        let cap = match sampler {
+            SamplerKind::Grid => {
+                let size = GridSampler::grid_size(space).map_err(|m| self.err(&["method"], m))?;
+                match given {
+                    Some(c) if c > size => {
+                        return Err(self.err(
+                            &["run_cap"],
+                            format!("run_cap {c} exceeds the grid's {size} points"),
+                        ))
+                    }
+                    Some(c) => c,
+                    None => size,
+                }
+            }
+            _ => self.positive(given, 27, &["run_cap"])? as u64,
+        };
+        self.bounded_trials(cap)
+    }
+
+    /// Refuses more trials than a study holds ([`limits::MAX_TRIALS`]) or than their
+    /// records fit in memory, before anything is allocated for them.
+    fn bounded_trials(&self, cap: u64) -> Result<usize> {
+        if cap > limits::MAX_TRIALS {
+            return Err(self.err(
                 &["run_cap"],
-                format!("run_cap {c} exceeds the grid's {size} points"),
-            )),
-            Some(c) => Ok(c as usize),
-            None => Ok(size as usize),
+                format!(
+                    "{cap} trials are more than a study holds ({}); sweep in stages, \
+                     narrowing the space between them",
+                    limits::MAX_TRIALS
+                ),
+            ));
         }
+        let bytes = cap * limits::BYTES_PER_TRIAL;
+        let available = limits::available_memory();
+        if bytes > available / 2 {
+            return Err(self.err(
+                &["run_cap"],
+                format!(
+                    "{cap} trials need about {} for their records, more than half of the {} \
+                     available; lower run_cap",
+                    limits::human_bytes(bytes),
+                    limits::human_bytes(available)
+                ),
+            ));
+        }
+        Ok(cap as usize)
     }
 
     pub(super) fn positive(

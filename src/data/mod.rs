@@ -1,6 +1,7 @@
 //! Data sets as dense f32 matrices, and the one path from a data source to the
 //! train / validation / held-out test splits.
 
+pub mod checks;
 pub mod csv;
 pub mod digits;
 pub mod idx;

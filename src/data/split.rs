@@ -81,9 +81,7 @@ pub fn split_stratified(
     let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
     for (class, rows) in by_class.iter().enumerate() {
         let order = permutation(rows.len(), seed, Stream::Split, class as u32);
-        let n = rows.len() as f64;
-        let n_train = (n * fractions.train).round() as usize;
-        let n_val = ((n * fractions.val).round() as usize).min(rows.len() - n_train);
+        let [n_train, n_val, _] = class_split(rows.len(), fractions);
         for (rank, &k) in order.iter().enumerate() {
             let target = if rank < n_train {
                 &mut train
@@ -107,6 +105,13 @@ pub fn split_stratified(
             rows: data.subset(&test),
         },
     )
+}
+
+/// How many of a class's `n` rows go to train, validation and test.
+pub fn class_split(n: usize, fractions: SplitFractions) -> [usize; 3] {
+    let n_train = ((n as f64 * fractions.train).round() as usize).min(n);
+    let n_val = ((n as f64 * fractions.val).round() as usize).min(n - n_train);
+    [n_train, n_val, n - n_train - n_val]
 }
 
 /// For data sets that ship their own test set (MNIST): `train` is split into train and

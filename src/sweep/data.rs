@@ -5,8 +5,8 @@ use super::SEED_SPLIT;
 use crate::config::Sweep;
 use crate::data::normalize::Normalizer;
 use crate::data::{
-    csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
-    TuningData,
+    checks, csv, digits, idx, split_stratified, split_with_test, DataSource, Dataset, HeldOutTest,
+    SplitFractions, TuningData,
 };
 use crate::error::{Error, Result};
 use crate::model::hparams::image_side;
@@ -20,7 +20,7 @@ pub fn prepare_data(sweep: &Sweep, data: &Dataset) -> (TuningData, HeldOutTest) 
 /// All of the sweep's rows, unsplit (nested cross-validation makes its own folds); a
 /// shipped IDX test pair is appended to the training pair. Also a one-line description.
 pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
-    Ok(match &sweep.data {
+    let (mut data, name) = match &sweep.data {
         DataSource::Digits => (digits::load()?, "digits (embedded)".to_string()),
         DataSource::Idx { train, test } => {
             let mut all = idx::load_pair(&train.0, &train.1)?;
@@ -49,7 +49,11 @@ pub fn load_dataset(sweep: &Sweep) -> Result<(Dataset, String)> {
                 path.display().to_string(),
             )
         }
-    })
+    };
+    if let Some(warning) = checks::usable(&mut data, None, &name)? {
+        eprintln!("warning: {warning}");
+    }
+    Ok((data, name))
 }
 
 /// The `shift` and `flip` augmentations move images: an image model's (`data.shape`, or
@@ -124,18 +128,15 @@ pub(super) fn check_model(sweep: &Sweep, data: &Dataset) -> Result<()> {
     })
 }
 
-/// Loads the sweep's data and splits it; also returns a one-line description.
+/// Loads the sweep's data, refuses it when degenerate ([`checks`]) and splits it; also
+/// returns a one-line description.
 pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
     let split_seed = derive_seed(sweep.seed, SEED_SPLIT);
-    let (tuning, held_out, name) = match &sweep.data {
-        DataSource::Digits => {
-            let (t, h) = prepare_data(sweep, &digits::load()?);
-            (t, h, "digits (embedded)".to_string())
-        }
+    let (mut all, mut test, name) = match &sweep.data {
+        DataSource::Digits => (digits::load()?, None, "digits (embedded)".to_string()),
         DataSource::Idx { train, test } => {
             let all = idx::load_pair(&train.0, &train.1)?;
-            let name = train.0.display().to_string();
-            match test {
+            let test = match test {
                 Some((images, labels)) => {
                     let test = idx::load_pair(images, labels)?;
                     if test.n_features != all.n_features {
@@ -148,33 +149,44 @@ pub fn load_data(sweep: &Sweep) -> Result<(TuningData, HeldOutTest, String)> {
                             ),
                         });
                     }
-                    let (t, h) = split_with_test(&all, test, sweep.val_fraction, split_seed);
-                    (t, h, name)
+                    Some(test)
                 }
-                None => {
-                    let (t, h) = prepare_data(sweep, &all);
-                    (t, h, name)
-                }
-            }
+                None => None,
+            };
+            (all, test, train.0.display().to_string())
         }
         DataSource::Npy {
             features,
             labels,
             task,
-        } => {
-            let (t, h) = prepare_data(
-                sweep,
-                &crate::data::npy::load_pair(features, labels, *task)?,
-            );
-            (t, h, features.display().to_string())
-        }
+        } => (
+            crate::data::npy::load_pair(features, labels, *task)?,
+            None,
+            features.display().to_string(),
+        ),
         DataSource::Csv { path, label, task } => {
             let text = crate::data::read_text_file(path)?;
-            let (t, h) = prepare_data(
-                sweep,
-                &csv::parse(&text, &path.display().to_string(), label, *task)?,
-            );
-            (t, h, path.display().to_string())
+            let file = path.display().to_string();
+            (csv::parse(&text, &file, label, *task)?, None, file)
+        }
+    };
+    if let Some(warning) = checks::usable(&mut all, test.as_mut(), &name)? {
+        eprintln!("warning: {warning}");
+    }
+    let (tuning, held_out) = match test {
+        Some(test) => {
+            checks::shipped_test(&all, &test, &name)?;
+            let fractions = SplitFractions {
+                train: 1.0 - sweep.val_fraction,
+                val: sweep.val_fraction,
+                test: 0.0,
+            };
+            checks::split_sizes(&all, fractions, &name)?;
+            split_with_test(&all, test, sweep.val_fraction, split_seed)
+        }
+        None => {
+            checks::split_sizes(&all, sweep.split, &name)?;
+            prepare_data(sweep, &all)
         }
     };
     // Normalisation is fitted on the training rows only, then applied to all three splits.

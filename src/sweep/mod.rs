@@ -16,6 +16,7 @@ mod data;
 mod driver;
 mod final_eval;
 mod plan;
+mod resources;
 mod slots;
 mod summary;
 
@@ -207,13 +208,8 @@ pub fn run_sweep(
         drain_epochs: 0,
         target_reached_by: None,
     };
-    let shared_brackets = brackets::shares_brackets(sweep);
-    let population = match sweep.schedule {
-        Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => slots.min(sweep.run_cap),
-        Schedule::Pbt(_) => sweep.run_cap,
-        _ if shared_brackets => plans.iter().map(|p| p.trials).sum(),
-        _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
-    };
+    let population = population_size(sweep, &plans);
+    resources::check_population_fits(sweep, tuning, backend, population)?;
     match sweep.schedule {
         Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
             let context = slots::SlotContext {
@@ -292,6 +288,24 @@ pub fn run_sweep(
         summary,
         trials: finished,
     })
+}
+
+/// How many members train at once: ASHA's and median's slots, PBT's whole population,
+/// the brackets' trials (all of them when Hyperband's brackets share the population).
+fn population_size(sweep: &Sweep, plans: &[BracketPlan]) -> usize {
+    match sweep.schedule {
+        Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => slots.min(sweep.run_cap),
+        Schedule::Pbt(_) => sweep.run_cap,
+        _ if brackets::shares_brackets(sweep) => plans.iter().map(|p| p.trials).sum(),
+        _ => plans.iter().map(|p| p.trials).max().unwrap_or(0),
+    }
+}
+
+/// Refuses a sweep whose population cannot fit where `backend` trains (see
+/// [`resources`]); run before the run directory or any member exists.
+pub fn check_resources(sweep: &Sweep, tuning: &TuningData, backend: &dyn Backend) -> Result<()> {
+    let population = population_size(sweep, &bracket_plans(sweep));
+    resources::check_population_fits(sweep, tuning, backend, population)
 }
 
 /// The sweep's sampler as a study kept in `storage`, seeded from the sweep seed.

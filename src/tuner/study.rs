@@ -9,6 +9,15 @@ use crate::storage::{FrozenTrial, TrialState};
 use crate::storage::{MemoryStorage, Op, Storage, TrialRecord};
 use std::collections::BTreeMap;
 
+/// A decision stopped by Ctrl-C, told apart from a refused one.
+const INTERRUPTED: &str = "interrupted";
+
+/// A configuration as a hashable key (parameters are ordered by name; values print
+/// exactly).
+fn params_key(params: &Params) -> String {
+    serde_json::to_string(params).expect("parameters serialize")
+}
+
 /// How a trial ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Outcome {
@@ -83,9 +92,26 @@ impl Study {
                     "the grid has {size} points and {first} are taken; {n} more would repeat points"
                 ));
             }
+            if (first + n) as u64 > crate::limits::MAX_TRIALS {
+                return Err(format!(
+                    "{first} trials and {n} more exceed a study's limit of {} trials",
+                    crate::limits::MAX_TRIALS
+                ));
+            }
+            // Running configurations, to keep a batch free of repeats in linear time.
+            let mut running: std::collections::HashSet<String> = state
+                .trials
+                .iter()
+                .filter(|t| t.state == TrialState::Running)
+                .map(|t| params_key(&t.params))
+                .collect();
+            let stored = History::new(&state.trials, &[], maximize);
             let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
             let mut ops = Vec::with_capacity(n);
             for k in 0..n {
+                if crate::interrupt::requested() {
+                    return Err(INTERRUPTED.into());
+                }
                 let number = first + k;
                 // Reseeded per trial, so trial n's random draws depend on (seed, n) alone,
                 // not on how trials were batched: a sweep under any scheduler tries the
@@ -95,18 +121,14 @@ impl Study {
                     Some(p) => (p.clone(), true),
                     None => {
                         let history = History {
-                            trials: &state.trials,
                             pending: &pending,
-                            maximize,
+                            ..stored
                         };
                         let mut params = ask_params(sampler.as_mut(), &history, space);
                         // A batch never repeats a configuration: a model-based sampler can
                         // (rarely) land on a pending point; redraw it independently.
                         for _ in 0..16 {
-                            if !history
-                                .all()
-                                .any(|t| t.state == TrialState::Running && t.params == params)
-                            {
+                            if !running.contains(&params_key(&params)) {
                                 break;
                             }
                             params =
@@ -115,6 +137,7 @@ impl Study {
                         (params, false)
                     }
                 };
+                running.insert(params_key(&params));
                 ops.push(Op::Ask {
                     trial: number,
                     params: params.clone(),
@@ -130,7 +153,10 @@ impl Study {
             }
             Ok((ops, pending))
         })?;
-        outcome.map_err(Error::Run)
+        outcome.map_err(|e| match e.as_str() {
+            INTERRUPTED => Error::Interrupted("interrupted while suggesting trials".into()),
+            _ => Error::Run(e),
+        })
     }
 
     /// One new trial over the declared space.
@@ -158,11 +184,7 @@ impl Study {
             sampler.reseed(derive_seed(seed, number as u64));
             let mut builder = TrialBuilder {
                 sampler: sampler.as_mut(),
-                history: History {
-                    trials: &state.trials,
-                    pending: &[],
-                    maximize,
-                },
+                history: History::new(&state.trials, &[], maximize),
                 params: Params::new(),
                 error: None,
             };

@@ -47,6 +47,11 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
+    /// Members train one per thread, each in its thread's workspace.
+    fn memory_for(&self, members: usize) -> (u64, usize) {
+        (crate::limits::available_memory(), members.min(self.threads))
+    }
+
     fn train_epoch(
         &self,
         pop: &mut Population,

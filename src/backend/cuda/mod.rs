@@ -60,6 +60,16 @@ impl Backend for CudaBackend {
         true
     }
 
+    /// Every member of a resident population keeps its workspace on the device.
+    fn memory_for(&self, members: usize) -> (u64, usize) {
+        let free = self
+            .dev
+            .ctx
+            .mem_get_info()
+            .map_or(u64::MAX, |(free, _)| free as u64);
+        (free, members)
+    }
+
     fn population<'d>(
         &'d self,
         train: &'d Dataset,

@@ -20,7 +20,7 @@ pub use sobol::SobolSampler;
 pub use tpe::{TpeOptions, TpeSampler};
 
 use crate::space::{ParamDef, ParamValue, Params, Space};
-use crate::storage::FrozenTrial;
+use crate::storage::{FrozenTrial, TrialState};
 
 /// What a sampler may learn from: every stored trial (running ones included), the
 /// suggestions of the current batch not yet stored (`pending`, treated as running), and
@@ -30,9 +30,26 @@ pub struct History<'a> {
     pub trials: &'a [FrozenTrial],
     pub pending: &'a [FrozenTrial],
     pub maximize: bool,
+    /// Stored trials that finished (complete or pruned), counted once by [`History::new`]:
+    /// a batch's asks all see the same stored trials, and counting them at every ask made
+    /// a large batch quadratic.
+    pub finished: usize,
 }
 
 impl<'a> History<'a> {
+    pub fn new(trials: &'a [FrozenTrial], pending: &'a [FrozenTrial], maximize: bool) -> Self {
+        let finished = trials
+            .iter()
+            .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+            .count();
+        History {
+            trials,
+            pending,
+            maximize,
+            finished,
+        }
+    }
+
     /// Every trial, stored then pending.
     pub fn all(&self) -> impl Iterator<Item = &'a FrozenTrial> + 'a {
         self.trials.iter().chain(self.pending.iter())

@@ -143,11 +143,7 @@ impl TpeSampler {
     }
 
     fn in_startup(&self, history: &History<'_>) -> bool {
-        let finished = history
-            .all()
-            .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
-            .count();
-        finished < self.options.n_startup_trials
+        history.finished < self.options.n_startup_trials
     }
 
     /// The best candidate for the parameters `defs`, jointly.
@@ -438,11 +434,7 @@ mod tests {
                 }
             })
             .collect();
-        let h = History {
-            trials: &trials,
-            pending: &[],
-            maximize: false,
-        };
+        let h = History::new(&trials, &[], false);
         let (good, _, _) = split(&h, true, GoodCount::Linear);
         let xy = |p: &Params| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap());
         // Distance, in units of each range, to the nearest good trial.
@@ -477,11 +469,7 @@ mod tests {
             .collect();
         trials.push(trial(12, TrialState::Running, None));
         trials.push(trial(13, TrialState::Failed, None));
-        let h = History {
-            trials: &trials,
-            pending: &[],
-            maximize: false,
-        };
+        let h = History::new(&trials, &[], false);
         let (below, above, _) = split(&h, true, GoodCount::Linear);
         // 12 finished ⇒ γ = 2 good trials: the two smallest values.
         assert_eq!(
@@ -528,11 +516,7 @@ mod tests {
                     t
                 })
                 .collect();
-            let h = History {
-                trials: &trials,
-                pending: &[],
-                maximize: case % 2 == 1,
-            };
+            let h = History::new(&trials, &[], case % 2 == 1);
             let sign = if h.maximize { -1.0 } else { 1.0 };
             let good = [GoodCount::Linear, GoodCount::Sqrt { beta: 0.25 }][case % 3 % 2];
             let liar = case % 5 != 0;
