@@ -7,5 +7,13 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A trial's guard (see external/guard.rs) is this binary with a hidden first argument.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == popsweep::external::guard::GUARD_ARG)
+    {
+        popsweep::external::guard::main(&args[2..]);
+    }
     popsweep::cli::main()
 }

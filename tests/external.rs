@@ -232,6 +232,43 @@ fn kill_9_then_resume_keeps_every_finished_trial_and_runs_none_twice() {
     eventually_none_alive(&out_dir);
 }
 
+/// SIGKILL of popsweep takes every process of its trials down with it, without a
+/// `resume`: the program, a helper in its process group, and one that left the group for a
+/// session of its own (each trial's guard adopts and kills them).
+#[test]
+fn kill_9_of_popsweep_leaves_no_grandchild_alive() {
+    let dir = temp("orphans");
+    std::fs::copy(repo("tests/fixtures/spawner.py"), dir.join("spawner.py")).unwrap();
+    let sweep = dir.join("sweep.yaml");
+    std::fs::write(
+        &sweep,
+        "program: spawner.py\nmethod: random\nmetric: {name: loss, goal: minimize}\n\
+         run_cap: 4\npopulation: 2\nparameters:\n  iters: {value: 400}\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let mut child = bin()
+        .args([
+            "run",
+            sweep.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Two trials, each with its guard, program and two helpers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while marked_processes(&out_dir).len() < 8 {
+        assert!(Instant::now() < deadline, "the helpers never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    eventually_none_alive(&out_dir);
+}
+
 #[test]
 fn ctrl_c_stops_cleanly_and_says_how_to_resume() {
     let dir = temp("sigint");

@@ -1,5 +1,6 @@
-//! One trial's program as a child process: its own process group (so a pruned trial is
-//! killed with everything it started), stdout read line by line on a thread (kept
+//! One trial's program as a child process, under a guard (`guard.rs`) that leads its own
+//! process group (so a pruned trial, or any trial of a popsweep that died, is killed with
+//! everything it started), stdout read line by line on a thread (kept
 //! verbatim in the trial's `stdout.log`, JSON lines carrying the metric sent to the sweep),
 //! stderr straight to `stderr.log`.
 //!
@@ -73,9 +74,23 @@ impl TrialProcess {
         };
         let stderr = std::fs::File::create(trial_dir.join(format!("stderr{suffix}.log")))?;
         let stdout_log = std::fs::File::create(trial_dir.join(format!("stdout{suffix}.log")))?;
-        let mut command = Command::new(&argv[0]);
+        // The program runs under a guard (`popsweep __trial-guard PROGRAM…`, see
+        // `guard.rs`) that takes the trial's descendants down with it.
+        let mut command = match std::env::current_exe() {
+            Ok(exe) => {
+                let mut c = Command::new(exe);
+                c.arg(super::guard::GUARD_ARG)
+                    .args(argv)
+                    .env(super::guard::PARENT_VAR, std::process::id().to_string());
+                c
+            }
+            Err(_) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
         command
-            .args(&argv[1..])
             .current_dir(cwd)
             .env(TRIAL_DIR_VAR, trial_dir)
             .stdin(Stdio::null())
@@ -83,11 +98,11 @@ impl TrialProcess {
             .stderr(stderr)
             .process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent; it asks
-        // the kernel to kill this child if popsweep dies (even by SIGKILL), so a crash
-        // leaves no trial running unattended.
+        // the kernel to signal the guard if popsweep dies (even by SIGKILL): SIGTERM, which
+        // the guard answers by killing every process of the trial.
         unsafe {
             command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             });
         }
@@ -116,10 +131,20 @@ impl TrialProcess {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Kills the trial's whole process group and reaps the child.
+    /// Kills the trial: its guard first (SIGTERM: it kills every descendant, including
+    /// those that left the process group), then the whole group; reaps the guard.
     pub fn kill(&mut self, why: Killed) {
         self.killed.get_or_insert(why);
-        kill_group(self.child.id() as i32);
+        let guard = self.child.id() as i32;
+        // SAFETY: kill(2) of our own child; no memory involved.
+        unsafe {
+            libc::kill(guard, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        while self.try_wait().is_none() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        kill_group(guard);
         let _ = self.child.wait();
     }
 }

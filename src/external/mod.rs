@@ -17,6 +17,7 @@
 
 pub mod child;
 mod command;
+pub mod guard;
 
 pub use command::{argv, params_json};
 
@@ -191,7 +192,16 @@ impl Driver<'_> {
                 let next = if let Some(t) = self.rerun.pop() {
                     Some(t)
                 } else if asked < self.sweep.run_cap && !self.target_reached {
-                    let t = study.ask()?;
+                    let t = match study.ask() {
+                        // Ctrl-C during the ask: stop as at the top of the loop.
+                        Err(Error::Interrupted(_)) => {
+                            for p in &mut self.running {
+                                p.kill(Killed::Interrupted);
+                            }
+                            return Ok(true);
+                        }
+                        asked => asked?,
+                    };
                     asked += 1;
                     Some((t.number, t.params))
                 } else {
