@@ -163,13 +163,7 @@ pub(super) fn run(
         &files,
         &mut on_progress,
     )
-    .map_err(|e| match e {
-        Error::Interrupted(_) => Error::Interrupted(format!(
-            "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
-            dir = run_dir.display()
-        )),
-        other => other,
-    })?;
+    .map_err(|e| resumable(e, &run_dir))?;
     if json {
         let path = files.dir().join("summary.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -395,7 +389,9 @@ pub(super) fn run_external(
             PathBuf::from(text.trim_end())
         }
     };
-    match external::run(sweep, run_dir, &workdir, fresh.is_none(), quiet)? {
+    match external::run(sweep, run_dir, &workdir, fresh.is_none(), quiet)
+        .map_err(|e| resumable(e, run_dir))?
+    {
         external::Ending::Interrupted => Err(Error::Interrupted(format!(
             "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}",
             dir = run_dir.display()
@@ -501,9 +497,25 @@ pub(super) fn run_cv(
     Ok(())
 }
 
+/// An error that stopped a sweep whose directory holds what it finished: an interrupt, or
+/// a write that failed (a full disk) — both say how to go on.
+fn resumable(e: Error, run_dir: &Path) -> Error {
+    let dir = run_dir.display();
+    match e {
+        Error::Interrupted(_) => Error::Interrupted(format!(
+            "interrupted; finished trials are kept in {dir}/; resume with: popsweep resume {dir}"
+        )),
+        Error::Io { ref path, .. } if path.starts_with(run_dir) => Error::Run(format!(
+            "{e}; the trials finished before are kept in {dir}/: make room, then resume with: \
+             popsweep resume {dir}"
+        )),
+        other => other,
+    }
+}
+
 pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
     let path = run_dir.join("sweep.yaml");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = limits::read_input_text(&path, "resume", limits::MAX_SWEEP_FILE_BYTES)?;
     let workdir_file = run_dir.join("workdir");
     let workdir = match std::fs::read_to_string(&workdir_file) {
         Ok(w) => PathBuf::from(w.trim_end()),

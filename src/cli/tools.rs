@@ -308,10 +308,21 @@ pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
     let imp = importance(&run.sweep.space, &run.observations(), metric.maximize);
     let flags = overfitting(&run.trials);
     let page = dir.join("report.html");
-    std::fs::write(&page, html::render(&run)).map_err(|e| Error::io(&page, e))?;
+    // A read-only run directory still gets its summary; only the page is skipped.
+    let written = match std::fs::write(&page, html::render(&run)) {
+        Ok(()) => Some(page.display().to_string()),
+        Err(e) if crate::storage::journal::is_read_only(&e) => {
+            eprintln!(
+                "warning: {}: not written ({e}); the summary follows",
+                page.display()
+            );
+            None
+        }
+        Err(e) => return Err(Error::io(&page, e)),
+    };
     if json {
         let out = serde_json::json!({
-            "report": page.display().to_string(),
+            "report": written,
             "summary": run.summary,
             "importance": imp,
             "overfitting": flags,
@@ -382,7 +393,9 @@ pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
             params.join(" ")
         );
     }
-    println!("report: {}", page.display());
+    if let Some(page) = written {
+        println!("report: {page}");
+    }
     Ok(())
 }
 

@@ -23,7 +23,12 @@ impl RunData {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
         };
-        let sweep_text = read("sweep.yaml")?;
+        let sweep_path = dir.join("sweep.yaml");
+        let sweep_text = crate::limits::read_input_text(
+            &sweep_path,
+            "run directory",
+            crate::limits::MAX_SWEEP_FILE_BYTES,
+        )?;
         let sweep = config::parse(&sweep_text, &dir.join("sweep.yaml").display().to_string())?;
         let summary = match read("summary.json") {
             Ok(text) => Some(serde_json::from_str(&text).map_err(|e| Error::Data {

@@ -34,14 +34,20 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating if absent) the journal at `path` and replays it.
+    /// Opens (creating if absent) the journal at `path` and replays it. A journal that
+    /// cannot be written (a read-only directory or file system) opens for reading: `best`
+    /// and `report` work, and a transaction says why it cannot be recorded.
     pub fn open(path: &Path) -> Result<Journal> {
-        let file = OpenOptions::new()
+        let writable = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+            .open(path);
+        let file = match writable {
+            Err(e) if is_read_only(&e) && path.is_file() => File::open(path),
+            other => other,
+        }
+        .map_err(|e| Error::io(path, e))?;
         let mut journal = Journal {
             path: path.to_path_buf(),
             file,
@@ -53,6 +59,14 @@ impl Journal {
         };
         journal.locked(|j| j.replay_new())?;
         Ok(journal)
+    }
+
+    /// Whether the journal was opened for appending.
+    fn writable(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_GETFL on a file descriptor this journal owns.
+        let flags = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_GETFL) };
+        flags >= 0 && flags & libc::O_APPEND != 0
     }
 
     /// Re-reads what other processes appended and returns the state.
@@ -161,6 +175,15 @@ impl Journal {
         if ops.is_empty() {
             return Ok(());
         }
+        if !self.writable() {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::ReadOnlyFilesystem,
+                    "the journal is read-only here; nothing was recorded",
+                ),
+            ));
+        }
         let mut text = String::new();
         if let Some(from) = self.torn_from {
             self.blot_torn_tail(from)?;
@@ -179,6 +202,14 @@ impl Journal {
         self.lines += ops.len();
         Ok(())
     }
+}
+
+/// An open refused because the place is not writable (as opposed to missing or broken).
+pub(crate) fn is_read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 #[cfg(test)]
