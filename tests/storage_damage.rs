@@ -23,6 +23,14 @@ impl Rng {
     }
 }
 
+/// Cases per test; `POPSWEEP_FUZZ_DAMAGE=20000` for a deeper run.
+fn cases() -> u64 {
+    std::env::var("POPSWEEP_FUZZ_DAMAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("popsweep-damage-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -76,7 +84,7 @@ fn params(x: f64) -> Params {
 
 #[test]
 fn journal_damage_loses_only_the_lines_it_touched() {
-    for case in 0..300u64 {
+    for case in 0..cases() {
         let mut rng = Rng(case);
         let dir = temp("journal");
         let path = dir.join("journal.jsonl");
@@ -171,8 +179,8 @@ fn record(number: usize, value: f64) -> TrialRecord {
 
 #[test]
 fn trials_damage_loses_only_the_records_it_touched_and_resume_repairs_the_file() {
-    for case in 0..300u64 {
-        let mut rng = Rng(1000 + case);
+    for case in 0..cases() {
+        let mut rng = Rng(1_000_000 + case);
         let dir = temp("trials");
         {
             let mut run = RunStorage::create(&dir, popsweep::storage::OpsIn::Memory).unwrap();

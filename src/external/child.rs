@@ -11,7 +11,7 @@
 use crate::space::Params;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
@@ -219,20 +219,9 @@ pub fn metric_value(line: &str, metric: &str) -> Option<f64> {
 /// Returns how many it signalled. Linux only: it reads /proc.
 pub fn kill_leftovers(trial_dir: &Path) -> usize {
     let marker = format!("{TRIAL_DIR_VAR}={}", trial_dir.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
     let mut killed = 0;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let environ: PathBuf = entry.path().join("environ");
-        let Ok(bytes) = std::fs::read(environ) else {
+    for (pid, dir) in super::guard::processes() {
+        let Ok(bytes) = std::fs::read(dir.join("environ")) else {
             continue;
         };
         if bytes.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {

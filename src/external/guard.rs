@@ -121,20 +121,10 @@ fn kill_descendants() {
 /// Live (not zombie) processes below `root` in the process tree, and the members of
 /// `group` other than `root`, read from /proc.
 fn descendants_and_group(root: i32, group: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     let mut doomed = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+    for (pid, dir) in processes() {
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             continue;
         };
         // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
@@ -168,6 +158,18 @@ fn descendants_and_group(root: i32, group: i32) -> Vec<i32> {
     doomed.sort_unstable();
     doomed.dedup();
     doomed
+}
+
+/// Every process in /proc: its PID and its directory there (Linux only; none elsewhere).
+pub(super) fn processes() -> impl Iterator<Item = (i32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            Some((pid, entry.path()))
+        })
 }
 
 /// Exits as the program did: its exit code, or its signal re-raised on the guard.
