@@ -96,6 +96,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
 pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
     let (count, (rows, cols), data) = read_images(images)?;
     let pixels = rows * cols;
+    super::check_decoded(images, data.len(), std::mem::size_of::<f32>())?;
     let labels_raw = read_labels(labels)?;
     if labels_raw.len() != count {
         return Err(bad(

@@ -83,6 +83,27 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Refuses `values` decoded values of `bytes_per` bytes each when they would not fit in
+/// the data budget: a file of bytes becomes f32 features (×4), NPY values pass through
+/// f64 (×8).
+pub fn check_decoded(path: &Path, values: usize, bytes_per: usize) -> Result<()> {
+    let budget = limits::data_budget();
+    let bytes = (values as u64).saturating_mul(bytes_per as u64);
+    if bytes <= budget {
+        return Ok(());
+    }
+    Err(Error::Data {
+        file: path.display().to_string(),
+        location: "data".into(),
+        message: format!(
+            "{values} values decode to {}, more than the {} (half the free memory) a data \
+             set may take; subsample it",
+            limits::human_bytes(bytes),
+            limits::human_bytes(budget)
+        ),
+    })
+}
+
 /// [`read_file`] of a text file (CSV).
 pub fn read_text_file(path: &Path) -> Result<String> {
     String::from_utf8(read_file(path)?).map_err(|e| Error::Data {

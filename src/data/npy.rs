@@ -177,6 +177,7 @@ fn values(path: &Path, bytes: &[u8], a: &Array) -> Result<Vec<f64>> {
             ),
         ));
     }
+    super::check_decoded(path, count, std::mem::size_of::<f64>())?;
     Ok(data[..count * size]
         .chunks_exact(size)
         .map(|c| match a.dtype.as_str() {
@@ -384,6 +385,18 @@ mod tests {
             .to_string();
         assert!(
             err.contains("byte 128") && err.contains("non-finite"),
+            "{err}"
+        );
+        // A shape whose product passes usize is refused, not wrapped or panicked on.
+        let huge = write(
+            "huge.npy",
+            &npy("<f4", "(1, 4294967296, 4294967296)", &[0u8; 8]),
+        );
+        let err = load_pair(&huge, &l1, Task::Classification)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more elements than any file can hold"),
             "{err}"
         );
         let err = load_pair(&write("x.npy", b"PK\x03\x04"), &l1, Task::Classification)

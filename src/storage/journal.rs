@@ -185,7 +185,8 @@ impl Journal {
             ));
         }
         let mut text = String::new();
-        if let Some(from) = self.torn_from {
+        let torn_from = self.torn_from;
+        if let Some(from) = torn_from {
             self.blot_torn_tail(from)?;
             text.push('\n'); // end the blotted line so ours starts fresh
         }
@@ -196,8 +197,17 @@ impl Journal {
             text.push('\n');
         }
         let io = |e| Error::io(&self.path, e);
-        self.file.write_all(text.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let written = self
+            .file
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A partial append (a full disk) is cut back while the lock is still held, so
+            // no reader ever sees it and a later append does not glue onto it.
+            let _ = self.file.set_len(self.offset);
+            self.torn_from = torn_from; // the blotted line still lacks its newline
+            return Err(io(e));
+        }
         self.offset += text.len() as u64;
         self.lines += ops.len();
         Ok(())
