@@ -379,3 +379,60 @@ fn a_disk_full_at_any_point_leaves_a_resumable_directory() {
         assert_eq!(numbers.len(), 81, "case {case}: every trial once");
     }
 }
+
+/// Hostile files where a sweep file or a data file belongs: a directory, devices that never
+/// end, a FIFO with no writer (opening it would block), a symlink loop, a 1 TB sparse file,
+/// an empty file. Each is refused with one line, exit 2, in under a second, for either role.
+#[test]
+fn hostile_files_are_refused_at_once_as_sweep_or_data() {
+    let dir = temp("files");
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    let lp = dir.join("loop");
+    std::os::unix::fs::symlink(&lp, &lp).unwrap();
+    let sparse = dir.join("sparse.csv");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let mut files: Vec<PathBuf> = vec![
+        dir.clone(),
+        "/dev/zero".into(),
+        "/dev/urandom".into(),
+        lp,
+        sparse,
+        empty,
+    ];
+    if made.is_ok_and(|s| s.success()) {
+        files.push(fifo);
+    }
+    for file in &files {
+        let sweep = dir.join("on.yaml");
+        std::fs::write(
+            &sweep,
+            format!(
+                "method: random\nmetric: {{name: val_loss, goal: minimize}}\n\
+                 parameters:\n  lr: {{values: [0.01]}}\ndata: {{format: csv, path: {}}}\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        for args in [
+            vec!["run", file.to_str().unwrap()],
+            vec!["run", sweep.to_str().unwrap()],
+        ] {
+            let started = Instant::now();
+            let out = run(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{args:?}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
