@@ -101,12 +101,13 @@ impl Observations {
         unstored: &'a [(usize, Option<Vec<f64>>)],
         orders: bool,
     ) -> Group<'a> {
-        let unstored_row = |number: usize| {
-            unstored
-                .iter()
-                .find(|(n, _)| *n == number)
-                .and_then(|(_, r)| r.as_deref())
-        };
+        // By number, once per group: a batch's pending trials are all unstored, and a
+        // search per member made a large batch ask cubic.
+        let unstored_rows: std::collections::HashMap<usize, &[f64]> = unstored
+            .iter()
+            .filter_map(|(n, r)| Some((*n, r.as_deref()?)))
+            .collect();
+        let unstored_row = |number: usize| unstored_rows.get(&number).copied();
         let mut rows = Vec::with_capacity(members.len());
         let mut numbers = Vec::with_capacity(members.len());
         // Each member's position in the group, by trial number.
