@@ -262,6 +262,24 @@ struct ProgressPrinter {
     progress: SweepProgress,
     /// Trials finished at the last clock report.
     finished_before: usize,
+    /// `train.epoch_fraction`: the budget unit, printed as such when below 1.
+    unit: f64,
+    /// When the last line inside a rung was printed: at most one per
+    /// [`EPOCH_LINE_SECONDS`], so fast epochs do not flood the terminal.
+    last_epoch_line: std::time::Instant,
+}
+
+/// Seconds between progress lines inside a rung (each epoch still prints when slower).
+const EPOCH_LINE_SECONDS: f64 = 2.0;
+
+/// `1 epoch`, `9 epochs`, or, when the unit is a fraction of a pass, `3 units of 0.25 epoch`.
+fn budget_units(n: usize, unit: f64) -> String {
+    match (unit < 1.0, n == 1) {
+        (false, true) => "1 epoch".into(),
+        (false, false) => format!("{n} epochs"),
+        (true, true) => format!("1 unit of {unit} epoch"),
+        (true, false) => format!("{n} units of {unit} epoch"),
+    }
 }
 
 impl ProgressPrinter {
@@ -286,6 +304,8 @@ impl ProgressPrinter {
             plans,
             progress,
             finished_before: 0,
+            unit: sweep.epoch_fraction,
+            last_epoch_line: std::time::Instant::now(),
         }
     }
 
@@ -293,6 +313,28 @@ impl ProgressPrinter {
         let (metric, progress) = (&self.metric, &mut self.progress);
         let r = match p {
             Progress::Rung(r) => r,
+            Progress::Epoch(e) => {
+                progress.partial((e.training * (e.units - e.previous)) as f64);
+                if self.last_epoch_line.elapsed().as_secs_f64() < EPOCH_LINE_SECONDS {
+                    return;
+                }
+                self.last_epoch_line = std::time::Instant::now();
+                let bracket = match e.brackets {
+                    1 => String::new(),
+                    n => format!("bracket {}/{n} ", e.bracket + 1),
+                };
+                println!(
+                    "  {bracket}rung {}/{} ({}): at {}, {} trials training ({:.1} s) {}",
+                    e.rung + 1,
+                    e.rungs,
+                    budget_units(e.budget, self.unit),
+                    e.units,
+                    e.training,
+                    e.seconds,
+                    progress.line(metric)
+                );
+                return;
+            }
             Progress::Tick(t) => {
                 let done = t.complete + t.pruned + t.failed;
                 progress.advance(done - self.finished_before, 0.0, true);
@@ -328,12 +370,12 @@ impl ProgressPrinter {
         } else {
             String::new()
         };
+        self.last_epoch_line = std::time::Instant::now();
         println!(
-            "{bracket}rung {}/{} ({} epoch{}): {} trained, {} continue, {} failed; {leader} ({:.1} s) {}",
+            "{bracket}rung {}/{} ({}): {} trained, {} continue, {} failed; {leader} ({:.1} s) {}",
             r.rung + 1,
             r.rungs,
-            r.budget,
-            if r.budget == 1 { "" } else { "s" },
+            budget_units(r.budget, self.unit),
             r.trained,
             r.continuing,
             r.failed,

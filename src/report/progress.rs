@@ -12,6 +12,8 @@ pub struct SweepProgress {
     /// Work planned and done, in whatever unit the schedule knows its total in.
     work_total: f64,
     work_done: f64,
+    /// Work done inside the current rung, not yet counted by `advance` (for the ETA).
+    work_partial: f64,
     best: Option<(usize, f64)>,
 }
 
@@ -25,6 +27,7 @@ impl SweepProgress {
             trials_done: 0,
             work_total: work_total.unwrap_or(trials_total as f64),
             work_done: 0.0,
+            work_partial: 0.0,
             best: None,
         }
     }
@@ -34,6 +37,12 @@ impl SweepProgress {
     pub fn advance(&mut self, trials: usize, work: f64, by_trials: bool) {
         self.trials_done += trials;
         self.work_done += if by_trials { trials as f64 } else { work };
+        self.work_partial = 0.0;
+    }
+
+    /// Records `work` done so far inside a rung that has not closed yet.
+    pub fn partial(&mut self, work: f64) {
+        self.work_partial = work;
     }
 
     /// Offers a finished trial's value as the best so far.
@@ -53,9 +62,10 @@ impl SweepProgress {
         let best = self.best.map_or("none yet".to_string(), |(t, v)| {
             format!("{v:.4} (trial {t})")
         });
-        let eta = if self.work_done > 0.0 {
-            let rate = self.started.elapsed().as_secs_f64() / self.work_done;
-            format_seconds(rate * (self.work_total - self.work_done).max(0.0))
+        let done = self.work_done + self.work_partial;
+        let eta = if done > 0.0 {
+            let rate = self.started.elapsed().as_secs_f64() / done;
+            format_seconds(rate * (self.work_total - done).max(0.0))
         } else {
             "?".into()
         };

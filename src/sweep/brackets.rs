@@ -14,7 +14,8 @@
 use super::driver::{drive, Books, Driven, Refill};
 use super::{
     bohb_proposals, curve, epoch_plan, insert_trial, model_size, recorded_score, replay_mismatch,
-    score, went_past, BracketPlan, Ledger, Progress, RungReport, RungValue, TrialRecord,
+    score, went_past, BracketPlan, EpochReport, Ledger, Progress, RungReport, RungValue,
+    TrialRecord,
 };
 use crate::backend::{Backend, EpochPlan, TrainingPopulation};
 use crate::config::{Schedule, Sweep};
@@ -423,6 +424,22 @@ impl<'a> Driven for BracketSchedule<'a> {
             .collect();
         let epoch = alive.iter().copied().min().unwrap_or(0);
         books.ledger.tick(alive.len(), 0);
+        if let Some(b) = self.open.iter().find(|b| !b.done) {
+            let previous = b.rung.checked_sub(1).map_or(0, |k| b.plan.rungs[k]);
+            if epoch > previous {
+                (books.on_progress)(&Progress::Epoch(EpochReport {
+                    bracket: b.position.0,
+                    brackets: b.position.1,
+                    rung: b.rung,
+                    rungs: b.plan.rungs.len(),
+                    units: epoch,
+                    budget: b.budget(),
+                    previous,
+                    training: alive.len(),
+                    seconds: b.rung_started.elapsed().as_secs_f64(),
+                }));
+            }
+        }
         epoch_plan(self.sweep, self.tuning.train.len(), epoch)
     }
 }

@@ -83,10 +83,28 @@ pub struct TickReport {
     pub seconds: f64,
 }
 
+/// Bracket schedules' progress inside a rung, after each epoch of the population: a
+/// rung of many epochs is otherwise silent from start to end.
+#[derive(Clone, Debug)]
+pub struct EpochReport {
+    pub bracket: usize,
+    pub brackets: usize,
+    pub rung: usize,
+    pub rungs: usize,
+    /// Budget units trained so far by the rung's members, and the rung's budget.
+    pub units: usize,
+    pub budget: usize,
+    /// Units of the rung trained by its members before this rung's start.
+    pub previous: usize,
+    pub training: usize,
+    pub seconds: f64,
+}
+
 /// What the driver reports while it runs.
 #[derive(Clone, Debug)]
 pub enum Progress {
     Rung(RungReport),
+    Epoch(EpochReport),
     Tick(TickReport),
 }
 
