@@ -140,9 +140,10 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
         n => format!(" ({n} of them draining past ASHA's stop)"),
     };
     println!(
-        "trials: {} complete, {} pruned, {} failed; {} epochs trained{drained} in {:.1} s",
+        "trials: {} complete, {} pruned, {} diverged, {} failed; {} epochs trained{drained} in {:.1} s",
         s.trials["complete"],
         s.trials["pruned"],
+        s.trials.get("diverged").copied().unwrap_or(0),
         s.trials["failed"],
         s.epochs_total,
         s.wall_seconds

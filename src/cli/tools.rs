@@ -331,14 +331,16 @@ pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     let states = |s: TrialState| run.trials.iter().filter(|t| t.state == s).count();
+    let diverged = run.trials.iter().filter(|t| t.diverged()).count();
     println!(
-        "run {}: sweep `{}`, {} trials ({} complete, {} pruned, {} failed), metric {}",
+        "run {}: sweep `{}`, {} trials ({} complete, {} pruned, {} diverged, {} failed), metric {}",
         dir.display(),
         run.sweep.name,
         run.trials.len(),
         states(TrialState::Complete),
         states(TrialState::Pruned),
-        states(TrialState::Failed),
+        diverged,
+        states(TrialState::Failed) - diverged,
         metric.name
     );
     match &run.summary {

@@ -79,6 +79,17 @@ impl TrialRecord {
     pub fn last_value(&self) -> Option<f64> {
         self.rungs.last().map(|r| r.value).filter(|v| v.is_finite())
     }
+
+    /// A failed trial whose training diverged (a non-finite or exploding loss or weights):
+    /// a result about its configuration, unlike a fault (a model that could not be built,
+    /// a program that crashed).
+    pub fn diverged(&self) -> bool {
+        self.state == TrialState::Failed
+            && self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("diverged"))
+    }
 }
 
 /// One PBT exploit/explore step of a trial: at `epoch` it took the weights of trial `from`

@@ -14,8 +14,8 @@
 use super::driver::{drive, Books, Driven, Refill};
 use super::{
     bohb_proposals, curve, epoch_plan, insert_trial, model_size, recorded_score, replay_mismatch,
-    score, went_past, BracketPlan, EpochReport, Ledger, Progress, RungReport, RungValue,
-    TrialRecord,
+    score, study_outcome, went_past, BracketPlan, EpochReport, Ledger, Progress, RungReport,
+    RungValue, TrialRecord,
 };
 use crate::backend::{Backend, EpochPlan, TrainingPopulation};
 use crate::config::{Schedule, Sweep};
@@ -25,7 +25,7 @@ use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::scheduler::{rank, Arrival, Decision, Scheduler, Score};
-use crate::tuner::study::{Outcome, Study};
+use crate::tuner::study::Study;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -394,12 +394,7 @@ impl<'a> Driven for BracketSchedule<'a> {
             return Ok(Refill::Ready);
         }
         for r in &books.ledger.finished[self.first_record..] {
-            let outcome = match (r.state, r.rungs.last()) {
-                (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
-                (TrialState::Pruned, _) => Outcome::Pruned,
-                _ => Outcome::Failed,
-            };
-            books.study.tell(r.number, outcome)?;
+            books.study.tell(r.number, study_outcome(r))?;
         }
         self.open.clear();
         self.first_record = books.ledger.finished.len();

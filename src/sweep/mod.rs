@@ -266,9 +266,21 @@ pub fn run_sweep(
 
     let (best, final_report) =
         final_eval::test_the_best(sweep, tuning, held_out, backend, &finished, champion)?;
-    let mut counts = BTreeMap::from([("complete", 0), ("pruned", 0), ("failed", 0)]);
+    // Diverged trials (results about their configurations) apart from failed ones
+    // (faults: a model that could not be built).
+    let mut counts = BTreeMap::from([
+        ("complete", 0),
+        ("pruned", 0),
+        ("diverged", 0),
+        ("failed", 0),
+    ]);
     for r in &finished {
-        *counts.entry(r.state.name()).or_default() += 1;
+        let kind = if r.diverged() {
+            "diverged"
+        } else {
+            r.state.name()
+        };
+        *counts.entry(kind).or_default() += 1;
     }
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
@@ -297,7 +309,8 @@ pub fn run_sweep(
     write_trials_csv(files, sweep, &finished)?;
     if summary.best.is_none() {
         return Err(Error::Run(format!(
-            "no trial completed ({} failed); results so far are in {}",
+            "no trial completed ({} diverged, {} failed); results so far are in {}",
+            summary.trials["diverged"],
             summary.trials["failed"],
             files.dir().display()
         )));
@@ -324,6 +337,19 @@ fn population_size(sweep: &Sweep, plans: &[BracketPlan]) -> usize {
 pub fn check_resources(sweep: &Sweep, tuning: &TuningData, backend: &dyn Backend) -> Result<()> {
     let population = population_size(sweep, &bracket_plans(sweep));
     resources::check_population_fits(sweep, tuning, backend, population)
+}
+
+/// What the sampler hears of a finished trial. A diverged trial is a result — its region
+/// of the space is bad — so it is told as pruned at no step, which TPE ranks below every
+/// other finished trial, rather than as failed, which every sampler ignores. A trial that
+/// could not be built (a fault, not a result) stays failed.
+fn study_outcome(r: &TrialRecord) -> Outcome {
+    match (r.state, r.rungs.last()) {
+        (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
+        (TrialState::Pruned, _) => Outcome::Pruned,
+        (TrialState::Failed, _) if r.diverged() => Outcome::Pruned,
+        _ => Outcome::Failed,
+    }
 }
 
 /// The sweep's sampler as a study kept in `storage`, seeded from the sweep seed.
@@ -499,6 +525,21 @@ fn score(latest: Option<&EpochMetrics>, metric: &MetricName) -> Option<Score> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_diverged_trial_teaches_the_sampler_and_a_fault_does_not() {
+        let failed = |error: &str| TrialRecord {
+            state: TrialState::Failed,
+            error: Some(error.into()),
+            ..TrialRecord::default()
+        };
+        let diverged = failed("diverged in epoch 2 at step 30: non-finite loss NaN");
+        assert!(diverged.diverged());
+        assert_eq!(study_outcome(&diverged), Outcome::Pruned);
+        let fault = failed("not trained: 90000 parameters exceed the budget");
+        assert!(!fault.diverged());
+        assert_eq!(study_outcome(&fault), Outcome::Failed);
+    }
+
     use super::*;
 
     fn record(state: TrialState, rungs: &[usize]) -> TrialRecord {

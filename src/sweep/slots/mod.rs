@@ -32,7 +32,7 @@ use crate::rng::derive_seed;
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::scheduler::{Asha, MedianStopping, PbtScheduler, Scheduler};
-use crate::tuner::study::{Outcome, Study};
+use crate::tuner::study::Study;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -429,16 +429,11 @@ impl SlotContext<'_> {
                 }
                 Exit::Ghost(i) => (s.ghosts[i].record.clone(), None),
             };
-            let outcome = match (record.state, record.rungs.last()) {
-                (TrialState::Complete, Some(last)) => {
-                    s.policy
-                        .complete(record.number, &curve(&record.history, &metric.name));
-                    Outcome::Complete(last.value)
-                }
-                (TrialState::Pruned, _) => Outcome::Pruned,
-                _ => Outcome::Failed,
-            };
-            study.tell(record.number, outcome)?;
+            if let (TrialState::Complete, Some(_)) = (record.state, record.rungs.last()) {
+                s.policy
+                    .complete(record.number, &curve(&record.history, &metric.name));
+            }
+            study.tell(record.number, super::study_outcome(&record))?;
             match weights {
                 Some(slot) => ledger.finish(s.pop.as_ref(), slot, record, metric)?,
                 None => ledger.finish_known(record, metric),
