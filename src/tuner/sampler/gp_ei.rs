@@ -25,6 +25,9 @@ use crate::storage::TrialState;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Running trials the kriging believer takes into the model at most (the latest ones).
+const MAX_BELIEVED: usize = 256;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GpEiOptions {
     /// Random trials before the GP is used (default 10).
@@ -286,13 +289,16 @@ impl Sampler for GpEiSampler {
             },
         };
         let base = self.last_model.insert(base);
-        // Kriging believer for running and pending trials.
-        let pending: Vec<f64> = history
+        // Kriging believer for running and pending trials: the latest MAX_BELIEVED of them.
+        // Each believed point costs a row of the extended Cholesky factor at every ask, so
+        // a large batch would be cubic in its size; past a few hundred the believed points
+        // already crowd the space, and the batch's duplicate check spreads the rest.
+        let running: Vec<Vec<f64>> = history
             .all()
             .filter(|t| t.state == TrialState::Running)
             .filter_map(|t| row(&t.params))
-            .flatten()
             .collect();
+        let pending: Vec<f64> = running[running.len().saturating_sub(MAX_BELIEVED)..].concat();
         let mut believer = None;
         if !pending.is_empty() {
             let believed: Vec<f64> = base
