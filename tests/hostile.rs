@@ -538,3 +538,72 @@ fn best_and_report_work_on_read_only_directories() {
     );
     assert!(stderr(&tell).contains("read-only"), "{}", stderr(&tell));
 }
+
+/// The first Ctrl-C says what it does and waits for the epoch; a second exits at once with
+/// 130, and the directory resumes to the end.
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_the_run_resumes() {
+    let dir = temp("ctrl-c");
+    let sweep = dir.join("slow.yaml");
+    std::fs::write(
+        &sweep,
+        "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 24\n\
+         early_terminate: {type: hyperband, min_iter: 1, eta: 3}\n\
+         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
+         width: {values: [512]}\n  depth: {values: [3]}\ntrain: {epochs: 9, batch_size: 8}\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            sweep.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--no-sanity",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run.join("trials.jsonl").exists() {
+        assert!(Instant::now() < deadline, "the sweep never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id() as i32;
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(100));
+    let second = Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let waited = second.elapsed();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut text).unwrap();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(
+        waited < Duration::from_secs(1),
+        "took {waited:?} after the second Ctrl-C"
+    );
+    assert!(
+        text.contains("stopping after this epoch; Ctrl-C again to abort"),
+        "{text}"
+    );
+    let out = popsweep(&["resume", run.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trials = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
+    let mut numbers: Vec<u64> = trials
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["number"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 24, "every trial once: {numbers:?}");
+}
