@@ -1,21 +1,34 @@
-//! Progress a user can watch: a full-budget sweep (one rung of several slow epochs) prints
-//! a line at least every 5 s of training, not only when the rung closes.
+//! Progress a user can watch, and time as a budget: a full-budget sweep (one rung of
+//! several slow epochs) prints a line at least every 5 s of training, not only when the
+//! rung closes; `budget.wall_seconds` ends a sweep planned for longer at the budget, with
+//! every trial complete where it stood and the best one tested.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn a_full_budget_sweep_prints_progress_at_least_every_five_seconds() {
-    let dir = std::env::temp_dir().join(format!("popsweep-progress-{}", std::process::id()));
+/// 24 members of 64-512-512-512-10 on digits: an epoch of the population takes about a
+/// second on two cores.
+const SLOW: &str = "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 24\n\
+    parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
+    width: {values: [512]}\n  depth: {values: [3]}\n";
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("popsweep-progress-{}", std::process::id()))
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_full_budget_sweep_prints_progress_at_least_every_five_seconds() {
+    let dir = temp("lines");
     let sweep = dir.join("full.yaml");
     std::fs::write(
         &sweep,
-        "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 24\n\
-         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
-         width: {values: [512]}\n  depth: {values: [3]}\ntrain: {epochs: 6, batch_size: 16}\n",
+        format!("{SLOW}train: {{epochs: 6, batch_size: 16}}\n"),
     )
     .unwrap();
     let run = dir.join("run");
@@ -60,5 +73,50 @@ fn a_full_budget_sweep_prints_progress_at_least_every_five_seconds() {
             pair[1].1
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_wall_budget_ends_a_longer_sweep_on_time_with_a_tested_best() {
+    let dir = temp("wall");
+    let sweep = dir.join("wall.yaml");
+    std::fs::write(
+        &sweep,
+        format!("{SLOW}train: {{epochs: 30, batch_size: 16}}\nbudget: {{wall_seconds: 3}}\n"),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args([
+            "run",
+            sweep.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--no-sanity",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("the wall budget of 3 s ran out"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["wall_budget_cut"], true, "{summary}");
+    // Planned for 30 epochs (about 30 s); ended within the budget, give or take an epoch.
+    let wall = summary["wall_seconds"].as_f64().unwrap();
+    assert!(wall < 3.0 + 1.5, "{wall} s");
+    assert!(summary["best"]["test"].is_number(), "{summary}");
+    let epochs = summary["epochs_total"].as_u64().unwrap();
+    assert!(epochs > 0 && epochs < 24 * 30, "{epochs}");
+    let trials = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
+    for line in trials.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(t["state"] == "complete" || t["state"] == "failed", "{t}");
+    }
 }

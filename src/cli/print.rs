@@ -148,6 +148,13 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
         s.epochs_total,
         s.wall_seconds
     );
+    if s.wall_budget_cut {
+        println!(
+            "the wall budget of {:.0} s ran out: the trials training then finished complete at \
+             the epochs they had trained",
+            sweep.wall_seconds.unwrap_or(s.wall_seconds)
+        );
+    }
     if let (Some(trial), Some(target)) = (s.target_reached_by, metric.target) {
         println!(
             "trial {trial} reached the target {} {target}: no trial started after it",

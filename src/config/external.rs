@@ -74,6 +74,7 @@ impl Ctx<'_> {
             (raw.cv.is_some(), "cv"),
             (raw.final_stage.is_some(), "final"),
             (raw.backend.is_some(), "backend"),
+            (raw.budget.is_some(), "budget"),
         ] {
             if given {
                 return Err(self.err(
@@ -153,6 +154,7 @@ impl Ctx<'_> {
             cv: None,
             final_stage: None,
             auto_reason: choice.map(|c| c.reason),
+            wall_seconds: None,
             backend: None,
             external: Some(External {
                 program: raw.program,

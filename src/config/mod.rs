@@ -89,6 +89,15 @@ impl Schedule {
     pub const KINDS: [&'static str; 7] =
         ["full", "sh", "hyperband", "bohb", "asha", "median", "pbt"];
 
+    /// Whether the sweep runs as brackets (full budget, successive halving, Hyperband,
+    /// BOHB): members in lockstep, every trial's fate decided at shared rungs.
+    pub fn is_bracketed(&self) -> bool {
+        !matches!(
+            self,
+            Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_)
+        )
+    }
+
     /// Its name in [`Schedule::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
@@ -172,6 +181,9 @@ pub struct Sweep {
     pub auto_reason: Option<String>,
     /// `backend: auto|cpu|cuda`, used when the command line names none.
     pub backend: Option<BackendChoice>,
+    /// `budget.wall_seconds`: the sweep's wall time (see `sweep::brackets`): no epoch
+    /// starts that would end past it, and the trials training then finish where they are.
+    pub wall_seconds: Option<f64>,
 }
 
 /// `final` of a sweep file.

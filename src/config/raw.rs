@@ -39,6 +39,16 @@ pub(super) struct RawSweep {
     #[serde(rename = "final")]
     pub(super) final_stage: Option<RawFinal>,
     pub(super) backend: Option<String>,
+    pub(super) budget: Option<RawBudget>,
+}
+
+/// `budget: {wall_seconds, epochs}`: the sweep's wall time, and its full budget per trial
+/// (the same as `train.epochs`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub(super) wall_seconds: Option<f64>,
+    pub(super) epochs: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -33,7 +33,12 @@ impl Ctx<'_> {
         if max_flops == Some(0) {
             return Err(self.err(&["model", "max_flops"], "must be at least 1".into()));
         }
-        let epochs = self.positive(train.and_then(|t| t.epochs), 27, &["train", "epochs"])?;
+        let (wall_seconds, budget_epochs) = self.budget(&raw)?;
+        let epochs = self.positive(
+            train.and_then(|t| t.epochs).or(budget_epochs),
+            27,
+            &["train", "epochs"],
+        )?;
         let batch_size = self.positive(
             train.and_then(|t| t.batch_size),
             32,
@@ -76,6 +81,15 @@ impl Ctx<'_> {
             ));
         }
         let cv = self.cv(&raw, &schedule, normalize)?;
+        if wall_seconds.is_some() && (cv.is_some() || !schedule.is_bracketed()) {
+            return Err(self.err(
+                &["budget", "wall_seconds"],
+                "works with the bracket schedules (full budget, successive halving, \
+                 Hyperband, BOHB), which can end every trial at a shared epoch; give ASHA, \
+                 median stopping, PBT or a nested cross-validation a run_cap instead"
+                    .into(),
+            ));
+        }
         self.check_lr_finder(&raw, &space)?;
         let backend = self.backend(raw.backend.as_deref())?;
         let final_stage = self.final_stage(raw.final_stage.take(), &schedule, cv.is_some())?;
@@ -103,7 +117,31 @@ impl Ctx<'_> {
             final_stage,
             auto_reason: choice.map(|c| c.reason),
             backend,
+            wall_seconds,
         })
+    }
+
+    /// `budget`: a positive, finite wall time, and epochs that agree with `train.epochs`.
+    fn budget(&self, raw: &RawSweep) -> Result<(Option<f64>, Option<u64>)> {
+        let Some(b) = &raw.budget else {
+            return Ok((None, None));
+        };
+        if let Some(w) = b.wall_seconds.filter(|w| !(w.is_finite() && *w > 0.0)) {
+            return Err(self.err(
+                &["budget", "wall_seconds"],
+                format!("{w} is not a positive number of seconds"),
+            ));
+        }
+        let train_epochs = raw.train.as_ref().and_then(|t| t.epochs);
+        if let (Some(b), Some(t)) = (b.epochs, train_epochs) {
+            if b != t {
+                return Err(self.err(
+                    &["budget", "epochs"],
+                    format!("{b} disagrees with train.epochs {t}; give one of them"),
+                ));
+            }
+        }
+        Ok((b.wall_seconds, b.epochs))
     }
 
     /// `method`: the sampler (`auto` is decided once the space and budget are known).

@@ -48,6 +48,9 @@ pub(super) struct Bracket<'a> {
     rung: usize,
     rung_started: Instant,
     done: bool,
+    /// Set when the wall budget ran out: the epoch the members stand at, taken as the
+    /// current rung's budget and as the last rung.
+    cut_at: Option<usize>,
 }
 
 impl<'a> Bracket<'a> {
@@ -70,11 +73,12 @@ impl<'a> Bracket<'a> {
             rung: 0,
             rung_started: Instant::now(),
             done: false,
+            cut_at: None,
         }
     }
 
     fn budget(&self) -> usize {
-        self.plan.rungs[self.rung]
+        self.cut_at.unwrap_or(self.plan.rungs[self.rung])
     }
 
     /// The population slots holding this bracket's members, in slot order.
@@ -107,7 +111,7 @@ impl<'a> Bracket<'a> {
         let members = slots.len();
         let trained = members + self.finished_before.len();
         let scores = self.rung_scores(pop, &slots);
-        let last_rung = k + 1 == self.plan.rungs.len();
+        let last_rung = k + 1 == self.plan.rungs.len() || self.cut_at.is_some();
         let trials: Vec<usize> = slots
             .iter()
             .map(|&s| pop.members()[s].trial)
@@ -325,9 +329,23 @@ struct BracketSchedule<'a> {
     next: usize,
     /// `ledger.finished.len()` when the open brackets joined.
     first_record: usize,
+    /// `budget.wall_seconds` as an instant, and the wall time of the last epoch of the
+    /// population, from when it started: an epoch that would end past the deadline is
+    /// not started.
+    deadline: Option<Instant>,
+    unit: Option<(Instant, std::time::Duration)>,
+    /// Whether the wall budget ran out (no bracket opens after it).
+    cut: bool,
 }
 
 impl<'a> BracketSchedule<'a> {
+    /// Whether the next epoch, as long as the last one, would end past the wall budget.
+    fn out_of_time(&self) -> bool {
+        let last = self.unit.map(|(_, d)| d).unwrap_or_default();
+        self.deadline
+            .is_some_and(|deadline| Instant::now() + last > deadline)
+    }
+
     /// Asks the study for the next bracket's trials and inserts them; a trial a stopped run
     /// finished joins by its record instead.
     fn open_next(&mut self, study: &mut Study, ledger: &Ledger) -> Result<()> {
@@ -376,7 +394,25 @@ impl<'a> Driven for BracketSchedule<'a> {
     }
 
     /// Every open bracket whose members have all reached its rung's budget closes it.
+    /// When another epoch would end past the wall budget, every open bracket's members
+    /// finish where they stand: complete at the epochs they trained.
     fn decide(&mut self, books: &mut Books<'a>) -> Result<()> {
+        if let Some((started, _)) = self.unit {
+            self.unit = Some((started, started.elapsed()));
+        }
+        if self.out_of_time() && !self.cut {
+            self.cut = true;
+            let pop = self.pop.as_ref();
+            for bracket in self.open.iter_mut().filter(|b| !b.done) {
+                let epochs = (pop.members().iter())
+                    .filter(|m| m.is_alive() && bracket.params.contains_key(&m.trial))
+                    .map(|m| m.epochs)
+                    .min();
+                // A bracket that has not trained yet takes one epoch, so that every trial
+                // ends with a value.
+                bracket.cut_at = epochs.map(|e| e.max(1));
+            }
+        }
         let pop = self.pop.as_mut();
         for bracket in &mut self.open {
             while !bracket.done && !bracket.training(pop) {
@@ -399,7 +435,11 @@ impl<'a> Driven for BracketSchedule<'a> {
         self.open.clear();
         self.first_record = books.ledger.finished.len();
         let shared = shares_brackets(self.sweep);
-        while self.next < self.plans.len() && books.ledger.target_reached_by.is_none() {
+        if self.out_of_time() {
+            self.cut = true;
+        }
+        while self.next < self.plans.len() && books.ledger.target_reached_by.is_none() && !self.cut
+        {
             self.open_next(books.study, books.ledger)?;
             if !shared {
                 break;
@@ -419,6 +459,8 @@ impl<'a> Driven for BracketSchedule<'a> {
             .collect();
         let epoch = alive.iter().copied().min().unwrap_or(0);
         books.ledger.tick(alive.len(), 0);
+        let last = self.unit.map(|(_, d)| d).unwrap_or_default();
+        self.unit = Some((Instant::now(), last));
         if let Some(b) = self.open.iter().find(|b| !b.done) {
             let previous = b.rung.checked_sub(1).map_or(0, |k| b.plan.rungs[k]);
             if epoch > previous {
@@ -457,6 +499,15 @@ pub(super) fn run_bracket_schedule<'a>(
         open: Vec::new(),
         next: 0,
         first_record: 0,
+        deadline: sweep
+            .wall_seconds
+            .map(|s| books.ledger.started + std::time::Duration::from_secs_f64(s)),
+        unit: None,
+        cut: false,
     };
-    drive(&mut schedule, books)
+    drive(&mut schedule, books)?;
+    if schedule.cut {
+        books.ledger.wall_budget_cut = true;
+    }
+    Ok(())
 }

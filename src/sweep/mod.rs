@@ -129,6 +129,10 @@ struct Ledger {
     /// The first complete trial whose value reached `metric.target`: no trial starts
     /// after it (W&B's semantics; trials already training finish).
     target_reached_by: Option<usize>,
+    /// When the sweep started (the wall budget counts from here).
+    started: Instant,
+    /// Whether the wall budget ended the sweep before its plan.
+    wall_budget_cut: bool,
 }
 
 impl Ledger {
@@ -225,6 +229,8 @@ pub fn run_sweep(
         ticks: 0,
         drain_epochs: 0,
         target_reached_by: None,
+        started,
+        wall_budget_cut: false,
     };
     let population = population_size(sweep, &plans);
     resources::check_population_fits(sweep, tuning, backend, population)?;
@@ -262,6 +268,8 @@ pub fn run_sweep(
         ticks,
         drain_epochs,
         target_reached_by,
+        wall_budget_cut,
+        ..
     } = ledger;
 
     let (best, final_report) =
@@ -304,6 +312,7 @@ pub fn run_sweep(
         utilisation: busy as f64 / (ticks * population).max(1) as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
         target_reached_by,
+        wall_budget_cut,
     };
     files.write_summary(&summary)?;
     write_trials_csv(files, sweep, &finished)?;

@@ -56,6 +56,10 @@ pub struct Summary {
     /// `metric.target`: the first complete trial that reached it (no trial started after).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_reached_by: Option<usize>,
+    /// `budget.wall_seconds` ended the sweep before its plan: the trials training then
+    /// finished complete at the epochs they had trained.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wall_budget_cut: bool,
 }
 
 /// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's
