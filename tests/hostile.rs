@@ -162,20 +162,29 @@ fn every_oversize_request_is_refused_at_once_in_little_memory() {
     );
 }
 
-#[test]
-fn four_resumes_at_once_one_proceeds_and_no_record_is_doubled() {
-    let dir = temp("resumes");
+/// Starts a Hyperband sweep of `trials` wide three-layer members on digits (slow enough to
+/// be caught mid-way), its stderr to `stderr`; returns it and its run directory.
+fn start_slow_run(
+    dir: &Path,
+    trials: usize,
+    width: usize,
+    epochs: usize,
+    stderr: Stdio,
+) -> (std::process::Child, PathBuf) {
     let sweep = dir.join("slow.yaml");
     std::fs::write(
         &sweep,
-        "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 12\n\
-         early_terminate: {type: hyperband, min_iter: 1, eta: 3}\n\
-         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
-         width: {values: [256]}\n  depth: {values: [3]}\ntrain: {epochs: 27, batch_size: 8}\n",
+        format!(
+            "method: random\nmetric: {{name: val_accuracy, goal: maximize}}\nrun_cap: {trials}\n\
+             early_terminate: {{type: hyperband, min_iter: 1, eta: 3}}\n\
+             parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 0.3}}\n  \
+             width: {{values: [{width}]}}\n  depth: {{values: [3]}}\n\
+             train: {{epochs: {epochs}, batch_size: 8}}\n"
+        ),
     )
     .unwrap();
     let run = dir.join("run");
-    let mut first = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "run",
             sweep.to_str().unwrap(),
@@ -184,9 +193,16 @@ fn four_resumes_at_once_one_proceeds_and_no_record_is_doubled() {
             "--no-sanity",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
+    (child, run)
+}
+
+#[test]
+fn four_resumes_at_once_one_proceeds_and_no_record_is_doubled() {
+    let dir = temp("resumes");
+    let (mut first, run) = start_slow_run(&dir, 12, 256, 27, Stdio::null());
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_to_string(run.join("trials.jsonl")).map_or(0, |t| t.lines().count()) < 2 {
         assert!(Instant::now() < deadline, "no trial finished");
@@ -544,28 +560,7 @@ fn best_and_report_work_on_read_only_directories() {
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_the_run_resumes() {
     let dir = temp("ctrl-c");
-    let sweep = dir.join("slow.yaml");
-    std::fs::write(
-        &sweep,
-        "method: random\nmetric: {name: val_accuracy, goal: maximize}\nrun_cap: 24\n\
-         early_terminate: {type: hyperband, min_iter: 1, eta: 3}\n\
-         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
-         width: {values: [512]}\n  depth: {values: [3]}\ntrain: {epochs: 9, batch_size: 8}\n",
-    )
-    .unwrap();
-    let run = dir.join("run");
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            sweep.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--no-sanity",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, run) = start_slow_run(&dir, 24, 512, 9, Stdio::piped());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !run.join("trials.jsonl").exists() {
         assert!(Instant::now() < deadline, "the sweep never started");

