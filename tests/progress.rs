@@ -121,3 +121,43 @@ fn a_wall_budget_ends_a_longer_sweep_on_time_with_a_tested_best() {
         assert!(t["state"] == "complete" || t["state"] == "failed", "{t}");
     }
 }
+
+/// A budget the sweep does not reach changes nothing: the same trials, no cut reported.
+#[test]
+fn a_wall_budget_not_reached_changes_nothing() {
+    let dir = temp("roomy");
+    let plain = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits.yaml"),
+    )
+    .unwrap();
+    let mut runs = Vec::new();
+    for (name, text) in [
+        ("plain", plain.clone()),
+        ("roomy", format!("{plain}budget: {{wall_seconds: 600}}\n")),
+    ] {
+        let sweep = dir.join(format!("{name}.yaml"));
+        std::fs::write(&sweep, text).unwrap();
+        let run = dir.join(name);
+        let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+            .args([
+                "run",
+                sweep.to_str().unwrap(),
+                "--out",
+                run.to_str().unwrap(),
+            ])
+            .args(["--no-sanity", "--quiet"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        assert!(summary.get("wall_budget_cut").is_none(), "{summary}");
+        runs.push(std::fs::read_to_string(run.join("trials.jsonl")).unwrap());
+    }
+    assert_eq!(runs[0], runs[1], "the same records");
+}

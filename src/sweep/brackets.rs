@@ -400,7 +400,8 @@ impl<'a> Driven for BracketSchedule<'a> {
         if let Some((started, _)) = self.unit {
             self.unit = Some((started, started.elapsed()));
         }
-        if self.out_of_time() && !self.cut {
+        let unfinished = self.open.iter().any(|b| !b.done) || self.next < self.plans.len();
+        if unfinished && !self.cut && self.out_of_time() {
             self.cut = true;
             let pop = self.pop.as_ref();
             for bracket in self.open.iter_mut().filter(|b| !b.done) {
@@ -435,7 +436,7 @@ impl<'a> Driven for BracketSchedule<'a> {
         self.open.clear();
         self.first_record = books.ledger.finished.len();
         let shared = shares_brackets(self.sweep);
-        if self.out_of_time() {
+        if self.next < self.plans.len() && self.out_of_time() {
             self.cut = true;
         }
         while self.next < self.plans.len() && books.ledger.target_reached_by.is_none() && !self.cut
