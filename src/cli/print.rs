@@ -148,6 +148,11 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
         s.epochs_total,
         s.wall_seconds
     );
+    print_early_end(sweep, s);
+}
+
+/// Why a sweep ended before its plan, if it did: its wall budget, or its metric's target.
+fn print_early_end(sweep: &Sweep, s: &crate::sweep::Summary) {
     if s.wall_budget_cut {
         println!(
             "the wall budget of {:.0} s ran out: the trials training then finished complete at \
@@ -155,10 +160,10 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
             sweep.wall_seconds.unwrap_or(s.wall_seconds)
         );
     }
-    if let (Some(trial), Some(target)) = (s.target_reached_by, metric.target) {
+    if let (Some(trial), Some(target)) = (s.target_reached_by, sweep.metric.target) {
         println!(
             "trial {trial} reached the target {} {target}: no trial started after it",
-            metric.name
+            sweep.metric.name
         );
     }
 }

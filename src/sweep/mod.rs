@@ -274,22 +274,7 @@ pub fn run_sweep(
 
     let (best, final_report) =
         final_eval::test_the_best(sweep, tuning, held_out, backend, &finished, champion)?;
-    // Diverged trials (results about their configurations) apart from failed ones
-    // (faults: a model that could not be built).
-    let mut counts = BTreeMap::from([
-        ("complete", 0),
-        ("pruned", 0),
-        ("diverged", 0),
-        ("failed", 0),
-    ]);
-    for r in &finished {
-        let kind = if r.diverged() {
-            "diverged"
-        } else {
-            r.state.name()
-        };
-        *counts.entry(kind).or_default() += 1;
-    }
+    let counts = trial_counts(&finished);
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
         name: sweep.name.clone(),
@@ -328,6 +313,26 @@ pub fn run_sweep(
         summary,
         trials: finished,
     })
+}
+
+/// Trials per outcome for the summary: diverged trials (results about their
+/// configurations) apart from failed ones (faults: a model that could not be built).
+fn trial_counts(finished: &[TrialRecord]) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::from([
+        ("complete", 0),
+        ("pruned", 0),
+        ("diverged", 0),
+        ("failed", 0),
+    ]);
+    for r in finished {
+        let kind = if r.diverged() {
+            "diverged"
+        } else {
+            r.state.name()
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    counts
 }
 
 /// How many members train at once: ASHA's and median's slots, PBT's whole population,
