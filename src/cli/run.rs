@@ -39,17 +39,29 @@ pub(super) struct Loaded {
 }
 
 pub(super) fn load_for_run(path: Option<PathBuf>) -> Result<Loaded> {
-    let (sweep, source) = load_sweep(&path)?;
-    let (text, workdir) = match &path {
+    // Read once: the text validated is the text kept in the run directory, even if the
+    // file changes meanwhile.
+    let (sweep, source, text, workdir) = match &path {
         Some(p) => {
             let text = limits::read_input_text(p, "sweep", limits::MAX_SWEEP_FILE_BYTES)?;
+            let source = p.display().to_string();
+            let sweep = config::parse_at(&text, &source, p.parent().unwrap_or(Path::new("")))?;
             let dir = p
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            (text, dir.canonicalize().map_err(|e| Error::io(dir, e))?)
+            let workdir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+            (sweep, source, text, workdir)
         }
-        None => (config::DEFAULT_SWEEP.to_string(), PathBuf::from(".")),
+        None => {
+            let (sweep, source) = load_sweep(&None)?;
+            (
+                sweep,
+                source,
+                config::DEFAULT_SWEEP.to_string(),
+                PathBuf::from("."),
+            )
+        }
     };
     Ok(Loaded {
         sweep,
