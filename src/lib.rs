@@ -17,6 +17,7 @@ pub mod kinds;
 pub mod limits;
 pub mod model;
 pub mod population;
+pub mod pruning;
 pub mod report;
 pub mod rng;
 pub mod space;

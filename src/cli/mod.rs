@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use run::{load_for_run, resume, run, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use study::{ask, best, tell, StudyFlags};
+use study::{ask, best, tell, tell_intermediate, StudyFlags};
 use tools::{bench_command, lr_find, report, sanity, BenchArgs, LrFindArgs};
 
 #[derive(Parser)]
@@ -98,6 +98,12 @@ enum Command {
         /// Seed of a new study (default 0).
         #[arg(long)]
         seed: Option<u64>,
+        /// Pruner of a new study, consulted by `tell --intermediate`: a name (median,
+        /// percentile, successive_halving, hyperband, threshold, patient, wilcoxon, nop)
+        /// with Optuna's defaults, or a JSON object such as
+        /// '{"kind": "median", "n_warmup_steps": 5}'.
+        #[arg(long)]
+        pruner: Option<String>,
         /// How many trials to suggest (as one batch).
         #[arg(long, default_value_t = 1)]
         n: usize,
@@ -109,11 +115,18 @@ enum Command {
         #[arg(long)]
         trial: usize,
         /// The objective value (negative values welcome: --value -3.2e-07).
-        #[arg(long, allow_hyphen_values = true, conflicts_with = "state")]
+        #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["state", "intermediate"])]
         value: Option<f64>,
         /// `pruned` or `failed`.
-        #[arg(long, required_unless_present = "value")]
+        #[arg(long, required_unless_present_any = ["value", "intermediate"], conflicts_with = "intermediate")]
         state: Option<String>,
+        /// An intermediate value at --step: recorded, then the study's pruner decides and
+        /// `{"prune": true|false}` is printed; the trial keeps running.
+        #[arg(long, allow_hyphen_values = true, requires = "step")]
+        intermediate: Option<f64>,
+        /// The step (epoch, fold) of --intermediate.
+        #[arg(long, requires = "intermediate")]
+        step: Option<u64>,
     },
     /// Print the best complete trial of a study as JSON.
     Best {
@@ -173,6 +186,7 @@ pub fn main() -> ExitCode {
             sampler,
             direction,
             seed,
+            pruner,
             n,
         } => ask(
             &study,
@@ -181,6 +195,7 @@ pub fn main() -> ExitCode {
                 sampler,
                 direction,
                 seed,
+                pruner,
             },
             n,
         ),
@@ -189,7 +204,12 @@ pub fn main() -> ExitCode {
             trial,
             value,
             state,
-        } => tell(&study, trial, value, state.as_deref()),
+            intermediate,
+            step,
+        } => match (intermediate, step) {
+            (Some(v), Some(step)) => tell_intermediate(&study, trial, step, v),
+            _ => tell(&study, trial, value, state.as_deref()),
+        },
         Command::Best { study } => best(&study),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),

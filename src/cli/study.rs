@@ -2,6 +2,7 @@
 
 use crate::config;
 use crate::error::{Error, Result};
+use crate::pruning::PrunerSpec;
 use crate::space::Space;
 use crate::storage::{Direction, Op, RunStorage, Storage, StudyHeader};
 use crate::tuner::sampler::SamplerKind;
@@ -49,14 +50,20 @@ pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study
     } else {
         config::parse_space(&header.space, &source)?
     };
-    let study = Study::new(
+    let mut study = Study::new(
         Box::new(storage),
         space,
         header.sampler,
         header.direction.maximize(),
         header.seed,
     )
-    .map_err(Error::Run)?;
+    .map_err(Error::Run)?
+    .with_name(&header.name);
+    if let Some(spec) = &header.pruner {
+        study = study
+            .with_pruner(spec)
+            .map_err(|e| study_error(dir, &format!("its pruner: {e}")))?;
+    }
     Ok((study, header))
 }
 
@@ -74,6 +81,7 @@ pub(super) struct StudyFlags {
     pub(super) sampler: Option<String>,
     pub(super) direction: Option<String>,
     pub(super) seed: Option<u64>,
+    pub(super) pruner: Option<String>,
 }
 
 pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
@@ -112,6 +120,10 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
         })?),
     };
     let seed = flags.seed.unwrap_or(0);
+    let pruner = match flags.pruner.as_deref() {
+        None => None,
+        Some(text) => Some(PrunerSpec::parse(text).map_err(|e| arg_error("--pruner", e))?),
+    };
     let new = match space {
         Some(arg) => {
             let path = Path::new(arg);
@@ -131,6 +143,11 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
                 sampler: sampler.unwrap_or(SamplerKind::Tpe),
                 seed,
                 space: text,
+                name: dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                pruner: pruner.clone(),
             })
         }
         None => None,
@@ -153,6 +170,15 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             "--seed",
             flags.seed.map(|s| s.to_string()),
             header.seed.to_string(),
+        ),
+        (
+            "--pruner",
+            pruner.map(|p| serde_json::to_string(&p).expect("settings serialize")),
+            header
+                .pruner
+                .as_ref()
+                .map(|p| serde_json::to_string(p).expect("settings serialize"))
+                .unwrap_or_else(|| "none".into()),
         ),
     ];
     for (flag, given, kept) in ignored {
@@ -221,6 +247,20 @@ pub(super) fn tell(
         .0
         .tell(trial, outcome)
         .map_err(|e| study_error(dir, &e.to_string()))
+}
+
+/// `tell --step S --intermediate V`: records the value at the step (a step already
+/// reported keeps its first value, as Optuna's `trial.report` does) and prints the
+/// pruner's verdict, `{"prune": true|false}`.
+pub(super) fn tell_intermediate(dir: &Path, trial: usize, step: u64, value: f64) -> Result<()> {
+    let (mut study, _) = open_study(dir, None)?;
+    let decide = |study: &mut Study| -> Result<bool> {
+        study.report_first(trial, step, value)?;
+        study.should_prune(trial)
+    };
+    let prune = decide(&mut study).map_err(|e| study_error(dir, &e.to_string()))?;
+    println!("{}", serde_json::json!({ "prune": prune }));
+    Ok(())
 }
 
 pub(super) fn best(dir: &Path) -> Result<()> {

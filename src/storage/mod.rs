@@ -42,6 +42,12 @@ pub struct StudyHeader {
     pub seed: u64,
     /// The `parameters` block as written (YAML or JSON text); empty for define-by-run.
     pub space: String,
+    /// The study's name (Hyperband's pruner hashes it); empty for studies made before.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The pruner `tell --intermediate` consults; none: never prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruner: Option<crate::pruning::PrunerSpec>,
 }
 
 /// A decision over the replayed study: the operations to record, or why none can be.

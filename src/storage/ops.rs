@@ -33,6 +33,19 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
     },
+    /// A parameter suggested to a running define-by-run trial after its ask (Optuna's
+    /// `set_trial_param`): an objective suggests as it goes.
+    Suggest {
+        trial: usize,
+        name: String,
+        value: crate::space::ParamValue,
+    },
+    /// A successive-halving pruner's note that the trial passed `rung` with `value`.
+    Rung {
+        trial: usize,
+        rung: usize,
+        value: f64,
+    },
 }
 
 /// The study as replayed from its operations.
@@ -84,6 +97,7 @@ impl StudyState {
                         state: TrialState::Failed,
                         value: None,
                         intermediate: Vec::new(),
+                        completed_rungs: Vec::new(),
                     });
                 }
                 let asked = FrozenTrial {
@@ -92,6 +106,7 @@ impl StudyState {
                     state: TrialState::Running,
                     value: None,
                     intermediate: Vec::new(),
+                    completed_rungs: Vec::new(),
                 };
                 match filled {
                     true => self.trials[trial] = asked,
@@ -118,6 +133,23 @@ impl StudyState {
                 let t = self.running(*trial)?;
                 t.state = *state;
                 t.value = *value;
+            }
+            Op::Suggest { trial, name, value } => {
+                let t = self.running(*trial)?;
+                if t.params.contains_key(name) {
+                    return Err(format!("trial {trial} already has `{name}`"));
+                }
+                t.params.insert(name.clone(), value.clone());
+            }
+            Op::Rung { trial, rung, value } => {
+                let t = self.running(*trial)?;
+                if *rung != t.completed_rungs.len() {
+                    return Err(format!(
+                        "trial {trial} passed {} rungs, not {rung}",
+                        t.completed_rungs.len()
+                    ));
+                }
+                t.completed_rungs.push(*value);
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 
 pub mod auto;
 pub mod normal;
+pub mod pruner;
 pub mod sampler;
 pub mod scheduler;
 pub mod study;

@@ -209,6 +209,7 @@ mod tests {
             state,
             value: None,
             intermediate: Vec::new(),
+            completed_rungs: Vec::new(),
         }
     }
 

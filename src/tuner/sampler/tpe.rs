@@ -392,6 +392,7 @@ mod tests {
             state,
             value,
             intermediate: Vec::new(),
+            completed_rungs: Vec::new(),
         }
     }
 

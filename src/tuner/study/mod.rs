@@ -1,10 +1,16 @@
 //! The study: ask / ask_batch / report / tell / enqueue / best over a storage. Ask/tell is
 //! the primitive; a training loop (or another language, through the CLI) drives it.
 
+mod define_by_run;
+
+pub use define_by_run::{Trial, TrialBuilder};
+
+use super::pruner::{Pruner, StudyView};
 use super::sampler::{ask_params, History, Sampler, SamplerKind};
 use crate::error::{Error, Result};
+use crate::pruning::PrunerSpec;
 use crate::rng::derive_seed;
-use crate::space::{Distribution, ParamDef, ParamValue, Params, Space, SpaceError};
+use crate::space::{ParamDef, ParamValue, Params, Space};
 use crate::storage::{FrozenTrial, TrialState};
 use crate::storage::{MemoryStorage, Op, Storage, TrialRecord};
 use std::collections::BTreeMap;
@@ -35,6 +41,10 @@ pub struct Study {
     sampler: Box<dyn Sampler>,
     seed: u64,
     maximize: bool,
+    /// Consulted by [`Study::should_prune`]; none: never prune.
+    pruner: Option<Pruner>,
+    /// Hyperband draws a trial's bracket from a hash of this name and its number.
+    name: String,
 }
 
 impl Study {
@@ -56,7 +66,53 @@ impl Study {
             sampler: sampler.build(seed),
             seed,
             maximize,
+            pruner: None,
+            name: "popsweep".into(),
         })
+    }
+
+    /// The study with `spec`'s pruner (settings checked as Optuna checks them).
+    pub fn with_pruner(mut self, spec: &PrunerSpec) -> std::result::Result<Study, String> {
+        spec.check()?;
+        self.pruner = Some(Pruner::new(spec));
+        Ok(self)
+    }
+
+    /// The study under `name` (Optuna's `study_name`; Hyperband's brackets depend on it).
+    pub fn with_name(mut self, name: &str) -> Study {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether running trial `trial` should stop now, by the study's pruner and its
+    /// intermediate values so far. A successive-halving pruner records the rungs the trial
+    /// passes in the same transaction, so concurrent workers see them.
+    pub fn should_prune(&mut self, trial: usize) -> Result<bool> {
+        let Some(pruner) = self.pruner.as_mut() else {
+            return Ok(false);
+        };
+        let (maximize, name) = (self.maximize, &self.name);
+        self.storage
+            .transact(|state| {
+                let t = state
+                    .trials
+                    .get(trial)
+                    .filter(|t| t.state == TrialState::Running)
+                    .ok_or_else(|| format!("trial {trial} is not running"))?;
+                let view = StudyView {
+                    trials: &state.trials,
+                    maximize,
+                    study_name: name,
+                };
+                let verdict = pruner.prune(&view, t);
+                let ops = verdict
+                    .passed_rungs
+                    .iter()
+                    .map(|&(rung, value)| Op::Rung { trial, rung, value })
+                    .collect();
+                Ok((ops, verdict.prune))
+            })?
+            .map_err(Error::Run)
     }
 
     /// An in-memory study.
@@ -149,6 +205,7 @@ impl Study {
                     state: TrialState::Running,
                     value: None,
                     intermediate: Vec::new(),
+                    completed_rungs: Vec::new(),
                 });
             }
             Ok((ops, pending))
@@ -198,6 +255,7 @@ impl Study {
                 state: TrialState::Running,
                 value: None,
                 intermediate: Vec::new(),
+                completed_rungs: Vec::new(),
             };
             let op = Op::Ask {
                 trial: number,
@@ -209,10 +267,29 @@ impl Study {
         outcome.map_err(Error::Run)
     }
 
-    /// Records an intermediate value (e.g. validation loss after an epoch).
+    /// Records an intermediate value (e.g. validation loss after an epoch). A step reported
+    /// again replaces its value (a trial restarted after a crash reports its steps again);
+    /// [`Trial::report`] keeps the first, as Optuna does.
     pub fn report(&mut self, trial: usize, step: u64, value: f64) -> Result<()> {
         self.storage
             .transact(|_| Ok((vec![Op::Report { trial, step, value }], ())))?
+            .map_err(Error::Run)
+    }
+
+    /// Records the value at `step` unless the step was reported already (Optuna's
+    /// `trial.report`); returns whether it was recorded.
+    pub fn report_first(&mut self, trial: usize, step: u64, value: f64) -> Result<bool> {
+        self.storage
+            .transact(|state| {
+                let reported = state
+                    .trials
+                    .get(trial)
+                    .is_some_and(|t| t.intermediate_at(step).is_some());
+                match reported {
+                    true => Ok((vec![], false)),
+                    false => Ok((vec![Op::Report { trial, step, value }], true)),
+                }
+            })?
             .map_err(Error::Run)
     }
 
@@ -318,96 +395,6 @@ impl Sampler for IndependentOnly<'_> {
 
     fn sample_independent(&mut self, history: &History<'_>, def: &ParamDef) -> ParamValue {
         self.0.sample_independent(history, def)
-    }
-}
-
-/// The trial handed to a define-by-run closure.
-pub struct TrialBuilder<'a> {
-    sampler: &'a mut dyn Sampler,
-    history: History<'a>,
-    params: Params,
-    error: Option<SpaceError>,
-}
-
-impl TrialBuilder<'_> {
-    /// A value from `dist` for `name`; asking for the same name again returns the same value.
-    pub fn suggest(&mut self, name: &str, dist: Distribution) -> ParamValue {
-        if let Some(v) = self.params.get(name) {
-            return v.clone();
-        }
-        let def = ParamDef {
-            name: name.into(),
-            dist,
-            condition: None,
-        };
-        let value = self.sampler.sample_independent(&self.history, &def);
-        self.params.insert(name.into(), value.clone());
-        value
-    }
-
-    fn invalid(&mut self, name: &str, message: &str) {
-        self.error
-            .get_or_insert_with(|| SpaceError::at(name, "", message));
-    }
-
-    /// A float in `[low, high]`, log-uniform when `log`.
-    pub fn suggest_float(&mut self, name: &str, low: f64, high: f64, log: bool) -> f64 {
-        if low.partial_cmp(&high).is_none_or(|o| o.is_gt()) || (log && low <= 0.0) {
-            self.invalid(name, &format!("invalid range [{low}, {high}] (log: {log})"));
-            return low;
-        }
-        let step = None;
-        self.suggest(
-            name,
-            Distribution::Float {
-                low,
-                high,
-                log,
-                step,
-            },
-        )
-        .as_f64()
-        .unwrap_or(low)
-    }
-
-    /// An integer in `low..=high`, log-uniform when `log`.
-    pub fn suggest_int(&mut self, name: &str, low: i64, high: i64, log: bool) -> i64 {
-        if low > high || (log && low < 1) {
-            self.invalid(name, &format!("invalid range [{low}, {high}] (log: {log})"));
-            return low;
-        }
-        match self.suggest(
-            name,
-            Distribution::Int {
-                low,
-                high,
-                log,
-                step: 1,
-            },
-        ) {
-            ParamValue::Int(i) => i,
-            _ => low,
-        }
-    }
-
-    /// One of `choices`.
-    pub fn suggest_categorical(&mut self, name: &str, choices: &[&str]) -> String {
-        if choices.is_empty() {
-            self.invalid(name, "no choices");
-            return String::new();
-        }
-        let choices = choices
-            .iter()
-            .map(|c| ParamValue::Str(c.to_string()))
-            .collect();
-        self.suggest(
-            name,
-            Distribution::Categorical {
-                choices,
-                weights: None,
-            },
-        )
-        .to_string()
     }
 }
 

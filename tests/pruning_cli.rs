@@ -1,0 +1,198 @@
+//! Pruning over ask/tell from the command line: `ask --pruner` fixes a study's pruner,
+//! `tell --step S --intermediate V` records the value and prints the verdict. The verdicts
+//! equal the library's on the same sequence of reports.
+
+use popsweep::pruning::PrunerSpec;
+use popsweep::tuner::sampler::SamplerKind;
+use popsweep::tuner::study::{Outcome, Study};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn popsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fresh_study(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("popsweep-pruning-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+const SPACE: &str = r#"{"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}"#;
+const PRUNER: &str = r#"{"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 1}"#;
+
+/// Trial k's loss at step s: trials differ by a constant offset, so the later, worse ones
+/// fall behind the median.
+fn loss(trial: usize, step: u64) -> f64 {
+    1.0 / (step as f64 + 1.0) + [0.3, 0.1, 0.5, 0.05, 0.8, 0.2][trial]
+}
+
+#[test]
+fn tell_intermediate_prints_the_verdict_the_library_gives() {
+    let dir = fresh_study("median");
+    let d = dir.to_str().unwrap();
+    let mut library = Study::in_memory(
+        popsweep::config::parse_space(SPACE, "space").unwrap(),
+        SamplerKind::Random,
+        false,
+        0,
+    )
+    .unwrap()
+    .with_pruner(&PrunerSpec::parse(PRUNER).unwrap())
+    .unwrap();
+    let mut verdicts = Vec::new();
+    for trial in 0..6 {
+        let mut args = vec!["ask", "--study", d];
+        if trial == 0 {
+            args.extend(["--space", SPACE, "--pruner", PRUNER]);
+        }
+        let out = popsweep(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        library.ask().unwrap();
+        let mut pruned = false;
+        for step in 0..5u64 {
+            let (v, s) = (loss(trial, step).to_string(), step.to_string());
+            let t = trial.to_string();
+            let out = popsweep(&[
+                "tell",
+                "--study",
+                d,
+                "--trial",
+                &t,
+                "--step",
+                &s,
+                "--intermediate",
+                &v,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            library
+                .report_first(trial, step, loss(trial, step))
+                .unwrap();
+            let want = library.should_prune(trial).unwrap();
+            assert_eq!(verdict["prune"], want, "trial {trial} step {step}");
+            verdicts.push(want);
+            if want {
+                pruned = true;
+                break;
+            }
+        }
+        let t = trial.to_string();
+        let (outcome, args) = match pruned {
+            true => (Outcome::Pruned, vec!["--state", "pruned"]),
+            false => (Outcome::Complete(loss(trial, 4)), vec!["--value"]),
+        };
+        let value = loss(trial, 4).to_string();
+        let mut tell = vec!["tell", "--study", d, "--trial", &t];
+        tell.extend(args);
+        if !pruned {
+            tell.push(&value);
+        }
+        assert!(popsweep(&tell).status.success());
+        library.tell(trial, outcome).unwrap();
+    }
+    assert!(
+        verdicts.contains(&true),
+        "no trial was pruned: {verdicts:?}"
+    );
+    assert!(verdicts.contains(&false));
+}
+
+#[test]
+fn a_step_reported_twice_keeps_its_first_value() {
+    let dir = fresh_study("twice");
+    let d = dir.to_str().unwrap();
+    assert!(
+        popsweep(&["ask", "--study", d, "--space", SPACE, "--pruner", "median"])
+            .status
+            .success()
+    );
+    for v in ["0.5", "0.9"] {
+        let out = popsweep(&[
+            "tell",
+            "--study",
+            d,
+            "--trial",
+            "0",
+            "--step",
+            "3",
+            "--intermediate",
+            v,
+        ]);
+        assert!(out.status.success());
+    }
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert_eq!(journal.matches(r#""op":"report""#).count(), 1, "{journal}");
+    assert!(journal.contains(r#""value":0.5"#), "{journal}");
+}
+
+#[test]
+fn bad_pruner_settings_and_flags_give_one_line_and_exit_2() {
+    for (pruner, needle) in [
+        ("medain", "unknown pruner `medain`"),
+        (
+            r#"{"kind": "percentile", "percentile": -1}"#,
+            "between 0 and 100",
+        ),
+        ("{not json", "--pruner"),
+    ] {
+        let dir = fresh_study("bad");
+        let d = dir.to_str().unwrap();
+        let out = popsweep(&["ask", "--study", d, "--space", SPACE, "--pruner", pruner]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{pruner}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{pruner}: {stderr}");
+    }
+    let dir = fresh_study("flags");
+    let d = dir.to_str().unwrap();
+    assert!(popsweep(&["ask", "--study", d, "--space", SPACE])
+        .status
+        .success());
+    // --intermediate needs --step, and excludes --value.
+    let out = popsweep(&["tell", "--study", d, "--trial", "0", "--intermediate", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = popsweep(&[
+        "tell",
+        "--study",
+        d,
+        "--trial",
+        "0",
+        "--step",
+        "1",
+        "--intermediate",
+        "1",
+        "--value",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    // A study without a pruner never prunes.
+    let out = popsweep(&[
+        "tell",
+        "--study",
+        d,
+        "--trial",
+        "0",
+        "--step",
+        "1",
+        "--intermediate",
+        "1e9",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"prune":false}"#
+    );
+}
