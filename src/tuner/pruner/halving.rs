@@ -135,11 +135,10 @@ impl Hyperband {
         let in_bracket: Vec<&FrozenTrial> = ctx
             .trials
             .iter()
-            .copied()
             .filter(|t| self.bracket(ctx.study_name, t.number) == bracket)
             .collect();
         let bracket_ctx = Context {
-            trials: &in_bracket,
+            trials: super::Trials::Some(&in_bracket),
             ..*ctx
         };
         self.brackets[bracket].prune(&bracket_ctx, trial, passed)

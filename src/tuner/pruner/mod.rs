@@ -57,10 +57,9 @@ impl Pruner {
 
     /// Whether `trial` (running, with its intermediate values) should stop now.
     pub fn prune(&mut self, study: &StudyView<'_>, trial: &FrozenTrial) -> Verdict {
-        let trials: Vec<&FrozenTrial> = study.trials.iter().collect();
         let mut verdict = Verdict::default();
         let ctx = Context {
-            trials: &trials,
+            trials: Trials::All(study.trials),
             maximize: study.maximize,
             study_name: study.study_name,
         };
@@ -71,17 +70,48 @@ impl Pruner {
 
 /// The study as one rule sees it: Hyperband hands each bracket's successive halving only
 /// the trials of that bracket.
+#[derive(Clone, Copy)]
 struct Context<'a> {
-    trials: &'a [&'a FrozenTrial],
+    trials: Trials<'a>,
     maximize: bool,
     study_name: &'a str,
 }
 
-impl Context<'_> {
-    fn completed(&self) -> impl Iterator<Item = &FrozenTrial> {
+/// Every trial of the study (no copy), or a selection of them.
+#[derive(Clone, Copy)]
+enum Trials<'a> {
+    All(&'a [FrozenTrial]),
+    Some(&'a [&'a FrozenTrial]),
+}
+
+impl<'a> Trials<'a> {
+    fn iter(self) -> TrialsIter<'a> {
+        match self {
+            Trials::All(t) => TrialsIter::All(t.iter()),
+            Trials::Some(t) => TrialsIter::Some(t.iter()),
+        }
+    }
+}
+
+enum TrialsIter<'a> {
+    All(std::slice::Iter<'a, FrozenTrial>),
+    Some(std::slice::Iter<'a, &'a FrozenTrial>),
+}
+
+impl<'a> Iterator for TrialsIter<'a> {
+    type Item = &'a FrozenTrial;
+    fn next(&mut self) -> Option<&'a FrozenTrial> {
+        match self {
+            TrialsIter::All(i) => i.next(),
+            TrialsIter::Some(i) => i.next().copied(),
+        }
+    }
+}
+
+impl<'a> Context<'a> {
+    fn completed(&self) -> impl Iterator<Item = &'a FrozenTrial> {
         self.trials
             .iter()
-            .copied()
             .filter(|t| t.state == crate::storage::TrialState::Complete)
     }
 }

@@ -53,7 +53,7 @@ impl Wilcoxon {
 /// `best_trial` takes the first to reach the best value).
 fn best_complete<'a>(ctx: &Context<'a>) -> Option<&'a FrozenTrial> {
     let mut best: Option<(&FrozenTrial, f64)> = None;
-    for &t in ctx.trials {
+    for t in ctx.trials.iter() {
         let Some(v) = t.finite_value() else { continue };
         let better = match best {
             None => true,
@@ -201,16 +201,8 @@ fn sign_flip_permutation(d: &[f64], ranks: &[f64], observed: f64, alt: Alternati
 /// number of subsets of ranks 1..=n with each sum, over 2^n. A non-integral statistic is
 /// rounded conservatively, as SciPy does.
 fn exact(n: usize, r_plus: f64, alternative: Alternative) -> f64 {
+    let pmf = &exact_null_distributions()[n];
     let max = n * (n + 1) / 2;
-    let mut counts = vec![0f64; max + 1];
-    counts[0] = 1.0;
-    for rank in 1..=n {
-        for s in (rank..=max).rev() {
-            counts[s] += counts[s - rank];
-        }
-    }
-    let total = 2f64.powi(n as i32);
-    let pmf: Vec<f64> = counts.iter().map(|c| c / total).collect();
     let mean = (n * (n + 1)) as f64 / 4.0;
     // P(T <= k) and P(T >= k), for k anywhere (outside 0..=max they are 0 or 1).
     let cdf = |k: i64| -> f64 {
@@ -237,6 +229,29 @@ fn exact(n: usize, r_plus: f64, alternative: Alternative) -> f64 {
             }
         }
     }
+}
+
+/// The exact null distributions for n = 0..=50, computed once (a pruner asks for them at
+/// every report).
+fn exact_null_distributions() -> &'static [Vec<f64>] {
+    static TABLE: std::sync::OnceLock<Vec<Vec<f64>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=50usize)
+            .map(|n| {
+                let max = n * (n + 1) / 2;
+                // Subset counts stay below 2^50: exact in f64.
+                let mut counts = vec![0f64; max + 1];
+                counts[0] = 1.0;
+                for rank in 1..=n {
+                    for s in (rank..=max).rev() {
+                        counts[s] += counts[s - rank];
+                    }
+                }
+                let total = 2f64.powi(n as i32);
+                counts.iter().map(|c| c / total).collect()
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

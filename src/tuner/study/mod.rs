@@ -445,6 +445,53 @@ mod tests {
     }
 
     #[test]
+    fn optimize_runs_the_objective_loop_with_pruning() {
+        let spec = PrunerSpec::parse(r#"{"kind": "threshold", "upper": 1.0}"#).unwrap();
+        let mut study = Study::in_memory(Space::default(), SamplerKind::Tpe, false, 3)
+            .unwrap()
+            .with_pruner(&spec)
+            .unwrap();
+        let mut fixed = Params::new();
+        fixed.insert("x".into(), ParamValue::Float(2.0));
+        study.enqueue(fixed).unwrap();
+        study
+            .optimize(12, |trial| {
+                let x = trial.suggest_float("x", -3.0, 3.0, false)?;
+                let k = trial.suggest_int("k", 1, 4, false)?;
+                assert_eq!(trial.params().len(), 2);
+                for step in 0..3 {
+                    assert!(trial.report(step, x * x)?);
+                    assert!(!trial.report(step, 0.0)?, "a step reported twice keeps its first");
+                    if trial.should_prune()? {
+                        return Ok(Outcome::Pruned);
+                    }
+                }
+                Ok(Outcome::Complete(x * x + k as f64))
+            })
+            .unwrap();
+        let trials = study.trials().unwrap();
+        assert_eq!(trials.len(), 12);
+        assert_eq!(trials[0].params["x"], ParamValue::Float(2.0), "the queue comes first");
+        for t in &trials {
+            let x = t.params["x"].as_f64().unwrap();
+            let want = if x * x > 1.0 { TrialState::Pruned } else { TrialState::Complete };
+            assert_eq!(t.state, want, "trial {}: x = {x}", t.number);
+            assert!(t.intermediate.iter().all(|&(_, v)| v == x * x));
+        }
+        // An objective that fails records its trial failed and stops the loop.
+        let e = study
+            .optimize(5, |trial| {
+                trial.suggest_float("x", -3.0, 3.0, false)?;
+                Err(Error::Run("boom".into()))
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("boom"));
+        let trials = study.trials().unwrap();
+        assert_eq!(trials.len(), 13);
+        assert_eq!(trials[12].state, TrialState::Failed);
+    }
+
+    #[test]
     fn invalid_define_by_run_range_is_an_error() {
         let mut study = Study::in_memory(Space::default(), SamplerKind::Random, false, 1).unwrap();
         let e = study
