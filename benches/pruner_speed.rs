@@ -57,26 +57,39 @@ fn study(pruner: &PrunerSpec, n: usize) -> Study {
                     step,
                     value: value(trial, step),
                 }));
-                ops.extend([1, 4, 16, 64].iter().enumerate().map(|(rung, &step)| Op::Rung {
-                    trial,
-                    rung,
-                    value: value(trial, step),
-                }));
+                ops.extend(
+                    [1, 4, 16, 64]
+                        .iter()
+                        .enumerate()
+                        .map(|(rung, &step)| Op::Rung {
+                            trial,
+                            rung,
+                            value: value(trial, step),
+                        }),
+                );
                 ops.push(Op::Tell {
                     trial,
                     state: TrialState::Complete,
                     value: Some(value(trial, 99)),
+                    values: Vec::new(),
+                    constraints: Vec::new(),
                 });
                 Ok((ops, ()))
             })
             .unwrap()
             .unwrap();
     }
-    Study::new(Box::new(storage), Space::default(), SamplerKind::Random, false, 0)
-        .unwrap()
-        .with_name("speed")
-        .with_pruner(pruner)
-        .unwrap()
+    Study::new(
+        Box::new(storage),
+        Space::default(),
+        SamplerKind::Random,
+        false,
+        0,
+    )
+    .unwrap()
+    .with_name("speed")
+    .with_pruner(pruner)
+    .unwrap()
 }
 
 fn main() {
@@ -99,7 +112,9 @@ fn main() {
                 elapsed += start.elapsed().as_secs_f64();
                 calls += 1;
             }
-            study.tell(trial, Outcome::Complete(value(trial, 99))).unwrap();
+            study
+                .tell(trial, Outcome::Complete(value(trial, 99)))
+                .unwrap();
         }
         println!(
             "{{\"pruner\": \"{name}\", \"us_per_call\": {:.3}}}",

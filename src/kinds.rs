@@ -22,6 +22,9 @@ pub enum SamplerKind {
     TpeWatanabe,
     /// Gaussian process with expected improvement (W&B's `bayes`).
     Gp,
+    /// NSGA-II (Optuna's `NSGAIISampler` defaults): a genetic algorithm over generations
+    /// of 50, for several objectives.
+    Nsga2,
 }
 
 impl TryFrom<String> for SamplerKind {
@@ -40,7 +43,7 @@ impl From<SamplerKind> for &'static str {
 
 impl SamplerKind {
     pub const NAMES: &'static str =
-        "random, sobol, grid, tpe, tpe-univariate, tpe-watanabe, gp (alias bayes)";
+        "random, sobol, grid, tpe, tpe-univariate, tpe-watanabe, gp (alias bayes), nsga2";
 
     pub fn parse(name: &str) -> Option<SamplerKind> {
         match name {
@@ -51,6 +54,7 @@ impl SamplerKind {
             "tpe-univariate" => Some(SamplerKind::TpeUnivariate),
             "tpe-watanabe" => Some(SamplerKind::TpeWatanabe),
             "gp" | "bayes" => Some(SamplerKind::Gp),
+            "nsga2" => Some(SamplerKind::Nsga2),
             _ => None,
         }
     }
@@ -64,6 +68,7 @@ impl SamplerKind {
             SamplerKind::TpeUnivariate => "tpe-univariate",
             SamplerKind::TpeWatanabe => "tpe-watanabe",
             SamplerKind::Gp => "gp",
+            SamplerKind::Nsga2 => "nsga2",
         }
     }
 }

@@ -115,6 +115,8 @@ fn journal_damage_loses_only_the_lines_it_touched() {
                         trial: t,
                         state: TrialState::Complete,
                         value: Some(t as f64 * 0.5),
+                        values: Vec::new(),
+                        constraints: Vec::new(),
                     });
                 }
                 for op in ops {

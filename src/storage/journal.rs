@@ -257,6 +257,8 @@ mod tests {
                 trial: 0,
                 state: TrialState::Complete,
                 value: Some(-3.5),
+                values: Vec::new(),
+                constraints: Vec::new(),
             };
             j.transact_ops(&mut |_| Ok(vec![tell.clone()]))
                 .unwrap()
@@ -301,6 +303,8 @@ mod tests {
             trial: 7,
             state: TrialState::Complete,
             value: Some(1.0),
+            values: Vec::new(),
+            constraints: Vec::new(),
         };
         let r = j.transact_ops(&mut |_| Ok(vec![bad.clone()])).unwrap();
         assert_eq!(r, Err("trial 7 does not exist".to_string()));

@@ -32,6 +32,12 @@ pub enum Op {
         state: TrialState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
+        /// Every objective of a multi-objective trial (then `value` is none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        values: Vec<f64>,
+        /// Constraint values; the trial is feasible when every one is ≤ 0.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        constraints: Vec<f64>,
     },
     /// A parameter suggested to a running define-by-run trial after its ask (Optuna's
     /// `set_trial_param`): an objective suggests as it goes.
@@ -98,6 +104,8 @@ impl StudyState {
                         value: None,
                         intermediate: Vec::new(),
                         completed_rungs: Vec::new(),
+                        values: Vec::new(),
+                        constraints: Vec::new(),
                     });
                 }
                 let asked = FrozenTrial {
@@ -107,6 +115,8 @@ impl StudyState {
                     value: None,
                     intermediate: Vec::new(),
                     completed_rungs: Vec::new(),
+                    values: Vec::new(),
+                    constraints: Vec::new(),
                 };
                 match filled {
                     true => self.trials[trial] = asked,
@@ -126,6 +136,8 @@ impl StudyState {
                 trial,
                 state,
                 value,
+                values,
+                constraints,
             } => {
                 if *state == TrialState::Running {
                     return Err("a trial cannot be told `running`".into());
@@ -133,6 +145,8 @@ impl StudyState {
                 let t = self.running(*trial)?;
                 t.state = *state;
                 t.value = *value;
+                t.values.clone_from(values);
+                t.constraints.clone_from(constraints);
             }
             Op::Suggest { trial, name, value } => {
                 let t = self.running(*trial)?;

@@ -42,6 +42,13 @@ pub struct FrozenTrial {
     /// (Optuna's `completed_rung_k` system attributes), by rung.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub completed_rungs: Vec<f64>,
+    /// Every objective of a complete multi-objective trial (`value` is then none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<f64>,
+    /// Constraint values told with the trial: feasible when every one is ≤ 0 (Optuna's
+    /// `constraints_func`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<f64>,
 }
 
 impl FrozenTrial {
@@ -49,6 +56,34 @@ impl FrozenTrial {
     pub fn finite_value(&self) -> Option<f64> {
         self.value
             .filter(|v| v.is_finite() && self.state == TrialState::Complete)
+    }
+
+    /// How far the trial is from feasible: the sum of its positive constraint values (0
+    /// when feasible or without constraints; NaN counts as infinitely far).
+    pub fn violation(&self) -> f64 {
+        self.constraints
+            .iter()
+            .map(|&c| {
+                if c.is_nan() {
+                    f64::INFINITY
+                } else {
+                    c.max(0.0)
+                }
+            })
+            .sum()
+    }
+
+    /// The objectives of a complete trial, all finite: its values (several objectives)
+    /// or its value (one).
+    pub fn objectives(&self) -> Option<&[f64]> {
+        if self.state != TrialState::Complete {
+            return None;
+        }
+        let values = match &self.values[..] {
+            [] => std::slice::from_ref(self.value.as_ref()?),
+            v => v,
+        };
+        values.iter().all(|v| v.is_finite()).then_some(values)
     }
 
     /// The largest step reported (Optuna's `last_step`).

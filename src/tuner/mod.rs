@@ -3,6 +3,7 @@
 
 pub mod auto;
 pub mod normal;
+pub mod pareto;
 pub mod pruner;
 pub mod sampler;
 pub mod scheduler;

@@ -6,21 +6,24 @@
 pub mod gp;
 mod gp_ei;
 mod grid;
+mod nsga2;
 mod observations;
 pub mod parzen;
 mod random;
 mod sobol;
 mod sobol_directions;
 mod tpe;
+mod tpe_multi;
 
 pub use gp_ei::{GpEiOptions, GpEiSampler};
 pub use grid::GridSampler;
+pub use nsga2::{Nsga2Options, Nsga2Sampler};
 pub use random::RandomSampler;
 pub use sobol::SobolSampler;
 pub use tpe::{TpeOptions, TpeSampler};
 
 use crate::space::{ParamDef, ParamValue, Params, Space};
-use crate::storage::{FrozenTrial, TrialState};
+use crate::storage::{Direction, FrozenTrial, TrialState};
 
 /// What a sampler may learn from: every stored trial (running ones included), the
 /// suggestions of the current batch not yet stored (`pending`, treated as running), and
@@ -34,6 +37,11 @@ pub struct History<'a> {
     /// a batch's asks all see the same stored trials, and counting them at every ask made
     /// a large batch quadratic.
     pub finished: usize,
+    /// The objectives' directions of a multi-objective study (empty for one objective,
+    /// whose direction is `maximize`).
+    pub directions: &'a [Direction],
+    /// Whether trials carry constraint values (a constrained study).
+    pub constrained: bool,
 }
 
 impl<'a> History<'a> {
@@ -47,7 +55,22 @@ impl<'a> History<'a> {
             pending,
             maximize,
             finished,
+            directions: &[],
+            constrained: trials.iter().any(|t| !t.constraints.is_empty()),
         }
+    }
+
+    /// The history of a study with several objectives.
+    pub fn with_directions(self, directions: &'a [Direction]) -> Self {
+        match directions.len() {
+            0 | 1 => self,
+            _ => History { directions, ..self },
+        }
+    }
+
+    /// Whether the study has several objectives.
+    pub fn is_multi_objective(&self) -> bool {
+        self.directions.len() > 1
     }
 
     /// Every trial, stored then pending.
@@ -86,6 +109,7 @@ impl SamplerKind {
             )),
             SamplerKind::TpeWatanabe => Box::new(TpeSampler::new(seed, TpeOptions::watanabe2023())),
             SamplerKind::Gp => Box::new(GpEiSampler::new(seed, GpEiOptions::default())),
+            SamplerKind::Nsga2 => Box::new(Nsga2Sampler::new(seed, Nsga2Options::default())),
         }
     }
 }

@@ -210,6 +210,8 @@ mod tests {
             value: None,
             intermediate: Vec::new(),
             completed_rungs: Vec::new(),
+            values: Vec::new(),
+            constraints: Vec::new(),
         }
     }
 

@@ -182,8 +182,14 @@ impl TpeSampler {
             stored.group(&below, &running, orders),
             stored.group(&above, &running, orders),
         );
-        let l =
+        let mut l =
             ParzenEstimator::with_orders(&dists, &l_group.rows, options.parzen, &l_group.orders);
+        if history.is_multi_objective() {
+            let by_number: HashMap<usize, &FrozenTrial> =
+                below.iter().map(|t| (t.number, *t)).collect();
+            let rows: Vec<&FrozenTrial> = l_group.numbers.iter().map(|n| by_number[n]).collect();
+            l = l.reweighted(&super::tpe_multi::below_weights(&rows, history.directions));
+        }
         let g =
             ParzenEstimator::with_orders(&dists, &g_group.rows, options.parzen, &g_group.orders);
         let draw_weights = match options.candidate_rank_decay {
@@ -272,53 +278,26 @@ fn split<'a>(
     constant_liar: bool,
     good: GoodCount,
 ) -> (Vec<&'a FrozenTrial>, Vec<&'a FrozenTrial>, Vec<usize>) {
-    let sign = if history.maximize { -1.0 } else { 1.0 };
-    let mut complete: Vec<(&FrozenTrial, f64)> = Vec::new();
-    let mut pruned: Vec<(&FrozenTrial, (i64, f64))> = Vec::new();
-    for t in history.all() {
-        match t.state {
-            TrialState::Complete => {
-                if let Some(v) = t.finite_value() {
-                    complete.push((t, sign * v));
-                }
-            }
-            // Pruned trials rank by the last step reached (later is better), then by
-            // the value there (Optuna's `_get_pruned_trial_score`).
-            TrialState::Pruned => {
-                let key = match t.intermediate.iter().max_by_key(|(step, _)| *step) {
-                    Some(&(step, v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
-                    Some(&(step, v)) => (-(step as i64), sign * v),
-                    None => (1, 0.0),
-                };
-                pruned.push((t, key));
-            }
-            TrialState::Running | TrialState::Failed => {}
+    let best_first = match history.is_multi_objective() {
+        true => {
+            let finished = history
+                .all()
+                .filter(|t| t.state == TrialState::Pruned || t.objectives().is_some())
+                .count();
+            super::tpe_multi::good_trials(history, good.of(finished))
         }
-    }
-    // Complete trials fill the good group first, then the best pruned ones. The best are
-    // selected, and only they are sorted (25 at most under Optuna's γ).
-    let n_below = good.of(complete.len() + pruned.len());
-    let from_complete = best(&mut complete, n_below, |a, b| {
-        a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number))
-    });
-    let from_pruned = best(&mut pruned, n_below - from_complete.len(), |a, b| {
-        a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1))
-    });
-    let best_first: Vec<usize> = from_complete
-        .iter()
-        .chain(&from_pruned)
-        .map(|t| t.number)
-        .collect();
+        false => good_single_objective(history, good),
+    };
     let numbers = history.all().map(|t| t.number + 1).max().unwrap_or(0);
     let mut is_good = vec![false; numbers];
     for &number in &best_first {
         is_good[number] = true;
     }
-    let mut below = Vec::with_capacity(n_below);
+    let mut below = Vec::with_capacity(best_first.len());
     let mut above = Vec::with_capacity(history.len());
     for t in history.all() {
         let bad = match t.state {
-            TrialState::Complete => t.finite_value().is_some(),
+            TrialState::Complete => t.objectives().is_some(),
             TrialState::Pruned => true,
             TrialState::Running => constant_liar,
             TrialState::Failed => false,
@@ -335,6 +314,56 @@ fn split<'a>(
         above.sort_by_key(|t| t.number);
     }
     (below, above, best_first)
+}
+
+/// The good trials of a single-objective history, best first, as Optuna ranks them:
+/// feasible complete trials by value, then pruned ones (by the last step reached, later
+/// is better, then by the value there: Optuna's `_get_pruned_trial_score`), then
+/// infeasible ones by their total violation.
+fn good_single_objective(history: &History<'_>, good: GoodCount) -> Vec<usize> {
+    let sign = if history.maximize { -1.0 } else { 1.0 };
+    let mut complete: Vec<(&FrozenTrial, f64)> = Vec::new();
+    let mut pruned: Vec<(&FrozenTrial, (i64, f64))> = Vec::new();
+    let mut infeasible: Vec<(&FrozenTrial, f64)> = Vec::new();
+    for t in history.all() {
+        match t.state {
+            TrialState::Complete | TrialState::Pruned if t.violation() > 0.0 => {
+                infeasible.push((t, t.violation()))
+            }
+            TrialState::Complete => {
+                if let Some(v) = t.finite_value() {
+                    complete.push((t, sign * v));
+                }
+            }
+            TrialState::Pruned => {
+                let key = match t.intermediate.iter().max_by_key(|(step, _)| *step) {
+                    Some(&(step, v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
+                    Some(&(step, v)) => (-(step as i64), sign * v),
+                    None => (1, 0.0),
+                };
+                pruned.push((t, key));
+            }
+            TrialState::Running | TrialState::Failed => {}
+        }
+    }
+    // The best are selected, and only they are sorted (25 at most under Optuna's γ).
+    let n_below = good.of(complete.len() + pruned.len() + infeasible.len());
+    let from_complete = best(&mut complete, n_below, |a, b| {
+        a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number))
+    });
+    let from_pruned = best(&mut pruned, n_below - from_complete.len(), |a, b| {
+        a.1 .0.cmp(&b.1 .0).then(a.1 .1.total_cmp(&b.1 .1))
+    });
+    let left = n_below - from_complete.len() - from_pruned.len();
+    let from_infeasible = best(&mut infeasible, left, |a, b| {
+        a.1.total_cmp(&b.1).then(a.0.number.cmp(&b.0.number))
+    });
+    from_complete
+        .iter()
+        .chain(&from_pruned)
+        .chain(&from_infeasible)
+        .map(|t| t.number)
+        .collect()
 }
 
 /// The `n` smallest of `ranked` under `order` (a total order), smallest first.
@@ -393,6 +422,8 @@ mod tests {
             value,
             intermediate: Vec::new(),
             completed_rungs: Vec::new(),
+            values: Vec::new(),
+            constraints: Vec::new(),
         }
     }
 

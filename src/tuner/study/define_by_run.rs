@@ -71,6 +71,7 @@ impl Study {
         suggest: impl FnOnce(&mut TrialBuilder<'_>) -> R,
     ) -> Result<R> {
         let (seed, maximize) = (self.seed, self.maximize);
+        let directions = &self.directions;
         let sampler = &mut self.sampler;
         let mut suggest = Some(suggest);
         let outcome = self.storage.transact(|state| {
@@ -87,7 +88,7 @@ impl Study {
             ));
             let mut builder = TrialBuilder {
                 sampler: sampler.as_mut(),
-                history: History::new(&state.trials, &[], maximize),
+                history: History::new(&state.trials, &[], maximize).with_directions(directions),
                 params: trial.params.clone(),
                 error: None,
             };

@@ -2,8 +2,10 @@
 //! the primitive; a training loop (or another language, through the CLI) drives it.
 
 mod define_by_run;
+mod objectives;
 
 pub use define_by_run::{Trial, TrialBuilder};
+pub use objectives::losses;
 
 use super::pruner::{Pruner, StudyView};
 use super::sampler::{ask_params, History, Sampler, SamplerKind};
@@ -11,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::pruning::PrunerSpec;
 use crate::rng::derive_seed;
 use crate::space::{ParamDef, ParamValue, Params, Space};
-use crate::storage::{FrozenTrial, TrialState};
+use crate::storage::{Direction, FrozenTrial, TrialState};
 use crate::storage::{MemoryStorage, Op, Storage, TrialRecord};
 use std::collections::BTreeMap;
 
@@ -41,6 +43,8 @@ pub struct Study {
     sampler: Box<dyn Sampler>,
     seed: u64,
     maximize: bool,
+    /// Every objective's direction (one for a single-objective study: `maximize`'s).
+    directions: Vec<Direction>,
     /// Consulted by [`Study::should_prune`]; none: never prune.
     pruner: Option<Pruner>,
     /// Hyperband draws a trial's bracket from a hash of this name and its number.
@@ -66,6 +70,10 @@ impl Study {
             sampler: sampler.build(seed),
             seed,
             maximize,
+            directions: vec![match maximize {
+                true => Direction::Maximize,
+                false => Direction::Minimize,
+            }],
             pruner: None,
             name: "popsweep".into(),
         })
@@ -91,6 +99,11 @@ impl Study {
         let Some(pruner) = self.pruner.as_mut() else {
             return Ok(false);
         };
+        if self.directions.len() > 1 {
+            return Err(Error::Run(
+                "pruning decides on one objective; this study has several".into(),
+            ));
+        }
         let (maximize, name) = (self.maximize, &self.name);
         self.storage
             .transact(|state| {
@@ -136,6 +149,7 @@ impl Study {
     /// and enqueued configurations come first.
     pub fn ask_batch(&mut self, n: usize) -> Result<Vec<FrozenTrial>> {
         let (space, seed, maximize) = (&self.space, self.seed, self.maximize);
+        let directions = &self.directions;
         let sampler = &mut self.sampler;
         let grid = match self.kind {
             SamplerKind::Grid => super::sampler::GridSampler::grid_size(space).ok(),
@@ -161,7 +175,7 @@ impl Study {
                 .filter(|t| t.state == TrialState::Running)
                 .map(|t| params_key(&t.params))
                 .collect();
-            let stored = History::new(&state.trials, &[], maximize);
+            let stored = History::new(&state.trials, &[], maximize).with_directions(directions);
             let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
             let mut ops = Vec::with_capacity(n);
             for k in 0..n {
@@ -206,6 +220,8 @@ impl Study {
                     value: None,
                     intermediate: Vec::new(),
                     completed_rungs: Vec::new(),
+                    values: Vec::new(),
+                    constraints: Vec::new(),
                 });
             }
             Ok((ops, pending))
@@ -229,6 +245,7 @@ impl Study {
         objective_space: impl FnOnce(&mut TrialBuilder<'_>) -> R,
     ) -> Result<(FrozenTrial, R)> {
         let (seed, maximize) = (self.seed, self.maximize);
+        let directions = &self.directions;
         let sampler = &mut self.sampler;
         // Taken by the first run of the decision: a storage that retries a conflicting
         // transaction cannot call a define-by-run closure twice, and says so.
@@ -241,7 +258,7 @@ impl Study {
             sampler.reseed(derive_seed(seed, number as u64));
             let mut builder = TrialBuilder {
                 sampler: sampler.as_mut(),
-                history: History::new(&state.trials, &[], maximize),
+                history: History::new(&state.trials, &[], maximize).with_directions(directions),
                 params: Params::new(),
                 error: None,
             };
@@ -256,6 +273,8 @@ impl Study {
                 value: None,
                 intermediate: Vec::new(),
                 completed_rungs: Vec::new(),
+                values: Vec::new(),
+                constraints: Vec::new(),
             };
             let op = Op::Ask {
                 trial: number,
@@ -295,23 +314,7 @@ impl Study {
 
     /// Finishes a trial. A non-finite value is recorded as a failure.
     pub fn tell(&mut self, trial: usize, outcome: Outcome) -> Result<()> {
-        let (state, value) = match outcome {
-            Outcome::Complete(v) if v.is_finite() => (TrialState::Complete, Some(v)),
-            Outcome::Complete(_) | Outcome::Failed => (TrialState::Failed, None),
-            Outcome::Pruned => (TrialState::Pruned, None),
-        };
-        self.storage
-            .transact(|_| {
-                Ok((
-                    vec![Op::Tell {
-                        trial,
-                        state,
-                        value,
-                    }],
-                    (),
-                ))
-            })?
-            .map_err(Error::Run)
+        self.tell_constrained(trial, outcome, &[])
     }
 
     /// Queues a configuration to be the next asked trial (checked against the space).
@@ -362,12 +365,19 @@ impl Study {
         Ok(self.storage.state()?.trials.clone())
     }
 
-    /// The complete trial with the best value (ties to the earlier trial).
+    /// The feasible complete trial with the best value (ties to the earlier trial). A
+    /// study of several objectives has a front instead: [`Study::best_trials`].
     pub fn best(&mut self) -> Result<Option<FrozenTrial>> {
+        if self.directions.len() > 1 {
+            return Err(Error::Run(
+                "a study of several objectives has a Pareto front, not one best trial".into(),
+            ));
+        }
         let maximize = self.maximize;
         let trials = &self.storage.state()?.trials;
         Ok(trials
             .iter()
+            .filter(|t| t.violation() == 0.0)
             .filter_map(|t| t.finite_value().map(|v| (t, v)))
             .reduce(|best, next| {
                 let better = if maximize {
@@ -461,7 +471,10 @@ mod tests {
                 assert_eq!(trial.params().len(), 2);
                 for step in 0..3 {
                     assert!(trial.report(step, x * x)?);
-                    assert!(!trial.report(step, 0.0)?, "a step reported twice keeps its first");
+                    assert!(
+                        !trial.report(step, 0.0)?,
+                        "a step reported twice keeps its first"
+                    );
                     if trial.should_prune()? {
                         return Ok(Outcome::Pruned);
                     }
@@ -471,10 +484,18 @@ mod tests {
             .unwrap();
         let trials = study.trials().unwrap();
         assert_eq!(trials.len(), 12);
-        assert_eq!(trials[0].params["x"], ParamValue::Float(2.0), "the queue comes first");
+        assert_eq!(
+            trials[0].params["x"],
+            ParamValue::Float(2.0),
+            "the queue comes first"
+        );
         for t in &trials {
             let x = t.params["x"].as_f64().unwrap();
-            let want = if x * x > 1.0 { TrialState::Pruned } else { TrialState::Complete };
+            let want = if x * x > 1.0 {
+                TrialState::Pruned
+            } else {
+                TrialState::Complete
+            };
             assert_eq!(t.state, want, "trial {}: x = {x}", t.number);
             assert!(t.intermediate.iter().all(|&(_, v)| v == x * x));
         }

@@ -296,6 +296,26 @@ impl ParzenEstimator {
         })
     }
 
+    /// The same estimator with its observations weighted in proportion to `weights` (one
+    /// per observation; multi-objective TPE weighs good trials by their hypervolume
+    /// contribution). The prior keeps its share.
+    pub fn reweighted(mut self, weights: &[f64]) -> Self {
+        let n = self.weights.len() - 1;
+        if weights.len() != n || n == 0 {
+            return self;
+        }
+        let prior = self.weights[n];
+        let total: f64 = weights.iter().sum();
+        if !(total > 0.0) || !total.is_finite() {
+            return self;
+        }
+        let mut new: Vec<f64> = weights.iter().map(|w| w / total * (1.0 - prior)).collect();
+        new.push(prior);
+        self.log_weights = ln_runs(&new);
+        self.weights = new;
+        self
+    }
+
     /// The components' weights, summing to 1: one per observation, the prior's last.
     pub fn weights(&self) -> &[f64] {
         &self.weights
