@@ -73,3 +73,23 @@ fn population_experiment_relays_weights() {
     assert!(summary.starts_with("best val loss"), "{out}");
     assert_eq!(numbers(summary).len(), 4, "{summary}");
 }
+
+#[test]
+fn multi_objective_prints_a_feasible_pareto_front() {
+    let out = run("multi_objective", &["24", "3"]);
+    let rows: Vec<Vec<f64>> = out
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("trial"))
+        .skip(1)
+        .map(numbers)
+        .collect();
+    assert!(!rows.is_empty(), "an empty front: {out}");
+    for pair in rows.windows(2) {
+        // Sorted by size: each larger model must be more accurate, or it is dominated.
+        assert!(pair[0][2] < pair[1][2] && pair[0][1] < pair[1][1], "{out}");
+    }
+    assert!(
+        rows.iter().all(|r| r[2] <= 20_000.0),
+        "an infeasible model: {out}"
+    );
+}

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use run::{load_for_run, resume, run, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use study::{ask, best, tell, tell_intermediate, StudyFlags};
+use study::{ask, best, tell, tell_intermediate, StudyFlags, Told};
 use tools::{bench_command, lr_find, report, sanity, BenchArgs, LrFindArgs};
 
 #[derive(Parser)]
@@ -93,8 +93,12 @@ enum Command {
         #[arg(long)]
         sampler: Option<String>,
         /// Direction of a new study: minimize (default) or maximize.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "directions")]
         direction: Option<String>,
+        /// Several objectives' directions, comma-separated (`minimize,maximize`): a
+        /// multi-objective study (told with --values, best is its Pareto front).
+        #[arg(long)]
+        directions: Option<String>,
         /// Seed of a new study (default 0).
         #[arg(long)]
         seed: Option<u64>,
@@ -115,11 +119,18 @@ enum Command {
         #[arg(long)]
         trial: usize,
         /// The objective value (negative values welcome: --value -3.2e-07).
-        #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["state", "intermediate"])]
+        #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["state", "intermediate", "values"])]
         value: Option<f64>,
+        /// One value per objective of a multi-objective study, comma-separated.
+        #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["state", "intermediate"])]
+        values: Option<String>,
         /// `pruned` or `failed`.
-        #[arg(long, required_unless_present_any = ["value", "intermediate"], conflicts_with = "intermediate")]
+        #[arg(long, required_unless_present_any = ["value", "values", "intermediate"], conflicts_with = "intermediate")]
         state: Option<String>,
+        /// Constraint values, comma-separated: the trial is feasible when every one is
+        /// ≤ 0 (samplers prefer feasible trials; best reports only them).
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "intermediate")]
+        constraints: Option<String>,
         /// An intermediate value at --step: recorded, then the study's pruner decides and
         /// `{"prune": true|false}` is printed; the trial keeps running.
         #[arg(long, allow_hyphen_values = true, requires = "step")]
@@ -187,6 +198,7 @@ pub fn main() -> ExitCode {
             direction,
             seed,
             pruner,
+            directions,
             n,
         } => ask(
             &study,
@@ -196,6 +208,7 @@ pub fn main() -> ExitCode {
                 direction,
                 seed,
                 pruner,
+                directions,
             },
             n,
         ),
@@ -203,12 +216,23 @@ pub fn main() -> ExitCode {
             study,
             trial,
             value,
+            values,
             state,
+            constraints,
             intermediate,
             step,
         } => match (intermediate, step) {
             (Some(v), Some(step)) => tell_intermediate(&study, trial, step, v),
-            _ => tell(&study, trial, value, state.as_deref()),
+            _ => tell(
+                &study,
+                trial,
+                Told {
+                    value,
+                    values: values.as_deref(),
+                    state: state.as_deref(),
+                    constraints: constraints.as_deref(),
+                },
+            ),
         },
         Command::Best { study } => best(&study),
         Command::Bench(args) => bench_command(args),

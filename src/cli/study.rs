@@ -59,6 +59,11 @@ pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study
     )
     .map_err(Error::Run)?
     .with_name(&header.name);
+    if header.directions.len() > 1 {
+        study = study
+            .with_directions(&header.directions)
+            .map_err(|e| study_error(dir, &e))?;
+    }
     if let Some(spec) = &header.pruner {
         study = study
             .with_pruner(spec)
@@ -82,6 +87,7 @@ pub(super) struct StudyFlags {
     pub(super) direction: Option<String>,
     pub(super) seed: Option<u64>,
     pub(super) pruner: Option<String>,
+    pub(super) directions: Option<String>,
 }
 
 pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
@@ -119,6 +125,26 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             )
         })?),
     };
+    let directions: Vec<Direction> = match flags.directions.as_deref() {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                Direction::parse(name.trim()).ok_or_else(|| {
+                    arg_error(
+                        "--directions",
+                        format!("`{name}` must be minimize or maximize"),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    if directions.len() > 1 && sampler == Some(SamplerKind::Gp) {
+        return Err(arg_error(
+            "--sampler",
+            "gp models one objective; use tpe or nsga2 for several".into(),
+        ));
+    }
     let seed = flags.seed.unwrap_or(0);
     let pruner = match flags.pruner.as_deref() {
         None => None,
@@ -139,7 +165,16 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             };
             config::parse_space(&text, &source)?;
             Some(StudyHeader {
-                direction: direction.unwrap_or(Direction::Minimize),
+                direction: directions
+                    .first()
+                    .copied()
+                    .or(direction)
+                    .unwrap_or(Direction::Minimize),
+                directions: if directions.len() > 1 {
+                    directions.clone()
+                } else {
+                    Vec::new()
+                },
                 sampler: sampler.unwrap_or(SamplerKind::Tpe),
                 seed,
                 space: text,
@@ -172,6 +207,14 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             header.seed.to_string(),
         ),
         (
+            "--directions",
+            (!directions.is_empty()).then(|| names(&directions)),
+            match header.directions.is_empty() {
+                true => header.direction.name().to_string(),
+                false => names(&header.directions),
+            },
+        ),
+        (
             "--pruner",
             pruner.map(|p| serde_json::to_string(&p).expect("settings serialize")),
             header
@@ -200,6 +243,7 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
         let line = TrialLine {
             trial: t.number,
             value: None,
+            values: None,
             params: &t.params,
         };
         out.push_str(&serde_json::to_string(&line).expect("trial lines serialize"));
@@ -209,32 +253,73 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
     Ok(())
 }
 
+/// Directions as `--directions` writes them.
+fn names(directions: &[Direction]) -> String {
+    let names: Vec<&str> = directions.iter().map(|d| d.name()).collect();
+    names.join(",")
+}
+
 /// A trial as the study commands print it.
 #[derive(serde::Serialize)]
 pub(super) struct TrialLine<'a> {
     pub(super) trial: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) values: Option<&'a [f64]>,
     pub(super) params: &'a crate::space::Params,
 }
 
-pub(super) fn tell(
-    dir: &Path,
-    trial: usize,
-    value: Option<f64>,
-    state: Option<&str>,
-) -> Result<()> {
-    let outcome = match (value, state) {
-        (Some(v), _) => {
+/// What `tell` says of a finished trial.
+pub(super) struct Told<'a> {
+    pub(super) value: Option<f64>,
+    pub(super) values: Option<&'a str>,
+    pub(super) state: Option<&'a str>,
+    pub(super) constraints: Option<&'a str>,
+}
+
+/// A comma-separated list of numbers (`--values`, `--constraints`).
+fn numbers(flag: &str, list: &str) -> Result<Vec<f64>> {
+    list.split(',')
+        .map(|x| {
+            x.trim().parse::<f64>().map_err(|_| Error::Config {
+                file: "command line".into(),
+                line: None,
+                field: flag.into(),
+                message: format!("`{x}` is not a number (a comma-separated list is expected)"),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn tell(dir: &Path, trial: usize, told: Told<'_>) -> Result<()> {
+    let constraints = match told.constraints {
+        Some(list) => numbers("--constraints", list)?,
+        None => Vec::new(),
+    };
+    let (mut study, _) = open_study(dir, None)?;
+    let result = match (told.value, told.values, told.state) {
+        (_, Some(list), _) => {
+            let values = numbers("--values", list)?;
+            if values.iter().any(|v| !v.is_finite()) {
+                eprintln!("note: trial {trial}: a value is not finite; recorded failed");
+            }
+            study.tell_values(trial, &values, &constraints)
+        }
+        (Some(v), _, _) => {
             if !v.is_finite() {
                 // As Optuna does: the study keeps going, the trial is recorded failed.
                 eprintln!("note: trial {trial}: the value {v} is not finite; recorded failed");
             }
-            Outcome::Complete(v)
+            study.tell_constrained(trial, Outcome::Complete(v), &constraints)
         }
-        (None, Some("pruned")) => Outcome::Pruned,
-        (None, Some("failed")) => Outcome::Failed,
-        (None, other) => {
+        (None, None, Some("pruned")) => {
+            study.tell_constrained(trial, Outcome::Pruned, &constraints)
+        }
+        (None, None, Some("failed")) => {
+            study.tell_constrained(trial, Outcome::Failed, &constraints)
+        }
+        (None, None, other) => {
             return Err(Error::Config {
                 file: "command line".into(),
                 line: None,
@@ -243,10 +328,7 @@ pub(super) fn tell(
             })
         }
     };
-    open_study(dir, None)?
-        .0
-        .tell(trial, outcome)
-        .map_err(|e| study_error(dir, &e.to_string()))
+    result.map_err(|e| study_error(dir, &e.to_string()))
 }
 
 /// `tell --step S --intermediate V`: records the value at the step (a step already
@@ -263,23 +345,30 @@ pub(super) fn tell_intermediate(dir: &Path, trial: usize, step: u64, value: f64)
     Ok(())
 }
 
+/// The best trial, or for a study of several objectives its Pareto front (a line each).
 pub(super) fn best(dir: &Path) -> Result<()> {
-    match open_study(dir, None)?.0.best()? {
-        Some(t) => {
-            let line = TrialLine {
-                trial: t.number,
-                value: t.value,
-                params: &t.params,
-            };
-            println!(
-                "{}",
-                serde_json::to_string(&line).expect("trial lines serialize")
-            );
-            Ok(())
-        }
-        None => Err(Error::Run(format!(
-            "{}: no complete trial yet",
+    let (mut study, header) = open_study(dir, None)?;
+    let trials = match header.directions.len() > 1 {
+        true => study.best_trials()?,
+        false => study.best()?.into_iter().collect(),
+    };
+    if trials.is_empty() {
+        return Err(Error::Run(format!(
+            "{}: no complete feasible trial yet",
             dir.display()
-        ))),
+        )));
     }
+    for t in &trials {
+        let line = TrialLine {
+            trial: t.number,
+            value: t.value,
+            values: (!t.values.is_empty()).then_some(&t.values[..]),
+            params: &t.params,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&line).expect("trial lines serialize")
+        );
+    }
+    Ok(())
 }

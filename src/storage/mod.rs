@@ -38,6 +38,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StudyHeader {
     pub direction: Direction,
+    /// Every objective's direction, for a study of several (then `direction` is the
+    /// first's); empty for one objective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directions: Vec<Direction>,
     pub sampler: SamplerKind,
     pub seed: u64,
     /// The `parameters` block as written (YAML or JSON text); empty for define-by-run.

@@ -75,9 +75,9 @@ pub fn crowding_distances(points: &[&[f64]]) -> Vec<f64> {
     }
     let dims = points[0].len();
     let mut order: Vec<usize> = (0..n).collect();
-    for d in 0..dims {
-        order.sort_by(|&a, &b| points[a][d].total_cmp(&points[b][d]));
-        let (lo, hi) = (points[order[0]][d], points[order[n - 1]][d]);
+    for column in (0..dims).map(|d| points.iter().map(|p| p[d]).collect::<Vec<f64>>()) {
+        order.sort_by(|&a, &b| column[a].total_cmp(&column[b]));
+        let (lo, hi) = (column[order[0]], column[order[n - 1]]);
         distance[order[0]] = f64::INFINITY;
         distance[order[n - 1]] = f64::INFINITY;
         let range = hi - lo;
@@ -85,7 +85,7 @@ pub fn crowding_distances(points: &[&[f64]]) -> Vec<f64> {
             continue;
         }
         for k in 1..n - 1 {
-            distance[order[k]] += (points[order[k + 1]][d] - points[order[k - 1]][d]) / range;
+            distance[order[k]] += (column[order[k + 1]] - column[order[k - 1]]) / range;
         }
     }
     distance
@@ -137,22 +137,6 @@ fn volume(mut points: Vec<&[f64]>, reference: &[f64]) -> f64 {
             total
         }
     }
-}
-
-/// Each point's exclusive contribution: the hypervolume lost without it.
-pub fn contributions(points: &[&[f64]], reference: &[f64]) -> Vec<f64> {
-    let total = hypervolume(points, reference);
-    (0..points.len())
-        .map(|i| {
-            let rest: Vec<&[f64]> = points
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, p)| *p)
-                .collect();
-            (total - hypervolume(&rest, reference)).max(0.0)
-        })
-        .collect()
 }
 
 /// `k` of `points` chosen greedily for the largest hypervolume (Optuna's HSSP for the
@@ -231,8 +215,6 @@ mod tests {
         // Two boxes of 1×1×2 and 2×1×1 overlapping in 1×1×1: 2 + 2 − 1.
         let r: Vec<&[f64]> = vec![&[1.0, 1.0, 0.0], &[0.0, 1.0, 1.0]];
         assert!((hypervolume(&r, &[2.0, 2.0, 2.0]) - 3.0).abs() < 1e-12);
-        let c = contributions(&p, &[4.0, 4.0]);
-        assert_eq!(c, vec![1.0, 1.0, 1.0]);
         let pick = select_by_hypervolume(&p, 2, &[4.0, 4.0]);
         assert_eq!(pick.len(), 2);
         assert!((hypervolume(&[p[pick[0]], p[pick[1]]], &[4.0, 4.0]) - 5.0).abs() < 1e-12);

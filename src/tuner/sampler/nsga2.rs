@@ -1,9 +1,10 @@
 //! NSGA-II (Deb et al. 2002) in Optuna's form: generations of `population_size` trials;
-//! the first is drawn at random; each later trial is a child of two parents picked by
-//! binary tournament from the elite of the generations before (non-dominated fronts, the
-//! last one cut by crowding distance), by uniform crossover (probability 0.9, each
-//! parameter from either parent) and mutation (each parameter redrawn at random with
-//! probability 1/n). Constrained studies compare trials by constrained dominance.
+//! the first is drawn at random; each later trial is a child of the elite of the
+//! generations before (non-dominated fronts, the last one cut by crowding distance): with
+//! probability 0.9 by uniform crossover of two different parents picked by binary
+//! tournament (each parameter from either), else a copy of one parent; then mutation
+//! (each parameter redrawn at random with probability 1/n). Constrained studies compare
+//! trials by constrained dominance.
 //!
 //! Generations follow trial numbers (trial n is in generation n / population_size), so
 //! a study's suggestions depend on its history alone, whatever process asks.
@@ -89,8 +90,8 @@ impl Nsga2Sampler {
         previous
     }
 
-    /// Binary tournament: of two parents drawn at random, the one that dominates, else
-    /// either.
+    /// Optuna's binary tournament: of two parents drawn at random, the first if it
+    /// dominates the second, else the second.
     fn tournament<'t>(
         &mut self,
         parents: &[&'t FrozenTrial],
@@ -99,14 +100,9 @@ impl Nsga2Sampler {
         let a = parents[self.rng.random_range(0..parents.len())];
         let b = parents[self.rng.random_range(0..parents.len())];
         let (la, lb) = (loss(a, directions), loss(b, directions));
-        if pareto::constrained_dominates((&la, a.violation()), (&lb, b.violation())) {
-            a
-        } else if pareto::constrained_dominates((&lb, b.violation()), (&la, a.violation())) {
-            b
-        } else if self.rng.random::<f64>() < 0.5 {
-            a
-        } else {
-            b
+        match pareto::constrained_dominates((&la, a.violation()), (&lb, b.violation())) {
+            true => a,
+            false => b,
         }
     }
 }
@@ -177,9 +173,27 @@ impl Sampler for Nsga2Sampler {
             return Params::new();
         }
         let directions = directions(history);
-        let first = self.tournament(&trials, &directions);
-        let second = self.tournament(&trials, &directions);
         let crossover = self.rng.random::<f64>() < self.options.crossover_prob;
+        // Crossover: two different parents by tournament, each parameter from either.
+        // Otherwise a copy of a parent drawn at random.
+        let (first, second) = match crossover {
+            true => {
+                let first = self.tournament(&trials, &directions);
+                let others: Vec<&FrozenTrial> = trials
+                    .iter()
+                    .copied()
+                    .filter(|t| t.number != first.number)
+                    .collect();
+                match others.is_empty() {
+                    true => (first, first),
+                    false => (first, self.tournament(&others, &directions)),
+                }
+            }
+            false => {
+                let only = trials[self.rng.random_range(0..trials.len())];
+                (only, only)
+            }
+        };
         let mutation = self
             .options
             .mutation_prob

@@ -142,13 +142,25 @@ impl TpeSampler {
         }
     }
 
+    /// The options for this history: several objectives are modelled one parameter at a
+    /// time (Optuna's default for them).
+    fn options_for(&self, history: &History<'_>) -> TpeOptions {
+        match history.is_multi_objective() {
+            true => TpeOptions {
+                multivariate: false,
+                ..self.options
+            },
+            false => self.options,
+        }
+    }
+
     fn in_startup(&self, history: &History<'_>) -> bool {
         history.finished < self.options.n_startup_trials
     }
 
     /// The best candidate for the parameters `defs`, jointly.
     fn sample(&mut self, history: &History<'_>, defs: &[&ParamDef]) -> Vec<ParamValue> {
-        let options = self.options;
+        let options = self.options_for(history);
         let (below, above, best_first) = split(history, options.constant_liar, options.good);
         let dists: Vec<&Distribution> = defs.iter().map(|d| &d.dist).collect();
         let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
@@ -185,10 +197,8 @@ impl TpeSampler {
         let mut l =
             ParzenEstimator::with_orders(&dists, &l_group.rows, options.parzen, &l_group.orders);
         if history.is_multi_objective() {
-            let by_number: HashMap<usize, &FrozenTrial> =
-                below.iter().map(|t| (t.number, *t)).collect();
-            let rows: Vec<&FrozenTrial> = l_group.numbers.iter().map(|n| by_number[n]).collect();
-            l = l.reweighted(&super::tpe_multi::below_weights(&rows, history.directions));
+            // Optuna 5 weighs every good trial of several objectives the same.
+            l = l.reweighted(&vec![1.0; l_group.numbers.len()]);
         }
         let g =
             ParzenEstimator::with_orders(&dists, &g_group.rows, options.parzen, &g_group.orders);
@@ -284,7 +294,8 @@ fn split<'a>(
                 .all()
                 .filter(|t| t.state == TrialState::Pruned || t.objectives().is_some())
                 .count();
-            super::tpe_multi::good_trials(history, good.of(finished))
+            // Optuna's `default_gamma_multiobjective`: ⌈0.1·n⌉, uncapped.
+            super::tpe_multi::good_trials(history, finished.div_ceil(10))
         }
         false => good_single_objective(history, good),
     };
@@ -387,7 +398,7 @@ impl Sampler for TpeSampler {
     }
 
     fn sample_relative(&mut self, history: &History<'_>, space: &Space) -> Params {
-        if !self.options.multivariate || self.in_startup(history) {
+        if !self.options_for(history).multivariate || self.in_startup(history) {
             return Params::new();
         }
         let joint: Vec<&ParamDef> = space

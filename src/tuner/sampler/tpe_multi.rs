@@ -1,7 +1,6 @@
 //! TPE for several objectives (Optuna's multi-objective TPE, Ozaki et al. 2020/2022): the
-//! good group is the best non-dominated fronts, the front that does not fit whole cut by
-//! greedy hypervolume subset selection; good trials weigh in proportion to their
-//! hypervolume contribution.
+//! good group (⌈0.1·n⌉ trials) is the best non-dominated fronts, the front that does not
+//! fit whole cut by greedy hypervolume subset selection.
 
 use super::History;
 use crate::storage::{Direction, FrozenTrial, TrialState};
@@ -52,39 +51,4 @@ pub(super) fn good_trials(history: &History<'_>, n_below: usize) -> Vec<usize> {
     let room = n_below - chosen.len();
     chosen.extend(infeasible.iter().take(room).map(|(t, _)| t.number));
     chosen
-}
-
-/// Weights of the good trials (`below`, in the estimator's row order): each feasible
-/// trial's hypervolume contribution over the largest, floored at a tiny positive weight;
-/// infeasible ones the floor; all equal when fewer than two are feasible.
-pub(super) fn below_weights(below: &[&FrozenTrial], directions: &[Direction]) -> Vec<f64> {
-    const FLOOR: f64 = 1e-12;
-    let points: Vec<Option<Vec<f64>>> = below
-        .iter()
-        .map(|t| losses(t, directions).filter(|_| t.violation() == 0.0))
-        .collect();
-    let feasible: Vec<&[f64]> = points.iter().flatten().map(|p| &p[..]).collect();
-    if feasible.len() <= 1 {
-        return points
-            .iter()
-            .map(|p| if p.is_some() { 1.0 } else { FLOOR })
-            .collect();
-    }
-    let reference = pareto::reference_point(&feasible);
-    let contributions = pareto::contributions(&feasible, &reference);
-    let max = contributions.iter().copied().fold(0.0, f64::max);
-    let mut next = contributions.iter();
-    points
-        .iter()
-        .map(|p| match p {
-            Some(_) => {
-                let c = *next.next().expect("one contribution per feasible trial");
-                match max > 0.0 {
-                    true => (c / max).clamp(FLOOR, 1.0),
-                    false => 1.0,
-                }
-            }
-            None => FLOOR,
-        })
-        .collect()
 }

@@ -306,7 +306,7 @@ impl ParzenEstimator {
         }
         let prior = self.weights[n];
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) || !total.is_finite() {
+        if total.is_nan() || total <= 0.0 || total.is_infinite() {
             return self;
         }
         let mut new: Vec<f64> = weights.iter().map(|w| w / total * (1.0 - prior)).collect();

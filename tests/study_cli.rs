@@ -1,6 +1,7 @@
-//! Pruning over ask/tell from the command line: `ask --pruner` fixes a study's pruner,
-//! `tell --step S --intermediate V` records the value and prints the verdict. The verdicts
-//! equal the library's on the same sequence of reports.
+//! Studies from the command line beyond ask/tell/best: `ask --pruner` fixes a study's
+//! pruner and `tell --step S --intermediate V` prints its verdict (equal to the library's
+//! on the same reports); `ask --directions` and `tell --values --constraints` make a study
+//! of several objectives whose `best` is the feasible Pareto front.
 
 use popsweep::pruning::PrunerSpec;
 use popsweep::tuner::sampler::SamplerKind;
@@ -17,7 +18,7 @@ fn popsweep(args: &[&str]) -> Output {
 
 fn fresh_study(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
-        .join(format!("popsweep-pruning-{}", std::process::id()))
+        .join(format!("popsweep-study-cli-{}", std::process::id()))
         .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -194,5 +195,88 @@ fn bad_pruner_settings_and_flags_give_one_line_and_exit_2() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         r#"{"prune":false}"#
+    );
+}
+
+/// Several objectives and constraints from the command line: `--directions` makes the
+/// study, `--values` and `--constraints` tell it, `best` prints the feasible Pareto front.
+#[test]
+fn several_objectives_and_constraints_over_ask_and_tell() {
+    let dir = fresh_study("pareto");
+    let d = dir.to_str().unwrap();
+    let out = popsweep(&[
+        "ask",
+        "--study",
+        d,
+        "--space",
+        SPACE,
+        "--directions",
+        "minimize,maximize",
+        "--sampler",
+        "nsga2",
+        "--n",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (loss, accuracy, constraint): 0 and 1 trade off, 2 is dominated, 3 is infeasible,
+    // 4 is not finite (failed).
+    for (trial, values, constraint) in [
+        ("0", "1.0,0.5", "0"),
+        ("1", "2.0,0.9", "-1"),
+        ("2", "2.5,0.8", "0"),
+        ("3", "0.1,0.99", "3"),
+        ("4", "nan,1", "0"),
+    ] {
+        let out = popsweep(&[
+            "tell",
+            "--study",
+            d,
+            "--trial",
+            trial,
+            "--values",
+            values,
+            "--constraints",
+            constraint,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = popsweep(&["best", "--study", d]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let front: Vec<u64> = lines.iter().map(|l| l["trial"].as_u64().unwrap()).collect();
+    assert_eq!(front, vec![0, 1], "{lines:?}");
+    assert_eq!(lines[1]["values"], serde_json::json!([2.0, 0.9]));
+    // One value for two objectives, and an objective list with a typo, are refused.
+    let out = popsweep(&["ask", "--study", d]);
+    let next: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = next["trial"].to_string();
+    let out = popsweep(&["tell", "--study", d, "--trial", &n, "--value", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 objectives"));
+    let out = popsweep(&["tell", "--study", d, "--trial", &n, "--values", "1,x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let other = fresh_study("typo");
+    let out = popsweep(&[
+        "ask",
+        "--study",
+        other.to_str().unwrap(),
+        "--space",
+        SPACE,
+        "--directions",
+        "minimize,maximise",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`maximise` must be minimize or maximize")
     );
 }
