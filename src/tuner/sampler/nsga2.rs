@@ -61,30 +61,35 @@ impl Nsga2Sampler {
     /// The parents of generation `generation` (≥ 1): the elite of the parents before and
     /// the complete trials of the generation before, recomputed from the first generation
     /// whose inputs changed.
-    fn parents_of(&mut self, history: &History<'_>, generation: usize) -> Vec<usize> {
+    fn parents_of<'t>(
+        &mut self,
+        trials: &[Option<&'t FrozenTrial>],
+        directions: &[Direction],
+        generation: usize,
+    ) -> Vec<usize> {
         let size = self.options.population_size;
-        let directions = directions(history);
-        let by_number: Vec<&FrozenTrial> = history.all().collect();
+        // Each earlier generation's complete trials, in one pass.
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); generation];
+        for t in trials.iter().flatten() {
+            if t.number / size < generation && t.objectives().is_some() {
+                members[t.number / size].push(t.number);
+            }
+        }
         let mut previous: Vec<usize> = Vec::new();
         for g in 1..=generation {
-            let members: Vec<usize> = by_number
-                .iter()
-                .filter(|t| t.number / size == g - 1 && t.objectives().is_some())
-                .map(|t| t.number)
-                .collect();
+            let members = &members[g - 1];
             match self.parents.get(g - 1) {
                 Some((count, parents)) if *count == members.len() => {
-                    previous = parents.clone();
+                    previous.clone_from(parents);
                     continue;
                 }
                 _ => self.parents.truncate(g - 1),
             }
             let mut pool = previous.clone();
             pool.extend(members.iter().copied().filter(|m| !previous.contains(m)));
-            let trial = |n: usize| by_number.iter().find(|t| t.number == n).copied();
-            let pool: Vec<&FrozenTrial> = pool.into_iter().filter_map(trial).collect();
+            let pool: Vec<&FrozenTrial> = pool.into_iter().filter_map(|n| trials[n]).collect();
             let mut rng = ChaCha8Rng::seed_from_u64(crate::rng::derive_seed(self.seed, g as u64));
-            previous = elite(&pool, &directions, size, &mut rng);
+            previous = elite(&pool, directions, size, &mut rng);
             self.parents.push((members.len(), previous.clone()));
         }
         previous
@@ -164,15 +169,19 @@ impl Sampler for Nsga2Sampler {
         if generation == 0 {
             return Params::new();
         }
-        let parents = self.parents_of(history, generation);
-        let trials: Vec<&FrozenTrial> = history
-            .all()
-            .filter(|t| parents.contains(&t.number))
-            .collect();
+        // Trials by number (a study numbers them densely).
+        let mut by_number: Vec<Option<&FrozenTrial>> = vec![None; history.len()];
+        for t in history.all() {
+            if let Some(slot) = by_number.get_mut(t.number) {
+                *slot = Some(t);
+            }
+        }
+        let directions = directions(history);
+        let parents = self.parents_of(&by_number, &directions, generation);
+        let trials: Vec<&FrozenTrial> = parents.iter().filter_map(|&n| by_number[n]).collect();
         if trials.is_empty() {
             return Params::new();
         }
-        let directions = directions(history);
         let crossover = self.rng.random::<f64>() < self.options.crossover_prob;
         // Crossover: two different parents by tournament, each parameter from either.
         // Otherwise a copy of a parent drawn at random.
