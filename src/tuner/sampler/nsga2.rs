@@ -61,9 +61,9 @@ impl Nsga2Sampler {
     /// The parents of generation `generation` (≥ 1): the elite of the parents before and
     /// the complete trials of the generation before, recomputed from the first generation
     /// whose inputs changed.
-    fn parents_of<'t>(
+    fn parents_of(
         &mut self,
-        trials: &[Option<&'t FrozenTrial>],
+        trials: &[Option<&FrozenTrial>],
         directions: &[Direction],
         generation: usize,
     ) -> Vec<usize> {
