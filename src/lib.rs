@@ -4,6 +4,43 @@
 //! into [`data::TuningData`] and a sealed [`data::HeldOutTest`]; the sampler suggests a
 //! population; a [`backend::Backend`] trains it rung by rung; the scheduler keeps the best;
 //! the best trial is evaluated once on the test split ([`sweep::run_sweep`]).
+//!
+//! # Quick start
+//!
+//! From the command line, `popsweep run sweep.yaml` trains a sweep file's population;
+//! `popsweep ask` / `tell` / `best` serve a study to any language. From Rust, a study runs
+//! an objective of one's own, as Optuna's `study.optimize` does
+//! (`examples/define_by_run.rs` is the whole program):
+//!
+//! ```rust,ignore
+//! use popsweep::pruning::PrunerSpec;
+//! use popsweep::space::Space;
+//! use popsweep::tuner::sampler::SamplerKind;
+//! use popsweep::tuner::study::{Outcome, Study};
+//!
+//! let pruner = PrunerSpec::parse("median")?;
+//! let mut study = Study::in_memory(Space::default(), SamplerKind::Tpe, false, 0)?
+//!     .with_pruner(&pruner)?;
+//! study.optimize(50, |trial| {
+//!     let lr = trial.suggest_float("lr", 1e-4, 1.0, true)?;
+//!     let mut loss = f64::NAN;
+//!     for epoch in 1..=20 {
+//!         loss = train_one_epoch(lr); // your training code
+//!         trial.report(epoch, loss)?;
+//!         if trial.should_prune()? {
+//!             return Ok(Outcome::Pruned);
+//!         }
+//!     }
+//!     Ok(Outcome::Complete(loss))
+//! })?;
+//! println!("{:?}", study.best()?);
+//! ```
+//!
+//! Several objectives: [`tuner::study::Study::with_directions`],
+//! [`tuner::study::Study::tell_values`] and [`tuner::study::Study::best_trials`]
+//! (`examples/multi_objective.rs`). An experiment on the engine itself — a
+//! [`population::Population`] trained epoch by epoch by a [`backend::Backend`], with a
+//! rule of one's own between epochs — is `examples/population_experiment.rs`.
 
 pub mod backend;
 pub mod bench;

@@ -3,7 +3,7 @@
 //!
 //! - Up to `population` trials run at once, each a child process in its own process group
 //!   (see [`child`]); parameters on its command line as W&B's agent passes them (see
-//!   [`command`]); its stdout read as JSON lines for the metric, each value reported to the
+//!   `command.rs`); its stdout read as JSON lines for the metric, each value reported to the
 //!   study as an intermediate value at iteration 1, 2, ….
 //! - `early_terminate: {type: hyperband}` judges a trial each time it reaches a band; a
 //!   stopped trial's process group is killed and the trial recorded `pruned`.

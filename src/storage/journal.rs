@@ -5,7 +5,7 @@
 //! - Every transaction holds an exclusive advisory lock on the file (`flock`) while it
 //!   reads what others appended, decides, and appends: trial numbers are never duplicated.
 //! - Appends are `fsync`ed before the lock is released: a told trial survives a crash.
-//! - Every line carries its checksum ([`super::sealed`]). A damaged line is reported and
+//! - Every line carries its checksum (`sealed.rs`). A damaged line is reported and
 //!   skipped; it loses only what it recorded, because the replay does not depend on it
 //!   (see [`StudyState::apply`]: a lost ask leaves a gap, not a shifted study).
 //! - A torn last line (a writer killed mid-write) is reported and skipped, never fatal;

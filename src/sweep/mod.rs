@@ -347,7 +347,7 @@ fn population_size(sweep: &Sweep, plans: &[BracketPlan]) -> usize {
 }
 
 /// Refuses a sweep whose population cannot fit where `backend` trains (see
-/// [`resources`]); run before the run directory or any member exists.
+/// `resources.rs`); run before the run directory or any member exists.
 pub fn check_resources(sweep: &Sweep, tuning: &TuningData, backend: &dyn Backend) -> Result<()> {
     let population = population_size(sweep, &bracket_plans(sweep));
     resources::check_population_fits(sweep, tuning, backend, population)

@@ -11,7 +11,7 @@
 //!
 //! An L1 penalty `l1·Σ|w|` adds its subgradient `l1·sign(w)` (0 at 0) to the gradient, for
 //! either optimizer. The learning rate is the member's `lr` times its schedule's factor at
-//! the step ([`LrSchedule`]): linear warm-up, then constant, step decay or cosine decay.
+//! the step ([`crate::model::hparams::LrSchedule`]): linear warm-up, then constant, step decay or cosine decay.
 
 use super::Real;
 use crate::model::hparams::{OptimHparams, OptimizerKind};
@@ -19,7 +19,7 @@ use crate::model::hparams::{OptimHparams, OptimizerKind};
 /// One update of `w` from `grad`. `step` is the 1-based number of this update (AdamW's
 /// bias correction); `m` and `v` are the first and second moments (SGD uses `m` as its
 /// velocity and leaves `v` alone). `lr_factor` is the schedule's factor at this step
-/// ([`LrSchedule::factor`]); the caller knows the epoch length.
+/// ([`crate::model::hparams::LrSchedule::factor`]); the caller knows the epoch length.
 pub fn optimizer_step<T: Real>(
     hp: &OptimHparams,
     step: u64,

@@ -31,7 +31,7 @@ impl Default for LbfgsOptions {
 /// treated as worse than anything finite, so a line search backs off from them.
 ///
 /// Nocedal & Wright's Algorithm 7.4: each iteration takes the two-loop direction
-/// ([`direction`]), a weak-Wolfe line search along it ([`line_search`]), and keeps the new
+/// (`direction`), a weak-Wolfe line search along it (`line_search`), and keeps the new
 /// curvature pair.
 pub fn minimize(
     mut f: impl FnMut(&[f64]) -> (f64, Vec<f64>),
