@@ -280,3 +280,28 @@ fn several_objectives_and_constraints_over_ask_and_tell() {
         String::from_utf8_lossy(&out.stderr).contains("`maximise` must be minimize or maximize")
     );
 }
+
+/// `enqueue` queues a configuration (checked against the space) for the next ask.
+#[test]
+fn an_enqueued_configuration_is_the_next_ask() {
+    let dir = fresh_study("enqueue");
+    let d = dir.to_str().unwrap();
+    assert!(popsweep(&["ask", "--study", d, "--space", SPACE])
+        .status
+        .success());
+    let out = popsweep(&["enqueue", "--study", d, "--params", r#"{"x": 0.25}"#]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = popsweep(&["ask", "--study", d]);
+    let next: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(next["params"]["x"], 0.25, "{next}");
+    for bad in [r#"{"x": 2.0}"#, r#"{"y": 0.5}"#, "x=1"] {
+        let out = popsweep(&["enqueue", "--study", d, "--params", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--params"), "{stderr}");
+    }
+}

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use run::{load_for_run, resume, run, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use study::{ask, best, tell, tell_intermediate, StudyFlags, Told};
+use study::{ask, best, enqueue, tell, tell_intermediate, StudyFlags, Told};
 use tools::{bench_command, lr_find, report, sanity, BenchArgs, LrFindArgs};
 
 #[derive(Parser)]
@@ -139,6 +139,16 @@ enum Command {
         #[arg(long, requires = "intermediate")]
         step: Option<u64>,
     },
+    /// Queue a configuration for the study's next ask (Optuna's `enqueue_trial`): a
+    /// known good setting, or one to compare against, tried before the sampler suggests.
+    Enqueue {
+        #[arg(long)]
+        study: PathBuf,
+        /// The configuration as JSON (`'{"lr": 0.01, "width": 64}'`), checked against the
+        /// study's space.
+        #[arg(long)]
+        params: String,
+    },
     /// Print the best complete trial of a study as JSON.
     Best {
         #[arg(long)]
@@ -235,6 +245,7 @@ pub fn main() -> ExitCode {
             ),
         },
         Command::Best { study } => best(&study),
+        Command::Enqueue { study, params } => enqueue(&study, &params),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),
         Command::Report { run_dir, json } => report(&run_dir, json),

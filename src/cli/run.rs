@@ -95,6 +95,8 @@ pub(super) fn run(
     if let (Some(reason), false) = (&sweep.auto_reason, quiet) {
         println!("method auto chose {reason}");
     }
+    // A warm start that cannot be used is refused before the run directory exists.
+    crate::sweep::warm::earlier_trials(&sweep)?;
     if let Some(ext) = &sweep.external {
         let Target::Fresh(out) = target else {
             unreachable!("resume continues external sweeps through run_external")

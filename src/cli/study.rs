@@ -345,6 +345,21 @@ pub(super) fn tell_intermediate(dir: &Path, trial: usize, step: u64, value: f64)
     Ok(())
 }
 
+/// `enqueue`: the configuration, checked against the study's space, queued for the next
+/// ask.
+pub(super) fn enqueue(dir: &Path, params: &str) -> Result<()> {
+    let arg_error = |message: String| Error::Config {
+        file: "command line".into(),
+        line: None,
+        field: "--params".into(),
+        message,
+    };
+    let params: crate::space::Params = serde_json::from_str(params)
+        .map_err(|e| arg_error(format!("not a JSON object of parameters: {e}")))?;
+    let (mut study, _) = open_study(dir, None)?;
+    study.enqueue(params).map_err(|e| arg_error(e.to_string()))
+}
+
 /// The best trial, or for a study of several objectives its Pareto front (a line each).
 pub(super) fn best(dir: &Path) -> Result<()> {
     let (mut study, header) = open_study(dir, None)?;

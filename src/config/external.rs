@@ -132,6 +132,7 @@ impl Ctx<'_> {
             ));
         }
         let parallel = self.positive(raw.population, 2, &["population"])?;
+        let (enqueue, warm_start) = self.warm(raw.enqueue, raw.warm_start, &space, sampler)?;
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -155,6 +156,8 @@ impl Ctx<'_> {
             final_stage: None,
             auto_reason: choice.map(|c| c.reason),
             wall_seconds: None,
+            enqueue,
+            warm_start,
             backend: None,
             external: Some(External {
                 program: raw.program,

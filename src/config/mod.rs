@@ -12,6 +12,7 @@ mod schedule;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod warm;
 
 use crate::backend::BackendChoice;
 use crate::data::normalize::Normalize;
@@ -184,6 +185,12 @@ pub struct Sweep {
     /// `budget.wall_seconds`: the sweep's wall time (see `sweep::brackets`): no epoch
     /// starts that would end past it, and the trials training then finish where they are.
     pub wall_seconds: Option<f64>,
+    /// `enqueue`: configurations the sweep tries first, in order (checked against the
+    /// space), before the sampler suggests any.
+    pub enqueue: Vec<crate::space::Params>,
+    /// `warm_start.from`: an earlier run directory or study whose finished trials seed the
+    /// sampler (see `sweep::warm`); relative to the sweep file.
+    pub warm_start: Option<PathBuf>,
 }
 
 /// `final` of a sweep file.
@@ -213,6 +220,9 @@ pub fn parse_at(text: &str, file: &str, base: &Path) -> Result<Sweep> {
             *p = base.join(&*p);
         }
     };
+    if let Some(from) = &mut sweep.warm_start {
+        resolve(from);
+    }
     match &mut sweep.data {
         DataSource::Digits => {}
         DataSource::Idx { train, test } => {

@@ -40,6 +40,16 @@ pub(super) struct RawSweep {
     pub(super) final_stage: Option<RawFinal>,
     pub(super) backend: Option<String>,
     pub(super) budget: Option<RawBudget>,
+    /// Configurations to try first (Optuna's `enqueue_trial`).
+    pub(super) enqueue: Option<Vec<crate::space::Params>>,
+    pub(super) warm_start: Option<RawWarmStart>,
+}
+
+/// `warm_start: {from: DIR}`: an earlier run or study whose trials seed the sampler.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWarmStart {
+    pub(super) from: String,
 }
 
 /// `budget: {wall_seconds, epochs}`: the sweep's wall time, and its full budget per trial

@@ -93,6 +93,8 @@ impl Ctx<'_> {
         self.check_lr_finder(&raw, &space)?;
         let backend = self.backend(raw.backend.as_deref())?;
         let final_stage = self.final_stage(raw.final_stage.take(), &schedule, cv.is_some())?;
+        let (enqueue, warm_start) =
+            self.warm(raw.enqueue.take(), raw.warm_start.take(), &space, sampler)?;
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -118,6 +120,8 @@ impl Ctx<'_> {
             auto_reason: choice.map(|c| c.reason),
             backend,
             wall_seconds,
+            enqueue,
+            warm_start,
         })
     }
 

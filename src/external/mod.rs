@@ -76,6 +76,7 @@ pub fn run(sweep: &Sweep, run_dir: &Path, cwd: &Path, resume: bool, quiet: bool)
         sweep.seed,
     )
     .map_err(Error::Run)?;
+    crate::sweep::warm::seed(&mut study, sweep)?;
     let mut driver = Driver {
         sweep,
         ext,

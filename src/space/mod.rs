@@ -249,6 +249,18 @@ impl Space {
 
     /// Whether `params` is a complete, valid assignment: every active parameter present
     /// and inside its distribution, no inactive or unknown parameter present.
+    /// An integer written for a float parameter (`lr: 1` in YAML or JSON) is that float.
+    pub fn coerce(&self, params: &mut Params) {
+        for def in &self.params {
+            if let (Distribution::Float { .. }, Some(ParamValue::Int(n))) =
+                (&def.dist, params.get(&def.name))
+            {
+                let x = *n as f64;
+                params.insert(def.name.clone(), ParamValue::Float(x));
+            }
+        }
+    }
+
     pub fn check(&self, params: &Params) -> Result<(), String> {
         for def in &self.params {
             match (Space::is_active(def, params), params.get(&def.name)) {

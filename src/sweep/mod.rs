@@ -19,6 +19,7 @@ mod plan;
 mod resources;
 mod slots;
 mod summary;
+pub mod warm;
 
 pub use cv::{run_nested_cv, CvSummary, OuterFold};
 pub use data::with_data_image;
@@ -357,7 +358,7 @@ pub fn check_resources(sweep: &Sweep, tuning: &TuningData, backend: &dyn Backend
 /// of the space is bad — so it is told as pruned at no step, which TPE ranks below every
 /// other finished trial, rather than as failed, which every sampler ignores. A trial that
 /// could not be built (a fault, not a result) stays failed.
-fn study_outcome(r: &TrialRecord) -> Outcome {
+pub(crate) fn study_outcome(r: &TrialRecord) -> Outcome {
     match (r.state, r.rungs.last()) {
         (TrialState::Complete, Some(last)) => Outcome::Complete(last.value),
         (TrialState::Pruned, _) => Outcome::Pruned,
@@ -368,14 +369,16 @@ fn study_outcome(r: &TrialRecord) -> Outcome {
 
 /// The sweep's sampler as a study kept in `storage`, seeded from the sweep seed.
 fn sweep_study(sweep: &Sweep, storage: Box<dyn Storage>) -> Result<Study> {
-    Study::new(
+    let mut study = Study::new(
         storage,
         sweep.space.clone(),
         sweep.sampler,
         sweep.metric.maximize,
         derive_seed(sweep.seed, SEED_SAMPLER),
     )
-    .map_err(Error::Run)
+    .map_err(Error::Run)?;
+    warm::seed(&mut study, sweep)?;
+    Ok(study)
 }
 
 /// A recorded trial's standing at rung `k`: its value there, ties broken by the validation

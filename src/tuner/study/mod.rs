@@ -3,6 +3,7 @@
 
 mod define_by_run;
 mod objectives;
+mod seeding;
 
 pub use define_by_run::{Trial, TrialBuilder};
 pub use objectives::losses;
@@ -318,7 +319,8 @@ impl Study {
     }
 
     /// Queues a configuration to be the next asked trial (checked against the space).
-    pub fn enqueue(&mut self, params: Params) -> Result<()> {
+    pub fn enqueue(&mut self, mut params: Params) -> Result<()> {
+        self.space.coerce(&mut params);
         if !self.space.params.is_empty() {
             self.space.check(&params).map_err(Error::Run)?;
         }

@@ -1,0 +1,139 @@
+//! Warm starts of a sweep (`warm_start: {from: DIR}`): the finished trials of an earlier
+//! run directory or ask/tell study seed the sampler, after a check that they were tuned
+//! over the same space for the same metric; `enqueue`'s configurations come first.
+
+use super::study_outcome;
+use crate::config::{self, Sweep};
+use crate::error::{Error, Result};
+use crate::space::Space;
+use crate::storage::{FrozenTrial, RunStorage, Storage, TrialState};
+use crate::tuner::study::{Outcome, Study};
+use std::path::Path;
+
+/// Adds the warm start's trials and the enqueued configurations to a fresh study.
+pub(crate) fn seed(study: &mut Study, sweep: &Sweep) -> Result<()> {
+    let earlier = earlier_trials(sweep)?;
+    if let (Some(added), Some(dir)) = (
+        study.seed_once(&earlier, &sweep.enqueue)?,
+        &sweep.warm_start,
+    ) {
+        eprintln!(
+            "warm start: {added} finished trials of {} seed the sampler",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The finished trials of `sweep.warm_start` (none without one), refused with the reason
+/// when they come from another space or metric.
+pub fn earlier_trials(sweep: &Sweep) -> Result<Vec<FrozenTrial>> {
+    let Some(dir) = &sweep.warm_start else {
+        return Ok(Vec::new());
+    };
+    let err = |message: String| Error::Config {
+        file: dir.display().to_string(),
+        line: None,
+        field: "warm_start.from".into(),
+        message,
+    };
+    if dir.join("trials.jsonl").is_file() {
+        from_run(dir, sweep).map_err(&err)
+    } else if dir.join("journal.jsonl").is_file() {
+        from_study(dir, sweep).map_err(&err)
+    } else {
+        Err(err(
+            "neither a run directory (trials.jsonl) nor an ask/tell study (journal.jsonl)".into(),
+        ))
+    }
+}
+
+/// A run directory: its kept sweep file says what it tuned; its records, what came of it.
+fn from_run(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, String> {
+    let path = dir.join("sweep.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("its sweep file {} cannot be read: {e}", path.display()))?;
+    let earlier = config::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    same_space(&earlier.space, &sweep.space)?;
+    if earlier.metric.name != sweep.metric.name || earlier.metric.maximize != sweep.metric.maximize
+    {
+        return Err(format!(
+            "it tuned for {} ({}); this sweep tunes for {} ({})",
+            earlier.metric.name,
+            goal(earlier.metric.maximize),
+            sweep.metric.name,
+            goal(sweep.metric.maximize)
+        ));
+    }
+    let mut storage = RunStorage::read(dir).map_err(|e| e.to_string())?;
+    let records = storage.records().map_err(|e| e.to_string())?;
+    let mut trials: std::collections::BTreeMap<usize, FrozenTrial> = Default::default();
+    // A nested cross-validation's records are per outer fold: they do not seed.
+    for r in records.into_iter().filter(|r| r.outer.is_none()) {
+        let (state, value) = match study_outcome(&r) {
+            Outcome::Complete(v) => (TrialState::Complete, Some(v)),
+            Outcome::Pruned => (TrialState::Pruned, None),
+            Outcome::Failed => continue,
+        };
+        let intermediate = r.rungs.iter().map(|v| (v.epochs as u64, v.value)).collect();
+        trials.insert(
+            r.number,
+            FrozenTrial {
+                number: r.number,
+                params: r.params,
+                state,
+                value,
+                intermediate,
+                completed_rungs: Vec::new(),
+                values: Vec::new(),
+                constraints: Vec::new(),
+            },
+        );
+    }
+    Ok(trials.into_values().collect())
+}
+
+/// An ask/tell study: its header holds its space and direction.
+fn from_study(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, String> {
+    let mut storage = RunStorage::study(dir).map_err(|e| e.to_string())?;
+    let state = storage.state().map_err(|e| e.to_string())?;
+    let header = state.header.as_ref().ok_or("the study has no trial yet")?;
+    let space = config::parse_space(&header.space, &dir.display().to_string())
+        .map_err(|e| e.to_string())?;
+    same_space(&space, &sweep.space)?;
+    if header.direction.maximize() != sweep.metric.maximize || header.directions.len() > 1 {
+        return Err(format!(
+            "the study's objective goes another way ({}); this sweep's metric is to {}",
+            header.direction.name(),
+            goal(sweep.metric.maximize)
+        ));
+    }
+    Ok(state.trials.clone())
+}
+
+fn goal(maximize: bool) -> &'static str {
+    if maximize {
+        "maximize"
+    } else {
+        "minimize"
+    }
+}
+
+/// Refuses another space, naming the first parameter where they part.
+fn same_space(earlier: &Space, now: &Space) -> std::result::Result<(), String> {
+    if earlier == now {
+        return Ok(());
+    }
+    let names = |s: &Space| s.params.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let (a, b) = (names(earlier), names(now));
+    let differs = a
+        .iter()
+        .chain(&b)
+        .find(|n| earlier.get(n) != now.get(n))
+        .cloned()
+        .unwrap_or_default();
+    Err(format!(
+        "its trials come from another search space (they part at `{differs}`); a warm start \
+         needs the same parameters and distributions"
+    ))
+}

@@ -1,0 +1,130 @@
+//! Warm starts of sweeps: `enqueue` configurations come first; `warm_start: {from}`
+//! seeds the sampler with an earlier run's or study's finished trials, and refuses those
+//! of another space or metric before a run directory exists.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn popsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("popsweep-warm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn run(name: &str, yaml: &str) -> (Output, PathBuf) {
+    let path = temp(&format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    let out_dir = temp(&format!("{name}.run"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = popsweep(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    (out, out_dir)
+}
+
+fn sweep(lr_max: &str, extra: &str) -> String {
+    format!(
+        "method: tpe\nmetric:\n  name: val_loss\n  goal: minimize\nrun_cap: 8\n\
+         parameters:\n  lr:\n    distribution: log_uniform_values\n    min: 0.01\n    max: {lr_max}\n\
+         \x20 width:\n    values: [16, 32]\n\
+         train:\n  epochs: 2\n{extra}"
+    )
+}
+
+fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let json = l
+                .rsplit_once(",\"crc\"")
+                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
+            serde_json::from_str(&json).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_warm_started_sweep_asks_the_queue_first_and_numbers_after_the_earlier_trials() {
+    let (out, first) = run("first", &sweep("0.5", ""));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let extra = format!(
+        "warm_start:\n  from: {}\nenqueue:\n  - {{lr: 0.1, width: 32}}\n  - {{lr: 0.02, width: 16}}\n",
+        first.display()
+    );
+    let (out, second) = run("second", &sweep("0.5", &extra));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warm start: 8 finished trials"), "{stderr}");
+    let mut recs = records(&second);
+    recs.sort_by_key(|r| r["number"].as_u64());
+    assert_eq!(recs.len(), 8, "run_cap new trials");
+    assert_eq!(recs[0]["number"], 8, "numbered after the earlier trials");
+    assert_eq!(recs[0]["params"]["lr"], 0.1);
+    assert_eq!(recs[0]["params"]["width"], 32);
+    assert_eq!(recs[1]["params"]["lr"], 0.02);
+
+    // Another space, another metric: refused, and no run directory is made.
+    for (name, yaml, needle) in [
+        (
+            "other-space",
+            sweep(
+                "0.9",
+                &format!("warm_start:\n  from: {}\n", first.display()),
+            ),
+            "part at `lr`",
+        ),
+        (
+            "other-metric",
+            sweep(
+                "0.5",
+                &format!("warm_start:\n  from: {}\n", first.display()),
+            )
+            .replace(
+                "val_loss\n  goal: minimize",
+                "val_accuracy\n  goal: maximize",
+            ),
+            "it tuned for val_loss (minimize)",
+        ),
+        (
+            "nowhere",
+            sweep("0.5", "warm_start:\n  from: /nonexistent/run\n"),
+            "neither a run directory",
+        ),
+    ] {
+        let (out, dir) = run(name, &yaml);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+        assert!(!dir.exists(), "{name}: a run directory was made");
+    }
+}
+
+#[test]
+fn an_enqueued_configuration_outside_the_space_is_refused() {
+    let (out, _) = run(
+        "bad-queue",
+        &sweep("0.5", "enqueue:\n  - {lr: 3.0, width: 32}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("enqueue") && stderr.contains("entry 1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
