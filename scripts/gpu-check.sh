@@ -11,6 +11,8 @@
 #   scripts/gpu-check.sh quick   (on the GPU machine, when little device time is left)
 #       the parity tests, the sweep, and popsweep at P = 256 against the best peers only
 #       (torch fused + CUDA graph, JAX vmap): about a minute.
+#   scripts/gpu-check.sh kernels (on the GPU machine) each CUDA kernel alone at workload M's
+#       sizes (benches/kernels.rs: FLOP/s and bytes/s per kernel), about half a minute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=gpu-bundle
@@ -29,6 +31,14 @@ for line in sys.stdin:
     rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
     cp target/release/popsweep "$BUNDLE/"
     cp "$tests" "$BUNDLE/cuda_parity"
+    local kernels
+    kernels=$(cargo bench --features cuda --bench kernels --no-run --message-format=json \
+        | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernels":
+        print(m["executable"])')
+    cp "$kernels" "$BUNDLE/kernels"
     cp ../shared/bench/peer_bench.py scripts/gpu-check.sh scripts/gpu_table.py "$BUNDLE/"
     # ASHA over 81 digits trials in 27 slots, its drain idle and trained (see drain()).
     for drain in idle train; do
@@ -36,7 +46,7 @@ for line in sys.stdin:
         printf 'scheduler:\n  type: asha\n  min_budget: 1\n  eta: 3\n  drain: %s\n' "$drain" \
             >>"$BUNDLE/asha-$drain.yaml"
     done
-    strip "$BUNDLE/popsweep" "$BUNDLE/cuda_parity"
+    strip "$BUNDLE/popsweep" "$BUNDLE/cuda_parity" "$BUNDLE/kernels"
     du -sh "$BUNDLE"
 }
 
@@ -144,9 +154,14 @@ quick() {
     return $rc
 }
 
+kernels() {
+    "$BUNDLE/kernels" --bench --warm-up-time 1 --measurement-time 2 --noplot
+}
+
 case "${1:-}" in
     build) build ;;
     run) run ;;
     quick) quick ;;
-    *) echo "usage: $0 build|run|quick" >&2; exit 2 ;;
+    kernels) kernels ;;
+    *) echo "usage: $0 build|run|quick|kernels" >&2; exit 2 ;;
 esac
