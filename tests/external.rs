@@ -323,6 +323,7 @@ fn every_wandb_sweep_feature_parses_and_runs() {
         ("target", "method: grid\nmetric: {name: loss, goal: minimize, target: 0.5}\nparameters:\n  x: {values: [1.0, 3.0, 5.0, 7.0]}\npopulation: 1\n".into()),
         ("nested", "method: random\nrun_cap: 3\nparameters:\n  opt:\n    parameters:\n      lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}\n      kind: {values: [sgd, adam]}\n".into()),
         ("hyperband_max_iter", "method: random\nrun_cap: 6\nearly_terminate: {type: hyperband, max_iter: 9, s: 2, eta: 3, strict: true}\nparameters:\n  x: {distribution: uniform, min: 0, max: 3}\n  iters: {value: 9}\n".into()),
+        ("pruner", "method: grid\npopulation: 1\npruner: {kind: median, n_startup_trials: 2}\nparameters:\n  x: {values: [1.0, 1.1, 1.2, 3.0, 2.5]}\n  iters: {value: 6}\n".into()),
         ("command_macros", "method: grid\ncommand: [\"${env}\", \"${interpreter}\", \"${program}\", \"${args}\", \"--cfg=${args_json_file}\", \"${args_json}\"]\nparameters:\n  x: {values: [1.5]}\n".into()),
         ("args_no_hyphens", "method: grid\ncommand: [python3, \"${program}\", \"${args_no_hyphens}\"]\nparameters:\n  x: {values: [1.5]}\n".into()),
         ("auto", "method: auto\nrun_cap: 4\nparameters:\n  x: {min: 0.0, max: 2.0}\n".into()),
@@ -364,6 +365,12 @@ fn every_wandb_sweep_feature_parses_and_runs() {
                     .to_string();
                 let v: serde_json::Value = serde_json::from_str(&arg["--opt=".len()..]).unwrap();
                 assert!(v["lr"].is_f64() && v["kind"].is_string(), "{arg}");
+            }
+            // Sequential trials: once two are complete, the later, worse ones fall behind
+            // the median at their first report.
+            "pruner" => {
+                assert_eq!(summary["trials"]["complete"], 2, "{summary}");
+                assert_eq!(summary["trials"]["pruned"], 3, "{summary}");
             }
             "hyperband_max_iter" => assert!(
                 summary["trials"]["pruned"].as_u64().unwrap() >= 1,

@@ -53,9 +53,23 @@ pub struct External {
     pub trial_timeout: Option<f64>,
     /// `early_terminate: {type: hyperband}` as W&B's agent applies it to running programs.
     pub stopping: Option<BandStopping>,
+    /// `pruner`: one of Optuna's pruners, consulted at every reported value instead.
+    pub pruner: Option<crate::pruning::PrunerSpec>,
 }
 
 impl Ctx<'_> {
+    /// `pruner:` — a pruner's name with Optuna's defaults, or a mapping of its settings
+    /// (`{kind: median, n_warmup_steps: 5}`), checked as `--pruner` is.
+    fn pruner(&self, value: serde_yaml_ng::Value) -> Result<crate::pruning::PrunerSpec> {
+        let text = match &value {
+            serde_yaml_ng::Value::String(name) => name.clone(),
+            other => {
+                serde_json::to_string(other).map_err(|e| self.err(&["pruner"], e.to_string()))?
+            }
+        };
+        crate::pruning::PrunerSpec::parse(&text).map_err(|e| self.err(&["pruner"], e))
+    }
+
     /// A sweep that runs `program`/`command` per trial: any parameter and metric names,
     /// none of the built-in model's keys.
     pub(super) fn external_sweep(
@@ -110,6 +124,16 @@ impl Ctx<'_> {
         let stopping = match raw.early_terminate {
             None => None,
             Some(et) => Some(self.band_stopping(et)?),
+        };
+        let pruner = match raw.pruner {
+            None => None,
+            Some(_) if stopping.is_some() => {
+                return Err(self.err(
+                    &["pruner"],
+                    "stops trials as `early_terminate` does; give one of them".into(),
+                ))
+            }
+            Some(value) => Some(self.pruner(value)?),
         };
         let space = parse_parameters(raw.parameters.unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
@@ -166,6 +190,7 @@ impl Ctx<'_> {
                 max_retries: raw.max_retries.unwrap_or(0) as usize,
                 trial_timeout: raw.trial_timeout,
                 stopping,
+                pruner,
             }),
         })
     }

@@ -42,6 +42,9 @@ pub(super) struct RawSweep {
     pub(super) budget: Option<RawBudget>,
     /// Configurations to try first (Optuna's `enqueue_trial`).
     pub(super) enqueue: Option<Vec<crate::space::Params>>,
+    /// External programs: one of Optuna's pruners instead of W&B's band rule (a name or
+    /// its settings; see `crate::pruning`).
+    pub(super) pruner: Option<serde_yaml_ng::Value>,
     pub(super) warm_start: Option<RawWarmStart>,
 }
 

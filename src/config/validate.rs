@@ -171,6 +171,7 @@ impl Ctx<'_> {
             (raw.population.is_some(), "population"),
             (raw.max_retries.is_some(), "max_retries"),
             (raw.trial_timeout.is_some(), "trial_timeout"),
+            (raw.pruner.is_some(), "pruner"),
         ] {
             if given {
                 return Err(self.err(

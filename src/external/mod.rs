@@ -76,6 +76,9 @@ pub fn run(sweep: &Sweep, run_dir: &Path, cwd: &Path, resume: bool, quiet: bool)
         sweep.seed,
     )
     .map_err(Error::Run)?;
+    if let Some(spec) = &ext.pruner {
+        study = study.with_pruner(spec).map_err(Error::Run)?;
+    }
     crate::sweep::warm::seed(&mut study, sweep)?;
     let mut driver = Driver {
         sweep,
@@ -335,6 +338,9 @@ impl Driver<'_> {
                     let decisions = rule.decide(&[arrival], self.sweep.metric.maximize);
                     decisions.iter().any(|(_, d)| *d == Decision::Stop)
                 });
+                // Optuna's pruners decide from the study's records (a study without one
+                // never prunes).
+                let stop = stop || (self.ext.pruner.is_some() && study.should_prune(trial)?);
                 // A diverged program is failed at once; its siblings are untouched.
                 if stop || value.is_nan() {
                     p.kill(Killed::Pruned);
