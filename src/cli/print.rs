@@ -39,6 +39,23 @@ pub(super) fn describe_sanity(r: &SanityReport) -> String {
     text
 }
 
+/// A sweep of several objectives: its Pareto front, a line per trial.
+fn print_front(summary: &crate::sweep::Summary) {
+    if summary.pareto_front.is_empty() {
+        return;
+    }
+    println!("pareto front ({} trials):", summary.pareto_front.len());
+    for p in &summary.pareto_front {
+        let values: Vec<String> = p
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        println!("{:>5}  {}", p.trial, values.join(", "));
+    }
+    println!();
+}
+
 /// Top trials (furthest trained first, then by the metric), then the best trial.
 pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) {
     let metric = &sweep.metric;
@@ -89,6 +106,7 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
             );
         }
         println!();
+        print_front(&outcome.summary);
     }
     let s = &outcome.summary;
     if let Some(best) = &s.best {

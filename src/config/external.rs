@@ -182,6 +182,7 @@ impl Ctx<'_> {
             wall_seconds: None,
             enqueue,
             warm_start,
+            objectives: Vec::new(),
             backend: None,
             external: Some(External {
                 program: raw.program,

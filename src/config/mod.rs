@@ -7,6 +7,7 @@ mod data;
 mod external;
 mod knobs;
 mod locate;
+mod objectives;
 mod raw;
 mod schedule;
 #[cfg(test)]
@@ -40,6 +41,59 @@ pub struct Metric {
     pub maximize: bool,
     /// W&B's `target`: once a trial reaches it, no new trial starts.
     pub target: Option<f64>,
+    /// `constraints`: limits a trial must keep to count as a result (to be best, tested,
+    /// on the front); samplers steer away from trials that break them.
+    pub constraints: Vec<Constraint>,
+}
+
+/// A limit on a complete trial's objective-like quantity (`constraints` in sweep files):
+/// feasible when `value ≤ max` or `value ≥ min`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constraint {
+    pub name: ObjectiveName,
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+}
+
+impl Constraint {
+    /// Optuna's constraint value of `value`: ≤ 0 when it keeps the limit (NaN breaks it).
+    pub fn violation_value(&self, value: f64) -> f64 {
+        if value.is_nan() {
+            return f64::INFINITY;
+        }
+        let over = self.max.map_or(f64::NEG_INFINITY, |m| value - m);
+        let under = self.min.map_or(f64::NEG_INFINITY, |m| m - value);
+        over.max(under)
+    }
+}
+
+/// An objective beside the sweep's metric (`metric` as a list): the first entry is the
+/// metric the schedules rank by, these are the others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Objective {
+    pub name: ObjectiveName,
+    pub maximize: bool,
+}
+
+/// What an extra objective measures of a complete trial.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectiveName {
+    /// A trainer metric at the trial's last epoch.
+    Metric(MetricName),
+    /// The model's trainable parameters.
+    ParamCount,
+    /// The model's forward FLOPs per sample.
+    FlopsPerSample,
+}
+
+impl ObjectiveName {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ObjectiveName::Metric(m) => m.as_str(),
+            ObjectiveName::ParamCount => "param_count",
+            ObjectiveName::FlopsPerSample => "flops_per_sample",
+        }
+    }
 }
 
 /// How a sweep spends its budget.
@@ -191,6 +245,9 @@ pub struct Sweep {
     /// `warm_start.from`: an earlier run directory or study whose finished trials seed the
     /// sampler (see `sweep::warm`); relative to the sweep file.
     pub warm_start: Option<PathBuf>,
+    /// `metric` as a list: the objectives after the first (empty for one objective). The
+    /// study is then multi-objective and `summary.pareto_front` lists its front.
+    pub objectives: Vec<Objective>,
 }
 
 /// `final` of a sweep file.

@@ -13,7 +13,8 @@ pub(super) struct RawSweep {
     #[serde(rename = "description")]
     pub(super) _description: Option<serde::de::IgnoredAny>,
     pub(super) method: Option<String>,
-    pub(super) metric: Option<RawMetric>,
+    /// One metric, or a list of them (several objectives): read by `Ctx::metrics`.
+    pub(super) metric: Option<serde_yaml_ng::Value>,
     pub(super) parameters: Option<BTreeMap<String, RawParam>>,
     pub(super) run_cap: Option<u64>,
     pub(super) early_terminate: Option<RawEarlyTerminate>,
@@ -46,6 +47,16 @@ pub(super) struct RawSweep {
     /// its settings; see `crate::pruning`).
     pub(super) pruner: Option<serde_yaml_ng::Value>,
     pub(super) warm_start: Option<RawWarmStart>,
+    pub(super) constraints: Option<Vec<RawConstraint>>,
+}
+
+/// One entry of `constraints`: a limit a best trial must keep.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConstraint {
+    pub(super) name: String,
+    pub(super) max: Option<f64>,
+    pub(super) min: Option<f64>,
 }
 
 /// `warm_start: {from: DIR}`: an earlier run or study whose trials seed the sampler.

@@ -19,7 +19,16 @@ impl Ctx<'_> {
         let auto = raw.method.as_deref() == Some("auto");
         let sampler = self.method(raw.method.as_deref())?;
         let is_external = raw.program.is_some() || raw.command.is_some();
-        let metric = self.metric(raw.metric.take(), is_external)?;
+        let (mut metric, objectives) = self.metrics(raw.metric.take(), is_external)?;
+        metric.constraints = self.constraints(raw.constraints.take(), is_external)?;
+        if is_external && !objectives.is_empty() {
+            return Err(self.err(
+                &["metric"],
+                "several objectives work with the built-in model so far; an external \
+                 program reports one metric"
+                    .into(),
+            ));
+        }
         if is_external {
             return self.external_sweep(raw, sampler, metric, auto);
         }
@@ -66,6 +75,17 @@ impl Ctx<'_> {
                 random_fraction: 1.0 / 3.0,
             },
             _ => schedule,
+        };
+        // GP-EI models one objective: `auto` takes TPE for several, `gp` is refused.
+        let sampler = match (sampler, objectives.is_empty(), &choice) {
+            (SamplerKind::Gp, false, Some(_)) => SamplerKind::Tpe,
+            (SamplerKind::Gp, false, None) => {
+                return Err(self.err(
+                    &["method"],
+                    "gp models one objective; use tpe or nsga2 for several".into(),
+                ))
+            }
+            (s, _, _) => s,
         };
         self.check_bohb_method(&schedule, sampler)?;
         let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
@@ -122,6 +142,7 @@ impl Ctx<'_> {
             wall_seconds,
             enqueue,
             warm_start,
+            objectives,
         })
     }
 
@@ -426,13 +447,19 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) fn metric(&self, raw: Option<RawMetric>, any_name: bool) -> Result<Metric> {
-        let raw = raw.ok_or_else(|| {
-            self.err(
-                &[],
-                "missing key `metric` (e.g. `metric: {name: val_accuracy, goal: maximize}`)".into(),
-            )
-        })?;
+    /// A metric's goal; W&B's default is minimize.
+    pub(super) fn goal(&self, goal: Option<&str>) -> Result<bool> {
+        match goal {
+            None | Some("minimize") => Ok(false),
+            Some("maximize") => Ok(true),
+            Some(other) => Err(self.err(
+                &["metric", "goal"],
+                format!("goal `{other}` must be `minimize` or `maximize`"),
+            )),
+        }
+    }
+
+    pub(super) fn metric(&self, raw: RawMetric, any_name: bool) -> Result<Metric> {
         if !any_name && !METRIC_NAMES.contains(&raw.name.as_str()) {
             return Err(self.err(
                 &["metric", "name"],
@@ -443,17 +470,7 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        // W&B's default goal is minimize.
-        let maximize = match raw.goal.as_deref() {
-            None | Some("minimize") => false,
-            Some("maximize") => true,
-            Some(other) => {
-                return Err(self.err(
-                    &["metric", "goal"],
-                    format!("goal `{other}` must be `minimize` or `maximize`"),
-                ))
-            }
-        };
+        let maximize = self.goal(raw.goal.as_deref())?;
         if let Some(t) = raw.target.filter(|t| !t.is_finite()) {
             return Err(self.err(&["metric", "target"], format!("{t} must be finite")));
         }
@@ -461,6 +478,7 @@ impl Ctx<'_> {
             name: MetricName::parse(&raw.name),
             maximize,
             target: raw.target,
+            constraints: Vec::new(),
         })
     }
 }

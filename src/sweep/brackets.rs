@@ -14,8 +14,8 @@
 use super::driver::{drive, Books, Driven, Refill};
 use super::{
     bohb_proposals, curve, epoch_plan, insert_trial, model_size, recorded_score, replay_mismatch,
-    score, study_outcome, went_past, BracketPlan, EpochReport, Ledger, Progress, RungReport,
-    RungValue, TrialRecord,
+    score, went_past, BracketPlan, EpochReport, Ledger, Progress, RungReport, RungValue,
+    TrialRecord,
 };
 use crate::backend::{Backend, EpochPlan, TrainingPopulation};
 use crate::config::{Schedule, Sweep};
@@ -431,7 +431,7 @@ impl<'a> Driven for BracketSchedule<'a> {
             return Ok(Refill::Ready);
         }
         for r in &books.ledger.finished[self.first_record..] {
-            books.study.tell(r.number, study_outcome(r))?;
+            super::objectives::tell_record(books.study, self.sweep, r)?;
         }
         self.open.clear();
         self.first_record = books.ledger.finished.len();

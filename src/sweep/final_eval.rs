@@ -44,6 +44,7 @@ pub fn ranked<'a>(sweep: &Sweep, finished: &'a [TrialRecord]) -> Vec<&'a TrialRe
         .iter()
         .filter(|r| r.state == TrialState::Complete)
         .filter(|r| r.rungs.last().is_some_and(|v| v.value.is_finite()))
+        .filter(|r| super::objectives::feasible(&sweep.metric, r))
         .collect();
     out.sort_by(|a, b| by_standing(standing(a), standing(b), sweep.metric.maximize));
     out

@@ -15,6 +15,8 @@ mod cv;
 mod data;
 mod driver;
 mod final_eval;
+mod objectives;
+pub use objectives::ParetoPoint;
 mod plan;
 mod resources;
 mod slots;
@@ -169,7 +171,7 @@ impl Ledger {
         record: TrialRecord,
         metric: &Metric,
     ) -> Result<()> {
-        if record.state == TrialState::Complete {
+        if record.state == TrialState::Complete && objectives::feasible(metric, &record) {
             let reached = |target: f64| {
                 record.rungs.last().is_some_and(|v| {
                     if metric.maximize {
@@ -299,9 +301,21 @@ pub fn run_sweep(
         wall_seconds: started.elapsed().as_secs_f64(),
         target_reached_by,
         wall_budget_cut,
+        pareto_front: objectives::pareto_front(sweep, &finished),
+        infeasible: finished
+            .iter()
+            .filter(|r| r.state == TrialState::Complete && !objectives::feasible(metric, r))
+            .count(),
     };
     files.write_summary(&summary)?;
     write_trials_csv(files, sweep, &finished)?;
+    if summary.best.is_none() && summary.infeasible > 0 {
+        return Err(Error::Run(format!(
+            "no complete trial kept the constraints ({} broke them); results so far are in {}",
+            summary.infeasible,
+            files.dir().display()
+        )));
+    }
     if summary.best.is_none() {
         return Err(Error::Run(format!(
             "no trial completed ({} diverged, {} failed); results so far are in {}",
@@ -377,6 +391,11 @@ fn sweep_study(sweep: &Sweep, storage: Box<dyn Storage>) -> Result<Study> {
         derive_seed(sweep.seed, SEED_SAMPLER),
     )
     .map_err(Error::Run)?;
+    if !sweep.objectives.is_empty() {
+        study = study
+            .with_directions(&objectives::directions(sweep))
+            .map_err(Error::Run)?;
+    }
     warm::seed(&mut study, sweep)?;
     Ok(study)
 }

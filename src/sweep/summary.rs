@@ -60,6 +60,13 @@ pub struct Summary {
     /// finished complete at the epochs they had trained.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub wall_budget_cut: bool,
+    /// Several objectives (`metric` as a list): the complete trials no other beats on
+    /// every objective. `best` is the best of them by the first metric.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pareto_front: Vec<super::objectives::ParetoPoint>,
+    /// `constraints`: complete trials that broke a limit (counted as complete too).
+    #[serde(skip_serializing_if = "crate::storage::is_zero")]
+    pub infeasible: usize,
 }
 
 /// `trials.csv`: number, state, epochs, the sweep metric at the last rung, the last epoch's

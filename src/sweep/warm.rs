@@ -65,14 +65,24 @@ fn from_run(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, 
             goal(sweep.metric.maximize)
         ));
     }
+    if earlier.objectives != sweep.objectives {
+        return Err(
+            "it tuned for other objectives besides its metric (`metric` lists differ)".into(),
+        );
+    }
     let mut storage = RunStorage::read(dir).map_err(|e| e.to_string())?;
     let records = storage.records().map_err(|e| e.to_string())?;
     let mut trials: std::collections::BTreeMap<usize, FrozenTrial> = Default::default();
     // A nested cross-validation's records are per outer fold: they do not seed.
     for r in records.into_iter().filter(|r| r.outer.is_none()) {
-        let (state, value) = match study_outcome(&r) {
-            Outcome::Complete(v) => (TrialState::Complete, Some(v)),
-            Outcome::Pruned => (TrialState::Pruned, None),
+        let (state, value, values) = match study_outcome(&r) {
+            Outcome::Complete(v) if !sweep.objectives.is_empty() => (
+                TrialState::Complete,
+                None,
+                super::objectives::values(sweep, &r, v),
+            ),
+            Outcome::Complete(v) => (TrialState::Complete, Some(v), Vec::new()),
+            Outcome::Pruned => (TrialState::Pruned, None, Vec::new()),
             Outcome::Failed => continue,
         };
         let intermediate = r.rungs.iter().map(|v| (v.epochs as u64, v.value)).collect();
@@ -85,7 +95,7 @@ fn from_run(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, 
                 value,
                 intermediate,
                 completed_rungs: Vec::new(),
-                values: Vec::new(),
+                values,
                 constraints: Vec::new(),
             },
         );
@@ -101,11 +111,19 @@ fn from_study(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>
     let space = config::parse_space(&header.space, &dir.display().to_string())
         .map_err(|e| e.to_string())?;
     same_space(&space, &sweep.space)?;
-    if header.direction.maximize() != sweep.metric.maximize || header.directions.len() > 1 {
+    let theirs = match header.directions.is_empty() {
+        true => vec![header.direction],
+        false => header.directions.clone(),
+    };
+    let ours = super::objectives::directions(sweep);
+    if theirs != ours {
+        let names = |d: &[crate::storage::Direction]| {
+            d.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+        };
         return Err(format!(
-            "the study's objective goes another way ({}); this sweep's metric is to {}",
-            header.direction.name(),
-            goal(sweep.metric.maximize)
+            "the study's objectives go {}; this sweep's go {}",
+            names(&theirs),
+            names(&ours)
         ));
     }
     Ok(state.trials.clone())

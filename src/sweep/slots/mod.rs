@@ -433,7 +433,7 @@ impl SlotContext<'_> {
                 s.policy
                     .complete(record.number, &curve(&record.history, &metric.name));
             }
-            study.tell(record.number, super::study_outcome(&record))?;
+            super::objectives::tell_record(study, self.sweep, &record)?;
             match weights {
                 Some(slot) => ledger.finish(s.pop.as_ref(), slot, record, metric)?,
                 None => ledger.finish_known(record, metric),

@@ -1,0 +1,127 @@
+//! Several objectives and constraints in a built-in sweep. `metric` as a list: a complete
+//! trial is told one value per objective — its metric at its last rung, then each extra
+//! objective of its record — and the summary lists the Pareto front of the complete
+//! trials; the schedules rank by the first metric alone. `constraints`: a complete trial
+//! is told its constraint values, and one that breaks a limit is no result (never best,
+//! tested or on the front).
+
+use super::study_outcome;
+use crate::config::{Metric, ObjectiveName, Sweep};
+use crate::error::Result;
+use crate::storage::{Direction, TrialRecord, TrialState};
+use crate::tuner::pareto;
+use crate::tuner::study::{Outcome, Study};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Every objective's direction, the sweep metric's first.
+pub(super) fn directions(sweep: &Sweep) -> Vec<Direction> {
+    let direction = |maximize: bool| match maximize {
+        true => Direction::Maximize,
+        false => Direction::Minimize,
+    };
+    std::iter::once(direction(sweep.metric.maximize))
+        .chain(sweep.objectives.iter().map(|o| direction(o.maximize)))
+        .collect()
+}
+
+/// A complete trial's value for each objective (`primary` is its metric at its last
+/// rung); NaN where the record lacks one.
+pub(super) fn values(sweep: &Sweep, r: &TrialRecord, primary: f64) -> Vec<f64> {
+    std::iter::once(primary)
+        .chain(sweep.objectives.iter().map(|o| quantity(r, &o.name)))
+        .collect()
+}
+
+/// What `name` measures of a record (NaN where it lacks it).
+fn quantity(r: &TrialRecord, name: &ObjectiveName) -> f64 {
+    match name {
+        ObjectiveName::ParamCount => r.param_count as f64,
+        ObjectiveName::FlopsPerSample => r.flops_per_sample as f64,
+        ObjectiveName::Metric(m) => r.history.last().and_then(|h| h.get(m)).unwrap_or(f64::NAN),
+    }
+}
+
+/// A record's constraint values (≤ 0 kept), one per `constraints` entry.
+fn constraint_values(metric: &Metric, r: &TrialRecord) -> Vec<f64> {
+    metric
+        .constraints
+        .iter()
+        .map(|c| c.violation_value(quantity(r, &c.name)))
+        .collect()
+}
+
+/// Whether a record keeps every constraint of the sweep (always, without any).
+pub(crate) fn feasible(metric: &Metric, r: &TrialRecord) -> bool {
+    constraint_values(metric, r).iter().all(|&c| c <= 0.0)
+}
+
+/// Tells the study how a recorded trial ended: one value per objective when the sweep
+/// has several.
+pub(super) fn tell_record(study: &mut Study, sweep: &Sweep, r: &TrialRecord) -> Result<()> {
+    let constraints = match r.state {
+        TrialState::Complete => constraint_values(&sweep.metric, r),
+        _ => Vec::new(),
+    };
+    match study_outcome(r) {
+        Outcome::Complete(v) if !sweep.objectives.is_empty() => {
+            study.tell_values(r.number, &values(sweep, r, v), &constraints)
+        }
+        outcome => study.tell_constrained(r.number, outcome, &constraints),
+    }
+}
+
+/// One trial of the front, as `summary.pareto_front` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParetoPoint {
+    pub trial: usize,
+    /// Each objective's value, by name.
+    pub values: BTreeMap<String, f64>,
+    pub params: crate::space::Params,
+}
+
+/// The Pareto front of the complete trials (empty for one objective), in trial order.
+pub(super) fn pareto_front(sweep: &Sweep, finished: &[TrialRecord]) -> Vec<ParetoPoint> {
+    if sweep.objectives.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<&str> = std::iter::once(sweep.metric.name.as_str())
+        .chain(sweep.objectives.iter().map(|o| o.name.as_str()))
+        .collect();
+    let directions = directions(sweep);
+    let complete: Vec<(&TrialRecord, Vec<f64>)> = finished
+        .iter()
+        .filter(|r| feasible(&sweep.metric, r))
+        .filter_map(|r| match study_outcome(r) {
+            Outcome::Complete(v) => Some((r, values(sweep, r, v))),
+            _ => None,
+        })
+        .filter(|(_, v)| v.iter().all(|x| x.is_finite()))
+        .collect();
+    let losses: Vec<Vec<f64>> = complete
+        .iter()
+        .map(|(_, v)| crate::tuner::study::losses(v, &directions))
+        .collect();
+    let fronts = pareto::fronts(&losses, &vec![0.0; losses.len()]);
+    let mut front: Vec<ParetoPoint> = fronts
+        .first()
+        .map(|f| {
+            f.iter()
+                .map(|&i| {
+                    let (r, v) = &complete[i];
+                    ParetoPoint {
+                        trial: r.number,
+                        values: names
+                            .iter()
+                            .map(|n| n.to_string())
+                            .zip(v.iter().copied())
+                            .collect(),
+                        params: r.params.clone(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    front.sort_by_key(|p| p.trial);
+    front
+}

@@ -1,0 +1,183 @@
+//! Several objectives in a sweep file: `metric` as a list trains as usual (ranked by the
+//! first), tells the study every objective, and `summary.pareto_front` is the front of the
+//! complete trials; bad lists get one line and exit 2.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("popsweep-objectives-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn run(name: &str, yaml: &str) -> (Output, PathBuf) {
+    let path = temp(&format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    let out_dir = temp(&format!("{name}.run"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
+const SPACE: &str = "parameters:\n  lr:\n    distribution: log_uniform_values\n    min: 0.01\n    max: 0.5\n  depth:\n    values: [1, 2]\n  width:\n    values: [8, 32, 128]\ntrain:\n  epochs: 3\n";
+
+#[test]
+fn accuracy_against_size_gives_a_pareto_front() {
+    let yaml = format!(
+        "method: tpe\nrun_cap: 16\nmetric:\n  - {{name: val_accuracy, goal: maximize}}\n  - {{name: param_count, goal: minimize}}\n\
+         scheduler: {{type: asha, min_budget: 1, eta: 3, population: 6}}\n{SPACE}"
+    );
+    let (out, dir) = run("front", &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let front = summary["pareto_front"].as_array().expect("a front");
+    assert!(!front.is_empty(), "{summary}");
+    let point = |p: &serde_json::Value| {
+        (
+            p["values"]["val_accuracy"].as_f64().unwrap(),
+            p["values"]["param_count"].as_f64().unwrap(),
+        )
+    };
+    // Every complete record: none dominates a front point, and every record off the
+    // front is dominated by one on it.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let json = l
+                .rsplit_once(",\"crc\"")
+                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
+            serde_json::from_str(&json).unwrap()
+        })
+        .filter(|r: &serde_json::Value| r["state"] == "complete")
+        .collect();
+    let dominates = |a: (f64, f64), b: (f64, f64)| a.0 >= b.0 && a.1 <= b.1 && a != b;
+    let on_front: Vec<(f64, f64)> = front.iter().map(point).collect();
+    for r in &records {
+        let rung = r["rungs"].as_array().unwrap().last().unwrap()["value"]
+            .as_f64()
+            .unwrap();
+        let p = (rung, r["param_count"].as_f64().unwrap());
+        let number = r["number"].as_u64().unwrap();
+        let listed = front.iter().any(|f| f["trial"].as_u64() == Some(number));
+        assert_eq!(
+            listed,
+            !on_front.iter().any(|&f| dominates(f, p)),
+            "trial {number} at {p:?}: front {on_front:?}"
+        );
+    }
+    // The front's best accuracy is the best trial's.
+    let best = summary["best"]["val"].as_f64().unwrap();
+    assert!(on_front.iter().any(|f| f.0 == best), "{summary}");
+}
+
+#[test]
+fn bad_objective_lists_are_refused() {
+    for (name, metric, needle) in [
+        (
+            "size-first",
+            "  - {name: param_count, goal: minimize}\n  - {name: val_loss}\n",
+            "cannot come first",
+        ),
+        (
+            "twice",
+            "  - {name: val_loss}\n  - {name: val_loss, goal: minimize}\n",
+            "listed twice",
+        ),
+        (
+            "target",
+            "  - {name: val_loss}\n  - {name: param_count, target: 10}\n",
+            "only the first metric takes a target",
+        ),
+        (
+            "unknown",
+            "  - {name: val_loss}\n  - {name: latency}\n",
+            "unknown metric `latency`",
+        ),
+        ("empty", " []\n", "names no metric"),
+    ] {
+        let (out, dir) = run(
+            name,
+            &format!("method: tpe\nrun_cap: 4\nmetric:\n{metric}{SPACE}"),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{name}: {stderr}");
+        assert!(!dir.exists());
+    }
+    let (out, _) = run(
+        "gp",
+        &format!("method: gp\nrun_cap: 4\nmetric:\n  - {{name: val_loss}}\n  - {{name: param_count}}\n{SPACE}"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gp models one objective"));
+}
+
+#[test]
+fn a_constraint_keeps_large_models_out_of_the_best_and_the_front() {
+    let yaml = format!(
+        "method: tpe\nrun_cap: 12\nmetric: {{name: val_accuracy, goal: maximize}}\n\
+         constraints:\n  - {{name: param_count, max: 2000}}\n{SPACE}"
+    );
+    let (out, dir) = run("constrained", &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["infeasible"].as_u64().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    let best = summary["best"]["trial"].as_u64().unwrap();
+    let record = std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let json = l
+                .rsplit_once(",\"crc\"")
+                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()
+        })
+        .find(|r| r["number"].as_u64() == Some(best))
+        .unwrap();
+    assert!(record["param_count"].as_u64().unwrap() <= 2000, "{record}");
+
+    for (name, constraints, needle) in [
+        (
+            "no-bound",
+            "  - {name: param_count}\n",
+            "needs a finite `max` or `min`",
+        ),
+        (
+            "unknown",
+            "  - {name: latency, max: 3}\n",
+            "unknown metric `latency`",
+        ),
+    ] {
+        let yaml = format!(
+            "method: tpe\nrun_cap: 4\nmetric: {{name: val_loss}}\nconstraints:\n{constraints}{SPACE}"
+        );
+        let (out, _) = run(name, &yaml);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+    }
+}
