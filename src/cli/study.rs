@@ -90,23 +90,31 @@ pub(super) struct StudyFlags {
     pub(super) directions: Option<String>,
 }
 
-pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
-    let arg_error = |field: &str, message: String| Error::Config {
+/// A command-line error on `field`.
+fn arg_error(field: &str, message: String) -> Error {
+    Error::Config {
         file: "command line".into(),
         line: None,
         field: field.into(),
         message,
-    };
-    if n == 0 || n > crate::limits::MAX_ASK_BATCH {
-        return Err(arg_error(
-            "--n",
-            format!(
-                "{n} trials: one ask suggests 1 to {} (the study stays locked while it \
-                 does); ask in smaller batches",
-                crate::limits::MAX_ASK_BATCH
-            ),
-        ));
     }
+}
+
+/// What `ask`'s flags say about the study, parsed; `None` (or empty) where not given.
+struct Settings {
+    sampler: Option<SamplerKind>,
+    direction: Option<Direction>,
+    directions: Vec<Direction>,
+    seed: Option<u64>,
+    pruner: Option<PrunerSpec>,
+}
+
+fn direction(flag: &str, name: &str) -> Result<Direction> {
+    Direction::parse(name.trim())
+        .ok_or_else(|| arg_error(flag, format!("`{name}` must be minimize or maximize")))
+}
+
+fn settings(flags: &StudyFlags) -> Result<Settings> {
     let sampler = match flags.sampler.as_deref() {
         None => None,
         Some(name) => Some(SamplerKind::parse(name).ok_or_else(|| {
@@ -116,27 +124,11 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             )
         })?),
     };
-    let direction = match flags.direction.as_deref() {
-        None => None,
-        Some(name) => Some(Direction::parse(name).ok_or_else(|| {
-            arg_error(
-                "--direction",
-                format!("`{name}` must be minimize or maximize"),
-            )
-        })?),
-    };
     let directions: Vec<Direction> = match flags.directions.as_deref() {
         None => Vec::new(),
         Some(list) => list
             .split(',')
-            .map(|name| {
-                Direction::parse(name.trim()).ok_or_else(|| {
-                    arg_error(
-                        "--directions",
-                        format!("`{name}` must be minimize or maximize"),
-                    )
-                })
-            })
+            .map(|name| direction("--directions", name))
             .collect::<Result<_>>()?,
     };
     if directions.len() > 1 && sampler == Some(SamplerKind::Gp) {
@@ -145,70 +137,77 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             "gp models one objective; use tpe or nsga2 for several".into(),
         ));
     }
-    let seed = flags.seed.unwrap_or(0);
-    let pruner = match flags.pruner.as_deref() {
-        None => None,
-        Some(text) => Some(PrunerSpec::parse(text).map_err(|e| arg_error("--pruner", e))?),
+    Ok(Settings {
+        sampler,
+        direction: match flags.direction.as_deref() {
+            None => None,
+            Some(name) => Some(direction("--direction", name)?),
+        },
+        directions,
+        seed: flags.seed,
+        pruner: match flags.pruner.as_deref() {
+            None => None,
+            Some(text) => Some(PrunerSpec::parse(text).map_err(|e| arg_error("--pruner", e))?),
+        },
+    })
+}
+
+/// The header of a new study over `space` (a file, or the text itself).
+fn new_header(dir: &Path, space: &str, s: &Settings) -> Result<StudyHeader> {
+    let path = Path::new(space);
+    let (text, source) = if path.is_file() {
+        let text =
+            crate::limits::read_input_text(path, "--space", crate::limits::MAX_SWEEP_FILE_BYTES)?;
+        (text, space.to_string())
+    } else {
+        (space.to_string(), "--space".to_string())
     };
-    let new = match space {
-        Some(arg) => {
-            let path = Path::new(arg);
-            let (text, source) = if path.is_file() {
-                let text = crate::limits::read_input_text(
-                    path,
-                    "--space",
-                    crate::limits::MAX_SWEEP_FILE_BYTES,
-                )?;
-                (text, arg.to_string())
-            } else {
-                (arg.to_string(), "--space".to_string())
-            };
-            config::parse_space(&text, &source)?;
-            Some(StudyHeader {
-                direction: directions
-                    .first()
-                    .copied()
-                    .or(direction)
-                    .unwrap_or(Direction::Minimize),
-                directions: if directions.len() > 1 {
-                    directions.clone()
-                } else {
-                    Vec::new()
-                },
-                sampler: sampler.unwrap_or(SamplerKind::Tpe),
-                seed,
-                space: text,
-                name: dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                pruner: pruner.clone(),
-            })
-        }
-        None => None,
-    };
-    let (mut study, header) = open_study(dir, new.as_ref())?;
-    // Only the first ask defines the study: say so when a later one asks for something
-    // else, rather than let a script believe its --sampler took effect.
+    config::parse_space(&text, &source)?;
+    Ok(StudyHeader {
+        direction: s
+            .directions
+            .first()
+            .copied()
+            .or(s.direction)
+            .unwrap_or(Direction::Minimize),
+        directions: match s.directions.len() > 1 {
+            true => s.directions.clone(),
+            false => Vec::new(),
+        },
+        sampler: s.sampler.unwrap_or(SamplerKind::Tpe),
+        seed: s.seed.unwrap_or(0),
+        space: text,
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        pruner: s.pruner.clone(),
+    })
+}
+
+/// Only the first ask defines the study: says so when a later one asks for something
+/// else, rather than let a script believe its --sampler took effect.
+fn note_ignored(dir: &Path, s: &Settings, header: &StudyHeader) {
+    let settings = |p: &PrunerSpec| serde_json::to_string(p).expect("settings serialize");
     let ignored = [
         (
             "--sampler",
-            sampler.map(|s| s.name().to_string()),
+            s.sampler.map(|k| k.name().to_string()),
             header.sampler.name().to_string(),
         ),
         (
             "--direction",
-            direction.map(|d| d.name().to_string()),
+            s.direction.map(|d| d.name().to_string()),
             header.direction.name().to_string(),
         ),
         (
             "--seed",
-            flags.seed.map(|s| s.to_string()),
+            s.seed.map(|seed| seed.to_string()),
             header.seed.to_string(),
         ),
         (
             "--directions",
-            (!directions.is_empty()).then(|| names(&directions)),
+            (!s.directions.is_empty()).then(|| names(&s.directions)),
             match header.directions.is_empty() {
                 true => header.direction.name().to_string(),
                 false => names(&header.directions),
@@ -216,12 +215,11 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
         ),
         (
             "--pruner",
-            pruner.map(|p| serde_json::to_string(&p).expect("settings serialize")),
+            s.pruner.as_ref().map(settings),
             header
                 .pruner
                 .as_ref()
-                .map(|p| serde_json::to_string(p).expect("settings serialize"))
-                .unwrap_or_else(|| "none".into()),
+                .map_or_else(|| "none".into(), settings),
         ),
     ];
     for (flag, given, kept) in ignored {
@@ -232,6 +230,26 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
             );
         }
     }
+}
+
+pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
+    if n == 0 || n > crate::limits::MAX_ASK_BATCH {
+        return Err(arg_error(
+            "--n",
+            format!(
+                "{n} trials: one ask suggests 1 to {} (the study stays locked while it \
+                 does); ask in smaller batches",
+                crate::limits::MAX_ASK_BATCH
+            ),
+        ));
+    }
+    let settings = settings(&flags)?;
+    let new = match space {
+        Some(space) => Some(new_header(dir, space, &settings)?),
+        None => None,
+    };
+    let (mut study, header) = open_study(dir, new.as_ref())?;
+    note_ignored(dir, &settings, &header);
     if new.is_some_and(|n| n.space != header.space) {
         eprintln!(
             "note: {}: the study keeps the space of its first ask; --space is not used",
@@ -282,11 +300,11 @@ pub(super) struct Told<'a> {
 fn numbers(flag: &str, list: &str) -> Result<Vec<f64>> {
     list.split(',')
         .map(|x| {
-            x.trim().parse::<f64>().map_err(|_| Error::Config {
-                file: "command line".into(),
-                line: None,
-                field: flag.into(),
-                message: format!("`{x}` is not a number (a comma-separated list is expected)"),
+            x.trim().parse::<f64>().map_err(|_| {
+                arg_error(
+                    flag,
+                    format!("`{x}` is not a number (a comma-separated list is expected)"),
+                )
             })
         })
         .collect()
@@ -348,16 +366,12 @@ pub(super) fn tell_intermediate(dir: &Path, trial: usize, step: u64, value: f64)
 /// `enqueue`: the configuration, checked against the study's space, queued for the next
 /// ask.
 pub(super) fn enqueue(dir: &Path, params: &str) -> Result<()> {
-    let arg_error = |message: String| Error::Config {
-        file: "command line".into(),
-        line: None,
-        field: "--params".into(),
-        message,
-    };
     let params: crate::space::Params = serde_json::from_str(params)
-        .map_err(|e| arg_error(format!("not a JSON object of parameters: {e}")))?;
+        .map_err(|e| arg_error("--params", format!("not a JSON object of parameters: {e}")))?;
     let (mut study, _) = open_study(dir, None)?;
-    study.enqueue(params).map_err(|e| arg_error(e.to_string()))
+    study
+        .enqueue(params)
+        .map_err(|e| arg_error("--params", e.to_string()))
 }
 
 /// The best trial, or for a study of several objectives its Pareto front (a line each).

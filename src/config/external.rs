@@ -1,7 +1,7 @@
 //! External-program sweeps in the config: W&B's `program`/`command` and its macros, and
 //! the checks of a sweep that runs them.
 
-use super::raw::RawSweep;
+use super::raw::{RawEarlyTerminate, RawSweep};
 use super::{Ctx, Metric, Schedule, Sweep};
 use crate::data::normalize::Normalize;
 use crate::data::{DataSource, SplitFractions};
@@ -58,16 +58,32 @@ pub struct External {
 }
 
 impl Ctx<'_> {
-    /// `pruner:` — a pruner's name with Optuna's defaults, or a mapping of its settings
-    /// (`{kind: median, n_warmup_steps: 5}`), checked as `--pruner` is.
-    fn pruner(&self, value: serde_yaml_ng::Value) -> Result<crate::pruning::PrunerSpec> {
-        let text = match &value {
-            serde_yaml_ng::Value::String(name) => name.clone(),
-            other => {
-                serde_json::to_string(other).map_err(|e| self.err(&["pruner"], e.to_string()))?
+    /// How running programs are stopped: W&B's band rule (`early_terminate`) or one of
+    /// Optuna's pruners (`pruner`: a name with Optuna's defaults, or a mapping of its
+    /// settings such as `{kind: median, n_warmup_steps: 5}`, checked as `--pruner` is).
+    fn stopping_rule(
+        &self,
+        early_terminate: Option<RawEarlyTerminate>,
+        pruner: Option<serde_yaml_ng::Value>,
+    ) -> Result<(Option<BandStopping>, Option<crate::pruning::PrunerSpec>)> {
+        match (early_terminate, pruner) {
+            (Some(_), Some(_)) => Err(self.err(
+                &["pruner"],
+                "stops trials as `early_terminate` does; give one of them".into(),
+            )),
+            (Some(et), None) => Ok((Some(self.band_stopping(et)?), None)),
+            (None, Some(value)) => {
+                let text = match &value {
+                    serde_yaml_ng::Value::String(name) => name.clone(),
+                    other => serde_json::to_string(other)
+                        .map_err(|e| self.err(&["pruner"], e.to_string()))?,
+                };
+                let spec = crate::pruning::PrunerSpec::parse(&text)
+                    .map_err(|e| self.err(&["pruner"], e))?;
+                Ok((None, Some(spec)))
             }
-        };
-        crate::pruning::PrunerSpec::parse(&text).map_err(|e| self.err(&["pruner"], e))
+            (None, None) => Ok((None, None)),
+        }
     }
 
     /// A sweep that runs `program`/`command` per trial: any parameter and metric names,
@@ -121,20 +137,7 @@ impl Ctx<'_> {
                 format!("unknown macro `{bad}` (supported: {})", MACROS.join(", ")),
             ));
         }
-        let stopping = match raw.early_terminate {
-            None => None,
-            Some(et) => Some(self.band_stopping(et)?),
-        };
-        let pruner = match raw.pruner {
-            None => None,
-            Some(_) if stopping.is_some() => {
-                return Err(self.err(
-                    &["pruner"],
-                    "stops trials as `early_terminate` does; give one of them".into(),
-                ))
-            }
-            Some(value) => Some(self.pruner(value)?),
-        };
+        let (stopping, pruner) = self.stopping_rule(raw.early_terminate, raw.pruner)?;
         let space = parse_parameters(raw.parameters.unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
         if space.params.is_empty() {

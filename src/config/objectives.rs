@@ -3,11 +3,49 @@
 //! objectives of a multi-objective sweep — trainer metrics at the last epoch, or the
 //! model's `param_count` or `flops_per_sample`.
 
-use super::raw::{RawConstraint, RawMetric};
+use super::raw::{RawConstraint, RawMetric, RawSweep};
 use super::{Constraint, Ctx, Metric, Objective, ObjectiveName};
 use crate::error::Result;
+use crate::tuner::sampler::SamplerKind;
 
 impl Ctx<'_> {
+    /// The metric with its constraints, and the objectives after it. Several objectives
+    /// and constraints are the built-in model's so far.
+    pub(super) fn goals(
+        &self,
+        raw: &mut RawSweep,
+        external: bool,
+    ) -> Result<(Metric, Vec<Objective>)> {
+        let (mut metric, objectives) = self.metrics(raw.metric.take(), external)?;
+        metric.constraints = self.constraints(raw.constraints.take(), external)?;
+        if external && !objectives.is_empty() {
+            return Err(self.err(
+                &["metric"],
+                "several objectives work with the built-in model so far; an external \
+                 program reports one metric"
+                    .into(),
+            ));
+        }
+        Ok((metric, objectives))
+    }
+
+    /// GP-EI models one objective: `method: auto` takes TPE for several, `gp` is refused.
+    pub(super) fn sampler_for(
+        &self,
+        sampler: SamplerKind,
+        objectives: &[Objective],
+        auto: bool,
+    ) -> Result<SamplerKind> {
+        match (sampler, objectives.is_empty(), auto) {
+            (SamplerKind::Gp, false, true) => Ok(SamplerKind::Tpe),
+            (SamplerKind::Gp, false, false) => Err(self.err(
+                &["method"],
+                "gp models one objective; use tpe or nsga2 for several".into(),
+            )),
+            (s, _, _) => Ok(s),
+        }
+    }
+
     /// The sweep metric and the objectives after it.
     pub(super) fn metrics(
         &self,

@@ -19,16 +19,7 @@ impl Ctx<'_> {
         let auto = raw.method.as_deref() == Some("auto");
         let sampler = self.method(raw.method.as_deref())?;
         let is_external = raw.program.is_some() || raw.command.is_some();
-        let (mut metric, objectives) = self.metrics(raw.metric.take(), is_external)?;
-        metric.constraints = self.constraints(raw.constraints.take(), is_external)?;
-        if is_external && !objectives.is_empty() {
-            return Err(self.err(
-                &["metric"],
-                "several objectives work with the built-in model so far; an external \
-                 program reports one metric"
-                    .into(),
-            ));
-        }
+        let (metric, objectives) = self.goals(&mut raw, is_external)?;
         if is_external {
             return self.external_sweep(raw, sampler, metric, auto);
         }
@@ -76,17 +67,7 @@ impl Ctx<'_> {
             },
             _ => schedule,
         };
-        // GP-EI models one objective: `auto` takes TPE for several, `gp` is refused.
-        let sampler = match (sampler, objectives.is_empty(), &choice) {
-            (SamplerKind::Gp, false, Some(_)) => SamplerKind::Tpe,
-            (SamplerKind::Gp, false, None) => {
-                return Err(self.err(
-                    &["method"],
-                    "gp models one objective; use tpe or nsga2 for several".into(),
-                ))
-            }
-            (s, _, _) => s,
-        };
+        let sampler = self.sampler_for(sampler, &objectives, choice.is_some())?;
         self.check_bohb_method(&schedule, sampler)?;
         let run_cap = self.run_cap(sampler, &space, raw.run_cap)?;
         let run_cap = self.bracket_run_cap(&schedule, raw.run_cap, run_cap)?;

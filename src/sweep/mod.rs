@@ -309,25 +309,29 @@ pub fn run_sweep(
     };
     files.write_summary(&summary)?;
     write_trials_csv(files, sweep, &finished)?;
-    if summary.best.is_none() && summary.infeasible > 0 {
-        return Err(Error::Run(format!(
-            "no complete trial kept the constraints ({} broke them); results so far are in {}",
-            summary.infeasible,
-            files.dir().display()
-        )));
-    }
-    if summary.best.is_none() {
-        return Err(Error::Run(format!(
-            "no trial completed ({} diverged, {} failed); results so far are in {}",
-            summary.trials["diverged"],
-            summary.trials["failed"],
-            files.dir().display()
-        )));
-    }
+    refuse_no_result(&summary, files)?;
     Ok(SweepOutcome {
         summary,
         trials: finished,
     })
+}
+
+/// A sweep with no best trial fails, saying why and where its records are.
+fn refuse_no_result(summary: &Summary, files: &RunFiles) -> Result<()> {
+    if summary.best.is_some() {
+        return Ok(());
+    }
+    let why = match summary.infeasible {
+        0 => format!(
+            "no trial completed ({} diverged, {} failed)",
+            summary.trials["diverged"], summary.trials["failed"]
+        ),
+        n => format!("no complete trial kept the constraints ({n} broke them)"),
+    };
+    Err(Error::Run(format!(
+        "{why}; results so far are in {}",
+        files.dir().display()
+    )))
 }
 
 /// Trials per outcome for the summary: diverged trials (results about their

@@ -15,7 +15,8 @@
 //! - Kernel hyperparameters are refitted from the previous fit (warm start) on a schedule:
 //!   every suggestion below 30 trials, then whenever the history has grown by 10%.
 
-use super::gp::acquisition::{maximize_log_ei, AcqSpace};
+use super::gp::acquisition::{maximize_log_ei, AcqSpace, Acquisition};
+use super::gp::feasibility::Feasibility;
 use super::gp::kernel::KernelParams;
 use super::gp::{fit, GpModel, Inputs, Whitened, INACTIVE};
 use super::{History, RandomSampler, Sampler, SobolSampler};
@@ -152,6 +153,75 @@ fn active_dims(defs: &[&ParamDef], parents: &[Option<usize>], point: &[f64]) -> 
     active
 }
 
+/// The complete trials as the GP fits them: their rows, their objective values
+/// (maximisation form) and, in a constrained study, their constraint values and
+/// feasibility.
+struct Observed {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    constraints: Vec<Vec<f64>>,
+    feasible: Vec<bool>,
+}
+
+fn observed(history: &History<'_>, row: &dyn Fn(&Params) -> Option<Vec<f64>>) -> Observed {
+    let sign = if history.maximize { 1.0 } else { -1.0 };
+    // Constraint values ride along with the objective's rows (a trial told without them
+    // counts as keeping them).
+    let n_constraints = match history.constrained {
+        true => history
+            .all()
+            .map(|t| t.constraints.len())
+            .max()
+            .unwrap_or(0),
+        false => 0,
+    };
+    let mut out = Observed {
+        x: Vec::new(),
+        y: Vec::new(),
+        constraints: Vec::new(),
+        feasible: Vec::new(),
+    };
+    for t in history.all() {
+        if let (Some(v), Some(r)) = (t.finite_value(), row(&t.params)) {
+            out.x.extend(r);
+            out.y.push(sign * v);
+            out.constraints.push(
+                (0..n_constraints)
+                    .map(|i| t.constraints.get(i).copied().unwrap_or(0.0))
+                    .collect(),
+            );
+            out.feasible.push(t.violation() == 0.0);
+        }
+    }
+    out
+}
+
+/// The incumbent expected improvement is measured over — the best feasible value, `None`
+/// before any trial is feasible (the acquisition is then the probability of feasibility
+/// alone) — and the constraint models of a constrained study.
+fn incumbent(
+    inputs: &Inputs,
+    y: &[f64],
+    constraints: &[Vec<f64>],
+    feasible: &[bool],
+) -> (Option<f64>, Option<Feasibility>) {
+    let f0 = y
+        .iter()
+        .zip(feasible)
+        .filter(|(_, &ok)| ok)
+        .map(|(&v, _)| v)
+        .reduce(f64::max);
+    let constrained = constraints.first().is_some_and(|c| !c.is_empty());
+    let feasibility = constrained
+        .then(|| {
+            Feasibility::new(inputs, constraints, |inputs, y| {
+                fit(inputs, y, &KernelParams::initial(inputs.d))
+            })
+        })
+        .flatten();
+    (f0, feasibility)
+}
+
 /// Mean 0 and standard deviation 1 (the deviation floored, so constant data stays finite).
 fn standardize(y: &mut [f64]) {
     let n = y.len() as f64;
@@ -235,15 +305,12 @@ impl Sampler for GpEiSampler {
                 })
                 .collect()
         };
-        let sign = if history.maximize { 1.0 } else { -1.0 };
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for t in history.all() {
-            if let (Some(v), Some(r)) = (t.finite_value(), row(&t.params)) {
-                x.extend(r);
-                y.push(sign * v);
-            }
-        }
+        let Observed {
+            x,
+            mut y,
+            constraints,
+            feasible,
+        } = observed(history, &row);
         if defs.is_empty() || y.len() < self.options.n_startup_trials {
             return Params::new();
         }
@@ -255,7 +322,7 @@ impl Sampler for GpEiSampler {
             .collect();
         let inputs = Inputs { x, d, categorical };
         let params = self.kernel_params(&inputs, &y);
-        let mut f0 = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (mut f0, feasibility) = incumbent(&inputs, &y, &constraints, &feasible);
         let best_row = y
             .iter()
             .enumerate()
@@ -309,16 +376,20 @@ impl Sampler for GpEiSampler {
                 .collect();
             // The believed values count as observed, incumbent included: otherwise a pending
             // point predicted above the incumbent keeps its EI and is suggested again.
-            f0 = believed.iter().copied().fold(f0, f64::max);
+            f0 = f0.map(|f0| believed.iter().copied().fold(f0, f64::max));
             let mut y_aug = y.clone();
             y_aug.extend(believed);
             believer = base.model.extended(&pending, &y_aug);
         }
         let model = believer.as_ref().unwrap_or(&base.model);
         let posteriors = model.posterior_whitened(&base.whitened, &base.seen);
-        let (best, _) = maximize_log_ei(
+        let acquisition = Acquisition {
             model,
             f0,
+            feasibility: feasibility.as_ref(),
+        };
+        let (best, _) = maximize_log_ei(
+            &acquisition,
             &base.candidates,
             &posteriors,
             &acq_space,

@@ -7,6 +7,7 @@
 //! by L-BFGS on the continuous coordinates (discrete ones are snapped afterwards) and a
 //! sweep over each categorical's choices.
 
+use super::feasibility::Feasibility;
 use super::lbfgs::{minimize, LbfgsOptions};
 use super::{GpModel, INACTIVE};
 use crate::tuner::normal::{cdf, pdf, LN_SQRT_2PI};
@@ -87,19 +88,67 @@ impl AcqSpace<'_> {
     }
 }
 
-/// The point maximising `log EI` and its value. `candidates` `(m, d)` are valid points
-/// (quasi-random, plus e.g. the best observed) and `posteriors` the model's posterior at
-/// each as the GP sees it; the best `n_local` of them are refined.
+/// What is maximised: `log EI` of `model` over `f0` (left out when `f0` is `None`: no
+/// feasible trial yet), plus `log P(feasible)` when the study has constraints.
+pub struct Acquisition<'a> {
+    pub model: &'a GpModel,
+    pub f0: Option<f64>,
+    pub feasibility: Option<&'a Feasibility>,
+}
+
+impl Acquisition<'_> {
+    /// At points `seen` (as the GP sees them) with the model's `posteriors` there.
+    fn values(&self, seen: &[f64], posteriors: &[(f64, f64)]) -> Vec<f64> {
+        let mut values: Vec<f64> = match self.f0 {
+            Some(f0) => posteriors.iter().map(|&(m, v)| log_ei(m, v, f0)).collect(),
+            None => vec![0.0; posteriors.len()],
+        };
+        if let Some(f) = self.feasibility {
+            for (v, lp) in values.iter_mut().zip(f.log_prob(seen)) {
+                *v += lp;
+            }
+        }
+        values
+    }
+
+    fn at(&self, seen: &[f64]) -> f64 {
+        self.values(seen, &self.model.posterior(seen))[0]
+    }
+
+    fn with_grad(&self, seen: &[f64]) -> (f64, Vec<f64>) {
+        let (mut value, mut grad) = match self.f0 {
+            Some(f0) => {
+                let (m, v, dm, dv) = self.model.posterior_with_grad(seen);
+                log_ei_with_grad(m, v, &dm, &dv, f0)
+            }
+            None => (0.0, vec![0.0; seen.len()]),
+        };
+        if let Some(f) = self.feasibility {
+            let (lp, dlp) = f.log_prob_with_grad(seen);
+            value += lp;
+            grad.iter_mut().zip(dlp).for_each(|(g, d)| *g += d);
+        }
+        (value, grad)
+    }
+}
+
+/// The point maximising the acquisition and its value. `candidates` `(m, d)` are valid
+/// points (quasi-random, plus e.g. the best observed) and `posteriors` the model's
+/// posterior at each as the GP sees it; the best `n_local` of them are refined.
 pub fn maximize_log_ei(
-    model: &GpModel,
-    f0: f64,
+    acq: &Acquisition<'_>,
     candidates: &[f64],
     posteriors: &[(f64, f64)],
     space: &AcqSpace<'_>,
     n_local: usize,
 ) -> (Vec<f64>, f64) {
+    let model = acq.model;
     let d = model.inputs.d;
-    let scored: Vec<f64> = posteriors.iter().map(|&(m, v)| log_ei(m, v, f0)).collect();
+    let seen_candidates = match acq.feasibility {
+        Some(_) => space.seen(candidates),
+        None => Vec::new(),
+    };
+    let scored = acq.values(&seen_candidates, posteriors);
     let mut order: Vec<usize> = (0..scored.len()).collect();
     order.sort_by(|&a, &b| scored[b].total_cmp(&scored[a]));
     let mut best = (
@@ -136,8 +185,7 @@ pub fn maximize_log_ei(
                             *c = INACTIVE;
                         }
                     }
-                    let (m, v, dm, dv) = model.posterior_with_grad(&seen);
-                    let (value, grad) = log_ei_with_grad(m, v, &dm, &dv, f0);
+                    let (value, grad) = acq.with_grad(&seen);
                     let grad = continuous
                         .iter()
                         .map(|&j| if moves(j) { -grad[j] } else { 0.0 });
@@ -161,19 +209,15 @@ pub fn maximize_log_ei(
                         t
                     })
                     .collect();
-                let values: Vec<f64> = model
-                    .posterior(&space.seen(&tries))
-                    .iter()
-                    .map(|&(m, v)| log_ei(m, v, f0))
-                    .collect();
+                let seen = space.seen(&tries);
+                let values = acq.values(&seen, &model.posterior(&seen));
                 let c = (0..k)
                     .max_by(|&a, &b| values[a].total_cmp(&values[b]))
                     .unwrap_or(0);
                 x[j] = c as f64;
             }
         }
-        let (m, v) = model.posterior(&space.seen(&x))[0];
-        let value = log_ei(m, v, f0);
+        let value = acq.at(&space.seen(&x));
         if value > best.1 {
             best = (x, value);
         }

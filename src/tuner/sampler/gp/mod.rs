@@ -8,6 +8,7 @@
 //! `k*ᵀ·α` and variance `s − k*ᵀ·K⁻¹·k*`, with `k* = k(X_train, x)` `(n)`.
 
 pub mod acquisition;
+pub mod feasibility;
 pub mod kernel;
 pub mod lbfgs;
 
