@@ -181,3 +181,45 @@ fn a_constraint_keeps_large_models_out_of_the_best_and_the_front() {
         assert!(stderr.contains(needle), "{name}: {stderr}");
     }
 }
+
+/// `epoch_seconds`: each member's own training time per epoch (CPU backend), recorded
+/// only when asked for; a faster model is not dominated by a slower one as accurate.
+#[test]
+fn measured_epoch_time_is_an_objective_on_the_cpu() {
+    let yaml = format!(
+        "method: random\nrun_cap: 8\nbackend: cpu\nmetric:\n  - {{name: val_accuracy, goal: maximize}}\n  - {{name: epoch_seconds, goal: minimize}}\n{SPACE}"
+    );
+    let (out, dir) = run("timed", &yaml);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("\"state\":\"complete\""))
+    {
+        let json = line
+            .rsplit_once(",\"crc\"")
+            .map_or(line.to_string(), |(j, _)| format!("{j}}}"));
+        let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let t = r["epoch_seconds"].as_f64().expect("a time per epoch");
+        assert!(t > 0.0 && t < 60.0, "{r}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let front = summary["pareto_front"].as_array().unwrap();
+    assert!(front
+        .iter()
+        .all(|p| p["values"]["epoch_seconds"].as_f64().is_some()));
+    // Without the objective, records carry no time (they are reproducible to the bit).
+    let (out, dir) = run(
+        "untimed",
+        &format!("method: random\nrun_cap: 2\nmetric: {{name: val_loss}}\n{SPACE}"),
+    );
+    assert!(out.status.success());
+    assert!(!std::fs::read_to_string(dir.join("trials.jsonl"))
+        .unwrap()
+        .contains("epoch_seconds"));
+}

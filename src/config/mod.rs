@@ -84,6 +84,9 @@ pub enum ObjectiveName {
     ParamCount,
     /// The model's forward FLOPs per sample.
     FlopsPerSample,
+    /// Measured training time per epoch (CPU backend: each member trains on a thread of
+    /// its own).
+    EpochSeconds,
 }
 
 impl ObjectiveName {
@@ -92,6 +95,7 @@ impl ObjectiveName {
             ObjectiveName::Metric(m) => m.as_str(),
             ObjectiveName::ParamCount => "param_count",
             ObjectiveName::FlopsPerSample => "flops_per_sample",
+            ObjectiveName::EpochSeconds => "epoch_seconds",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `metric` as one metric or a list of them: the first is the metric the schedules rank
 //! by (a trainer metric, or any name for an external program); the others are extra
-//! objectives of a multi-objective sweep — trainer metrics at the last epoch, or the
-//! model's `param_count` or `flops_per_sample`.
+//! objectives of a multi-objective sweep — trainer metrics at the last epoch, the
+//! model's `param_count` or `flops_per_sample`, or its measured `epoch_seconds`.
 
 use super::raw::{RawConstraint, RawMetric, RawSweep};
 use super::{Constraint, Ctx, Metric, Objective, ObjectiveName};
@@ -70,7 +70,10 @@ impl Ctx<'_> {
         let first = entries
             .next()
             .ok_or_else(|| self.err(&["metric"], "an empty list names no metric".into()))?;
-        if matches!(first.name.as_str(), "param_count" | "flops_per_sample") {
+        if matches!(
+            first.name.as_str(),
+            "param_count" | "flops_per_sample" | "epoch_seconds"
+        ) {
             return Err(self.err(
                 &["metric"],
                 format!(
@@ -97,6 +100,7 @@ impl Ctx<'_> {
             let name = match raw.name.as_str() {
                 "param_count" => ObjectiveName::ParamCount,
                 "flops_per_sample" => ObjectiveName::FlopsPerSample,
+                "epoch_seconds" => ObjectiveName::EpochSeconds,
                 _ => ObjectiveName::Metric(self.metric(raw.clone_name(), false)?.name),
             };
             let maximize = self.goal(raw.goal.as_deref())?;
@@ -134,6 +138,7 @@ impl Ctx<'_> {
                 let name = match c.name.as_str() {
                     "param_count" => ObjectiveName::ParamCount,
                     "flops_per_sample" => ObjectiveName::FlopsPerSample,
+                    "epoch_seconds" => ObjectiveName::EpochSeconds,
                     other => ObjectiveName::Metric(
                         self.metric(
                             RawMetric {

@@ -22,6 +22,9 @@ pub struct Member {
     pub history: Vec<EpochMetrics>,
     /// Set once the member diverged; a failed member is dead: the alive mask is `failure.is_none()`.
     pub failure: Option<Divergence>,
+    /// Wall seconds this member has spent training and validating on its own thread (the
+    /// CPU backend); 0 where members share kernels and no member's time is its own.
+    pub train_seconds: f64,
 }
 
 impl Member {
@@ -34,6 +37,7 @@ impl Member {
             steps: 0,
             history: Vec::new(),
             failure: None,
+            train_seconds: 0.0,
         }
     }
 

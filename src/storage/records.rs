@@ -67,6 +67,11 @@ pub struct TrialRecord {
     pub param_count: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flops_per_sample: usize,
+    /// Mean wall seconds per epoch this trial's member spent training on its own thread,
+    /// recorded only when a sweep asks for it (the `epoch_seconds` objective or
+    /// constraint: a time is not reproducible, and records otherwise are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_seconds: Option<f64>,
 }
 
 /// serde's `skip_serializing_if` for counts that are usually 0.

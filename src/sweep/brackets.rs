@@ -257,6 +257,7 @@ impl<'a> Bracket<'a> {
                 rungs: self.rung_values.remove(&member.trial).unwrap_or_default(),
                 history: member.history.clone(),
                 error: member.failure.as_ref().map(|f| f.to_string()),
+                epoch_seconds: super::objectives::epoch_seconds(self.sweep, member),
                 ..TrialRecord::default()
             };
             study.record(&record)?;

@@ -237,6 +237,13 @@ pub fn run_sweep(
     };
     let population = population_size(sweep, &plans);
     resources::check_population_fits(sweep, tuning, backend, population)?;
+    if objectives::times_epochs(sweep) && backend.name() != "cpu" {
+        return Err(Error::Run(format!(
+            "epoch_seconds is measured on the CPU backend, where each member trains on a \
+             thread of its own; on {} members share kernels (use flops_per_sample there)",
+            backend.name()
+        )));
+    }
     match sweep.schedule {
         Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
             let context = slots::SlotContext {

@@ -14,6 +14,19 @@ use crate::tuner::study::{Outcome, Study};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Whether the sweep measures training time (`epoch_seconds` as an objective or a
+/// constraint).
+pub(super) fn times_epochs(sweep: &Sweep) -> bool {
+    let timed = |name: &ObjectiveName| *name == ObjectiveName::EpochSeconds;
+    sweep.objectives.iter().any(|o| timed(&o.name))
+        || sweep.metric.constraints.iter().any(|c| timed(&c.name))
+}
+
+/// A finished member's mean training seconds per epoch, when the sweep measures them.
+pub(super) fn epoch_seconds(sweep: &Sweep, member: &crate::population::Member) -> Option<f64> {
+    (times_epochs(sweep) && member.epochs > 0).then(|| member.train_seconds / member.epochs as f64)
+}
+
 /// Every objective's direction, the sweep metric's first.
 pub(super) fn directions(sweep: &Sweep) -> Vec<Direction> {
     let direction = |maximize: bool| match maximize {
@@ -38,6 +51,7 @@ fn quantity(r: &TrialRecord, name: &ObjectiveName) -> f64 {
     match name {
         ObjectiveName::ParamCount => r.param_count as f64,
         ObjectiveName::FlopsPerSample => r.flops_per_sample as f64,
+        ObjectiveName::EpochSeconds => r.epoch_seconds.unwrap_or(f64::NAN),
         ObjectiveName::Metric(m) => r.history.last().and_then(|h| h.get(m)).unwrap_or(f64::NAN),
     }
 }

@@ -167,6 +167,7 @@ fn gradient_health(grad: &[f32]) -> (f64, u64) {
 
 /// One epoch of one member over `shuffled` (already in this epoch's order).
 fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batch_size: usize) {
+    let started = std::time::Instant::now();
     let SlotMut {
         member,
         params,
@@ -265,6 +266,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         val_loss: scored.loss,
         val_accuracy: scored.accuracy,
     });
+    member.train_seconds += started.elapsed().as_secs_f64();
 }
 
 #[cfg(test)]

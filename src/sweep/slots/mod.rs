@@ -414,6 +414,7 @@ impl SlotContext<'_> {
                         error: member.failure.as_ref().map(|f| f.to_string()),
                         lineage: run.lineage,
                         first_unit: run.first_unit,
+                        epoch_seconds: super::objectives::epoch_seconds(self.sweep, member),
                         ..TrialRecord::default()
                     };
                     // PBT trains the trials of a stopped run again: a record already

@@ -142,6 +142,7 @@ impl SlotContext<'_> {
                         steps: m.steps,
                         history: m.history.clone(),
                         failure: None,
+                        train_seconds: 0.0,
                     },
                     params: buffers[0][range.clone()].to_vec(),
                     moment1: buffers[1][range.clone()].to_vec(),
