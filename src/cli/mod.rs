@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use run::{load_for_run, resume, run, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use study::{ask, best, enqueue, tell, tell_intermediate, StudyFlags, Told};
+use study::{ask, best, enqueue, export, tell, tell_intermediate, StudyFlags, Told};
 use tools::{bench_command, lr_find, report, sanity, BenchArgs, LrFindArgs};
 
 #[derive(Parser)]
@@ -139,6 +139,16 @@ enum Command {
         #[arg(long, requires = "intermediate")]
         step: Option<u64>,
     },
+    /// Write a study (or a run) in Optuna's JournalStorage format, for optuna-dashboard
+    /// and optuna.visualization: `JournalStorage(JournalFileBackend(FILE))`.
+    Export {
+        /// The journal file to write (it must not exist yet).
+        #[arg(long)]
+        optuna_journal: PathBuf,
+        /// The ask/tell study or run directory to export.
+        #[arg(long)]
+        study: PathBuf,
+    },
     /// Queue a configuration for the study's next ask (Optuna's `enqueue_trial`): a
     /// known good setting, or one to compare against, tried before the sampler suggests.
     Enqueue {
@@ -246,6 +256,10 @@ pub fn main() -> ExitCode {
         },
         Command::Best { study } => best(&study),
         Command::Enqueue { study, params } => enqueue(&study, &params),
+        Command::Export {
+            optuna_journal,
+            study,
+        } => export(&study, &optuna_journal),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),
         Command::Report { run_dir, json } => report(&run_dir, json),

@@ -374,6 +374,35 @@ pub(super) fn enqueue(dir: &Path, params: &str) -> Result<()> {
         .map_err(|e| arg_error("--params", e.to_string()))
 }
 
+/// `export --optuna-journal FILE --study DIR`: the study in Optuna's journal format; what
+/// did not translate exactly is said on stderr.
+pub(super) fn export(dir: &Path, file: &Path) -> Result<()> {
+    if file.exists() {
+        return Err(arg_error(
+            "--optuna-journal",
+            format!(
+                "{} exists; choose a new file (Optuna appends to a journal, and this one \
+                 may hold other studies)",
+                file.display()
+            ),
+        ));
+    }
+    let export = crate::report::optuna_journal::export(dir)?;
+    for note in &export.notes {
+        eprintln!("note: {note}");
+    }
+    let mut text = export.lines.join("\n");
+    text.push('\n');
+    std::fs::write(file, text).map_err(|e| Error::io(file, e))?;
+    println!(
+        "wrote {} trials of {} to {} (Optuna's JournalStorage format)",
+        export.trials,
+        dir.display(),
+        file.display()
+    );
+    Ok(())
+}
+
 /// The best trial, or for a study of several objectives its Pareto front (a line each).
 pub(super) fn best(dir: &Path) -> Result<()> {
     let (mut study, header) = open_study(dir, None)?;

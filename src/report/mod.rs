@@ -3,6 +3,7 @@
 pub mod diagnostics;
 pub mod html;
 pub mod importance;
+pub mod optuna_journal;
 pub mod plot;
 pub mod progress;
 pub mod run;

@@ -1,0 +1,418 @@
+//! A study or run written in Optuna 5's JournalStorage format (one JSON operation per
+//! line), so that optuna-dashboard and `optuna.visualization` open a popsweep study:
+//! `JournalStorage(JournalFileBackend(path))`. One `CREATE_STUDY`, then one `CREATE_TRIAL`
+//! per trial carrying its state, value(s), parameters in Optuna's internal representation
+//! with their distributions, and intermediate values.
+//!
+//! Distributions Optuna cannot express are exported as the closest one it has, and each
+//! such parameter is named in the export's notes: W&B's shaped priors (normal, log-normal,
+//! beta) as uniform over the range they and the trials cover; choice probabilities are
+//! dropped; a define-by-run study's parameters (no declared space) get the range of the
+//! values its trials took.
+
+use super::run::RunData;
+use crate::config;
+use crate::error::{Error, Result};
+use crate::space::transform::from_unit;
+use crate::space::{Distribution, ParamValue, Space};
+use crate::storage::{Direction, FrozenTrial, RunStorage, Storage, TrialState};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What `export` made: the journal's lines, and what did not translate exactly.
+pub struct Export {
+    pub lines: Vec<String>,
+    pub notes: Vec<String>,
+    pub trials: usize,
+}
+
+/// Optuna's `JournalOperation` codes.
+const CREATE_STUDY: u8 = 0;
+const CREATE_TRIAL: u8 = 4;
+const WORKER: &str = "popsweep-export";
+
+/// Exports the ask/tell study (a directory with `journal.jsonl`) or the run directory
+/// (`trials.jsonl` and `sweep.yaml`) in `dir`.
+pub fn export(dir: &Path) -> Result<Export> {
+    let name = dir
+        .file_name()
+        .map_or("popsweep".into(), |n| n.to_string_lossy().into_owned());
+    let (space, directions, trials) = if dir.join("trials.jsonl").is_file() {
+        from_run(dir)?
+    } else if dir.join("journal.jsonl").is_file() {
+        from_study(dir)?
+    } else {
+        return Err(Error::Config {
+            file: dir.display().to_string(),
+            line: None,
+            field: "--study".into(),
+            message: "neither a run directory (trials.jsonl) nor an ask/tell study \
+                      (journal.jsonl)"
+                .into(),
+        });
+    };
+    let mut notes = Vec::new();
+    let dists = distributions(&space, &trials, &mut notes);
+    let directions: Vec<u8> = directions
+        .iter()
+        .map(|d| if d.maximize() { 2 } else { 1 })
+        .collect();
+    let mut lines = vec![json!({
+        "op_code": CREATE_STUDY,
+        "worker_id": WORKER,
+        "study_name": name,
+        "directions": directions,
+    })
+    .to_string()];
+    let mut dropped_nan = 0;
+    for t in &trials {
+        let (line, dropped) = trial_line(t, &dists);
+        dropped_nan += dropped;
+        lines.push(line.to_string());
+    }
+    if dropped_nan > 0 {
+        notes.push(format!(
+            "{dropped_nan} non-finite intermediate values left out (Optuna stores numbers only)"
+        ));
+    }
+    Ok(Export {
+        lines,
+        notes,
+        trials: trials.len(),
+    })
+}
+
+/// A run directory: its sweep file's space and metric(s); each record as a trial whose
+/// intermediate values are the sweep metric after each epoch.
+fn from_run(dir: &Path) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
+    let run = RunData::load(dir)?;
+    let sweep = &run.sweep;
+    let direction = |maximize| match maximize {
+        true => Direction::Maximize,
+        false => Direction::Minimize,
+    };
+    let directions: Vec<Direction> = std::iter::once(direction(sweep.metric.maximize))
+        .chain(sweep.objectives.iter().map(|o| direction(o.maximize)))
+        .collect();
+    let mut by_number: BTreeMap<usize, FrozenTrial> = BTreeMap::new();
+    for r in run.trials.iter().filter(|r| r.outer.is_none()) {
+        let value = r.rungs.last().map(|v| v.value).filter(|v| v.is_finite());
+        let state = match (r.state, value) {
+            (TrialState::Complete, None) => TrialState::Failed,
+            (s, _) => s,
+        };
+        let intermediate = r
+            .history
+            .iter()
+            .map(|h| {
+                (
+                    h.epoch as u64,
+                    h.get(&sweep.metric.name).unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        by_number.insert(
+            r.number,
+            FrozenTrial {
+                number: r.number,
+                params: r.params.clone(),
+                state,
+                value: value.filter(|_| state == TrialState::Complete),
+                intermediate,
+                completed_rungs: Vec::new(),
+                values: Vec::new(),
+                constraints: Vec::new(),
+            },
+        );
+    }
+    if !sweep.objectives.is_empty() {
+        // The front's values live in the summary; records carry the first objective.
+        return Err(Error::Run(format!(
+            "{}: exporting a run of several objectives is not supported yet; export an \
+             ask/tell study, or read summary.json's pareto_front",
+            dir.display()
+        )));
+    }
+    Ok((
+        sweep.space.clone(),
+        directions,
+        by_number.into_values().collect(),
+    ))
+}
+
+/// An ask/tell study: its header's space and directions, its trials as recorded.
+fn from_study(dir: &Path) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
+    let mut storage = RunStorage::study(dir)?;
+    for w in storage.take_warnings() {
+        eprintln!("warning: {w}");
+    }
+    let state = storage.state()?;
+    let header = state.header.clone().ok_or_else(|| Error::Config {
+        file: dir.display().to_string(),
+        line: None,
+        field: "--study".into(),
+        message: "the study has no trial yet".into(),
+    })?;
+    let space = match header.space.is_empty() {
+        true => Space::default(),
+        false => config::parse_space(&header.space, &dir.display().to_string())?,
+    };
+    let directions = match header.directions.is_empty() {
+        true => vec![header.direction],
+        false => header.directions.clone(),
+    };
+    Ok((space, directions, state.trials.clone()))
+}
+
+/// An Optuna distribution: its JSON form and how it writes a value internally.
+enum OptunaDist {
+    Float {
+        low: f64,
+        high: f64,
+        log: bool,
+        step: Option<f64>,
+    },
+    Int {
+        low: i64,
+        high: i64,
+        log: bool,
+        step: i64,
+    },
+    Categorical {
+        choices: Vec<ParamValue>,
+    },
+}
+
+impl OptunaDist {
+    fn json(&self) -> Value {
+        let (name, attributes) = match self {
+            OptunaDist::Float {
+                low,
+                high,
+                log,
+                step,
+            } => (
+                "FloatDistribution",
+                json!({"low": low, "high": high, "log": log, "step": step}),
+            ),
+            OptunaDist::Int {
+                low,
+                high,
+                log,
+                step,
+            } => (
+                "IntDistribution",
+                json!({"low": low, "high": high, "log": log, "step": step}),
+            ),
+            OptunaDist::Categorical { choices } => {
+                ("CategoricalDistribution", json!({ "choices": choices }))
+            }
+        };
+        json!({"name": name, "attributes": attributes})
+    }
+
+    /// Optuna's internal representation of `v`: the number, or a choice's index.
+    fn internal(&self, v: &ParamValue) -> Option<f64> {
+        match self {
+            OptunaDist::Categorical { choices } => {
+                choices.iter().position(|c| c == v).map(|i| i as f64)
+            }
+            _ => v.as_f64(),
+        }
+    }
+}
+
+/// Each parameter's Optuna distribution, from the space (or, for a define-by-run study,
+/// from the values its trials took), wide enough for every value recorded.
+fn distributions(
+    space: &Space,
+    trials: &[FrozenTrial],
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, OptunaDist> {
+    let mut seen: BTreeMap<&str, Vec<&ParamValue>> = BTreeMap::new();
+    for t in trials {
+        for (name, v) in &t.params {
+            seen.entry(name).or_default().push(v);
+        }
+    }
+    let numbers = |values: &[&ParamValue]| -> (f64, f64) {
+        values
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            })
+    };
+    let mut out = BTreeMap::new();
+    for (name, values) in &seen {
+        let def = space.get(name);
+        let dist = match def.map(|d| &d.dist) {
+            Some(Distribution::Float {
+                low,
+                high,
+                log,
+                step,
+            }) => {
+                let (lo, hi) = numbers(values);
+                let high = match step {
+                    // Optuna's grid must end on a step.
+                    Some(s) => low + ((high - low) / s).floor() * s,
+                    None => high.max(hi),
+                };
+                OptunaDist::Float {
+                    low: low.min(lo),
+                    high,
+                    log: *log,
+                    step: *step,
+                }
+            }
+            Some(Distribution::Int {
+                low,
+                high,
+                log,
+                step,
+            }) => OptunaDist::Int {
+                low: *low,
+                high: *high,
+                log: *log,
+                step: *step,
+            },
+            Some(Distribution::Categorical { choices, weights }) => {
+                if weights.is_some() {
+                    notes.push(format!("`{name}`: its choice probabilities are dropped"));
+                }
+                OptunaDist::Categorical {
+                    choices: choices.clone(),
+                }
+            }
+            Some(dist @ Distribution::Shaped { shape, int, .. }) => {
+                let (lo, hi) = numbers(values);
+                let edge = |u: f64| from_unit(dist, u).as_f64().unwrap_or(f64::NAN);
+                let (low, high) = (edge(1e-3).min(lo), edge(1.0 - 1e-3).max(hi));
+                let log = matches!(
+                    shape,
+                    crate::space::prior::Shape::LogNormal { .. }
+                        | crate::space::prior::Shape::LogUniform { .. }
+                ) && low > 0.0;
+                notes.push(format!(
+                    "`{name}`: W&B's {shape:?} prior exported as a {}uniform distribution \
+                     over [{low}, {high}] (Optuna has no shaped priors)",
+                    if log { "log-" } else { "" }
+                ));
+                match int {
+                    true => OptunaDist::Int {
+                        low: low.floor() as i64,
+                        high: high.ceil() as i64,
+                        log,
+                        step: 1,
+                    },
+                    false => OptunaDist::Float {
+                        low,
+                        high,
+                        log,
+                        step: None,
+                    },
+                }
+            }
+            None => inferred(name, values, notes),
+        };
+        out.insert(name.to_string(), dist);
+    }
+    out
+}
+
+/// A define-by-run parameter's distribution, from the values it took.
+fn inferred(name: &str, values: &[&ParamValue], notes: &mut Vec<String>) -> OptunaDist {
+    notes.push(format!(
+        "`{name}`: no declared distribution (define-by-run); exported over the values its \
+         trials took"
+    ));
+    if values.iter().all(|v| matches!(v, ParamValue::Int(_))) {
+        let ints = values.iter().filter_map(|v| match v {
+            ParamValue::Int(i) => Some(*i),
+            _ => None,
+        });
+        let (low, high) = ints.fold((i64::MAX, i64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        return OptunaDist::Int {
+            low,
+            high,
+            log: false,
+            step: 1,
+        };
+    }
+    if values.iter().all(|v| v.as_f64().is_some()) {
+        let (low, high) = values
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            });
+        return OptunaDist::Float {
+            low,
+            high,
+            log: false,
+            step: None,
+        };
+    }
+    let mut choices: Vec<ParamValue> = Vec::new();
+    for v in values {
+        if !choices.contains(v) {
+            choices.push((*v).clone());
+        }
+    }
+    OptunaDist::Categorical { choices }
+}
+
+/// One trial's `CREATE_TRIAL` line, and how many non-finite intermediate values it left
+/// out.
+fn trial_line(t: &FrozenTrial, dists: &BTreeMap<String, OptunaDist>) -> (Value, usize) {
+    // Optuna's TrialState: RUNNING 0, COMPLETE 1, PRUNED 2, FAIL 3.
+    let state = match t.state {
+        TrialState::Running => 0,
+        TrialState::Complete => 1,
+        TrialState::Pruned => 2,
+        TrialState::Failed => 3,
+    };
+    let (value, values) = match (t.state, t.values.len()) {
+        (TrialState::Complete, n) if n > 1 => (Value::Null, json!(t.values)),
+        (TrialState::Complete, _) => (json!(t.value), Value::Null),
+        _ => (Value::Null, Value::Null),
+    };
+    let mut distributions = serde_json::Map::new();
+    let mut params = serde_json::Map::new();
+    for (name, v) in &t.params {
+        if let Some((d, x)) = dists.get(name).and_then(|d| Some((d, d.internal(v)?))) {
+            // Optuna's `distribution_to_json` writes each as a JSON string of its own.
+            distributions.insert(name.clone(), Value::String(d.json().to_string()));
+            params.insert(name.clone(), json!(x));
+        }
+    }
+    let intermediate: serde_json::Map<String, Value> = t
+        .intermediate
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(s, v)| (s.to_string(), json!(v)))
+        .collect();
+    let dropped = t.intermediate.len() - intermediate.len();
+    let mut system_attrs = serde_json::Map::new();
+    if !t.constraints.is_empty() {
+        // Where Optuna keeps a trial's constraint values.
+        system_attrs.insert("constraints".into(), json!(t.constraints));
+    }
+    let line = json!({
+        "op_code": CREATE_TRIAL,
+        "worker_id": WORKER,
+        "study_id": 0,
+        "datetime_start": Value::Null,
+        "state": state,
+        "value": value,
+        "values": values,
+        "distributions": distributions,
+        "params": params,
+        "user_attrs": {},
+        "system_attrs": system_attrs,
+        "intermediate_values": intermediate,
+    });
+    (line, dropped)
+}
