@@ -21,6 +21,9 @@ pub const MAX_SWEEP_FILE_BYTES: u64 = 4 << 20;
 /// the report read them all), and a million is beyond any sweep a person can judge.
 pub const MAX_TRIALS: u64 = 1_000_000;
 
+/// An Optuna journal read for a warm start (a million trials' operations fit).
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+
 /// Trials suggested by one `ask`: the study's lock is held for the whole batch, so a larger
 /// one would starve every other `tell` and `best` of the study.
 pub const MAX_ASK_BATCH: usize = 100_000;

@@ -128,3 +128,43 @@ fn an_enqueued_configuration_outside_the_space_is_refused() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// An Optuna study as a journal file (tests/data/optuna_study.jsonl, written by Optuna 5.0:
+/// 8 complete, 1 pruned and 1 failed trial over `lr` and `width`) seeds a sweep of the
+/// same space; trials outside this sweep's space, or another direction, are refused.
+#[test]
+fn an_optuna_journal_seeds_a_sweep_of_the_same_space() {
+    let journal =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/optuna_study.jsonl");
+    let from = format!("warm_start:\n  from: {}\n", journal.display());
+    let (out, dir) = run("from-optuna", &sweep("0.5", &from));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warm start: 9 finished trials"), "{stderr}");
+    let mut recs = records(&dir);
+    recs.sort_by_key(|r| r["number"].as_u64());
+    assert_eq!(
+        recs[0]["number"], 9,
+        "numbered after Optuna's finished trials"
+    );
+
+    let (out, dir) = run("from-optuna-narrow", &sweep("0.05", &from));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not of this sweep's space") && stderr.contains("`lr`"),
+        "{stderr}"
+    );
+    assert!(!dir.exists());
+    let maximize = sweep("0.5", &from).replace(
+        "val_loss\n  goal: minimize",
+        "val_accuracy\n  goal: maximize",
+    );
+    let (out, _) = run("from-optuna-max", &maximize);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the Optuna study's objectives go minimize"),
+        "{stderr}"
+    );
+}

@@ -416,3 +416,155 @@ fn trial_line(t: &FrozenTrial, dists: &BTreeMap<String, OptunaDist>) -> (Value, 
     });
     (line, dropped)
 }
+
+/// The one study of an Optuna journal file, read back (Optuna's `import`): its
+/// directions and its trials, parameters in their external form. Operations popsweep has
+/// no use for (attributes, datetimes) are skipped; a file of several studies is refused.
+pub fn import(path: &Path) -> std::result::Result<(Vec<Direction>, Vec<FrozenTrial>), String> {
+    let text = crate::limits::read_input_text(path, "warm_start", crate::limits::MAX_JOURNAL_BYTES)
+        .map_err(|e| e.to_string())?;
+    let mut directions: Option<Vec<Direction>> = None;
+    let mut trials: Vec<FrozenTrial> = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at = |m: String| format!("line {}: {m}", i + 1);
+        let op: Value = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+        let trial = |trials: &mut Vec<FrozenTrial>| -> std::result::Result<usize, String> {
+            op["trial_id"]
+                .as_u64()
+                .map(|t| t as usize)
+                .filter(|&t| t < trials.len())
+                .ok_or_else(|| at("names no trial created before it".into()))
+        };
+        match op["op_code"].as_u64() {
+            Some(0) if directions.is_some() => {
+                return Err(at("a second study: export one study per file".into()))
+            }
+            Some(0) => {
+                let codes = op["directions"]
+                    .as_array()
+                    .ok_or_else(|| at("no directions".into()))?;
+                directions = Some(
+                    codes
+                        .iter()
+                        .map(|d| match d.as_u64() {
+                            Some(2) => Direction::Maximize,
+                            _ => Direction::Minimize,
+                        })
+                        .collect(),
+                );
+            }
+            Some(4) => {
+                let mut t = FrozenTrial {
+                    number: trials.len(),
+                    params: Default::default(),
+                    state: TrialState::Running,
+                    value: None,
+                    intermediate: Vec::new(),
+                    completed_rungs: Vec::new(),
+                    values: Vec::new(),
+                    constraints: Vec::new(),
+                };
+                if let (Some(dists), Some(params)) =
+                    (op["distributions"].as_object(), op["params"].as_object())
+                {
+                    for (name, internal) in params {
+                        let dist = dists
+                            .get(name)
+                            .ok_or_else(|| at(format!("`{name}` has no distribution")))?;
+                        t.params
+                            .insert(name.clone(), external(dist, internal).map_err(&at)?);
+                    }
+                }
+                set_state(&mut t, &op);
+                for (step, v) in op["intermediate_values"].as_object().into_iter().flatten() {
+                    if let (Ok(step), Some(v)) = (step.parse(), v.as_f64()) {
+                        t.intermediate.push((step, v));
+                    }
+                }
+                trials.push(t);
+            }
+            Some(5) => {
+                let t = trial(&mut trials)?;
+                let name = op["param_name"]
+                    .as_str()
+                    .ok_or_else(|| at("no param_name".into()))?;
+                let value =
+                    external(&op["distribution"], &op["param_value_internal"]).map_err(&at)?;
+                trials[t].params.insert(name.into(), value);
+            }
+            Some(6) => {
+                let t = trial(&mut trials)?;
+                set_state(&mut trials[t], &op);
+            }
+            Some(7) => {
+                let t = trial(&mut trials)?;
+                if let (Some(step), Some(v)) =
+                    (op["step"].as_u64(), op["intermediate_value"].as_f64())
+                {
+                    trials[t].intermediate.push((step, v));
+                }
+            }
+            Some(9) => {
+                let t = trial(&mut trials)?;
+                if let Some(c) = op["system_attr"]["constraints"].as_array() {
+                    trials[t].constraints = c.iter().filter_map(Value::as_f64).collect();
+                }
+            }
+            Some(_) => {}
+            None => return Err(at("no op_code: not an Optuna journal".into())),
+        }
+    }
+    let directions = directions.ok_or("no study in the file (no CREATE_STUDY operation)")?;
+    Ok((directions, trials))
+}
+
+/// A trial's state and value(s) from a `CREATE_TRIAL` or `SET_TRIAL_STATE_VALUES`.
+fn set_state(t: &mut FrozenTrial, op: &Value) {
+    if let Some(state) = op["state"].as_u64() {
+        t.state = match state {
+            1 => TrialState::Complete,
+            2 => TrialState::Pruned,
+            3 => TrialState::Failed,
+            _ => TrialState::Running,
+        };
+    }
+    let values: Vec<f64> = match (&op["values"], &op["value"]) {
+        (Value::Array(v), _) => v.iter().filter_map(Value::as_f64).collect(),
+        (_, v) => v.as_f64().into_iter().collect(),
+    };
+    match values.len() {
+        0 => {}
+        1 => t.value = Some(values[0]),
+        _ => t.values = values,
+    }
+}
+
+/// A parameter's external value from Optuna's internal one and its distribution (a JSON
+/// string, as Optuna writes it, or an object).
+fn external(dist: &Value, internal: &Value) -> std::result::Result<ParamValue, String> {
+    let dist: Value = match dist {
+        Value::String(s) => serde_json::from_str(s).map_err(|e| e.to_string())?,
+        other => other.clone(),
+    };
+    let x = internal
+        .as_f64()
+        .ok_or("a parameter value that is not a number")?;
+    match dist["name"].as_str() {
+        Some("FloatDistribution") => Ok(ParamValue::Float(x)),
+        Some("IntDistribution") => Ok(ParamValue::Int(x.round() as i64)),
+        Some("CategoricalDistribution") => {
+            let choices = dist["attributes"]["choices"]
+                .as_array()
+                .ok_or("no choices")?;
+            let choice = choices
+                .get(x as usize)
+                .ok_or("a choice index out of range")?;
+            serde_json::from_value(choice.clone()).map_err(|e| e.to_string())
+        }
+        other => Err(format!("an unknown distribution {other:?}")),
+    }
+}

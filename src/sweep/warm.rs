@@ -1,5 +1,6 @@
-//! Warm starts of a sweep (`warm_start: {from: DIR}`): the finished trials of an earlier
-//! run directory or ask/tell study seed the sampler, after a check that they were tuned
+//! Warm starts of a sweep (`warm_start: {from: PATH}`): the finished trials of an earlier
+//! run directory, ask/tell study or Optuna study (a journal file, as Optuna's
+//! `JournalFileBackend` writes it) seed the sampler, after a check that they were tuned
 //! over the same space for the same metric; `enqueue`'s configurations come first.
 
 use super::study_outcome;
@@ -37,13 +38,17 @@ pub fn earlier_trials(sweep: &Sweep) -> Result<Vec<FrozenTrial>> {
         field: "warm_start.from".into(),
         message,
     };
-    if dir.join("trials.jsonl").is_file() {
+    if dir.is_file() {
+        from_optuna(dir, sweep).map_err(&err)
+    } else if dir.join("trials.jsonl").is_file() {
         from_run(dir, sweep).map_err(&err)
     } else if dir.join("journal.jsonl").is_file() {
         from_study(dir, sweep).map_err(&err)
     } else {
         Err(err(
-            "neither a run directory (trials.jsonl) nor an ask/tell study (journal.jsonl)".into(),
+            "neither a run directory (trials.jsonl), an ask/tell study (journal.jsonl) nor \
+             an Optuna journal file"
+                .into(),
         ))
     }
 }
@@ -117,9 +122,6 @@ fn from_study(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>
     };
     let ours = super::objectives::directions(sweep);
     if theirs != ours {
-        let names = |d: &[crate::storage::Direction]| {
-            d.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
-        };
         return Err(format!(
             "the study's objectives go {}; this sweep's go {}",
             names(&theirs),
@@ -127,6 +129,39 @@ fn from_study(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>
         ));
     }
     Ok(state.trials.clone())
+}
+
+/// An Optuna study exported as a journal file (`JournalFileBackend`): its trials, each
+/// checked against this sweep's space (Optuna's studies declare no space of their own).
+fn from_optuna(path: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, String> {
+    let (directions, mut trials) = crate::report::optuna_journal::import(path)?;
+    let ours = super::objectives::directions(sweep);
+    if directions != ours {
+        return Err(format!(
+            "the Optuna study's objectives go {}; this sweep's go {}",
+            names(&directions),
+            names(&ours)
+        ));
+    }
+    trials.retain(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned));
+    for t in &mut trials {
+        sweep.space.coerce(&mut t.params);
+        sweep.space.check(&t.params).map_err(|e| {
+            format!(
+                "Optuna trial {}: {e}; it is not of this sweep's space",
+                t.number
+            )
+        })?;
+    }
+    Ok(trials)
+}
+
+fn names(directions: &[crate::storage::Direction]) -> String {
+    directions
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn goal(maximize: bool) -> &'static str {
