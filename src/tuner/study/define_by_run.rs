@@ -70,7 +70,7 @@ impl Study {
         number: usize,
         suggest: impl FnOnce(&mut TrialBuilder<'_>) -> R,
     ) -> Result<R> {
-        let (seed, maximize) = (self.seed, self.maximize);
+        let (seed, maximize) = (self.seed, self.maximize());
         let directions = &self.directions;
         let sampler = &mut self.sampler;
         let mut suggest = Some(suggest);

@@ -43,8 +43,7 @@ pub struct Study {
     /// `(seed, first trial number)` before each batch.
     sampler: Box<dyn Sampler>,
     seed: u64,
-    maximize: bool,
-    /// Every objective's direction (one for a single-objective study: `maximize`'s).
+    /// Every objective's direction (one for a single-objective study).
     directions: Vec<Direction>,
     /// Consulted by [`Study::should_prune`]; none: never prune.
     pruner: Option<Pruner>,
@@ -70,7 +69,6 @@ impl Study {
             kind: sampler,
             sampler: sampler.build(seed),
             seed,
-            maximize,
             directions: vec![match maximize {
                 true => Direction::Maximize,
                 false => Direction::Minimize,
@@ -78,6 +76,11 @@ impl Study {
             pruner: None,
             name: "popsweep".into(),
         })
+    }
+
+    /// Whether the (first) objective is maximised.
+    fn maximize(&self) -> bool {
+        self.directions[0].maximize()
     }
 
     /// The study with `spec`'s pruner (settings checked as Optuna checks them).
@@ -97,6 +100,7 @@ impl Study {
     /// intermediate values so far. A successive-halving pruner records the rungs the trial
     /// passes in the same transaction, so concurrent workers see them.
     pub fn should_prune(&mut self, trial: usize) -> Result<bool> {
+        let maximize = self.maximize();
         let Some(pruner) = self.pruner.as_mut() else {
             return Ok(false);
         };
@@ -105,7 +109,7 @@ impl Study {
                 "pruning decides on one objective; this study has several".into(),
             ));
         }
-        let (maximize, name) = (self.maximize, &self.name);
+        let name = &self.name;
         self.storage
             .transact(|state| {
                 let t = state
@@ -149,7 +153,7 @@ impl Study {
     /// sees the earlier ones as running trials (constant liar for model-based samplers),
     /// and enqueued configurations come first.
     pub fn ask_batch(&mut self, n: usize) -> Result<Vec<FrozenTrial>> {
-        let (space, seed, maximize) = (&self.space, self.seed, self.maximize);
+        let (space, seed, maximize) = (&self.space, self.seed, self.maximize());
         let directions = &self.directions;
         let sampler = &mut self.sampler;
         let grid = match self.kind {
@@ -245,7 +249,7 @@ impl Study {
         &mut self,
         objective_space: impl FnOnce(&mut TrialBuilder<'_>) -> R,
     ) -> Result<(FrozenTrial, R)> {
-        let (seed, maximize) = (self.seed, self.maximize);
+        let (seed, maximize) = (self.seed, self.maximize());
         let directions = &self.directions;
         let sampler = &mut self.sampler;
         // Taken by the first run of the decision: a storage that retries a conflicting
@@ -375,7 +379,7 @@ impl Study {
                 "a study of several objectives has a Pareto front, not one best trial".into(),
             ));
         }
-        let maximize = self.maximize;
+        let maximize = self.maximize();
         let trials = &self.storage.state()?.trials;
         Ok(trials
             .iter()

@@ -16,7 +16,7 @@ impl Study {
     ) -> std::result::Result<Study, String> {
         match directions {
             [] => return Err("a study needs at least one direction".into()),
-            [one] => self.maximize = one.maximize(),
+            [_] => {}
             _ if self.kind == SamplerKind::Gp => {
                 return Err(
                     "the gp sampler models one objective; use tpe or nsga2 for several".into(),
