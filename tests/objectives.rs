@@ -2,30 +2,14 @@
 //! first), tells the study every objective, and `summary.pareto_front` is the front of the
 //! complete trials; bad lists get one line and exit 2.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("popsweep-objectives-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use common::{record_values, run_sweep_text};
+use std::path::PathBuf;
+use std::process::Output;
 
 fn run(name: &str, yaml: &str) -> (Output, PathBuf) {
-    let path = temp(&format!("{name}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    let out_dir = temp(&format!("{name}.run"));
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    (out, out_dir)
+    run_sweep_text("objectives", name, yaml)
 }
 
 const SPACE: &str = "parameters:\n  lr:\n    distribution: log_uniform_values\n    min: 0.01\n    max: 0.5\n  depth:\n    values: [1, 2]\n  width:\n    values: [8, 32, 128]\ntrain:\n  epochs: 3\n";
@@ -54,16 +38,9 @@ fn accuracy_against_size_gives_a_pareto_front() {
     };
     // Every complete record: none dominates a front point, and every record off the
     // front is dominated by one on it.
-    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("trials.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let json = l
-                .rsplit_once(",\"crc\"")
-                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
-            serde_json::from_str(&json).unwrap()
-        })
-        .filter(|r: &serde_json::Value| r["state"] == "complete")
+    let records: Vec<serde_json::Value> = record_values(&dir)
+        .into_iter()
+        .filter(|r| r["state"] == "complete")
         .collect();
     let dominates = |a: (f64, f64), b: (f64, f64)| a.0 >= b.0 && a.1 <= b.1 && a != b;
     let on_front: Vec<(f64, f64)> = front.iter().map(point).collect();
@@ -147,15 +124,8 @@ fn a_constraint_keeps_large_models_out_of_the_best_and_the_front() {
         "{summary}"
     );
     let best = summary["best"]["trial"].as_u64().unwrap();
-    let record = std::fs::read_to_string(dir.join("trials.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let json = l
-                .rsplit_once(",\"crc\"")
-                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
-            serde_json::from_str::<serde_json::Value>(&json).unwrap()
-        })
+    let record = record_values(&dir)
+        .into_iter()
         .find(|r| r["number"].as_u64() == Some(best))
         .unwrap();
     assert!(record["param_count"].as_u64().unwrap() <= 2000, "{record}");
@@ -195,15 +165,10 @@ fn measured_epoch_time_is_an_objective_on_the_cpu() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(dir.join("trials.jsonl")).unwrap();
-    for line in text
-        .lines()
-        .filter(|l| l.contains("\"state\":\"complete\""))
+    for r in record_values(&dir)
+        .into_iter()
+        .filter(|r| r["state"] == "complete")
     {
-        let json = line
-            .rsplit_once(",\"crc\"")
-            .map_or(line.to_string(), |(j, _)| format!("{j}}}"));
-        let r: serde_json::Value = serde_json::from_str(&json).unwrap();
         let t = r["epoch_seconds"].as_f64().expect("a time per epoch");
         assert!(t > 0.0 && t < 60.0, "{r}");
     }

@@ -3,6 +3,7 @@
 //! Python with optuna: `POPSWEEP_OPTUNA_PYTHON` (`.ci/run` installs one outside the work
 //! tree); without it the test prints SKIP.
 
+use popsweep::storage::{RunStorage, Storage};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -29,6 +30,19 @@ fn fresh(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     dir
+}
+
+/// What Optuna itself reads from `journal` (tests/fixtures/load_optuna_journal.py), or
+/// `None` without a Python that has optuna.
+fn optuna_reads(journal: &Path) -> Option<serde_json::Value> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_optuna_journal.py");
+    let out = Command::new(python()?)
+        .arg(script)
+        .arg(journal)
+        .output()
+        .unwrap();
+    Some(serde_json::from_str(&ok(&out)).unwrap())
 }
 
 fn python() -> Option<PathBuf> {
@@ -112,18 +126,10 @@ fn optuna_loads_an_exported_study_with_the_same_trials() {
     ]);
     assert_eq!(again.status.code(), Some(2));
 
-    let Some(python) = python() else {
+    let Some(seen) = optuna_reads(&journal) else {
         println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
         return;
     };
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_optuna_journal.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&journal)
-        .output()
-        .unwrap();
-    let seen: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     let trials = seen["trials"].as_array().unwrap();
     assert_eq!(trials.len(), 5, "{seen}");
     let states: Vec<&str> = trials
@@ -142,20 +148,12 @@ fn optuna_loads_an_exported_study_with_the_same_trials() {
         1.0 / 3.0 + 0.1
     );
     // Parameters as popsweep asked them, every one of them.
-    let asked: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let json = l
-                .rsplit_once(",\"crc\"")
-                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
-            serde_json::from_str::<serde_json::Value>(&json).unwrap()
-        })
-        .filter(|op| op["op"] == "ask")
-        .collect();
-    for (t, ask) in trials.iter().zip(&asked) {
+    let mut study = RunStorage::study(&dir).unwrap();
+    let asked = &study.state().unwrap().trials;
+    for (t, ask) in trials.iter().zip(asked) {
         for name in ["lr", "width", "act", "noise"] {
-            assert_eq!(t["params"][name], ask["params"][name], "{name} of {t}");
+            let want = serde_json::to_value(&ask.params[name]).unwrap();
+            assert_eq!(t["params"][name], want, "{name} of {t}");
         }
     }
 }
@@ -199,18 +197,10 @@ fn optuna_loads_an_exported_run_and_agrees_on_its_best_trial() {
         "--study",
         dir.to_str().unwrap(),
     ]));
-    let Some(python) = python() else {
+    let Some(seen) = optuna_reads(&journal) else {
         println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
         return;
     };
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_optuna_journal.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&journal)
-        .output()
-        .unwrap();
-    let seen: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(seen["trials"].as_array().unwrap().len(), 6);

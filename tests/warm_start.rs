@@ -2,34 +2,14 @@
 //! seeds the sampler with an earlier run's or study's finished trials, and refuses those
 //! of another space or metric before a run directory exists.
 
+mod common;
+
+use common::{record_values as records, run_sweep_text};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn popsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("popsweep-warm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use std::process::Output;
 
 fn run(name: &str, yaml: &str) -> (Output, PathBuf) {
-    let path = temp(&format!("{name}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    let out_dir = temp(&format!("{name}.run"));
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let out = popsweep(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    (out, out_dir)
+    run_sweep_text("warm", name, yaml)
 }
 
 fn sweep(lr_max: &str, extra: &str) -> String {
@@ -39,19 +19,6 @@ fn sweep(lr_max: &str, extra: &str) -> String {
          \x20 width:\n    values: [16, 32]\n\
          train:\n  epochs: 2\n{extra}"
     )
-}
-
-fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("trials.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let json = l
-                .rsplit_once(",\"crc\"")
-                .map_or(l.to_string(), |(j, _)| format!("{j}}}"));
-            serde_json::from_str(&json).unwrap()
-        })
-        .collect()
 }
 
 #[test]

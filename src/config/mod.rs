@@ -254,6 +254,19 @@ pub struct Sweep {
     pub objectives: Vec<Objective>,
 }
 
+impl Sweep {
+    /// Every objective's direction, the sweep metric's first (one for a single objective).
+    pub fn directions(&self) -> Vec<crate::kinds::Direction> {
+        let direction = |maximize: bool| match maximize {
+            true => crate::kinds::Direction::Maximize,
+            false => crate::kinds::Direction::Minimize,
+        };
+        std::iter::once(direction(self.metric.maximize))
+            .chain(self.objectives.iter().map(|o| direction(o.maximize)))
+            .collect()
+    }
+}
+
 /// `final` of a sweep file.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FinalStage {

@@ -88,13 +88,7 @@ pub fn export(dir: &Path) -> Result<Export> {
 fn from_run(dir: &Path) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
     let run = RunData::load(dir)?;
     let sweep = &run.sweep;
-    let direction = |maximize| match maximize {
-        true => Direction::Maximize,
-        false => Direction::Minimize,
-    };
-    let directions: Vec<Direction> = std::iter::once(direction(sweep.metric.maximize))
-        .chain(sweep.objectives.iter().map(|o| direction(o.maximize)))
-        .collect();
+    let directions = sweep.directions();
     let mut by_number: BTreeMap<usize, FrozenTrial> = BTreeMap::new();
     for r in run.trials.iter().filter(|r| r.outer.is_none()) {
         let value = r.rungs.last().map(|v| v.value).filter(|v| v.is_finite());

@@ -404,7 +404,7 @@ fn sweep_study(sweep: &Sweep, storage: Box<dyn Storage>) -> Result<Study> {
     .map_err(Error::Run)?;
     if !sweep.objectives.is_empty() {
         study = study
-            .with_directions(&objectives::directions(sweep))
+            .with_directions(&sweep.directions())
             .map_err(Error::Run)?;
     }
     warm::seed(&mut study, sweep)?;

@@ -8,7 +8,7 @@
 use super::study_outcome;
 use crate::config::{Metric, ObjectiveName, Sweep};
 use crate::error::Result;
-use crate::storage::{Direction, TrialRecord, TrialState};
+use crate::storage::{TrialRecord, TrialState};
 use crate::tuner::pareto;
 use crate::tuner::study::{Outcome, Study};
 use serde::Serialize;
@@ -25,17 +25,6 @@ pub(super) fn times_epochs(sweep: &Sweep) -> bool {
 /// A finished member's mean training seconds per epoch, when the sweep measures them.
 pub(super) fn epoch_seconds(sweep: &Sweep, member: &crate::population::Member) -> Option<f64> {
     (times_epochs(sweep) && member.epochs > 0).then(|| member.train_seconds / member.epochs as f64)
-}
-
-/// Every objective's direction, the sweep metric's first.
-pub(super) fn directions(sweep: &Sweep) -> Vec<Direction> {
-    let direction = |maximize: bool| match maximize {
-        true => Direction::Maximize,
-        false => Direction::Minimize,
-    };
-    std::iter::once(direction(sweep.metric.maximize))
-        .chain(sweep.objectives.iter().map(|o| direction(o.maximize)))
-        .collect()
 }
 
 /// A complete trial's value for each objective (`primary` is its metric at its last
@@ -102,7 +91,7 @@ pub(super) fn pareto_front(sweep: &Sweep, finished: &[TrialRecord]) -> Vec<Paret
     let names: Vec<&str> = std::iter::once(sweep.metric.name.as_str())
         .chain(sweep.objectives.iter().map(|o| o.name.as_str()))
         .collect();
-    let directions = directions(sweep);
+    let directions = sweep.directions();
     let complete: Vec<(&TrialRecord, Vec<f64>)> = finished
         .iter()
         .filter(|r| feasible(&sweep.metric, r))

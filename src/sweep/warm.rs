@@ -120,7 +120,7 @@ fn from_study(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>
         true => vec![header.direction],
         false => header.directions.clone(),
     };
-    let ours = super::objectives::directions(sweep);
+    let ours = sweep.directions();
     if theirs != ours {
         return Err(format!(
             "the study's objectives go {}; this sweep's go {}",
@@ -135,7 +135,7 @@ fn from_study(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>
 /// checked against this sweep's space (Optuna's studies declare no space of their own).
 fn from_optuna(path: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, String> {
     let (directions, mut trials) = crate::report::optuna_journal::import(path)?;
-    let ours = super::objectives::directions(sweep);
+    let ours = sweep.directions();
     if directions != ours {
         return Err(format!(
             "the Optuna study's objectives go {}; this sweep's go {}",

@@ -12,8 +12,10 @@ use popsweep::model::{Arch, Hparams, MemberSpec};
 use popsweep::population::Population;
 use popsweep::report::run_files::RunFiles;
 use popsweep::rng::{permutation, Stream};
-use popsweep::storage::{OpsIn, RunStorage};
+use popsweep::storage::{OpsIn, RunStorage, Storage};
 use popsweep::sweep::{prepare_data, run_sweep, SweepOutcome};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn digits_tuning() -> TuningData {
     split_stratified(&digits::load().unwrap(), SplitFractions::default(), 11).0
@@ -99,4 +101,37 @@ pub fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
     out.extend(header.as_bytes());
     out.extend(data);
     out
+}
+
+/// `popsweep run` on `yaml`, written as `NAME.yaml` in a temporary folder of `tag`'s; the
+/// output and the run directory (`NAME.run`, removed first).
+pub fn run_sweep_text(tag: &str, name: &str, yaml: &str) -> (Output, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("popsweep-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    let out_dir = dir.join(format!("{name}.run"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (out, out_dir)
+}
+
+/// A run directory's trial records as JSON, read as popsweep reads them (checksums
+/// checked), in the order recorded.
+pub fn record_values(dir: &Path) -> Vec<serde_json::Value> {
+    RunStorage::read(dir)
+        .unwrap()
+        .records()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect()
 }
