@@ -132,12 +132,12 @@ fn a_constraint_keeps_large_models_out_of_the_best_and_the_front() {
 
     for (name, constraints, needle) in [
         (
-            "no-bound",
+            "constraint-no-bound",
             "  - {name: param_count}\n",
             "needs a finite `max` or `min`",
         ),
         (
-            "unknown",
+            "constraint-unknown",
             "  - {name: latency, max: 3}\n",
             "unknown metric `latency`",
         ),
