@@ -82,9 +82,8 @@ enum Command {
     /// Suggest new trials of a study kept in a journal (created by the first ask). Prints
     /// one JSON line per trial: {"trial": N, "params": {...}}.
     Ask {
-        /// Study directory (holds journal.jsonl).
-        #[arg(long)]
-        study: PathBuf,
+        #[command(flatten)]
+        at: StudyArgs,
         /// Search space in the sweep file's `parameters` syntax: a YAML/JSON file, or the
         /// JSON text itself. Only the first ask of a study takes it.
         #[arg(long)]
@@ -114,8 +113,8 @@ enum Command {
     },
     /// Finish a trial of a study with its value, or as pruned or failed.
     Tell {
-        #[arg(long)]
-        study: PathBuf,
+        #[command(flatten)]
+        at: StudyArgs,
         #[arg(long)]
         trial: usize,
         /// The objective value (negative values welcome: --value -3.2e-07).
@@ -145,15 +144,14 @@ enum Command {
         /// The journal file to write (it must not exist yet).
         #[arg(long)]
         optuna_journal: PathBuf,
-        /// The ask/tell study or run directory to export.
-        #[arg(long)]
-        study: PathBuf,
+        #[command(flatten)]
+        at: StudyArgs,
     },
     /// Queue a configuration for the study's next ask (Optuna's `enqueue_trial`): a
     /// known good setting, or one to compare against, tried before the sampler suggests.
     Enqueue {
-        #[arg(long)]
-        study: PathBuf,
+        #[command(flatten)]
+        at: StudyArgs,
         /// The configuration as JSON (`'{"lr": 0.01, "width": 64}'`), checked against the
         /// study's space.
         #[arg(long)]
@@ -161,8 +159,8 @@ enum Command {
     },
     /// Print the best complete trial of a study as JSON.
     Best {
-        #[arg(long)]
-        study: PathBuf,
+        #[command(flatten)]
+        at: StudyArgs,
     },
     /// Time population training on a synthetic workload (the interface of
     /// ../shared/bench/peer_bench.py), next to the SGEMM ceiling measured in the same run.
@@ -178,6 +176,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Where a study command's study lives: a directory, or a study of a database.
+#[derive(clap::Args, Debug)]
+struct StudyArgs {
+    /// Study directory (holds journal.jsonl); for `export`, also a run directory.
+    #[arg(long, required_unless_present = "storage", conflicts_with = "storage")]
+    study: Option<PathBuf>,
+    /// A PostgreSQL database shared by many processes and machines
+    /// (postgresql://user:password@host:port/database), instead of --study.
+    #[arg(long, requires = "study_name")]
+    storage: Option<String>,
+    /// The study's name within --storage.
+    #[arg(long, requires = "storage")]
+    study_name: Option<String>,
+}
+
+impl From<StudyArgs> for study::StudyAt {
+    fn from(a: StudyArgs) -> study::StudyAt {
+        study::StudyAt::from_flags(a.study, a.storage, a.study_name)
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -212,7 +231,7 @@ pub fn main() -> ExitCode {
             backend,
         } => sanity(sweep, steps, json, backend),
         Command::Ask {
-            study,
+            at,
             space,
             sampler,
             direction,
@@ -221,7 +240,7 @@ pub fn main() -> ExitCode {
             directions,
             n,
         } => ask(
-            &study,
+            &at.into(),
             space.as_deref(),
             StudyFlags {
                 sampler,
@@ -233,7 +252,7 @@ pub fn main() -> ExitCode {
             n,
         ),
         Command::Tell {
-            study,
+            at,
             trial,
             value,
             values,
@@ -242,9 +261,9 @@ pub fn main() -> ExitCode {
             intermediate,
             step,
         } => match (intermediate, step) {
-            (Some(v), Some(step)) => tell_intermediate(&study, trial, step, v),
+            (Some(v), Some(step)) => tell_intermediate(&at.into(), trial, step, v),
             _ => tell(
-                &study,
+                &at.into(),
                 trial,
                 Told {
                     value,
@@ -254,12 +273,9 @@ pub fn main() -> ExitCode {
                 },
             ),
         },
-        Command::Best { study } => best(&study),
-        Command::Enqueue { study, params } => enqueue(&study, &params),
-        Command::Export {
-            optuna_journal,
-            study,
-        } => export(&study, &optuna_journal),
+        Command::Best { at } => best(&at.into()),
+        Command::Enqueue { at, params } => enqueue(&at.into(), &params),
+        Command::Export { optuna_journal, at } => export(&at.into(), &optuna_journal),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),
         Command::Report { run_dir, json } => report(&run_dir, json),

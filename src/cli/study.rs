@@ -1,57 +1,104 @@
-//! `ask`, `tell` and `best` on a study kept in a journal, from any language.
+//! `ask`, `tell` and `best` on a study kept in a journal or a database, from any language.
 
 use crate::config;
 use crate::error::{Error, Result};
 use crate::pruning::PrunerSpec;
 use crate::space::Space;
-use crate::storage::{Direction, Op, RunStorage, Storage, StudyHeader};
+use crate::storage::{Direction, Op, PgStorage, RunStorage, Storage, StudyHeader};
 use crate::tuner::sampler::SamplerKind;
 use crate::tuner::study::{Outcome, Study};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Opens the study in `dir`, creating it from the given settings if it has no header yet.
+/// Where a study lives: a directory with its journal, or a study of a PostgreSQL database.
+pub(super) enum StudyAt {
+    Dir(PathBuf),
+    Database { url: String, name: String },
+}
+
+impl StudyAt {
+    /// From the flags: `--study DIR`, or `--storage URL --study-name NAME` (clap checks
+    /// that one of the two is given).
+    pub(super) fn from_flags(
+        study: Option<PathBuf>,
+        storage: Option<String>,
+        name: Option<String>,
+    ) -> StudyAt {
+        match (study, storage) {
+            (Some(dir), _) => StudyAt::Dir(dir),
+            (None, Some(url)) => StudyAt::Database {
+                url,
+                name: name.unwrap_or_default(),
+            },
+            (None, None) => unreachable!("clap requires --study or --storage"),
+        }
+    }
+
+    /// The study as messages name it (a database's password hidden).
+    pub(super) fn shown(&self) -> String {
+        match self {
+            StudyAt::Dir(dir) => dir.display().to_string(),
+            StudyAt::Database { url, name } => {
+                format!("{} (study {name})", crate::storage::postgres::redact(url))
+            }
+        }
+    }
+
+    /// The study's name: a directory's last component, or the name given.
+    fn name(&self) -> String {
+        match self {
+            StudyAt::Dir(dir) => dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            StudyAt::Database { name, .. } => name.clone(),
+        }
+    }
+
+    /// Opens the storage; a directory is created only for a new study (`create`).
+    fn open(&self, create: bool) -> Result<Box<dyn Storage>> {
+        match self {
+            StudyAt::Dir(dir) => {
+                if create {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                } else if !dir.join("journal.jsonl").is_file() {
+                    return Err(study_error(self, NO_STUDY));
+                }
+                Ok(Box::new(RunStorage::study(dir)?))
+            }
+            StudyAt::Database { url, name } => Ok(Box::new(PgStorage::open(url, name, create)?)),
+        }
+    }
+}
+
+const NO_STUDY: &str = "no study here yet; create it with `popsweep ask --space ...`";
+
+/// Opens the study, creating it from the given settings if it has no header yet.
 /// Settings given for an existing study must match the ones it was created with.
 /// The study and the header it was created with (by the first ask).
-pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study, StudyHeader)> {
-    if new.is_some() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    } else if !dir.join("journal.jsonl").is_file() {
-        return Err(study_error(
-            dir,
-            "no study here yet; create it with `popsweep ask --space ...`",
-        ));
-    }
-    let mut storage = RunStorage::study(dir)?;
+pub(super) fn open_study(at: &StudyAt, new: Option<&StudyHeader>) -> Result<(Study, StudyHeader)> {
+    let mut storage = at.open(new.is_some())?;
     for w in storage.take_warnings() {
         eprintln!("warning: {w}");
     }
     let existing = storage.state()?.header.clone();
     let header = match (existing, new) {
         (Some(h), _) => h,
-        (None, Some(new)) => {
-            let storage: &mut dyn Storage = &mut storage;
-            storage
-                .transact(|state| match &state.header {
-                    Some(h) => Ok((vec![], h.clone())),
-                    None => Ok((vec![Op::Study(new.clone())], new.clone())),
-                })?
-                .map_err(Error::Run)?
-        }
-        (None, None) => {
-            return Err(study_error(
-                dir,
-                "no study here yet; create it with `popsweep ask --space ...`",
-            ))
-        }
+        (None, Some(new)) => storage
+            .transact(|state| match &state.header {
+                Some(h) => Ok((vec![], h.clone())),
+                None => Ok((vec![Op::Study(new.clone())], new.clone())),
+            })?
+            .map_err(Error::Run)?,
+        (None, None) => return Err(study_error(at, NO_STUDY)),
     };
-    let source = format!("{} (study space)", dir.display());
+    let source = format!("{} (study space)", at.shown());
     let space = if header.space.is_empty() {
         Space::default()
     } else {
         config::parse_space(&header.space, &source)?
     };
     let mut study = Study::new(
-        Box::new(storage),
+        storage,
         space,
         header.sampler,
         header.direction.maximize(),
@@ -62,21 +109,25 @@ pub(super) fn open_study(dir: &Path, new: Option<&StudyHeader>) -> Result<(Study
     if header.directions.len() > 1 {
         study = study
             .with_directions(&header.directions)
-            .map_err(|e| study_error(dir, &e))?;
+            .map_err(|e| study_error(at, &e))?;
     }
     if let Some(spec) = &header.pruner {
         study = study
             .with_pruner(spec)
-            .map_err(|e| study_error(dir, &format!("its pruner: {e}")))?;
+            .map_err(|e| study_error(at, &format!("its pruner: {e}")))?;
     }
     Ok((study, header))
 }
 
-pub(super) fn study_error(dir: &Path, message: &str) -> Error {
+pub(super) fn study_error(at: &StudyAt, message: &str) -> Error {
     Error::Config {
-        file: dir.display().to_string(),
+        file: at.shown(),
         line: None,
-        field: "--study".into(),
+        field: match at {
+            StudyAt::Dir(_) => "--study",
+            StudyAt::Database { .. } => "--study-name",
+        }
+        .into(),
         message: message.into(),
     }
 }
@@ -153,7 +204,7 @@ fn settings(flags: &StudyFlags) -> Result<Settings> {
 }
 
 /// The header of a new study over `space` (a file, or the text itself).
-fn new_header(dir: &Path, space: &str, s: &Settings) -> Result<StudyHeader> {
+fn new_header(at: &StudyAt, space: &str, s: &Settings) -> Result<StudyHeader> {
     let path = Path::new(space);
     let (text, source) = if path.is_file() {
         let text =
@@ -177,17 +228,14 @@ fn new_header(dir: &Path, space: &str, s: &Settings) -> Result<StudyHeader> {
         sampler: s.sampler.unwrap_or(SamplerKind::Tpe),
         seed: s.seed.unwrap_or(0),
         space: text,
-        name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        name: at.name(),
         pruner: s.pruner.clone(),
     })
 }
 
 /// Only the first ask defines the study: says so when a later one asks for something
 /// else, rather than let a script believe its --sampler took effect.
-fn note_ignored(dir: &Path, s: &Settings, header: &StudyHeader) {
+fn note_ignored(at: &StudyAt, s: &Settings, header: &StudyHeader) {
     let settings = |p: &PrunerSpec| serde_json::to_string(p).expect("settings serialize");
     let ignored = [
         (
@@ -226,13 +274,13 @@ fn note_ignored(dir: &Path, s: &Settings, header: &StudyHeader) {
         if let Some(given) = given.filter(|g| *g != kept) {
             eprintln!(
                 "note: {}: the study keeps `{kept}` from its first ask; {flag} `{given}` is not used",
-                dir.display()
+                at.shown()
             );
         }
     }
 }
 
-pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
+pub(super) fn ask(at: &StudyAt, space: Option<&str>, flags: StudyFlags, n: usize) -> Result<()> {
     if n == 0 || n > crate::limits::MAX_ASK_BATCH {
         return Err(arg_error(
             "--n",
@@ -245,15 +293,24 @@ pub(super) fn ask(dir: &Path, space: Option<&str>, flags: StudyFlags, n: usize) 
     }
     let settings = settings(&flags)?;
     let new = match space {
-        Some(space) => Some(new_header(dir, space, &settings)?),
+        Some(space) => Some(new_header(at, space, &settings)?),
         None => None,
     };
-    let (mut study, header) = open_study(dir, new.as_ref())?;
-    note_ignored(dir, &settings, &header);
+    let (mut study, header) = open_study(at, new.as_ref())?;
+    note_ignored(at, &settings, &header);
     if new.is_some_and(|n| n.space != header.space) {
+        // A directory's study is one script's; a database's name may be shared by
+        // mistake by two projects, whose trials must not mix.
+        if let StudyAt::Database { .. } = at {
+            return Err(study_error(
+                at,
+                "a study of this name exists with another search space; choose another \
+                 name, or ask without --space to join it",
+            ));
+        }
         eprintln!(
             "note: {}: the study keeps the space of its first ask; --space is not used",
-            dir.display()
+            at.shown()
         );
     }
     let mut out = String::new();
@@ -310,12 +367,12 @@ fn numbers(flag: &str, list: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
-pub(super) fn tell(dir: &Path, trial: usize, told: Told<'_>) -> Result<()> {
+pub(super) fn tell(at: &StudyAt, trial: usize, told: Told<'_>) -> Result<()> {
     let constraints = match told.constraints {
         Some(list) => numbers("--constraints", list)?,
         None => Vec::new(),
     };
-    let (mut study, _) = open_study(dir, None)?;
+    let (mut study, _) = open_study(at, None)?;
     let result = match (told.value, told.values, told.state) {
         (_, Some(list), _) => {
             let values = numbers("--values", list)?;
@@ -346,29 +403,29 @@ pub(super) fn tell(dir: &Path, trial: usize, told: Told<'_>) -> Result<()> {
             })
         }
     };
-    result.map_err(|e| study_error(dir, &e.to_string()))
+    result.map_err(|e| study_error(at, &e.to_string()))
 }
 
 /// `tell --step S --intermediate V`: records the value at the step (a step already
 /// reported keeps its first value, as Optuna's `trial.report` does) and prints the
 /// pruner's verdict, `{"prune": true|false}`.
-pub(super) fn tell_intermediate(dir: &Path, trial: usize, step: u64, value: f64) -> Result<()> {
-    let (mut study, _) = open_study(dir, None)?;
+pub(super) fn tell_intermediate(at: &StudyAt, trial: usize, step: u64, value: f64) -> Result<()> {
+    let (mut study, _) = open_study(at, None)?;
     let decide = |study: &mut Study| -> Result<bool> {
         study.report_first(trial, step, value)?;
         study.should_prune(trial)
     };
-    let prune = decide(&mut study).map_err(|e| study_error(dir, &e.to_string()))?;
+    let prune = decide(&mut study).map_err(|e| study_error(at, &e.to_string()))?;
     println!("{}", serde_json::json!({ "prune": prune }));
     Ok(())
 }
 
 /// `enqueue`: the configuration, checked against the study's space, queued for the next
 /// ask.
-pub(super) fn enqueue(dir: &Path, params: &str) -> Result<()> {
+pub(super) fn enqueue(at: &StudyAt, params: &str) -> Result<()> {
     let params: crate::space::Params = serde_json::from_str(params)
         .map_err(|e| arg_error("--params", format!("not a JSON object of parameters: {e}")))?;
-    let (mut study, _) = open_study(dir, None)?;
+    let (mut study, _) = open_study(at, None)?;
     study
         .enqueue(params)
         .map_err(|e| arg_error("--params", e.to_string()))
@@ -376,7 +433,7 @@ pub(super) fn enqueue(dir: &Path, params: &str) -> Result<()> {
 
 /// `export --optuna-journal FILE --study DIR`: the study in Optuna's journal format; what
 /// did not translate exactly is said on stderr.
-pub(super) fn export(dir: &Path, file: &Path) -> Result<()> {
+pub(super) fn export(at: &StudyAt, file: &Path) -> Result<()> {
     if file.exists() {
         return Err(arg_error(
             "--optuna-journal",
@@ -387,7 +444,14 @@ pub(super) fn export(dir: &Path, file: &Path) -> Result<()> {
             ),
         ));
     }
-    let export = crate::report::optuna_journal::export(dir)?;
+    let export = match at {
+        StudyAt::Dir(dir) => crate::report::optuna_journal::export(dir)?,
+        StudyAt::Database { url, name } => crate::report::optuna_journal::export_storage(
+            &mut PgStorage::open(url, name, false)?,
+            name,
+            &at.shown(),
+        )?,
+    };
     for note in &export.notes {
         eprintln!("note: {note}");
     }
@@ -397,15 +461,15 @@ pub(super) fn export(dir: &Path, file: &Path) -> Result<()> {
     println!(
         "wrote {} trials of {} to {} (Optuna's JournalStorage format)",
         export.trials,
-        dir.display(),
+        at.shown(),
         file.display()
     );
     Ok(())
 }
 
 /// The best trial, or for a study of several objectives its Pareto front (a line each).
-pub(super) fn best(dir: &Path) -> Result<()> {
-    let (mut study, header) = open_study(dir, None)?;
+pub(super) fn best(at: &StudyAt) -> Result<()> {
+    let (mut study, header) = open_study(at, None)?;
     let trials = match header.directions.len() > 1 {
         true => study.best_trials()?,
         false => study.best()?.into_iter().collect(),
@@ -413,7 +477,7 @@ pub(super) fn best(dir: &Path) -> Result<()> {
     if trials.is_empty() {
         return Err(Error::Run(format!(
             "{}: no complete feasible trial yet",
-            dir.display()
+            at.shown()
         )));
     }
     for t in &trials {

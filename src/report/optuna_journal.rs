@@ -41,7 +41,7 @@ pub fn export(dir: &Path) -> Result<Export> {
     let (space, directions, trials) = if dir.join("trials.jsonl").is_file() {
         from_run(dir)?
     } else if dir.join("journal.jsonl").is_file() {
-        from_study(dir)?
+        from_study(&mut RunStorage::study(dir)?, &dir.display().to_string())?
     } else {
         return Err(Error::Config {
             file: dir.display().to_string(),
@@ -52,8 +52,19 @@ pub fn export(dir: &Path) -> Result<Export> {
                 .into(),
         });
     };
+    Ok(write(&name, &space, &directions, &trials))
+}
+
+/// Exports the study `name` kept in `storage` (a database), shown as `shown` in messages.
+pub fn export_storage(storage: &mut dyn Storage, name: &str, shown: &str) -> Result<Export> {
+    let (space, directions, trials) = from_study(storage, shown)?;
+    Ok(write(name, &space, &directions, &trials))
+}
+
+/// The journal's lines for a study's trials.
+fn write(name: &str, space: &Space, directions: &[Direction], trials: &[FrozenTrial]) -> Export {
     let mut notes = Vec::new();
-    let dists = distributions(&space, &trials, &mut notes);
+    let dists = distributions(space, trials, &mut notes);
     let directions: Vec<u8> = directions
         .iter()
         .map(|d| if d.maximize() { 2 } else { 1 })
@@ -66,7 +77,7 @@ pub fn export(dir: &Path) -> Result<Export> {
     })
     .to_string()];
     let mut dropped_nan = 0;
-    for t in &trials {
+    for t in trials {
         let (line, dropped) = trial_line(t, &dists);
         dropped_nan += dropped;
         lines.push(line.to_string());
@@ -76,11 +87,11 @@ pub fn export(dir: &Path) -> Result<Export> {
             "{dropped_nan} non-finite intermediate values left out (Optuna stores numbers only)"
         ));
     }
-    Ok(Export {
+    Export {
         lines,
         notes,
         trials: trials.len(),
-    })
+    }
 }
 
 /// A run directory: its sweep file's space and metric(s); each record as a trial whose
@@ -136,21 +147,23 @@ fn from_run(dir: &Path) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
 }
 
 /// An ask/tell study: its header's space and directions, its trials as recorded.
-fn from_study(dir: &Path) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
-    let mut storage = RunStorage::study(dir)?;
+fn from_study(
+    storage: &mut dyn Storage,
+    shown: &str,
+) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
     for w in storage.take_warnings() {
         eprintln!("warning: {w}");
     }
     let state = storage.state()?;
     let header = state.header.clone().ok_or_else(|| Error::Config {
-        file: dir.display().to_string(),
+        file: shown.to_string(),
         line: None,
         field: "--study".into(),
         message: "the study has no trial yet".into(),
     })?;
     let space = match header.space.is_empty() {
         true => Space::default(),
-        false => config::parse_space(&header.space, &dir.display().to_string())?,
+        false => config::parse_space(&header.space, shown)?,
     };
     let directions = match header.directions.is_empty() {
         true => vec![header.direction],

@@ -9,14 +9,18 @@
 //!   resume re-derives from the seed) or in an append-only journal shared by processes
 //!   (`journal.jsonl`: ask/tell, external programs); records in `trials.jsonl`.
 //!
-//! A database storage implements the same trait: a transaction is a closure over the
-//! replayed state that may run more than once (a serialisation conflict retries it), so
-//! the drivers never see which storage they write to.
+//! - [`PgStorage`]: a study in PostgreSQL, shared by processes on many machines, with
+//!   heartbeats that fail and re-queue a dead worker's trials.
+//!
+//! A transaction is a closure over the replayed state that may run more than once (a
+//! lost connection retries it), so the drivers never see which storage they write to.
 
 pub mod journal;
+mod lease;
 pub mod lock;
 mod memory;
 mod ops;
+pub mod postgres;
 mod records;
 mod run_dir;
 mod sealed;
@@ -25,6 +29,7 @@ mod trial;
 pub use journal::Journal;
 pub use memory::MemoryStorage;
 pub use ops::{Op, StudyState};
+pub use postgres::PgStorage;
 pub use records::{is_zero, Lineage, RungValue, TrialRecord};
 pub use run_dir::{OpsIn, RunStorage};
 pub use trial::{FrozenTrial, TrialState};

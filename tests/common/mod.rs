@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod pg;
+
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};
 use popsweep::config::Sweep;
