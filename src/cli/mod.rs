@@ -5,6 +5,7 @@ mod print;
 mod run;
 mod study;
 mod tools;
+mod workers;
 
 use crate::backend::BackendChoice;
 use clap::{Parser, Subcommand};
@@ -51,6 +52,21 @@ enum Command {
         /// Skip the sanity preflight (initial loss and overfitting a tiny batch).
         #[arg(long)]
         no_sanity: bool,
+        /// Work on a study shared in PostgreSQL (postgresql://user:password@host:port/db)
+        /// with every other worker started on it: ASHA and median schedules. Overrides
+        /// the sweep file's `storage`.
+        #[arg(long)]
+        storage: Option<String>,
+        /// The shared study's name. Default: the sweep's `name`.
+        #[arg(long)]
+        study_name: Option<String>,
+        /// Seconds between a worker's lease renewals; a trial whose worker misses two is
+        /// failed and re-queued.
+        #[arg(long, default_value_t = 10.0)]
+        heartbeat: f64,
+        /// How many times a dead worker's trial is re-queued with the same parameters.
+        #[arg(long, default_value_t = 3)]
+        max_retries: usize,
     },
     /// Continue a sweep that was interrupted or crashed, in its run directory: trials in
     /// trials.jsonl (or an external sweep's journal) are kept as recorded, the rest run
@@ -210,10 +226,24 @@ pub fn main() -> ExitCode {
             quiet,
             json,
             no_sanity,
+            storage,
+            study_name,
+            heartbeat,
+            max_retries,
         } => load_for_run(sweep).and_then(|loaded| {
+            let flags = workers::WorkerFlags {
+                storage,
+                study_name,
+                heartbeat,
+                max_retries,
+            };
+            let target = match workers::shared_study(flags, &loaded)? {
+                Some(shared) => Target::Shared(out, shared),
+                None => Target::Fresh(out),
+            };
             run(
                 loaded,
-                Target::Fresh(out),
+                target,
                 (backend, threads),
                 (quiet || json, json),
                 !no_sanity,

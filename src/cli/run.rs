@@ -77,6 +77,8 @@ pub(super) enum Target {
     Fresh(Option<PathBuf>),
     /// A stopped built-in run, its storage opened (which holds the trials it finished).
     Resume(PathBuf, Box<RunStorage>),
+    /// A worker of a study shared in a database, with a fresh run directory of its own.
+    Shared(Option<PathBuf>, super::workers::SharedStudy),
 }
 
 pub(super) fn run(
@@ -146,6 +148,7 @@ pub(super) fn run(
     // Before the run directory exists, so a stop request is never lost to the default
     // handler once there is something to resume.
     crate::interrupt::install();
+    let shared = matches!(target, Target::Shared(..));
     let (run_dir, storage) = open_target(target, &sweep, &sweep_text, &workdir)?;
     let files = RunFiles::new(&run_dir);
     if !quiet {
@@ -173,11 +176,22 @@ pub(super) fn run(
         &tuning,
         held_out,
         backend,
-        Box::new(storage),
+        storage,
         &files,
         &mut on_progress,
     )
-    .map_err(|e| resumable(e, &run_dir))?;
+    .map_err(|e| match shared {
+        true => e,
+        false => resumable(e, &run_dir),
+    })?;
+    if shared {
+        super::workers::keep_records(&run_dir, &outcome.trials)?;
+        if outcome.summary.best.is_none() && !quiet {
+            println!(
+                "the study's final test evaluation is the last worker's to finish (see its output)"
+            );
+        }
+    }
     if json {
         let path = files.dir().join("summary.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -236,17 +250,36 @@ fn open_target(
     sweep: &Sweep,
     sweep_text: &str,
     workdir: &Path,
-) -> Result<(PathBuf, RunStorage)> {
+) -> Result<(PathBuf, Box<dyn Storage>)> {
+    let fresh_dir = |out: Option<PathBuf>| -> Result<PathBuf> {
+        let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+        let files = RunFiles::new(&run_dir);
+        files.write_text("sweep.yaml", sweep_text)?;
+        files.write_text("workdir", &format!("{}\n", workdir.display()))?;
+        Ok(run_dir)
+    };
     match target {
         Target::Fresh(out) => {
             let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
             let storage = RunStorage::create(&run_dir, OpsIn::Memory)?;
-            let files = RunFiles::new(&run_dir);
-            files.write_text("sweep.yaml", sweep_text)?;
-            files.write_text("workdir", &format!("{}\n", workdir.display()))?;
-            Ok((run_dir, storage))
+            Ok((fresh_dir(Some(run_dir))?, Box::new(storage)))
         }
-        Target::Resume(dir, storage) => Ok((dir, *storage)),
+        Target::Resume(dir, storage) => Ok((dir, storage)),
+        // The study is opened first: a refused database leaves no run directory behind.
+        Target::Shared(out, shared) => {
+            let run_dir = out.unwrap_or_else(|| default_run_dir(&sweep.name));
+            if run_dir.join("trials.jsonl").exists() {
+                return Err(Error::Config {
+                    file: run_dir.display().to_string(),
+                    line: None,
+                    field: "--out".into(),
+                    message: "this directory already holds a run; choose another".into(),
+                });
+            }
+            let storage = super::workers::open_shared(&shared, sweep, sweep_text)?;
+            std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
+            Ok((fresh_dir(Some(run_dir))?, Box::new(storage)))
+        }
     }
 }
 

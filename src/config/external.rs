@@ -160,6 +160,14 @@ impl Ctx<'_> {
         }
         let parallel = self.positive(raw.population, 2, &["population"])?;
         let (enqueue, warm_start) = self.warm(raw.enqueue, raw.warm_start, &space, sampler)?;
+        if raw.storage.is_some() {
+            return Err(self.err(
+                &["storage"],
+                "an external program's study lives in its run directory's journal; storage \
+                 shares the study of a built-in sweep"
+                    .into(),
+            ));
+        }
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -186,6 +194,7 @@ impl Ctx<'_> {
             enqueue,
             warm_start,
             objectives: Vec::new(),
+            storage: None,
             backend: None,
             external: Some(External {
                 program: raw.program,

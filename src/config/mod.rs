@@ -158,6 +158,28 @@ impl Schedule {
     }
 
     /// Its name in [`Schedule::KINDS`].
+    /// Why this schedule cannot run across workers sharing one study (`--storage`), or
+    /// `None` when it can: ASHA and median stopping judge each trial on its own against
+    /// what every worker has recorded.
+    pub fn across_workers(&self) -> Option<&'static str> {
+        match self {
+            Schedule::Asha { .. } | Schedule::Median { .. } => None,
+            Schedule::Full => Some(
+                "it trains every trial in one population; use asha or median (median \
+                 stopping with n_startup_trials at run_cap stops no trial)",
+            ),
+            Schedule::Halving(_) | Schedule::Hyperband { .. } | Schedule::Bohb { .. } => Some(
+                "a bracket's rung waits for every one of its trials, and a worker cannot \
+                 wait for trials training on another machine; use asha, the asynchronous \
+                 form of successive halving",
+            ),
+            Schedule::Pbt(_) => Some(
+                "its exploit copies weights between members of one population, which \
+                 workers on other machines do not share",
+            ),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Schedule::Full => "full",
@@ -252,6 +274,9 @@ pub struct Sweep {
     /// `metric` as a list: the objectives after the first (empty for one objective). The
     /// study is then multi-objective and `summary.pareto_front` lists its front.
     pub objectives: Vec<Objective>,
+    /// `storage`: the PostgreSQL database whose study every worker started on this sweep
+    /// shares (the command line's `--storage` takes precedence).
+    pub storage: Option<String>,
 }
 
 impl Sweep {

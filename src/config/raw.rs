@@ -48,6 +48,8 @@ pub(super) struct RawSweep {
     pub(super) pruner: Option<serde_yaml_ng::Value>,
     pub(super) warm_start: Option<RawWarmStart>,
     pub(super) constraints: Option<Vec<RawConstraint>>,
+    /// A PostgreSQL URL: the study is shared by every worker started on it.
+    pub(super) storage: Option<String>,
 }
 
 /// One entry of `constraints`: a limit a best trial must keep.

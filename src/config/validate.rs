@@ -96,6 +96,7 @@ impl Ctx<'_> {
         let final_stage = self.final_stage(raw.final_stage.take(), &schedule, cv.is_some())?;
         let (enqueue, warm_start) =
             self.warm(raw.enqueue.take(), raw.warm_start.take(), &space, sampler)?;
+        let storage = self.storage(raw.storage.take(), &schedule, cv.is_some())?;
         Ok(Sweep {
             name: raw.name.unwrap_or_else(|| "sweep".into()),
             metric,
@@ -124,7 +125,42 @@ impl Ctx<'_> {
             enqueue,
             warm_start,
             objectives,
+            storage,
         })
+    }
+
+    /// `storage`: a PostgreSQL URL, for a schedule that can run across workers.
+    fn storage(
+        &self,
+        url: Option<String>,
+        schedule: &Schedule,
+        cv: bool,
+    ) -> Result<Option<String>> {
+        let Some(url) = url else {
+            return Ok(None);
+        };
+        if !crate::storage::postgres::is_url(&url) {
+            return Err(self.err(
+                &["storage"],
+                "must be a PostgreSQL URL (postgresql://user:password@host:port/database)".into(),
+            ));
+        }
+        if cv {
+            return Err(self.err(
+                &["storage"],
+                "a nested cross-validation runs in one process; leave storage out".into(),
+            ));
+        }
+        if let Some(why) = schedule.across_workers() {
+            return Err(self.err(
+                &["storage"],
+                format!(
+                    "the `{}` schedule cannot run across workers: {why}",
+                    schedule.kind()
+                ),
+            ));
+        }
+        Ok(Some(url))
     }
 
     /// `budget`: a positive, finite wall time, and epochs that agree with `train.epochs`.

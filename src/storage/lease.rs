@@ -167,6 +167,7 @@ fn retry(trial: &FrozenTrial, trials: &[FrozenTrial], max_retries: usize) -> Vec
     if requeue {
         ops.push(Op::Enqueue {
             params: trial.params.clone(),
+            retry: true,
         });
     }
     ops

@@ -85,6 +85,12 @@ pub trait Storage {
 
     /// Problems met reading the storage (torn or invalid lines), taken once.
     fn take_warnings(&mut self) -> Vec<String>;
+
+    /// Whether processes elsewhere work on the same study at the same time (a database):
+    /// a sweep then asks within one shared cap and decides on every worker's results.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 impl dyn Storage + '_ {

@@ -14,6 +14,10 @@ pub enum Op {
     Study(StudyHeader),
     Enqueue {
         params: Params,
+        /// A lapsed trial's parameters queued again (see `lease.rs`): the retry takes the
+        /// place of the failed trial, which no longer counts toward a sweep's `run_cap`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retry: bool,
     },
     /// A new trial; it consumes the oldest enqueued configuration when `enqueued` is true.
     Ask {
@@ -52,6 +56,11 @@ pub enum Op {
         rung: usize,
         value: f64,
     },
+    /// Work that one process of a shared study does once (the final test evaluation):
+    /// recorded by the first to claim it; a second claim is refused.
+    Claim {
+        what: String,
+    },
 }
 
 /// The study as replayed from its operations.
@@ -63,9 +72,19 @@ pub struct StudyState {
     /// Trials whose ask was lost to a damaged line: they stand as failed, with no
     /// parameters, so numbering stays as recorded and no number is issued twice.
     pub lost: BTreeSet<usize>,
+    /// Lapsed trials queued again so far (each retry replaces a failed trial).
+    pub retries: usize,
+    /// What has been claimed (see [`Op::Claim`]).
+    pub claims: BTreeSet<String>,
 }
 
 impl StudyState {
+    /// Trials that count toward a sweep's `run_cap`: every trial asked, less the lapsed
+    /// ones whose retries replace them.
+    pub fn counted_trials(&self) -> usize {
+        self.trials.len().saturating_sub(self.retries)
+    }
+
     /// Applies one operation. Operations that contradict the state (a tell for a trial
     /// that does not exist or is already finished) are refused with a reason, so a
     /// replay can report and skip them.
@@ -77,7 +96,10 @@ impl StudyState {
                 }
                 self.header = Some(h.clone());
             }
-            Op::Enqueue { params } => self.queue.push_back(params.clone()),
+            Op::Enqueue { params, retry } => {
+                self.queue.push_back(params.clone());
+                self.retries += usize::from(*retry);
+            }
             Op::Ask {
                 trial,
                 params,
@@ -164,6 +186,11 @@ impl StudyState {
                     ));
                 }
                 t.completed_rungs.push(*value);
+            }
+            Op::Claim { what } => {
+                if !self.claims.insert(what.clone()) {
+                    return Err(format!("`{what}` was already claimed"));
+                }
             }
         }
         Ok(())

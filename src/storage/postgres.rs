@@ -187,6 +187,8 @@ impl PgStorage {
             )?;
             self.in_doubt = None;
             if landed.is_some() {
+                // The records queued then went with it.
+                self.unstored.clear();
                 self.replay_new()?;
                 return Ok(Ok(()));
             }
@@ -224,8 +226,13 @@ impl PgStorage {
                 if let Some(leases) = &self.leases {
                     leases.take_asked(&mut tx, &ops)?;
                 }
+                // Records queued before this decision (a trial's record before its tell)
+                // commit with it: a worker killed after a tell never leaves a finished
+                // trial without its record.
+                insert_records(&mut tx, self.study_id, &self.unstored)?;
                 let written = commit_ops(tx, self.study_id, txn, self.next_seq, &ops);
                 self.settle(txn, written)?;
+                self.unstored.clear();
                 self.state = next;
                 Ok(Ok(()))
             }
@@ -266,14 +273,7 @@ impl PgStorage {
         if self.unstored.is_empty() {
             return Ok(());
         }
-        let tokens: Vec<i64> = self.unstored.iter().map(|(t, _)| *t).collect();
-        let texts: Vec<&str> = self.unstored.iter().map(|(_, r)| r.as_str()).collect();
-        self.client.execute(
-            "INSERT INTO popsweep_records (study_id, token, record) \
-             SELECT $1, t.token, t.record FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS t(token, record, i) \
-             ORDER BY t.i ON CONFLICT (token) DO NOTHING",
-            &[&self.study_id, &tokens, &texts],
-        )?;
+        insert_records(&mut self.client, self.study_id, &self.unstored)?;
         self.unstored.clear();
         Ok(())
     }
@@ -382,6 +382,10 @@ impl Storage for PgStorage {
     fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 impl Drop for PgStorage {
@@ -426,6 +430,26 @@ fn commit_ops(
     }
     tx.commit().map_err(|e| (true, e))?;
     Ok(texts.len())
+}
+
+/// Inserts records, each at most once (a retried insert finds its token taken).
+fn insert_records(
+    client: &mut impl postgres::GenericClient,
+    study_id: i32,
+    records: &[(i64, String)],
+) -> std::result::Result<(), postgres::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let tokens: Vec<i64> = records.iter().map(|(t, _)| *t).collect();
+    let texts: Vec<&str> = records.iter().map(|(_, r)| r.as_str()).collect();
+    client.execute(
+        "INSERT INTO popsweep_records (study_id, token, record) \
+         SELECT $1, t.token, t.record FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS t(token, record, i) \
+         ORDER BY t.i ON CONFLICT (token) DO NOTHING",
+        &[&study_id, &tokens, &texts],
+    )?;
+    Ok(())
 }
 
 /// Applies replayed rows; an unreadable or contradicting row is reported and skipped, as a

@@ -222,7 +222,12 @@ pub fn run_sweep(
     let resolved = with_data_image(sweep.clone(), &tuning.train);
     let sweep = &resolved;
     let mut study = sweep_study(sweep, storage)?;
-    let known = &study.records()?;
+    // A stopped run's records are replayed on resume; a shared study's are other
+    // workers', whose trials this worker never trains.
+    let known = &match study.is_shared() {
+        true => BTreeMap::new(),
+        false => study.records()?,
+    };
     let plans = bracket_plans(sweep);
     let metric = &sweep.metric;
     let mut ledger = Ledger {
@@ -282,8 +287,20 @@ pub fn run_sweep(
         ..
     } = ledger;
 
-    let (best, final_report) =
-        final_eval::test_the_best(sweep, tuning, held_out, backend, &finished, champion)?;
+    // Across workers, the study's results are every worker's, and one worker (the first
+    // to find every trial finished) evaluates the best on the test split.
+    let (mut tested, mut champion) = (true, champion);
+    if study.is_shared() {
+        finished = study.records()?.into_values().collect();
+        tested = study.claim(slots::FINAL_EVALUATION, |state| {
+            state.queue.is_empty() && state.trials.iter().all(|t| t.state != TrialState::Running)
+        })?;
+        champion = study_champion(sweep, &finished, champion);
+    }
+    let (best, final_report) = match tested {
+        true => final_eval::test_the_best(sweep, tuning, held_out, backend, &finished, champion)?,
+        false => (None, None),
+    };
     let counts = trial_counts(&finished);
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
@@ -316,11 +333,27 @@ pub fn run_sweep(
     };
     files.write_summary(&summary)?;
     write_trials_csv(files, sweep, &finished)?;
-    refuse_no_result(&summary, files)?;
+    if tested {
+        refuse_no_result(&summary, files)?;
+    }
     Ok(SweepOutcome {
         summary,
         trials: finished,
     })
+}
+
+/// The trial the test evaluates: the best of `finished`, with its weights when this
+/// process trained it (`local`, the ledger's champion), else to be rebuilt from its seed.
+fn study_champion(
+    sweep: &Sweep,
+    finished: &[TrialRecord],
+    local: Option<(Option<ExportedMember>, TrialRecord)>,
+) -> Option<(Option<ExportedMember>, TrialRecord)> {
+    let best = final_eval::ranked(sweep, finished).into_iter().next()?;
+    match local {
+        Some((weights, record)) if record.number == best.number => Some((weights, record)),
+        _ => Some((None, best.clone())),
+    }
 }
 
 /// A sweep with no best trial fails, saying why and where its records are.

@@ -13,9 +13,12 @@
 
 mod judge;
 mod pbt;
+mod shared;
 
 use judge::{drain_slots, exits_of, Verdict};
 use pbt::fixed_for_life;
+pub(in crate::sweep) use shared::FINAL_EVALUATION;
+use shared::{passed_rungs, Shared};
 
 use super::checkpoint::{self, Checkpoint};
 use super::driver::{drive, Books, Driven, Refill};
@@ -126,6 +129,8 @@ struct SlotSchedule<'c, 'p> {
     window: Instant,
     /// Whether a unit trained since the last decisions.
     trained: bool,
+    /// A study other workers share: what this worker knows of them.
+    shared: Option<Shared>,
 }
 
 impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
@@ -143,7 +148,19 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
             return Ok(());
         }
         let (cx, s, ledger) = (self.cx, &mut self.s, &mut *books.ledger);
+        if let Some(shared) = &mut self.shared {
+            shared.hear_others(books.study, s.policy.as_mut())?;
+        }
         let mut verdicts = cx.judge(s)?;
+        if self.shared.is_some() {
+            let members = s.pop.members();
+            let epochs: BTreeMap<usize, usize> =
+                members.iter().map(|m| (m.trial, m.epochs)).collect();
+            let passed = passed_rungs(&s.running, |t| epochs.get(&t).copied(), s.policy.as_ref());
+            if !passed.is_empty() {
+                books.study.record_rungs(&passed)?;
+            }
+        }
         if self.drain {
             // Once `metric.target` is reached no trial starts, and none drains.
             let refills = match ledger.target_reached_by {
@@ -165,6 +182,8 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
             cx.apply(s.pop.as_mut(), &mut s.running, decisions);
         }
         cx.record_exits(s, &exits, self.known, books.study, ledger)?;
+        // Across workers the cap and the target are the study's (see `refill`).
+        let shared = self.shared.is_some();
         if let (Schedule::Pbt(settings), Some(rng)) = (&cx.sweep.schedule, s.policy.rng_mut()) {
             let round = !s.pop.is_empty() && s.tick.is_multiple_of(settings.interval);
             if round && Instant::now() >= self.checkpoint_due {
@@ -176,7 +195,7 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         }
         let over = s.pop.is_empty()
             && s.ghosts.is_empty()
-            && (s.started == cx.sweep.run_cap || ledger.target_reached_by.is_some());
+            && (shared || s.started == cx.sweep.run_cap || ledger.target_reached_by.is_some());
         if s.tick.is_multiple_of(REPORT_EVERY) || over {
             let seats = s.pop.len() + s.ghosts.len();
             let report = cx.report(s.tick, seats, s.started, ledger, self.window);
@@ -188,10 +207,21 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
 
     fn refill(&mut self, books: &mut Books<'c>) -> Result<Refill> {
         let (study, ledger) = (&mut *books.study, &mut *books.ledger);
-        (self.cx).refill(&mut self.s, &mut self.restoring, study, self.known, ledger)?;
-        Ok(match self.s.pop.is_empty() && self.s.ghosts.is_empty() {
-            true => Refill::Finished,
-            false => Refill::Ready,
+        if let Some(shared) = &mut self.shared {
+            (self.cx).refill_shared(&mut self.s, shared, study, ledger)?;
+        } else {
+            (self.cx).refill(&mut self.s, &mut self.restoring, study, self.known, ledger)?;
+        }
+        if !(self.s.pop.is_empty() && self.s.ghosts.is_empty()) {
+            return Ok(Refill::Ready);
+        }
+        let waits = match &mut self.shared {
+            Some(shared) => shared.wait_for_others(study)?,
+            None => false,
+        };
+        Ok(match waits {
+            true => Refill::Joined,
+            false => Refill::Finished,
         })
     }
 
@@ -220,7 +250,10 @@ impl SlotContext<'_> {
         books: &mut Books<'c>,
     ) -> Result<()> {
         let sweep = self.sweep;
+        let shared = books.study.is_shared();
         let drain = match sweep.schedule {
+            // Across workers no worker knows how many trials are left for its slots.
+            Schedule::Asha { .. } if shared => false,
             Schedule::Asha { drain, .. } => match drain {
                 Drain::Auto => self.backend.idle_slots_cost_time(),
                 Drain::Idle => false,
@@ -255,6 +288,7 @@ impl SlotContext<'_> {
             checkpoint_due: Instant::now(),
             window: Instant::now(),
             trained: false,
+            shared: shared.then(Shared::default),
         };
         drive(&mut schedule, books)?;
         if pbt {
@@ -312,6 +346,42 @@ impl SlotContext<'_> {
                 continue;
             }
             insert_trial(s.pop.as_mut(), sweep, self.tuning, t.number, &t.params);
+            s.running.insert(
+                t.number,
+                Running {
+                    current: t.params.clone(),
+                    params: t.params,
+                    rungs: Vec::new(),
+                    lineage: Vec::new(),
+                    first_unit: s.tick,
+                    draining: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Fills the free slots from a study shared with other workers: within the study's
+    /// cap, none once any worker's trial reached `metric.target`.
+    fn refill_shared(
+        &self,
+        s: &mut Slots<'_>,
+        shared: &mut Shared,
+        study: &mut Study,
+        ledger: &mut Ledger,
+    ) -> Result<()> {
+        if ledger.target_reached_by.is_none() {
+            ledger.target_reached_by = Shared::target_reached_by(study.state()?, self.sweep);
+        }
+        let free = self.slots.saturating_sub(s.pop.len());
+        if free == 0 || ledger.target_reached_by.is_some() {
+            return Ok(());
+        }
+        let asked = study.ask_upto(free, self.sweep.run_cap)?;
+        s.started += asked.len();
+        for t in asked {
+            shared.mine.insert(t.number);
+            insert_trial(s.pop.as_mut(), self.sweep, self.tuning, t.number, &t.params);
             s.running.insert(
                 t.number,
                 Running {
@@ -393,6 +463,9 @@ impl SlotContext<'_> {
                         .running
                         .remove(&member.trial)
                         .expect("every member is running");
+                    if study.is_shared() && !Shared::still_mine(study, member.trial)? {
+                        continue;
+                    }
                     // PBT's exploit copies the source's architecture with its weights: a
                     // trial with a lineage has the architecture its member holds now.
                     let (param_count, flops_per_sample) = match run.lineage.is_empty() {
@@ -431,8 +504,12 @@ impl SlotContext<'_> {
                 Exit::Ghost(i) => (s.ghosts[i].record.clone(), None),
             };
             if let (TrialState::Complete, Some(_)) = (record.state, record.rungs.last()) {
-                s.policy
-                    .complete(record.number, &curve(&record.history, &metric.name));
+                let curve = curve(&record.history, &metric.name);
+                if study.is_shared() {
+                    // Other workers' median stopping compares with this curve.
+                    study.report_curve(record.number, &curve)?;
+                }
+                s.policy.complete(record.number, &curve);
             }
             super::objectives::tell_record(study, self.sweep, &record)?;
             match weights {

@@ -65,6 +65,12 @@ impl Scheduler for Asha {
         self.rungs.contains(&epochs)
     }
 
+    fn observe_rung(&mut self, rung: usize, score: Score) {
+        if let Some(values) = self.recorded.get_mut(rung) {
+            values.push(score);
+        }
+    }
+
     /// Each arrival on its own: judged against what its rung has seen if it stands on one,
     /// else it continues. A failed trial stops.
     fn decide(&mut self, arrivals: &[Arrival<'_>], maximize: bool) -> Vec<(usize, Decision)> {
@@ -114,6 +120,18 @@ mod tests {
             None,
             "2 is not a rung"
         );
+    }
+
+    #[test]
+    fn another_workers_arrivals_count_among_the_rungs_values() {
+        let mut a = asha();
+        a.observe_rung(0, Score::plain(0.9));
+        a.observe_rung(0, Score::plain(0.8));
+        // 3 values at the rung: only the best (0.9, observed) is promoted.
+        assert_eq!(a.at_rung(1, Score::plain(0.7), true), Some(false));
+        a.observe_rung(1, Score::plain(0.1));
+        assert_eq!(a.at_rung(3, Score::plain(0.5), true), Some(true));
+        a.observe_rung(7, Score::plain(0.5)); // no such rung: ignored
     }
 
     #[test]

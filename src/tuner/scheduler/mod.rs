@@ -70,6 +70,11 @@ pub trait Scheduler: Send {
     /// trials with it).
     fn complete(&mut self, _trial: usize, _curve: &[f64]) {}
 
+    /// Another worker's trial (a study shared by several processes) stood at rung `rung`
+    /// (0-based among the rungs it passed) with `score`: an asynchronous scheduler counts
+    /// it among the rung's values as if it had arrived here.
+    fn observe_rung(&mut self, _rung: usize, _score: Score) {}
+
     /// Its random stream, for a scheduler that draws (PBT): a checkpoint saves it and a
     /// resume puts it back, so the resumed sweep draws what the uninterrupted one would.
     fn rng_mut(&mut self) -> Option<&mut rand_chacha::ChaCha8Rng> {

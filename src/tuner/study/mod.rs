@@ -4,6 +4,7 @@
 mod define_by_run;
 mod objectives;
 mod seeding;
+mod shared;
 
 pub use define_by_run::{Trial, TrialBuilder};
 pub use objectives::losses;
@@ -15,7 +16,7 @@ use crate::pruning::PrunerSpec;
 use crate::rng::derive_seed;
 use crate::space::{ParamDef, ParamValue, Params, Space};
 use crate::storage::{Direction, FrozenTrial, TrialState};
-use crate::storage::{MemoryStorage, Op, Storage, TrialRecord};
+use crate::storage::{MemoryStorage, Op, Storage, StudyState, TrialRecord};
 use std::collections::BTreeMap;
 
 /// A decision stopped by Ctrl-C, told apart from a refused one.
@@ -153,6 +154,17 @@ impl Study {
     /// sees the earlier ones as running trials (constant liar for model-based samplers),
     /// and enqueued configurations come first.
     pub fn ask_batch(&mut self, n: usize) -> Result<Vec<FrozenTrial>> {
+        self.ask_within(n, None)
+    }
+
+    /// Up to `n` new trials, as many as keep the study's counted trials (see
+    /// [`StudyState::counted_trials`]) within `run_cap`: workers sharing a study ask
+    /// within one cap, decided in the same transaction as the ask.
+    pub fn ask_upto(&mut self, n: usize, run_cap: usize) -> Result<Vec<FrozenTrial>> {
+        self.ask_within(n, Some(run_cap))
+    }
+
+    fn ask_within(&mut self, n: usize, run_cap: Option<usize>) -> Result<Vec<FrozenTrial>> {
         let (space, seed, maximize) = (&self.space, self.seed, self.maximize());
         let directions = &self.directions;
         let sampler = &mut self.sampler;
@@ -162,6 +174,7 @@ impl Study {
         };
         let outcome = self.storage.transact(|state| {
             let first = state.trials.len();
+            let n = run_cap.map_or(n, |cap| n.min(cap.saturating_sub(state.counted_trials())));
             if let Some(size) = grid.filter(|&s| (first + n) as u64 > s) {
                 return Err(format!(
                     "the grid has {size} points and {first} are taken; {n} more would repeat points"
@@ -235,6 +248,16 @@ impl Study {
             INTERRUPTED => Error::Interrupted("interrupted while suggesting trials".into()),
             _ => Error::Run(e),
         })
+    }
+
+    /// The study as every process sharing it has recorded it so far.
+    pub fn state(&mut self) -> Result<&StudyState> {
+        self.storage.state()
+    }
+
+    /// Whether other processes may be working on this study at the same time.
+    pub fn is_shared(&self) -> bool {
+        self.storage.shared()
     }
 
     /// One new trial over the declared space.
@@ -333,6 +356,7 @@ impl Study {
                 Ok((
                     vec![Op::Enqueue {
                         params: params.clone(),
+                        retry: false,
                     }],
                     (),
                 ))

@@ -47,7 +47,10 @@ impl Study {
                     });
                     added += 1;
                 }
-                ops.extend(first.iter().map(|p| Op::Enqueue { params: p.clone() }));
+                ops.extend(first.iter().map(|p| Op::Enqueue {
+                    params: p.clone(),
+                    retry: false,
+                }));
                 Ok((ops, Some(added)))
             })?
             .map_err(Error::Run)

@@ -1,0 +1,148 @@
+//! `run --storage URL`: a worker of a sweep whose study lives in PostgreSQL. The same
+//! command started on several machines (or several times on one) joins one study: each
+//! worker trains its own population, sized to its own device, and they share the sampler's
+//! history, the schedule's rung decisions, `run_cap` and `metric.target`.
+
+use super::run::Loaded;
+use crate::config::Sweep;
+use crate::error::{Error, Result};
+use crate::storage::{Op, PgStorage, Storage, StudyHeader, TrialRecord};
+use std::time::Duration;
+
+/// Where a worker's study is, and how it keeps its leases.
+pub(super) struct SharedStudy {
+    pub(super) url: String,
+    pub(super) name: String,
+    pub(super) heartbeat: Duration,
+    pub(super) max_retries: usize,
+}
+
+/// `run`'s worker flags, as given.
+pub(super) struct WorkerFlags {
+    pub(super) storage: Option<String>,
+    pub(super) study_name: Option<String>,
+    pub(super) heartbeat: f64,
+    pub(super) max_retries: usize,
+}
+
+fn flag_error(field: &str, message: String) -> Error {
+    Error::Config {
+        file: "command line".into(),
+        line: None,
+        field: field.into(),
+        message,
+    }
+}
+
+/// The shared study a `run` works on: `--storage`, else the sweep file's `storage`; `None`
+/// for a sweep of its own run directory. Refuses what cannot run across workers.
+pub(super) fn shared_study(flags: WorkerFlags, loaded: &Loaded) -> Result<Option<SharedStudy>> {
+    let sweep = &loaded.sweep;
+    let Some(url) = flags.storage.or_else(|| sweep.storage.clone()) else {
+        if flags.study_name.is_some() {
+            return Err(flag_error(
+                "--study-name",
+                "names a study of --storage; give --storage too".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if !crate::storage::postgres::is_url(&url) {
+        return Err(flag_error(
+            "--storage",
+            "must be a PostgreSQL URL (postgresql://user:password@host:port/database)".into(),
+        ));
+    }
+    let refuse = |why: String| {
+        Err(Error::Config {
+            file: loaded.source.clone(),
+            line: None,
+            field: "--storage".into(),
+            message: why,
+        })
+    };
+    if sweep.external.is_some() {
+        return refuse(
+            "an external program's study lives in its run directory's journal; --storage \
+             shares the study of a built-in sweep"
+                .into(),
+        );
+    }
+    if sweep.cv.is_some() {
+        return refuse("a nested cross-validation runs in one process".into());
+    }
+    if let Some(why) = sweep.schedule.across_workers() {
+        let kind = sweep.schedule.kind();
+        return refuse(format!(
+            "the `{kind}` schedule cannot run across workers: {why}"
+        ));
+    }
+    if !(flags.heartbeat.is_finite() && flags.heartbeat > 0.0) {
+        return Err(flag_error(
+            "--heartbeat",
+            format!("{} must be a positive number of seconds", flags.heartbeat),
+        ));
+    }
+    Ok(Some(SharedStudy {
+        url,
+        name: flags.study_name.unwrap_or_else(|| sweep.name.clone()),
+        heartbeat: Duration::from_secs_f64(flags.heartbeat),
+        max_retries: flags.max_retries,
+    }))
+}
+
+/// Opens the worker's study: created by the first worker with the sweep's space, joined
+/// by the others, refused when a study of that name has another space.
+pub(super) fn open_shared(shared: &SharedStudy, sweep: &Sweep, text: &str) -> Result<PgStorage> {
+    let mut storage = PgStorage::open(&shared.url, &shared.name, true)?
+        .with_heartbeat(shared.heartbeat, shared.max_retries)?;
+    let header = StudyHeader {
+        direction: sweep.directions()[0],
+        directions: match sweep.objectives.is_empty() {
+            true => Vec::new(),
+            false => sweep.directions(),
+        },
+        sampler: sweep.sampler,
+        seed: sweep.seed,
+        space: parameters_text(text),
+        name: shared.name.clone(),
+        pruner: None,
+    };
+    let storage_dyn: &mut dyn Storage = &mut storage;
+    let existing = storage_dyn
+        .transact(|state| match &state.header {
+            Some(h) => Ok((Vec::new(), h.clone())),
+            None => Ok((vec![Op::Study(header.clone())], header.clone())),
+        })?
+        .map_err(Error::Run)?;
+    if existing.space != header.space || existing.directions != header.directions {
+        return Err(Error::Config {
+            file: storage.shown_url(),
+            line: None,
+            field: "--study-name".into(),
+            message: format!(
+                "a study named `{}` exists with another search space or metric; choose \
+                 another name (--study-name), or start this worker on the same sweep file",
+                shared.name
+            ),
+        });
+    }
+    Ok(storage)
+}
+
+/// The sweep file's `parameters` block as JSON: the space every worker of a study must
+/// share (other keys, such as the population's slots, may differ between workers).
+fn parameters_text(text: &str) -> String {
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
+    serde_json::to_string(&value.get("parameters")).unwrap_or_default()
+}
+
+/// The study's records as this worker last saw them, kept in its own run directory too:
+/// `popsweep report RUN_DIR` reads them there.
+pub(super) fn keep_records(run_dir: &std::path::Path, records: &[TrialRecord]) -> Result<()> {
+    let mut local = crate::storage::RunStorage::create(run_dir, crate::storage::OpsIn::Memory)?;
+    for r in records {
+        local.record(r)?;
+    }
+    local.sync()
+}

@@ -1,0 +1,262 @@
+//! Many workers, one study: `popsweep run --storage URL` started several times joins one
+//! study in PostgreSQL. A worker killed with SIGKILL loses nothing (its trials' leases
+//! lapse and they run again elsewhere), a database restart makes workers wait and go on,
+//! and the schedules that cannot run across workers are refused in one line. Without a
+//! PostgreSQL server (`POPSWEEP_TEST_PG`) these tests print SKIP.
+
+mod common;
+
+use common::pg::{fresh_database, Cluster};
+use popsweep::storage::{FrozenTrial, PgStorage, Storage, TrialRecord, TrialState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// 200 trials of ASHA on digits, 4 slots per worker: a few seconds of training on two
+/// cores, long enough to kill a worker in the middle.
+const SWEEP: &str = "\
+name: workers
+method: random
+metric: {name: val_accuracy, goal: maximize}
+run_cap: 200
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.003, max: 0.3}
+  momentum: {distribution: uniform, min: 0.5, max: 0.95}
+  width: {values: [64, 128, 256]}
+data: {dataset: digits}
+train: {epochs: 9, batch_size: 32}
+seed: 0
+scheduler: {type: asha, min_budget: 1, eta: 3, population: 4}
+";
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("popsweep-workers-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sweep.yaml"), SWEEP).unwrap();
+    dir
+}
+
+/// Starts worker `k` on the study `name` of `url`, its run directory in `dir`.
+fn worker(dir: &std::path::Path, url: &str, name: &str, k: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .arg("run")
+        .arg(dir.join("sweep.yaml"))
+        .args(["--storage", url, "--study-name", name, "--no-sanity"])
+        .args(["--threads", "1", "--heartbeat", "0.5", "--out"])
+        .arg(dir.join(format!("worker-{k}")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "a worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The study's trials and its records by number (every number recorded once).
+fn study(url: &str, name: &str) -> (Vec<FrozenTrial>, BTreeMap<usize, TrialRecord>, usize) {
+    let mut storage = PgStorage::open(url, name, false).unwrap();
+    let state = storage.state().unwrap().clone();
+    assert!(state.queue.is_empty(), "retries were left queued");
+    assert!(
+        state.claims.contains("final-evaluation"),
+        "no worker evaluated the best on the test split"
+    );
+    let records = storage.records().unwrap();
+    let mut by_number = BTreeMap::new();
+    for r in records {
+        let number = r.number;
+        assert!(
+            by_number.insert(number, r).is_none(),
+            "trial {number} recorded twice"
+        );
+    }
+    (state.trials.clone(), by_number, state.counted_trials())
+}
+
+/// How many trials the study has asked so far.
+fn asked(url: &str, name: &str) -> usize {
+    PgStorage::open(url, name, false)
+        .map(|mut s| s.state().unwrap().trials.len())
+        .unwrap_or(0)
+}
+
+/// What every run of workers must end with, whatever happened on the way.
+fn check_the_end(url: &str, name: &str, outputs: &[Output]) -> Vec<FrozenTrial> {
+    let (trials, records, counted) = study(url, name);
+    assert_eq!(counted, 200, "run_cap holds across workers, retries aside");
+    for t in &trials {
+        assert_ne!(
+            t.state,
+            TrialState::Running,
+            "trial {} never finished",
+            t.number
+        );
+        let x = t.params["lr"].as_f64().unwrap();
+        assert!((0.003..=0.3).contains(&x), "{:?}", t.params);
+        match records.get(&t.number) {
+            Some(r) => assert_eq!(r.state, t.state, "trial {}", t.number),
+            // Only a trial failed by its lapsed lease has no record: its retry has one.
+            None => assert_eq!(
+                t.state,
+                TrialState::Failed,
+                "trial {} has no record",
+                t.number
+            ),
+        }
+    }
+    let best_record = records
+        .values()
+        .filter(|r| r.state == TrialState::Complete)
+        .map(|r| r.rungs.last().unwrap().value)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let best = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args(["best", "--storage", url, "--study-name", name])
+        .output()
+        .unwrap();
+    let best: serde_json::Value =
+        serde_json::from_slice(&best.stdout).expect("best prints a trial");
+    assert_eq!(best["value"].as_f64().unwrap(), best_record);
+    let tested = outputs
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stdout).contains(" on test "))
+        .count();
+    assert_eq!(tested, 1, "the final test evaluation ran {tested} times");
+    trials
+}
+
+#[test]
+fn a_killed_worker_loses_nothing_and_a_late_one_joins() {
+    let Some(url) = fresh_database("kill") else {
+        return;
+    };
+    let dir = scratch("kill");
+    let mut workers: Vec<Child> = (0..4).map(|k| worker(&dir, &url, "kill", k)).collect();
+    let start = Instant::now();
+    while asked(&url, "kill") < 60 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the sweep did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut victim = workers.remove(0);
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    workers.push(worker(&dir, &url, "kill", 4));
+    let outputs: Vec<Output> = workers.into_iter().map(finish).collect();
+    let trials = check_the_end(&url, "kill", &outputs);
+
+    // The killed worker's running trials failed when their leases lapsed, and ran again
+    // with the same parameters.
+    let lapsed: Vec<&FrozenTrial> = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Failed)
+        .collect();
+    assert!(!lapsed.is_empty(), "the killed worker had no trial running");
+    for t in lapsed {
+        let retried = trials
+            .iter()
+            .any(|u| u.number > t.number && u.params == t.params && u.state != TrialState::Failed);
+        assert!(retried, "trial {} was not run again", t.number);
+    }
+    let said: String = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(said.contains("stopped renewing its lease"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn workers_wait_out_a_database_restart() {
+    let Some(cluster) = Cluster::start("workers") else {
+        return;
+    };
+    let dir = scratch("restart");
+    let workers: Vec<Child> = (0..2)
+        .map(|k| worker(&dir, &cluster.url, "restart", k))
+        .collect();
+    let start = Instant::now();
+    while asked(&cluster.url, "restart") < 40 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the sweep did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.restart();
+    let outputs: Vec<Output> = workers.into_iter().map(finish).collect();
+    let trials = check_the_end(&cluster.url, "restart", &outputs);
+    assert!(
+        trials.iter().all(|t| t.state != TrialState::Failed),
+        "a restart failed a trial"
+    );
+    let said: String = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert!(
+        said.contains("lost the database"),
+        "no worker noticed the restart: {said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One line on stderr and exit code 2 for a schedule that cannot run across workers.
+#[test]
+fn schedules_that_cannot_run_across_workers_are_refused() {
+    let dir = scratch("refused");
+    let url = "postgresql://u:p@127.0.0.1:1/db";
+    for (schedule, why) in [
+        (
+            "{type: hyperband, min_budget: 1, eta: 3}",
+            "`hyperband` schedule",
+        ),
+        ("{type: pbt}", "`pbt` schedule"),
+        ("{type: sh, min_budget: 1, eta: 3}", "`sh` schedule"),
+    ] {
+        let text = SWEEP.replace(
+            "{type: asha, min_budget: 1, eta: 3, population: 4}",
+            schedule,
+        );
+        let file = dir.join("refused.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+            .arg("run")
+            .arg(&file)
+            .args(["--storage", url])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(why) && err.contains("cannot run across workers"),
+            "{err}"
+        );
+        // The sweep file's own `storage` key is refused the same way, at its line.
+        std::fs::write(&file, format!("{text}storage: {url}\n")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+            .arg("run")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("refused.yaml:") && err.contains("storage:"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
