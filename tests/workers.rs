@@ -209,6 +209,29 @@ fn workers_wait_out_a_database_restart() {
         said.contains("lost the database"),
         "no worker noticed the restart: {said}"
     );
+
+    // `report --storage` writes the study as a run directory and reports on it, again
+    // and again; a directory holding a run of its own is refused.
+    let report = |into: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_popsweep"))
+            .arg("report")
+            .arg(into)
+            .args(["--storage", &cluster.url, "--study-name", "restart", "--json"])
+            .output()
+            .unwrap()
+    };
+    let into = dir.join("study");
+    for _ in 0..2 {
+        let out = report(&into);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(into.join("report.html").is_file(), "{said}");
+        let lines = std::fs::read_to_string(into.join("trials.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), trials.len());
+    }
+    let refused = report(&dir.join("worker-0"));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("holds a run of its own"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

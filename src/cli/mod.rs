@@ -187,10 +187,18 @@ enum Command {
     /// Summarise a run directory: best trial, importance, overfitting flags, top trials;
     /// writes a self-contained report.html into it.
     Report {
-        run_dir: PathBuf,
+        /// The run directory (or, with --storage, where to write the study's one).
+        #[arg(required_unless_present = "storage")]
+        run_dir: Option<PathBuf>,
         /// One JSON object (importance, overfitting flags) instead of text.
         #[arg(long)]
         json: bool,
+        /// A study of `run --storage` workers: its sweep file and records are written as a
+        /// run directory (RUN_DIR, default runs/<study-name>/), then reported on.
+        #[arg(long, requires = "study_name")]
+        storage: Option<String>,
+        #[arg(long, requires = "storage")]
+        study_name: Option<String>,
     },
 }
 
@@ -308,7 +316,16 @@ pub fn main() -> ExitCode {
         Command::Export { optuna_journal, at } => export(&at.into(), &optuna_journal),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),
-        Command::Report { run_dir, json } => report(&run_dir, json),
+        Command::Report {
+            run_dir,
+            json,
+            storage,
+            study_name,
+        } => match (storage, study_name) {
+            (Some(url), Some(name)) => workers::study_run_dir(&url, &name, run_dir)
+                .and_then(|dir| report(&dir, json)),
+            _ => report(&run_dir.expect("clap requires a run directory"), json),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

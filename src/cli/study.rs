@@ -230,6 +230,7 @@ fn new_header(at: &StudyAt, space: &str, s: &Settings) -> Result<StudyHeader> {
         space: text,
         name: at.name(),
         pruner: s.pruner.clone(),
+        sweep: String::new(),
     })
 }
 

@@ -107,6 +107,7 @@ pub(super) fn open_shared(shared: &SharedStudy, sweep: &Sweep, text: &str) -> Re
         space: parameters_text(text),
         name: shared.name.clone(),
         pruner: None,
+        sweep: text.to_string(),
     };
     let storage_dyn: &mut dyn Storage = &mut storage;
     let existing = storage_dyn
@@ -136,6 +137,51 @@ fn parameters_text(text: &str) -> String {
     let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
     serde_json::to_string(&value.get("parameters")).unwrap_or_default()
 }
+
+/// `report --storage URL --study-name NAME [--out DIR]`: the study's sweep file and
+/// records written into DIR (default `runs/NAME/`) as a run directory, which `report`
+/// then reads. A directory holding a run of its own is refused; one written before by
+/// this command is brought up to date.
+pub(super) fn study_run_dir(
+    url: &str,
+    name: &str,
+    out: Option<std::path::PathBuf>,
+) -> Result<std::path::PathBuf> {
+    let mut storage = PgStorage::open(url, name, false)?;
+    let sweep = (storage.state()?.header.as_ref()).map_or(String::new(), |h| h.sweep.clone());
+    if sweep.is_empty() {
+        return Err(Error::Config {
+            file: storage.shown_url(),
+            line: None,
+            field: "--study-name".into(),
+            message: format!(
+                "study `{name}` was not made by `run --storage` workers, so it has no sweep \
+                 file to report on; use `best` or `export --optuna-journal`"
+            ),
+        });
+    }
+    let dir = out.unwrap_or_else(|| std::path::Path::new("runs").join(name));
+    let marker = dir.join(STUDY_MARKER);
+    if dir.join("trials.jsonl").exists() && !marker.exists() {
+        return Err(Error::Config {
+            file: dir.display().to_string(),
+            line: None,
+            field: "--out".into(),
+            message: "this directory holds a run of its own; choose another".into(),
+        });
+    }
+    let records = storage.records()?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let _ = std::fs::remove_file(dir.join("trials.jsonl"));
+    std::fs::write(&marker, format!("{}\n", storage.shown_url()))
+        .map_err(|e| Error::io(&marker, e))?;
+    crate::report::run_files::RunFiles::new(&dir).write_text("sweep.yaml", &sweep)?;
+    keep_records(&dir, &records)?;
+    Ok(dir)
+}
+
+/// Marks a run directory written from a database study (`study_run_dir`).
+const STUDY_MARKER: &str = "study-storage";
 
 /// The study's records as this worker last saw them, kept in its own run directory too:
 /// `popsweep report RUN_DIR` reads them there.

@@ -57,6 +57,10 @@ pub struct StudyHeader {
     /// The pruner `tell --intermediate` consults; none: never prune.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruner: Option<crate::pruning::PrunerSpec>,
+    /// The sweep file of a study that `run --storage` workers share (`report --storage`
+    /// reads it); empty for an ask/tell study.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sweep: String,
 }
 
 /// A decision over the replayed study: the operations to record, or why none can be.
