@@ -3,6 +3,9 @@
 //! Python with optuna: `POPSWEEP_OPTUNA_PYTHON` (`.ci/run` installs one outside the work
 //! tree); without it the test prints SKIP.
 
+mod common;
+
+use common::optuna_reads;
 use popsweep::storage::{RunStorage, Storage};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,28 +33,6 @@ fn fresh(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     dir
-}
-
-/// What Optuna itself reads from `journal` (tests/fixtures/load_optuna_journal.py), or
-/// `None` without a Python that has optuna.
-fn optuna_reads(journal: &Path) -> Option<serde_json::Value> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_optuna_journal.py");
-    let out = Command::new(python()?)
-        .arg(script)
-        .arg(journal)
-        .output()
-        .unwrap();
-    Some(serde_json::from_str(&ok(&out)).unwrap())
-}
-
-fn python() -> Option<PathBuf> {
-    let python = PathBuf::from(std::env::var_os("POPSWEEP_OPTUNA_PYTHON")?);
-    let probe = Command::new(&python)
-        .args(["-c", "import optuna"])
-        .output()
-        .ok()?;
-    probe.status.success().then_some(python)
 }
 
 const SPACE: &str = r#"{

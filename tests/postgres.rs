@@ -390,3 +390,66 @@ fn workers_ride_out_a_database_restart_and_record_everything_once() {
     );
     assert_eq!(numbers.len(), WORKERS * CYCLES);
 }
+
+/// Optuna itself loads the export of a database study, intermediate values included, and
+/// sees the trials the database holds.
+#[test]
+fn optuna_loads_the_export_of_a_database_study() {
+    let Some(url) = fresh_database("interop") else {
+        return;
+    };
+    let at = ["--storage", url.as_str(), "--study-name", "interop"];
+    let with = |args: &[&str]| {
+        let mut all: Vec<&str> = args[..1].to_vec();
+        all.extend(at);
+        all.extend(&args[1..]);
+        ok(&popsweep(&all))
+    };
+    with(&["ask", "--space", SPACE, "--n", "4"]);
+    for (trial, end) in ["0.5", "pruned", "1.5", "failed"].iter().enumerate() {
+        let t = trial.to_string();
+        for step in 1..=2 {
+            let v = format!("{}", trial as f64 + 1.0 / step as f64);
+            with(&[
+                "tell",
+                "--trial",
+                &t,
+                "--step",
+                &step.to_string(),
+                "--intermediate",
+                &v,
+            ]);
+        }
+        match *end {
+            "pruned" | "failed" => with(&["tell", "--trial", &t, "--state", end]),
+            value => with(&["tell", "--trial", &t, "--value", value]),
+        };
+    }
+    let journal =
+        std::env::temp_dir().join(format!("popsweep-pg-interop-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    with(&["export", "--optuna-journal", journal.to_str().unwrap()]);
+    let Some(seen) = common::optuna_reads(&journal) else {
+        println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
+        return;
+    };
+    let _ = std::fs::remove_file(&journal);
+    let trials = seen["trials"].as_array().unwrap();
+    let states: Vec<&str> = trials
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["complete", "pruned", "complete", "fail"]);
+    assert_eq!(trials[2]["value"], 1.5);
+    assert_eq!(trials[3]["intermediate"]["2"].as_f64().unwrap(), 3.5);
+    assert_eq!(seen["best"], 0);
+    let stored = self::trials(&url, "interop");
+    for (t, s) in trials.iter().zip(&stored) {
+        for name in ["x", "k"] {
+            assert_eq!(
+                t["params"][name],
+                serde_json::to_value(&s.params[name]).unwrap()
+            );
+        }
+    }
+}

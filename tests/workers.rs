@@ -216,14 +216,24 @@ fn workers_wait_out_a_database_restart() {
         Command::new(env!("CARGO_BIN_EXE_popsweep"))
             .arg("report")
             .arg(into)
-            .args(["--storage", &cluster.url, "--study-name", "restart", "--json"])
+            .args([
+                "--storage",
+                &cluster.url,
+                "--study-name",
+                "restart",
+                "--json",
+            ])
             .output()
             .unwrap()
     };
     let into = dir.join("study");
     for _ in 0..2 {
         let out = report(&into);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(into.join("report.html").is_file(), "{said}");
         let lines = std::fs::read_to_string(into.join("trials.jsonl")).unwrap();

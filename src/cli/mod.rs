@@ -322,8 +322,9 @@ pub fn main() -> ExitCode {
             storage,
             study_name,
         } => match (storage, study_name) {
-            (Some(url), Some(name)) => workers::study_run_dir(&url, &name, run_dir)
-                .and_then(|dir| report(&dir, json)),
+            (Some(url), Some(name)) => {
+                workers::study_run_dir(&url, &name, run_dir).and_then(|dir| report(&dir, json))
+            }
             _ => report(&run_dir.expect("clap requires a run directory"), json),
         },
     };

@@ -137,3 +137,30 @@ pub fn record_values(dir: &Path) -> Vec<serde_json::Value> {
         .map(|r| serde_json::to_value(r).unwrap())
         .collect()
 }
+
+/// What Optuna itself reads from `journal` (tests/fixtures/load_optuna_journal.py), or
+/// `None` without a Python that has optuna.
+pub fn optuna_reads(journal: &Path) -> Option<serde_json::Value> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load_optuna_journal.py");
+    let out = Command::new(python()?)
+        .arg(script)
+        .arg(journal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+pub fn python() -> Option<PathBuf> {
+    let python = PathBuf::from(std::env::var_os("POPSWEEP_OPTUNA_PYTHON")?);
+    let probe = Command::new(&python)
+        .args(["-c", "import optuna"])
+        .output()
+        .ok()?;
+    probe.status.success().then_some(python)
+}
