@@ -33,7 +33,7 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        match try_lock_after_a_dead_holder(&mut file) {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = holder_pid(&mut file)
@@ -53,6 +53,31 @@ impl RunLock {
         writeln!(file, "{}", std::process::id()).map_err(io)?;
         Ok(RunLock { _file: file })
     }
+}
+
+/// Takes the lock; when the holder that wrote its PID is dead (killed a moment ago), waits
+/// up to a second for the kernel to release what it held: a child it was forking when it
+/// died can hold the lock's file description until that child execs or exits.
+fn try_lock_after_a_dead_holder(file: &mut File) -> std::result::Result<(), TryLockError> {
+    for _ in 0..50 {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) if holder_pid(file).is_some_and(is_dead) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+    file.try_lock()
+}
+
+/// Whether no process has this PID any more.
+fn is_dead(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    !alive && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// The PID the holder wrote; it may not have written it yet (a few microseconds after
