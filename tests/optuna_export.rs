@@ -188,3 +188,56 @@ fn optuna_loads_an_exported_run_and_agrees_on_its_best_trial() {
     assert_eq!(seen["directions"], serde_json::json!(["maximize"]));
     assert_eq!(seen["best"], summary["best"]["trial"], "{seen}");
 }
+
+/// A run of several objectives exports each complete trial's values, and Optuna's Pareto
+/// front of them is the run's `summary.pareto_front`.
+#[test]
+fn optuna_loads_an_exported_run_of_several_objectives() {
+    let dir = fresh("pareto");
+    let sweep = dir.with_extension("yaml");
+    std::fs::write(
+        &sweep,
+        "method: tpe\nrun_cap: 8\n\
+         metric:\n  - {name: val_accuracy, goal: maximize}\n  - {name: param_count, goal: minimize}\n\
+         parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  width: {values: [8, 16, 32, 64]}\n\
+         train: {epochs: 2}\n",
+    )
+    .unwrap();
+    ok(&popsweep(&[
+        "run",
+        sweep.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    let journal = dir.with_extension("optuna.jsonl");
+    ok(&popsweep(&[
+        "export",
+        "--optuna-journal",
+        journal.to_str().unwrap(),
+        "--study",
+        dir.to_str().unwrap(),
+    ]));
+    let Some(seen) = optuna_reads(&journal) else {
+        println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
+        return;
+    };
+    assert_eq!(
+        seen["directions"],
+        serde_json::json!(["maximize", "minimize"])
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let front: Vec<u64> = summary["pareto_front"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["trial"].as_u64().unwrap())
+        .collect();
+    assert!(!front.is_empty());
+    for p in summary["pareto_front"].as_array().unwrap() {
+        let t = &seen["trials"][p["trial"].as_u64().unwrap() as usize];
+        assert_eq!(t["values"][0], p["values"]["val_accuracy"], "{t}");
+        assert_eq!(t["values"][1], p["values"]["param_count"], "{t}");
+    }
+    assert_eq!(seen["best_trials"], serde_json::json!(front), "{seen}");
+}

@@ -90,6 +90,16 @@ pub enum ObjectiveName {
 }
 
 impl ObjectiveName {
+    /// What this measures of a trial's record (NaN where the record lacks it).
+    pub fn of(&self, r: &crate::storage::TrialRecord) -> f64 {
+        match self {
+            ObjectiveName::ParamCount => r.param_count as f64,
+            ObjectiveName::FlopsPerSample => r.flops_per_sample as f64,
+            ObjectiveName::EpochSeconds => r.epoch_seconds.unwrap_or(f64::NAN),
+            ObjectiveName::Metric(m) => r.history.last().and_then(|h| h.get(m)).unwrap_or(f64::NAN),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             ObjectiveName::Metric(m) => m.as_str(),
@@ -280,6 +290,14 @@ pub struct Sweep {
 }
 
 impl Sweep {
+    /// A complete trial's value for each objective (`primary` is its metric at its last
+    /// rung); NaN where the record lacks one.
+    pub fn objective_values(&self, r: &crate::storage::TrialRecord, primary: f64) -> Vec<f64> {
+        std::iter::once(primary)
+            .chain(self.objectives.iter().map(|o| o.name.of(r)))
+            .collect()
+    }
+
     /// Every objective's direction, the sweep metric's first (one for a single objective).
     pub fn directions(&self) -> Vec<crate::kinds::Direction> {
         let direction = |maximize: bool| match maximize {

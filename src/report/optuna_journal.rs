@@ -117,27 +117,25 @@ fn from_run(dir: &Path) -> Result<(Space, Vec<Direction>, Vec<FrozenTrial>)> {
                 )
             })
             .collect();
+        let complete = value.filter(|_| state == TrialState::Complete);
+        // Several objectives: each one's value, as the sweep told the sampler.
+        let (value, values) = match (complete, sweep.objectives.is_empty()) {
+            (Some(v), false) => (None, sweep.objective_values(r, v)),
+            (v, _) => (v, Vec::new()),
+        };
         by_number.insert(
             r.number,
             FrozenTrial {
                 number: r.number,
                 params: r.params.clone(),
                 state,
-                value: value.filter(|_| state == TrialState::Complete),
+                value,
                 intermediate,
                 completed_rungs: Vec::new(),
-                values: Vec::new(),
+                values,
                 constraints: Vec::new(),
             },
         );
-    }
-    if !sweep.objectives.is_empty() {
-        // The front's values live in the summary; records carry the first objective.
-        return Err(Error::Run(format!(
-            "{}: exporting a run of several objectives is not supported yet; export an \
-             ask/tell study, or read summary.json's pareto_front",
-            dir.display()
-        )));
     }
     Ok((
         sweep.space.clone(),

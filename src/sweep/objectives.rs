@@ -27,30 +27,12 @@ pub(super) fn epoch_seconds(sweep: &Sweep, member: &crate::population::Member) -
     (times_epochs(sweep) && member.epochs > 0).then(|| member.train_seconds / member.epochs as f64)
 }
 
-/// A complete trial's value for each objective (`primary` is its metric at its last
-/// rung); NaN where the record lacks one.
-pub(super) fn values(sweep: &Sweep, r: &TrialRecord, primary: f64) -> Vec<f64> {
-    std::iter::once(primary)
-        .chain(sweep.objectives.iter().map(|o| quantity(r, &o.name)))
-        .collect()
-}
-
-/// What `name` measures of a record (NaN where it lacks it).
-fn quantity(r: &TrialRecord, name: &ObjectiveName) -> f64 {
-    match name {
-        ObjectiveName::ParamCount => r.param_count as f64,
-        ObjectiveName::FlopsPerSample => r.flops_per_sample as f64,
-        ObjectiveName::EpochSeconds => r.epoch_seconds.unwrap_or(f64::NAN),
-        ObjectiveName::Metric(m) => r.history.last().and_then(|h| h.get(m)).unwrap_or(f64::NAN),
-    }
-}
-
 /// A record's constraint values (≤ 0 kept), one per `constraints` entry.
 fn constraint_values(metric: &Metric, r: &TrialRecord) -> Vec<f64> {
     metric
         .constraints
         .iter()
-        .map(|c| c.violation_value(quantity(r, &c.name)))
+        .map(|c| c.violation_value(c.name.of(r)))
         .collect()
 }
 
@@ -68,7 +50,7 @@ pub(super) fn tell_record(study: &mut Study, sweep: &Sweep, r: &TrialRecord) -> 
     };
     match study_outcome(r) {
         Outcome::Complete(v) if !sweep.objectives.is_empty() => {
-            study.tell_values(r.number, &values(sweep, r, v), &constraints)
+            study.tell_values(r.number, &sweep.objective_values(r, v), &constraints)
         }
         outcome => study.tell_constrained(r.number, outcome, &constraints),
     }
@@ -96,7 +78,7 @@ pub(super) fn pareto_front(sweep: &Sweep, finished: &[TrialRecord]) -> Vec<Paret
         .iter()
         .filter(|r| feasible(&sweep.metric, r))
         .filter_map(|r| match study_outcome(r) {
-            Outcome::Complete(v) => Some((r, values(sweep, r, v))),
+            Outcome::Complete(v) => Some((r, sweep.objective_values(r, v))),
             _ => None,
         })
         .filter(|(_, v)| v.iter().all(|x| x.is_finite()))

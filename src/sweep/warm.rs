@@ -81,11 +81,9 @@ fn from_run(dir: &Path, sweep: &Sweep) -> std::result::Result<Vec<FrozenTrial>, 
     // A nested cross-validation's records are per outer fold: they do not seed.
     for r in records.into_iter().filter(|r| r.outer.is_none()) {
         let (state, value, values) = match study_outcome(&r) {
-            Outcome::Complete(v) if !sweep.objectives.is_empty() => (
-                TrialState::Complete,
-                None,
-                super::objectives::values(sweep, &r, v),
-            ),
+            Outcome::Complete(v) if !sweep.objectives.is_empty() => {
+                (TrialState::Complete, None, sweep.objective_values(&r, v))
+            }
             Outcome::Complete(v) => (TrialState::Complete, Some(v), Vec::new()),
             Outcome::Pruned => (TrialState::Pruned, None, Vec::new()),
             Outcome::Failed => continue,
