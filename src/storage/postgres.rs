@@ -211,40 +211,64 @@ impl PgStorage {
         // Trials of dead workers are failed (and re-queued) before anything is decided, so
         // the decision sees them as what they now are.
         let mut ops = super::lease::expire(&mut tx, self.study_id, &self.state)?;
-        let mut next = self.state.clone();
+        // Applied in place: a copy of the state per transaction would make every ask and
+        // tell linear in the study. Whatever goes wrong from here on drops the state, and
+        // the next read rebuilds it from the database.
         for op in &ops {
-            next.apply(op).expect("an expiry fails a running trial");
+            self.state
+                .apply(op)
+                .expect("an expiry fails a running trial");
         }
-        match decide(&next) {
-            Ok(decided) => {
-                for op in &decided {
-                    if let Err(e) = next.apply(op) {
-                        return Ok(Err(e));
-                    }
-                }
-                ops.extend(decided);
-                if let Some(leases) = &self.leases {
-                    leases.take_asked(&mut tx, &ops)?;
-                }
-                // Records queued before this decision (a trial's record before its tell)
-                // commit with it: a worker killed after a tell never leaves a finished
-                // trial without its record.
-                insert_records(&mut tx, self.study_id, &self.unstored)?;
-                let written = commit_ops(tx, self.study_id, txn, self.next_seq, &ops);
-                self.settle(txn, written)?;
-                self.unstored.clear();
-                self.state = next;
-                Ok(Ok(()))
-            }
-            Err(e) if ops.is_empty() => Ok(Err(e)),
+        let decided = match decide(&self.state) {
+            Ok(decided) => decided,
+            Err(e) if ops.is_empty() => return Ok(Err(e)),
             // The expiry is recorded even when the decision is refused.
             Err(e) => {
                 let written = commit_ops(tx, self.study_id, txn, self.next_seq, &ops);
-                self.settle(txn, written)?;
-                self.state = next;
-                Ok(Err(e))
+                return match self.settle(txn, written) {
+                    Ok(()) => Ok(Err(e)),
+                    Err(db) => {
+                        self.forget_state();
+                        Err(db)
+                    }
+                };
+            }
+        };
+        for op in &decided {
+            if let Err(e) = self.state.apply(op) {
+                (self.state, self.next_seq) = (StudyState::default(), 0);
+                return Ok(Err(e));
             }
         }
+        ops.extend(decided);
+        let staged = match &self.leases {
+            Some(leases) => leases.take_asked(&mut tx, &ops),
+            None => Ok(()),
+        }
+        // Records queued before this decision (a trial's record before its tell) commit
+        // with it: a worker killed after a tell never leaves a finished trial without its
+        // record.
+        .and_then(|()| insert_records(&mut tx, self.study_id, &self.unstored));
+        let written = match staged {
+            Ok(()) => commit_ops(tx, self.study_id, txn, self.next_seq, &ops),
+            Err(e) => {
+                drop(tx); // rolled back
+                Err((false, e))
+            }
+        };
+        if let Err(db) = self.settle(txn, written) {
+            self.forget_state();
+            return Err(db);
+        }
+        self.unstored.clear();
+        Ok(Ok(()))
+    }
+
+    /// Drops the replayed state (it holds operations that may not have been recorded);
+    /// the next read replays the study from its start.
+    fn forget_state(&mut self) {
+        self.state = StudyState::default();
+        self.next_seq = 0;
     }
 
     /// Accounts for a commit: `written` operations appended, or an error after which the

@@ -36,6 +36,72 @@ pub enum Outcome {
     Failed,
 }
 
+/// A new trial, running.
+fn running_trial(number: usize, params: Params) -> FrozenTrial {
+    FrozenTrial {
+        number,
+        params,
+        state: TrialState::Running,
+        value: None,
+        intermediate: Vec::new(),
+        completed_rungs: Vec::new(),
+        values: Vec::new(),
+        constraints: Vec::new(),
+    }
+}
+
+/// `n` configurations for trials `first..first + n`, each drawn with the sampler reseeded
+/// by `seed_of(number)`: queued configurations first (marked `true`), then the sampler's,
+/// each seeing the earlier ones of the batch as running (constant liar for model-based
+/// samplers) and never repeating a running configuration.
+fn draw(
+    sampler: &mut dyn Sampler,
+    space: &Space,
+    stored: History<'_>,
+    (first, n): (usize, usize),
+    seed_of: impl Fn(usize) -> u64,
+    queue: &std::collections::VecDeque<Params>,
+) -> std::result::Result<Vec<(Params, bool)>, String> {
+    // Running configurations, to keep a batch free of repeats in linear time.
+    let mut running: std::collections::HashSet<String> = stored
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Running)
+        .map(|t| params_key(&t.params))
+        .collect();
+    let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
+    let mut drawn = Vec::with_capacity(n);
+    for k in 0..n {
+        if crate::interrupt::requested() {
+            return Err(INTERRUPTED.into());
+        }
+        sampler.reseed(seed_of(first + k));
+        let (params, enqueued) = match queue.get(k) {
+            Some(p) => (p.clone(), true),
+            None => {
+                let history = History {
+                    pending: &pending,
+                    ..stored
+                };
+                let mut params = ask_params(sampler, &history, space);
+                // A batch never repeats a configuration: a model-based sampler can
+                // (rarely) land on a pending point; redraw it independently.
+                for _ in 0..16 {
+                    if !running.contains(&params_key(&params)) {
+                        break;
+                    }
+                    params = ask_params(&mut IndependentOnly(sampler), &history, space);
+                }
+                (params, false)
+            }
+        };
+        running.insert(params_key(&params));
+        pending.push(running_trial(first + k, params.clone()));
+        drawn.push((params, enqueued));
+    }
+    Ok(drawn)
+}
+
 pub struct Study {
     storage: Box<dyn Storage>,
     space: Space,
@@ -50,6 +116,9 @@ pub struct Study {
     pruner: Option<Pruner>,
     /// Hyperband draws a trial's bracket from a hash of this name and its number.
     name: String,
+    /// Mixed into the seeds of a study shared by several processes (see `draft`); 0 for a
+    /// study of one process, whose draws follow from its seed alone.
+    worker_salt: u64,
 }
 
 impl Study {
@@ -64,6 +133,7 @@ impl Study {
         if sampler == SamplerKind::Grid {
             super::sampler::GridSampler::grid_size(&space)?;
         }
+        let storage_shared = storage.shared();
         Ok(Study {
             storage,
             space,
@@ -76,6 +146,10 @@ impl Study {
             }],
             pruner: None,
             name: "popsweep".into(),
+            worker_salt: match storage_shared {
+                true => rand::random(),
+                false => 0,
+            },
         })
     }
 
@@ -165,6 +239,13 @@ impl Study {
     }
 
     fn ask_within(&mut self, n: usize, run_cap: Option<usize>) -> Result<Vec<FrozenTrial>> {
+        let capped = |n: usize, state: &StudyState| {
+            run_cap.map_or(n, |cap| n.min(cap.saturating_sub(state.counted_trials())))
+        };
+        let drafts = match self.storage.shared() && self.kind != SamplerKind::Grid {
+            true => self.draft(|state| capped(n, state))?,
+            false => None,
+        };
         let (space, seed, maximize) = (&self.space, self.seed, self.maximize());
         let directions = &self.directions;
         let sampler = &mut self.sampler;
@@ -174,7 +255,7 @@ impl Study {
         };
         let outcome = self.storage.transact(|state| {
             let first = state.trials.len();
-            let n = run_cap.map_or(n, |cap| n.min(cap.saturating_sub(state.counted_trials())));
+            let n = capped(n, state);
             if let Some(size) = grid.filter(|&s| (first + n) as u64 > s) {
                 return Err(format!(
                     "the grid has {size} points and {first} are taken; {n} more would repeat points"
@@ -186,68 +267,76 @@ impl Study {
                     crate::limits::MAX_TRIALS
                 ));
             }
-            // Running configurations, to keep a batch free of repeats in linear time.
-            let mut running: std::collections::HashSet<String> = state
-                .trials
-                .iter()
-                .filter(|t| t.state == TrialState::Running)
-                .map(|t| params_key(&t.params))
-                .collect();
-            let stored = History::new(&state.trials, &[], maximize).with_directions(directions);
-            let mut pending: Vec<FrozenTrial> = Vec::with_capacity(n);
-            let mut ops = Vec::with_capacity(n);
-            for k in 0..n {
-                if crate::interrupt::requested() {
-                    return Err(INTERRUPTED.into());
+            let drawn = match &drafts {
+                // Drafted outside the lock; numbered now. Configurations queued meanwhile
+                // come first, so the drafts wait for the next ask then.
+                Some(drafts) if state.queue.is_empty() && drafts.len() >= n => {
+                    drafts[..n].iter().map(|p| (p.clone(), false)).collect()
                 }
-                let number = first + k;
-                // Reseeded per trial, so trial n's random draws depend on (seed, n) alone,
-                // not on how trials were batched: a sweep under any scheduler tries the
-                // same random configurations as the same sweep without one.
-                sampler.reseed(derive_seed(seed, number as u64));
-                let (params, enqueued) = match state.queue.get(k) {
-                    Some(p) => (p.clone(), true),
-                    None => {
-                        let history = History {
-                            pending: &pending,
-                            ..stored
-                        };
-                        let mut params = ask_params(sampler.as_mut(), &history, space);
-                        // A batch never repeats a configuration: a model-based sampler can
-                        // (rarely) land on a pending point; redraw it independently.
-                        for _ in 0..16 {
-                            if !running.contains(&params_key(&params)) {
-                                break;
-                            }
-                            params =
-                                ask_params(&mut IndependentOnly(sampler.as_mut()), &history, space);
-                        }
-                        (params, false)
-                    }
-                };
-                running.insert(params_key(&params));
+                _ => {
+                    let history = History::new(&state.trials, &[], maximize);
+                    let history = history.with_directions(directions);
+                    // Reseeded per trial, so trial n's random draws depend on (seed, n)
+                    // alone, not on how trials were batched: a sweep under any scheduler
+                    // tries the same random configurations as the same sweep without one.
+                    let seed_of = |number: usize| derive_seed(seed, number as u64);
+                    draw(
+                        sampler.as_mut(),
+                        space,
+                        history,
+                        (first, n),
+                        seed_of,
+                        &state.queue,
+                    )?
+                }
+            };
+            let mut ops = Vec::with_capacity(n);
+            let mut trials = Vec::with_capacity(n);
+            for (k, (params, enqueued)) in drawn.into_iter().enumerate() {
                 ops.push(Op::Ask {
-                    trial: number,
+                    trial: first + k,
                     params: params.clone(),
                     enqueued,
                 });
-                pending.push(FrozenTrial {
-                    number,
-                    params,
-                    state: TrialState::Running,
-                    value: None,
-                    intermediate: Vec::new(),
-                    completed_rungs: Vec::new(),
-                    values: Vec::new(),
-                    constraints: Vec::new(),
-                });
+                trials.push(running_trial(first + k, params));
             }
-            Ok((ops, pending))
+            Ok((ops, trials))
         })?;
         outcome.map_err(|e| match e.as_str() {
             INTERRUPTED => Error::Interrupted("interrupted while suggesting trials".into()),
             _ => Error::Run(e),
         })
+    }
+
+    /// A study shared by several processes fits its sampler outside the storage's lock, on
+    /// the study as last read (Optuna's semantics: another worker's ask in the meantime
+    /// is not seen), so that workers fit at once and hold the lock only to number and
+    /// record their trials. `None` when configurations are queued (they come first, in
+    /// the lock). Seeds mix in a number of this process's own: workers drafting from the
+    /// same snapshot must not draw the same configurations.
+    fn draft(&mut self, capped: impl Fn(&StudyState) -> usize) -> Result<Option<Vec<Params>>> {
+        let (space, maximize, directions) = (&self.space, self.maximize(), &self.directions);
+        let seed = self.seed ^ self.worker_salt;
+        let state = self.storage.state()?;
+        if !state.queue.is_empty() {
+            return Ok(None);
+        }
+        let (first, n) = (state.trials.len(), capped(state));
+        let history = History::new(&state.trials, &[], maximize).with_directions(directions);
+        let seed_of = |number: usize| derive_seed(seed, number as u64);
+        let drawn = draw(
+            self.sampler.as_mut(),
+            space,
+            history,
+            (first, n),
+            seed_of,
+            &state.queue,
+        )
+        .map_err(|e| match e.as_str() {
+            INTERRUPTED => Error::Interrupted("interrupted while suggesting trials".into()),
+            _ => Error::Run(e),
+        })?;
+        Ok(Some(drawn.into_iter().map(|(p, _)| p).collect()))
     }
 
     /// The study as every process sharing it has recorded it so far.
