@@ -153,6 +153,16 @@ fn a_killed_worker_loses_nothing_and_a_late_one_joins() {
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
     workers.push(worker(&dir, &url, "kill", 4));
+    // The killed worker comes back in its own run directory and rejoins the study.
+    let back = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .arg("resume")
+        .arg(dir.join("worker-0"))
+        .args(["--storage", &url, "--heartbeat", "0.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    workers.push(back);
     let outputs: Vec<Output> = workers.into_iter().map(finish).collect();
     let trials = check_the_end(&url, "kill", &outputs);
 
@@ -174,6 +184,12 @@ fn a_killed_worker_loses_nothing_and_a_late_one_joins() {
         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         .collect();
     assert!(said.contains("stopped renewing its lease"), "{said}");
+    let came_back = String::from_utf8_lossy(&outputs.last().unwrap().stdout).into_owned();
+    assert!(
+        came_back.contains("worker of study `kill` starting again"),
+        "{came_back}"
+    );
+    assert!(dir.join("worker-0").join("trials.jsonl").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

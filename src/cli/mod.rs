@@ -79,6 +79,16 @@ enum Command {
         /// Print only `summary.json`'s object on stdout (implies --quiet).
         #[arg(long)]
         json: bool,
+        /// The run directory is a `run --storage` worker's: it starts again and rejoins
+        /// its study in this database.
+        #[arg(long)]
+        storage: Option<String>,
+        /// Seconds between lease renewals (with --storage).
+        #[arg(long, default_value_t = 10.0)]
+        heartbeat: f64,
+        /// Retries of a dead worker's trial (with --storage).
+        #[arg(long, default_value_t = 3)]
+        max_retries: usize,
     },
     /// Check that the default model can learn before a sweep: initial loss near ln C, and
     /// 64 training rows overfitted to 99% accuracy.
@@ -261,6 +271,24 @@ pub fn main() -> ExitCode {
             run_dir,
             quiet,
             json,
+            storage: Some(url),
+            heartbeat,
+            max_retries,
+        } => {
+            let flags = workers::WorkerFlags {
+                storage: Some(url),
+                study_name: None,
+                heartbeat,
+                max_retries,
+            };
+            workers::resume_worker(&run_dir, flags, (quiet || json, json))
+        }
+        Command::Resume {
+            run_dir,
+            quiet,
+            json,
+            storage: None,
+            ..
         } => resume(&run_dir, quiet || json, json),
         Command::Sanity {
             sweep,

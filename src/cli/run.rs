@@ -278,6 +278,7 @@ fn open_target(
             }
             let storage = super::workers::open_shared(&shared, sweep, sweep_text)?;
             std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
+            RunFiles::new(&run_dir).write_text(super::workers::STUDY_NAME_FILE, &shared.name)?;
             Ok((fresh_dir(Some(run_dir))?, Box::new(storage)))
         }
     }
@@ -602,7 +603,8 @@ fn resumable(e: Error, run_dir: &Path) -> Error {
     }
 }
 
-pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
+/// The sweep a run directory keeps, read as `run` read it (data paths from its `workdir`).
+pub(super) fn load_run_dir(run_dir: &Path) -> Result<Loaded> {
     let path = run_dir.join("sweep.yaml");
     let text = limits::read_input_text(&path, "resume", limits::MAX_SWEEP_FILE_BYTES)?;
     let workdir_file = run_dir.join("workdir");
@@ -611,6 +613,21 @@ pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
         Err(e) => return Err(Error::io(&workdir_file, e)),
     };
     let sweep = config::parse_at(&text, &path.display().to_string(), &workdir)?;
+    Ok(Loaded {
+        sweep,
+        source: path.display().to_string(),
+        text,
+        workdir,
+    })
+}
+
+pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
+    let Loaded {
+        sweep,
+        source,
+        text,
+        workdir,
+    } = load_run_dir(run_dir)?;
     if sweep.external.is_none() {
         let mut storage = RunStorage::resume(run_dir, OpsIn::Memory)?;
         let finished = storage.records()?;
@@ -629,7 +646,7 @@ pub(super) fn resume(run_dir: &Path, quiet: bool, json: bool) -> Result<()> {
         }
         let loaded = Loaded {
             sweep,
-            source: path.display().to_string(),
+            source,
             text,
             workdir,
         };

@@ -180,6 +180,50 @@ pub(super) fn study_run_dir(
     Ok(dir)
 }
 
+/// A worker's run directory names its study here (`resume RUN_DIR --storage URL`).
+pub(super) const STUDY_NAME_FILE: &str = "study-name";
+
+/// `resume RUN_DIR --storage URL`: the worker whose run directory this is starts again and
+/// rejoins its study (its unfinished trials were failed and re-queued when their leases
+/// lapsed; it takes trials from the study like any worker).
+pub(super) fn resume_worker(
+    run_dir: &std::path::Path,
+    flags: WorkerFlags,
+    (quiet, json): (bool, bool),
+) -> Result<()> {
+    let name_file = run_dir.join(STUDY_NAME_FILE);
+    let name = std::fs::read_to_string(&name_file).map_err(|_| Error::Config {
+        file: run_dir.display().to_string(),
+        line: None,
+        field: "--storage".into(),
+        message: "not the run directory of a `run --storage` worker (it names no study)".into(),
+    })?;
+    if run_dir.join("trials.jsonl").exists() {
+        return Err(Error::Config {
+            file: run_dir.display().to_string(),
+            line: None,
+            field: "--storage".into(),
+            message: "this worker finished; start another with `popsweep run SWEEP --storage URL`"
+                .into(),
+        });
+    }
+    let loaded = super::run::load_run_dir(run_dir)?;
+    let flags = WorkerFlags {
+        study_name: Some(name.trim().to_string()),
+        ..flags
+    };
+    let shared = shared_study(flags, &loaded)?.expect("--storage was given");
+    if !quiet {
+        println!(
+            "worker of study `{}` starting again in {}",
+            shared.name,
+            run_dir.display()
+        );
+    }
+    let target = super::run::Target::Shared(Some(run_dir.to_path_buf()), shared);
+    super::run::run(loaded, target, (None, None), (quiet, json), false)
+}
+
 /// Marks a run directory written from a database study (`study_run_dir`).
 const STUDY_MARKER: &str = "study-storage";
 
