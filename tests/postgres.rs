@@ -453,3 +453,59 @@ fn optuna_loads_the_export_of_a_database_study() {
         }
     }
 }
+
+/// A server that takes only TLS: popsweep connects with `sslmode=require` and the
+/// server's CA (`sslrootcert`, as libpq names it), refuses a certificate it cannot verify,
+/// and a plain connection is refused by the server.
+#[test]
+fn tls_connections_verify_the_server() {
+    let Some(cluster) = Cluster::start_tls("tls") else {
+        return;
+    };
+    let ca = cluster.dir.join("ca.crt");
+    let secure = format!(
+        "{}?sslmode=require&sslrootcert={}",
+        cluster.url,
+        ca.display()
+    );
+    let ask = |url: &str| {
+        popsweep(&[
+            "ask",
+            "--storage",
+            url,
+            "--study-name",
+            "tls",
+            "--space",
+            SPACE,
+        ])
+    };
+    let first: serde_json::Value = serde_json::from_str(ok(&ask(&secure)).trim()).unwrap();
+    assert_eq!(first["trial"], 0);
+    // The system's roots do not know this CA.
+    let unverified = ask(&format!("{}?sslmode=require", cluster.url));
+    assert_eq!(unverified.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&unverified.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    let plain = ask(&format!("{}?sslmode=disable", cluster.url));
+    assert_eq!(
+        plain.status.code(),
+        Some(2),
+        "a plain connection got through"
+    );
+    // Heartbeats connect the same way: a lease renewed over TLS does not lapse.
+    let storage = PgStorage::open(&secure, "tls", true)
+        .unwrap()
+        .with_heartbeat(Duration::from_millis(200), 1)
+        .unwrap();
+    let mut study = study_on(storage);
+    let t = study.ask().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut other = study_on(PgStorage::open(&secure, "tls", false).unwrap());
+    other.ask().unwrap();
+    let all = other.trials().unwrap();
+    assert_eq!(
+        all[t.number].state,
+        TrialState::Running,
+        "a renewed lease lapsed"
+    );
+}

@@ -199,10 +199,7 @@ fn renew(
     let mut client: Option<postgres::Client> = None;
     while !stop.load(Ordering::Relaxed) {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
-            client = url
-                .parse::<postgres::Config>()
-                .ok()
-                .and_then(|mut c| c.connect_timeout(interval).connect(postgres::NoTls).ok());
+            client = super::postgres::connect(url).ok();
         }
         if let Some(c) = client.as_mut() {
             let renewed = c.execute(

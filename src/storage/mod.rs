@@ -20,6 +20,7 @@ mod lease;
 pub mod lock;
 mod memory;
 mod ops;
+mod pg_tls;
 pub mod postgres;
 mod records;
 mod run_dir;

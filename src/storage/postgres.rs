@@ -27,10 +27,11 @@
 //! authentication and URL parsing that a hand-written client would have to repeat.
 
 use super::lease::{Leases, LEASES_SCHEMA};
+use super::pg_tls::MakeLazyTls;
 use super::{Decide, Op, Storage, StudyState, TrialRecord};
 use crate::error::{Error, Result};
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::time::{Duration, Instant};
 
 /// The layout of popsweep's tables; a database written by another version is refused.
@@ -64,6 +65,51 @@ CREATE INDEX popsweep_records_study ON popsweep_records (study_id, id);
 
 /// An arbitrary key for `pg_advisory_xact_lock`: held while the schema is checked or made.
 const SCHEMA_LOCK: i64 = 0x706f_7073_7765_6570; // "popsweep"
+
+/// `url` without the query parameter `name`, and its value (percent-decoded): libpq's
+/// parameters that the client library does not take.
+fn take_query_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, v)) if key == name => {
+                value = Some(percent_decode(v));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    match kept.is_empty() {
+        true => (base.to_string(), value),
+        false => (format!("{base}?{}", kept.join("&")), value),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// Whether `url` names a PostgreSQL database rather than a directory.
 pub fn is_url(text: &str) -> bool {
@@ -499,14 +545,33 @@ fn apply_rows(
 
 /// Connects, with a 10 s timeout unless the URL sets one; refusals say what went wrong in
 /// the user's terms (host unreachable, credentials, database name).
-fn connect(url: &str) -> Result<Client> {
-    let mut config: postgres::Config = url
+///
+/// TLS as libpq's `sslmode` asks (`prefer` by default: encrypted when the server offers
+/// it; `require`; `disable`), through the system's TLS library, with the server's
+/// certificate always verified against the system's roots and, with libpq's
+/// `sslrootcert=PATH`, a CA of one's own (a private server's self-signed one).
+pub(super) fn connect(url: &str) -> Result<Client> {
+    let (rest, root_cert) = take_query_param(url, "sslrootcert");
+    let mut config: postgres::Config = rest
         .parse()
         .map_err(|e| url_error(url, &format!("not a PostgreSQL URL: {e}")))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    config.connect(NoTls).map_err(|e| {
+    let root = match root_cert {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(&path)
+                .map_err(|e| url_error(url, &format!("sslrootcert {path}: {e}")))?;
+            Some(native_tls::Certificate::from_pem(&pem).map_err(|e| {
+                url_error(
+                    url,
+                    &format!("sslrootcert {path}: not a PEM certificate: {e}"),
+                )
+            })?)
+        }
+    };
+    config.connect(MakeLazyTls { root }).map_err(|e| {
         let why = match e.code() {
             Some(c) if *c == SqlState::INVALID_PASSWORD => {
                 "authentication failed: wrong user name or password".to_string()
@@ -657,5 +722,24 @@ mod tests {
         );
         assert_eq!(redact("postgres://db?x=a:b@c"), "postgres://db?x=a:b@c");
         assert!(is_url("postgres://x") && !is_url("runs/a"));
+    }
+
+    #[test]
+    fn libpq_parameters_the_client_lacks_are_taken_out_of_the_url() {
+        let (rest, cert) = take_query_param(
+            "postgresql://h/db?sslmode=require&sslrootcert=%2Ftmp%2Fca.crt",
+            "sslrootcert",
+        );
+        assert_eq!(rest, "postgresql://h/db?sslmode=require");
+        assert_eq!(cert.as_deref(), Some("/tmp/ca.crt"));
+        let (rest, cert) = take_query_param("postgresql://h/db?sslrootcert=ca.pem", "sslrootcert");
+        assert_eq!(
+            (rest.as_str(), cert.as_deref()),
+            ("postgresql://h/db", Some("ca.pem"))
+        );
+        assert_eq!(
+            take_query_param("postgresql://h/db", "x"),
+            ("postgresql://h/db".into(), None)
+        );
     }
 }

@@ -64,6 +64,15 @@ fn script() -> PathBuf {
 impl Cluster {
     /// Starts one on a free port, or `None` (SKIP printed) without PostgreSQL's server.
     pub fn start(tag: &str) -> Option<Cluster> {
+        Cluster::start_with(tag, "")
+    }
+
+    /// One that takes only TLS connections, its certificate signed by `dir/ca.crt`.
+    pub fn start_tls(tag: &str) -> Option<Cluster> {
+        Cluster::start_with(tag, "tls")
+    }
+
+    fn start_with(tag: &str, mode: &str) -> Option<Cluster> {
         server()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -73,7 +82,7 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("popsweep-pg-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = Command::new(script())
-            .args(["start", dir.to_str().unwrap(), &port.to_string()])
+            .args(["start", dir.to_str().unwrap(), &port.to_string(), mode])
             .output()
             .unwrap();
         if !out.status.success() {
