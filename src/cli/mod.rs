@@ -2,6 +2,7 @@
 //! exit with 2 for bad input, 1 otherwise; nothing here panics on user input.
 
 mod print;
+mod resume;
 mod run;
 mod study;
 mod tools;
@@ -9,7 +10,8 @@ mod workers;
 
 use crate::backend::BackendChoice;
 use clap::{Parser, Subcommand};
-use run::{load_for_run, resume, run, Target};
+use resume::resume;
+use run::{load_for_run, run, Target};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use study::{ask, best, enqueue, export, tell, tell_intermediate, StudyFlags, Told};
@@ -29,67 +31,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a sweep: train its trials as one population, prune at rungs, test the best once.
-    Run {
-        /// Sweep file (W&B sweep YAML plus popsweep's keys). Default: the embedded
-        /// examples/digits.yaml.
-        sweep: Option<PathBuf>,
-        /// Run directory. Default: runs/<name>-<UTC timestamp>/.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Worker threads for the CPU backend. Default: one per core.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Where to train: auto (the GPU if one is usable, else the CPU), cpu or cuda.
-        /// Default: the sweep file's `backend`, else auto.
-        #[arg(long, value_enum)]
-        backend: Option<BackendChoice>,
-        /// Print only the final result.
-        #[arg(long)]
-        quiet: bool,
-        /// Print only `summary.json`'s object on stdout (implies --quiet).
-        #[arg(long)]
-        json: bool,
-        /// Skip the sanity preflight (initial loss and overfitting a tiny batch).
-        #[arg(long)]
-        no_sanity: bool,
-        /// Work on a study shared in PostgreSQL (postgresql://user:password@host:port/db)
-        /// with every other worker started on it: ASHA and median schedules. Overrides
-        /// the sweep file's `storage`.
-        #[arg(long)]
-        storage: Option<String>,
-        /// The shared study's name. Default: the sweep's `name`.
-        #[arg(long)]
-        study_name: Option<String>,
-        /// Seconds between a worker's lease renewals; a trial whose worker misses two is
-        /// failed and re-queued.
-        #[arg(long, default_value_t = 10.0)]
-        heartbeat: f64,
-        /// How many times a dead worker's trial is re-queued with the same parameters.
-        #[arg(long, default_value_t = 3)]
-        max_retries: usize,
-    },
+    Run(RunArgs),
     /// Continue a sweep that was interrupted or crashed, in its run directory: trials in
     /// trials.jsonl (or an external sweep's journal) are kept as recorded, the rest run
     /// again (a PBT sweep from its last checkpoint).
-    Resume {
-        run_dir: PathBuf,
-        /// Print only the final result.
-        #[arg(long)]
-        quiet: bool,
-        /// Print only `summary.json`'s object on stdout (implies --quiet).
-        #[arg(long)]
-        json: bool,
-        /// The run directory is a `run --storage` worker's: it starts again and rejoins
-        /// its study in this database.
-        #[arg(long)]
-        storage: Option<String>,
-        /// Seconds between lease renewals (with --storage).
-        #[arg(long, default_value_t = 10.0)]
-        heartbeat: f64,
-        /// Retries of a dead worker's trial (with --storage).
-        #[arg(long, default_value_t = 3)]
-        max_retries: usize,
-    },
+    Resume(ResumeArgs),
     /// Check that the default model can learn before a sweep: initial loss near ln C, and
     /// 64 training rows overfitted to 99% accuracy.
     Sanity {
@@ -233,63 +179,107 @@ impl From<StudyArgs> for study::StudyAt {
     }
 }
 
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run {
-            sweep,
-            out,
-            threads,
-            backend,
-            quiet,
-            json,
-            no_sanity,
-            storage,
-            study_name,
-            heartbeat,
-            max_retries,
-        } => load_for_run(sweep).and_then(|loaded| {
-            let flags = workers::WorkerFlags {
-                storage,
-                study_name,
-                heartbeat,
-                max_retries,
-            };
-            let target = match workers::shared_study(flags, &loaded)? {
-                Some(shared) => Target::Shared(out, shared),
-                None => Target::Fresh(out),
-            };
-            run(
-                loaded,
-                target,
-                (backend, threads),
-                (quiet || json, json),
-                !no_sanity,
-            )
-        }),
-        Command::Resume {
-            run_dir,
-            quiet,
-            json,
-            storage: Some(url),
-            heartbeat,
-            max_retries,
-        } => {
+/// `popsweep run`'s arguments.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Sweep file (W&B sweep YAML plus popsweep's keys). Default: the embedded
+    /// examples/digits.yaml.
+    sweep: Option<PathBuf>,
+    /// Run directory. Default: runs/<name>-<UTC timestamp>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads for the CPU backend. Default: one per core.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where to train: auto (the GPU if one is usable, else the CPU), cpu or cuda.
+    /// Default: the sweep file's `backend`, else auto.
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Print only the final result.
+    #[arg(long)]
+    quiet: bool,
+    /// Print only `summary.json`'s object on stdout (implies --quiet).
+    #[arg(long)]
+    json: bool,
+    /// Skip the sanity preflight (initial loss and overfitting a tiny batch).
+    #[arg(long)]
+    no_sanity: bool,
+    /// Work on a study shared in PostgreSQL (postgresql://user:password@host:port/db)
+    /// with every other worker started on it: ASHA and median schedules. Overrides
+    /// the sweep file's `storage`.
+    #[arg(long)]
+    storage: Option<String>,
+    /// The shared study's name. Default: the sweep's `name`.
+    #[arg(long)]
+    study_name: Option<String>,
+    /// Seconds between a worker's lease renewals; a trial whose worker misses two is
+    /// failed and re-queued.
+    #[arg(long, default_value_t = 10.0)]
+    heartbeat: f64,
+    /// How many times a dead worker's trial is re-queued with the same parameters.
+    #[arg(long, default_value_t = 3)]
+    max_retries: usize,
+}
+
+/// `popsweep resume`'s arguments.
+#[derive(clap::Args)]
+struct ResumeArgs {
+    run_dir: PathBuf,
+    /// Print only the final result.
+    #[arg(long)]
+    quiet: bool,
+    /// Print only `summary.json`'s object on stdout (implies --quiet).
+    #[arg(long)]
+    json: bool,
+    /// The run directory is a `run --storage` worker's: it starts again and rejoins
+    /// its study in this database.
+    #[arg(long)]
+    storage: Option<String>,
+    /// Seconds between lease renewals (with --storage).
+    #[arg(long, default_value_t = 10.0)]
+    heartbeat: f64,
+    /// Retries of a dead worker's trial (with --storage).
+    #[arg(long, default_value_t = 3)]
+    max_retries: usize,
+}
+
+fn run_command(a: RunArgs) -> crate::error::Result<()> {
+    let loaded = load_for_run(a.sweep)?;
+    let flags = workers::WorkerFlags {
+        storage: a.storage,
+        study_name: a.study_name,
+        heartbeat: a.heartbeat,
+        max_retries: a.max_retries,
+    };
+    let target = match workers::shared_study(flags, &loaded)? {
+        Some(shared) => Target::Shared(a.out, shared),
+        None => Target::Fresh(a.out),
+    };
+    let quiet = (a.quiet || a.json, a.json);
+    run(loaded, target, (a.backend, a.threads), quiet, !a.no_sanity)
+}
+
+fn resume_command(a: ResumeArgs) -> crate::error::Result<()> {
+    let quiet = (a.quiet || a.json, a.json);
+    match a.storage {
+        Some(url) => {
             let flags = workers::WorkerFlags {
                 storage: Some(url),
                 study_name: None,
-                heartbeat,
-                max_retries,
+                heartbeat: a.heartbeat,
+                max_retries: a.max_retries,
             };
-            workers::resume_worker(&run_dir, flags, (quiet || json, json))
+            workers::resume_worker(&a.run_dir, flags, quiet)
         }
-        Command::Resume {
-            run_dir,
-            quiet,
-            json,
-            storage: None,
-            ..
-        } => resume(&run_dir, quiet || json, json),
+        None => resume(&a.run_dir, quiet.0, quiet.1),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Resume(args) => resume_command(args),
         Command::Sanity {
             sweep,
             steps,

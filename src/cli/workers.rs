@@ -207,7 +207,7 @@ pub(super) fn resume_worker(
                 .into(),
         });
     }
-    let loaded = super::run::load_run_dir(run_dir)?;
+    let loaded = super::resume::load_run_dir(run_dir)?;
     let flags = WorkerFlags {
         study_name: Some(name.trim().to_string()),
         ..flags
@@ -226,6 +226,22 @@ pub(super) fn resume_worker(
 
 /// Marks a run directory written from a database study (`study_run_dir`).
 const STUDY_MARKER: &str = "study-storage";
+
+/// A worker's end: the study's records kept in its run directory, and where the final
+/// test evaluation is when another worker does it.
+pub(super) fn finish(
+    run_dir: &std::path::Path,
+    outcome: &crate::sweep::SweepOutcome,
+    quiet: bool,
+) -> Result<()> {
+    keep_records(run_dir, &outcome.trials)?;
+    if outcome.summary.best.is_none() && !quiet {
+        println!(
+            "the study's final test evaluation is the last worker's to finish (see its output)"
+        );
+    }
+    Ok(())
+}
 
 /// The study's records as this worker last saw them, kept in its own run directory too:
 /// `popsweep report RUN_DIR` reads them there.

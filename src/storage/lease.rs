@@ -199,7 +199,7 @@ fn renew(
     let mut client: Option<postgres::Client> = None;
     while !stop.load(Ordering::Relaxed) {
         if client.as_ref().is_none_or(|c| c.is_closed()) {
-            client = super::postgres::connect(url).ok();
+            client = super::pg_connection::connect(url).ok();
         }
         if let Some(c) = client.as_mut() {
             let renewed = c.execute(

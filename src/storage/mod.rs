@@ -20,6 +20,8 @@ mod lease;
 pub mod lock;
 mod memory;
 mod ops;
+mod pg_connection;
+mod pg_schema;
 mod pg_tls;
 pub mod postgres;
 mod records;

@@ -15,6 +15,7 @@ use crate::population::{Evaluation, ExportedMember};
 use crate::space::Params;
 use crate::storage::TrialState;
 use crate::tuner::scheduler::{by_standing, Standing};
+use crate::tuner::study::Study;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -202,4 +203,44 @@ pub(super) fn test_the_best(
         }
     };
     Ok((best, final_report))
+}
+
+/// The held-out test, once per study: here, or across workers (whose results are then
+/// every worker's records, in `finished`) by the first worker to find every trial of the
+/// study finished. Whether it ran here, the best trial and the final stage's report.
+#[allow(clippy::type_complexity)]
+pub(super) fn test_once(
+    (sweep, tuning, backend): (&Sweep, &TuningData, &dyn Backend),
+    held_out: HeldOutTest,
+    study: &mut Study,
+    finished: &mut Vec<TrialRecord>,
+    champion: Option<(Option<ExportedMember>, TrialRecord)>,
+) -> Result<(bool, Option<Best>, Option<FinalReport>)> {
+    let (mut tested, mut champion) = (true, champion);
+    if study.is_shared() {
+        *finished = study.records()?.into_values().collect();
+        tested = study.claim(super::slots::FINAL_EVALUATION, |state| {
+            state.queue.is_empty() && state.trials.iter().all(|t| t.state != TrialState::Running)
+        })?;
+        champion = study_champion(sweep, finished, champion);
+    }
+    let (best, report) = match tested {
+        true => test_the_best(sweep, tuning, held_out, backend, finished, champion)?,
+        false => (None, None),
+    };
+    Ok((tested, best, report))
+}
+
+/// The trial the test evaluates: the best of `finished`, with its weights when this
+/// process trained it (`local`, the ledger's champion), else to be rebuilt from its seed.
+fn study_champion(
+    sweep: &Sweep,
+    finished: &[TrialRecord],
+    local: Option<(Option<ExportedMember>, TrialRecord)>,
+) -> Option<(Option<ExportedMember>, TrialRecord)> {
+    let best = ranked(sweep, finished).into_iter().next()?;
+    match local {
+        Some((weights, record)) if record.number == best.number => Some((weights, record)),
+        _ => Some((None, best.clone())),
+    }
 }

@@ -222,12 +222,7 @@ pub fn run_sweep(
     let resolved = with_data_image(sweep.clone(), &tuning.train);
     let sweep = &resolved;
     let mut study = sweep_study(sweep, storage)?;
-    // A stopped run's records are replayed on resume; a shared study's are other
-    // workers', whose trials this worker never trains.
-    let known = &match study.is_shared() {
-        true => BTreeMap::new(),
-        false => study.records()?,
-    };
+    let known = &replayed_records(&mut study)?;
     let plans = bracket_plans(sweep);
     let metric = &sweep.metric;
     let mut ledger = Ledger {
@@ -242,13 +237,7 @@ pub fn run_sweep(
     };
     let population = population_size(sweep, &plans);
     resources::check_population_fits(sweep, tuning, backend, population)?;
-    if objectives::times_epochs(sweep) && backend.name() != "cpu" {
-        return Err(Error::Run(format!(
-            "epoch_seconds is measured on the CPU backend, where each member trains on a \
-             thread of its own; on {} members share kernels (use flops_per_sample there)",
-            backend.name()
-        )));
-    }
+    objectives::check_timing(sweep, backend)?;
     match sweep.schedule {
         Schedule::Asha { .. } | Schedule::Median { .. } | Schedule::Pbt(_) => {
             let context = slots::SlotContext {
@@ -287,20 +276,13 @@ pub fn run_sweep(
         ..
     } = ledger;
 
-    // Across workers, the study's results are every worker's, and one worker (the first
-    // to find every trial finished) evaluates the best on the test split.
-    let (mut tested, mut champion) = (true, champion);
-    if study.is_shared() {
-        finished = study.records()?.into_values().collect();
-        tested = study.claim(slots::FINAL_EVALUATION, |state| {
-            state.queue.is_empty() && state.trials.iter().all(|t| t.state != TrialState::Running)
-        })?;
-        champion = study_champion(sweep, &finished, champion);
-    }
-    let (best, final_report) = match tested {
-        true => final_eval::test_the_best(sweep, tuning, held_out, backend, &finished, champion)?,
-        false => (None, None),
-    };
+    let (tested, best, final_report) = final_eval::test_once(
+        (sweep, tuning, backend),
+        held_out,
+        &mut study,
+        &mut finished,
+        champion,
+    )?;
     let counts = trial_counts(&finished);
     finished.sort_by_key(|r| r.number);
     let summary = Summary {
@@ -342,17 +324,12 @@ pub fn run_sweep(
     })
 }
 
-/// The trial the test evaluates: the best of `finished`, with its weights when this
-/// process trained it (`local`, the ledger's champion), else to be rebuilt from its seed.
-fn study_champion(
-    sweep: &Sweep,
-    finished: &[TrialRecord],
-    local: Option<(Option<ExportedMember>, TrialRecord)>,
-) -> Option<(Option<ExportedMember>, TrialRecord)> {
-    let best = final_eval::ranked(sweep, finished).into_iter().next()?;
-    match local {
-        Some((weights, record)) if record.number == best.number => Some((weights, record)),
-        _ => Some((None, best.clone())),
+/// The records a resumed run replays: a stopped run's own. A shared study's records are
+/// other workers', whose trials this worker never trains.
+fn replayed_records(study: &mut Study) -> Result<BTreeMap<usize, TrialRecord>> {
+    match study.is_shared() {
+        true => Ok(BTreeMap::new()),
+        false => study.records(),
     }
 }
 

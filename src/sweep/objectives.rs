@@ -22,6 +22,18 @@ pub(super) fn times_epochs(sweep: &Sweep) -> bool {
         || sweep.metric.constraints.iter().any(|c| timed(&c.name))
 }
 
+/// `epoch_seconds` is measured only where each member trains on a thread of its own.
+pub(super) fn check_timing(sweep: &Sweep, backend: &dyn crate::backend::Backend) -> Result<()> {
+    if times_epochs(sweep) && backend.name() != "cpu" {
+        return Err(crate::error::Error::Run(format!(
+            "epoch_seconds is measured on the CPU backend, where each member trains on a \
+             thread of its own; on {} members share kernels (use flops_per_sample there)",
+            backend.name()
+        )));
+    }
+    Ok(())
+}
+
 /// A finished member's mean training seconds per epoch, when the sweep measures them.
 pub(super) fn epoch_seconds(sweep: &Sweep, member: &crate::population::Member) -> Option<f64> {
     (times_epochs(sweep) && member.epochs > 0).then(|| member.train_seconds / member.epochs as f64)
