@@ -5,26 +5,9 @@
 
 mod common;
 
-use common::optuna_reads;
+use common::{ok, optuna_reads, popsweep};
 use popsweep::storage::{RunStorage, Storage};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn popsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn fresh(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()

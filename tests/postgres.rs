@@ -7,28 +7,13 @@
 mod common;
 
 use common::pg::{fresh_database, Cluster};
+use common::{ok, popsweep};
 use popsweep::storage::{PgStorage, Storage, TrialRecord, TrialState};
 use popsweep::tuner::sampler::SamplerKind;
 use popsweep::tuner::study::{Outcome, Study};
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
-
-fn popsweep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 const SPACE: &str =
     r#"{"x": {"distribution": "uniform", "min": -2.0, "max": 3.0}, "k": {"values": [1, 2, 3]}}"#;

@@ -109,10 +109,7 @@ impl PgStorage {
 
     /// Reads the operations appended since the last read and applies them.
     fn replay_new(&mut self) -> std::result::Result<(), postgres::Error> {
-        let rows = self.client.query(
-            "SELECT seq, op FROM popsweep_ops WHERE study_id = $1 AND seq >= $2 ORDER BY seq",
-            &[&self.study_id, &self.next_seq],
-        )?;
+        let rows = read_new(&mut self.client, self.study_id, self.next_seq)?;
         apply_rows(
             &mut self.state,
             &mut self.next_seq,
@@ -147,10 +144,7 @@ impl PgStorage {
             "SELECT 1 FROM popsweep_studies WHERE id = $1 FOR UPDATE",
             &[&self.study_id],
         )?;
-        let rows = tx.query(
-            "SELECT seq, op FROM popsweep_ops WHERE study_id = $1 AND seq >= $2 ORDER BY seq",
-            &[&self.study_id, &self.next_seq],
-        )?;
+        let rows = read_new(&mut tx, self.study_id, self.next_seq)?;
         apply_rows(
             &mut self.state,
             &mut self.next_seq,
@@ -423,6 +417,18 @@ fn insert_records(
         &[&study_id, &tokens, &texts],
     )?;
     Ok(())
+}
+
+/// The study's operations from sequence number `from` on, in order.
+fn read_new(
+    client: &mut impl postgres::GenericClient,
+    study_id: i32,
+    from: i64,
+) -> std::result::Result<Vec<postgres::Row>, postgres::Error> {
+    client.query(
+        "SELECT seq, op FROM popsweep_ops WHERE study_id = $1 AND seq >= $2 ORDER BY seq",
+        &[&study_id, &from],
+    )
 }
 
 /// Applies replayed rows; an unreadable or contradicting row is reported and skipped, as a

@@ -164,3 +164,21 @@ pub fn python() -> Option<PathBuf> {
         .ok()?;
     probe.status.success().then_some(python)
 }
+
+/// Runs the popsweep binary with `args`.
+pub fn popsweep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a command that must succeed (its stderr in the failure).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -345,18 +345,7 @@ impl SlotContext<'_> {
                 s.replayed.push(t.number);
                 continue;
             }
-            insert_trial(s.pop.as_mut(), sweep, self.tuning, t.number, &t.params);
-            s.running.insert(
-                t.number,
-                Running {
-                    current: t.params.clone(),
-                    params: t.params,
-                    rungs: Vec::new(),
-                    lineage: Vec::new(),
-                    first_unit: s.tick,
-                    draining: false,
-                },
-            );
+            self.start(s, t);
         }
         Ok(())
     }
@@ -381,20 +370,25 @@ impl SlotContext<'_> {
         s.started += asked.len();
         for t in asked {
             shared.mine.insert(t.number);
-            insert_trial(s.pop.as_mut(), self.sweep, self.tuning, t.number, &t.params);
-            s.running.insert(
-                t.number,
-                Running {
-                    current: t.params.clone(),
-                    params: t.params,
-                    rungs: Vec::new(),
-                    lineage: Vec::new(),
-                    first_unit: s.tick,
-                    draining: false,
-                },
-            );
+            self.start(s, t);
         }
         Ok(())
+    }
+
+    /// A new trial takes a slot: its member joins the population at this unit.
+    fn start(&self, s: &mut Slots<'_>, t: crate::storage::FrozenTrial) {
+        insert_trial(s.pop.as_mut(), self.sweep, self.tuning, t.number, &t.params);
+        s.running.insert(
+            t.number,
+            Running {
+                current: t.params.clone(),
+                params: t.params,
+                rungs: Vec::new(),
+                lineage: Vec::new(),
+                first_unit: s.tick,
+                draining: false,
+            },
+        );
     }
 
     /// Every member and ghost judged, in the order they started (trial order): ASHA's
