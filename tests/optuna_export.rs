@@ -137,36 +137,13 @@ fn a_missing_study_is_refused() {
 
 #[test]
 fn optuna_loads_an_exported_run_and_agrees_on_its_best_trial() {
-    let dir = fresh("run");
-    let sweep = dir.with_extension("yaml");
-    std::fs::write(
-        &sweep,
-        "method: tpe\nrun_cap: 6\nmetric: {name: val_accuracy, goal: maximize}\n\
+    let sweep = "method: tpe\nrun_cap: 6\nmetric: {name: val_accuracy, goal: maximize}\n\
          scheduler: {type: asha, min_budget: 1, eta: 3, population: 3}\n\
          parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  width: {values: [8, 32]}\n\
-         train: {epochs: 3}\n",
-    )
-    .unwrap();
-    ok(&popsweep(&[
-        "run",
-        sweep.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ]));
-    let journal = dir.with_extension("optuna.jsonl");
-    ok(&popsweep(&[
-        "export",
-        "--optuna-journal",
-        journal.to_str().unwrap(),
-        "--study",
-        dir.to_str().unwrap(),
-    ]));
-    let Some(seen) = optuna_reads(&journal) else {
-        println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
+         train: {epochs: 3}\n";
+    let Some((seen, summary)) = run_and_export("run", sweep) else {
         return;
     };
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(seen["trials"].as_array().unwrap().len(), 6);
     assert_eq!(seen["directions"], serde_json::json!(["maximize"]));
     assert_eq!(seen["best"], summary["best"]["trial"], "{seen}");
@@ -176,40 +153,17 @@ fn optuna_loads_an_exported_run_and_agrees_on_its_best_trial() {
 /// front of them is the run's `summary.pareto_front`.
 #[test]
 fn optuna_loads_an_exported_run_of_several_objectives() {
-    let dir = fresh("pareto");
-    let sweep = dir.with_extension("yaml");
-    std::fs::write(
-        &sweep,
-        "method: tpe\nrun_cap: 8\n\
+    let sweep = "method: tpe\nrun_cap: 8\n\
          metric:\n  - {name: val_accuracy, goal: maximize}\n  - {name: param_count, goal: minimize}\n\
          parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  width: {values: [8, 16, 32, 64]}\n\
-         train: {epochs: 2}\n",
-    )
-    .unwrap();
-    ok(&popsweep(&[
-        "run",
-        sweep.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ]));
-    let journal = dir.with_extension("optuna.jsonl");
-    ok(&popsweep(&[
-        "export",
-        "--optuna-journal",
-        journal.to_str().unwrap(),
-        "--study",
-        dir.to_str().unwrap(),
-    ]));
-    let Some(seen) = optuna_reads(&journal) else {
-        println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
+         train: {epochs: 2}\n";
+    let Some((seen, summary)) = run_and_export("pareto", sweep) else {
         return;
     };
     assert_eq!(
         seen["directions"],
         serde_json::json!(["maximize", "minimize"])
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     let front: Vec<u64> = summary["pareto_front"]
         .as_array()
         .unwrap()
@@ -223,4 +177,32 @@ fn optuna_loads_an_exported_run_of_several_objectives() {
         assert_eq!(t["values"][1], p["values"]["param_count"], "{t}");
     }
     assert_eq!(seen["best_trials"], serde_json::json!(front), "{seen}");
+}
+
+/// Runs the sweep `yaml` and exports the run: what Optuna reads of the export, and the
+/// run's summary; `None` (SKIP printed) without a Python that has optuna.
+fn run_and_export(name: &str, yaml: &str) -> Option<(serde_json::Value, serde_json::Value)> {
+    let dir = fresh(name);
+    let sweep = dir.with_extension("yaml");
+    std::fs::write(&sweep, yaml).unwrap();
+    ok(&popsweep(&[
+        "run",
+        sweep.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    let journal = dir.with_extension("optuna.jsonl");
+    ok(&popsweep(&[
+        "export",
+        "--optuna-journal",
+        journal.to_str().unwrap(),
+        "--study",
+        dir.to_str().unwrap(),
+    ]));
+    let Some(seen) = optuna_reads(&journal) else {
+        println!("SKIP: no Python with optuna (set POPSWEEP_OPTUNA_PYTHON)");
+        return None;
+    };
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    Some((seen, serde_json::from_str(&summary).unwrap()))
 }
