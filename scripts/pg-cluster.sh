@@ -30,7 +30,8 @@ if [ -z "$bindir" ] && command -v pg_ctl >/dev/null 2>&1; then bindir="$(dirname
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-    runuser -u postgres -- "$@"
+    # From /, which the server's user can enter (the caller's directory may be private).
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi

@@ -40,10 +40,15 @@ fn scratch(tag: &str) -> PathBuf {
 
 /// Starts worker `k` on the study `name` of `url`, its run directory in `dir`.
 fn worker(dir: &std::path::Path, url: &str, name: &str, k: usize) -> Child {
+    worker_with(dir, url, name, k, &[])
+}
+
+fn worker_with(dir: &std::path::Path, url: &str, name: &str, k: usize, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_popsweep"))
         .arg("run")
         .arg(dir.join("sweep.yaml"))
         .args(["--storage", url, "--study-name", name, "--no-sanity"])
+        .args(extra)
         .args(["--threads", "1", "--heartbeat", "0.5", "--out"])
         .arg(dir.join(format!("worker-{k}")))
         .stdout(Stdio::piped())
@@ -199,9 +204,11 @@ fn workers_wait_out_a_database_restart() {
         return;
     };
     let dir = scratch("restart");
-    let workers: Vec<Child> = (0..2)
-        .map(|k| worker(&dir, &cluster.url, "restart", k))
-        .collect();
+    // Each worker sizes its own population: the second trains 2 trials at once, not 4.
+    let workers = vec![
+        worker(&dir, &cluster.url, "restart", 0),
+        worker_with(&dir, &cluster.url, "restart", 1, &["--population", "2"]),
+    ];
     let start = Instant::now();
     while asked(&cluster.url, "restart") < 40 {
         assert!(
@@ -255,6 +262,11 @@ fn workers_wait_out_a_database_restart() {
         let lines = std::fs::read_to_string(into.join("trials.jsonl")).unwrap();
         assert_eq!(lines.lines().count(), trials.len());
     }
+    let small: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("worker-1").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(small["population"], 2);
     let refused = report(&dir.join("worker-0"));
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("holds a run of its own"));
@@ -307,5 +319,20 @@ fn schedules_that_cannot_run_across_workers_are_refused() {
             "{err}"
         );
     }
+    // --population sizes the slots of asha and median only.
+    let hyperband = dir.join("hyperband.yaml");
+    let text = SWEEP.replace(
+        "{type: asha, min_budget: 1, eta: 3, population: 4}",
+        "{type: hyperband, min_budget: 1, eta: 3}",
+    );
+    std::fs::write(&hyperband, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+        .arg("run")
+        .arg(&hyperband)
+        .args(["--population", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--population"));
     let _ = std::fs::remove_dir_all(&dir);
 }

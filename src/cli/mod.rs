@@ -212,6 +212,11 @@ struct RunArgs {
     /// The shared study's name. Default: the sweep's `name`.
     #[arg(long)]
     study_name: Option<String>,
+    /// Trials this process trains at once (ASHA's and median stopping's slots), instead
+    /// of the sweep file's `population`: each worker of a shared study sizes its own
+    /// population to its device.
+    #[arg(long)]
+    population: Option<usize>,
     /// Seconds between a worker's lease renewals; a trial whose worker misses two is
     /// failed and re-queued.
     #[arg(long, default_value_t = 10.0)]
@@ -244,7 +249,10 @@ struct ResumeArgs {
 }
 
 fn run_command(a: RunArgs) -> crate::error::Result<()> {
-    let loaded = load_for_run(a.sweep)?;
+    let mut loaded = load_for_run(a.sweep)?;
+    if let Some(n) = a.population {
+        workers::set_population(&mut loaded.sweep, n)?;
+    }
     let flags = workers::WorkerFlags {
         storage: a.storage,
         study_name: a.study_name,

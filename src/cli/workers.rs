@@ -91,6 +91,34 @@ pub(super) fn shared_study(flags: WorkerFlags, loaded: &Loaded) -> Result<Option
     }))
 }
 
+/// `run --population N`: the slots of an ASHA or median schedule, for this process only.
+pub(super) fn set_population(sweep: &mut Sweep, n: usize) -> Result<()> {
+    use crate::config::Schedule;
+    if n == 0 || n > crate::limits::MAX_TRIALS as usize {
+        return Err(flag_error(
+            "--population",
+            format!(
+                "{n}: a population holds 1 to {} trials",
+                crate::limits::MAX_TRIALS
+            ),
+        ));
+    }
+    match &mut sweep.schedule {
+        Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => {
+            *slots = n;
+            Ok(())
+        }
+        other => Err(flag_error(
+            "--population",
+            format!(
+                "sets the slots of asha and median schedules; `{}` sizes its population \
+                 from its brackets or run_cap",
+                other.kind()
+            ),
+        )),
+    }
+}
+
 /// Opens the worker's study: created by the first worker with the sweep's space, joined
 /// by the others, refused when a study of that name has another space.
 pub(super) fn open_shared(shared: &SharedStudy, sweep: &Sweep, text: &str) -> Result<PgStorage> {

@@ -9,6 +9,9 @@
 //!   (an ASHA promotion, the next ask) never sees them as running.
 //! - A retry is an ordinary enqueued configuration, so whichever worker asks next takes
 //!   it; its attempts are the failed trials with the same parameters.
+//! - A restart of the database renews every lease: no worker could renew while it was
+//!   down, so only a worker that stays silent for a grace period after it is back loses
+//!   its trials.
 
 use super::{FrozenTrial, Op, StudyState, TrialState};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +26,7 @@ CREATE TABLE popsweep_leases (
     trial integer NOT NULL,
     worker bigint NOT NULL,
     expires_at timestamptz NOT NULL,
+    grace_seconds double precision NOT NULL,
     max_retries integer NOT NULL,
     PRIMARY KEY (study_id, trial)
 );
@@ -91,9 +95,10 @@ impl Leases {
         if !asked.is_empty() {
             let max_retries = self.max_retries.min(i32::MAX as usize) as i32;
             tx.execute(
-                "INSERT INTO popsweep_leases (study_id, trial, worker, expires_at, max_retries) \
-                 SELECT $1, t, $2, now() + make_interval(secs => $3), $5 FROM unnest($4::integer[]) AS t \
-                 ON CONFLICT (study_id, trial) DO UPDATE SET worker = $2, expires_at = excluded.expires_at",
+                "INSERT INTO popsweep_leases (study_id, trial, worker, expires_at, grace_seconds, max_retries) \
+                 SELECT $1, t, $2, now() + make_interval(secs => $3), $3, $5 FROM unnest($4::integer[]) AS t \
+                 ON CONFLICT (study_id, trial) DO UPDATE SET worker = $2, expires_at = excluded.expires_at, \
+                 grace_seconds = $3",
                 &[&self.study_id, &self.worker, &self.grace.as_secs_f64(), &asked, &max_retries],
             )?;
         }
@@ -108,8 +113,12 @@ pub fn expire(
     study_id: i32,
     state: &StudyState,
 ) -> std::result::Result<Vec<Op>, postgres::Error> {
+    // The server's start counts as a renewal of every lease: while it was down no worker
+    // could renew, and a restart longer than the grace period must not fail every
+    // running trial of every worker.
     let rows = tx.query(
-        "DELETE FROM popsweep_leases WHERE study_id = $1 AND expires_at < now() \
+        "DELETE FROM popsweep_leases WHERE study_id = $1 AND \
+         GREATEST(expires_at, pg_postmaster_start_time() + make_interval(secs => grace_seconds)) < now() \
          RETURNING trial, max_retries",
         &[&study_id],
     )?;
