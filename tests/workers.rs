@@ -7,6 +7,7 @@
 mod common;
 
 use common::pg::{fresh_database, Cluster};
+use common::{ok, popsweep};
 use popsweep::storage::{FrozenTrial, PgStorage, Storage, TrialRecord, TrialState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -334,5 +335,49 @@ fn schedules_that_cannot_run_across_workers_are_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--population"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A configuration queued when the study has no room left under `run_cap` is never asked:
+/// a worker started then ends at once instead of waiting for it.
+#[test]
+fn a_worker_does_not_wait_for_what_the_cap_leaves_unasked() {
+    let Some(url) = fresh_database("capped") else {
+        return;
+    };
+    let dir = scratch("capped");
+    let small = SWEEP
+        .replace("run_cap: 200", "run_cap: 6")
+        .replace("epochs: 9", "epochs: 1");
+    std::fs::write(dir.join("sweep.yaml"), small).unwrap();
+    finish(worker(&dir, &url, "capped", 0));
+    ok(&popsweep(&[
+        "enqueue",
+        "--storage",
+        &url,
+        "--study-name",
+        "capped",
+        "--params",
+        r#"{"lr": 0.01, "momentum": 0.9, "width": 64}"#,
+    ]));
+    let mut late = worker(&dir, &url, "capped", 1);
+    let start = Instant::now();
+    let ended = loop {
+        if let Some(status) = late.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            late.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        ended.is_some_and(|s| s.success()),
+        "the late worker waited for ever"
+    );
+    let mut storage = PgStorage::open(&url, "capped", false).unwrap();
+    let state = storage.state().unwrap();
+    assert_eq!((state.trials.len(), state.queue.len()), (6, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -220,7 +220,8 @@ pub(super) fn test_once(
     if study.is_shared() {
         *finished = study.records()?.into_values().collect();
         tested = study.claim(super::slots::FINAL_EVALUATION, |state| {
-            state.queue.is_empty() && state.trials.iter().all(|t| t.state != TrialState::Running)
+            state.trials.iter().all(|t| t.state != TrialState::Running)
+                && !super::slots::askable(state, sweep)
         })?;
         champion = study_champion(sweep, finished, champion);
     }

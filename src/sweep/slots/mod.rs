@@ -17,7 +17,7 @@ mod shared;
 
 use judge::{drain_slots, exits_of, Verdict};
 use pbt::fixed_for_life;
-pub(in crate::sweep) use shared::FINAL_EVALUATION;
+pub(in crate::sweep) use shared::{askable, FINAL_EVALUATION};
 use shared::{passed_rungs, Shared};
 
 use super::checkpoint::{self, Checkpoint};
@@ -216,7 +216,7 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
             return Ok(Refill::Ready);
         }
         let waits = match &mut self.shared {
-            Some(shared) => shared.wait_for_others(study)?,
+            Some(shared) => shared.wait_for_others(study, self.cx.sweep)?,
             None => false,
         };
         Ok(match waits {

@@ -94,14 +94,14 @@ impl Shared {
 
     /// With nothing of its own left to train: whether to wait for trials running on other
     /// workers (whose retries this worker takes if they die). Waits one poll if so.
-    pub(super) fn wait_for_others(&mut self, study: &mut Study) -> Result<bool> {
+    pub(super) fn wait_for_others(&mut self, study: &mut Study, sweep: &Sweep) -> Result<bool> {
         let state = study.state()?;
         let elsewhere = state
             .trials
             .iter()
             .filter(|t| t.state == TrialState::Running && !self.mine.contains(&t.number))
             .count();
-        if elsewhere == 0 && state.queue.is_empty() {
+        if elsewhere == 0 && !askable(state, sweep) {
             return Ok(false);
         }
         if !std::mem::replace(&mut self.said_wait, true) {
@@ -133,6 +133,15 @@ impl Shared {
         }
         Ok(running)
     }
+}
+
+/// Whether a queued configuration (a retry) is still to be asked: one is queued, the
+/// study has room for it under `run_cap`, and no trial reached `metric.target`.
+/// Configurations queued past the cap are never asked, and must not keep workers waiting.
+pub(in crate::sweep) fn askable(state: &StudyState, sweep: &Sweep) -> bool {
+    !state.queue.is_empty()
+        && state.counted_trials() < sweep.run_cap
+        && Shared::target_reached_by(state, sweep).is_none()
 }
 
 /// The rung values this epoch's arrivals recorded, as `(trial, rung, value)`: members of
