@@ -463,16 +463,7 @@ pub fn import(path: &Path) -> std::result::Result<(Vec<Direction>, Vec<FrozenTri
                 );
             }
             Some(4) => {
-                let mut t = FrozenTrial {
-                    number: trials.len(),
-                    params: Default::default(),
-                    state: TrialState::Running,
-                    value: None,
-                    intermediate: Vec::new(),
-                    completed_rungs: Vec::new(),
-                    values: Vec::new(),
-                    constraints: Vec::new(),
-                };
+                let mut t = FrozenTrial::running(trials.len(), Default::default());
                 if let (Some(dists), Some(params)) =
                     (op["distributions"].as_object(), op["params"].as_object())
                 {

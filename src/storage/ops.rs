@@ -130,16 +130,7 @@ impl StudyState {
                         constraints: Vec::new(),
                     });
                 }
-                let asked = FrozenTrial {
-                    number: trial,
-                    params: params.clone(),
-                    state: TrialState::Running,
-                    value: None,
-                    intermediate: Vec::new(),
-                    completed_rungs: Vec::new(),
-                    values: Vec::new(),
-                    constraints: Vec::new(),
-                };
+                let asked = FrozenTrial::running(trial, params.clone());
                 match filled {
                     true => self.trials[trial] = asked,
                     false => self.trials.push(asked),

@@ -52,6 +52,20 @@ pub struct FrozenTrial {
 }
 
 impl FrozenTrial {
+    /// A trial just asked: running, with nothing reported yet.
+    pub fn running(number: usize, params: Params) -> FrozenTrial {
+        FrozenTrial {
+            number,
+            params,
+            state: TrialState::Running,
+            value: None,
+            intermediate: Vec::new(),
+            completed_rungs: Vec::new(),
+            values: Vec::new(),
+            constraints: Vec::new(),
+        }
+    }
+
     /// The objective of a complete trial with a finite value.
     pub fn finite_value(&self) -> Option<f64> {
         self.value

@@ -36,20 +36,6 @@ pub enum Outcome {
     Failed,
 }
 
-/// A new trial, running.
-fn running_trial(number: usize, params: Params) -> FrozenTrial {
-    FrozenTrial {
-        number,
-        params,
-        state: TrialState::Running,
-        value: None,
-        intermediate: Vec::new(),
-        completed_rungs: Vec::new(),
-        values: Vec::new(),
-        constraints: Vec::new(),
-    }
-}
-
 /// `n` configurations for trials `first..first + n`, each drawn with the sampler reseeded
 /// by `seed_of(number)`: queued configurations first (marked `true`), then the sampler's,
 /// each seeing the earlier ones of the batch as running (constant liar for model-based
@@ -96,7 +82,7 @@ fn draw(
             }
         };
         running.insert(params_key(&params));
-        pending.push(running_trial(first + k, params.clone()));
+        pending.push(FrozenTrial::running(first + k, params.clone()));
         drawn.push((params, enqueued));
     }
     Ok(drawn)
@@ -298,7 +284,7 @@ impl Study {
                     params: params.clone(),
                     enqueued,
                 });
-                trials.push(running_trial(first + k, params));
+                trials.push(FrozenTrial::running(first + k, params));
             }
             Ok((ops, trials))
         })?;
@@ -383,16 +369,7 @@ impl Study {
             if let Some(e) = builder.error {
                 return Err(e.to_string());
             }
-            let trial = FrozenTrial {
-                number,
-                params: builder.params,
-                state: TrialState::Running,
-                value: None,
-                intermediate: Vec::new(),
-                completed_rungs: Vec::new(),
-                values: Vec::new(),
-                constraints: Vec::new(),
-            };
+            let trial = FrozenTrial::running(number, builder.params);
             let op = Op::Ask {
                 trial: number,
                 params: trial.params.clone(),
