@@ -1,6 +1,7 @@
 //! The command line. Errors print as one line on stderr (`error: file:line: field: …`) and
 //! exit with 2 for bad input, 1 otherwise; nothing here panics on user input.
 
+mod dashboard;
 mod print;
 mod resume;
 mod run;
@@ -140,6 +141,10 @@ enum Command {
     /// Learning-rate range test (Leslie Smith): the loss as the learning rate grows
     /// exponentially, for several seeds at once; suggests a learning rate and a sweep range.
     LrFind(LrFindArgs),
+    /// Serve the report's views live while a sweep runs (a read-only local web server
+    /// that the page polls every second), from a run directory, an ask/tell study or a
+    /// database study.
+    Dashboard(dashboard::DashboardArgs),
     /// Summarise a run directory: best trial, importance, overfitting flags, top trials;
     /// writes a self-contained report.html into it.
     Report {
@@ -342,6 +347,7 @@ pub fn main() -> ExitCode {
         Command::Export { optuna_journal, at } => export(&at.into(), &optuna_journal),
         Command::Bench(args) => bench_command(args),
         Command::LrFind(args) => lr_find(args),
+        Command::Dashboard(args) => dashboard::dashboard(args),
         Command::Report {
             run_dir,
             json,

@@ -18,7 +18,18 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// The run in `dir`; a line torn by a crash is skipped with a warning on stderr, as a
+    /// resume does.
     pub fn load(dir: &Path) -> Result<RunData> {
+        let (run, warnings) = RunData::read(dir)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(run)
+    }
+
+    /// The run in `dir` and the problems met reading it (skipped lines).
+    pub fn read(dir: &Path) -> Result<(RunData, Vec<String>)> {
         let read = |name: &str| -> Result<String> {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
@@ -38,19 +49,16 @@ impl RunData {
             })?),
             Err(_) => None,
         };
-        // A line torn by a crash is skipped with a warning, as a resume does.
         let mut storage = RunStorage::read(dir)?;
         let mut trials = storage.records()?;
-        for w in storage.take_warnings() {
-            eprintln!("warning: {w}");
-        }
         trials.sort_by_key(|t| t.number);
-        Ok(RunData {
+        let run = RunData {
             dir: dir.to_path_buf(),
             sweep,
             summary,
             trials,
-        })
+        };
+        Ok((run, storage.take_warnings()))
     }
 
     /// `(params, value)` of every trial with a finite final value.

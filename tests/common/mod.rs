@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod cdp;
 pub mod pg;
 
 use popsweep::backend::cpu::CpuBackend;
