@@ -172,3 +172,94 @@ fn report_of_an_unfinished_run_still_renders() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/run/sweep.yaml"));
 }
+
+#[test]
+fn nested_cv_report_names_its_outer_folds() {
+    let base = std::env::temp_dir().join(format!("popsweep-report-cv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let dir = base.join("run");
+    let sweep = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/digits-nested-cv.yaml"
+    );
+    let out = popsweep(&["run", sweep, "--out", dir.to_str().unwrap(), "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = popsweep(&["report", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("nested cross-validation over 5 outer folds (3 inner): test accuracy 0."),
+        "{text}"
+    );
+    assert!(!text.contains("null") && !text.contains("NaN"), "{text}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Nested cross-validation over 5 outer folds"));
+    assert!(!html.contains("no summary yet"));
+    // Each fold's test, once, in the final table (drawn by the page from its data).
+    assert!(html.contains("each outer fold tested once"));
+}
+
+#[test]
+fn an_ask_tell_study_is_reported_too() {
+    let study = std::env::temp_dir().join(format!("popsweep-report-study-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&study);
+    let at = study.to_str().unwrap();
+    let space = r#"{"x": {"distribution": "uniform", "min": -2, "max": 2}, "opt": {"values": ["sgd", "adam"]}}"#;
+    for _ in 0..6 {
+        let out = popsweep(&["ask", "--study", at, "--space", space, "--seed", "3"]);
+        let asked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let x = asked["params"]["x"].as_f64().unwrap();
+        let trial = asked["trial"].to_string();
+        let step = popsweep(&[
+            "tell",
+            "--study",
+            at,
+            "--trial",
+            &trial,
+            "--intermediate",
+            &(x * x + 1.0).to_string(),
+            "--step",
+            "1",
+        ]);
+        assert!(step.status.success());
+        let told = popsweep(&[
+            "tell",
+            "--study",
+            at,
+            "--trial",
+            &trial,
+            "--value",
+            &(x * x).to_string(),
+        ]);
+        assert!(
+            told.status.success(),
+            "{}",
+            String::from_utf8_lossy(&told.stderr)
+        );
+    }
+    let out = popsweep(&["report", "--study", at]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("6 trials (6 complete") && text.contains("an ask/tell study: best trial"),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(study.join("report.html")).unwrap();
+    assert!(html.contains("An ask/tell study: best trial"));
+    // Its intermediate value and objective are the trial's curve.
+    assert!(
+        html.contains("\"scale\":\"cat\",\"values\":[\"sgd\",\"adam\"]"),
+        "the study's own space"
+    );
+    assert!(
+        html.contains("\"r\":[[1.0,"),
+        "intermediate values as rungs"
+    );
+}

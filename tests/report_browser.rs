@@ -17,6 +17,10 @@ const SWEEP: &str = "name: brush\nmethod: random\nmetric: {name: val_accuracy, g
     width: {values: [16, 32]}\n  dropout: {distribution: uniform, min: 0.0, max: 0.3}\n\
     train: {epochs: 3, batch_size: 64}\nmodel: {depth: 1}\nseed: 5\n";
 
+/// One browser test at a time: the timing test must not share this 2-core machine with a
+/// sweep and another browser.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn fresh(tag: &str) -> PathBuf {
     let base = std::env::temp_dir().join(format!("popsweep-browser-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -68,6 +72,7 @@ fn brushing_lr_leaves_exactly_the_trials_inside_and_hover_names_the_trial() {
         println!("SKIP: browser test: no chromium installed (CI installs Debian's)");
         return;
     };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let base = fresh("brush");
     std::fs::write(base.join("s.yaml"), SWEEP).unwrap();
     let dir = base.join("run");
@@ -175,6 +180,7 @@ fn brushing_lr_leaves_exactly_the_trials_inside_and_hover_names_the_trial() {
         b.console_errors()
     );
     assert_offline(&b);
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// A synthetic study of `n` trials (no training): random configurations, a third of them
@@ -229,7 +235,9 @@ fn ten_thousand_trials_render_and_filter_a_brush_within_a_second() {
         println!("SKIP: browser test: no chromium installed (CI installs Debian's)");
         return;
     };
-    let dir = fresh("10k").join("run");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let base = fresh("10k");
+    let dir = base.join("run");
     synthetic_run(&dir, 10_000);
     let page = report(&dir);
     let mut b = Browser::launch("10k").unwrap();

@@ -149,8 +149,12 @@ enum Command {
     /// writes a self-contained report.html into it.
     Report {
         /// The run directory (or, with --storage, where to write the study's one).
-        #[arg(required_unless_present = "storage")]
+        #[arg(required_unless_present_any = ["storage", "study"], conflicts_with = "study")]
         run_dir: Option<PathBuf>,
+        /// An ask/tell study directory (holds journal.jsonl): its report.html is written
+        /// there, the study drawn as the run of a program whose metric is its objective.
+        #[arg(long, conflicts_with = "storage")]
+        study: Option<PathBuf>,
         /// One JSON object (importance, overfitting flags) instead of text.
         #[arg(long)]
         json: bool,
@@ -350,14 +354,20 @@ pub fn main() -> ExitCode {
         Command::Dashboard(args) => dashboard::dashboard(args),
         Command::Report {
             run_dir,
+            study,
             json,
             storage,
             study_name,
-        } => match (storage, study_name) {
-            (Some(url), Some(name)) => {
-                workers::study_run_dir(&url, &name, run_dir).and_then(|dir| report(&dir, json))
+        } => match (storage, study_name, study) {
+            (Some(url), Some(name), _) => workers::study_run_dir(&url, &name, run_dir)
+                .and_then(|dir| report(crate::report::run::RunData::load(&dir)?, json)),
+            (_, _, Some(dir)) => {
+                crate::report::study_view::load(&dir).and_then(|r| report(r, json))
             }
-            _ => report(&run_dir.expect("clap requires a run directory"), json),
+            _ => {
+                crate::report::run::RunData::load(&run_dir.expect("clap requires a run directory"))
+                    .and_then(|r| report(r, json))
+            }
         },
     };
     match result {

@@ -9,7 +9,7 @@ use crate::report::run_files::default_run_dir;
 use crate::storage::TrialState;
 use crate::sweep::load_data;
 use crate::train::sanity::sanity_check;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub(super) struct LrFindArgs {
@@ -301,9 +301,9 @@ pub(super) fn run_bench(
     Ok(crate::bench::run(config))
 }
 
-pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
-    use crate::report::{diagnostics::overfitting, html, importance::importance, run::RunData};
-    let run = RunData::load(dir)?;
+pub(super) fn report(run: crate::report::run::RunData, json: bool) -> Result<()> {
+    use crate::report::{diagnostics::overfitting, html, importance::importance};
+    let dir = run.dir.as_path();
     let metric = &run.sweep.metric;
     let imp = importance(&run.sweep.space, &run.observations(), metric.maximize);
     let flags = overfitting(&run.trials);
@@ -343,27 +343,7 @@ pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
         states(TrialState::Failed) - diverged,
         metric.name
     );
-    match &run.summary {
-        Some(s) => {
-            let f = |k: &str| s["best"][k].as_f64().unwrap_or(f64::NAN);
-            let test = match s["best"]["test"].as_f64() {
-                Some(t) => format!("{t:.4} on test"),
-                None => "no held-out test split (an external program's own)".into(),
-            };
-            let drained = match s["drain_epochs"].as_u64() {
-                Some(n) => format!(" ({n} of them draining past ASHA's stop)"),
-                None => String::new(),
-            };
-            println!(
-                "best trial {}: {:.4} on validation, {test}; {} epochs trained{drained}, utilisation {:.2}",
-                s["best"]["trial"],
-                f("val"),
-                s["epochs_total"],
-                s["utilisation"].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-        None => println!("no summary.json: the run did not finish, so there is no test score"),
-    }
+    print_best(&run);
     println!("importance (PED-ANOVA, Spearman; + means higher does better):");
     for m in &imp {
         println!("  {:<14} {:.3}  {:+.2}", m.param, m.ped_anova, m.spearman);
@@ -399,6 +379,50 @@ pub(super) fn report(dir: &Path, json: bool) -> Result<()> {
         println!("report: {page}");
     }
     Ok(())
+}
+
+/// `report`'s line on the best trial and its test, by the kind of run.
+fn print_best(run: &crate::report::run::RunData) {
+    match &run.summary {
+        Some(s) if s.get("folds").is_some() => println!(
+            "nested cross-validation over {} outer folds ({} inner): test accuracy {:.4} ± {:.4} \
+             (mean ± sd; each fold's best configuration retrained and tested once on the fold)",
+            s["outer"],
+            s["inner"],
+            s["test_accuracy_mean"].as_f64().unwrap_or(f64::NAN),
+            s["test_accuracy_sd"].as_f64().unwrap_or(f64::NAN)
+        ),
+        Some(s) if s["best"]["trial"].is_null() => {
+            println!("the run ended without a complete trial: no best trial, no test score")
+        }
+        Some(s) => {
+            let f = |k: &str| s["best"][k].as_f64().unwrap_or(f64::NAN);
+            let test = match s["best"]["test"].as_f64() {
+                Some(t) => format!("{t:.4} on test"),
+                None => "no held-out test split (an external program's own)".into(),
+            };
+            let drained = match s["drain_epochs"].as_u64() {
+                Some(n) => format!(" ({n} of them draining past ASHA's stop)"),
+                None => String::new(),
+            };
+            println!(
+                "best trial {}: {:.4} on validation, {test}; {} epochs trained{drained}, utilisation {:.2}",
+                s["best"]["trial"],
+                f("val"),
+                s["epochs_total"],
+                s["utilisation"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        None if run.is_study() => match run.ranked().first() {
+            Some(t) => println!(
+                "an ask/tell study: best trial {}, value {:.6}",
+                t.number,
+                t.last_value().unwrap_or(f64::NAN)
+            ),
+            None => println!("an ask/tell study with no complete trial yet"),
+        },
+        None => println!("no summary.json: the run did not finish, so there is no test score"),
+    }
 }
 
 pub(super) fn lr_find(a: LrFindArgs) -> Result<()> {

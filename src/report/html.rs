@@ -140,6 +140,15 @@ pub(super) fn headline(run: &RunData) -> String {
             num(&["epochs_total"]).unwrap_or(f64::NAN),
             num(&["utilisation"]).unwrap_or(f64::NAN)
         ),
+        _ if run.is_study() => match run.ranked().first() {
+            Some(t) => format!(
+                "An ask/tell study: best trial {}, value {:.6} (no held-out test split: the \
+                 program that told the values has its own).",
+                t.number,
+                t.last_value().unwrap_or(f64::NAN)
+            ),
+            None => "An ask/tell study with no complete trial yet.".into(),
+        },
         _ if run.summary.is_some() => "The run ended without a complete trial.".into(),
         _ => "The run has no summary yet (still running, or stopped early): no test score.".into(),
     };

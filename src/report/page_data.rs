@@ -26,7 +26,12 @@ pub fn page_data(run: &RunData, live: bool) -> Value {
         "name": sweep.name,
         "metric": sweep.metric.name.as_str(),
         "maximize": sweep.metric.maximize,
-        "unit": if fraction < 1.0 { format!("unit of {fraction} epoch") } else { "epoch".into() },
+        "unit": match () {
+            _ if sweep.external.is_some() => "report".to_string(),
+            _ if fraction < 1.0 => format!("unit of {fraction} epoch"),
+            _ => "epoch".into(),
+        },
+        "cv": sweep.cv.is_some(),
         "live": live,
         "finished": run.summary.is_some(),
         "params": sweep.space.params.iter().map(axis).collect::<Vec<_>>(),

@@ -61,6 +61,12 @@ impl RunData {
         Ok((run, storage.take_warnings()))
     }
 
+    /// Whether this is an ask/tell study directory seen as a run (`study_view`): no
+    /// sweep ran there, so there is no summary to wait for and no test split.
+    pub fn is_study(&self) -> bool {
+        self.dir.join("journal.jsonl").is_file() && !self.dir.join("trials.jsonl").exists()
+    }
+
     /// `(params, value)` of every trial with a finite final value.
     pub fn observations(&self) -> Vec<(Params, f64)> {
         self.trials

@@ -12,8 +12,8 @@ PS.fmt = function (v) {
   if (typeof v !== "number") return String(v);
   if (!isFinite(v)) return String(v);
   const a = Math.abs(v);
+  if (Number.isInteger(v) && a < 1e15) return String(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  if (Number.isInteger(v)) return String(v);
   return String(+v.toPrecision(4));
 };
 
