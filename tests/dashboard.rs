@@ -6,11 +6,11 @@
 mod common;
 
 use common::cdp::{chromium, Browser};
+use common::served::{dashboard, status};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// ASHA over 4 slots on digits with wide models: trials finish one by one over seconds.
@@ -24,40 +24,6 @@ fn fresh(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     base
-}
-
-/// A dashboard process and its URL (it dies with the test).
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dashboard(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .arg("dashboard")
-        .args(args)
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    Server { child, url }
 }
 
 fn lines(path: &Path) -> usize {
@@ -188,20 +154,6 @@ fn numeric(v: &Value) -> Value {
         Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), numeric(v))).collect()),
         v => v.clone(),
     }
-}
-
-/// One raw request; the status code of the answer (0: no answer).
-fn status(addr: &str, request: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

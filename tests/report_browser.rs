@@ -89,11 +89,29 @@ fn brushing_lr_leaves_exactly_the_trials_inside_and_hover_names_the_trial() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A range test in the run directory becomes the page's lr-finder view.
+    let lr = common::popsweep(&[
+        "lr-find",
+        base.join("s.yaml").to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--steps",
+        "40",
+        "--seeds",
+        "2",
+    ]);
+    assert!(
+        lr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lr.stderr)
+    );
     let page = report(&dir);
     let trials = records(&dir);
     let mut b = Browser::launch("brush").unwrap();
     b.open(&format!("file://{}", page.display()));
     assert_eq!(b.eval("popsweep.count()"), json!(trials.len()));
+    let drawn = "(() => { const s = document.getElementById('lr-finder'); return !s.hidden && !!s.querySelector('canvas'); })()";
+    assert_eq!(b.eval(drawn), json!(true), "the range test is drawn");
 
     // Drag along the lr axis from 30% to 70% of its height, as a user would.
     let axis = b.eval("popsweep.axis('lr')");

@@ -381,3 +381,42 @@ fn a_worker_does_not_wait_for_what_the_cap_leaves_unasked() {
     assert_eq!((state.trials.len(), state.queue.len()), (6, 1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `dashboard --storage` draws the workers' study from the database: every trial it
+/// records, read-only; a study that does not exist is one line of error.
+#[test]
+fn the_dashboard_draws_a_database_study() {
+    let Some(url) = fresh_database("dashboard") else {
+        return;
+    };
+    let dir = scratch("dashboard");
+    let small = SWEEP
+        .replace("run_cap: 200", "run_cap: 8")
+        .replace("epochs: 9", "epochs: 3");
+    std::fs::write(dir.join("sweep.yaml"), small).unwrap();
+    finish(worker(&dir, &url, "shown", 0));
+    let server = common::served::dashboard(&["--storage", &url, "--study-name", "shown"]);
+    let data: serde_json::Value =
+        serde_json::from_str(&common::served::get(&server.url, "/data.json")).unwrap();
+    let (_, records, _) = study(&url, "shown");
+    let shown: Vec<u64> = (data["trials"].as_array().unwrap().iter())
+        .map(|t| t["n"].as_u64().unwrap())
+        .collect();
+    let recorded: Vec<u64> = records.keys().map(|&n| n as u64).collect();
+    assert_eq!(shown, recorded);
+    assert_eq!(data["live"], true);
+    assert!(common::served::get(&server.url, "/").contains("Sweep <code>workers</code>"));
+    let missing = popsweep(&[
+        "dashboard",
+        "--storage",
+        &url,
+        "--study-name",
+        "none",
+        "--port",
+        "0",
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

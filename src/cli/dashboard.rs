@@ -76,7 +76,7 @@ fn run_dir_source(dir: PathBuf) -> Result<Box<Source>> {
 type Stamp = Vec<Option<(u64, std::time::SystemTime)>>;
 
 fn stamp(dir: &Path) -> Stamp {
-    ["trials.jsonl", "summary.json", "sweep.yaml", "lr_find.svg"]
+    ["trials.jsonl", "summary.json", "sweep.yaml", "lr_find.json"]
         .iter()
         .map(|f| {
             let m = std::fs::metadata(dir.join(f)).ok()?;

@@ -39,8 +39,25 @@ impl Dashboard {
     /// (the study unreadable for a moment, a client gone) is answered or dropped, and
     /// the server goes on.
     pub fn serve(&self, snapshot: &mut Snapshot<'_>) -> Result<()> {
+        // A study that cannot be read for a moment (a database restart) shows its last
+        // good state, marked stale with the reason, rather than an error page.
+        let mut last_good: Option<Value> = None;
+        let mut current = || match snapshot() {
+            Ok(data) => {
+                last_good = Some(data.clone());
+                Ok(data)
+            }
+            Err(e) => match &last_good {
+                Some(good) => {
+                    let mut stale = good.clone();
+                    stale["stale"] = e.to_string().into();
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+        };
         for request in self.server.incoming_requests() {
-            let (status, kind, body) = answer(&request, snapshot);
+            let (status, kind, body) = answer(&request, &mut current);
             let head = request.method() == &Method::Head;
             let mut response =
                 Response::from_data(if head { Vec::new() } else { body }).with_status_code(status);
@@ -67,7 +84,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src
                        img-src data: blob:; connect-src 'self'";
 
 /// Status, content type and body for `request`.
-fn answer(request: &Request, snapshot: &mut Snapshot<'_>) -> (u16, &'static str, Vec<u8>) {
+fn answer(
+    request: &Request,
+    snapshot: &mut impl FnMut() -> Result<Value>,
+) -> (u16, &'static str, Vec<u8>) {
     const TEXT: &str = "text/plain; charset=utf-8";
     if !matches!(request.method(), Method::Get | Method::Head) {
         return (405, TEXT, b"read-only: only GET and HEAD\n".to_vec());

@@ -44,8 +44,15 @@ pub fn page_data(run: &RunData, live: bool) -> Value {
         "headline": super::html::headline(run),
         "flags": super::html::flags_html(&overfitting(&run.trials)),
         "test": super::html::test_scores(run),
-        "lrFind": std::fs::read_to_string(run.dir.join("lr_find.svg")).ok(),
+        "lrFind": lr_find(run),
     })
+}
+
+/// The learning-rate range test `popsweep lr-find --out RUN_DIR` left in the run
+/// directory (`lr_find.json`: each seed's curve and the suggested rates), if any.
+fn lr_find(run: &RunData) -> Option<Value> {
+    let text = std::fs::read_to_string(run.dir.join("lr_find.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// One trial, in short keys (a 10,000-trial study stays a few megabytes): number, fold,

@@ -3,6 +3,7 @@
 
 pub mod cdp;
 pub mod pg;
+pub mod served;
 
 use popsweep::backend::cpu::CpuBackend;
 use popsweep::backend::{Backend, EpochPlan};

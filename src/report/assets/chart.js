@@ -10,7 +10,7 @@ const PS = {};
 PS.fmt = function (v) {
   if (v === null || v === undefined) return "–";
   if (typeof v !== "number") return String(v);
-  if (!isFinite(v)) return String(v);
+  if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
   if (Number.isInteger(v) && a < 1e15) return String(v);
   if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
@@ -32,7 +32,7 @@ PS.scale = function (kind, domain, r0, r1) {
     return s;
   }
   let [lo, hi] = domain;
-  if (!(isFinite(lo) && isFinite(hi))) [lo, hi] = [0, 1];
+  if (!(Number.isFinite(lo) && Number.isFinite(hi))) [lo, hi] = [0, 1];
   if (kind === "log" && !(lo > 0 && hi > 0)) kind = s.kind = "linear";
   if (lo === hi) {
     const d = kind === "log" ? lo * 0.5 : Math.abs(lo) * 0.1 || 1;
@@ -81,7 +81,7 @@ PS.colour = (function () {
     const c = stops[k].map((x, j) => Math.round(x + u * (stops[k + 1][j] - x)));
     cache.push(`rgb(${c[0]},${c[1]},${c[2]})`);
   }
-  return (q) => cache[Math.max(0, Math.min(64, Math.round((isFinite(q) ? q : 0) * 64)))];
+  return (q) => cache[Math.max(0, Math.min(64, Math.round((Number.isFinite(q) ? q : 0) * 64)))];
 })();
 
 PS.STATE_COLOUR = {

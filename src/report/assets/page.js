@@ -22,21 +22,22 @@
       let [lo, hi] = PS.extent(nums);
       let kind = p.scale;
       if (kind === "data") kind = lo > 0 && hi / lo >= 100 ? "log" : "linear";
+      else if (!nums.length) [lo, hi] = [p.min, p.max];
       else [lo, hi] = [Math.min(lo, p.min), Math.max(hi, p.max)];
       return { name: p.name, kind: kind, domain: [lo, hi], value: value };
     });
-    out.push({ name: D.metric, kind: "linear", domain: PS.extent(S.val), value: (i) => (isFinite(S.val[i]) ? S.val[i] : undefined), metric: true });
+    out.push({ name: D.metric, kind: "linear", domain: PS.extent(S.val), value: (i) => (Number.isFinite(S.val[i]) ? S.val[i] : undefined), metric: true });
     return out;
   }
 
   /** Colour-map quality in [0, 1] (1 best) from the 2nd to the 98th percentile. */
   function qualities() {
-    const v = S.val.filter(isFinite).sort((a, b) => a - b);
+    const v = S.val.filter(Number.isFinite).sort((a, b) => a - b);
     const at = (q) => v[Math.min(v.length - 1, Math.max(0, Math.round(q * (v.length - 1))))];
     const [lo, hi] = v.length >= 50 ? [at(0.02), at(0.98)] : PS.extent(v);
     S.qrange = [lo, hi];
     return S.val.map((x) => {
-      if (!isFinite(x)) return NaN;
+      if (!Number.isFinite(x)) return NaN;
       const q = hi > lo ? Math.max(0, Math.min(1, (x - lo) / (hi - lo))) : 0.5;
       return D.maximize ? q : 1 - q;
     });
@@ -50,7 +51,7 @@
       { name: "trial", get: (i) => S.T[i].n },
       { name: "state", get: (i) => S.T[i].s },
       { name: S.unit + "s", get: (i) => S.T[i].e },
-      { name: D.metric, get: (i) => (isFinite(S.val[i]) ? S.val[i] : null) },
+      { name: D.metric, get: (i) => (Number.isFinite(S.val[i]) ? S.val[i] : null) },
     ];
     if (S.T.some((t) => t.f !== undefined)) cols.splice(1, 0, { name: "fold", get: (i) => S.T[i].f });
     D.objectives.forEach((o, k) => cols.push({ name: o.name, get: (i) => (S.T[i].o ? S.T[i].o[k + 1] : null) }));
@@ -179,7 +180,7 @@
     const legend = document.createElement("div");
     el.appendChild(legend);
     const [lo, hi] = S.qrange;
-    PS.legend(legend, D.maximize ? lo : hi, D.maximize ? hi : lo, `colour: ${D.metric} (${D.maximize ? "right" : "right: lower"} is better)`);
+    PS.legend(legend, D.maximize ? lo : hi, D.maximize ? hi : lo, `colour: ${D.metric}, the best at the right`);
   }
 
   const VIEWS = {
@@ -196,12 +197,7 @@
     pareto: (el) => PS.views.pareto(el, S),
     curves: (el) => PS.views.curves(el, S),
     gap: (el) => PS.views.gap(el, S),
-    "lr-finder": (el) => {
-      const img = document.createElement("img");
-      img.alt = "learning-rate range test";
-      img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(D.lrFind);
-      el.appendChild(img);
-    },
+    "lr-finder": (el) => PS.views.lrFinder(el, D.lrFind),
     top: (el) => (el.innerHTML = D.test),
   };
 
@@ -301,7 +297,9 @@
           load();
         }
         api.polls += 1;
-        status.textContent = `live: ${D.trials.length} trials${D.finished ? ", sweep finished" : ""}; updated ${new Date().toLocaleTimeString()}`;
+        status.textContent = D.stale
+          ? `live: the study cannot be read now (${D.stale}); showing its last state; retrying`
+          : `live: ${D.trials.length} trials${D.finished ? ", sweep finished" : ""}; updated ${new Date().toLocaleTimeString()}`;
       } catch (e) {
         status.textContent = `live: cannot reach the dashboard (${e.message}); retrying`;
       }

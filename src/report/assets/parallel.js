@@ -17,7 +17,7 @@ PS.parallel = function (el, S) {
   const ys = S.T.map((t, i) =>
     axes.map((a, k) => {
       const v = a.value(i);
-      return v === undefined || v === null || (typeof v === "number" && !isFinite(v))
+      return v === undefined || v === null || (typeof v === "number" && !Number.isFinite(v))
         ? NaN
         : scales[k].map(v);
     })
@@ -50,7 +50,7 @@ PS.parallel = function (el, S) {
       if (!S.sel[i]) continue;
       plotted.push(i);
       const q = S.quality[i];
-      bands[isFinite(q) ? 1 + Math.round(q * 15) : 0].push(i);
+      bands[Number.isFinite(q) ? 1 + Math.round(q * 15) : 0].push(i);
     }
     S.plotted = plotted;
     ctx.globalAlpha = n > 2000 ? 0.35 : 0.8;

@@ -8,7 +8,7 @@ PS.views = {};
  *  spans the values, the colour map the 2nd to 98th percentile). */
 PS.extent = function (values) {
   let lo = Infinity, hi = -Infinity;
-  for (const v of values) if (isFinite(v)) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+  for (const v of values) if (Number.isFinite(v)) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
   return lo <= hi ? [lo, hi] : [0, 1];
 };
 
@@ -39,7 +39,7 @@ PS.views.history = function (el, S) {
     f.ctx.beginPath();
     for (let i = 0; i < n; i++) {
       const v = S.val[i];
-      if (!isFinite(v) || (complete && S.T[i].s !== "complete")) continue;
+      if (!Number.isFinite(v) || (complete && S.T[i].s !== "complete")) continue;
       const first = isNaN(best);
       if (first || better(v, best)) best = v;
       if (first) f.ctx.moveTo(f.x.map(i), f.y.map(best));
@@ -49,7 +49,7 @@ PS.views.history = function (el, S) {
     f.ctx.stroke();
   }
   f.ctx.setLineDash([]);
-  for (let i = 0; i < n; i++) if (isFinite(S.val[i])) PS.dot(f, S, i, f.x.map(i), f.y.map(S.val[i]));
+  for (let i = 0; i < n; i++) if (Number.isFinite(S.val[i])) PS.dot(f, S, i, f.x.map(i), f.y.map(S.val[i]));
   S.marks.history = f.marks;
   PS.note(el, "dots: each trial's value at its last rung; solid line: best complete trial so far; dashed: best at any budget so far");
 };
@@ -90,7 +90,7 @@ PS.views.slice = function (el, S) {
     });
     S.T.forEach((t, i) => {
       const v = a.value(i);
-      if (v === undefined || !isFinite(S.val[i])) return;
+      if (v === undefined || !Number.isFinite(S.val[i])) return;
       const jitter = a.kind === "cat" ? ((t.n * 7919) % 100) / 100 - 0.5 : 0;
       PS.dot(f, S, i, f.x.map(v) + jitter * 12, f.y.map(S.val[i]), 2);
     });
@@ -111,7 +111,7 @@ PS.views.contour = function (el, S) {
   const pts = [];
   S.T.forEach((t, i) => {
     const [u, v] = [a.value(i), b.value(i)];
-    if (u !== undefined && v !== undefined && isFinite(S.val[i])) pts.push([sa.map(u), sb.map(v), S.quality[i], i]);
+    if (u !== undefined && v !== undefined && Number.isFinite(S.val[i])) pts.push([sa.map(u), sb.map(v), S.quality[i], i]);
   });
   // A Nadaraya-Watson estimate of the colour-map quality on a 40×40 grid (bandwidth 0.08
   // of each axis, cut at 3.5 bandwidths), blank where no trial lies near; the trials are
@@ -122,7 +122,7 @@ PS.views.contour = function (el, S) {
   if (!S.cache.contour || S.cache.contour.key !== key) {
     const [bw, bv] = [new Float64Array(G * G), new Float64Array(G * G)];
     for (const p of pts) {
-      if (!isFinite(p[2])) continue;
+      if (!Number.isFinite(p[2])) continue;
       const [gx, gy] = [p[0], p[1]].map((u) => Math.max(0, Math.min(G - 1, Math.floor(u * G))));
       bw[gx * G + gy] += 1;
       bv[gx * G + gy] += p[2];
@@ -174,7 +174,7 @@ PS.views.edf = function (el, S) {
   });
   for (const [only, style] of [[false, "#bbb"], [true, "#1f77b4"]]) {
     const idx = [];
-    for (let i = 0; i < S.T.length; i++) if (isFinite(S.val[i]) && (!only || S.sel[i])) idx.push(i);
+    for (let i = 0; i < S.T.length; i++) if (Number.isFinite(S.val[i]) && (!only || S.sel[i])) idx.push(i);
     idx.sort((p, q) => S.val[p] - S.val[q]);
     f.ctx.strokeStyle = style;
     f.ctx.beginPath();
@@ -239,7 +239,7 @@ PS.scatter = function (el, S, o) {
   });
   const ys = o.ys || S.val;
   xs.forEach((x, i) => {
-    if (x !== undefined && isFinite(x) && isFinite(ys[i])) PS.dot(f, S, i, f.x.map(x), f.y.map(ys[i]), 3);
+    if (x !== undefined && Number.isFinite(x) && Number.isFinite(ys[i])) PS.dot(f, S, i, f.x.map(x), f.y.map(ys[i]), 3);
   });
   return f;
 };
@@ -271,7 +271,7 @@ PS.views.pareto = function (el, S) {
 PS.lines = function (el, S, series, o) {
   const all = S.T.map((_, i) => series(i) || []);
   const xs = [], ys = [];
-  for (const s of all) for (const p of s) if (isFinite(p[1])) xs.push(p[0]), ys.push(p[1]);
+  for (const s of all) for (const p of s) if (Number.isFinite(p[1])) xs.push(p[0]), ys.push(p[1]);
   const f = PS.frame(el, { w: 720, h: 300, xDomain: PS.extent(xs), yDomain: PS.extent(ys), xLabel: o.xLabel, yLabel: o.yLabel });
   const path = (s) => {
     f.ctx.beginPath();
@@ -318,6 +318,53 @@ PS.views.gap = function (el, S) {
   const flags = document.createElement("div");
   flags.innerHTML = S.D.flags;
   el.appendChild(flags);
+};
+
+/** The learning-rate range test: each seed's smoothed loss against the learning rate
+ *  (clipped at 1.5× the first loss, as the divergence would flatten the rest), with the
+ *  steepest-descent and minimum/10 suggestions. */
+PS.views.lrFinder = function (el, R) {
+  const curves = (R.members || []).map((m) => ({ seed: m.seed, pts: (m.points || []).filter((p) => p.lr > 0 && Number.isFinite(p.smoothed)) }));
+  const all = curves.flatMap((c) => c.pts);
+  if (!all.length) return PS.note(el, "the range test recorded no point");
+  const cap = 1.5 * Math.max(...curves.map((c) => (c.pts[0] ? c.pts[0].smoothed : -Infinity)));
+  const lrs = all.map((p) => p.lr);
+  const f = PS.frame(el, {
+    w: 720, h: 300, xKind: "log", xDomain: [Math.min(...lrs), Math.max(...lrs)],
+    yDomain: [Math.min(...all.map((p) => p.smoothed)), cap], xLabel: "learning rate",
+    yLabel: "smoothed training loss",
+  });
+  const y = (v) => f.y.map(Math.min(v, cap));
+  const marks = [];
+  curves.forEach((c, k) => {
+    f.ctx.strokeStyle = PS.colour(curves.length > 1 ? k / (curves.length - 1) : 0.3);
+    f.ctx.beginPath();
+    c.pts.forEach((p, j) => {
+      (j ? f.ctx.lineTo : f.ctx.moveTo).call(f.ctx, f.x.map(p.lr), y(p.smoothed));
+      marks.push([f.x.map(p.lr), y(p.smoothed), [`seed ${c.seed}, step ${p.step}`, `lr = ${PS.fmt(p.lr)}`, `loss = ${PS.fmt(p.loss)}`, `smoothed = ${PS.fmt(p.smoothed)}`]]);
+    });
+    f.ctx.stroke();
+  });
+  for (const [lr, name] of [[R.steepest_lr, "steepest"], [R.min_div10_lr, "min/10"]]) {
+    if (!(lr > 0)) continue;
+    f.ctx.strokeStyle = "#d62728";
+    f.ctx.setLineDash([4, 3]);
+    f.ctx.beginPath();
+    f.ctx.moveTo(f.x.map(lr), f.m.t);
+    f.ctx.lineTo(f.x.map(lr), f.h - f.m.b);
+    f.ctx.stroke();
+    f.ctx.setLineDash([]);
+    f.ctx.fillStyle = "#d62728";
+    f.ctx.fillText(`${name} ${PS.fmt(lr)}`, f.x.map(lr) + 3, f.m.t + 10);
+  }
+  f.hit = (mx, my) => {
+    let best = -1, bd = 64;
+    for (const m of marks) {
+      const d = (m[0] - mx) ** 2 + (m[1] - my) ** 2;
+      if (d < bd) [bd, best] = [d, m[2]];
+    }
+    return best;
+  };
 };
 
 /** A binary min-heap of `[key, value]` pairs. */
