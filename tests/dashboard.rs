@@ -70,6 +70,7 @@ fn live_dashboard_follows_a_sweep_and_ends_equal_to_the_report() {
     // (records in the file, when first seen there, how long until the page showed them)
     let mut seen_in_file: Vec<(usize, Instant, Option<Duration>)> = Vec::new();
     let mut page_counts = Vec::new();
+    let mut saw_progress = false;
     let mut worst = Duration::ZERO;
     let done = loop {
         let now = Instant::now();
@@ -78,6 +79,9 @@ fn live_dashboard_follows_a_sweep_and_ends_equal_to_the_report() {
             seen_in_file.push((in_file, now, None));
         }
         let on_page = b.eval("popsweep.count()").as_u64().unwrap() as usize;
+        // The sweep's latest progress line, under the live status.
+        let status = b.eval("document.getElementById('live').textContent");
+        saw_progress |= status.as_str().is_some_and(|s| s.contains("training, "));
         if page_counts.last() != Some(&on_page) {
             page_counts.push(on_page);
         }

@@ -76,13 +76,19 @@ fn run_dir_source(dir: PathBuf) -> Result<Box<Source>> {
 type Stamp = Vec<Option<(u64, std::time::SystemTime)>>;
 
 fn stamp(dir: &Path) -> Stamp {
-    ["trials.jsonl", "summary.json", "sweep.yaml", "lr_find.json"]
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(dir.join(f)).ok()?;
-            Some((m.len(), m.modified().ok()?))
-        })
-        .collect()
+    [
+        "trials.jsonl",
+        "summary.json",
+        "sweep.yaml",
+        "lr_find.json",
+        crate::report::run_files::PROGRESS,
+    ]
+    .iter()
+    .map(|f| {
+        let m = std::fs::metadata(dir.join(f)).ok()?;
+        Some((m.len(), m.modified().ok()?))
+    })
+    .collect()
 }
 
 /// A study of `run --storage` workers: its sweep file from the database, its records as

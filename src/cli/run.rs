@@ -165,12 +165,8 @@ pub(super) fn run(
             held_out.len()
         );
     }
-    let mut printer = ProgressPrinter::new(&sweep);
-    let mut on_progress = |p: &Progress| {
-        if !quiet {
-            printer.show(p);
-        }
-    };
+    let mut printer = ProgressPrinter::new(&sweep, !quiet, RunFiles::new(&run_dir));
+    let mut on_progress = |p: &Progress| printer.show(p);
     let outcome = run_sweep(
         &sweep,
         &tuning,
@@ -182,6 +178,8 @@ pub(super) fn run(
     )
     // A worker does not resume its run directory: it rejoins its study.
     .map_err(|e| if shared { e } else { resumable(e, &run_dir) })?;
+    // The summary says how it ended; a line of its progress would only be stale.
+    let _ = std::fs::remove_file(run_dir.join(crate::report::run_files::PROGRESS));
     if shared {
         super::workers::finish(&run_dir, &outcome, quiet)?;
     }
@@ -308,6 +306,10 @@ struct ProgressPrinter {
     /// When the last line inside a rung was printed: at most one per
     /// [`EPOCH_LINE_SECONDS`], so fast epochs do not flood the terminal.
     last_epoch_line: std::time::Instant,
+    /// Print the lines (not under `--quiet`); each also goes to the run directory's
+    /// `progress.json`, which `popsweep dashboard` shows while the sweep runs.
+    print: bool,
+    files: RunFiles,
 }
 
 /// Seconds between progress lines inside a rung (each epoch still prints when slower).
@@ -324,7 +326,7 @@ fn budget_units(n: usize, unit: f64) -> String {
 }
 
 impl ProgressPrinter {
-    fn new(sweep: &Sweep) -> Self {
+    fn new(sweep: &Sweep, print: bool, files: RunFiles) -> Self {
         let plans = bracket_plans(sweep);
         let by_trials = matches!(
             sweep.schedule,
@@ -347,6 +349,17 @@ impl ProgressPrinter {
             finished_before: 0,
             unit: sweep.epoch_fraction,
             last_epoch_line: std::time::Instant::now(),
+            print,
+            files,
+        }
+    }
+
+    /// One progress line: printed, and kept as the run's latest (a failure to write it
+    /// costs the dashboard its progress line, never the sweep).
+    fn emit(&self, line: String) {
+        let _ = self.files.write_progress(&line);
+        if self.print {
+            println!("{line}");
         }
     }
 
@@ -364,7 +377,7 @@ impl ProgressPrinter {
                     1 => String::new(),
                     n => format!("bracket {}/{n} ", e.bracket + 1),
                 };
-                println!(
+                let line = format!(
                     "  {bracket}rung {}/{} ({}): at {}, {} trials training ({:.1} s) {}",
                     e.rung + 1,
                     e.rungs,
@@ -374,6 +387,7 @@ impl ProgressPrinter {
                     e.seconds,
                     progress.line(metric)
                 );
+                self.emit(line);
                 return;
             }
             Progress::Tick(t) => {
@@ -383,11 +397,12 @@ impl ProgressPrinter {
                 if let Some((n, v)) = t.leader {
                     progress.offer(n, v);
                 }
-                println!(
+                let line = format!(
                     "epoch {} of the population: {} training, {} started; {} complete, {} pruned, {} failed ({:.1} s) {}",
                     t.tick, t.training, t.started, t.complete, t.pruned, t.failed, t.seconds,
                     progress.line(metric)
                 );
+                self.emit(line);
                 return;
             }
         };
@@ -412,7 +427,7 @@ impl ProgressPrinter {
             String::new()
         };
         self.last_epoch_line = std::time::Instant::now();
-        println!(
+        let line = format!(
             "{bracket}rung {}/{} ({}): {} trained, {} continue, {} failed; {leader} ({:.1} s) {}",
             r.rung + 1,
             r.rungs,
@@ -423,6 +438,7 @@ impl ProgressPrinter {
             r.seconds,
             progress.line(metric)
         );
+        self.emit(line);
     }
 }
 

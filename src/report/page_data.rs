@@ -45,7 +45,19 @@ pub fn page_data(run: &RunData, live: bool) -> Value {
         "flags": super::html::flags_html(&overfitting(&run.trials)),
         "test": super::html::test_scores(run),
         "lrFind": lr_find(run),
+        "progress": progress(run),
     })
+}
+
+/// The sweep's latest progress line while it runs (`progress.json`; none once the
+/// summary is written, or if the file is unreadable).
+fn progress(run: &RunData) -> Option<String> {
+    if run.summary.is_some() {
+        return None;
+    }
+    let text = std::fs::read_to_string(run.dir.join(super::run_files::PROGRESS)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    Some(v["line"].as_str()?.trim().to_string())
 }
 
 /// The learning-rate range test `popsweep lr-find --out RUN_DIR` left in the run

@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// The sweep's latest progress line while it runs (removed when it ends).
+pub const PROGRESS: &str = "progress.json";
+
 pub struct RunFiles {
     dir: PathBuf,
 }
@@ -50,6 +53,16 @@ impl RunFiles {
     pub fn write_text(&self, name: &str, text: &str) -> Result<()> {
         let path = self.dir.join(name);
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Replaces `progress.json` — the sweep's latest progress line, which `popsweep
+    /// dashboard` shows while the sweep runs — through a temporary file and a rename.
+    pub fn write_progress(&self, line: &str) -> Result<()> {
+        let tmp = self.dir.join("progress.json.tmp");
+        let text = serde_json::json!({ "line": line }).to_string();
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        let path = self.dir.join(PROGRESS);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 
     /// Writes `summary.json` through a temporary file and a rename, so a reader never

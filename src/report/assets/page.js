@@ -299,7 +299,8 @@
         api.polls += 1;
         status.textContent = D.stale
           ? `live: the study cannot be read now (${D.stale}); showing its last state; retrying`
-          : `live: ${D.trials.length} trials${D.finished ? ", sweep finished" : ""}; updated ${new Date().toLocaleTimeString()}`;
+          : `live: ${D.trials.length} trials recorded${D.finished ? ", sweep finished" : ""}; updated ${new Date().toLocaleTimeString()}` +
+            (D.progress ? `\n${D.progress.trim()}` : "");
       } catch (e) {
         status.textContent = `live: cannot reach the dashboard (${e.message}); retrying`;
       }
