@@ -115,7 +115,10 @@ fn live_dashboard_follows_a_sweep_and_ends_equal_to_the_report() {
         page_counts.len() >= 3,
         "the count grew only as {page_counts:?}"
     );
-    assert!(saw_progress, "the page never showed the sweep's progress line");
+    assert!(
+        saw_progress,
+        "the page never showed the sweep's progress line"
+    );
 
     // Once the summary is written the page shows it; then it equals the report.
     let until = Instant::now() + Duration::from_secs(5);

@@ -241,8 +241,8 @@ pub(super) fn test_scores(run: &RunData) -> String {
             let _ = write!(
                 table,
                 "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td></tr>",
-                f["fold"],
-                f["trial"],
+                esc(&f["fold"].to_string()),
+                esc(&f["trial"].to_string()),
                 n("inner_val"),
                 n("test_accuracy"),
                 n("test_loss")
@@ -251,4 +251,27 @@ pub(super) fn test_scores(run: &RunData) -> String {
         table.push_str("</table>");
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_string_of_the_data_can_close_its_script_element() {
+        let hostile = "</script><script>alert(1)</script><!--";
+        let data = serde_json::json!({
+            "name": hostile,
+            "headline": esc(hostile),
+            "params": [{"name": hostile, "scale": "cat", "values": [hostile]}],
+        });
+        let html = page(&data);
+        // The data's element and the code's: each closed once, by the page itself.
+        assert_eq!(html.matches("</script>").count(), 2);
+        assert!(!html.contains("<script>alert"));
+        let start = html.find("id=\"popsweep-data\">").unwrap() + 19;
+        let end = start + html[start..].find("</script>").unwrap();
+        let back: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
+        assert_eq!(back, data, "the escaped JSON reads back as the data");
+    }
 }
