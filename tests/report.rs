@@ -2,6 +2,10 @@
 //! every figure present, and (where Debian's chromium is installed, as CI does) rendered by
 //! a headless browser with no console errors and a screenshot taken.
 
+mod common;
+
+use common::cdp::chromium;
+use common::popsweep;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,13 +15,6 @@ const SWEEP: &str =
     parameters:\n  lr: {distribution: log_uniform_values, min: 0.01, max: 0.3}\n  \
     dropout: {distribution: uniform, min: 0.0, max: 0.3}\n  width: {values: [16, 32]}\n\
     train: {epochs: 9, batch_size: 64}\nmodel: {depth: 1}\nseed: 2\n";
-
-fn popsweep(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn run_dir(tag: &str) -> PathBuf {
     let base = std::env::temp_dir().join(format!("popsweep-report-{tag}-{}", std::process::id()));
@@ -40,17 +37,6 @@ fn run_dir(tag: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     dir
-}
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
 }
 
 fn headless(browser: &str, extra: &[&str], page: &Path) -> std::process::Output {

@@ -76,19 +76,7 @@ fn brushing_lr_leaves_exactly_the_trials_inside_and_hover_names_the_trial() {
     let base = fresh("brush");
     std::fs::write(base.join("s.yaml"), SWEEP).unwrap();
     let dir = base.join("run");
-    let out = common::popsweep(&[
-        "run",
-        base.join("s.yaml").to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "--quiet",
-        "--no-sanity",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_quietly(&base.join("s.yaml"), &dir);
     // A range test in the run directory becomes the page's lr-finder view.
     let lr = common::popsweep(&[
         "lr-find",

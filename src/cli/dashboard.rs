@@ -2,11 +2,11 @@
 //! files change), a study of `run --storage` workers in PostgreSQL, or an ask/tell study
 //! directory — and the server that shows it (`report::dashboard`).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report::dashboard::Dashboard;
 use crate::report::page_data::page_data;
 use crate::report::run::RunData;
-use crate::storage::{PgStorage, Storage};
+use crate::storage::Storage;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -94,19 +94,7 @@ fn stamp(dir: &Path) -> Stamp {
 /// A study of `run --storage` workers: its sweep file from the database, its records as
 /// the workers finish them.
 fn storage_source(url: &str, name: &str) -> Result<Box<Source>> {
-    let mut storage = PgStorage::open(url, name, false)?;
-    let text = (storage.state()?.header.as_ref()).map_or(String::new(), |h| h.sweep.clone());
-    if text.is_empty() {
-        return Err(Error::Config {
-            file: storage.shown_url(),
-            line: None,
-            field: "--study-name".into(),
-            message: format!(
-                "study `{name}` was not made by `run --storage` workers; an ask/tell study \
-                 in a database has no sweep file to draw (use `export --optuna-journal`)"
-            ),
-        });
-    }
+    let (mut storage, text) = super::workers::workers_study(url, name)?;
     let sweep = crate::config::parse(&text, &format!("{} (study {name})", storage.shown_url()))?;
     Ok(Box::new(move || {
         let mut trials = storage.records()?;

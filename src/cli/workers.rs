@@ -175,19 +175,7 @@ pub(super) fn study_run_dir(
     name: &str,
     out: Option<std::path::PathBuf>,
 ) -> Result<std::path::PathBuf> {
-    let mut storage = PgStorage::open(url, name, false)?;
-    let sweep = (storage.state()?.header.as_ref()).map_or(String::new(), |h| h.sweep.clone());
-    if sweep.is_empty() {
-        return Err(Error::Config {
-            file: storage.shown_url(),
-            line: None,
-            field: "--study-name".into(),
-            message: format!(
-                "study `{name}` was not made by `run --storage` workers, so it has no sweep \
-                 file to report on; use `best` or `export --optuna-journal`"
-            ),
-        });
-    }
+    let (mut storage, sweep) = workers_study(url, name)?;
     let dir = out.unwrap_or_else(|| std::path::Path::new("runs").join(name));
     let marker = dir.join(STUDY_MARKER);
     if dir.join("trials.jsonl").exists() && !marker.exists() {
@@ -206,6 +194,25 @@ pub(super) fn study_run_dir(
     crate::report::run_files::RunFiles::new(&dir).write_text("sweep.yaml", &sweep)?;
     keep_records(&dir, &records)?;
     Ok(dir)
+}
+
+/// The study `name` of `url` and the sweep file its `run --storage` workers share; an
+/// ask/tell study (no sweep file) is refused in one line.
+pub(super) fn workers_study(url: &str, name: &str) -> Result<(PgStorage, String)> {
+    let mut storage = PgStorage::open(url, name, false)?;
+    let sweep = (storage.state()?.header.as_ref()).map_or(String::new(), |h| h.sweep.clone());
+    if sweep.is_empty() {
+        return Err(Error::Config {
+            file: storage.shown_url(),
+            line: None,
+            field: "--study-name".into(),
+            message: format!(
+                "study `{name}` was not made by `run --storage` workers, so it has no sweep \
+                 file to draw; use `best` or `export --optuna-journal`"
+            ),
+        });
+    }
+    Ok((storage, sweep))
 }
 
 /// A worker's run directory names its study here (`resume RUN_DIR --storage URL`).

@@ -175,6 +175,23 @@ pub fn popsweep(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `popsweep run SWEEP --out DIR --quiet --no-sanity`, which must succeed.
+pub fn run_quietly(sweep: &Path, out: &Path) {
+    let done = popsweep(&[
+        "run",
+        sweep.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--no-sanity",
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// The stdout of a command that must succeed (its stderr in the failure).
 pub fn ok(out: &Output) -> String {
     assert!(
