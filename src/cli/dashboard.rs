@@ -99,6 +99,7 @@ fn storage_source(url: &str, name: &str) -> Result<Box<Source>> {
     Ok(Box::new(move || {
         let mut trials = storage.records()?;
         trials.sort_by_key(|t| t.number);
+        // No directory: the study lives in the database (`RunData::file`).
         let run = RunData {
             dir: PathBuf::new(),
             sweep: sweep.clone(),

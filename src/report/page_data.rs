@@ -55,7 +55,7 @@ fn progress(run: &RunData) -> Option<String> {
     if run.summary.is_some() {
         return None;
     }
-    let text = std::fs::read_to_string(run.dir.join(super::run_files::PROGRESS)).ok()?;
+    let text = std::fs::read_to_string(run.file(super::run_files::PROGRESS)?).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     Some(v["line"].as_str()?.trim().to_string())
 }
@@ -63,7 +63,7 @@ fn progress(run: &RunData) -> Option<String> {
 /// The learning-rate range test `popsweep lr-find --out RUN_DIR` left in the run
 /// directory (`lr_find.json`: each seed's curve and the suggested rates), if any.
 fn lr_find(run: &RunData) -> Option<Value> {
-    let text = std::fs::read_to_string(run.dir.join("lr_find.json")).ok()?;
+    let text = std::fs::read_to_string(run.file("lr_find.json")?).ok()?;
     serde_json::from_str(&text).ok()
 }
 

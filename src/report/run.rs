@@ -64,7 +64,14 @@ impl RunData {
     /// Whether this is an ask/tell study directory seen as a run (`study_view`): no
     /// sweep ran there, so there is no summary to wait for and no test split.
     pub fn is_study(&self) -> bool {
-        self.dir.join("journal.jsonl").is_file() && !self.dir.join("trials.jsonl").exists()
+        (self.file("journal.jsonl")).is_some_and(|j| j.is_file())
+            && !self.dir.join("trials.jsonl").exists()
+    }
+
+    /// The path of a file of the run directory; none for a run read from a database,
+    /// which has no directory (so nothing is read from wherever the process runs).
+    pub fn file(&self, name: &str) -> Option<PathBuf> {
+        (!self.dir.as_os_str().is_empty()).then(|| self.dir.join(name))
     }
 
     /// `(params, value)` of every trial with a finite final value.
