@@ -29,12 +29,7 @@ fn fresh(tag: &str) -> PathBuf {
 }
 
 fn report(dir: &Path) -> PathBuf {
-    let out = common::popsweep(&["report", dir.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&common::popsweep(&["report", dir.to_str().unwrap()]));
     dir.join("report.html")
 }
 
@@ -78,7 +73,7 @@ fn brushing_lr_leaves_exactly_the_trials_inside_and_hover_names_the_trial() {
     let dir = base.join("run");
     common::run_quietly(&base.join("s.yaml"), &dir);
     // A range test in the run directory becomes the page's lr-finder view.
-    let lr = common::popsweep(&[
+    common::ok(&common::popsweep(&[
         "lr-find",
         base.join("s.yaml").to_str().unwrap(),
         "--out",
@@ -87,12 +82,7 @@ fn brushing_lr_leaves_exactly_the_trials_inside_and_hover_names_the_trial() {
         "40",
         "--seeds",
         "2",
-    ]);
-    assert!(
-        lr.status.success(),
-        "{}",
-        String::from_utf8_lossy(&lr.stderr)
-    );
+    ]));
     let page = report(&dir);
     let trials = records(&dir);
     let mut b = Browser::launch("brush").unwrap();

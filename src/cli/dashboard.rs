@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::report::dashboard::Dashboard;
-use crate::report::page_data::page_data;
+use crate::report::page_data::{page_data, Findings};
 use crate::report::run::RunData;
 use crate::storage::Storage;
 use serde_json::Value;
@@ -66,7 +66,7 @@ fn run_dir_source(dir: PathBuf) -> Result<Box<Source>> {
                 eprintln!("warning: {w}");
             }
         }
-        let data = page_data(&run, true);
+        let data = page_data(&run, &Findings::of(&run), true);
         last = Some((stamp, data.clone()));
         Ok(data)
     }))
@@ -106,7 +106,7 @@ fn storage_source(url: &str, name: &str) -> Result<Box<Source>> {
             summary: None,
             trials,
         };
-        Ok(page_data(&run, true))
+        Ok(page_data(&run, &Findings::of(&run), true))
     }))
 }
 
@@ -116,6 +116,6 @@ fn study_source(dir: PathBuf) -> Result<Box<Source>> {
     crate::report::study_view::load(&dir)?;
     Ok(Box::new(move || {
         let run = crate::report::study_view::load(&dir)?;
-        Ok(page_data(&run, true))
+        Ok(page_data(&run, &Findings::of(&run), true))
     }))
 }

@@ -302,14 +302,14 @@ pub(super) fn run_bench(
 }
 
 pub(super) fn report(run: crate::report::run::RunData, json: bool) -> Result<()> {
-    use crate::report::{diagnostics::overfitting, html, importance::importance};
+    use crate::report::{html, page_data::Findings};
     let dir = run.dir.as_path();
     let metric = &run.sweep.metric;
-    let imp = importance(&run.sweep.space, &run.observations(), metric.maximize);
-    let flags = overfitting(&run.trials);
+    let findings = Findings::of(&run);
+    let (imp, flags) = (&findings.importance, &findings.flags);
     let page = dir.join("report.html");
     // A read-only run directory still gets its summary; only the page is skipped.
-    let written = match std::fs::write(&page, html::render(&run)) {
+    let written = match std::fs::write(&page, html::render(&run, &findings)) {
         Ok(()) => Some(page.display().to_string()),
         Err(e) if crate::storage::journal::is_read_only(&e) => {
             eprintln!(
@@ -345,7 +345,7 @@ pub(super) fn report(run: crate::report::run::RunData, json: bool) -> Result<()>
     );
     print_best(&run);
     println!("importance (PED-ANOVA, Spearman; + means higher does better):");
-    for m in &imp {
+    for m in imp {
         println!("  {:<14} {:.3}  {:+.2}", m.param, m.ped_anova, m.spearman);
     }
     if flags.is_empty() {

@@ -45,8 +45,8 @@ pub(super) fn esc(s: &str) -> String {
 }
 
 /// The offline report of a run directory.
-pub fn render(run: &RunData) -> String {
-    page(&super::page_data::page_data(run, false))
+pub fn render(run: &RunData, findings: &super::page_data::Findings) -> String {
+    page(&super::page_data::page_data(run, findings, false))
 }
 
 /// The page around `data` (the report's or the dashboard's).

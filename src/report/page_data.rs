@@ -4,15 +4,32 @@
 //! `report.html` embeds it; `popsweep dashboard` serves it as `data.json` and the same page
 //! polls it — so the live page and the offline report draw the same object the same way.
 
-use super::diagnostics::overfitting;
-use super::importance::importance;
+use super::diagnostics::{overfitting, Overfitting};
+use super::importance::{importance, Importance};
 use super::run::RunData;
 use crate::space::{Distribution, ParamDef};
 use crate::storage::{TrialRecord, TrialState};
 use serde_json::{json, Value};
 
+/// What the report derives from the records beyond the records themselves, computed
+/// once for the page and for `report`'s text summary.
+pub struct Findings {
+    pub importance: Vec<Importance>,
+    pub flags: Vec<Overfitting>,
+}
+
+impl Findings {
+    pub fn of(run: &RunData) -> Findings {
+        let metric = &run.sweep.metric;
+        Findings {
+            importance: importance(&run.sweep.space, &run.observations(), metric.maximize),
+            flags: overfitting(&run.trials),
+        }
+    }
+}
+
 /// The page's data object. `live` marks the dashboard's copy (the page then polls).
-pub fn page_data(run: &RunData, live: bool) -> Value {
+pub fn page_data(run: &RunData, findings: &Findings, live: bool) -> Value {
     let sweep = &run.sweep;
     let ranked = run.ranked();
     let gap_trials: Vec<usize> = ranked.iter().take(5).map(|t| t.number).collect();
@@ -20,7 +37,6 @@ pub fn page_data(run: &RunData, live: bool) -> Value {
     let trials: Vec<Value> = (run.trials.iter().zip(&starts))
         .map(|(t, &start)| trial(run, t, start, gap_trials.contains(&t.number)))
         .collect();
-    let imp = importance(&sweep.space, &run.observations(), sweep.metric.maximize);
     let fraction = sweep.epoch_fraction;
     json!({
         "name": sweep.name,
@@ -40,9 +56,9 @@ pub fn page_data(run: &RunData, live: bool) -> Value {
             .collect::<Vec<_>>(),
         "trials": trials,
         "pareto": pareto(run),
-        "importance": imp,
+        "importance": findings.importance,
         "headline": super::html::headline(run),
-        "flags": super::html::flags_html(&overfitting(&run.trials)),
+        "flags": super::html::flags_html(&findings.flags),
         "test": super::html::test_scores(run),
         "lrFind": lr_find(run),
         "progress": progress(run),

@@ -150,12 +150,7 @@ pub fn optuna_reads(journal: &Path) -> Option<serde_json::Value> {
         .arg(journal)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
+    Some(serde_json::from_str(&ok(&out)).unwrap())
 }
 
 pub fn python() -> Option<PathBuf> {
@@ -177,19 +172,14 @@ pub fn popsweep(args: &[&str]) -> Output {
 
 /// `popsweep run SWEEP --out DIR --quiet --no-sanity`, which must succeed.
 pub fn run_quietly(sweep: &Path, out: &Path) {
-    let done = popsweep(&[
+    ok(&popsweep(&[
         "run",
         sweep.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--quiet",
         "--no-sanity",
-    ]);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    ]));
 }
 
 /// The stdout of a command that must succeed (its stderr in the failure).

@@ -279,7 +279,6 @@
     csv: csv,
     /** Milliseconds each view took in the last redraw. */
     timings: () => S.timings,
-    polls: 0,
   };
   window.popsweep = api;
 
@@ -296,7 +295,6 @@
           D = JSON.parse(text);
           load();
         }
-        api.polls += 1;
         status.textContent = D.stale
           ? `live: the study cannot be read now (${D.stale}); showing its last state; retrying`
           : `live: ${D.trials.length} trials recorded${D.finished ? ", sweep finished" : ""}; updated ${new Date().toLocaleTimeString()}` +

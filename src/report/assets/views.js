@@ -97,11 +97,6 @@ PS.views.slice = function (el, S) {
   });
 };
 
-/** A trial's place on an axis as a fraction of its length (categories at their bands). */
-PS.unit = function (a, scale, v) {
-  return (scale.map(v) - scale.r0) / (scale.r1 - scale.r0);
-};
-
 PS.views.contour = function (el, S) {
   const names = S.D.importance.map((m) => m.param).slice(0, 2);
   const [a, b] = names.map((nm) => S.axes.find((x) => x.name === nm));
