@@ -7,7 +7,8 @@
 #
 #   cargo build --release && bench/race.sh [SEED ...]
 #
-# Method (tpe, auto, ...) can be overridden: METHOD=auto bench/race.sh 0
+# Method (tpe, auto, ...) can be overridden: METHOD=auto bench/race.sh 0; and the sweep
+# file itself: SWEEP=my-race.yaml bench/race.sh 0 (its data paths as in the example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release/popsweep
@@ -16,10 +17,10 @@ if [ $# -gt 0 ]; then seeds=("$@"); else seeds=(0 1 2); fi
 shared="$(cd ../shared && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-python3 - "$bin" "$shared" "$work" "${METHOD:-}" "${seeds[@]}" <<'PY'
+python3 - "$bin" "$shared" "$work" "${METHOD:-}" "${SWEEP:-examples/mnist-race.yaml}" "${seeds[@]}" <<'PY'
 import json, re, statistics, subprocess, sys, time
-bin_, shared, work, method, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-text = open("examples/mnist-race.yaml").read().replace("../../shared", shared)
+bin_, shared, work, method, source, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+text = open(source).read().replace("../../shared", shared)
 if method:
     text = re.sub(r"^method: .*$", f"method: {method}", text, flags=re.M)
 rows = []
@@ -32,7 +33,7 @@ for seed in seeds:
                             stdout=subprocess.PIPE, text=True)
     reached = {0.975: None, 0.980: None}
     for line in proc.stdout:
-        m = re.search(r"leader trial \d+ val_accuracy ([0-9.]+)", line)
+        m = re.search(r"(?:leader trial \d+|best complete) val_accuracy ([0-9.]+)", line)
         if m:
             for t in reached:
                 if reached[t] is None and float(m.group(1)) >= t:

@@ -58,6 +58,33 @@ fn population_of_eight_equals_each_member_alone_bit_for_bit() {
     assert!(h.iter().all(|e| e.nonfinite_grads == Some(0)));
 }
 
+/// A lone member on two threads splits its large GEMMs over both cores (a member per core
+/// otherwise): the split must not change a bit. The member is wide enough that its hidden
+/// GEMMs (32×1024×1024) are split.
+#[test]
+fn a_lone_member_splitting_its_gemms_over_idle_cores_equals_it_in_a_population() {
+    let data = digits_tuning();
+    let specs = [
+        spec(&[1024, 1024], 0.02, 0.9, 0.1, 11),
+        spec(&[32], 0.05, 0.9, 0.0, 12),
+    ];
+    let together = train_together(&specs, &data, 2, 2);
+    let split = train_together(&specs[..1], &data, 2, 2);
+    let single = train_together(&specs[..1], &data, 2, 1);
+    for (name, p) in [("split", &split), ("one thread", &single)] {
+        assert!(
+            together
+                .params(0)
+                .iter()
+                .zip(p.params(0))
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name} differs"
+        );
+        assert_eq!(together.members()[0].history, p.members()[0].history);
+    }
+    assert!(together.members()[0].history[1].val_accuracy > 0.8);
+}
+
 #[test]
 fn diverging_member_fails_alone_and_leaves_others_unchanged() {
     let data = digits_tuning();

@@ -116,7 +116,7 @@ impl Ctx<'_> {
             Some(name) => Normalize::parse(name).ok_or_else(|| {
                 self.err(
                     &at("normalize"),
-                    format!("`{name}` is not a normalisation (none, standard, minmax)"),
+                    format!("`{name}` is not a normalisation (none, standard, minmax, channel)"),
                 )
             })?,
         };

@@ -9,6 +9,7 @@ pub mod attention;
 pub mod augment;
 pub mod conv;
 pub mod dropout;
+mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod network;
@@ -18,6 +19,7 @@ pub mod pool;
 mod population;
 pub mod tokens;
 
+pub use gemm::GemmThreads;
 pub use population::{evaluate_params, CpuBackend};
 
 /// The floating-point types the CPU ops run in: f32 for training, f64 for gradient checks.
@@ -136,21 +138,14 @@ macro_rules! impl_real {
                 // SAFETY: the three asserts above prove every element the kernel touches is
                 // inside its slice; `c` is a unique borrow, so it aliases neither `a` nor `b`.
                 unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
+                    gemm::gemm(
+                        $gemm,
+                        (m, k, n),
                         alpha,
-                        a.0.as_ptr(),
-                        a.1 as isize,
-                        a.2 as isize,
-                        b.0.as_ptr(),
-                        b.1 as isize,
-                        b.2 as isize,
+                        (a.0.as_ptr(), a.1 as isize, a.2 as isize),
+                        (b.0.as_ptr(), b.1 as isize, b.2 as isize),
                         beta,
-                        c.0.as_mut_ptr(),
-                        c.1 as isize,
-                        c.2 as isize,
+                        (c.0.as_mut_ptr(), c.1 as isize, c.2 as isize),
                     )
                 }
             }

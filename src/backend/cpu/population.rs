@@ -7,6 +7,7 @@
 //! minibatches; interleaving members per step would evict them every step. The result of a
 //! member never depends on which thread trained it or who else was in the population.
 
+use super::gemm::GemmThreads;
 use super::network::NetworkWorkspace;
 use crate::backend::cpu::augment::augment_batch;
 use crate::backend::cpu::network::{evaluate, forward_backward, update_running_stats, StepDropout};
@@ -83,11 +84,24 @@ impl Backend for CpuBackend {
             .collect();
         // Longest first, so the last member to start is a cheap one (LPT balancing).
         work.sort_by_key(|s| std::cmp::Reverse(s.member.spec.arch.macs_per_sample()));
+        // Fewer members than cores: each member's large GEMMs split over the cores left
+        // over (bit-identical, see `gemm.rs`), so a lone member uses them all.
+        let workers = self.threads.min(work.len());
+        let gemm_threads = self.threads / workers.max(1);
         let queue = Mutex::new(work);
         let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
         std::thread::scope(|scope| {
-            for _ in 0..self.threads {
+            for _ in 0..workers {
                 scope.spawn(|| {
+                    // The member's GEMMs split over a pool of the worker's share of cores.
+                    let pool = (gemm_threads > 1)
+                        .then(|| {
+                            rayon::ThreadPoolBuilder::new()
+                                .num_threads(gemm_threads)
+                                .build()
+                                .ok()
+                        })
+                        .flatten();
                     while let Some(slot) = next() {
                         let batch = slot
                             .member
@@ -102,7 +116,13 @@ impl Backend for CpuBackend {
                             }
                             None => (&shuffled, val),
                         };
-                        train_member_epoch(slot, rows, val, batch);
+                        match &pool {
+                            Some(pool) => pool.install(|| {
+                                let _gemm = GemmThreads::set(gemm_threads);
+                                train_member_epoch(slot, rows, val, batch)
+                            }),
+                            None => train_member_epoch(slot, rows, val, batch),
+                        }
                     }
                 });
             }
