@@ -127,7 +127,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("unknown vit pool", t(&format!("{HEAD}model: {{type: vit, patch: 2, pool: max}}\n")), v(&["model.pool", "expected mean or cls"])),
         ("cnn key in a vit sweep", t(&format!("{HEAD}model: {{type: vit, filters: 8}}\n")), v(&["model.filters", "cnn", "vit"])),
         ("wall budget not positive", t(&format!("{HEAD}budget: {{wall_seconds: -5}}\n")), v(&["budget.wall_seconds", "not a positive number"])),
-        ("wall budget under asha", t(&format!("{HEAD}budget: {{wall_seconds: 60}}\nscheduler: {{type: asha}}\n")), v(&["budget.wall_seconds", "bracket schedules", "run_cap"])),
+        ("wall budget under nested cv", t(&format!("{HEAD}budget: {{wall_seconds: 60}}\ncv: {{outer: 3, inner: 2}}\n")), v(&["budget.wall_seconds", "nested cross-validation", "run_cap"])),
         ("budget epochs disagreeing", t(&HEAD.replace("train: {epochs: 1}", "train: {epochs: 1}\nbudget: {epochs: 5}")), v(&["budget.epochs", "disagrees with train.epochs 1"])),
         ("budget on a program", t("program: p.py\nmethod: random\nmetric: {name: loss}\nbudget: {wall_seconds: 5}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["budget", "program"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),

@@ -75,50 +75,74 @@ fn a_full_budget_sweep_prints_progress_at_least_every_five_seconds() {
     }
 }
 
+/// Under a bracket schedule (the full budget) and a slot schedule (ASHA) alike.
 #[test]
 fn a_wall_budget_ends_a_longer_sweep_on_time_with_a_tested_best() {
-    let dir = temp("wall");
-    let sweep = dir.join("wall.yaml");
-    std::fs::write(
-        &sweep,
-        format!("{SLOW}train: {{epochs: 30, batch_size: 16}}\nbudget: {{wall_seconds: 3}}\n"),
-    )
-    .unwrap();
-    let run = dir.join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
-        .args([
-            "run",
-            sweep.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--no-sanity",
-        ])
-        .output()
+    for (name, schedule) in [
+        ("full", ""),
+        ("asha", "scheduler: {type: asha, min_budget: 2, population: 8}\n"),
+    ] {
+        let dir = temp(&format!("wall-{name}"));
+        let sweep = dir.join("wall.yaml");
+        std::fs::write(
+            &sweep,
+            format!(
+                "{SLOW}{schedule}train: {{epochs: 30, batch_size: 16}}\nbudget: {{wall_seconds: 3}}\n"
+            ),
+        )
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("the wall budget of 3 s ran out"),
-        "{stdout}"
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["wall_budget_cut"], true, "{summary}");
-    // Planned for 30 epochs (about 30 s); ended at the budget, give or take an epoch (two
-    // on a machine busy with other tests).
-    let wall = summary["wall_seconds"].as_f64().unwrap();
-    assert!(wall < 3.0 + 3.0, "{wall} s");
-    assert!(summary["best"]["test"].is_number(), "{summary}");
-    let epochs = summary["epochs_total"].as_u64().unwrap();
-    assert!(epochs > 0 && epochs < 24 * 30, "{epochs}");
-    let trials = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
-    for line in trials.lines() {
-        let t: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert!(t["state"] == "complete" || t["state"] == "failed", "{t}");
+        let run = dir.join("run");
+        let out = Command::new(env!("CARGO_BIN_EXE_popsweep"))
+            .args([
+                "run",
+                sweep.to_str().unwrap(),
+                "--out",
+                run.to_str().unwrap(),
+                "--no-sanity",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("the wall budget of 3 s ran out"),
+            "{name}: {stdout}"
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["wall_budget_cut"], true, "{name}: {summary}");
+        // Planned for 30 epochs (about 30 s); ended at the budget, give or take an epoch
+        // (two on a machine busy with other tests).
+        let wall = summary["wall_seconds"].as_f64().unwrap();
+        assert!(wall < 3.0 + 3.0, "{name}: {wall} s");
+        assert!(summary["best"]["test"].is_number(), "{name}: {summary}");
+        let epochs = summary["epochs_total"].as_u64().unwrap();
+        assert!(epochs > 0 && epochs < 24 * 30, "{name}: {epochs}");
+        let trials = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
+        let mut cut = 0;
+        for line in trials.lines() {
+            let t: serde_json::Value = serde_json::from_str(line).unwrap();
+            // Only ASHA stops trials at its rungs; every trial training at the cut
+            // ends complete short of its 30 epochs, with its value there as a rung.
+            let stopped = name == "asha" && t["state"] == "pruned";
+            assert!(stopped || t["state"] == "complete" || t["state"] == "failed", "{t}");
+            if t["state"] == "complete" {
+                let epochs = t["epochs"].as_u64().unwrap();
+                assert!(epochs < 30, "{name}: {t}");
+                assert_eq!(t["rungs"].as_array().unwrap().last().unwrap()["epochs"], epochs);
+                cut += 1;
+            }
+        }
+        assert!(cut > 0, "{name}: {trials}");
+        // ASHA would have started all 24 trials in its 8 slots; the cut started no more.
+        if name == "asha" {
+            assert!(trials.lines().count() < 24, "{trials}");
+        }
     }
 }
 

@@ -364,6 +364,16 @@ impl ProgressPrinter {
     }
 
     fn show(&mut self, p: &Progress) {
+        let seen = match p {
+            Progress::Rung(r) => r.best_seen,
+            Progress::Epoch(e) => e.best_seen,
+            Progress::Tick(t) => t.best_seen,
+        };
+        let unit = self.unit;
+        self.progress.seen(seen.map(|s| {
+            let epochs = (s.units as f64 * unit * 100.0).round() / 100.0;
+            format!("{:.4} (trial {} at {epochs} epochs)", s.value, s.trial)
+        }));
         let (metric, progress) = (&self.metric, &mut self.progress);
         let r = match p {
             Progress::Rung(r) => r,

@@ -272,8 +272,9 @@ pub struct Sweep {
     pub auto_reason: Option<String>,
     /// `backend: auto|cpu|cuda`, used when the command line names none.
     pub backend: Option<BackendChoice>,
-    /// `budget.wall_seconds`: the sweep's wall time (see `sweep::brackets`): no epoch
-    /// starts that would end past it, and the trials training then finish where they are.
+    /// `budget.wall_seconds`: the sweep's wall time (see `sweep::brackets` and
+    /// `sweep::slots`): no epoch starts that would end past it, and the trials training
+    /// then finish where they are.
     pub wall_seconds: Option<f64>,
     /// `enqueue`: configurations the sweep tries first, in order (checked against the
     /// space), before the sampler suggests any.

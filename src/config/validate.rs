@@ -82,12 +82,11 @@ impl Ctx<'_> {
             ));
         }
         let cv = self.cv(&raw, &schedule, normalize)?;
-        if wall_seconds.is_some() && (cv.is_some() || !schedule.is_bracketed()) {
+        if wall_seconds.is_some() && cv.is_some() {
             return Err(self.err(
                 &["budget", "wall_seconds"],
-                "works with the bracket schedules (full budget, successive halving, \
-                 Hyperband, BOHB), which can end every trial at a shared epoch; give ASHA, \
-                 median stopping, PBT or a nested cross-validation a run_cap instead"
+                "a nested cross-validation trains every fold to the end to compare them; \
+                 give it a run_cap instead"
                     .into(),
             ));
         }

@@ -15,6 +15,8 @@ pub struct SweepProgress {
     /// Work done inside the current rung, not yet counted by `advance` (for the ETA).
     work_partial: f64,
     best: Option<(usize, f64)>,
+    /// The best value shown at any epoch, said as the schedule knows it.
+    seen: Option<String>,
 }
 
 impl SweepProgress {
@@ -29,7 +31,14 @@ impl SweepProgress {
             work_done: 0.0,
             work_partial: 0.0,
             best: None,
+            seen: None,
         }
+    }
+
+    /// Sets the best value any trial has shown so far, at whatever epoch (finished or
+    /// not), as said in the line.
+    pub fn seen(&mut self, text: Option<String>) {
+        self.seen = text;
     }
 
     /// Records `trials` newly finished and `work` newly done (member-epochs; ignored when
@@ -69,8 +78,9 @@ impl SweepProgress {
         } else {
             "?".into()
         };
+        let seen = self.seen.as_ref().map_or(String::new(), |s| format!(" | seen {s}"));
         format!(
-            "[{}/{} trials] best complete {metric} {best} | ETA {eta}",
+            "[{}/{} trials] best complete {metric} {best}{seen} | ETA {eta}",
             self.trials_done, self.trials_total
         )
     }

@@ -136,6 +136,7 @@ impl<'a> Bracket<'a> {
             failed,
             leader,
             seconds: self.rung_started.elapsed().as_secs_f64(),
+            best_seen: ledger.best_seen,
         }));
         // After the last rung every member has its record and leaves.
         let params = &self.params;
@@ -398,6 +399,7 @@ impl<'a> Driven for BracketSchedule<'a> {
     /// When another epoch would end past the wall budget, every open bracket's members
     /// finish where they stand: complete at the epochs they trained.
     fn decide(&mut self, books: &mut Books<'a>) -> Result<()> {
+        books.ledger.see(self.pop.as_ref(), &self.sweep.metric);
         if let Some((started, _)) = self.unit {
             self.unit = Some((started, started.elapsed()));
         }
@@ -476,6 +478,7 @@ impl<'a> Driven for BracketSchedule<'a> {
                     previous,
                     training: alive.len(),
                     seconds: b.rung_started.elapsed().as_secs_f64(),
+                    best_seen: books.ledger.best_seen,
                 }));
             }
         }

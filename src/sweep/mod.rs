@@ -70,6 +70,18 @@ pub struct RungReport {
     /// Best trial at this rung and its metric value.
     pub leader: Option<(usize, f64)>,
     pub seconds: f64,
+    pub best_seen: Option<Seen>,
+}
+
+/// The best validation value any trial has shown at any of its epochs so far, finished or
+/// still training: what a user watching the sweep has found, long before a trial has
+/// trained its full budget (Optuna's intermediate values show the same).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seen {
+    pub trial: usize,
+    /// Budget units the trial had trained.
+    pub units: usize,
+    pub value: f64,
 }
 
 /// Slot schedules' progress, every few epochs of the population.
@@ -84,6 +96,7 @@ pub struct TickReport {
     pub failed: usize,
     pub leader: Option<(usize, f64)>,
     pub seconds: f64,
+    pub best_seen: Option<Seen>,
 }
 
 /// Bracket schedules' progress inside a rung, after each epoch of the population: a
@@ -101,6 +114,7 @@ pub struct EpochReport {
     pub previous: usize,
     pub training: usize,
     pub seconds: f64,
+    pub best_seen: Option<Seen>,
 }
 
 /// What the driver reports while it runs.
@@ -136,9 +150,33 @@ struct Ledger {
     started: Instant,
     /// Whether the wall budget ended the sweep before its plan.
     wall_budget_cut: bool,
+    best_seen: Option<Seen>,
 }
 
 impl Ledger {
+    /// Notes each member's latest validation value in [`Ledger::best_seen`].
+    fn see(&mut self, pop: &dyn TrainingPopulation, metric: &Metric) {
+        for m in pop.members() {
+            let Some(value) = m.history.last().and_then(|e| e.get(&metric.name)) else {
+                continue;
+            };
+            let better = self.best_seen.is_none_or(|b| {
+                if metric.maximize {
+                    value > b.value
+                } else {
+                    value < b.value
+                }
+            });
+            if value.is_finite() && better {
+                self.best_seen = Some(Seen {
+                    trial: m.trial,
+                    units: m.epochs,
+                    value,
+                });
+            }
+        }
+    }
+
     /// Records one epoch of population training with `training` members busy, `draining`
     /// of them past ASHA's stop.
     fn tick(&mut self, training: usize, draining: usize) {
@@ -234,6 +272,7 @@ pub fn run_sweep(
         target_reached_by: None,
         started,
         wall_budget_cut: false,
+        best_seen: None,
     };
     let population = population_size(sweep, &plans);
     resources::check_population_fits(sweep, tuning, backend, population)?;

@@ -41,8 +41,11 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Epochs of population training between progress reports.
+/// Epochs of population training between progress reports, and the longest wait for
+/// one: a population of large members takes seconds per epoch, and ten of them were
+/// a minute of silence.
 const REPORT_EVERY: usize = 10;
+const REPORT_SECONDS: f64 = 2.0;
 
 /// PBT writes a checkpoint at a round only once this many times the last write's duration
 /// has passed since it, so writing takes at most about a tenth of the sweep's time: a
@@ -131,6 +134,13 @@ struct SlotSchedule<'c, 'p> {
     trained: bool,
     /// A study other workers share: what this worker knows of them.
     shared: Option<Shared>,
+    /// `budget.wall_seconds`: when the sweep must end, and how long the last unit took
+    /// (no unit starts that would end past the deadline, judged by the last one).
+    deadline: Option<Instant>,
+    unit: (Instant, std::time::Duration),
+    /// Whether the wall budget ended the sweep: no trial starts, and the trials training
+    /// finish complete at the units they trained.
+    cut: bool,
 }
 
 impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
@@ -148,6 +158,7 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
             return Ok(());
         }
         let (cx, s, ledger) = (self.cx, &mut self.s, &mut *books.ledger);
+        ledger.see(s.pop.as_ref(), &cx.sweep.metric);
         if let Some(shared) = &mut self.shared {
             shared.hear_others(books.study, s.policy.as_mut())?;
         }
@@ -176,6 +187,13 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
                 &mut s.ghosts,
             );
         }
+        let unit = self.unit.0.elapsed();
+        self.unit.1 = unit;
+        if !self.cut && self.deadline.is_some_and(|d| Instant::now() + unit > d) {
+            self.cut = true;
+            ledger.wall_budget_cut = true;
+            cut_short(&mut verdicts, s);
+        }
         let (leaving, exits) = exits_of(&s.ghosts, verdicts)?;
         if s.policy.synchronous() {
             let decisions = cx.round(s.policy.as_mut(), s.pop.as_ref(), &s.running, &leaving);
@@ -195,8 +213,12 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         }
         let over = s.pop.is_empty()
             && s.ghosts.is_empty()
-            && (shared || s.started == cx.sweep.run_cap || ledger.target_reached_by.is_some());
-        if s.tick.is_multiple_of(REPORT_EVERY) || over {
+            && (shared
+                || s.started == cx.sweep.run_cap
+                || ledger.target_reached_by.is_some()
+                || self.cut);
+        let due = self.window.elapsed().as_secs_f64() >= REPORT_SECONDS;
+        if s.tick.is_multiple_of(REPORT_EVERY) || due || over {
             let seats = s.pop.len() + s.ghosts.len();
             let report = cx.report(s.tick, seats, s.started, ledger, self.window);
             (books.on_progress)(&Progress::Tick(report));
@@ -207,7 +229,10 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
 
     fn refill(&mut self, books: &mut Books<'c>) -> Result<Refill> {
         let (study, ledger) = (&mut *books.study, &mut *books.ledger);
-        if let Some(shared) = &mut self.shared {
+        if self.cut {
+            // Past the wall budget no trial starts; the ghosts of a resumed run still
+            // replay (the budget starts afresh on resume, so they were not cut).
+        } else if let Some(shared) = &mut self.shared {
             (self.cx).refill_shared(&mut self.s, shared, study, ledger)?;
         } else {
             (self.cx).refill(&mut self.s, &mut self.restoring, study, self.known, ledger)?;
@@ -231,6 +256,7 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         let draining = s.running.values().filter(|r| r.draining).count()
             + s.ghosts.iter().filter(|g| g.draining).count();
         books.ledger.tick(s.pop.len() + s.ghosts.len(), draining);
+        self.unit.0 = Instant::now();
         let plan = epoch_plan(self.cx.sweep, self.cx.tuning.train.len(), s.tick);
         s.tick += 1;
         for ghost in &mut s.ghosts {
@@ -238,6 +264,23 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         }
         self.trained = true;
         plan
+    }
+}
+
+/// The wall budget ran out: every member that would train on (kept, or draining) ends
+/// complete at the units it trained, its value there its last rung value.
+fn cut_short(verdicts: &mut [Verdict], s: &mut Slots<'_>) {
+    for v in verdicts.iter_mut().filter(|v| v.leaves.is_none()) {
+        let (Seat::Member(slot), Some(score)) = (v.seat, v.score) else {
+            continue;
+        };
+        let epochs = s.pop.members()[slot].epochs;
+        let run = s.running.get_mut(&v.trial).expect("every member is running");
+        if run.rungs.last().is_none_or(|r| r.epochs != epochs) {
+            run.rungs.push(judge::rung_value(run.rungs.len(), epochs, score));
+        }
+        run.draining = false;
+        v.leaves = Some(TrialState::Complete);
     }
 }
 
@@ -289,6 +332,11 @@ impl SlotContext<'_> {
             window: Instant::now(),
             trained: false,
             shared: shared.then(Shared::default),
+            deadline: sweep
+                .wall_seconds
+                .map(|w| books.ledger.started + std::time::Duration::from_secs_f64(w)),
+            unit: (Instant::now(), std::time::Duration::ZERO),
+            cut: false,
         };
         drive(&mut schedule, books)?;
         if pbt {
@@ -541,6 +589,7 @@ impl SlotContext<'_> {
                 .as_ref()
                 .and_then(|(_, r)| Some((r.number, r.rungs.last()?.value))),
             seconds: window.elapsed().as_secs_f64(),
+            best_seen: ledger.best_seen,
         }
     }
 }
