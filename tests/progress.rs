@@ -73,6 +73,34 @@ fn a_full_budget_sweep_prints_progress_at_least_every_five_seconds() {
             pair[1].1
         );
     }
+    // The rung's closing line says the best validation any trial showed at any epoch: the
+    // largest in the records, with its trial and epoch.
+    let seen = lines[last].1.split("| seen ").nth(1).expect("a seen value");
+    let (value, rest) = seen.split_once(" (trial ").unwrap();
+    let (trial, rest) = rest.split_once(" at ").unwrap();
+    let epochs: f64 = rest.split_once(" epochs").unwrap().0.parse().unwrap();
+    let records = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
+    // (value, trial, epoch) of every epoch of every trial.
+    let shown: Vec<(f64, String, f64)> = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .flat_map(|t| {
+            let n = t["number"].to_string();
+            let h = t["history"].as_array().unwrap().clone();
+            h.into_iter().map(move |e| {
+                let epoch = e["epoch"].as_f64().unwrap();
+                (e["val_accuracy"].as_f64().unwrap(), n.clone(), epoch)
+            })
+        })
+        .collect();
+    let best = shown.iter().map(|s| s.0).fold(f64::MIN, f64::max);
+    assert_eq!(value, format!("{best:.4}"), "{}", lines[last].1);
+    // Ties are common on 270 validation rows: the one named showed the best there.
+    assert!(
+        shown.contains(&(best, trial.to_string(), epochs)),
+        "{}",
+        lines[last].1
+    );
 }
 
 /// Under a bracket schedule (the full budget) and a slot schedule (ASHA) alike.
@@ -80,7 +108,10 @@ fn a_full_budget_sweep_prints_progress_at_least_every_five_seconds() {
 fn a_wall_budget_ends_a_longer_sweep_on_time_with_a_tested_best() {
     for (name, schedule) in [
         ("full", ""),
-        ("asha", "scheduler: {type: asha, min_budget: 2, population: 8}\n"),
+        (
+            "asha",
+            "scheduler: {type: asha, min_budget: 2, population: 8}\n",
+        ),
     ] {
         let dir = temp(&format!("wall-{name}"));
         let sweep = dir.join("wall.yaml");
@@ -130,11 +161,17 @@ fn a_wall_budget_ends_a_longer_sweep_on_time_with_a_tested_best() {
             // Only ASHA stops trials at its rungs; every trial training at the cut
             // ends complete short of its 30 epochs, with its value there as a rung.
             let stopped = name == "asha" && t["state"] == "pruned";
-            assert!(stopped || t["state"] == "complete" || t["state"] == "failed", "{t}");
+            assert!(
+                stopped || t["state"] == "complete" || t["state"] == "failed",
+                "{t}"
+            );
             if t["state"] == "complete" {
                 let epochs = t["epochs"].as_u64().unwrap();
                 assert!(epochs < 30, "{name}: {t}");
-                assert_eq!(t["rungs"].as_array().unwrap().last().unwrap()["epochs"], epochs);
+                assert_eq!(
+                    t["rungs"].as_array().unwrap().last().unwrap()["epochs"],
+                    epochs
+                );
                 cut += 1;
             }
         }

@@ -78,7 +78,10 @@ impl SweepProgress {
         } else {
             "?".into()
         };
-        let seen = self.seen.as_ref().map_or(String::new(), |s| format!(" | seen {s}"));
+        let seen = self
+            .seen
+            .as_ref()
+            .map_or(String::new(), |s| format!(" | seen {s}"));
         format!(
             "[{}/{} trials] best complete {metric} {best}{seen} | ETA {eta}",
             self.trials_done, self.trials_total

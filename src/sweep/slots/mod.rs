@@ -275,9 +275,13 @@ fn cut_short(verdicts: &mut [Verdict], s: &mut Slots<'_>) {
             continue;
         };
         let epochs = s.pop.members()[slot].epochs;
-        let run = s.running.get_mut(&v.trial).expect("every member is running");
+        let run = s
+            .running
+            .get_mut(&v.trial)
+            .expect("every member is running");
         if run.rungs.last().is_none_or(|r| r.epochs != epochs) {
-            run.rungs.push(judge::rung_value(run.rungs.len(), epochs, score));
+            run.rungs
+                .push(judge::rung_value(run.rungs.len(), epochs, score));
         }
         run.draining = false;
         v.leaves = Some(TrialState::Complete);
