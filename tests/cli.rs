@@ -750,11 +750,21 @@ fn resume_of_asha_and_median_stopping_reproduces_the_run() {
         "resume-median",
         "scheduler: {type: median, n_startup_trials: 3, population: 5}",
     );
+    // TPE hears every rung arrival while ASHA runs: a resumed run's replayed trials must
+    // tell it the same values at the same ticks, or its asks differ.
+    assert_resume_from_prefixes_reproduces(
+        "resume-asha-tpe",
+        "method: tpe\nscheduler: {type: asha, min_budget: 1, eta: 3, population: 4}",
+    );
 }
 
 fn assert_resume_from_prefixes_reproduces(name: &str, schedule: &str) {
+    let head = match schedule.starts_with("method:") {
+        true => HEAD.replace("method: random\n", ""),
+        false => HEAD.to_string(),
+    };
     let yaml = format!(
-        "{HEAD}run_cap: 27\ntrain: {{epochs: 9}}\n{schedule}\n\
+        "{head}run_cap: 27\ntrain: {{epochs: 9}}\n{schedule}\n\
          parameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 60.0}}\n  width: {{values: [32, 64]}}\n"
     );
     let (out, whole) = run_sweep_file(name, &yaml);

@@ -56,6 +56,15 @@ pub(crate) fn feasible(metric: &Metric, r: &TrialRecord) -> bool {
 /// Tells the study how a recorded trial ended: one value per objective when the sweep
 /// has several.
 pub(super) fn tell_record(study: &mut Study, sweep: &Sweep, r: &TrialRecord) -> Result<()> {
+    if r.state == TrialState::Pruned {
+        // Its rung values, so that TPE ranks it by the last rung it reached and its value
+        // there, as Optuna ranks a pruned trial by its intermediate values; without them
+        // every pruned trial looked alike. (A diverged one stays at no step: the worst.)
+        let steps: Vec<(u64, f64)> = (r.rungs.iter())
+            .map(|v| (v.epochs as u64, v.value))
+            .collect();
+        study.report_rungs(r.number, &steps)?;
+    }
     let constraints = match r.state {
         TrialState::Complete => constraint_values(&sweep.metric, r),
         _ => Vec::new(),

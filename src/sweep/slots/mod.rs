@@ -163,6 +163,7 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
             shared.hear_others(books.study, s.policy.as_mut())?;
         }
         let mut verdicts = cx.judge(s)?;
+        report_arrivals(&verdicts, s, books.study)?;
         if self.shared.is_some() {
             let members = s.pop.members();
             let epochs: BTreeMap<usize, usize> =
@@ -265,6 +266,24 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         self.trained = true;
         plan
     }
+}
+
+/// Every rung arrival teaches the sampler at once, kept or stopped: its value at that
+/// step, so that TPE asked for the next trial ranks a trial ASHA promoted while it still
+/// trains (`TpeOptions::running_with_values`), not only once it leaves. A resumed run's
+/// ghosts report the same values at the same ticks, so its asks are the same.
+fn report_arrivals(verdicts: &[Verdict], s: &Slots<'_>, study: &mut Study) -> Result<()> {
+    for v in verdicts {
+        let units = match v.seat {
+            Seat::Member(slot) => s.pop.members()[slot].epochs,
+            Seat::Ghost(i) => s.ghosts[i].epochs,
+        };
+        let arrived = v.leaves != Some(TrialState::Failed) && s.policy.is_rung(v.trial, units);
+        if let (true, Some(score)) = (arrived, v.score) {
+            study.report_rungs(v.trial, &[(units as u64, score.value)])?;
+        }
+    }
+    Ok(())
 }
 
 /// The wall budget ran out: every member that would train on (kept, or draining) ends

@@ -39,6 +39,11 @@ pub struct TpeOptions {
     pub multivariate: bool,
     /// Count running trials as bad (default true).
     pub constant_liar: bool,
+    /// Rank a running trial that has reported values as if pruned at its last step
+    /// (default false, as Optuna). A built-in ASHA sweep reports each rung arrival, so the
+    /// trials it promotes — the best so far — are good trials to TPE while they train,
+    /// instead of liars until they finish.
+    pub running_with_values: bool,
     /// How many finished trials count as good.
     pub good: GoodCount,
     /// Candidates are drawn from `l` with every kernel this much narrower than the one
@@ -95,6 +100,7 @@ impl Default for TpeOptions {
             parzen: ParzenParams::default(),
             multivariate: true,
             constant_liar: true,
+            running_with_values: false,
             good: GoodCount::Linear,
             candidate_bandwidth: 1.0,
             candidate_rank_decay: None,
@@ -113,6 +119,7 @@ impl TpeOptions {
         TpeOptions {
             candidate_bandwidth: 0.25,
             candidate_rank_decay: Some(0.3),
+            running_with_values: true,
             ..TpeOptions::default()
         }
     }
@@ -161,7 +168,7 @@ impl TpeSampler {
     /// The best candidate for the parameters `defs`, jointly.
     fn sample(&mut self, history: &History<'_>, defs: &[&ParamDef]) -> Vec<ParamValue> {
         let options = self.options_for(history);
-        let (below, above, best_first) = split(history, options.constant_liar, options.good);
+        let (below, above, best_first) = split(history, &options);
         let dists: Vec<&Distribution> = defs.iter().map(|d| &d.dist).collect();
         let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
         let stored = self
@@ -285,9 +292,9 @@ fn rank_weights(
 /// the good ones' numbers best first.
 fn split<'a>(
     history: &History<'a>,
-    constant_liar: bool,
-    good: GoodCount,
+    options: &TpeOptions,
 ) -> (Vec<&'a FrozenTrial>, Vec<&'a FrozenTrial>, Vec<usize>) {
+    let valued = |t: &FrozenTrial| options.running_with_values && !t.intermediate.is_empty();
     let best_first = match history.is_multi_objective() {
         true => {
             let finished = history
@@ -297,7 +304,7 @@ fn split<'a>(
             // Optuna's `default_gamma_multiobjective`: ⌈0.1·n⌉, uncapped.
             super::tpe_multi::good_trials(history, finished.div_ceil(10))
         }
-        false => good_single_objective(history, good),
+        false => good_single_objective(history, options.good, &valued),
     };
     let numbers = history.all().map(|t| t.number + 1).max().unwrap_or(0);
     let mut is_good = vec![false; numbers];
@@ -310,7 +317,7 @@ fn split<'a>(
         let bad = match t.state {
             TrialState::Complete => t.objectives().is_some(),
             TrialState::Pruned => true,
-            TrialState::Running => constant_liar,
+            TrialState::Running => options.constant_liar || valued(t),
             TrialState::Failed => false,
         };
         if is_good[t.number] {
@@ -331,7 +338,11 @@ fn split<'a>(
 /// feasible complete trials by value, then pruned ones (by the last step reached, later
 /// is better, then by the value there: Optuna's `_get_pruned_trial_score`), then
 /// infeasible ones by their total violation.
-fn good_single_objective(history: &History<'_>, good: GoodCount) -> Vec<usize> {
+fn good_single_objective(
+    history: &History<'_>,
+    good: GoodCount,
+    valued: &dyn Fn(&FrozenTrial) -> bool,
+) -> Vec<usize> {
     let sign = if history.maximize { -1.0 } else { 1.0 };
     let mut complete: Vec<(&FrozenTrial, f64)> = Vec::new();
     let mut pruned: Vec<(&FrozenTrial, (i64, f64))> = Vec::new();
@@ -346,7 +357,9 @@ fn good_single_objective(history: &History<'_>, good: GoodCount) -> Vec<usize> {
                     complete.push((t, sign * v));
                 }
             }
-            TrialState::Pruned => {
+            TrialState::Pruned | TrialState::Running
+                if t.state == TrialState::Pruned || valued(t) =>
+            {
                 let key = match t.intermediate.iter().max_by_key(|(step, _)| *step) {
                     Some(&(step, v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
                     Some(&(step, v)) => (-(step as i64), sign * v),
@@ -354,7 +367,7 @@ fn good_single_objective(history: &History<'_>, good: GoodCount) -> Vec<usize> {
                 };
                 pruned.push((t, key));
             }
-            TrialState::Running | TrialState::Failed => {}
+            TrialState::Pruned | TrialState::Running | TrialState::Failed => {}
         }
     }
     // The best are selected, and only they are sorted (25 at most under Optuna's γ).
@@ -425,6 +438,14 @@ impl Sampler for TpeSampler {
 mod tests {
     use super::*;
 
+    fn options(constant_liar: bool, good: GoodCount) -> TpeOptions {
+        TpeOptions {
+            constant_liar,
+            good,
+            ..TpeOptions::default()
+        }
+    }
+
     fn trial(number: usize, state: TrialState, value: Option<f64>) -> FrozenTrial {
         FrozenTrial {
             number,
@@ -478,7 +499,7 @@ mod tests {
             })
             .collect();
         let h = History::new(&trials, &[], false);
-        let (good, _, _) = split(&h, true, GoodCount::Linear);
+        let (good, _, _) = split(&h, &options(true, GoodCount::Linear));
         let xy = |p: &Params| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap());
         // Distance, in units of each range, to the nearest good trial.
         let to_good = |p: &Params| {
@@ -505,6 +526,37 @@ mod tests {
         );
     }
 
+    /// Under ASHA no trial has finished its budget early on; the promoted ones still
+    /// train. With `running_with_values` the one that reached the furthest rung is good;
+    /// without it (Optuna) it is a liar, and the good one is a pruned trial.
+    #[test]
+    fn a_running_trial_with_rung_values_ranks_as_if_pruned_there() {
+        let at = |number: usize, state, steps: &[(u64, f64)]| FrozenTrial {
+            intermediate: steps.to_vec(),
+            ..trial(number, state, None)
+        };
+        let trials = vec![
+            at(0, TrialState::Pruned, &[(1, 0.90)]),
+            at(1, TrialState::Pruned, &[(1, 0.95)]),
+            at(2, TrialState::Running, &[(1, 0.97), (3, 0.98)]),
+            at(3, TrialState::Pruned, &[]),
+            at(4, TrialState::Running, &[]),
+        ];
+        // Maximised: the pruned trial with the larger value at the same step is better.
+        let h = History::new(&trials, &[], true);
+        let numbers = |ts: &[&FrozenTrial]| ts.iter().map(|t| t.number).collect::<Vec<_>>();
+        let valued = TpeOptions {
+            running_with_values: true,
+            ..options(true, GoodCount::Linear)
+        };
+        let (below, above, _) = split(&h, &valued);
+        assert_eq!(numbers(&below), vec![2]);
+        assert_eq!(numbers(&above), vec![0, 1, 3, 4]);
+        let (below, above, _) = split(&h, &options(true, GoodCount::Linear));
+        assert_eq!(numbers(&below), vec![1]);
+        assert_eq!(numbers(&above), vec![0, 2, 3, 4]);
+    }
+
     #[test]
     fn split_puts_best_complete_below_and_liars_above() {
         let mut trials: Vec<FrozenTrial> = (0..12)
@@ -513,7 +565,7 @@ mod tests {
         trials.push(trial(12, TrialState::Running, None));
         trials.push(trial(13, TrialState::Failed, None));
         let h = History::new(&trials, &[], false);
-        let (below, above, _) = split(&h, true, GoodCount::Linear);
+        let (below, above, _) = split(&h, &options(true, GoodCount::Linear));
         // 12 finished ⇒ γ = 2 good trials: the two smallest values.
         assert_eq!(
             below.iter().map(|t| t.number).collect::<Vec<_>>(),
@@ -525,7 +577,7 @@ mod tests {
             maximize: true,
             ..h
         };
-        let (below, _, _) = split(&h, false, GoodCount::Linear);
+        let (below, _, _) = split(&h, &options(false, GoodCount::Linear));
         assert_eq!(
             below.iter().map(|t| t.number).collect::<Vec<_>>(),
             vec![10, 11]
@@ -603,7 +655,7 @@ mod tests {
                 .collect();
             want_below.sort();
             want_above.sort();
-            let (below, above, best_first) = split(&h, liar, good);
+            let (below, above, best_first) = split(&h, &options(liar, good));
             let numbers = |g: &[&FrozenTrial]| g.iter().map(|t| t.number).collect::<Vec<_>>();
             assert_eq!(numbers(&below), want_below, "case {case}");
             assert_eq!(numbers(&above), want_above, "case {case}");

@@ -389,6 +389,25 @@ impl Study {
             .map_err(Error::Run)
     }
 
+    /// Records the values at `steps` of a trial that is still running (one a lapsed lease
+    /// failed meanwhile is left alone): a built-in sweep's rung values, which TPE ranks
+    /// a pruned trial by, and a running one too with `TpeOptions::running_with_values`.
+    pub fn report_rungs(&mut self, trial: usize, steps: &[(u64, f64)]) -> Result<()> {
+        self.storage
+            .transact(|state| {
+                let running = state
+                    .trials
+                    .get(trial)
+                    .is_some_and(|t| t.state == TrialState::Running);
+                let ops = (steps.iter())
+                    .filter(|_| running)
+                    .map(|&(step, value)| Op::Report { trial, step, value })
+                    .collect();
+                Ok((ops, ()))
+            })?
+            .map_err(Error::Run)
+    }
+
     /// Records the value at `step` unless the step was reported already (Optuna's
     /// `trial.report`); returns whether it was recorded.
     pub fn report_first(&mut self, trial: usize, step: u64, value: f64) -> Result<bool> {
