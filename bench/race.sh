@@ -8,7 +8,7 @@
 #
 #   cargo build --release && bench/race.sh [SEED ...]
 #
-# Method (tpe, auto, ...) can be overridden: METHOD=auto bench/race.sh 0; and the sweep
+# Method (tpe, gp, ...) can be overridden: METHOD=tpe bench/race.sh 0; and the sweep
 # file itself: SWEEP=my-race.yaml bench/race.sh 0 (its data paths as in the example).
 set -euo pipefail
 cd "$(dirname "$0")/.."

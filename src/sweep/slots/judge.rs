@@ -1,12 +1,14 @@
 //! Judging a slot's trial after each unit: a member or a resumed run's ghost, through the
-//! scheduler; which trials leave; ASHA's drain.
+//! scheduler; which trials leave; ASHA's drain; the wall budget's cut; what the sampler
+//! hears of each rung arrival.
 
 use super::super::{curve, replay_mismatch, score};
-use super::{Exit, Ghost, Running, Seat, SlotContext};
+use super::{Exit, Ghost, Running, Seat, SlotContext, Slots};
 use crate::error::Result;
 use crate::population::Member;
 use crate::storage::{RungValue, TrialState};
 use crate::tuner::scheduler::{rank, Arrival, Decision, Scheduler, Score};
+use crate::tuner::study::Study;
 use std::collections::BTreeMap;
 
 impl SlotContext<'_> {
@@ -209,5 +211,47 @@ pub(super) fn rung_value(rung: usize, epochs: usize, score: Score) -> RungValue 
         rung,
         epochs,
         value: score.value,
+    }
+}
+
+/// Every rung arrival teaches the sampler at once, kept or stopped: its value at that
+/// step, so that TPE asked for the next trial ranks a trial ASHA promoted while it still
+/// trains (`TpeOptions::running_with_values`), not only once it leaves. A resumed run's
+/// ghosts report the same values at the same ticks, so its asks are the same.
+pub(super) fn report_arrivals(
+    verdicts: &[Verdict],
+    s: &Slots<'_>,
+    study: &mut Study,
+) -> Result<()> {
+    for v in verdicts {
+        let units = match v.seat {
+            Seat::Member(slot) => s.pop.members()[slot].epochs,
+            Seat::Ghost(i) => s.ghosts[i].epochs,
+        };
+        let arrived = v.leaves != Some(TrialState::Failed) && s.policy.is_rung(v.trial, units);
+        if let (true, Some(score)) = (arrived, v.score) {
+            study.report_rungs(v.trial, &[(units as u64, score.value)])?;
+        }
+    }
+    Ok(())
+}
+
+/// The wall budget ran out: every member that would train on (kept, or draining) ends
+/// complete at the units it trained, its value there its last rung value.
+pub(super) fn cut_short(verdicts: &mut [Verdict], s: &mut Slots<'_>) {
+    for v in verdicts.iter_mut().filter(|v| v.leaves.is_none()) {
+        let (Seat::Member(slot), Some(score)) = (v.seat, v.score) else {
+            continue;
+        };
+        let epochs = s.pop.members()[slot].epochs;
+        let run = s
+            .running
+            .get_mut(&v.trial)
+            .expect("every member is running");
+        if run.rungs.last().is_none_or(|r| r.epochs != epochs) {
+            run.rungs.push(rung_value(run.rungs.len(), epochs, score));
+        }
+        run.draining = false;
+        v.leaves = Some(TrialState::Complete);
     }
 }

@@ -15,7 +15,7 @@ mod judge;
 mod pbt;
 mod shared;
 
-use judge::{drain_slots, exits_of, Verdict};
+use judge::{cut_short, drain_slots, exits_of, report_arrivals, Verdict};
 use pbt::fixed_for_life;
 pub(in crate::sweep) use shared::{askable, FINAL_EVALUATION};
 use shared::{passed_rungs, Shared};
@@ -265,45 +265,6 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         }
         self.trained = true;
         plan
-    }
-}
-
-/// Every rung arrival teaches the sampler at once, kept or stopped: its value at that
-/// step, so that TPE asked for the next trial ranks a trial ASHA promoted while it still
-/// trains (`TpeOptions::running_with_values`), not only once it leaves. A resumed run's
-/// ghosts report the same values at the same ticks, so its asks are the same.
-fn report_arrivals(verdicts: &[Verdict], s: &Slots<'_>, study: &mut Study) -> Result<()> {
-    for v in verdicts {
-        let units = match v.seat {
-            Seat::Member(slot) => s.pop.members()[slot].epochs,
-            Seat::Ghost(i) => s.ghosts[i].epochs,
-        };
-        let arrived = v.leaves != Some(TrialState::Failed) && s.policy.is_rung(v.trial, units);
-        if let (true, Some(score)) = (arrived, v.score) {
-            study.report_rungs(v.trial, &[(units as u64, score.value)])?;
-        }
-    }
-    Ok(())
-}
-
-/// The wall budget ran out: every member that would train on (kept, or draining) ends
-/// complete at the units it trained, its value there its last rung value.
-fn cut_short(verdicts: &mut [Verdict], s: &mut Slots<'_>) {
-    for v in verdicts.iter_mut().filter(|v| v.leaves.is_none()) {
-        let (Seat::Member(slot), Some(score)) = (v.seat, v.score) else {
-            continue;
-        };
-        let epochs = s.pop.members()[slot].epochs;
-        let run = s
-            .running
-            .get_mut(&v.trial)
-            .expect("every member is running");
-        if run.rungs.last().is_none_or(|r| r.epochs != epochs) {
-            run.rungs
-                .push(judge::rung_value(run.rungs.len(), epochs, score));
-        }
-        run.draining = false;
-        v.leaves = Some(TrialState::Complete);
     }
 }
 
