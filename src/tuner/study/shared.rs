@@ -48,24 +48,9 @@ impl Study {
     /// Records a running trial's curve as intermediate values at steps 1, 2, … (other
     /// workers' median stopping compares with it), if it is still running.
     pub fn report_curve(&mut self, trial: usize, curve: &[f64]) -> Result<()> {
-        self.storage
-            .transact(|state| {
-                let running = state
-                    .trials
-                    .get(trial)
-                    .is_some_and(|t| t.state == TrialState::Running);
-                let ops = match running {
-                    true => (curve.iter().enumerate())
-                        .map(|(i, &value)| Op::Report {
-                            trial,
-                            step: i as u64 + 1,
-                            value,
-                        })
-                        .collect(),
-                    false => Vec::new(),
-                };
-                Ok((ops, ()))
-            })?
-            .map_err(Error::Run)
+        let steps: Vec<(u64, f64)> = (curve.iter().enumerate())
+            .map(|(i, &value)| (i as u64 + 1, value))
+            .collect();
+        self.report_rungs(trial, &steps)
     }
 }
