@@ -63,7 +63,7 @@ pub(super) fn tell_record(study: &mut Study, sweep: &Sweep, r: &TrialRecord) -> 
         let steps: Vec<(u64, f64)> = (r.rungs.iter())
             .map(|v| (v.epochs as u64, v.value))
             .collect();
-        study.report_rungs(r.number, &steps)?;
+        study.stage_reports(r.number, &steps);
     }
     let constraints = match r.state {
         TrialState::Complete => constraint_values(&sweep.metric, r),

@@ -241,7 +241,9 @@ impl<'c, 'p> Driven for SlotSchedule<'c, 'p> {
         if !(self.s.pop.is_empty() && self.s.ghosts.is_empty()) {
             return Ok(Refill::Ready);
         }
+        // Past its wall budget a worker waits for no other worker's trials.
         let waits = match &mut self.shared {
+            Some(_) if self.cut => false,
             Some(shared) => shared.wait_for_others(study, self.cx.sweep)?,
             None => false,
         };
@@ -533,7 +535,10 @@ impl SlotContext<'_> {
                 let curve = curve(&record.history, &metric.name);
                 if study.is_shared() {
                     // Other workers' median stopping compares with this curve.
-                    study.report_curve(record.number, &curve)?;
+                    let steps: Vec<(u64, f64)> = (curve.iter().enumerate())
+                        .map(|(i, &value)| (i as u64 + 1, value))
+                        .collect();
+                    study.stage_reports(record.number, &steps);
                 }
                 s.policy.complete(record.number, &curve);
             }

@@ -105,6 +105,8 @@ pub struct Study {
     /// Mixed into the seeds of a study shared by several processes (see `draft`); 0 for a
     /// study of one process, whose draws follow from its seed alone.
     worker_salt: u64,
+    /// Values staged for the next tell, written in its transaction ([`Study::stage_reports`]).
+    staged: Vec<Op>,
 }
 
 impl Study {
@@ -136,6 +138,7 @@ impl Study {
                 true => rand::random(),
                 false => 0,
             },
+            staged: Vec::new(),
         })
     }
 
@@ -406,6 +409,19 @@ impl Study {
                 Ok((ops, ()))
             })?
             .map_err(Error::Run)
+    }
+
+    /// Stages values at `steps` of `trial` to be written in the same transaction as its
+    /// tell: a trial's record commits with the first transaction after it, so a separate
+    /// report would commit the record before the tell, and a worker killed in between (or
+    /// whose lease lapsed meanwhile) would leave a finished record of a trial the study
+    /// failed.
+    pub fn stage_reports(&mut self, trial: usize, steps: &[(u64, f64)]) {
+        (self.staged).extend((steps.iter()).map(|&(step, value)| Op::Report {
+            trial,
+            step,
+            value,
+        }));
     }
 
     /// Records the value at `step` unless the step was reported already (Optuna's

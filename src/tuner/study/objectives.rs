@@ -86,9 +86,12 @@ impl Study {
         })
     }
 
+    /// The tell, after the values staged for it, in one transaction.
     fn tell_op(&mut self, op: Op) -> Result<()> {
+        let mut ops = std::mem::take(&mut self.staged);
+        ops.push(op);
         self.storage
-            .transact(|_| Ok((vec![op.clone()], ())))?
+            .transact(|_| Ok((ops.clone(), ())))?
             .map_err(Error::Run)
     }
 

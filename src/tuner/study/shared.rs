@@ -44,13 +44,4 @@ impl Study {
             })?
             .map_err(Error::Run)
     }
-
-    /// Records a running trial's curve as intermediate values at steps 1, 2, … (other
-    /// workers' median stopping compares with it), if it is still running.
-    pub fn report_curve(&mut self, trial: usize, curve: &[f64]) -> Result<()> {
-        let steps: Vec<(u64, f64)> = (curve.iter().enumerate())
-            .map(|(i, &value)| (i as u64 + 1, value))
-            .collect();
-        self.report_rungs(trial, &steps)
-    }
 }
