@@ -357,9 +357,9 @@ fn good_single_objective(
                     complete.push((t, sign * v));
                 }
             }
-            TrialState::Pruned | TrialState::Running
-                if t.state == TrialState::Pruned || valued(t) =>
-            {
+            // A running trial counts only with values (`running_with_values`).
+            TrialState::Running if !valued(t) => {}
+            TrialState::Pruned | TrialState::Running => {
                 let key = match t.intermediate.iter().max_by_key(|(step, _)| *step) {
                     Some(&(step, v)) if v.is_nan() => (-(step as i64), f64::INFINITY),
                     Some(&(step, v)) => (-(step as i64), sign * v),
@@ -367,7 +367,7 @@ fn good_single_objective(
                 };
                 pruned.push((t, key));
             }
-            TrialState::Pruned | TrialState::Running | TrialState::Failed => {}
+            TrialState::Failed => {}
         }
     }
     // The best are selected, and only they are sorted (25 at most under Optuna's γ).
