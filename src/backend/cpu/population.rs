@@ -19,7 +19,7 @@ use crate::model::Arch;
 use crate::population::health::{check_batch_loss, check_params, divergence_limit, Divergence};
 use crate::population::{EpochMetrics, Evaluation, Population, SlotMut};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Rows per forward pass when evaluating (bounds the workspace, not the result).
 const EVAL_CHUNK: usize = 256;
@@ -27,13 +27,28 @@ const EVAL_CHUNK: usize = 256;
 #[derive(Clone, Debug)]
 pub struct CpuBackend {
     threads: usize,
+    /// The worker threads, built once: an epoch of a digits-sized population takes about
+    /// a millisecond, as long as starting the threads again would. `None` for one thread.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl CpuBackend {
-    /// A backend using `threads` worker threads (at least one).
+    /// A backend using `threads` worker threads (at least one; one if the operating
+    /// system refuses to start more).
     pub fn new(threads: usize) -> Self {
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("popsweep-cpu-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .map(Arc::new);
         CpuBackend {
-            threads: threads.max(1),
+            threads: if pool.is_some() { threads } else { 1 },
+            pool,
         }
     }
 
@@ -84,49 +99,40 @@ impl Backend for CpuBackend {
             .collect();
         // Longest first, so the last member to start is a cheap one (LPT balancing).
         work.sort_by_key(|s| std::cmp::Reverse(s.member.spec.arch.macs_per_sample()));
-        // Fewer members than cores: each member's large GEMMs split over the cores left
-        // over (bit-identical, see `gemm.rs`), so a lone member uses them all.
         let workers = self.threads.min(work.len());
-        let gemm_threads = self.threads / workers.max(1);
         let queue = Mutex::new(work);
         let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    // The member's GEMMs split over a pool of the worker's share of cores.
-                    let pool = (gemm_threads > 1)
-                        .then(|| {
-                            rayon::ThreadPoolBuilder::new()
-                                .num_threads(gemm_threads)
-                                .build()
-                                .ok()
-                        })
-                        .flatten();
-                    while let Some(slot) = next() {
-                        let batch = slot
-                            .member
-                            .spec
-                            .hparams
-                            .batch_size
-                            .unwrap_or(plan.batch_size);
-                        let (rows, val) = match &slot.member.spec.fold {
-                            Some(fold) => {
-                                let (t, v) = &views[&fold.id];
-                                (t, v)
-                            }
-                            None => (&shuffled, val),
-                        };
-                        match &pool {
-                            Some(pool) => pool.install(|| {
-                                let _gemm = GemmThreads::set(gemm_threads);
-                                train_member_epoch(slot, rows, val, batch)
-                            }),
-                            None => train_member_epoch(slot, rows, val, batch),
-                        }
+        let train_all = || {
+            // Every large GEMM splits into one block per core (bit-identical, see
+            // `gemm.rs`); a block waits in its thread's queue and runs there unless an idle
+            // core takes it. So a core whose members are done works on the others' GEMMs
+            // instead of idling until the slowest member ends the epoch.
+            let _gemm = GemmThreads::set(self.threads);
+            while let Some(slot) = next() {
+                let batch = slot
+                    .member
+                    .spec
+                    .hparams
+                    .batch_size
+                    .unwrap_or(plan.batch_size);
+                let (rows, val) = match &slot.member.spec.fold {
+                    Some(fold) => {
+                        let (t, v) = &views[&fold.id];
+                        (t, v)
                     }
-                });
+                    None => (&shuffled, val),
+                };
+                train_member_epoch(slot, rows, val, batch);
             }
-        });
+        };
+        match &self.pool {
+            Some(pool) => pool.scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|_| train_all());
+                }
+            }),
+            None => train_all(),
+        }
         Ok(())
     }
 }
@@ -187,6 +193,8 @@ fn gradient_health(grad: &[f32]) -> (f64, u64) {
 
 /// One epoch of one member over `shuffled` (already in this epoch's order).
 fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batch_size: usize) {
+    // Wall time on its thread (`epoch_seconds`): it counts blocks of its GEMMs that idle
+    // cores took, and blocks of another member's that its thread ran while waiting for them.
     let started = std::time::Instant::now();
     let SlotMut {
         member,
