@@ -129,6 +129,7 @@ fn builtin_cases(dir: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
         ("wall budget not positive", t(&format!("{HEAD}budget: {{wall_seconds: -5}}\n")), v(&["budget.wall_seconds", "not a positive number"])),
         ("wall budget under nested cv", t(&format!("{HEAD}budget: {{wall_seconds: 60}}\ncv: {{outer: 3, inner: 2}}\n")), v(&["budget.wall_seconds", "nested cross-validation", "run_cap"])),
         ("budget epochs disagreeing", t(&HEAD.replace("train: {epochs: 1}", "train: {epochs: 1}\nbudget: {epochs: 5}")), v(&["budget.epochs", "disagrees with train.epochs 1"])),
+        ("ensemble of one", t(&format!("{HEAD}final: {{top_k: 1, ensemble: true}}\n")), v(&["final.ensemble", "top_k of at least 2"])),
         ("budget on a program", t("program: p.py\nmethod: random\nmetric: {name: loss}\nbudget: {wall_seconds: 5}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["budget", "program"])),
         ("program missing", t("program: missing.py\nmethod: random\nmetric: {name: loss}\nparameters:\n  x: {min: 0.0, max: 1.0}\n"), v(&["program", "missing.py", "does not exist"])),
     ]

@@ -491,6 +491,35 @@ fn final_stage_rebuilds_exactly_and_retrains_on_train_plus_validation() {
         stdout.contains("on train + validation, each scored once on test"),
         "{stdout}"
     );
+    // The same finalists as one model: the same trials, in rank order, scored once.
+    let (out, dir) = run_sweep_file(
+        "final-ensemble",
+        &format!("{base}run_cap: 27\nfinal: {{top_k: 3, retrain: true, ensemble: true}}\n")
+            .replace("run_cap: 9\n", ""),
+    );
+    let ensembled = summary_of(&out, &dir);
+    assert_eq!(
+        ensembled["final"]["finalists"], retrained["final"]["finalists"],
+        "the ensemble changes no finalist"
+    );
+    let ensemble = &ensembled["final"]["ensemble"];
+    let trials: Vec<&serde_json::Value> = finalists.iter().map(|f| &f["trial"]).collect();
+    assert_eq!(
+        ensemble["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        trials
+    );
+    let accuracy = ensemble["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.5 && accuracy <= 1.0, "{ensemble}");
+    assert!(retrained["final"].get("ensemble").is_none());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("test accuracy {accuracy:.4}")),
+        "{stdout}"
+    );
 }
 
 /// A built-in sweep killed with SIGKILL after its first rung, then `popsweep resume`: the

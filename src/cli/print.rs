@@ -152,6 +152,15 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
                 show(t.test_loss)
             );
         }
+        if let Some(e) = &f.ensemble {
+            let trials: Vec<String> = e.trials.iter().map(|t| t.to_string()).collect();
+            println!(
+                "ensemble of trials {} (mean of their predictions): test accuracy {:.4}, test loss {:.4}",
+                trials.join(", "),
+                e.test_accuracy,
+                e.test_loss
+            );
+        }
     }
     let drained = match s.drain_epochs {
         0 => String::new(),

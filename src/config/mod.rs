@@ -316,6 +316,8 @@ impl Sweep {
 pub struct FinalStage {
     pub top_k: usize,
     pub retrain: bool,
+    /// The finalists are also tested as one model, the mean of their predictions.
+    pub ensemble: bool,
 }
 
 /// Reads and validates a sweep file.

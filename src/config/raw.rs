@@ -82,6 +82,7 @@ pub(super) struct RawBudget {
 pub(super) struct RawFinal {
     pub(super) top_k: Option<u64>,
     pub(super) retrain: Option<bool>,
+    pub(super) ensemble: Option<bool>,
 }
 
 #[derive(Deserialize)]

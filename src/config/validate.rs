@@ -368,7 +368,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// `final: {top_k, retrain}`, where a rerun can stand for the trial.
+    /// `final: {top_k, retrain, ensemble}`, where a rerun can stand for the trial.
     fn final_stage(
         &self,
         raw: Option<RawFinal>,
@@ -389,9 +389,17 @@ impl Ctx<'_> {
         if let Some(why) = why {
             return Err(self.err(&["final"], format!("does not combine with {why}")));
         }
+        let ensemble = f.ensemble.unwrap_or(false);
+        if ensemble && top_k < 2 {
+            return Err(self.err(
+                &["final", "ensemble"],
+                format!("needs top_k of at least 2 (got {top_k}): an ensemble of one model is the model"),
+            ));
+        }
         Ok(Some(FinalStage {
             top_k,
             retrain: f.retrain.unwrap_or(false),
+            ensemble,
         }))
     }
 

@@ -37,6 +37,18 @@ pub struct FinalReport {
     /// Epochs each finalist trained for the test.
     pub epochs: usize,
     pub finalists: Vec<Finalist>,
+    /// With `ensemble: true`: the finalists that did not diverge, tested as one model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleScore>,
+}
+
+/// The test scores of an ensemble: the mean of its members' class probabilities (or
+/// outputs, for a regression).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnsembleScore {
+    pub trials: Vec<usize>,
+    pub test_accuracy: f64,
+    pub test_loss: f64,
 }
 
 /// Complete trials, best first (furthest trained, then the metric, then validation loss).
@@ -108,13 +120,31 @@ pub fn evaluate_finalists(
         train_fixed(sweep, pop.as_mut(), rows, first_unit, units)?;
     }
     let mut scores: Vec<Option<Evaluation>> = vec![None; finalists.len()];
+    let mut ensemble = None;
     held_out.final_evaluation(|rows| {
+        let mut trained = Vec::new();
         for (pop, members) in groups.values() {
             for (slot, &i) in members.iter().enumerate() {
                 if pop.members()[slot].is_alive() {
                     scores[i] = Some(pop.evaluate(slot, rows)?);
+                    if stage.ensemble {
+                        trained.push((i, pop.export(slot)?));
+                    }
                 }
             }
+        }
+        if !trained.is_empty() {
+            trained.sort_by_key(|(i, _)| *i);
+            let models: Vec<_> = trained
+                .iter()
+                .map(|(_, e)| (&e.member.spec.arch, e.params.as_slice()))
+                .collect();
+            let score = crate::backend::cpu::ensemble_evaluation(&models, rows);
+            ensemble = Some(EnsembleScore {
+                trials: trained.iter().map(|(i, _)| finalists[*i].number).collect(),
+                test_accuracy: score.accuracy,
+                test_loss: score.loss,
+            });
         }
         Ok(())
     })?;
@@ -132,6 +162,7 @@ pub fn evaluate_finalists(
                 test_loss: s.map(|e| e.loss),
             })
             .collect(),
+        ensemble,
     })
 }
 
@@ -191,6 +222,7 @@ pub(super) fn test_the_best(
             let stage = crate::config::FinalStage {
                 top_k: 1,
                 retrain: false,
+                ensemble: false,
             };
             let report = evaluate_finalists(sweep, stage, tuning, held_out, &[&record], backend)?;
             let f = &report.finalists[0];

@@ -9,6 +9,7 @@ pub mod attention;
 pub mod augment;
 pub mod conv;
 pub mod dropout;
+pub mod ensemble;
 mod gemm;
 pub mod linear;
 pub mod loss;
@@ -19,6 +20,7 @@ pub mod pool;
 mod population;
 pub mod tokens;
 
+pub use ensemble::ensemble_evaluation;
 pub use gemm::GemmThreads;
 pub use population::{evaluate_params, CpuBackend};
 

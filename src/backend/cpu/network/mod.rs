@@ -218,6 +218,25 @@ fn input_of<'a, T>(x: &'a [T], blocks: &'a [Vec<T>], block: usize) -> &'a [T] {
     }
 }
 
+/// The model's outputs (logits, or values for a regression) for every row of `x`, in
+/// forward passes of `chunk` rows, without dropout, into `out` (`rows · outputs`).
+pub fn predict<T: Real>(
+    arch: &Arch,
+    params: &[T],
+    x: &[T],
+    ws: &mut NetworkWorkspace<T>,
+    chunk: usize,
+    out: &mut [T],
+) {
+    let (d, outputs) = (arch.inputs, arch.outputs());
+    let rows = out.len() / outputs.max(1);
+    for start in (0..rows).step_by(chunk.max(1)) {
+        let n = chunk.min(rows - start);
+        let logits = forward(params, &x[start * d..(start + n) * d], n, (None, false), ws);
+        out[start * outputs..(start + n) * outputs].copy_from_slice(logits);
+    }
+}
+
 /// Loss sum and correct count over every row of `targets` without dropout, in chunks of
 /// the workspace's batch size.
 pub fn evaluate<T: Real>(
