@@ -50,7 +50,37 @@ fn l1_term<T: Real>(l1: T, w: T) -> T {
     }
 }
 
+/// Compiled for AVX-512 and AVX2 as well, and picked at run time, as [`adamw_step`] is:
+/// the same IEEE operations in every lane, so every version gives the same bits.
 fn sgd_momentum_step<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked on the line above).
+            return unsafe { sgd_avx512(hp, w, grad, velocity) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked on the line above).
+            return unsafe { sgd_avx2(hp, w, grad, velocity) };
+        }
+    }
+    sgd_update(hp, w, grad, velocity)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sgd_avx512<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
+    sgd_update(hp, w, grad, velocity)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sgd_avx2<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
+    sgd_update(hp, w, grad, velocity)
+}
+
+#[inline(always)]
+fn sgd_update<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
     let (lr, mu, wd, l1) = (
         T::from_f32(hp.lr),
         T::from_f32(hp.momentum),
@@ -248,6 +278,46 @@ mod tests {
         optimizer_step(&hp, 1, 1.0, &mut w, &grads, &mut m, &mut v);
         for (w, g) in w.iter().zip(grads) {
             assert!((w.abs() - 0.01).abs() < 1e-4 && w.signum() == -g.signum());
+        }
+    }
+
+    /// SGD's compiled versions give the portable loop's bits, plain, with Nesterov and
+    /// with L1 (the branchy loop).
+    #[test]
+    fn sgd_versions_give_the_same_bits() {
+        let n = 1000 + 13;
+        let value = |i: usize, salt: u32| {
+            ((i as u32).wrapping_mul(2_654_435_761) ^ salt) as f32 / u32::MAX as f32 - 0.5
+        };
+        let start = |salt| (0..n).map(|i| value(i, salt)).collect::<Vec<f32>>();
+        let g = start(1);
+        for (nesterov, l1) in [(false, 0.0f32), (true, 0.0), (false, 1e-3)] {
+            let hp = OptimHparams {
+                nesterov,
+                l1,
+                ..OptimHparams::sgd(0.05, 0.9, 1e-4)
+            };
+            let run = |f: &dyn Fn(&mut [f32], &mut [f32])| {
+                let (mut w, mut m) = (start(2), start(3));
+                f(&mut w, &mut m);
+                [w, m].map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<u32>>())
+            };
+            let portable = run(&|w, m| sgd_update(&hp, w, &g, m));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    assert!(run(&|w, m| unsafe { sgd_avx2(&hp, w, &g, m) }) == portable);
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    assert!(run(&|w, m| unsafe { sgd_avx512(&hp, w, &g, m) }) == portable);
+                }
+            }
+            assert!(portable[0]
+                .iter()
+                .zip(start(2))
+                .any(|(a, b)| *a != b.to_bits()));
         }
     }
 
