@@ -1092,3 +1092,57 @@ fn tell_of_a_non_finite_value_records_a_failure_and_says_so() {
     let best = popsweep(&["best", "--study", dir]);
     assert!(String::from_utf8_lossy(&best.stdout).starts_with(r#"{"trial":1,"value":-1.5"#));
 }
+
+/// ASHA without `population` on the CPU: two slots per worker thread, said in a line of
+/// its own, instead of ⌈run_cap/3⌉; a file (or `--population`) that sizes them is obeyed.
+#[test]
+fn unsized_slots_on_the_cpu_are_two_per_thread() {
+    let base = format!(
+        "{HEAD}run_cap: 30\ntrain: {{epochs: 3}}\nparameters:\n  lr: {{distribution: log_uniform_values, min: 0.01, max: 0.3}}\n"
+    );
+    let run = |name: &str, scheduler: &str, extra: &[&str]| {
+        let path = temp(&format!("{name}.yaml"));
+        std::fs::write(&path, format!("{base}scheduler: {scheduler}\n")).unwrap();
+        let out_dir = temp(&format!("{name}.run"));
+        let mut args = vec![
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--no-sanity",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        let out = popsweep(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let asha = "{type: asha, min_budget: 1, eta: 3}";
+    let two = run("slots-two-threads", asha, &["--threads", "2"]);
+    assert!(two.contains("ASHA in 4 slots"), "{two}");
+    assert!(
+        two.contains("slots: 4, two per cpu thread (not ⌈run_cap/3⌉ = 10"),
+        "{two}"
+    );
+    let one = run("slots-one-thread", "{type: median}", &["--threads", "1"]);
+    assert!(one.contains("median stopping in 2 slots"), "{one}");
+    let given = run(
+        "slots-given",
+        "{type: asha, min_budget: 1, eta: 3, population: 7}",
+        &["--threads", "2"],
+    );
+    assert!(
+        given.contains("ASHA in 7 slots") && !given.contains("two per"),
+        "{given}"
+    );
+    let flag = run("slots-flag", asha, &["--threads", "2", "--population", "9"]);
+    assert!(
+        flag.contains("ASHA in 9 slots") && !flag.contains("two per"),
+        "{flag}"
+    );
+}

@@ -32,6 +32,13 @@ pub trait Backend: Sync {
         false
     }
 
+    /// How many members train at the same moment, when that is a handful (the CPU's
+    /// worker threads); `None` where the whole population trains together (a GPU). A slot
+    /// schedule whose file does not size it gets two slots per concurrent member here.
+    fn concurrent_members(&self) -> Option<usize> {
+        None
+    }
+
     /// Where a population of `members` trains: the bytes available there (host memory for
     /// the CPU, free device memory for a GPU) and how many members hold a training
     /// workspace (activations and gradients of a minibatch) at once.

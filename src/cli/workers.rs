@@ -106,6 +106,7 @@ pub(super) fn set_population(sweep: &mut Sweep, n: usize) -> Result<()> {
     match &mut sweep.schedule {
         Schedule::Asha { slots, .. } | Schedule::Median { slots, .. } => {
             *slots = n;
+            sweep.population_given = true;
             Ok(())
         }
         other => Err(flag_error(

@@ -184,6 +184,7 @@ impl Ctx<'_> {
             batch_size: 1,
             epoch_fraction: 1.0,
             seed: raw.seed.unwrap_or(0),
+            population_given: false,
             lr_finder: false,
             max_params: None,
             max_flops: None,

@@ -252,6 +252,10 @@ pub struct Sweep {
     pub epoch_fraction: f64,
     /// Seeds the sampler, the split, the minibatch order and every trial's weights; default 0.
     pub seed: u64,
+    /// Whether the file (or `run --population`) set ASHA's or median stopping's slots;
+    /// if not, a backend that trains a few members at a time sizes them (see
+    /// `Backend::concurrent_members`).
+    pub population_given: bool,
     /// `lr_finder: {enabled: true}`: run the range test first and tune `lr` log-uniformly
     /// over a decade either side of its suggestion.
     pub lr_finder: bool,

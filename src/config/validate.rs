@@ -45,6 +45,10 @@ impl Ctx<'_> {
             &["train", "batch_size"],
         )?;
         let epoch_fraction = self.epoch_fraction(train.and_then(|t| t.epoch_fraction))?;
+        let population_given = raw
+            .scheduler
+            .as_ref()
+            .is_some_and(|s| s.population.is_some());
         let (schedule, epochs) = self.schedule_of(&mut raw, epochs)?;
         let image = self.image_shape(raw.data.as_mut().and_then(|d| d.shape.take()))?;
         let defaults = self.defaults(raw.model.as_ref(), raw.train.as_ref(), epochs, image)?;
@@ -112,6 +116,7 @@ impl Ctx<'_> {
             batch_size,
             epoch_fraction,
             seed: raw.seed.unwrap_or(0),
+            population_given,
             lr_finder: raw.lr_finder.is_some_and(|l| l.enabled),
             max_params: max_params.map(|m| m as usize),
             max_flops: max_flops.map(|m| m as usize),

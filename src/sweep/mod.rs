@@ -487,7 +487,8 @@ fn went_past(r: &TrialRecord, k: usize, alive_at_k: bool) -> bool {
 fn replay_mismatch(trial: usize) -> Error {
     Error::Run(format!(
         "trial {trial}'s record in trials.jsonl disagrees with a replay of the sweep (were the \
-         sweep file or the data changed, or, under ASHA's `drain: auto`, the backend?); \
+         sweep file or the data changed, or, under ASHA's `drain: auto`, the backend, or \
+         the CPU threads, which size slots the file does not?); \
          start it again with `popsweep run`"
     ))
 }

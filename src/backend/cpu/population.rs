@@ -63,6 +63,10 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
+    fn concurrent_members(&self) -> Option<usize> {
+        Some(self.threads)
+    }
+
     /// Members train one per thread, each in its thread's workspace.
     fn memory_for(&self, members: usize) -> (u64, usize) {
         (crate::limits::available_memory(), members.min(self.threads))
