@@ -32,13 +32,14 @@ pub fn ensemble_evaluation(members: &[(&Arch, &[f32])], rows: &Dataset) -> Evalu
         predict(arch, params, &rows.features, &mut ws, CHUNK, &mut outputs);
         for (row, out) in mean
             .chunks_exact_mut(width)
-            .zip(outputs.chunks_exact_mut(width))
+            .zip(outputs.chunks_exact(width))
         {
+            let mut out: Vec<f64> = out.iter().map(|&o| f64::from(o)).collect();
             if rows.task == Task::Classification {
-                softmax_in_place(out);
+                softmax_in_place(&mut out);
             }
-            for (m, &o) in row.iter_mut().zip(out.iter()) {
-                *m += f64::from(o);
+            for (m, o) in row.iter_mut().zip(out) {
+                *m += o;
             }
         }
     }
@@ -60,9 +61,11 @@ pub fn ensemble_evaluation(members: &[(&Arch, &[f32])], rows: &Dataset) -> Evalu
     }
 }
 
-/// One row's logits into its class probabilities.
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+/// One row's logits into its class probabilities, in f64 so that a confident member's
+/// least likely class keeps a probability above 0 (and the ensemble a finite loss) unless
+/// its logit trails by more than about 745.
+fn softmax_in_place(row: &mut [f64]) {
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut total = 0.0;
     for v in row.iter_mut() {
         *v = (*v - max).exp();
@@ -118,9 +121,9 @@ mod tests {
     /// Hand-made cases: a row's probabilities, and a regression ensemble's mean output.
     #[test]
     fn probabilities_and_mean_outputs_by_hand() {
-        let mut out = [0.0f32, (3.0f32).ln()];
+        let mut out = [0.0f64, 3.0f64.ln()];
         softmax_in_place(&mut out);
-        assert!((out[0] - 0.25).abs() < 1e-6 && (out[1] - 0.75).abs() < 1e-6);
+        assert!((out[0] - 0.25).abs() < 1e-12 && (out[1] - 0.75).abs() < 1e-12);
         // A regression ensemble averages outputs: two constant predictors 0 and 2 of a
         // target 1 each have error 1; their mean has none.
         let rows = Dataset {
