@@ -128,39 +128,7 @@ pub(super) fn print_results(sweep: &Sweep, outcome: &SweepOutcome, quiet: bool) 
         println!("  params: {}", params.join(" "));
     }
     if let Some(f) = &s.final_stage {
-        println!(
-            "final: the top {} trained {} epochs on {}, each scored once on test:",
-            f.finalists.len(),
-            f.epochs,
-            if f.retrain {
-                "train + validation"
-            } else {
-                "train (each trial rebuilt exactly)"
-            }
-        );
-        println!(
-            "{:>5} {:>12} {:>14} {:>10}",
-            "trial", "validation", "test accuracy", "test loss"
-        );
-        for t in &f.finalists {
-            let show = |v: Option<f64>| v.map_or("diverged".to_string(), |v| format!("{v:.4}"));
-            println!(
-                "{:>5} {:>12.4} {:>14} {:>10}",
-                t.trial,
-                t.val,
-                show(t.test_accuracy),
-                show(t.test_loss)
-            );
-        }
-        if let Some(e) = &f.ensemble {
-            let trials: Vec<String> = e.trials.iter().map(|t| t.to_string()).collect();
-            println!(
-                "ensemble of trials {} (mean of their predictions): test accuracy {:.4}, test loss {:.4}",
-                trials.join(", "),
-                e.test_accuracy,
-                e.test_loss
-            );
-        }
+        print_final(f);
     }
     let drained = match s.drain_epochs {
         0 => String::new(),
@@ -191,6 +159,43 @@ fn print_early_end(sweep: &Sweep, s: &crate::sweep::Summary) {
         println!(
             "trial {trial} reached the target {} {target}: no trial started after it",
             sweep.metric.name
+        );
+    }
+}
+
+/// The final stage's table: each finalist's validation and test, and the ensemble's.
+fn print_final(f: &crate::sweep::FinalReport) {
+    println!(
+        "final: the top {} trained {} epochs on {}, each scored once on test:",
+        f.finalists.len(),
+        f.epochs,
+        if f.retrain {
+            "train + validation"
+        } else {
+            "train (each trial rebuilt exactly)"
+        }
+    );
+    println!(
+        "{:>5} {:>12} {:>14} {:>10}",
+        "trial", "validation", "test accuracy", "test loss"
+    );
+    for t in &f.finalists {
+        let show = |v: Option<f64>| v.map_or("diverged".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "{:>5} {:>12.4} {:>14} {:>10}",
+            t.trial,
+            t.val,
+            show(t.test_accuracy),
+            show(t.test_loss)
+        );
+    }
+    if let Some(e) = &f.ensemble {
+        let trials: Vec<String> = e.trials.iter().map(|t| t.to_string()).collect();
+        println!(
+            "ensemble of trials {} (mean of their predictions): test accuracy {:.4}, test loss {:.4}",
+            trials.join(", "),
+            e.test_accuracy,
+            e.test_loss
         );
     }
 }

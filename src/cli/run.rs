@@ -144,10 +144,7 @@ pub(super) fn run(
     let sweep = crate::sweep::with_data_image(sweep, &tuning.train);
     crate::sweep::check_resources(&sweep, &tuning, backend)?;
     let resuming = matches!(target, Target::Resume(..));
-    let mut sweep = prepare(sweep, &tuning.train, backend, preflight && !resuming, quiet)?;
-    if let (Some(line), false) = (size_slots(&mut sweep, backend), quiet) {
-        println!("{line}");
-    }
+    let sweep = prepare(sweep, &tuning.train, backend, preflight && !resuming, quiet)?;
     // Before the run directory exists, so a stop request is never lost to the default
     // handler once there is something to resume.
     crate::interrupt::install();
@@ -202,8 +199,6 @@ pub(super) fn run(
     Ok(())
 }
 
-/// Before a fresh sweep trains: the sanity preflight (`check`), then, with `lr_finder`,
-/// the range test that sets the learning rate's range.
 /// ASHA's and median stopping's slots where the file does not set them, on a backend that
 /// trains a few members at a time (the CPU): two per concurrent member, if that is fewer
 /// than the default ⌈run_cap/3⌉. More slots add no throughput there — each trial only
@@ -229,6 +224,9 @@ fn size_slots(sweep: &mut Sweep, backend: &dyn backend::Backend) -> Option<Strin
     }
 }
 
+/// Before a sweep trains: the sanity preflight (`check`: a fresh sweep), then, with
+/// `lr_finder`, the range test that sets the learning rate's range, and the slots the file
+/// left to the backend (a resume too, so that it replays the same slots).
 fn prepare(
     mut sweep: Sweep,
     train: &crate::data::Dataset,
@@ -257,6 +255,9 @@ fn prepare(
             );
         }
         sweep.space = set_lr_range(&sweep.space, low, high)?;
+    }
+    if let (Some(line), false) = (size_slots(&mut sweep, backend), quiet) {
+        println!("{line}");
     }
     Ok(sweep)
 }

@@ -86,6 +86,32 @@ impl Ctx<'_> {
         }
     }
 
+    /// `command` (default: `${env} ${interpreter} ${program} ${args}`), its macros checked.
+    fn command(&self, command: Option<Vec<String>>, has_program: bool) -> Result<Vec<String>> {
+        let command = match command {
+            Some(c) if c.is_empty() => {
+                return Err(self.err(&["command"], "is empty".into()));
+            }
+            Some(c) => c,
+            None => ["${env}", "${interpreter}", "${program}", "${args}"]
+                .map(String::from)
+                .to_vec(),
+        };
+        if !has_program && command.iter().any(|a| a.contains("${program}")) {
+            return Err(self.err(
+                &["command"],
+                "uses ${program} but the sweep has no `program`".into(),
+            ));
+        }
+        if let Some(bad) = command.iter().find_map(|a| unknown_macro(a)) {
+            return Err(self.err(
+                &["command"],
+                format!("unknown macro `{bad}` (supported: {})", MACROS.join(", ")),
+            ));
+        }
+        Ok(command)
+    }
+
     /// A sweep that runs `program`/`command` per trial: any parameter and metric names,
     /// none of the built-in model's keys.
     pub(super) fn external_sweep(
@@ -116,27 +142,7 @@ impl Ctx<'_> {
                 ));
             }
         }
-        let command = match raw.command {
-            Some(c) if c.is_empty() => {
-                return Err(self.err(&["command"], "is empty".into()));
-            }
-            Some(c) => c,
-            None => ["${env}", "${interpreter}", "${program}", "${args}"]
-                .map(String::from)
-                .to_vec(),
-        };
-        if raw.program.is_none() && command.iter().any(|a| a.contains("${program}")) {
-            return Err(self.err(
-                &["command"],
-                "uses ${program} but the sweep has no `program`".into(),
-            ));
-        }
-        if let Some(bad) = command.iter().find_map(|a| unknown_macro(a)) {
-            return Err(self.err(
-                &["command"],
-                format!("unknown macro `{bad}` (supported: {})", MACROS.join(", ")),
-            ));
-        }
+        let command = self.command(raw.command, raw.program.is_some())?;
         let (stopping, pruner) = self.stopping_rule(raw.early_terminate, raw.pruner)?;
         let space = parse_parameters(raw.parameters.unwrap_or_default())
             .map_err(|e| self.space_error(e))?;
