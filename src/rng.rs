@@ -155,6 +155,19 @@ pub fn permutation(n: usize, key: u64, stream: Stream, a: u32) -> Vec<usize> {
 mod tests {
     use super::*;
 
+    /// Side by side, the blocks are [`stream_block`]'s, in order, also across the 2³²
+    /// boundary of the block index (where the counter's third word changes).
+    #[test]
+    fn stream_blocks_are_the_blocks_in_order() {
+        for first in [0u64, 5, (1 << 32) - 7, 3 << 40] {
+            let words = stream_blocks(0xfeed, Stream::Dropout, 11, 1 << 24, first);
+            for l in 0..BLOCK_LANES {
+                let block = stream_block(0xfeed, Stream::Dropout, 11, 1 << 24, first + l as u64);
+                assert_eq!(words[4 * l..4 * l + 4], block, "first {first} lane {l}");
+            }
+        }
+    }
+
     /// Known-answer vectors from Random123's `kat_vectors` for philox4x32_10.
     #[test]
     fn philox_matches_random123_known_answers() {
