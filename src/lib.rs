@@ -42,6 +42,48 @@
 //! [`population::Population`] trained epoch by epoch by a [`backend::Backend`], with a
 //! rule of one's own between epochs — is `examples/population_experiment.rs`.
 
+/// `fn $name` runs the `#[inline(always)]` function `$portable`, compiled for the widest
+/// vectors the CPU has — AVX-512F as `$avx512`, AVX2 as `$avx2`, else as written — and
+/// picked at run time, so one portable binary still vectorises the hot loops the compiler
+/// could only give SSE2. Every version does the same IEEE operations in the same order
+/// (Rust fuses no multiply-add on its own), so `$portable` gives the same bits in each; the
+/// callers' tests compare them.
+macro_rules! widest_vectors {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident $(<$($g:ident: $bound:path),*>)? ($($arg:ident: $ty:ty),* $(,)?)
+        as $avx512:ident, $avx2:ident => $portable:ident
+    ) => {
+        $(#[$attr])*
+        $vis fn $name $(<$($g: $bound),*>)? ($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F (checked on the line above).
+                    return unsafe { $avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked on the line above).
+                    return unsafe { $avx2($($arg),*) };
+                }
+            }
+            $portable($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $avx512 $(<$($g: $bound),*>)? ($($arg: $ty),*) {
+            $portable($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2 $(<$($g: $bound),*>)? ($($arg: $ty),*) {
+            $portable($($arg),*)
+        }
+    };
+}
+
 pub mod backend;
 pub mod bench;
 pub mod cli;

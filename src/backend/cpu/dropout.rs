@@ -26,37 +26,14 @@ pub fn dropout_forward<T: Real>(y: &mut [T], mask: &mut [T], rate: f32, key: Dro
     }
 }
 
-/// The per-element scales alone (0 or `1/(1−rate)`), from `stream`: activations' masks
-/// (`Stream::Dropout`) or attention weights' (`Stream::AttentionDropout`).
-pub fn dropout_mask<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
-    // A fifth of a small MLP's step drew masks one Philox block at a time; the blocks now
-    // run side by side (`stream_blocks`), compiled for the widest vectors the CPU has and
-    // picked at run time. Integer arithmetic and one comparison: every version gives the
-    // same mask.
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { dropout_mask_avx512(mask, rate, key, stream) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { dropout_mask_avx2(mask, rate, key, stream) };
-        }
-    }
-    dropout_mask_portable(mask, rate, key, stream)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn dropout_mask_avx512<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
-    dropout_mask_portable(mask, rate, key, stream)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dropout_mask_avx2<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
-    dropout_mask_portable(mask, rate, key, stream)
+widest_vectors! {
+    /// The per-element scales alone (0 or `1/(1−rate)`), from `stream`: activations' masks
+    /// (`Stream::Dropout`) or attention weights' (`Stream::AttentionDropout`). A fifth of a
+    /// small MLP's step drew masks one Philox block at a time; the blocks now run side by
+    /// side (`stream_blocks`) in vector registers: integer arithmetic and one comparison,
+    /// the same mask in every version.
+    pub fn dropout_mask<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream)
+    as dropout_mask_avx512, dropout_mask_avx2 => dropout_mask_portable
 }
 
 #[inline(always)]

@@ -50,33 +50,10 @@ fn l1_term<T: Real>(l1: T, w: T) -> T {
     }
 }
 
-/// Compiled for AVX-512 and AVX2 as well, and picked at run time, as [`adamw_step`] is:
-/// the same IEEE operations in every lane, so every version gives the same bits.
-fn sgd_momentum_step<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { sgd_avx512(hp, w, grad, velocity) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { sgd_avx2(hp, w, grad, velocity) };
-        }
-    }
-    sgd_update(hp, w, grad, velocity)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn sgd_avx512<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
-    sgd_update(hp, w, grad, velocity)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn sgd_avx2<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T]) {
-    sgd_update(hp, w, grad, velocity)
+widest_vectors! {
+    /// SGD with momentum, vectorised as [`adamw_step`] is.
+    fn sgd_momentum_step<T: Real>(hp: &OptimHparams, w: &mut [T], grad: &[T], velocity: &mut [T])
+    as sgd_avx512, sgd_avx2 => sgd_update
 }
 
 #[inline(always)]
@@ -132,22 +109,7 @@ fn adamw_step<T: Real>(
         eps: T::from_f32(hp.eps),
         l1: T::from_f32(hp.l1),
     };
-    // A tenth to a sixth of an MLP's step, bound by its two divisions and square root per
-    // element: compiled for the widest vectors the CPU has, chosen at run time (the binary
-    // stays portable). Every lane does the same IEEE operations in the same order (Rust
-    // fuses no multiply-add on its own), so each version gives the same bits.
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { adamw_avx512(&k, w, grad, m, v) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { adamw_avx2(&k, w, grad, m, v) };
-        }
-    }
-    adamw_update(&k, w, grad, m, v)
+    adamw_vectorised(&k, w, grad, m, v)
 }
 
 /// AdamW's per-step constants in the element type.
@@ -161,16 +123,16 @@ struct AdamwConstants<T> {
     l1: T,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn adamw_avx512<T: Real>(k: &AdamwConstants<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
-    adamw_update(k, w, g, m, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn adamw_avx2<T: Real>(k: &AdamwConstants<T>, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
-    adamw_update(k, w, g, m, v)
+widest_vectors! {
+    /// A tenth to a sixth of an MLP's step, bound by two divisions and a square root per
+    /// element.
+    fn adamw_vectorised<T: Real>(
+        k: &AdamwConstants<T>,
+        w: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+    ) as adamw_avx512, adamw_avx2 => adamw_update
 }
 
 #[inline(always)]

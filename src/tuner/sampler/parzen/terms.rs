@@ -5,52 +5,19 @@
 use super::{LANES, LSE_CUTOFF};
 use crate::tuner::normal::quantile;
 
-/// `acc[c][lane] = log_weights[c] + Σ_d coef − ½((x[d][lane] − μ)/σ)²` over the continuous
-/// dimensions `d`, with component `c`'s `(μ, 1/σ, coef)` per dimension in `packed`: the
-/// inner loop of scoring, half of a TPE ask. The lanes are one vector, so it is compiled
-/// for the widest vectors the CPU has, chosen at run time (the binary stays portable);
-/// every lane does the same IEEE operations in the same order, so each version gives the
-/// same bits.
-pub(super) fn continuous_terms(
-    acc: &mut [[f64; LANES]],
-    log_weights: &[f64],
-    packed: &[f64],
-    x: &[[f64; LANES]],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { continuous_terms_avx512(acc, log_weights, packed, x) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked on the line above).
-            return unsafe { continuous_terms_avx2(acc, log_weights, packed, x) };
-        }
-    }
-    continuous_terms_portable(acc, log_weights, packed, x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(super) fn continuous_terms_avx512(
-    acc: &mut [[f64; LANES]],
-    log_weights: &[f64],
-    packed: &[f64],
-    x: &[[f64; LANES]],
-) {
-    continuous_terms_portable(acc, log_weights, packed, x)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(super) fn continuous_terms_avx2(
-    acc: &mut [[f64; LANES]],
-    log_weights: &[f64],
-    packed: &[f64],
-    x: &[[f64; LANES]],
-) {
-    continuous_terms_portable(acc, log_weights, packed, x)
+widest_vectors! {
+    /// `acc[c][lane] = log_weights[c] + Σ_d coef − ½((x[d][lane] − μ)/σ)²` over the continuous
+    /// dimensions `d`, with component `c`'s `(μ, 1/σ, coef)` per dimension in `packed`: the
+    /// inner loop of scoring, half of a TPE ask. The lanes are one vector, so it is compiled
+    /// for the widest vectors the CPU has, chosen at run time (the binary stays portable);
+    /// every lane does the same IEEE operations in the same order, so each version gives the
+    /// same bits.
+    pub(super) fn continuous_terms(
+        acc: &mut [[f64; LANES]],
+        log_weights: &[f64],
+        packed: &[f64],
+        x: &[[f64; LANES]],
+    ) as continuous_terms_avx512, continuous_terms_avx2 => continuous_terms_portable
 }
 
 #[inline(always)]
