@@ -18,6 +18,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 mod population;
+mod sgemm;
 pub mod tokens;
 
 pub use ensemble::ensemble_evaluation;
@@ -178,7 +179,7 @@ fn normal_cdf_pdf_f64(x: f64) -> (f64, f64) {
     )
 }
 
-impl_real!(f32, matrixmultiply::sgemm, exp_f32, normal_cdf_pdf_f32);
+impl_real!(f32, sgemm::sgemm, exp_f32, normal_cdf_pdf_f32);
 impl_real!(f64, matrixmultiply::dgemm, f64::exp, normal_cdf_pdf_f64);
 
 #[cfg(test)]
