@@ -18,7 +18,9 @@ use crate::error::Result;
 use crate::model::Arch;
 use crate::population::health::{check_batch_loss, check_params, divergence_limit, Divergence};
 use crate::population::{EpochMetrics, Evaluation, Population, SlotMut};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Rows per forward pass when evaluating (bounds the workspace, not the result).
@@ -103,7 +105,7 @@ impl Backend for CpuBackend {
             .collect();
         // Longest first, so the last member to start is a cheap one (LPT balancing).
         work.sort_by_key(|s| std::cmp::Reverse(s.member.spec.arch.macs_per_sample()));
-        let workers = self.threads.min(work.len());
+        let members_left = AtomicUsize::new(work.len());
         let queue = Mutex::new(work);
         let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let train_all = || {
@@ -126,19 +128,66 @@ impl Backend for CpuBackend {
                     }
                     None => (&shuffled, val),
                 };
-                train_member_epoch(slot, rows, val, batch);
+                busy(|| train_member_epoch(slot, rows, val, batch));
+                members_left.fetch_sub(1, Ordering::Release);
             }
         };
         match &self.pool {
+            // One job per core: each trains members while any are left, then helps with
+            // the GEMM blocks of those still training until the epoch ends.
             Some(pool) => pool.scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|_| train_all());
+                for _ in 0..self.threads {
+                    scope.spawn(|_| {
+                        train_all();
+                        help_until_done(&members_left);
+                    });
                 }
             }),
             None => train_all(),
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// Whether this thread is training a member or helping: a thread that steals another
+    /// core's not-yet-started job while it waits inside one of these must not start
+    /// helping there (see [`help_until_done`]).
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread marked [`BUSY`], restoring the mark it had.
+fn busy<R>(f: impl FnOnce() -> R) -> R {
+    let was = BUSY.with(|b| b.replace(true));
+    let result = f();
+    BUSY.with(|b| b.set(was));
+    result
+}
+
+/// Runs the GEMM blocks that the members still training put in rayon's queues until
+/// `members_left` is 0: a core whose members are done spins here instead of sleeping.
+///
+/// Why spin: rayon puts an idle worker to sleep after some tens of µs, and waking it takes
+/// about as long as the half of a member's GEMM it would run (an MLP layer of 256 units at
+/// batch 32 is 2 M multiply-adds, some 40 µs). So a lone member — a final retrain, the last
+/// rung of a bracket — ran its split GEMMs on one core: 0.55 s with one thread or two for
+/// the digits retrain of a 64-256-256-256-10 MLP. The spin lasts only while this epoch's
+/// members train, and yields the core to the system between polls.
+///
+/// A thread that gets here inside a member's step or another helper (it stole a job not
+/// yet started while waiting for a GEMM block) returns at once: spinning there until every
+/// member is done would wait on the member under it on its own stack.
+fn help_until_done(members_left: &AtomicUsize) {
+    if BUSY.with(Cell::get) {
+        return;
+    }
+    busy(|| {
+        while members_left.load(Ordering::Acquire) > 0 {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+    });
 }
 
 /// Loss and accuracy of a model given by its architecture and flat parameters.
