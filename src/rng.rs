@@ -119,6 +119,98 @@ pub fn stream_blocks(
     words
 }
 
+/// [`stream_blocks`] written with AVX-512 intrinsics, the same words in the same order.
+///
+/// Why by hand: compiled for AVX-512, the portable version kept its products in vector
+/// registers but moved the words into their interleaved order one by one (some 60 scalar
+/// inserts and extracts per call), and drew a dropout mask at 1.8 ns per element, a tenth
+/// of a small MLP's step. Here the 16 blocks' counters sit in four registers, a round is
+/// eight `vpmuludq` and blends, and a 4 × 16 transpose of twelve shuffles puts the words in
+/// order.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use super::{Stream, BLOCK_LANES, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
+    use std::arch::x86_64::*;
+
+    /// The high and low 32 bits of `m · x` in every lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mul_hi_lo(m: u32, x: __m512i) -> (__m512i, __m512i) {
+        let m = _mm512_set1_epi64(i64::from(m));
+        // Even lanes' products, then odd lanes' (moved down into the even positions).
+        let even = _mm512_mul_epu32(x, m);
+        let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(x), m);
+        const ODD: __mmask16 = 0xAAAA;
+        let hi = _mm512_mask_blend_epi32(ODD, _mm512_srli_epi64::<32>(even), odd);
+        let lo = _mm512_mask_blend_epi32(ODD, even, _mm512_slli_epi64::<32>(odd));
+        (hi, lo)
+    }
+
+    /// Words `4·first … 4·(first + 16) − 1` of a stream, in order, as [`super::stream_blocks`].
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn stream_blocks(
+        key: u64,
+        stream: Stream,
+        a: u32,
+        b: u32,
+        first: u64,
+    ) -> [u32; 4 * BLOCK_LANES] {
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let mut c0 = _mm512_add_epi32(_mm512_set1_epi32(first as u32 as i32), lanes);
+        let mut c1 = _mm512_set1_epi32(a as i32);
+        // The block index's high word, per lane: it steps where the low word wraps.
+        let wrapped = _mm512_cmplt_epu32_mask(c0, _mm512_set1_epi32(first as u32 as i32));
+        let high = |block: u64| (b ^ ((block >> 32) as u32).rotate_left(16)) as i32;
+        let mut c2 = _mm512_mask_blend_epi32(
+            wrapped,
+            _mm512_set1_epi32(high(first)),
+            _mm512_set1_epi32(high(first.wrapping_add(1 << 32))),
+        );
+        let mut c3 = _mm512_set1_epi32(stream as u32 as i32);
+        let (mut k0, mut k1) = (key as u32, (key >> 32) as u32);
+        for round in 0..10 {
+            if round > 0 {
+                k0 = k0.wrapping_add(PHILOX_W0);
+                k1 = k1.wrapping_add(PHILOX_W1);
+            }
+            let (hi0, lo0) = mul_hi_lo(PHILOX_M0, c0);
+            let (hi1, lo1) = mul_hi_lo(PHILOX_M1, c2);
+            // 0x96: the three-way exclusive or.
+            c0 = _mm512_ternarylogic_epi32::<0x96>(hi1, c1, _mm512_set1_epi32(k0 as i32));
+            c1 = lo1;
+            c2 = _mm512_ternarylogic_epi32::<0x96>(hi0, c3, _mm512_set1_epi32(k1 as i32));
+            c3 = lo0;
+        }
+        // Lane l of c_j is word 4·l + j: transpose the 4 × 16 words, first within each
+        // 128-bit quarter (blocks 4q … 4q + 3 of the four registers), then the quarters.
+        let (x01, y01) = (_mm512_unpacklo_epi32(c0, c1), _mm512_unpackhi_epi32(c0, c1));
+        let (x23, y23) = (_mm512_unpacklo_epi32(c2, c3), _mm512_unpackhi_epi32(c2, c3));
+        let r0 = _mm512_unpacklo_epi64(x01, x23);
+        let r1 = _mm512_unpackhi_epi64(x01, x23);
+        let r2 = _mm512_unpacklo_epi64(y01, y23);
+        let r3 = _mm512_unpackhi_epi64(y01, y23);
+        // r_i holds block 4q + i in quarter q; gather quarter q of r0 … r3 into output q.
+        let s0 = _mm512_shuffle_i32x4::<0b01_00_01_00>(r0, r1);
+        let s1 = _mm512_shuffle_i32x4::<0b01_00_01_00>(r2, r3);
+        let s2 = _mm512_shuffle_i32x4::<0b11_10_11_10>(r0, r1);
+        let s3 = _mm512_shuffle_i32x4::<0b11_10_11_10>(r2, r3);
+        let out = [
+            _mm512_shuffle_i32x4::<0b10_00_10_00>(s0, s1),
+            _mm512_shuffle_i32x4::<0b11_01_11_01>(s0, s1),
+            _mm512_shuffle_i32x4::<0b10_00_10_00>(s2, s3),
+            _mm512_shuffle_i32x4::<0b11_01_11_01>(s2, s3),
+        ];
+        let mut words = [0u32; 4 * BLOCK_LANES];
+        for (q, v) in out.into_iter().enumerate() {
+            _mm512_storeu_si512(words.as_mut_ptr().add(16 * q).cast(), v);
+        }
+        words
+    }
+}
+
 /// A uniform number in [0, 1) with 24 random bits (exactly representable in f32).
 pub fn unit_f32(word: u32) -> f32 {
     (word >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
@@ -164,6 +256,35 @@ mod tests {
             for l in 0..BLOCK_LANES {
                 let block = stream_block(0xfeed, Stream::Dropout, 11, 1 << 24, first + l as u64);
                 assert_eq!(words[4 * l..4 * l + 4], block, "first {first} lane {l}");
+            }
+        }
+    }
+
+    /// The AVX-512 version gives the portable one's words, also where the block index's
+    /// low word wraps inside the sixteen blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_stream_blocks_are_the_portable_ones() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            println!("SKIP: no AVX-512F on this CPU");
+            return;
+        }
+        for first in [
+            0u64,
+            5,
+            (1 << 32) - 7,
+            (1 << 32) - 1,
+            3 << 40,
+            u64::MAX - 20,
+        ] {
+            for (key, a, b) in [(0xfeed, 11, 1 << 24), (u64::MAX, u32::MAX, 7)] {
+                // SAFETY: the CPU has AVX-512F (checked above).
+                let fast = unsafe { avx512::stream_blocks(key, Stream::Dropout, a, b, first) };
+                assert_eq!(
+                    fast,
+                    stream_blocks(key, Stream::Dropout, a, b, first),
+                    "first {first}"
+                );
             }
         }
     }

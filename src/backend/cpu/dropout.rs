@@ -26,18 +26,51 @@ pub fn dropout_forward<T: Real>(y: &mut [T], mask: &mut [T], rate: f32, key: Dro
     }
 }
 
-widest_vectors! {
-    /// The per-element scales alone (0 or `1/(1−rate)`), from `stream`: activations' masks
-    /// (`Stream::Dropout`) or attention weights' (`Stream::AttentionDropout`). A fifth of a
-    /// small MLP's step drew masks one Philox block at a time; the blocks now run side by
-    /// side (`stream_blocks`) in vector registers: integer arithmetic and one comparison,
-    /// the same mask in every version.
-    pub fn dropout_mask<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream)
-    as dropout_mask_avx512, dropout_mask_avx2 => dropout_mask_portable
+/// The per-element scales alone (0 or `1/(1−rate)`), from `stream`: activations' masks
+/// (`Stream::Dropout`) or attention weights' (`Stream::AttentionDropout`). A fifth of a
+/// small MLP's step drew masks one Philox block at a time; sixteen blocks now run side by
+/// side in vector registers, by hand with AVX-512 ([`crate::rng::avx512`]) and as the
+/// compiler vectorises [`stream_blocks`] elsewhere: the same mask in every version.
+pub fn dropout_mask<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked on the line above).
+            return unsafe { dropout_mask_avx512(mask, rate, key, stream) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked on the line above).
+            return unsafe { dropout_mask_avx2(mask, rate, key, stream) };
+        }
+    }
+    fill_mask(mask, rate, key, stream, stream_blocks)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn dropout_mask_avx512<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
+    fill_mask(mask, rate, key, stream, |key, stream, a, b, first| {
+        // SAFETY: this function runs only where the CPU has AVX-512F.
+        unsafe { crate::rng::avx512::stream_blocks(key, stream, a, b, first) }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dropout_mask_avx2<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
+    fill_mask(mask, rate, key, stream, stream_blocks)
+}
+
+/// Each element's scale from its word of the stream; `blocks` draws 64 words at a time
+/// ([`stream_blocks`]' contract).
 #[inline(always)]
-fn dropout_mask_portable<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, stream: Stream) {
+fn fill_mask<T: Real>(
+    mask: &mut [T],
+    rate: f32,
+    key: DropoutKey,
+    stream: Stream,
+    blocks: impl Fn(u64, Stream, u32, u32, u64) -> [u32; 4 * BLOCK_LANES],
+) {
     let keep_scale = T::from_f32(1.0 / (1.0 - rate));
     let step_lo = key.step as u32;
     let step_hi_and_layer = ((key.step >> 32) as u32) ^ (key.layer << 24);
@@ -45,7 +78,7 @@ fn dropout_mask_portable<T: Real>(mask: &mut [T], rate: f32, key: DropoutKey, st
     // (the CUDA kernel's definition).
     for (group, ms) in mask.chunks_mut(4 * BLOCK_LANES).enumerate() {
         let first = (group * BLOCK_LANES) as u64;
-        let words = stream_blocks(key.seed, stream, step_lo, step_hi_and_layer, first);
+        let words = blocks(key.seed, stream, step_lo, step_hi_and_layer, first);
         for (m, &word) in ms.iter_mut().zip(&words) {
             *m = if unit_f32(word) >= rate {
                 keep_scale
@@ -83,7 +116,7 @@ mod tests {
             dropout_forward(&mut y, &mut mask, 0.3, key);
             let mut versions = vec![("dispatched", mask)];
             let mut portable = vec![0.0f32; n];
-            dropout_mask_portable(&mut portable, 0.3, key, Stream::Dropout);
+            fill_mask(&mut portable, 0.3, key, Stream::Dropout, stream_blocks);
             versions.push(("portable", portable));
             #[cfg(target_arch = "x86_64")]
             {
@@ -92,6 +125,12 @@ mod tests {
                     // SAFETY: the CPU has AVX2.
                     unsafe { dropout_mask_avx2(&mut m, 0.3, key, Stream::Dropout) };
                     versions.push(("avx2", m));
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    let mut m = vec![0.0f32; n];
+                    // SAFETY: the CPU has AVX-512F.
+                    unsafe { dropout_mask_avx512(&mut m, 0.3, key, Stream::Dropout) };
+                    versions.push(("avx512", m));
                 }
             }
             let hi = ((key.step >> 32) as u32) ^ (key.layer << 24);
