@@ -14,7 +14,7 @@
 //! optimizer state use the same layout, so one optimizer pass covers a whole member.
 
 use super::hparams::Activation;
-use crate::rng::{stream_word, unit_f32, Stream};
+use crate::rng::{stream_words, unit_f32, Stream};
 
 /// A 2-D convolution over `(in_channels, height, width)` inputs: `k×k` kernels, a stride,
 /// and zero padding of `pad` on every side (`same` padding is `(k − 1)/2` at stride 1).
@@ -384,10 +384,9 @@ impl Arch {
                 Layer::PositionEmbed { .. } | Layer::ClassToken { .. } => 0.02,
                 _ => 1.0 / (fan_in as f32).sqrt(),
             };
-            params.extend((0..(weights + biases) as u64).map(|i| {
-                let u = unit_f32(stream_word(seed, Stream::Init, k as u32, 0, i));
-                (2.0 * u - 1.0) * bound
-            }));
+            let mut words = vec![0u32; weights + biases];
+            stream_words(seed, Stream::Init, k as u32, 0, &mut words);
+            params.extend(words.iter().map(|&w| (2.0 * unit_f32(w) - 1.0) * bound));
         }
         for layer in &self.layers {
             if let Layer::BatchNorm(n) = layer {
