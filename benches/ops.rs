@@ -1,7 +1,8 @@
 //! The CPU backend's per-op kernels (the CPU twins of kernels/*.cu) at the sizes of
 //! workload M's first layer (batch 128, 784 → 256, 10 classes): activations, dropout,
-//! softmax cross-entropy, the optimizer step and augmentation. Throughput in elements.
-//! Run by hand: `cargo bench --bench ops`.
+//! softmax cross-entropy, the optimizer step and augmentation, throughput in elements;
+//! and the f32 GEMM at a digits member's shapes (batch 32, 256 units) against
+//! matrixmultiply, throughput in multiply-adds. Run by hand: `cargo bench --bench ops`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use popsweep::backend::cpu::activation::{activation_backward, activation_forward};
@@ -9,6 +10,7 @@ use popsweep::backend::cpu::augment::augment_batch;
 use popsweep::backend::cpu::dropout::{dropout_forward, DropoutKey};
 use popsweep::backend::cpu::loss::softmax_cross_entropy_backward;
 use popsweep::backend::cpu::optim::optimizer_step;
+use popsweep::backend::cpu::Real;
 use popsweep::model::hparams::{Activation, Augment, OptimHparams};
 use std::hint::black_box;
 
@@ -121,8 +123,65 @@ fn augmentation(c: &mut Criterion) {
     group.finish();
 }
 
+/// The three GEMMs of a 256→256 dense layer at batch 32 (`x·W`, `dy·Wᵀ`, `xᵀ·dy`): the
+/// backend's f32 GEMM (its unpacked kernel where that pays, `sgemm.rs`) next to
+/// matrixmultiply on the same operands.
+fn small_gemm(c: &mut Criterion) {
+    let (rows, n) = (32, 256);
+    let (x, w) = (ramp(rows * n), ramp(n * n));
+    let mut out = vec![0.0f32; n * n];
+    let mut group = c.benchmark_group("gemm_32x256x256");
+    group.throughput(Throughput::Elements((rows * n * n) as u64));
+    // (name, m, k, n, A (row, column stride), B (row, column stride)).
+    let cases = [
+        ("x_w", rows, n, n, (n, 1), (n, 1)),
+        ("dy_wt", rows, n, n, (n, 1), (1, n)),
+        ("xt_dy", n, rows, n, (1, n), (n, 1)),
+    ];
+    for (name, m, k, cols, sa, sb) in cases {
+        let (a, b) = if name == "xt_dy" { (&x, &x) } else { (&x, &w) };
+        group.bench_function(format!("{name}_popsweep"), |bench| {
+            bench.iter(|| {
+                f32::gemm(
+                    m,
+                    k,
+                    cols,
+                    1.0,
+                    (black_box(a), sa.0, sa.1),
+                    (b, sb.0, sb.1),
+                    0.0,
+                    (&mut out, cols, 1),
+                )
+            })
+        });
+        group.bench_function(format!("{name}_matrixmultiply"), |bench| {
+            // SAFETY: the operands hold m·k, k·n and m·n elements at these strides.
+            bench.iter(|| unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    cols,
+                    1.0,
+                    black_box(a).as_ptr(),
+                    sa.0 as isize,
+                    sa.1 as isize,
+                    b.as_ptr(),
+                    sb.0 as isize,
+                    sb.1 as isize,
+                    0.0,
+                    out.as_mut_ptr(),
+                    cols as isize,
+                    1,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    small_gemm,
     activations,
     dropout,
     softmax_cross_entropy,
