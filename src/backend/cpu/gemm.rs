@@ -109,6 +109,32 @@ impl<T> Operands<T> {
     }
 }
 
+/// How [`gemm`] splits an `m × k × n` GEMM over this thread's [`GemmThreads`]: into
+/// blocks of `size` rows of `C` (`by_rows`) or of `size` columns; the first block runs on
+/// the calling thread, block `j` is the `j`-th job offered to idle cores. `blocks` ≤ 1:
+/// whole. (The optimizer step follows the same blocks, `update.rs`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Split {
+    pub by_rows: bool,
+    pub size: usize,
+    pub blocks: usize,
+}
+
+pub(super) fn split_of(m: usize, k: usize, n: usize) -> Split {
+    let long = m.max(n);
+    let threads = THREADS.with(Cell::get);
+    let blocks = if m.saturating_mul(k).saturating_mul(n) >= MIN_SPLIT_MACS {
+        threads.min(long / BLOCK_ALIGN)
+    } else {
+        1
+    };
+    Split {
+        by_rows: m >= n,
+        size: long.div_ceil(blocks.max(1)).next_multiple_of(BLOCK_ALIGN),
+        blocks,
+    }
+}
+
 /// `C = alpha·A·B + beta·C`, split over this thread's [`GemmThreads`] when large.
 ///
 /// # Safety
@@ -125,14 +151,12 @@ pub(super) unsafe fn gemm<T: Copy + Send + Sync>(
     c: Operand<*mut T>,
 ) {
     let ops = Operands { a, b, c };
-    let by_rows = m >= n;
+    let Split {
+        by_rows,
+        size,
+        blocks,
+    } = split_of(m, k, n);
     let long = m.max(n);
-    let threads = THREADS.with(Cell::get);
-    let blocks = if m.saturating_mul(k).saturating_mul(n) >= MIN_SPLIT_MACS {
-        threads.min(long / BLOCK_ALIGN)
-    } else {
-        1
-    };
     let run = |ops: Operands<T>, (rows, cols): (usize, usize)| {
         let Operands { a, b, c } = ops;
         raw(
@@ -142,7 +166,6 @@ pub(super) unsafe fn gemm<T: Copy + Send + Sync>(
     if blocks <= 1 {
         return run(ops, (m, n));
     }
-    let size = long.div_ceil(blocks).next_multiple_of(BLOCK_ALIGN);
     let shape = |len: usize| if by_rows { (len, n) } else { (m, len) };
     rayon::scope(|scope| {
         let mut from = size;

@@ -20,6 +20,7 @@ pub mod pool;
 mod population;
 mod sgemm;
 pub mod tokens;
+mod update;
 
 pub use ensemble::ensemble_evaluation;
 pub use gemm::GemmThreads;

@@ -11,7 +11,7 @@ use super::gemm::GemmThreads;
 use super::network::NetworkWorkspace;
 use crate::backend::cpu::augment::augment_batch;
 use crate::backend::cpu::network::{evaluate, forward_backward, update_running_stats, StepDropout};
-use crate::backend::cpu::optim::optimizer_step;
+use crate::backend::cpu::update::{update_and_check, UpdateStep};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::Result;
@@ -216,34 +216,6 @@ fn accuracy(task: Task, correct: usize, rows: f64) -> f64 {
     }
 }
 
-/// The L2 norm of the finite gradient elements, and how many were not finite. On the hot
-/// path of every step, so the common case is one vectorisable pass (eight f32 lanes, which
-/// the compiler keeps in SIMD registers); elements are counted one by one only when the sum
-/// shows something non-finite.
-fn gradient_health(grad: &[f32]) -> (f64, u64) {
-    let mut lanes = [0.0f32; 8];
-    let chunks = grad.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|g| g * g).sum();
-    for c in chunks {
-        for (acc, g) in lanes.iter_mut().zip(c) {
-            *acc += g * g;
-        }
-    }
-    let sq = f64::from(lanes.iter().sum::<f32>() + tail);
-    if sq.is_finite() {
-        return (sq.sqrt(), 0);
-    }
-    let (mut sq, mut bad) = (0.0f64, 0u64);
-    for &g in grad {
-        if g.is_finite() {
-            sq += f64::from(g) * f64::from(g);
-        } else {
-            bad += 1;
-        }
-    }
-    (sq.sqrt(), bad)
-}
-
 /// One epoch of one member over `shuffled` (already in this epoch's order).
 fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batch_size: usize) {
     // Wall time on its thread (`epoch_seconds`): it counts blocks of its GEMMs that idle
@@ -303,25 +275,21 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             });
             return;
         }
-        let (norm, bad) = gradient_health(&grad);
-        norm_sum += norm;
-        nonfinite += bad;
         steps += 1;
         let step = member.steps + 1;
-        let lr_factor = hp.optim.schedule.factor(step, steps_per_epoch);
+        let at = UpdateStep {
+            optim: &hp.optim,
+            step,
+            lr_factor: hp.optim.schedule.factor(step, steps_per_epoch),
+            rows: n,
+        };
         // Only the trainable front of the slice; batch norm's running statistics behind
         // it follow the batches instead.
         let t = trainable;
-        let (p, g) = (&mut params[..t], &grad[..t]);
-        optimizer_step(
-            &hp.optim,
-            step,
-            lr_factor,
-            p,
-            g,
-            &mut moment1[..t],
-            &mut moment2[..t],
-        );
+        let moments = (&mut moment1[..t], &mut moment2[..t]);
+        let (squares, bad) = update_and_check(arch, at, &mut params[..t], &grad[..t], moments);
+        norm_sum += squares.sqrt();
+        nonfinite += bad;
         update_running_stats(&ws, params);
         member.steps += 1;
         loss_sum += sums.loss;
@@ -348,26 +316,4 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
         val_accuracy: scored.accuracy,
     });
     member.train_seconds += started.elapsed().as_secs_f64();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gradient_health;
-
-    #[test]
-    fn gradient_health_counts_only_what_is_not_finite() {
-        let g: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
-        let exact = g.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
-        let (norm, bad) = gradient_health(&g);
-        assert!((norm - exact).abs() < 1e-5 * exact && bad == 0);
-        let mut h = g.clone();
-        h[3] = f32::NAN;
-        h[20] = f32::INFINITY;
-        let (norm, bad) = gradient_health(&h);
-        let finite = (exact.powi(2) - 1.5f64.powi(2) - 10.0f64.powi(2)).sqrt();
-        assert_eq!(bad, 2);
-        assert!((norm - finite).abs() < 1e-5 * finite);
-        // Squares that overflow f32 are still counted as finite elements.
-        assert_eq!(gradient_health(&[3e20, 1.0]).1, 0);
-    }
 }
