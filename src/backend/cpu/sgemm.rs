@@ -40,6 +40,12 @@ const NV: usize = 2;
 #[cfg(target_arch = "x86_64")]
 const MIN_K_TO_COPY: usize = 64;
 
+/// Below this `n`, the copy of `A` is too large a share of the work: a convolution's
+/// weight gradient `dy·colᵀ` with 9 columns (a 3×3 kernel over one channel) spent more in
+/// the copy (32 × 784 floats) than in its 226 K multiply-adds.
+#[cfg(target_arch = "x86_64")]
+const MIN_N_TO_COPY: usize = 64;
+
 /// Above this many rows of `A` to copy, matrixmultiply was as fast (`dy·Wᵀ` 128×512×784:
 /// 0.99×; 32 rows: 1.43×).
 #[cfg(target_arch = "x86_64")]
@@ -108,7 +114,8 @@ pub(super) unsafe fn sgemm(
             };
             return avx512::gemm(n, k, m, bt, (a.ptr, csa), add, c.transposed());
         }
-        if csb != 1 && csa == 1 && m <= MAX_ROWS_TO_COPY && k >= MIN_K_TO_COPY {
+        if csb != 1 && csa == 1 && m <= MAX_ROWS_TO_COPY && k >= MIN_K_TO_COPY && n >= MIN_N_TO_COPY
+        {
             // `dy·Wᵀ`: both operands run along `k`. Copy A transposed (k × m, row-major),
             // then Cᵀ = Bᵀ·Aᵀ as above.
             return COPY.with(|copy| {
