@@ -330,7 +330,7 @@ mod tests {
     use super::sgemm;
 
     /// Every path (row-major `A·B`, the transposed problem, the copy of `A`, and the
-    /// fallbacks) gives matrixmultiply's bits: random shapes up to 70 × 600 × 70 (so `k`
+    /// fallbacks) gives matrixmultiply's bits: random shapes up to 70 × 600 × 100 (so `k`
     /// crosses the 256 and 512 block boundaries), each operand in either layout, `C` in
     /// either layout, `beta` 0 or 1 (and 0.5, the fallback).
     #[test]
@@ -348,7 +348,7 @@ mod tests {
                 .collect()
         };
         for case in 0..1500 {
-            let (m, k, n) = (1 + below(70), 1 + below(600), 1 + below(70));
+            let (m, k, n) = (1 + below(70), 1 + below(600), 1 + below(100));
             let layout = |transposed: bool, rows: usize, cols: usize| {
                 if transposed {
                     (1, rows as isize)
