@@ -11,7 +11,7 @@ use super::gemm::GemmThreads;
 use super::network::NetworkWorkspace;
 use crate::backend::cpu::augment::augment_batch;
 use crate::backend::cpu::network::{evaluate, forward_backward, update_running_stats, StepDropout};
-use crate::backend::cpu::update::{update_and_check, UpdateStep};
+use crate::backend::cpu::update::{UpdateStep, Updater};
 use crate::backend::{Backend, EpochPlan};
 use crate::data::{Dataset, Task};
 use crate::error::Result;
@@ -236,6 +236,7 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
     let mut ws = NetworkWorkspace::new(arch, batch_size);
     let mut grad = vec![0.0f32; params.len()];
     let trainable = arch.trainable_params();
+    let updater = Updater::new(arch, batch_size, trainable);
     let (mut loss_sum, mut correct) = (0.0, 0usize);
     let (mut norm_sum, mut nonfinite, mut steps) = (0.0f64, 0u64, 0usize);
     let epoch = member.epochs + 1;
@@ -281,13 +282,12 @@ fn train_member_epoch(slot: SlotMut<'_>, shuffled: &Dataset, val: &Dataset, batc
             optim: &hp.optim,
             step,
             lr_factor: hp.optim.schedule.factor(step, steps_per_epoch),
-            rows: n,
         };
         // Only the trainable front of the slice; batch norm's running statistics behind
         // it follow the batches instead.
         let t = trainable;
         let moments = (&mut moment1[..t], &mut moment2[..t]);
-        let (squares, bad) = update_and_check(arch, at, &mut params[..t], &grad[..t], moments);
+        let (squares, bad) = updater.step(at, &mut params[..t], &grad[..t], moments);
         norm_sum += squares.sqrt();
         nonfinite += bad;
         update_running_stats(&ws, params);

@@ -28,64 +28,85 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const CHUNK: usize = 1024;
 
 /// What one step needs besides the slices: the optimizer, the step's number (AdamW's bias
-/// correction), the schedule's factor and the minibatch's rows (the `k` of `xᵀ·dy`).
+/// correction) and the schedule's factor.
 #[derive(Clone, Copy)]
 pub struct UpdateStep<'a> {
     pub optim: &'a OptimHparams,
     pub step: u64,
     pub lr_factor: f32,
-    pub rows: usize,
 }
 
-/// Steps the optimizer over the trainable front of a member's slice (`params`, `grad`,
-/// `m` and `v` all cut to it) and returns the gradient's squared norm over its finite
-/// elements and the count of the others.
-pub fn update_and_check(
-    arch: &Arch,
-    at: UpdateStep<'_>,
-    params: &mut [f32],
-    grad: &[f32],
-    (m, v): (&mut [f32], &mut [f32]),
-) -> (f64, u64) {
-    let chunks: Vec<AtomicU64> = (0..grad.len().div_ceil(CHUNK))
-        .map(|_| AtomicU64::new(0))
-        .collect();
-    let nonfinite = AtomicU64::new(0);
-    let pieces = pieces(arch, at.rows, grad.len());
-    let slices = Slices {
-        params: params.as_mut_ptr(),
-        grad,
-        m: m.as_mut_ptr(),
-        v: v.as_mut_ptr(),
-    };
-    let run = |core: usize| {
-        for piece in pieces.iter().filter(|(_, c)| *c == core) {
-            // SAFETY: the pieces are disjoint ranges inside the slices (see `pieces`), and
-            // each is run by exactly one job.
-            let (p, m, v) = unsafe { slices.range(piece.0.clone()) };
-            let g = &grad[piece.0.clone()];
-            optimizer_step(at.optim, at.step, at.lr_factor, p, g, m, v);
-            check(piece.0.start, g, &chunks, &nonfinite);
+/// One member's update plan for an epoch: its trainable front cut into pieces, each with
+/// the job that steps it, and the per-chunk sums of the gradient check. Built once per
+/// epoch, not per step: the pieces depend only on the layers, the batch size and the
+/// thread count. (An epoch's shorter last batch may split its GEMMs otherwise; that moves
+/// where a block runs, never a result.)
+pub struct Updater {
+    pieces: Vec<(Range<usize>, usize)>,
+    /// Jobs the pieces name (1: the calling thread alone).
+    jobs: usize,
+    /// Each chunk's sum of squares as f64 bits; every step overwrites every chunk.
+    chunks: Vec<AtomicU64>,
+}
+
+impl Updater {
+    /// The plan for `arch`'s trainable front (`len` values) at batches of `rows`, split as
+    /// this thread's [`super::GemmThreads`] splits the GEMMs.
+    pub fn new(arch: &Arch, rows: usize, len: usize) -> Self {
+        let pieces = pieces(arch, rows, len);
+        Updater {
+            jobs: pieces.iter().map(|(_, job)| job + 1).max().unwrap_or(1),
+            pieces,
+            chunks: (0..len.div_ceil(CHUNK))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
-    };
-    let cores = pieces.iter().map(|(_, c)| c + 1).max().unwrap_or(1);
-    if cores == 1 {
-        run(0);
-    } else {
-        // As `gemm.rs` does: core 0's part here, the others' as jobs an idle core takes.
-        rayon::scope(|scope| {
-            for core in 1..cores {
-                let run = &run;
-                scope.spawn(move |_| run(core));
-            }
-            run(0);
-        });
     }
-    let squares = chunks
-        .iter()
-        .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
-        .sum();
-    (squares, nonfinite.load(Ordering::Relaxed))
+
+    /// Steps the optimizer over the trainable front of a member's slice (`params`,
+    /// `grad`, `m` and `v` all cut to it) and returns the gradient's squared norm over its
+    /// finite elements and the count of the others.
+    pub fn step(
+        &self,
+        at: UpdateStep<'_>,
+        params: &mut [f32],
+        grad: &[f32],
+        (m, v): (&mut [f32], &mut [f32]),
+    ) -> (f64, u64) {
+        let nonfinite = AtomicU64::new(0);
+        let slices = Slices {
+            params: params.as_mut_ptr(),
+            len: grad.len(),
+            m: m.as_mut_ptr(),
+            v: v.as_mut_ptr(),
+        };
+        let run = |job: usize| {
+            for piece in self.pieces.iter().filter(|(_, j)| *j == job) {
+                // SAFETY: the pieces are disjoint ranges inside the slices (see `pieces`),
+                // and each is run by exactly one job.
+                let (p, m, v) = unsafe { slices.range(piece.0.clone()) };
+                let g = &grad[piece.0.clone()];
+                optimizer_step(at.optim, at.step, at.lr_factor, p, g, m, v);
+                check(piece.0.start, g, &self.chunks, &nonfinite);
+            }
+        };
+        if self.jobs == 1 {
+            run(0);
+        } else {
+            // As `gemm.rs` does: job 0 here, the others offered to idle cores.
+            rayon::scope(|scope| {
+                for job in 1..self.jobs {
+                    let run = &run;
+                    scope.spawn(move |_| run(job));
+                }
+                run(0);
+            });
+        }
+        let squares = (self.chunks.iter())
+            .map(|c| f64::from_bits(c.load(Ordering::Relaxed)))
+            .sum();
+        (squares, nonfinite.load(Ordering::Relaxed))
+    }
 }
 
 /// The trainable front cut into chunk-aligned pieces, each with the core that runs it:
@@ -174,26 +195,26 @@ fn squares(grad: &[f32]) -> (f64, u64) {
 }
 
 /// The slices the pieces cut, shared by the jobs (each takes its own disjoint ranges).
-struct Slices<'a> {
+struct Slices {
     params: *mut f32,
-    grad: &'a [f32],
+    len: usize,
     m: *mut f32,
     v: *mut f32,
 }
 
 // SAFETY: the jobs write disjoint ranges (the pieces), and the scope joins them all before
 // the borrows behind the pointers end.
-unsafe impl Sync for Slices<'_> {}
+unsafe impl Sync for Slices {}
 
-impl Slices<'_> {
+impl Slices {
     /// The parameters and both moments over `range`.
     ///
     /// # Safety
-    /// `range` lies inside the slices (as long as `grad`), and no other live reference
+    /// `range` lies inside the slices (`len` values each), and no other live reference
     /// covers it.
     #[allow(clippy::mut_from_ref)]
     unsafe fn range(&self, range: Range<usize>) -> (&mut [f32], &mut [f32], &mut [f32]) {
-        debug_assert!(range.end <= self.grad.len());
+        debug_assert!(range.end <= self.len);
         let len = range.len();
         (
             std::slice::from_raw_parts_mut(self.params.add(range.start), len),
@@ -248,16 +269,15 @@ mod tests {
                 optim: &optim,
                 step: 3,
                 lr_factor: 0.5,
-                rows: 32,
             };
             let run = |threads: usize| {
                 let _guard = GemmThreads::set(threads);
-                let pieces = pieces(&arch, at.rows, len);
+                let pieces = pieces(&arch, 32, len);
                 assert_eq!(pieces.first().map(|p| p.0.start), Some(0));
                 assert!(pieces.windows(2).all(|w| w[0].0.end == w[1].0.start));
                 assert_eq!(pieces.last().map(|p| p.0.end), Some(len));
                 let (mut p, mut m, mut v) = (filled(2), filled(3), filled(4).map_abs());
-                let health = update_and_check(&arch, at, &mut p, &grad, (&mut m, &mut v));
+                let health = Updater::new(&arch, 32, len).step(at, &mut p, &grad, (&mut m, &mut v));
                 (p, m, v, health, pieces.iter().map(|p| p.1).max())
             };
             let whole = run(1);
