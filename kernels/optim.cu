@@ -1,21 +1,22 @@
 // The optimizer over the whole population's flat parameter buffer in one launch, each
-// member with its own hyperparameters. Training fuses this update into the weight-gradient
-// GEMM's epilogue (linear.cu); this kernel is the unfused form, checked against the CPU
-// twin src/backend/cpu/optim.rs.
+// member with its own hyperparameters. MLP training fuses this update into the
+// weight-gradient GEMM's epilogue (linear.cu); layered networks (network.rs) run this
+// unfused form after their backward pass. CPU twin: src/backend/cpu/optim.rs.
 #include "optim.cuh"
 
-// grid: (chunks, members). Member p owns [offsets[p], offsets[p+1]) of every buffer; its
-// state must already hold step t's AdamW scalars.
+// grid: (chunks, members). Member p's trainable parameters are [ranges[2p], ranges[2p+1])
+// of every buffer (a layered network keeps batch norm's running statistics, which are not
+// trained, behind them); its state must already hold step t's AdamW scalars.
 extern "C" __global__ void optimizer_step(const float* __restrict__ grad, float* w, float* m,
-                                          float* v, const long long* __restrict__ offsets,
+                                          float* v, const long long* __restrict__ ranges,
                                           const MemberHparams* __restrict__ hp,
                                           const MemberState* __restrict__ state) {
     int p = blockIdx.y;
     if (!state[p].alive) return;
     MemberHparams h = hp[p];
     MemberState s = state[p];
-    for (long long i = offsets[p] + blockIdx.x * (long long)blockDim.x + threadIdx.x;
-         i < offsets[p + 1]; i += (long long)gridDim.x * blockDim.x) {
+    for (long long i = ranges[2 * p] + blockIdx.x * (long long)blockDim.x + threadIdx.x;
+         i < ranges[2 * p + 1]; i += (long long)gridDim.x * blockDim.x) {
         optimizer_update(h, s, &w[i], grad[i], &m[i], &v[i]);
     }
 }

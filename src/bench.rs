@@ -454,10 +454,10 @@ pub fn run_cuda(
     let mut times = Vec::new();
     let mut last = Vec::new();
     for _ in 0..config.reps.max(1) {
-        last = dp.read_state().map_err(fail)?;
+        last = dp.slots().read_state().map_err(fail)?;
         times.push(steps(config.steps, &mut dp).map_err(fail)?);
     }
-    let after = dp.read_state().map_err(fail)?;
+    let after = dp.slots().read_state().map_err(fail)?;
     let rows = (config.steps * config.batch) as f64;
     let loss = |p: usize| (after[p].train_loss - last[p].train_loss) / rows;
     let losses = (loss(0), loss(config.pop - 1));

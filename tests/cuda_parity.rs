@@ -500,13 +500,25 @@ fn optimizer_kernel_matches_cpu_per_member() {
         upload(&dev, &m1),
         upload(&dev, &m2),
     );
-    let (d_off, d_hp, d_state) = (
-        upload(&dev, &offsets),
+    // Each member's whole slice is trainable here: ranges (start, end) per member.
+    let ranges: Vec<i64> = offsets.windows(2).flat_map(|r| [r[0], r[1]]).collect();
+    let (d_ranges, d_hp, d_state) = (
+        upload(&dev, &ranges),
         upload(&dev, &hp),
         upload(&dev, &state),
     );
     optim::prepare_step(&dev, &d_hp, &d_state, 4).unwrap();
-    optim::optimizer_step(&dev, &d_g, &d_w, (&d_m1, &d_m2), &d_off, &d_hp, &d_state, 4).unwrap();
+    optim::optimizer_step(
+        &dev,
+        &d_g,
+        &d_w,
+        (&d_m1, &d_m2),
+        &d_ranges,
+        &d_hp,
+        &d_state,
+        4,
+    )
+    .unwrap();
     let (gw, gm1, gm2) = (
         dev.stream.clone_dtoh(&d_w).unwrap(),
         dev.stream.clone_dtoh(&d_m1).unwrap(),

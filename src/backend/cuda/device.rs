@@ -67,6 +67,21 @@ pub struct Kernels {
     pub prepare_step: CudaFunction,
     pub clear_epoch_sums: CudaFunction,
     pub check_params: CudaFunction,
+    /// The layered networks' kernels (`network.rs`): conv.cu, pool.cu, norm.cu,
+    /// activation.cu and dropout.cu.
+    pub conv_forward: CudaFunction,
+    pub conv_backward_x: CudaFunction,
+    pub conv_backward_w: CudaFunction,
+    pub pool_forward: CudaFunction,
+    pub pool_backward: CudaFunction,
+    pub batch_norm_stats: CudaFunction,
+    pub batch_norm_forward: CudaFunction,
+    pub batch_norm_backward: CudaFunction,
+    pub batch_norm_running: CudaFunction,
+    pub relu_forward: CudaFunction,
+    pub relu_backward: CudaFunction,
+    pub dropout_forward: CudaFunction,
+    pub dropout_backward: CudaFunction,
 }
 
 impl Kernels {
@@ -276,6 +291,13 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         module("optim")?,
         module("epoch")?,
     );
+    let (conv, pool, norm, activation, dropout) = (
+        module("conv")?,
+        module("pool")?,
+        module("norm")?,
+        module("activation")?,
+        module("dropout")?,
+    );
     // In `Kernels::gemm_index` order.
     let gemm = |pass: &str| -> Result<[CudaFunction; 4], Unavailable> {
         Ok([
@@ -296,5 +318,18 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         prepare_step: function(&optim, "prepare_step")?,
         clear_epoch_sums: function(&epoch, "clear_epoch_sums")?,
         check_params: function(&epoch, "check_params")?,
+        conv_forward: function(&conv, "conv_forward")?,
+        conv_backward_x: function(&conv, "conv_backward_x")?,
+        conv_backward_w: function(&conv, "conv_backward_w")?,
+        pool_forward: function(&pool, "pool_forward")?,
+        pool_backward: function(&pool, "pool_backward")?,
+        batch_norm_stats: function(&norm, "batch_norm_stats")?,
+        batch_norm_forward: function(&norm, "batch_norm_forward")?,
+        batch_norm_backward: function(&norm, "batch_norm_backward")?,
+        batch_norm_running: function(&norm, "batch_norm_running")?,
+        relu_forward: function(&activation, "relu_forward")?,
+        relu_backward: function(&activation, "relu_backward")?,
+        dropout_forward: function(&dropout, "dropout_forward")?,
+        dropout_backward: function(&dropout, "dropout_backward")?,
     })
 }

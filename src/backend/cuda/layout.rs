@@ -1,9 +1,10 @@
 //! `#[repr(C)]` mirrors of the structs in `kernels/*.cu(h)`, field for field, so arrays of
 //! them can be copied to the device as they are.
 
+use super::device::{Device, Transfer};
 use crate::model::hparams::OptimizerKind;
 use crate::model::MemberSpec;
-use cudarc::driver::{DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{CudaSlice, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
 
 /// `MemberHparams` in kernels/population.cuh.
 #[repr(C)]
@@ -116,16 +117,136 @@ pub struct LossProblem {
 
 pub const LOSS_THREADS: u32 = 128;
 
+/// `ConvProblem` in kernels/conv.cu: one member's convolution (or dense layer, as a 1×1
+/// convolution of a 1×1 image) as the three implicit GEMMs of its passes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvProblem {
+    pub x_off: i64,
+    pub y_off: i64,
+    pub w_off: i64,
+    pub b_off: i64,
+    pub c: i32,
+    pub h: i32,
+    pub w: i32,
+    pub o: i32,
+    pub oh: i32,
+    pub ow: i32,
+    pub k: i32,
+    pub stride: i32,
+    pub pad: i32,
+    pub w_ks: i32,
+    pub w_os: i32,
+    pub member: i32,
+    pub pad_: i32,
+}
+
+/// The convolution kernels' output tile edge and block size (kernels/conv.cu).
+pub const CONV_TILE: u32 = 64;
+pub const CONV_THREADS: u32 = 256;
+
+/// `PoolProblem` in kernels/pool.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolProblem {
+    pub x_off: i64,
+    pub y_off: i64,
+    pub picks_off: i64,
+    pub channels: i32,
+    pub size: i32,
+    pub height: i32,
+    pub width: i32,
+    pub kind: i32,
+    pub member: i32,
+}
+
+/// `PoolProblem::kind` values, as in kernels/pool.cu.
+pub const POOL_MAX: i32 = 0;
+pub const POOL_AVG: i32 = 1;
+pub const POOL_GLOBAL: i32 = 2;
+
+/// `NormProblem` in kernels/norm.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NormProblem {
+    pub x_off: i64,
+    pub y_off: i64,
+    pub gamma_off: i64,
+    pub state_off: i64,
+    pub stats_off: i64,
+    pub channels: i32,
+    pub spatial: i32,
+    pub member: i32,
+    pub has_dx: i32,
+}
+
+pub const NORM_THREADS: u32 = 256;
+
+/// `ElementProblem` in kernels/element.cuh: an in-place layer (ReLU, dropout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ElementProblem {
+    pub off: i64,
+    pub width: i32,
+    pub channels: i32,
+    pub member: i32,
+    pub layer: i32,
+}
+
+/// One launch's problems (one per member that has the layer kind at that layer index):
+/// on the device for the kernel, and on the host for sizing its grid.
+pub struct Problems<T> {
+    pub host: Vec<T>,
+    pub device: CudaSlice<T>,
+}
+
+impl<T: DeviceRepr + ValidAsZeroBits + Clone> Problems<T> {
+    pub fn new(dev: &Device, host: Vec<T>) -> Result<Self, DriverError> {
+        Ok(Problems {
+            device: dev.upload(Transfer::Layout, &host)?,
+            host,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.host.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty()
+    }
+
+    /// The grid of an elementwise kernel that strides over `work(problem)` elements of each
+    /// problem: `(chunks, problems)` blocks of 256 threads, chunks enough for the largest
+    /// (capped: each thread then loops).
+    pub fn element_grid(&self, work: impl Fn(&T) -> usize) -> LaunchConfig {
+        let most = self.host.iter().map(work).max().unwrap_or(1).max(1);
+        LaunchConfig {
+            grid_dim: ((most.div_ceil(256)).min(4096) as u32, self.len() as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+}
+
 // SAFETY: plain-old-data with C layout and no padding-dependent invariants; all-zero bits
 // are a valid value of each.
 unsafe impl DeviceRepr for MemberHparams {}
 unsafe impl DeviceRepr for MemberState {}
 unsafe impl DeviceRepr for GemmProblem {}
 unsafe impl DeviceRepr for LossProblem {}
+unsafe impl DeviceRepr for ConvProblem {}
+unsafe impl DeviceRepr for PoolProblem {}
+unsafe impl DeviceRepr for NormProblem {}
+unsafe impl DeviceRepr for ElementProblem {}
 unsafe impl ValidAsZeroBits for MemberHparams {}
 unsafe impl ValidAsZeroBits for MemberState {}
 unsafe impl ValidAsZeroBits for GemmProblem {}
 unsafe impl ValidAsZeroBits for LossProblem {}
+unsafe impl ValidAsZeroBits for ConvProblem {}
+unsafe impl ValidAsZeroBits for PoolProblem {}
+unsafe impl ValidAsZeroBits for NormProblem {}
+unsafe impl ValidAsZeroBits for ElementProblem {}
 
 #[cfg(test)]
 mod tests {
@@ -138,5 +259,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<MemberState>(), 72);
         assert_eq!(std::mem::size_of::<GemmProblem>(), 80);
         assert_eq!(std::mem::size_of::<LossProblem>(), 16);
+        assert_eq!(std::mem::size_of::<ConvProblem>(), 88);
+        assert_eq!(std::mem::size_of::<PoolProblem>(), 48);
+        assert_eq!(std::mem::size_of::<NormProblem>(), 56);
+        assert_eq!(std::mem::size_of::<ElementProblem>(), 24);
     }
 }

@@ -24,8 +24,13 @@ impl LossLaunch {
                 member: m.member as i32,
             })
             .collect();
+        Self::of(dev, &problems)
+    }
+
+    /// The given problems, one per member.
+    pub fn of(dev: &Device, problems: &[LossProblem]) -> Result<Self, DriverError> {
         Ok(LossLaunch {
-            problems: dev.upload(Transfer::Layout, &problems)?,
+            problems: dev.upload(Transfer::Layout, problems)?,
             count: problems.len() as u32,
         })
     }

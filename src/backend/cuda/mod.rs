@@ -7,15 +7,22 @@
 //! A member that diverges is marked dead by the loss kernel before its update, exactly where
 //! the CPU backend stops it.
 
+pub mod activation;
+pub mod conv;
 pub mod device;
+pub mod dropout;
 pub mod epoch;
 pub mod gather;
 pub mod layout;
 pub mod linear;
 pub mod loss;
+pub mod network;
+pub mod norm;
 pub mod optim;
+pub mod pool;
 pub mod population;
 pub mod resident;
+pub mod slots;
 
 pub use device::{Device, Transfer, Unavailable};
 pub use population::DevicePopulation;

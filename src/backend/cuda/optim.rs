@@ -1,7 +1,8 @@
 //! Launches of `kernels/optim.cu`: the optimizer over the whole flat parameter buffer in
-//! one launch. Training fuses the update into the weight-gradient GEMM
-//! (`linear::backward_w`); this unfused form is what the parity tests hold against the CPU
-//! twin `backend/cpu/optim.rs`, and it shares its arithmetic (`kernels/optim.cuh`).
+//! one launch. MLP training fuses the update into the weight-gradient GEMM
+//! (`linear::backward_w`); layered networks (`network.rs`) use this unfused form, which the
+//! parity tests hold against the CPU twin `backend/cpu/optim.rs` (shared arithmetic:
+//! `kernels/optim.cuh`).
 
 use super::device::Device;
 use super::layout::{MemberHparams, MemberState};
@@ -21,14 +22,14 @@ pub fn prepare_step(
     unsafe { b.launch(LaunchConfig::for_num_elems(members.max(1) as u32)) }.map(drop)
 }
 
-/// One update of every alive member's slice `offsets[p]..offsets[p+1]`.
+/// One update of every alive member's trainable slice `ranges[2p]..ranges[2p + 1]`.
 #[allow(clippy::too_many_arguments)]
 pub fn optimizer_step(
     dev: &Device,
     grad: &CudaSlice<f32>,
     params: &CudaSlice<f32>,
     moments: (&CudaSlice<f32>, &CudaSlice<f32>),
-    offsets: &CudaSlice<i64>,
+    ranges: &CudaSlice<i64>,
     hparams: &CudaSlice<MemberHparams>,
     state: &CudaSlice<MemberState>,
     members: usize,
@@ -38,7 +39,7 @@ pub fn optimizer_step(
         .arg(params)
         .arg(moments.0)
         .arg(moments.1)
-        .arg(offsets)
+        .arg(ranges)
         .arg(hparams)
         .arg(state);
     let cfg = LaunchConfig {
@@ -46,6 +47,6 @@ pub fn optimizer_step(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    // SAFETY: the offsets table has members + 1 entries inside every buffer.
+    // SAFETY: the ranges table has 2·members entries, each inside every buffer.
     unsafe { b.launch(cfg) }.map(drop)
 }

@@ -5,14 +5,13 @@
 //! layer index (deepest first) the input-gradient GEMM and the weight-gradient GEMM with the
 //! optimizer fused in — so the number of launches depends on the deepest member, never on P.
 
-use super::device::{Device, Transfer};
-use super::epoch;
-use super::gather::{advance_cursor, gather_rows, BatchStart, DeviceData};
-use super::layout::{GemmProblem, MemberHparams, MemberState};
+use super::device::Device;
+use super::gather::{gather_rows, BatchStart, DeviceData};
+use super::layout::GemmProblem;
 use super::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use super::loss::{softmax_cross_entropy, LossLaunch};
+use super::slots::{self, SlotWeights, Slots};
 use crate::population::{Member, Population};
-use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaSlice, DriverError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,15 +30,7 @@ pub struct DevicePopulation {
     layouts: Vec<MemberLayout>,
     /// Rows the activation buffers hold per layer.
     capacity: usize,
-    params: CudaSlice<f32>,
-    moment1: CudaSlice<f32>,
-    moment2: CudaSlice<f32>,
-    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in the three flat buffers; the same
-    /// table on the device for the per-member kernels.
-    offsets: Vec<usize>,
-    param_offsets: CudaSlice<i64>,
-    hparams: CudaSlice<MemberHparams>,
-    state: CudaSlice<MemberState>,
+    slots: Slots,
     acts: CudaSlice<f32>,
     deltas: CudaSlice<f32>,
     x: CudaSlice<f32>,
@@ -48,14 +39,6 @@ pub struct DevicePopulation {
     cursor: CudaSlice<i32>,
     loss: LossLaunch,
     plans: HashMap<usize, StepPlan>,
-}
-
-/// Where a slot's weights and optimizer moments come from when a population is laid out.
-pub enum SlotWeights<'a> {
-    /// Slot `.1` of the population being replaced: copied on the device, never over the bus.
-    Device(&'a DevicePopulation, usize),
-    /// Host buffers (a new member's initial weights, an import): uploaded.
-    Host([&'a [f32]; 3]),
 }
 
 impl DevicePopulation {
@@ -114,51 +97,8 @@ impl DevicePopulation {
             .collect();
         let n_features = layouts.first().map_or(1, |l| l.dims[0]);
         let s = &dev.stream;
-        let total = *offsets.last().expect("offsets start at 0");
-        let mut params = s.alloc_zeros::<f32>(total.max(1))?;
-        let mut moment1 = s.alloc_zeros::<f32>(total.max(1))?;
-        let mut moment2 = s.alloc_zeros::<f32>(total.max(1))?;
-        for (slot, source) in weights.iter().enumerate() {
-            let range = offsets[slot]..offsets[slot + 1];
-            let targets = [&mut params, &mut moment1, &mut moment2];
-            match source {
-                SlotWeights::Device(from, old) => {
-                    let old = from.offsets[*old]..from.offsets[*old + 1];
-                    assert_eq!(old.len(), range.len(), "a slot keeps its parameter count");
-                    for (dst, src) in targets.into_iter().zip(from.flat()) {
-                        s.memcpy_dtod(&src.slice(old.clone()), &mut dst.slice_mut(range.clone()))?;
-                    }
-                }
-                SlotWeights::Host(host) => {
-                    for (dst, src) in targets.into_iter().zip(host) {
-                        assert_eq!(src.len(), range.len(), "host weights fit the slot");
-                        // The buffers start zeroed: a new member's moments need no copy.
-                        if src.iter().any(|v| v.to_bits() != 0) {
-                            let dst = &mut dst.slice_mut(range.clone());
-                            dev.upload_into(Transfer::Weights, src, dst)?;
-                        }
-                    }
-                }
-            }
-        }
-        let hp: Vec<MemberHparams> = members.iter().map(|m| MemberHparams::of(&m.spec)).collect();
-        let state: Vec<MemberState> = members
-            .iter()
-            .map(|m| MemberState {
-                steps: m.steps,
-                alive: i32::from(m.is_alive()),
-                ..Default::default()
-            })
-            .collect();
-        let device_offsets: Vec<i64> = offsets.iter().map(|&o| o as i64).collect();
         Ok(DevicePopulation {
-            params,
-            moment1,
-            moment2,
-            param_offsets: dev.upload(Transfer::Layout, &device_offsets)?,
-            offsets,
-            hparams: dev.upload(Transfer::Layout, &hp)?,
-            state: dev.upload(Transfer::Layout, &state)?,
+            slots: Slots::build(dev, members, offsets, weights)?,
             acts: s.alloc_zeros(act_total.max(1))?,
             deltas: s.alloc_zeros(act_total.max(1))?,
             x: s.alloc_zeros(capacity * n_features)?,
@@ -172,8 +112,9 @@ impl DevicePopulation {
         })
     }
 
-    fn flat(&self) -> [&CudaSlice<f32>; 3] {
-        [&self.params, &self.moment1, &self.moment2]
+    /// The members' weights, hyperparameters and state.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
     }
 
     pub fn len(&self) -> usize {
@@ -261,20 +202,10 @@ impl DevicePopulation {
         }
         assert!(rows <= self.capacity, "batch larger than the buffers");
         self.plan(rows)?;
-        let stream = self.dev.stream.clone();
-        stream.memset_zeros(&mut self.cursor)?;
-        stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
-        let recorded = self
-            .launch_step(data, order, BatchStart::Cursor(start, &self.cursor), rows)
-            .and_then(|()| advance_cursor(&self.dev, &self.cursor));
-        // End the capture even when recording failed, or the stream stays unusable.
-        let graph = stream.end_capture(CUgraphInstantiate_flags(0));
-        recorded?;
-        let graph = graph?.expect("a captured step holds launches");
-        for _ in 0..steps {
-            graph.launch()?;
-        }
-        Ok(())
+        self.dev.stream.memset_zeros(&mut self.cursor)?;
+        slots::replay_step(&self.dev, &self.cursor, steps, || {
+            self.launch_step(data, order, BatchStart::Cursor(start, &self.cursor), rows)
+        })
     }
 
     /// Enqueues the launches of one training step.
@@ -289,12 +220,12 @@ impl DevicePopulation {
         let dev = &*self.dev;
         gather_rows(dev, data, order, start, rows, &self.x, &self.y)?;
         let members = Members {
-            hparams: &self.hparams,
-            state: Some(&self.state),
+            hparams: &self.slots.hparams,
+            state: Some(&self.slots.state),
         };
         for (layer, launch) in plan.forward.iter().enumerate() {
             let input = if layer == 0 { &self.x } else { &self.acts };
-            linear::forward(dev, launch, input, &self.params, &self.acts, &members)?;
+            linear::forward(dev, launch, input, &self.slots.params, &self.acts, &members)?;
         }
         softmax_cross_entropy(
             dev,
@@ -303,8 +234,8 @@ impl DevicePopulation {
             &self.y,
             rows,
             Some(&self.deltas),
-            &self.hparams,
-            &self.state,
+            &self.slots.hparams,
+            &self.slots.state,
         )?;
         for layer in (0..plan.forward.len()).rev() {
             if let Some(launch) = &plan.backward_x[layer] {
@@ -312,10 +243,10 @@ impl DevicePopulation {
                     dev,
                     launch,
                     &self.deltas,
-                    &self.params,
+                    &self.slots.params,
                     &self.acts,
                     &members,
-                    &self.state,
+                    &self.slots.state,
                 )?;
             }
             let input = if layer == 0 { &self.x } else { &self.acts };
@@ -324,10 +255,10 @@ impl DevicePopulation {
                 &plan.backward_w[layer],
                 input,
                 &self.deltas,
-                &self.params,
-                (&self.moment1, &self.moment2),
-                &self.hparams,
-                &self.state,
+                &self.slots.params,
+                (&self.slots.moment1, &self.slots.moment2),
+                &self.slots.hparams,
+                &self.slots.state,
             )?;
         }
         Ok(())
@@ -352,12 +283,12 @@ impl DevicePopulation {
                 &self.y,
             )?;
             let members = Members {
-                hparams: &self.hparams,
+                hparams: &self.slots.hparams,
                 state: None,
             };
             for (layer, launch) in plan.forward.iter().enumerate() {
                 let input = if layer == 0 { &self.x } else { &self.acts };
-                linear::forward(dev, launch, input, &self.params, &self.acts, &members)?;
+                linear::forward(dev, launch, input, &self.slots.params, &self.acts, &members)?;
             }
             softmax_cross_entropy(
                 dev,
@@ -366,53 +297,11 @@ impl DevicePopulation {
                 &self.y,
                 rows,
                 None,
-                &self.hparams,
-                &self.state,
+                &self.slots.hparams,
+                &self.slots.state,
             )?;
             start += rows;
         }
         Ok(())
-    }
-
-    /// Starts an epoch: clears every member's metric sums.
-    pub fn begin_epoch(&self) -> Result<(), DriverError> {
-        epoch::clear_epoch_sums(&self.dev, &self.state, self.len())
-    }
-
-    /// Ends an epoch: counts each member's non-finite parameters into its state.
-    pub fn check_params(&self) -> Result<(), DriverError> {
-        let members = self.len();
-        epoch::check_params(
-            &self.dev,
-            &self.params,
-            &self.param_offsets,
-            &self.state,
-            members,
-        )
-    }
-
-    /// Waits for the device and returns every member's state (the per-epoch metrics).
-    pub fn read_state(&self) -> Result<Vec<MemberState>, DriverError> {
-        let mut state = self.dev.download(Transfer::Metrics, &self.state)?;
-        state.truncate(self.len());
-        Ok(state)
-    }
-
-    /// Slot `slot`'s parameters, or with `moments` also both optimizer moments, copied to
-    /// the host: how a member leaves the device.
-    pub fn export_slot(&self, slot: usize, moments: bool) -> Result<Vec<Vec<f32>>, DriverError> {
-        let range = self.offsets[slot]..self.offsets[slot + 1];
-        let buffers = if moments {
-            &self.flat()[..]
-        } else {
-            &self.flat()[..1]
-        };
-        buffers
-            .iter()
-            .map(|b| {
-                self.dev
-                    .download(Transfer::Weights, &b.slice(range.clone()))
-            })
-            .collect()
     }
 }

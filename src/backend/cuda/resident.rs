@@ -11,7 +11,9 @@
 use super::device::{Device, Transfer};
 use super::gather::DeviceData;
 use super::layout::MemberState;
-use super::population::{DevicePopulation, SlotWeights};
+use super::network::{unsupported_layers, NetworkPopulation};
+use super::population::DevicePopulation;
+use super::slots::{SlotWeights, Slots};
 use super::{device_error, CudaBackend, EVAL_ROWS};
 use crate::backend::{EpochPlan, TrainingPopulation};
 use crate::data::{Dataset, Task};
@@ -32,6 +34,71 @@ enum Weights {
     OnHost(Arc<[Vec<f32>; 3]>),
 }
 
+/// A layout of the population on the device: plain ReLU MLPs run the fused GEMM kernels
+/// (`population.rs`); a population with any other network walks the layer lists
+/// (`network.rs`).
+// Boxed: each is several hundred bytes of buffer handles, built once per population change.
+enum Layout {
+    Mlp(Box<DevicePopulation>),
+    Network(Box<NetworkPopulation>),
+}
+
+impl Layout {
+    fn build(
+        dev: &Arc<Device>,
+        members: &[Member],
+        batch_size: usize,
+        weights: &[SlotWeights<'_>],
+    ) -> std::result::Result<Self, DriverError> {
+        let mlps = (members.iter()).all(|m| m.spec.arch.mlp_activation() == Some(Activation::Relu));
+        Ok(if mlps {
+            let capacity = batch_size.max(EVAL_ROWS);
+            Layout::Mlp(Box::new(DevicePopulation::build(
+                dev, members, capacity, weights,
+            )?))
+        } else {
+            // Image blocks are wide: evaluation goes in batches, not EVAL_ROWS at once.
+            Layout::Network(Box::new(NetworkPopulation::build(
+                dev, members, batch_size, weights,
+            )?))
+        })
+    }
+
+    fn slots(&self) -> &Slots {
+        match self {
+            Layout::Mlp(p) => p.slots(),
+            Layout::Network(p) => p.slots(),
+        }
+    }
+
+    /// Whether this layout holds batches of `batch_size` rows.
+    fn fits(&self, batch_size: usize) -> bool {
+        match self {
+            Layout::Mlp(p) => p.capacity() >= batch_size.max(EVAL_ROWS),
+            Layout::Network(p) => p.capacity() >= batch_size,
+        }
+    }
+
+    fn train_steps(
+        &mut self,
+        data: &DeviceData,
+        order: &cudarc::driver::CudaSlice<u32>,
+        (start, steps, rows): (usize, usize, usize),
+    ) -> std::result::Result<(), DriverError> {
+        match self {
+            Layout::Mlp(p) => p.train_steps(data, order, start, steps, rows),
+            Layout::Network(p) => p.train_steps(data, order, start, steps, rows),
+        }
+    }
+
+    fn evaluate(&mut self, data: &DeviceData) -> std::result::Result<(), DriverError> {
+        match self {
+            Layout::Mlp(p) => p.evaluate(data),
+            Layout::Network(p) => p.evaluate(data),
+        }
+    }
+}
+
 pub struct CudaPopulation<'d> {
     dev: Arc<Device>,
     train: &'d Dataset,
@@ -41,7 +108,7 @@ pub struct CudaPopulation<'d> {
     members: Vec<Member>,
     /// Per slot, in step with `members`.
     weights: Vec<Weights>,
-    device: Option<DevicePopulation>,
+    device: Option<Layout>,
     /// Whether the books changed since `device` was laid out.
     stale: bool,
 }
@@ -68,20 +135,21 @@ impl<'d> CudaPopulation<'d> {
     }
 
     /// A new device layout of the books, every slot's weights taken from where they are.
-    fn lay_out(&mut self, capacity: usize) -> std::result::Result<(), DriverError> {
+    fn lay_out(&mut self, batch_size: usize) -> std::result::Result<(), DriverError> {
         let old = self.device.take();
         let sources: Vec<SlotWeights<'_>> = self
             .weights
             .iter()
             .map(|w| match w {
-                Weights::OnDevice(slot) => SlotWeights::Device(
-                    old.as_ref().expect("a slot on the device has a layout"),
-                    *slot,
-                ),
+                Weights::OnDevice(slot) => old
+                    .as_ref()
+                    .expect("a slot on the device has a layout")
+                    .slots()
+                    .slot_weights(*slot),
                 Weights::OnHost(host) => SlotWeights::Host([&host[0], &host[1], &host[2]]),
             })
             .collect();
-        let built = DevicePopulation::build(&self.dev, &self.members, capacity, &sources);
+        let built = Layout::build(&self.dev, &self.members, batch_size, &sources);
         drop(sources);
         match built {
             Ok(laid_out) => {
@@ -109,25 +177,24 @@ impl<'d> CudaPopulation<'d> {
         }
         // A batch larger than the data is the whole data (buffers sized for real rows).
         let batch_size = plan.batch_size.clamp(1, plan.order.len().max(1));
-        let capacity = batch_size.max(EVAL_ROWS);
-        if self.stale || self.device.as_ref().is_none_or(|d| d.capacity() < capacity) {
-            self.lay_out(capacity)?;
+        if self.stale || self.device.as_ref().is_none_or(|d| !d.fits(batch_size)) {
+            self.lay_out(batch_size)?;
         }
         let (dp, (train, val)) = (
             self.device.as_mut().expect("laid out above"),
             self.data.as_ref().expect("uploaded above"),
         );
-        dp.begin_epoch()?;
+        dp.slots().begin_epoch()?;
         let order: Vec<u32> = plan.order.iter().map(|&i| i as u32).collect();
         let order = self.dev.upload(Transfer::Order, &order)?;
         let (full, rest) = (plan.order.len() / batch_size, plan.order.len() % batch_size);
-        dp.train_steps(train, &order, 0, full, batch_size)?;
+        dp.train_steps(train, &order, (0, full, batch_size))?;
         if rest > 0 {
-            dp.train_step(train, &order, full * batch_size, rest)?;
+            dp.train_steps(train, &order, (full * batch_size, 1, rest))?;
         }
         dp.evaluate(val)?;
-        dp.check_params()?;
-        dp.read_state()
+        dp.slots().check_params()?;
+        dp.slots().read_state()
     }
 
     /// The epoch's outcome in the books: metrics appended, or the failure of a member that
@@ -181,6 +248,7 @@ impl<'d> CudaPopulation<'d> {
                 .device
                 .as_ref()
                 .expect("a slot on the device has a layout")
+                .slots()
                 .export_slot(*at, moments)
                 .map_err(device_error),
         }
@@ -196,11 +264,7 @@ fn unsupported(members: &[Member], train: &Dataset, plan: &EpochPlan) -> Option<
         ));
     }
     let (trial, what) = members.iter().find_map(|m| {
-        let activation = match m.spec.arch.mlp_activation() {
-            Some(Activation::Relu) => None,
-            Some(_) => Some("an activation other than ReLU"),
-            None => Some("a network other than an MLP"),
-        };
+        let activation = unsupported_layers(&m.spec.arch);
         let hparams = &m.spec.hparams;
         let augment = hparams.augment.is_active().then_some("input augmentation");
         let batch = hparams

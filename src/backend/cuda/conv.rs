@@ -1,0 +1,148 @@
+//! Launches of `kernels/conv.cu`: every member's convolution (or dense layer) at one layer
+//! index as one implicit-GEMM launch per pass. CPU twins: `backend/cpu/conv.rs` and
+//! `linear.rs`.
+
+use super::device::Device;
+use super::layout::{ConvProblem, MemberState, Problems, CONV_THREADS, CONV_TILE};
+use crate::model::layers::Conv2d;
+use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
+
+/// Where a layer's input and output blocks and its parameters are: offsets into the
+/// activations (and deltas) buffer and the parameters (and gradient) buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerPlace {
+    pub x_off: usize,
+    pub y_off: usize,
+    pub w_off: usize,
+    pub b_off: usize,
+    pub member: usize,
+}
+
+fn int(v: usize) -> i32 {
+    i32::try_from(v).expect("layer sizes fit in i32")
+}
+
+/// A convolution's problem: `W` stored `(O, C·k·k)` row-major.
+pub fn conv_problem(c: &Conv2d, at: LayerPlace) -> ConvProblem {
+    ConvProblem {
+        x_off: at.x_off as i64,
+        y_off: at.y_off as i64,
+        w_off: at.w_off as i64,
+        b_off: at.b_off as i64,
+        c: int(c.in_channels),
+        h: int(c.height),
+        w: int(c.width),
+        o: int(c.out_channels),
+        oh: int(c.out_height()),
+        ow: int(c.out_width()),
+        k: int(c.kernel),
+        stride: int(c.stride),
+        pad: int(c.pad),
+        w_ks: 1,
+        w_os: int(c.fan_in()),
+        member: int(at.member),
+        pad_: 0,
+    }
+}
+
+/// A dense layer's problem: a 1×1 convolution of a 1×1 image with `inputs` channels, its
+/// `W` stored `(inputs, outputs)` row-major.
+pub fn dense_problem(inputs: usize, outputs: usize, at: LayerPlace) -> ConvProblem {
+    ConvProblem {
+        x_off: at.x_off as i64,
+        y_off: at.y_off as i64,
+        w_off: at.w_off as i64,
+        b_off: at.b_off as i64,
+        c: int(inputs),
+        h: 1,
+        w: 1,
+        o: int(outputs),
+        oh: 1,
+        ow: 1,
+        k: 1,
+        stride: 1,
+        pad: 0,
+        w_ks: int(outputs),
+        w_os: 1,
+        member: int(at.member),
+        pad_: 0,
+    }
+}
+
+/// Which GEMM of a convolution (see kernels/conv.cu).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPass {
+    Forward,
+    BackwardX,
+    BackwardW,
+}
+
+impl ConvPass {
+    /// `(M, N)` of the pass's GEMM for a batch of `rows`.
+    fn extent(self, p: &ConvProblem, rows: usize) -> (usize, usize) {
+        let u = |v: i32| v as usize;
+        match self {
+            ConvPass::Forward => (rows * u(p.oh) * u(p.ow), u(p.o)),
+            ConvPass::BackwardX => (rows * u(p.h) * u(p.w), u(p.c)),
+            ConvPass::BackwardW => (u(p.o), u(p.c) * u(p.k) * u(p.k) + 1),
+        }
+    }
+}
+
+/// The grid covering the largest problem's output tiles.
+fn config(problems: &Problems<ConvProblem>, pass: ConvPass, rows: usize) -> LaunchConfig {
+    let (mut m, mut n) = (1, 1);
+    for p in &problems.host {
+        let (pm, pn) = pass.extent(p, rows);
+        m = m.max(pm);
+        n = n.max(pn);
+    }
+    let tiles = |v: usize| (v.div_ceil(CONV_TILE as usize)) as u32;
+    LaunchConfig {
+        grid_dim: (tiles(m), tiles(n), problems.len() as u32),
+        block_dim: (CONV_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The buffers of one launch, in the kernels' argument order. Forward: `a` = activations,
+/// `b` = parameters, `out` = activations. Input gradient: `a` = deltas, `b` = parameters,
+/// `out` = deltas. Weight gradient: `a` = deltas, `b` = activations, `out` = the gradient
+/// buffer. `state: None` is evaluation (every member runs).
+pub struct ConvBuffers<'a> {
+    pub a: &'a CudaSlice<f32>,
+    pub b: &'a CudaSlice<f32>,
+    pub out: &'a CudaSlice<f32>,
+    pub state: Option<&'a CudaSlice<MemberState>>,
+}
+
+const NULL: u64 = 0;
+
+pub fn launch(
+    dev: &Device,
+    problems: &Problems<ConvProblem>,
+    pass: ConvPass,
+    rows: usize,
+    buffers: &ConvBuffers<'_>,
+) -> Result<(), DriverError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let k = &dev.kernels;
+    let function = match pass {
+        ConvPass::Forward => &k.conv_forward,
+        ConvPass::BackwardX => &k.conv_backward_x,
+        ConvPass::BackwardW => &k.conv_backward_w,
+    };
+    let rows_arg = int(rows);
+    let mut b = dev.stream.launch_builder(function);
+    b.arg(&problems.device).arg(&rows_arg).arg(buffers.a);
+    b.arg(buffers.b).arg(buffers.out);
+    match buffers.state {
+        Some(s) => b.arg(s),
+        None => b.arg(&NULL),
+    };
+    // SAFETY: the problems were resolved from layouts inside these buffers' lengths for up
+    // to `rows` rows; the argument list matches the kernel's signature.
+    unsafe { b.launch(config(problems, pass, rows)) }.map(drop)
+}
