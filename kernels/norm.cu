@@ -32,7 +32,7 @@ __device__ double block_sum(double v) {
     part[threadIdx.x] = v;
     __syncthreads();
     for (int stride = NORM_THREADS / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) part[threadIdx.x] += part[threadIdx.x + stride];
+        if ((int)threadIdx.x < stride) part[threadIdx.x] += part[threadIdx.x + stride];
         __syncthreads();
     }
     return part[0];

@@ -90,9 +90,9 @@ impl ConvPass {
 }
 
 /// The grid covering the largest problem's output tiles.
-fn config(problems: &Problems<ConvProblem>, pass: ConvPass, rows: usize) -> LaunchConfig {
+pub fn config(problems: &[ConvProblem], pass: ConvPass, rows: usize) -> LaunchConfig {
     let (mut m, mut n) = (1, 1);
-    for p in &problems.host {
+    for p in problems {
         let (pm, pn) = pass.extent(p, rows);
         m = m.max(pm);
         n = n.max(pn);
@@ -144,5 +144,5 @@ pub fn launch(
     };
     // SAFETY: the problems were resolved from layouts inside these buffers' lengths for up
     // to `rows` rows; the argument list matches the kernel's signature.
-    unsafe { b.launch(config(problems, pass, rows)) }.map(drop)
+    unsafe { b.launch(config(&problems.host, pass, rows)) }.map(drop)
 }

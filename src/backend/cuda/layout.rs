@@ -216,16 +216,24 @@ impl<T: DeviceRepr + ValidAsZeroBits + Clone> Problems<T> {
         self.host.is_empty()
     }
 
-    /// The grid of an elementwise kernel that strides over `work(problem)` elements of each
-    /// problem: `(chunks, problems)` blocks of 256 threads, chunks enough for the largest
-    /// (capped: each thread then loops).
     pub fn element_grid(&self, work: impl Fn(&T) -> usize) -> LaunchConfig {
-        let most = self.host.iter().map(work).max().unwrap_or(1).max(1);
-        LaunchConfig {
-            grid_dim: ((most.div_ceil(256)).min(4096) as u32, self.len() as u32, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        }
+        element_grid(&self.host, work)
+    }
+}
+
+/// The grid of an elementwise kernel that strides over `work(problem)` elements of each
+/// problem: `(chunks, problems)` blocks of 256 threads, chunks enough for the largest
+/// (capped: each thread then loops).
+pub fn element_grid<T>(problems: &[T], work: impl Fn(&T) -> usize) -> LaunchConfig {
+    let most = problems.iter().map(work).max().unwrap_or(1).max(1);
+    LaunchConfig {
+        grid_dim: (
+            (most.div_ceil(256)).min(4096) as u32,
+            problems.len() as u32,
+            1,
+        ),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
     }
 }
 

@@ -512,3 +512,118 @@ impl NetworkPopulation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cnn::{CnnSpec, ImageShape};
+
+    fn cnn(filters: usize, layers: usize, batch_norm: bool) -> Arch {
+        let image = ImageShape {
+            channels: 1,
+            height: 12,
+            width: 12,
+        };
+        let spec = CnnSpec {
+            filters,
+            layers,
+            batch_norm,
+            spatial_dropout: true,
+            fc_width: 16,
+            ..CnnSpec::default()
+        };
+        Arch::cnn(image, &spec, Activation::Relu, 10).unwrap()
+    }
+
+    /// The resolved layers of a ragged population address exactly what the CPU twin's
+    /// steps do: each member's parameter slices and running statistics, blocks that never
+    /// overlap (the minibatch first), dropout keyed by the block it acts on, the logits in
+    /// the last block, and only the trainable parameters updated.
+    #[test]
+    fn resolved_layers_follow_the_cpu_layout_without_overlap() {
+        let archs = [cnn(4, 2, true), cnn(3, 3, false), Arch::mlp(144, &[20], 10)];
+        let capacity = 4;
+        let mut sizes = Sizes {
+            acts: capacity * 144,
+            picks: 0,
+            stats: 0,
+        };
+        let mut regions = vec![(0, capacity * 144)];
+        let mut param_off = 0;
+        for (member, arch) in archs.iter().enumerate() {
+            let plan = resolve(arch, (member, param_off), capacity, &mut sizes);
+            assert_eq!(plan.layers.len(), arch.layers.len());
+            let mut slices = arch.param_slices().into_iter();
+            let mut states = arch.state_offsets().into_iter();
+            let mut block = None::<(usize, usize)>;
+            let mut blocks = 0;
+            for (layer, resolved) in arch.layers.iter().zip(&plan.layers) {
+                let input = block;
+                if let Some((_, outputs)) = layer.widths() {
+                    let (off, _) = match resolved {
+                        Resolved::Linear(p, _) => (p.y_off as usize, 0),
+                        Resolved::Pool(p, _) => (p.y_off as usize, 0),
+                        Resolved::Norm(p) => (p.y_off as usize, 0),
+                        other => panic!("{other:?} writes no block"),
+                    };
+                    regions.push((off, off + capacity * outputs));
+                    block = Some((off, blocks));
+                    blocks += 1;
+                }
+                let x_off = input.map_or(0, |(off, _)| off);
+                match *resolved {
+                    Resolved::Linear(p, with_dx) => {
+                        let s = slices.next().unwrap();
+                        assert_eq!(p.w_off as usize, param_off + s.weights);
+                        assert_eq!(p.b_off as usize, param_off + s.bias);
+                        assert_eq!(p.x_off as usize, x_off);
+                        assert_eq!(with_dx, input.is_some());
+                    }
+                    Resolved::Norm(p) => {
+                        let s = slices.next().unwrap();
+                        assert_eq!(p.gamma_off as usize, param_off + s.weights);
+                        assert_eq!(p.state_off as usize, param_off + states.next().unwrap());
+                        assert_eq!(p.x_off as usize, x_off);
+                        assert_eq!(p.has_dx, i32::from(input.is_some()));
+                    }
+                    Resolved::Pool(p, with_dx) => {
+                        assert_eq!(p.x_off as usize, x_off);
+                        assert_eq!(with_dx, input.is_some());
+                    }
+                    Resolved::Relu(p) | Resolved::Dropout(p) => {
+                        let (off, index) = block.unwrap();
+                        assert_eq!((p.off as usize, p.layer as usize), (off, index));
+                    }
+                }
+            }
+            assert!(slices.next().is_none(), "every parameter slice is used");
+            let (last, _) = block.unwrap();
+            assert_eq!(plan.loss.logits_off as usize, last);
+            assert_eq!(plan.loss.classes, 10);
+            assert_eq!(
+                plan.trainable,
+                (param_off, param_off + arch.trainable_params())
+            );
+            param_off += arch.param_count();
+        }
+        regions.sort();
+        for pair in regions.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "blocks overlap: {pair:?}");
+        }
+        assert_eq!(
+            regions.last().unwrap().1,
+            sizes.acts,
+            "the buffer ends at the last block"
+        );
+    }
+
+    #[test]
+    fn only_layers_with_kernels_pass() {
+        assert_eq!(unsupported_layers(&cnn(4, 2, true)), None);
+        let gelu = Arch::mlp(8, &[4], 2).with_activation(Activation::Gelu);
+        assert_eq!(
+            unsupported_layers(&gelu),
+            Some("an activation other than ReLU")
+        );
+    }
+}

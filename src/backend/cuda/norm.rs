@@ -5,9 +5,9 @@ use super::device::Device;
 use super::layout::{MemberState, NormProblem, Problems, NORM_THREADS};
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
-/// One block per member and channel of the widest.
-fn per_channel(problems: &Problems<NormProblem>) -> LaunchConfig {
-    let channels = problems.host.iter().map(|p| p.channels).max().unwrap_or(1);
+/// One block per member and channel of the widest (statistics and backward pass).
+pub fn per_channel(problems: &[NormProblem]) -> LaunchConfig {
+    let channels = problems.iter().map(|p| p.channels).max().unwrap_or(1);
     LaunchConfig {
         grid_dim: (channels.max(1) as u32, problems.len() as u32, 1),
         block_dim: (NORM_THREADS, 1, 1),
@@ -46,7 +46,7 @@ pub fn forward(
             .arg(buffers.stats)
             .arg(s);
         // SAFETY: the problems lie inside the buffers for `rows` rows; arguments match.
-        unsafe { b.launch(per_channel(problems)) }?;
+        unsafe { b.launch(per_channel(&problems.host)) }?;
     }
     let batch_stats = i32::from(state.is_some());
     let mut b = dev.stream.launch_builder(&dev.kernels.batch_norm_forward);
@@ -91,7 +91,16 @@ pub fn backward(
         .arg(grad)
         .arg(state);
     // SAFETY: as in `forward`.
-    unsafe { b.launch(per_channel(problems)) }.map(drop)
+    unsafe { b.launch(per_channel(&problems.host)) }.map(drop)
+}
+
+/// A block per problem, its threads over the channels.
+pub fn running_grid(problems: &[NormProblem]) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (problems.len() as u32, 1, 1),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// Every alive member's running statistics towards this step's batch statistics.
@@ -112,11 +121,7 @@ pub fn update_running(
         .arg(stats)
         .arg(params)
         .arg(state);
-    let cfg = LaunchConfig {
-        grid_dim: (problems.len() as u32, 1, 1),
-        block_dim: (128, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = running_grid(&problems.host);
     // SAFETY: as in `forward`.
     unsafe { b.launch(cfg) }.map(drop)
 }

@@ -40,7 +40,8 @@ pub fn pool_problem(
     }
 }
 
-fn outputs(p: &PoolProblem) -> usize {
+/// Outputs per row of a problem.
+pub fn outputs(p: &PoolProblem) -> usize {
     let c = p.channels as usize;
     if p.kind == POOL_GLOBAL {
         return c;

@@ -1,0 +1,115 @@
+// Runs one kernel of kernels/*.cu on the CPU (cuda_shim.h) for tests/kernel_emulation.rs.
+//
+// Usage: harness DIR. DIR/launch.txt holds the kernel's name, then `grid X Y Z block X Y Z`,
+// then one line per kernel argument in order: `buf NAME` (the bytes of DIR/NAME.bin), `int
+// VALUE`, or `null`. After the launch every buffer is written back to DIR/NAME.out.
+#include "cuda_shim.h"
+
+#include "../../kernels/activation.cu"
+#include "../../kernels/conv.cu"
+#include "../../kernels/dropout.cu"
+#include "../../kernels/norm.cu"
+#include "../../kernels/pool.cu"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+
+struct Arg {
+    std::string buffer;  // empty: an int, or null
+    long long value = 0;
+};
+
+static std::map<std::string, std::vector<unsigned long long>> buffers;
+static std::map<std::string, size_t> sizes;
+
+static void* ptr(const Arg& a) { return a.buffer.empty() ? nullptr : buffers[a.buffer].data(); }
+
+static bool load(const std::string& dir, const std::string& name) {
+    if (buffers.count(name)) return true;
+    std::ifstream in(dir + "/" + name + ".bin", std::ios::binary | std::ios::ate);
+    if (!in) return false;
+    size_t n = (size_t)in.tellg();
+    in.seekg(0);
+    // Stored as 8-byte words: every struct the kernels read is 8-byte aligned.
+    std::vector<unsigned long long> data((n + 7) / 8 + 1);
+    in.read(reinterpret_cast<char*>(data.data()), (std::streamsize)n);
+    buffers[name] = std::move(data);
+    sizes[name] = n;
+    return true;
+}
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::cerr << "usage: harness DIR\n";
+        return 2;
+    }
+    const std::string dir = argv[1];
+    std::ifstream launch(dir + "/launch.txt");
+    std::string kernel, word;
+    dim3 grid, block;
+    launch >> kernel >> word >> grid.x >> grid.y >> grid.z >> word >> block.x >> block.y >> block.z;
+    std::vector<Arg> args;
+    std::string kind;
+    while (launch >> kind) {
+        Arg a;
+        if (kind == "buf") {
+            launch >> a.buffer;
+            if (!load(dir, a.buffer)) {
+                std::cerr << "harness: cannot read " << dir << "/" << a.buffer << ".bin\n";
+                return 2;
+            }
+        } else if (kind == "int") {
+            launch >> a.value;
+        } else if (kind != "null") {
+            std::cerr << "harness: unknown argument kind " << kind << "\n";
+            return 2;
+        }
+        args.push_back(a);
+    }
+    auto P = [&](size_t i) { return ptr(args.at(i)); };
+    auto I = [&](size_t i) { return (int)args.at(i).value; };
+    using F = float*;
+    using CF = const float*;
+    using S = const MemberState*;
+    using H = const MemberHparams*;
+    using U = unsigned int*;
+    if (kernel == "conv_forward") {
+        emulate_launch(grid, block, [&] { conv_forward((const ConvProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (F)P(4), (S)P(5)); });
+    } else if (kernel == "conv_backward_x") {
+        emulate_launch(grid, block, [&] { conv_backward_x((const ConvProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (F)P(4), (S)P(5)); });
+    } else if (kernel == "conv_backward_w") {
+        emulate_launch(grid, block, [&] { conv_backward_w((const ConvProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (F)P(4), (S)P(5)); });
+    } else if (kernel == "pool_forward") {
+        emulate_launch(grid, block, [&] { pool_forward((const PoolProblem*)P(0), I(1), (F)P(2), (U)P(3), (S)P(4)); });
+    } else if (kernel == "pool_backward") {
+        emulate_launch(grid, block, [&] { pool_backward((const PoolProblem*)P(0), I(1), (F)P(2), (const unsigned*)P(3), (S)P(4)); });
+    } else if (kernel == "batch_norm_stats") {
+        emulate_launch(grid, block, [&] { batch_norm_stats((const NormProblem*)P(0), I(1), (CF)P(2), (F)P(3), (S)P(4)); });
+    } else if (kernel == "batch_norm_forward") {
+        emulate_launch(grid, block, [&] { batch_norm_forward((const NormProblem*)P(0), I(1), (F)P(2), (CF)P(3), (CF)P(4), I(5), (S)P(6)); });
+    } else if (kernel == "batch_norm_backward") {
+        emulate_launch(grid, block, [&] { batch_norm_backward((const NormProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (CF)P(4), I(5), (F)P(6), (F)P(7), (S)P(8)); });
+    } else if (kernel == "batch_norm_running") {
+        emulate_launch(grid, block, [&] { batch_norm_running((const NormProblem*)P(0), I(1), (CF)P(2), (F)P(3), (S)P(4)); });
+    } else if (kernel == "relu_forward") {
+        emulate_launch(grid, block, [&] { relu_forward((const ElementProblem*)P(0), I(1), (F)P(2), (S)P(3)); });
+    } else if (kernel == "relu_backward") {
+        emulate_launch(grid, block, [&] { relu_backward((const ElementProblem*)P(0), I(1), (CF)P(2), (F)P(3), (S)P(4)); });
+    } else if (kernel == "dropout_forward") {
+        emulate_launch(grid, block, [&] { dropout_forward((const ElementProblem*)P(0), I(1), (F)P(2), (H)P(3), (S)P(4)); });
+    } else if (kernel == "dropout_backward") {
+        emulate_launch(grid, block, [&] { dropout_backward((const ElementProblem*)P(0), I(1), (F)P(2), (H)P(3), (S)P(4)); });
+    } else {
+        std::cerr << "harness: unknown kernel " << kernel << "\n";
+        return 2;
+    }
+    for (auto& [name, data] : buffers) {
+        std::ofstream out(dir + "/" + name + ".out", std::ios::binary);
+        out.write(reinterpret_cast<const char*>(data.data()), (std::streamsize)sizes[name]);
+    }
+    return 0;
+}
