@@ -417,17 +417,17 @@ pub fn run_cuda(
     config: &BenchConfig,
     gpu: &crate::backend::cuda::CudaBackend,
 ) -> crate::error::Result<BenchResult> {
+    use crate::backend::cuda::device_layout::DeviceLayout;
     use crate::backend::cuda::gather::DeviceData;
-    use crate::backend::cuda::{linear, DevicePopulation};
-    if config.image_model.is_some() {
-        return Err(crate::error::Error::Device(
-            "the CUDA backend has no convolution or attention kernels yet; run --model cnn or \
-             vit with --backend cpu"
-                .into(),
-        ));
-    }
+    use crate::backend::cuda::linear;
+    use crate::backend::cuda::network::unsupported_layers;
     let dev = gpu.device();
     let specs = members(config);
+    if let Some(why) = specs.iter().find_map(|s| unsupported_layers(&s.arch)) {
+        return Err(crate::error::Error::Device(format!(
+            "the CUDA backend has no kernel for this model ({why}); run it with --backend cpu"
+        )));
+    }
     let (inputs, classes) = (
         config.dims[0],
         *config.dims.last().expect("dims has a last entry"),
@@ -435,16 +435,16 @@ pub fn run_cuda(
     let batches = config.steps.max(config.warmup).max(1);
     let data = synthetic(config.batch * batches, inputs, classes);
     let fail = |e: cudarc::driver::DriverError| crate::error::Error::Device(e.to_string());
-    let mut dp = DevicePopulation::upload(dev, &population(&specs), config.batch).map_err(fail)?;
+    let mut dp = DeviceLayout::upload(dev, &population(&specs), config.batch).map_err(fail)?;
     let data = DeviceData::upload(dev, &data).map_err(fail)?;
-    let steps = |n: usize, dp: &mut DevicePopulation| -> Result<f64, cudarc::driver::DriverError> {
+    let steps = |n: usize, dp: &mut DeviceLayout| -> Result<f64, cudarc::driver::DriverError> {
         let start = Instant::now();
         // The data hold `batches` batches; longer runs wrap around. With graphs on, each
         // run is captured once and replayed (the capture is inside the timed region).
         let mut done = 0;
         while done < n {
             let run = (n - done).min(batches);
-            dp.train_steps(&data, &data.identity, 0, run, config.batch)?;
+            dp.train_steps(&data, &data.identity, (0, run, config.batch))?;
             done += run;
         }
         dev.stream.synchronize()?;

@@ -2,7 +2,7 @@
 //! alone, bit for bit; a diverging member is marked failed and changes nothing for others.
 
 mod common;
-use common::{digits_tuning, spec, train_together};
+use common::{digits_tuning, ragged_cnns, spec, spec_with, train_together};
 use popsweep::data::TuningData;
 use popsweep::model::hparams::Activation;
 use popsweep::model::{Arch, MemberSpec};
@@ -343,46 +343,6 @@ fn an_exported_member_continues_elsewhere_bit_for_bit() {
         home.export(0).unwrap().params,
         away.export(slot).unwrap().params
     );
-}
-
-/// CNNs of different filters, depths, kernel sizes, pooling, batch norm and spatial
-/// dropout, beside an MLP, on the 8×8 digits.
-fn ragged_cnns() -> Vec<MemberSpec> {
-    use popsweep::model::cnn::{CnnSpec, ImageShape};
-    let digits = ImageShape::square(64).unwrap();
-    let cnn = |filters, layers, kernel_size, (global_pool, batch_norm), lr, seed| {
-        let spec = CnnSpec {
-            filters,
-            layers,
-            kernel_size,
-            global_pool,
-            batch_norm,
-            // The batch-norm member drops whole channels too.
-            spatial_dropout: batch_norm,
-            fc_width: 16,
-            ..CnnSpec::default()
-        };
-        MemberSpec {
-            arch: Arch::cnn(digits, &spec, Activation::Relu, 10).unwrap(),
-            ..spec_with(lr, seed)
-        }
-    };
-    vec![
-        cnn(4, 1, 5, (false, false), 0.003, 1),
-        cnn(8, 2, 3, (false, false), 0.003, 2),
-        cnn(8, 2, 3, (true, false), 0.01, 3),
-        spec(&[16], 0.05, 0.9, 0.0, 4),
-        cnn(3, 3, 1, (false, false), 0.003, 5),
-        cnn(6, 2, 3, (false, true), 0.003, 6),
-    ]
-}
-
-/// AdamW (the usual optimizer for CNNs; SGD at one rate suits neither every depth nor
-/// global pooling on raw pixels), dropout 0.1.
-fn spec_with(lr: f32, seed: u64) -> MemberSpec {
-    let mut s = spec(&[8], lr, 0.9, 0.1, seed);
-    s.hparams.optim.kind = popsweep::model::hparams::OptimizerKind::AdamW;
-    s
 }
 
 #[test]

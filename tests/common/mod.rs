@@ -40,6 +40,52 @@ pub fn spec(hidden: &[usize], lr: f32, momentum: f32, dropout: f32, seed: u64) -
     }
 }
 
+/// CNNs of different filters, depths, kernel sizes, pooling, batch norm and spatial
+/// dropout, beside an MLP, on the 8×8 digits.
+pub fn ragged_cnns() -> Vec<MemberSpec> {
+    use popsweep::model::cnn::{CnnSpec, ImageShape};
+    let digits = ImageShape::square(64).unwrap();
+    let cnn = |filters, layers, kernel_size, (global_pool, batch_norm), lr, seed| {
+        let spec = CnnSpec {
+            filters,
+            layers,
+            kernel_size,
+            global_pool,
+            batch_norm,
+            // The batch-norm member drops whole channels too.
+            spatial_dropout: batch_norm,
+            fc_width: 16,
+            ..CnnSpec::default()
+        };
+        MemberSpec {
+            arch: Arch::cnn(
+                digits,
+                &spec,
+                popsweep::model::hparams::Activation::Relu,
+                10,
+            )
+            .unwrap(),
+            ..spec_with(lr, seed)
+        }
+    };
+    vec![
+        cnn(4, 1, 5, (false, false), 0.003, 1),
+        cnn(8, 2, 3, (false, false), 0.003, 2),
+        cnn(8, 2, 3, (true, false), 0.01, 3),
+        spec(&[16], 0.05, 0.9, 0.0, 4),
+        cnn(3, 3, 1, (false, false), 0.003, 5),
+        cnn(6, 2, 3, (false, true), 0.003, 6),
+    ]
+}
+
+/// AdamW (the usual optimizer for CNNs; SGD at one rate suits neither every depth nor
+/// global pooling on raw pixels), dropout 0.1.
+pub fn spec_with(lr: f32, seed: u64) -> MemberSpec {
+    let mut s = spec(&[8], lr, 0.9, 0.1, seed);
+    s.hparams.optim.kind = popsweep::model::hparams::OptimizerKind::AdamW;
+    s
+}
+
 /// Trains `specs` together as one population for `epochs` epochs with shared minibatches.
 pub fn train_together(
     specs: &[MemberSpec],

@@ -10,6 +10,7 @@
 pub mod activation;
 pub mod conv;
 pub mod device;
+pub mod device_layout;
 pub mod dropout;
 pub mod epoch;
 pub mod gather;

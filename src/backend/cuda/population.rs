@@ -11,7 +11,7 @@ use super::layout::GemmProblem;
 use super::linear::{self, GemmLaunch, MemberLayout, Members, Pass};
 use super::loss::{softmax_cross_entropy, LossLaunch};
 use super::slots::{self, SlotWeights, Slots};
-use crate::population::{Member, Population};
+use crate::population::Member;
 use cudarc::driver::{CudaSlice, DriverError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,24 +42,6 @@ pub struct DevicePopulation {
 }
 
 impl DevicePopulation {
-    /// Copies `pop` (weights, moments, hyperparameters, steps, alive mask) to the device,
-    /// with room for batches of up to `capacity` rows.
-    pub fn upload(
-        dev: &Arc<Device>,
-        pop: &Population,
-        capacity: usize,
-    ) -> Result<Self, DriverError> {
-        let [p, m1, m2] = pop.flat();
-        let o = pop.offsets();
-        let weights: Vec<SlotWeights> = (0..pop.len())
-            .map(|s| {
-                let r = o[s]..o[s + 1];
-                SlotWeights::Host([&p[r.clone()], &m1[r.clone()], &m2[r]])
-            })
-            .collect();
-        Self::build(dev, pop.members(), capacity, &weights)
-    }
-
     /// `members` laid out on the device, slot `s` taking its weights and moments from
     /// `weights[s]`, with room for batches of up to `capacity` rows. The hyperparameters and
     /// state (steps, alive mask) come from `members`.

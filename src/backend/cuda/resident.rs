@@ -9,16 +9,15 @@
 //! from where they already are, or uploaded if they are new (`SlotWeights`).
 
 use super::device::{Device, Transfer};
+use super::device_layout::DeviceLayout;
 use super::gather::DeviceData;
 use super::layout::MemberState;
-use super::network::{unsupported_layers, NetworkPopulation};
-use super::population::DevicePopulation;
-use super::slots::{SlotWeights, Slots};
-use super::{device_error, CudaBackend, EVAL_ROWS};
+use super::network::unsupported_layers;
+use super::slots::SlotWeights;
+use super::{device_error, CudaBackend};
 use crate::backend::{EpochPlan, TrainingPopulation};
 use crate::data::{Dataset, Task};
 use crate::error::{Error, Result};
-use crate::model::hparams::Activation;
 use crate::model::{Fold, Hparams, MemberSpec};
 use crate::population::health::{check_batch_loss, divergence_limit, nonfinite_params, Divergence};
 use crate::population::{EpochMetrics, Evaluation, ExportedMember, Member};
@@ -34,71 +33,6 @@ enum Weights {
     OnHost(Arc<[Vec<f32>; 3]>),
 }
 
-/// A layout of the population on the device: plain ReLU MLPs run the fused GEMM kernels
-/// (`population.rs`); a population with any other network walks the layer lists
-/// (`network.rs`).
-// Boxed: each is several hundred bytes of buffer handles, built once per population change.
-enum Layout {
-    Mlp(Box<DevicePopulation>),
-    Network(Box<NetworkPopulation>),
-}
-
-impl Layout {
-    fn build(
-        dev: &Arc<Device>,
-        members: &[Member],
-        batch_size: usize,
-        weights: &[SlotWeights<'_>],
-    ) -> std::result::Result<Self, DriverError> {
-        let mlps = (members.iter()).all(|m| m.spec.arch.mlp_activation() == Some(Activation::Relu));
-        Ok(if mlps {
-            let capacity = batch_size.max(EVAL_ROWS);
-            Layout::Mlp(Box::new(DevicePopulation::build(
-                dev, members, capacity, weights,
-            )?))
-        } else {
-            // Image blocks are wide: evaluation goes in batches, not EVAL_ROWS at once.
-            Layout::Network(Box::new(NetworkPopulation::build(
-                dev, members, batch_size, weights,
-            )?))
-        })
-    }
-
-    fn slots(&self) -> &Slots {
-        match self {
-            Layout::Mlp(p) => p.slots(),
-            Layout::Network(p) => p.slots(),
-        }
-    }
-
-    /// Whether this layout holds batches of `batch_size` rows.
-    fn fits(&self, batch_size: usize) -> bool {
-        match self {
-            Layout::Mlp(p) => p.capacity() >= batch_size.max(EVAL_ROWS),
-            Layout::Network(p) => p.capacity() >= batch_size,
-        }
-    }
-
-    fn train_steps(
-        &mut self,
-        data: &DeviceData,
-        order: &cudarc::driver::CudaSlice<u32>,
-        (start, steps, rows): (usize, usize, usize),
-    ) -> std::result::Result<(), DriverError> {
-        match self {
-            Layout::Mlp(p) => p.train_steps(data, order, start, steps, rows),
-            Layout::Network(p) => p.train_steps(data, order, start, steps, rows),
-        }
-    }
-
-    fn evaluate(&mut self, data: &DeviceData) -> std::result::Result<(), DriverError> {
-        match self {
-            Layout::Mlp(p) => p.evaluate(data),
-            Layout::Network(p) => p.evaluate(data),
-        }
-    }
-}
-
 pub struct CudaPopulation<'d> {
     dev: Arc<Device>,
     train: &'d Dataset,
@@ -108,7 +42,7 @@ pub struct CudaPopulation<'d> {
     members: Vec<Member>,
     /// Per slot, in step with `members`.
     weights: Vec<Weights>,
-    device: Option<Layout>,
+    device: Option<DeviceLayout>,
     /// Whether the books changed since `device` was laid out.
     stale: bool,
 }
@@ -149,7 +83,7 @@ impl<'d> CudaPopulation<'d> {
                 Weights::OnHost(host) => SlotWeights::Host([&host[0], &host[1], &host[2]]),
             })
             .collect();
-        let built = Layout::build(&self.dev, &self.members, batch_size, &sources);
+        let built = DeviceLayout::build(&self.dev, &self.members, batch_size, &sources);
         drop(sources);
         match built {
             Ok(laid_out) => {

@@ -1,0 +1,199 @@
+//! Layered networks (CNNs beside an MLP) trained by the CUDA backend's network kernels,
+//! against the CPU backend: one epoch's weights and metrics, population equivalence, NaN
+//! isolation, graph replay, and a step's launch count against P. The kernels one by one are
+//! checked under emulation on every machine (tests/kernel_emulation.rs); these need a GPU.
+//!
+//! Without a usable GPU each test prints `SKIP: no CUDA device: <reason>` and passes; the
+//! GPU check (scripts/gpu-check.sh) fails if anything printed SKIP.
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::{digits_tuning, ragged_cnns, train_on, train_together};
+use popsweep::backend::cuda::network::NetworkPopulation;
+use popsweep::backend::cuda::slots::SlotWeights;
+use popsweep::backend::cuda::CudaBackend;
+use popsweep::model::hparams::OptimHparams;
+use popsweep::model::MemberSpec;
+use popsweep::population::Member;
+
+fn gpu() -> Option<CudaBackend> {
+    match CudaBackend::open() {
+        Ok(g) => Some(g),
+        Err(why) => {
+            println!("SKIP: {why}");
+            None
+        }
+    }
+}
+
+fn rel_error(gpu: &[f32], cpu: &[f32]) -> f64 {
+    assert_eq!(gpu.len(), cpu.len());
+    assert!(gpu.iter().all(|v| v.is_finite()), "non-finite GPU weights");
+    let num: f64 = (gpu.iter().zip(cpu))
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
+    let den: f64 = cpu.iter().map(|b| f64::from(*b).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The ragged CNNs and their MLP, with SGD instead of their AdamW.
+fn with_sgd(specs: Vec<MemberSpec>) -> Vec<MemberSpec> {
+    specs
+        .into_iter()
+        .map(|mut s| {
+            s.hparams.optim = OptimHparams::sgd(s.hparams.optim.lr * 10.0, 0.9, 1e-4);
+            s
+        })
+        .collect()
+}
+
+/// Tolerance: the GPU sums the convolutions' products in another order than the CPU's
+/// GEMM, and batch norm reduces in double; fp32 rounding of ~1e-7 per sum compounds over an
+/// epoch of ~40 steps of a few layers, which stays well below 1e-3 of the weights' norm.
+#[test]
+fn one_epoch_of_ragged_cnns_on_the_gpu_matches_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let data = digits_tuning();
+    for specs in [ragged_cnns(), with_sgd(ragged_cnns())] {
+        let on_gpu = train_on(&gpu, &specs, &data, 1);
+        let on_cpu = train_together(&specs, &data, 1, 2);
+        for slot in 0..specs.len() {
+            let err = rel_error(on_gpu.params(slot), on_cpu.params(slot));
+            assert!(err < 1e-3, "member {slot}: weights differ by {err}");
+            let (g, c) = (&on_gpu.members()[slot], &on_cpu.members()[slot]);
+            assert_eq!(g.steps, c.steps);
+            let (hg, hc) = (&g.history[0], &c.history[0]);
+            assert!((hg.train_loss - hc.train_loss).abs() < 1e-3 * hc.train_loss);
+            assert!((hg.val_loss - hc.val_loss).abs() < 1e-3 * hc.val_loss);
+            assert!((hg.val_accuracy - hc.val_accuracy).abs() <= 2.0 / data.val.len() as f64);
+        }
+        let best = (on_gpu.members().iter())
+            .map(|m| m.history[0].val_accuracy)
+            .fold(0.0, f64::max);
+        assert!(best > 0.5, "training learned nothing (best {best})");
+    }
+}
+
+#[test]
+fn ragged_cnns_on_the_gpu_equal_each_member_alone_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    let data = digits_tuning();
+    let specs = ragged_cnns();
+    let together = train_on(&gpu, &specs, &data, 2);
+    for (slot, s) in specs.iter().enumerate() {
+        // Alone beside a CNN, so the MLP too runs on the network kernels.
+        let partner = if slot == 0 { 1 } else { 0 };
+        let pair = [s.clone(), specs[partner].clone()];
+        let alone = train_on(&gpu, &pair, &data, 2);
+        assert!(
+            same_bits(together.params(slot), alone.params(0)),
+            "member {slot} differs"
+        );
+        assert_eq!(together.members()[slot].history, alone.members()[0].history);
+    }
+}
+
+#[test]
+fn a_diverging_cnn_leaves_the_others_untouched_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let data = digits_tuning();
+    let mut specs = ragged_cnns();
+    let healthy = train_on(&gpu, &specs, &data, 2);
+    let mut bad = specs[1].clone();
+    bad.hparams.optim = OptimHparams::sgd(1e6, 0.9, 0.0);
+    specs.insert(2, bad);
+    let poisoned = train_on(&gpu, &specs, &data, 2);
+    let failed = &poisoned.members()[2];
+    assert!(!failed.is_alive() && failed.failure.as_ref().unwrap().epoch == 1);
+    for slot in 0..healthy.len() {
+        let other = if slot < 2 { slot } else { slot + 1 };
+        assert!(same_bits(poisoned.params(other), healthy.params(slot)));
+        assert_eq!(
+            poisoned.members()[other].history,
+            healthy.members()[slot].history
+        );
+    }
+}
+
+#[test]
+fn graph_replay_trains_ragged_cnns_identically() {
+    let Some(gpu) = gpu() else { return };
+    let data = digits_tuning();
+    let specs = ragged_cnns();
+    gpu.device().set_graphs(false);
+    let launched = train_on(&gpu, &specs, &data, 2);
+    gpu.device().set_graphs(true);
+    let replayed = train_on(&gpu, &specs, &data, 2);
+    for slot in 0..specs.len() {
+        assert!(same_bits(launched.params(slot), replayed.params(slot)));
+        assert_eq!(
+            launched.members()[slot].history,
+            replayed.members()[slot].history
+        );
+    }
+}
+
+/// P copies of the ragged set: the same layer kinds at every index, so the same launches.
+#[test]
+fn a_steps_launches_do_not_depend_on_the_population_size() {
+    let Some(gpu) = gpu() else { return };
+    let dev = gpu.device();
+    let launches = |copies: usize| {
+        let specs: Vec<MemberSpec> = (0..copies).flat_map(|_| ragged_cnns()).collect();
+        let members: Vec<Member> = (specs.iter().enumerate())
+            .map(|(trial, s)| Member::new(trial, s.clone()))
+            .collect();
+        let weights: Vec<Vec<f32>> = specs.iter().map(|s| s.arch.init_params(s.seed)).collect();
+        let zeros: Vec<Vec<f32>> = weights.iter().map(|w| vec![0.0; w.len()]).collect();
+        let sources: Vec<SlotWeights<'_>> = (weights.iter().zip(&zeros))
+            .map(|(w, z)| SlotWeights::Host([w, z, z]))
+            .collect();
+        let pop = NetworkPopulation::build(dev, &members, 32, &sources).unwrap();
+        pop.launches_per_step()
+    };
+    let one = launches(1);
+    assert_eq!(one, launches(8));
+    assert_eq!(one, launches(40));
+}
+
+/// Attention has no CUDA kernel yet: a vision transformer is refused with a message that
+/// names it and the way out, before anything trains.
+#[test]
+fn a_vision_transformer_is_refused_clearly() {
+    let Some(gpu) = gpu() else { return };
+    use popsweep::backend::{Backend, EpochPlan};
+    use popsweep::data::ImageShape;
+    use popsweep::model::vit::{VitPool, VitSpec};
+    use popsweep::model::Arch;
+    let data = digits_tuning();
+    let spec = VitSpec {
+        patch: 2,
+        d_model: 32,
+        heads: 2,
+        layers: 1,
+        mlp_ratio: 2,
+        pool: VitPool::Mean,
+    };
+    let mut vit = ragged_cnns().remove(0);
+    vit.arch = Arch::vit(ImageShape::square(64).unwrap(), &spec, 10).unwrap();
+    let mut pop = popsweep::population::Population::new();
+    pop.insert(0, vit);
+    let plan = EpochPlan {
+        order: (0..data.train.len()).collect(),
+        batch_size: 32,
+    };
+    let err = gpu
+        .train_epoch(&mut pop, &data.train, &data.val, &plan)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("transformer") && err.contains("--backend cpu"),
+        "{err}"
+    );
+    assert_eq!(pop.members()[0].epochs, 0, "nothing trained");
+}
