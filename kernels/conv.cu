@@ -5,8 +5,8 @@
 //
 // Each member's layer is a ConvProblem; blockIdx.z picks it. The operands are never
 // materialised: the tile loader reads the input through the im2col index map (zero in the
-// padding), so no column buffer of rows·C·k·k·OH·OW floats exists per member (at P = 256
-// and a batch of 128 that buffer alone would not fit in GPU memory).
+// padding), so no column buffer of rows·C·k·k·OH·OW floats exists per member (workload C's
+// would take 8.3 GB at P = 256 and a batch of 128, written and read again every step).
 //
 //   conv_forward     y(b, o, q)   = Σ_kk W(kk, o)·col(b, q, kk) + bias(o)
 //                    GEMM M = rows·OH·OW, N = O, K = C·k·k + 1 (the bias as a ones column)

@@ -13,6 +13,8 @@
 #       (torch fused + CUDA graph, JAX vmap): about a minute.
 #   scripts/gpu-check.sh kernels (on the GPU machine) each CUDA kernel alone at workload M's
 #       sizes (benches/kernels.rs: FLOP/s and bytes/s per kernel), about half a minute.
+#   scripts/gpu-check.sh cnn     (on the GPU machine) the CNN workload C at P = 256 on the
+#       network kernels against peer_cnn.py's grouped and CUDA-graph peers: a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=gpu-bundle
@@ -21,16 +23,18 @@ build() {
     : "${NVCC:?set NVCC to nvcc (e.g. from the PyPI nvidia-cuda-nvcc wheel)}"
     export KERNELS_REQUIRE_NVCC=1
     cargo build --release --features cuda
-    local tests
-    tests=$(cargo test --release --features cuda --test cuda_parity --no-run --message-format=json \
-        | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda_parity":
-        print(m["executable"])')
     rm -rf "$BUNDLE" && mkdir -p "$BUNDLE"
     cp target/release/popsweep "$BUNDLE/"
-    cp "$tests" "$BUNDLE/cuda_parity"
+    local name exe
+    for name in cuda_parity cuda_network; do
+        exe=$(cargo test --release --features cuda --test "$name" --no-run --message-format=json \
+            | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$name")
+        cp "$exe" "$BUNDLE/$name"
+    done
     local kernels
     kernels=$(cargo bench --features cuda --bench kernels --no-run --message-format=json \
         | python3 -c 'import json,sys
@@ -39,14 +43,14 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernels":
         print(m["executable"])')
     cp "$kernels" "$BUNDLE/kernels"
-    cp ../shared/bench/peer_bench.py scripts/gpu-check.sh scripts/gpu_table.py "$BUNDLE/"
+    cp ../shared/bench/peer_bench.py ../shared/bench/peer_cnn.py scripts/gpu-check.sh scripts/gpu_table.py "$BUNDLE/"
     # ASHA over 81 digits trials in 27 slots, its drain idle and trained (see drain()).
     for drain in idle train; do
         sed -e '/^early_terminate:/,/^  eta: 3/d' examples/digits.yaml >"$BUNDLE/asha-$drain.yaml"
         printf 'scheduler:\n  type: asha\n  min_budget: 1\n  eta: 3\n  drain: %s\n' "$drain" \
             >>"$BUNDLE/asha-$drain.yaml"
     done
-    strip "$BUNDLE/popsweep" "$BUNDLE/cuda_parity" "$BUNDLE/kernels"
+    strip "$BUNDLE/popsweep" "$BUNDLE/cuda_parity" "$BUNDLE/cuda_network" "$BUNDLE/kernels"
     du -sh "$BUNDLE"
 }
 
@@ -110,10 +114,13 @@ PY
 parity_and_sweep() {
     local out=$1 rc=0
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt" || true
-    echo "== parity tests"
-    "$BUNDLE/cuda_parity" --test-threads=1 --nocapture >"$out/parity.log" 2>&1 || rc=$?
-    grep -E "^test |test result|panicked|SKIP" "$out/parity.log" | grep -v "rng seed" || true
-    if grep -q "SKIP" "$out/parity.log"; then echo "FAIL: a parity test was skipped"; rc=1; fi
+    echo "== parity tests (MLP kernels, then the layered networks')"
+    local suite
+    for suite in cuda_parity cuda_network; do
+        "$BUNDLE/$suite" --test-threads=1 --nocapture >"$out/$suite.log" 2>&1 || rc=1
+        grep -E "^test |test result|panicked|SKIP" "$out/$suite.log" | grep -v "rng seed" || true
+        if grep -q "SKIP" "$out/$suite.log"; then echo "FAIL: a $suite test was skipped"; rc=1; fi
+    done
     echo "== sweep on the GPU (embedded digits)"
     "$BUNDLE/popsweep" run --backend cuda --out "$out/run" 2>&1 | tail -n 3 || rc=1
     drain "$out" || rc=1
@@ -158,10 +165,27 @@ kernels() {
     "$BUNDLE/kernels" --bench --warm-up-time 1 --measurement-time 2 --noplot
 }
 
+# Workload C (peer_cnn.py's defaults) at P = 256 on the GPU: popsweep, the peer, popsweep.
+cnn() {
+    local out="${OUT:-/tmp/gpu-check}" rc=0
+    mkdir -p "$out"
+    local args=(--input 1,28,28 --conv 32,64 --kernel 3 --pool 2 --fc 128 --classes 10
+        --batch 128 --pop 256 --optimizer sgd --steps 10 --warmup 2 --reps 3)
+    local bench=("$BUNDLE/popsweep" bench --model cnn --backend cuda "${args[@]}" --json)
+    "${bench[@]}" >>"$out/popsweep_cnn.jsonl" || rc=1
+    python3 "$BUNDLE/peer_cnn.py" "${args[@]}" --device cuda --cuda-graph \
+        --impl "${PEER_CNN_IMPLS:-grouped,func}" --ceiling --json \
+        >"$out/peer_cnn.jsonl" 2>"$out/peer_cnn.txt" || rc=1
+    "${bench[@]}" >>"$out/popsweep_cnn.jsonl" || rc=1
+    python3 "$BUNDLE/gpu_table.py" "$out/popsweep_cnn.jsonl" "$out/peer_cnn.jsonl" "split GEMM, graph" || rc=1
+    return $rc
+}
+
 case "${1:-}" in
     build) build ;;
     run) run ;;
     quick) quick ;;
     kernels) kernels ;;
-    *) echo "usage: $0 build|run|quick|kernels" >&2; exit 2 ;;
+    cnn) cnn ;;
+    *) echo "usage: $0 build|run|quick|kernels|cnn" >&2; exit 2 ;;
 esac
