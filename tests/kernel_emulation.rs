@@ -11,7 +11,8 @@
 //! Without a C++20 compiler each test prints `SKIP: no C++ compiler: <reason>`.
 #![cfg(feature = "cuda")]
 
-use cudarc::driver::LaunchConfig;
+mod common;
+
 use popsweep::backend::cpu::activation::{relu_backward, relu_forward};
 use popsweep::backend::cpu::conv::{col_len, conv_backward, conv_forward};
 use popsweep::backend::cpu::dropout::{dropout_mask, DropoutKey};
@@ -24,11 +25,12 @@ use popsweep::backend::cpu::pool::{
     max_pool_backward, max_pool_forward,
 };
 use popsweep::backend::cuda::conv::{self, conv_problem, dense_problem, ConvPass, LayerPlace};
-use popsweep::backend::cuda::layout::{
-    element_grid, ElementProblem, MemberHparams, MemberState, NormProblem, PoolProblem,
-};
-use popsweep::backend::cuda::norm::{per_channel, running_grid};
-use popsweep::backend::cuda::pool::{outputs, pool_problem, PoolKind};
+use popsweep::backend::cuda::dropout::{self, DropoutPass};
+use popsweep::backend::cuda::layout::{ElementProblem, MemberHparams, MemberState, NormProblem};
+use popsweep::backend::cuda::network::{NetworkPlan, Table};
+use popsweep::backend::cuda::plan::{Arg, Buffer, Group, Launch};
+use popsweep::backend::cuda::pool::{self, outputs, pool_problem, PoolKind};
+use popsweep::backend::cuda::{activation, norm};
 use popsweep::model::layers::{Conv2d, Norm, Pool};
 use popsweep::rng::Stream;
 use rand::{RngExt, SeedableRng};
@@ -67,13 +69,6 @@ fn harness() -> Option<&'static Path> {
     }
 }
 
-/// A kernel argument: a named buffer, an int, or a null pointer.
-enum Arg<'a> {
-    Buf(&'a str),
-    Int(i64),
-    Null,
-}
-
 /// Bytes of a slice of plain C-layout values.
 fn bytes<T: Copy>(v: &[T]) -> Vec<u8> {
     // SAFETY: `T` is a `#[repr(C)]` mirror or a primitive without padding (sizes asserted
@@ -90,15 +85,9 @@ fn values<T: Copy>(b: &[u8]) -> Vec<T> {
         .collect()
 }
 
-/// Runs `kernel` over `cfg` with `args` in the harness; every buffer comes back changed as
-/// the kernel left it.
-fn launch(
-    exe: &Path,
-    kernel: &str,
-    cfg: LaunchConfig,
-    args: &[Arg<'_>],
-    buffers: &mut BTreeMap<&str, Vec<u8>>,
-) {
+/// Runs `launches` in order in the harness, on `buffers`; every buffer a launch names comes
+/// back as the kernels left it.
+fn run(exe: &Path, launches: &[Launch], buffers: &mut BTreeMap<Buffer, Vec<u8>>) {
     static CASE: AtomicUsize = AtomicUsize::new(0);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "emulate-{}-{}",
@@ -106,26 +95,34 @@ fn launch(
         CASE.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let (g, b) = (cfg.grid_dim, cfg.block_dim);
-    let mut text = format!(
-        "{kernel}\ngrid {} {} {} block {} {} {}\n",
-        g.0, g.1, g.2, b.0, b.1, b.2
-    );
-    for arg in args {
-        match arg {
-            Arg::Buf(name) => {
-                std::fs::write(dir.join(format!("{name}.bin")), &buffers[name]).unwrap();
-                text += &format!("buf {name}\n");
-            }
-            Arg::Int(v) => text += &format!("int {v}\n"),
-            Arg::Null => text += "null\n",
+    let mut script = String::new();
+    for launch in launches {
+        let (g, b) = (launch.config.grid_dim, launch.config.block_dim);
+        let name = launch.kernel.name();
+        script += &format!(
+            "launch {name} {} {} {} {} {} {}\n",
+            g.0, g.1, g.2, b.0, b.1, b.2
+        );
+        for arg in &launch.args {
+            script += &match arg {
+                Arg::Buf(buffer) => {
+                    let data = buffers
+                        .get(buffer)
+                        .unwrap_or_else(|| panic!("{name} reads {buffer:?}, which the test lacks"));
+                    std::fs::write(dir.join(format!("{}.bin", buffer.file_name())), data).unwrap();
+                    format!("buf {}\n", buffer.file_name())
+                }
+                Arg::Int(v) => format!("int {v}\n"),
+                Arg::Float(v) => format!("float {v:e}\n"),
+                Arg::Null => "null\n".to_string(),
+            };
         }
     }
-    std::fs::write(dir.join("launch.txt"), text).unwrap();
+    std::fs::write(dir.join("launch.txt"), script).unwrap();
     let status = Command::new(exe).arg(&dir).status().unwrap();
-    assert!(status.success(), "harness failed on {kernel}: {status}");
-    for (name, data) in buffers.iter_mut() {
-        if let Ok(out) = std::fs::read(dir.join(format!("{name}.out"))) {
+    assert!(status.success(), "the harness failed: {status}");
+    for (buffer, data) in buffers.iter_mut() {
+        if let Ok(out) = std::fs::read(dir.join(format!("{}.out", buffer.file_name()))) {
             *data = out;
         }
     }
@@ -196,6 +193,11 @@ impl ConvCase {
     }
 }
 
+/// Layer index 0's problem table of `group`: where single-kernel cases put theirs.
+fn table(group: Group) -> Buffer {
+    Buffer::Problems(0, group)
+}
+
 #[test]
 fn convolutions_and_dense_layers_match_the_cpu_twin_in_one_ragged_launch() {
     let Some(exe) = harness() else { return };
@@ -236,68 +238,24 @@ fn convolutions_and_dense_layers_match_the_cpu_twin_in_one_ragged_launch() {
     let acts = random(&mut rng, acts_len);
     let params = random(&mut rng, params_len);
     let dy_all = random(&mut rng, acts_len);
+    let linear = table(Group::Linear);
     let mut buffers = BTreeMap::from([
-        ("problems", bytes(&problems)),
-        ("acts", bytes(&acts)),
-        ("params", bytes(&params)),
-        ("state", bytes(&alive(cases.len()))),
+        (linear, bytes(&problems)),
+        (Buffer::Acts, bytes(&acts)),
+        (Buffer::Params, bytes(&params)),
+        (Buffer::State, bytes(&alive(cases.len()))),
+        (Buffer::Deltas, bytes(&dy_all)),
+        (Buffer::Grad, bytes(&vec![f32::NAN; params_len])),
     ]);
-    let run = |buffers: &mut BTreeMap<&str, Vec<u8>>, pass, kernel, args: &[Arg<'_>]| {
-        launch(
-            exe,
-            kernel,
-            conv::config(&problems, pass, rows),
-            args,
-            buffers,
-        )
-    };
-    let (p, r) = (Arg::Buf("problems"), Arg::Int(rows as i64));
-    run(
-        &mut buffers,
-        ConvPass::Forward,
-        "conv_forward",
-        &[
-            p,
-            r,
-            Arg::Buf("acts"),
-            Arg::Buf("params"),
-            Arg::Buf("acts"),
-            Arg::Buf("state"),
-        ],
-    );
-    let forward: Vec<f32> = values(&buffers["acts"]);
-    buffers.insert("deltas", bytes(&dy_all));
-    buffers.insert("grad", bytes(&vec![f32::NAN; params_len]));
-    let (p, r) = (Arg::Buf("problems"), Arg::Int(rows as i64));
-    run(
-        &mut buffers,
-        ConvPass::BackwardW,
-        "conv_backward_w",
-        &[
-            p,
-            r,
-            Arg::Buf("deltas"),
-            Arg::Buf("acts"),
-            Arg::Buf("grad"),
-            Arg::Buf("state"),
-        ],
-    );
-    let (p, r) = (Arg::Buf("problems"), Arg::Int(rows as i64));
-    run(
-        &mut buffers,
-        ConvPass::BackwardX,
-        "conv_backward_x",
-        &[
-            p,
-            r,
-            Arg::Buf("deltas"),
-            Arg::Buf("params"),
-            Arg::Buf("deltas"),
-            Arg::Buf("state"),
-        ],
-    );
-    let (grad, dx_all): (Vec<f32>, Vec<f32>) =
-        (values(&buffers["grad"]), values(&buffers["deltas"]));
+    let pass = |p| conv::launch(&problems, linear, (p, rows), true);
+    // The forward pass writes only output blocks, which the backward passes do not read
+    // from the activations; the weight gradient reads dy before the input gradient
+    // overwrites the input blocks of the deltas.
+    let launches = [ConvPass::Forward, ConvPass::BackwardW, ConvPass::BackwardX].map(pass);
+    run(exe, &launches, &mut buffers);
+    let forward: Vec<f32> = values(&buffers[&Buffer::Acts]);
+    let grad: Vec<f32> = values(&buffers[&Buffer::Grad]);
+    let dx_all: Vec<f32> = values(&buffers[&Buffer::Deltas]);
 
     for (case, prob) in cases.iter().zip(&problems) {
         let c = &case.conv;
@@ -383,39 +341,24 @@ fn a_diverged_member_is_skipped_by_training_launches_and_run_by_evaluation() {
     let mut state = alive(2);
     state[1].alive = 0;
     let params = random(&mut rng, c.out_channels * (c.fan_in() + 1));
+    let linear = table(Group::Linear);
     let mut buffers = BTreeMap::from([
-        ("problems", bytes(&problems)),
-        ("acts", bytes(&acts)),
-        ("params", bytes(&params)),
-        ("state", bytes(&state)),
+        (linear, bytes(&problems)),
+        (Buffer::Acts, bytes(&acts)),
+        (Buffer::Params, bytes(&params)),
+        (Buffer::State, bytes(&state)),
     ]);
-    let cfg = || conv::config(&problems, ConvPass::Forward, 1);
-    let args = |state: Arg<'static>| {
-        [
-            Arg::Buf("problems"),
-            Arg::Int(1),
-            Arg::Buf("acts"),
-            Arg::Buf("params"),
-            Arg::Buf("acts"),
-            state,
-        ]
-    };
-    launch(
-        exe,
-        "conv_forward",
-        cfg(),
-        &args(Arg::Buf("state")),
-        &mut buffers,
-    );
-    let trained: Vec<f32> = values(&buffers["acts"]);
+    let forward = |training| conv::launch(&problems, linear, (ConvPass::Forward, 1), training);
+    run(exe, &[forward(true)], &mut buffers);
+    let trained: Vec<f32> = values(&buffers[&Buffer::Acts]);
     let (first, second) = trained[c.in_size()..].split_at(out);
     assert!(first.iter().all(|v| v.is_finite()), "the alive member ran");
     assert!(
         second.iter().all(|v| v.is_nan()),
         "the diverged member was skipped"
     );
-    launch(exe, "conv_forward", cfg(), &args(Arg::Null), &mut buffers);
-    let evaluated: Vec<f32> = values(&buffers["acts"]);
+    run(exe, &[forward(false)], &mut buffers);
+    let evaluated: Vec<f32> = values(&buffers[&Buffer::Acts]);
     let (first, second) = evaluated[c.in_size()..].split_at(out);
     assert_eq!(
         first, second,
@@ -430,130 +373,96 @@ fn tied(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
         .collect()
 }
 
+fn pool(channels: usize, size: usize, (height, width): (usize, usize)) -> Pool {
+    Pool {
+        channels,
+        size,
+        height,
+        width,
+    }
+}
+
 #[test]
 fn pooling_matches_the_cpu_twin_ties_and_ragged_edges_included() {
     let Some(exe) = harness() else { return };
     let mut rng = rng(23);
     let rows = 2;
     let shapes = [
-        (
-            Pool {
-                channels: 3,
-                size: 2,
-                height: 7,
-                width: 5,
-            },
-            PoolKind::Max,
-        ),
-        (
-            Pool {
-                channels: 2,
-                size: 3,
-                height: 7,
-                width: 9,
-            },
-            PoolKind::Max,
-        ),
-        (
-            Pool {
-                channels: 3,
-                size: 2,
-                height: 5,
-                width: 6,
-            },
-            PoolKind::Avg,
-        ),
-        (
-            Pool {
-                channels: 4,
-                size: 1,
-                height: 3,
-                width: 5,
-            },
-            PoolKind::Global,
-        ),
+        (pool(3, 2, (7, 5)), PoolKind::Max),
+        (pool(2, 3, (7, 9)), PoolKind::Max),
+        (pool(3, 2, (5, 6)), PoolKind::Avg),
+        (pool(4, 1, (3, 5)), PoolKind::Global),
     ];
     let (mut acts_len, mut picks_len) = (0, 0);
     let mut problems = Vec::new();
-    for (member, (pool, kind)) in shapes.iter().enumerate() {
+    for (member, (p, kind)) in shapes.iter().enumerate() {
         let x_off = acts_len;
-        let y_off = x_off + rows * pool.in_size();
+        let y_off = x_off + rows * p.in_size();
         let n_out = if *kind == PoolKind::Global {
-            pool.channels
+            p.channels
         } else {
-            pool.out_size()
+            p.out_size()
         };
         acts_len = y_off + rows * n_out;
         let picks_off = picks_len;
         if *kind == PoolKind::Max {
             picks_len += rows * n_out;
         }
-        problems.push(pool_problem(pool, *kind, (x_off, y_off, picks_off), member));
+        problems.push(pool_problem(p, *kind, (x_off, y_off, picks_off), member));
     }
     let acts = tied(&mut rng, acts_len);
     let dy_all = random(&mut rng, acts_len);
+    let group = table(Group::Pool);
     let mut buffers = BTreeMap::from([
-        ("problems", bytes(&problems)),
-        ("acts", bytes(&acts)),
-        ("picks", bytes(&vec![u32::MAX; picks_len.max(1)])),
-        ("state", bytes(&alive(shapes.len()))),
+        (group, bytes(&problems)),
+        (Buffer::Acts, bytes(&acts)),
+        (Buffer::Deltas, bytes(&dy_all)),
+        (Buffer::Picks, bytes(&vec![u32::MAX; picks_len])),
+        (Buffer::State, bytes(&alive(shapes.len()))),
     ]);
-    let grid = element_grid(&problems, |p: &PoolProblem| rows * outputs(p));
-    let args = |values| {
-        [
-            Arg::Buf("problems"),
-            Arg::Int(rows as i64),
-            Arg::Buf(values),
-            Arg::Buf("picks"),
-            Arg::Buf("state"),
-        ]
-    };
-    launch(exe, "pool_forward", grid, &args("acts"), &mut buffers);
-    let forward: Vec<f32> = values(&buffers["acts"]);
-    let picks: Vec<u32> = values(&buffers["picks"]);
-    buffers.insert("deltas", bytes(&dy_all));
-    let grid = element_grid(&problems, |p: &PoolProblem| {
-        rows * (p.channels * p.height * p.width) as usize
-    });
-    launch(exe, "pool_backward", grid, &args("deltas"), &mut buffers);
-    let dx_all: Vec<f32> = values(&buffers["deltas"]);
+    let launches = [
+        pool::forward(&problems, group, rows, true),
+        pool::backward(&problems, group, rows),
+    ];
+    run(exe, &launches, &mut buffers);
+    let forward: Vec<f32> = values(&buffers[&Buffer::Acts]);
+    let picks: Vec<u32> = values(&buffers[&Buffer::Picks]);
+    let dx_all: Vec<f32> = values(&buffers[&Buffer::Deltas]);
 
-    for ((pool, kind), prob) in shapes.iter().zip(&problems) {
+    for ((p, kind), prob) in shapes.iter().zip(&problems) {
         let (x, y) = (prob.x_off as usize, prob.y_off as usize);
         let n_out = outputs(prob);
-        let input = &acts[x..x + rows * pool.in_size()];
+        let input = &acts[x..x + rows * p.in_size()];
         let dy = &dy_all[y..y + rows * n_out];
         let mut want_y = vec![0.0; rows * n_out];
-        let mut want_dx = vec![0.0; rows * pool.in_size()];
+        let mut want_dx = vec![0.0; rows * p.in_size()];
         match kind {
             PoolKind::Max => {
                 let mut want_picks = vec![0; rows * n_out];
-                max_pool_forward(pool, rows, input, &mut want_y, &mut want_picks);
+                max_pool_forward(p, rows, input, &mut want_y, &mut want_picks);
                 let at = prob.picks_off as usize;
-                assert_eq!(
-                    &picks[at..at + want_picks.len()],
-                    &want_picks[..],
-                    "{pool:?}: picks"
-                );
-                max_pool_backward(pool, rows, dy, &want_picks, &mut want_dx);
+                let got = &picks[at..at + want_picks.len()];
+                assert_eq!(got, &want_picks[..], "{p:?}: picks");
+                max_pool_backward(p, rows, dy, &want_picks, &mut want_dx);
             }
             PoolKind::Avg => {
-                avg_pool_forward(pool, rows, input, &mut want_y);
-                avg_pool_backward(pool, rows, dy, &mut want_dx);
+                avg_pool_forward(p, rows, input, &mut want_y);
+                avg_pool_backward(p, rows, dy, &mut want_dx);
             }
             PoolKind::Global => {
-                global_avg_pool_forward(pool, rows, input, &mut want_y);
-                global_avg_pool_backward(pool, rows, dy, &mut want_dx);
+                global_avg_pool_forward(p, rows, input, &mut want_y);
+                global_avg_pool_backward(p, rows, dy, &mut want_dx);
             }
         }
+        let what = format!("{kind:?} {p:?}");
         assert_close(
-            &format!("{kind:?} {pool:?} forward"),
+            &format!("{what} forward"),
             &forward[y..y + want_y.len()],
             &want_y,
             1e-6,
         );
         assert_close(
-            &format!("{kind:?} {pool:?} dx"),
+            &format!("{what} dx"),
             &dx_all[x..x + want_dx.len()],
             &want_dx,
             1e-6,
@@ -561,22 +470,9 @@ fn pooling_matches_the_cpu_twin_ties_and_ragged_edges_included() {
     }
 }
 
-#[test]
-fn batch_norm_matches_the_cpu_twin_in_both_modes() {
-    let Some(exe) = harness() else { return };
-    let mut rng = rng(29);
-    let rows = 3;
-    // A convolution's block (several positions per channel) and a dense block (one).
-    let norms = [
-        Norm {
-            channels: 3,
-            spatial: 10,
-        },
-        Norm {
-            channels: 5,
-            spatial: 1,
-        },
-    ];
+/// Batch norm problems over a convolution's block (several positions per channel) and a
+/// dense block (one), each member's γ, β, running mean and variance side by side.
+fn norm_problems(norms: &[Norm], rows: usize) -> (Vec<NormProblem>, [usize; 3]) {
     let (mut acts_len, mut params_len, mut stats_len) = (0, 0, 0);
     let mut problems = Vec::new();
     for (member, n) in norms.iter().enumerate() {
@@ -584,7 +480,7 @@ fn batch_norm_matches_the_cpu_twin_in_both_modes() {
         let y_off = x_off + rows * n.size();
         acts_len = y_off + rows * n.size();
         let gamma_off = params_len;
-        params_len += 4 * n.channels; // γ, β, running mean, running variance
+        params_len += 4 * n.channels;
         problems.push(NormProblem {
             x_off: x_off as i64,
             y_off: y_off as i64,
@@ -598,8 +494,26 @@ fn batch_norm_matches_the_cpu_twin_in_both_modes() {
         });
         stats_len += 3 * n.channels;
     }
-    let acts: Vec<f32> = random(&mut rng, acts_len)
-        .iter()
+    (problems, [acts_len, params_len, stats_len])
+}
+
+#[test]
+fn batch_norm_matches_the_cpu_twin_in_both_modes() {
+    let Some(exe) = harness() else { return };
+    let mut rng = rng(29);
+    let rows = 3;
+    let norms = [
+        Norm {
+            channels: 3,
+            spatial: 10,
+        },
+        Norm {
+            channels: 5,
+            spatial: 1,
+        },
+    ];
+    let (problems, [acts_len, params_len, stats_len]) = norm_problems(&norms, rows);
+    let acts: Vec<f32> = (random(&mut rng, acts_len).iter())
         .map(|v| 3.0 * v + 0.5)
         .collect();
     let mut params = random(&mut rng, params_len);
@@ -610,94 +524,57 @@ fn batch_norm_matches_the_cpu_twin_in_both_modes() {
         }
     }
     let dy_all = random(&mut rng, acts_len);
+    let group = table(Group::Norm);
     for batch_mode in [true, false] {
         let mut buffers = BTreeMap::from([
-            ("problems", bytes(&problems)),
-            ("acts", bytes(&acts)),
-            ("params", bytes(&params)),
-            ("stats", bytes(&vec![0.0f32; stats_len])),
-            ("state", bytes(&alive(norms.len()))),
+            (group, bytes(&problems)),
+            (Buffer::Norms, bytes(&problems)),
+            (Buffer::Acts, bytes(&acts)),
+            (Buffer::Params, bytes(&params)),
+            (Buffer::Stats, bytes(&vec![0.0f32; stats_len])),
+            (Buffer::State, bytes(&alive(norms.len()))),
+            (Buffer::Deltas, bytes(&dy_all)),
+            (Buffer::Grad, bytes(&vec![f32::NAN; params_len])),
         ]);
-        let (p, r) = (|| Arg::Buf("problems"), || Arg::Int(rows as i64));
-        let mode = Arg::Int(i64::from(batch_mode));
-        let state = || Arg::Buf("state");
-        launch(
-            exe,
-            "batch_norm_stats",
-            per_channel(&problems),
-            &[p(), r(), Arg::Buf("acts"), Arg::Buf("stats"), state()],
-            &mut buffers,
-        );
-        let grid = element_grid(&problems, |p: &NormProblem| {
-            rows * (p.channels * p.spatial) as usize
-        });
-        let args = [
-            p(),
-            r(),
-            Arg::Buf("acts"),
-            Arg::Buf("params"),
-            Arg::Buf("stats"),
-            mode,
-            state(),
-        ];
-        launch(exe, "batch_norm_forward", grid, &args, &mut buffers);
-        let forward: Vec<f32> = values(&buffers["acts"]);
-        let stats: Vec<f32> = values(&buffers["stats"]);
-        buffers.insert("deltas", bytes(&dy_all));
-        buffers.insert("grad", bytes(&vec![f32::NAN; params_len]));
-        let args = [
-            p(),
-            r(),
-            Arg::Buf("acts"),
-            Arg::Buf("params"),
-            Arg::Buf("stats"),
-            Arg::Int(i64::from(batch_mode)),
-            Arg::Buf("deltas"),
-            Arg::Buf("grad"),
-            state(),
-        ];
-        launch(
-            exe,
-            "batch_norm_backward",
-            per_channel(&problems),
-            &args,
-            &mut buffers,
-        );
-        let (grad, dx_all): (Vec<f32>, Vec<f32>) =
-            (values(&buffers["grad"]), values(&buffers["deltas"]));
-        launch(
-            exe,
-            "batch_norm_running",
-            running_grid(&problems),
-            &[p(), r(), Arg::Buf("stats"), Arg::Buf("params"), state()],
-            &mut buffers,
-        );
-        let updated: Vec<f32> = values(&buffers["params"]);
+        // The batch's statistics in both modes (training computes them; the running
+        // mode's forward pass then ignores them).
+        let mut launches = norm::forward(&problems, group, rows, true);
+        if !batch_mode {
+            launches.pop();
+            launches.extend(norm::forward(&problems, group, rows, false));
+        }
+        launches.push(norm::backward(&problems, group, rows, batch_mode));
+        run(exe, &launches, &mut buffers);
+        let forward: Vec<f32> = values(&buffers[&Buffer::Acts]);
+        let stats: Vec<f32> = values(&buffers[&Buffer::Stats]);
+        let grad: Vec<f32> = values(&buffers[&Buffer::Grad]);
+        let dx_all: Vec<f32> = values(&buffers[&Buffer::Deltas]);
+        run(exe, &[norm::update_running(&problems, rows)], &mut buffers);
+        let updated: Vec<f32> = values(&buffers[&Buffer::Params]);
 
         for (n, prob) in norms.iter().zip(&problems) {
             let c = n.channels;
             let (x, y) = (prob.x_off as usize, prob.y_off as usize);
-            let (g, st, s) = (
-                prob.gamma_off as usize,
-                prob.state_off as usize,
-                prob.stats_off as usize,
-            );
+            let (g, st) = (prob.gamma_off as usize, prob.state_off as usize);
+            let s = prob.stats_off as usize;
             let input = &acts[x..x + rows * n.size()];
             let (mut mean, mut var, mut invstd) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
             batch_stats(n, rows, input, &mut mean, &mut var);
             assert_close("batch mean", &stats[s..s + c], &mean, 1e-5);
             assert_close("batch variance", &stats[s + c..s + 2 * c], &var, 1e-5);
-            if !batch_mode {
+            let (b_mean, b_var) = (mean.clone(), var.clone());
+            if batch_mode {
+                inverse_std(&var, &mut invstd);
+            } else {
                 mean.copy_from_slice(&params[st..st + c]);
                 inverse_std(&params[st + c..st + 2 * c], &mut invstd);
-            } else {
-                inverse_std(&var, &mut invstd);
             }
             let affine = (&params[g..g + c], &params[g + c..g + 2 * c]);
             let mut want_y = vec![0.0; rows * n.size()];
             norm_forward(n, rows, input, affine, (&mean, &invstd), &mut want_y);
+            let what = format!("{n:?} (batch statistics: {batch_mode})");
             assert_close(
-                &format!("{n:?} forward ({batch_mode})"),
+                &format!("{what} forward"),
                 &forward[y..y + want_y.len()],
                 &want_y,
                 1e-5,
@@ -705,42 +582,28 @@ fn batch_norm_matches_the_cpu_twin_in_both_modes() {
             let dy = &dy_all[y..y + rows * n.size()];
             let mut want_dx = vec![0.0; rows * n.size()];
             let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
+            let saved = (&mean[..], &invstd[..]);
             let dx = Some(&mut want_dx[..]);
-            norm_backward(
-                n,
-                rows,
-                input,
-                affine.0,
-                (&mean, &invstd),
-                batch_mode,
-                dy,
-                dx,
-                (&mut dgamma, &mut dbeta),
-            );
-            assert_close("dγ", &grad[g..g + c], &dgamma, 1e-5);
-            assert_close("dβ", &grad[g + c..g + 2 * c], &dbeta, 1e-5);
-            assert_close(
-                &format!("{n:?} dx ({batch_mode})"),
-                &dx_all[x..x + want_dx.len()],
-                &want_dx,
-                1e-4,
-            );
-            let (mut run_mean, mut run_var) = (
+            let dparams = (&mut dgamma[..], &mut dbeta[..]);
+            norm_backward(n, rows, input, affine.0, saved, batch_mode, dy, dx, dparams);
+            assert_close(&format!("{what} dγ"), &grad[g..g + c], &dgamma, 1e-5);
+            assert_close(&format!("{what} dβ"), &grad[g + c..g + 2 * c], &dbeta, 1e-5);
+            let got_dx = &dx_all[x..x + want_dx.len()];
+            assert_close(&format!("{what} dx"), got_dx, &want_dx, 1e-4);
+            let mut running = (
                 params[st..st + c].to_vec(),
                 params[st + c..st + 2 * c].to_vec(),
             );
-            let (mut b_mean, mut b_var) = (vec![0.0; c], vec![0.0; c]);
-            batch_stats(n, rows, input, &mut b_mean, &mut b_var);
             update_running(
                 rows * n.spatial,
                 (&b_mean, &b_var),
-                (&mut run_mean, &mut run_var),
+                (&mut running.0, &mut running.1),
             );
-            assert_close("running mean", &updated[st..st + c], &run_mean, 1e-5);
+            assert_close("running mean", &updated[st..st + c], &running.0, 1e-5);
             assert_close(
                 "running variance",
                 &updated[st + c..st + 2 * c],
-                &run_var,
+                &running.1,
                 1e-5,
             );
         }
@@ -753,22 +616,14 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
     let mut rng = rng(31);
     let rows = 3;
     // Plain dropout on a dense block, spatial dropout on a 4-channel image block.
-    let problems = [
-        ElementProblem {
-            off: 0,
-            width: 37,
-            channels: 0,
-            member: 0,
-            layer: 2,
-        },
-        ElementProblem {
-            off: 3 * 37,
-            width: 4 * 6,
-            channels: 4,
-            member: 1,
-            layer: 5,
-        },
-    ];
+    let element = |off: usize, width, channels, member, layer| ElementProblem {
+        off: off as i64,
+        width,
+        channels,
+        member,
+        layer,
+    };
+    let problems = [element(0, 37, 0, 0, 2), element(3 * 37, 4 * 6, 4, 1, 5)];
     let total = 3 * 37 + 3 * 24;
     let acts = random(&mut rng, total);
     let hp = [(0.3f32, 11u64), (0.5, 12)].map(|(dropout, seed)| MemberHparams {
@@ -781,62 +636,35 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
     for s in &mut state {
         s.steps = steps;
     }
+    let (relu, drop) = (table(Group::Relu), table(Group::Dropout));
     let mut buffers = BTreeMap::from([
-        ("problems", bytes(&problems)),
-        ("acts", bytes(&acts)),
-        ("hp", bytes(&hp)),
-        ("state", bytes(&state)),
+        (relu, bytes(&problems)),
+        (drop, bytes(&problems)),
+        (Buffer::Acts, bytes(&acts)),
+        (Buffer::Hparams, bytes(&hp)),
+        (Buffer::State, bytes(&state)),
+        (Buffer::Deltas, bytes(&vec![1.0f32; total])),
     ]);
-    let grid = element_grid(&problems, |p: &ElementProblem| rows * p.width as usize);
-    let args = |values| {
-        [
-            Arg::Buf("problems"),
-            Arg::Int(rows as i64),
-            Arg::Buf(values),
-            Arg::Buf("hp"),
-            Arg::Buf("state"),
-        ]
-    };
-    launch(
-        exe,
-        "relu_forward",
-        grid,
-        &[
-            Arg::Buf("problems"),
-            Arg::Int(rows as i64),
-            Arg::Buf("acts"),
-            Arg::Buf("state"),
-        ],
-        &mut buffers,
-    );
-    let relu: Vec<f32> = values(&buffers["acts"]);
-    let mut want = acts.clone();
-    relu_forward(&mut want);
-    assert_eq!(relu, want, "ReLU forward");
-    launch(exe, "dropout_forward", grid, &args("acts"), &mut buffers);
-    let dropped: Vec<f32> = values(&buffers["acts"]);
+    let forward = [
+        activation::relu_forward(&problems, relu, rows, true),
+        dropout::launch(&problems, drop, (DropoutPass::Forward, rows)),
+    ];
+    run(exe, &forward, &mut buffers);
+    let dropped: Vec<f32> = values(&buffers[&Buffer::Acts]);
     // The backward pass runs after the loss kernel advanced the step.
     for s in &mut state {
         s.steps = steps + 1;
     }
-    buffers.insert("state", bytes(&state));
-    buffers.insert("deltas", bytes(&vec![1.0f32; total]));
-    launch(exe, "dropout_backward", grid, &args("deltas"), &mut buffers);
-    launch(
-        exe,
-        "relu_backward",
-        grid,
-        &[
-            Arg::Buf("problems"),
-            Arg::Int(rows as i64),
-            Arg::Buf("acts"),
-            Arg::Buf("deltas"),
-            Arg::Buf("state"),
-        ],
-        &mut buffers,
-    );
-    let grads: Vec<f32> = values(&buffers["deltas"]);
+    buffers.insert(Buffer::State, bytes(&state));
+    let backward = [
+        dropout::launch(&problems, drop, (DropoutPass::Backward, rows)),
+        activation::relu_backward(&problems, relu, rows),
+    ];
+    run(exe, &backward, &mut buffers);
+    let grads: Vec<f32> = values(&buffers[&Buffer::Deltas]);
 
+    let mut relu_out = acts.clone();
+    relu_forward(&mut relu_out);
     for (p, h) in problems.iter().zip(&hp) {
         let (off, width) = (p.off as usize, p.width as usize);
         let key = DropoutKey {
@@ -856,21 +684,152 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
                 .map(|e| per_plane[e / (width / c)])
                 .collect()
         };
-        let block = &want[off..off + rows * width];
-        let want_dropped: Vec<f32> = block.iter().zip(&scales).map(|(v, s)| v * s).collect();
+        let block = &relu_out[off..off + rows * width];
+        let want: Vec<f32> = block.iter().zip(&scales).map(|(v, s)| v * s).collect();
+        let layer = p.layer;
         assert_eq!(
             &dropped[off..off + rows * width],
-            &want_dropped[..],
-            "dropout forward, layer {}",
-            p.layer
+            &want[..],
+            "forward, layer {layer}"
         );
         let mut want_grad = scales.clone();
-        relu_backward(&want_dropped, &mut want_grad);
+        relu_backward(&want, &mut want_grad);
+        let got = &grads[off..off + rows * width];
         assert_eq!(
-            &grads[off..off + rows * width],
+            got,
             &want_grad[..],
-            "dropout and ReLU backward, layer {}",
-            p.layer
+            "dropout and ReLU backward, layer {layer}"
+        );
+    }
+}
+
+fn table_bytes(table: &Table<'_>) -> Vec<u8> {
+    match table {
+        Table::Conv(t) => bytes(t),
+        Table::Pool(t) => bytes(t),
+        Table::Norm(t) => bytes(t),
+        Table::Element(t) => bytes(t),
+        Table::Loss(t) => bytes(t),
+        Table::Ranges(t) => bytes(t),
+    }
+}
+
+/// The buffers of a population laid out by `plan`, as the device holds them before its
+/// first step: `members`' initial weights and zero moments, alive at step 0, reading
+/// `data` in `order`.
+fn network_buffers(
+    plan: &NetworkPlan,
+    specs: &[popsweep::model::MemberSpec],
+    data: &popsweep::data::Dataset,
+) -> BTreeMap<Buffer, Vec<u8>> {
+    let params: Vec<f32> = specs
+        .iter()
+        .flat_map(|s| s.arch.init_params(s.seed))
+        .collect();
+    let (acts, picks, stats) = plan.buffer_lengths();
+    let hparams: Vec<MemberHparams> = specs.iter().map(MemberHparams::of).collect();
+    let order: Vec<u32> = (0..data.len() as u32).collect();
+    let mut buffers = BTreeMap::from([
+        (Buffer::Features, bytes(&data.features)),
+        (Buffer::Labels, bytes(&data.labels)),
+        (Buffer::Order, bytes(&order)),
+        (Buffer::Acts, bytes(&vec![0.0f32; acts])),
+        (Buffer::Deltas, bytes(&vec![0.0f32; acts])),
+        (Buffer::Targets, bytes(&vec![0u32; plan.capacity()])),
+        (Buffer::Picks, bytes(&vec![0u32; picks.max(1)])),
+        (Buffer::Stats, bytes(&vec![0.0f32; stats.max(1)])),
+        (Buffer::Grad, bytes(&vec![0.0f32; params.len()])),
+        (Buffer::Moment1, bytes(&vec![0.0f32; params.len()])),
+        (Buffer::Moment2, bytes(&vec![0.0f32; params.len()])),
+        (Buffer::Params, bytes(&params)),
+        (Buffer::Hparams, bytes(&hparams)),
+        (Buffer::State, bytes(&alive(specs.len()))),
+    ]);
+    for (buffer, table) in plan.tables() {
+        buffers.insert(buffer, table_bytes(&table));
+    }
+    buffers
+}
+
+/// The whole network step as the CUDA backend plans it — gather, every layer's launches
+/// by layer index, the loss, batch norm's running statistics, the backward pass, the
+/// optimizer — run through the emulated kernels for a ragged population (CNNs of
+/// different filters, depths and kernels, with pooling, batch norm, spatial dropout and
+/// dropout, beside an MLP), against the CPU backend on the same batches: weights after
+/// three steps, the training loss and the validation loss.
+#[test]
+fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
+    use popsweep::backend::cpu::CpuBackend;
+    use popsweep::backend::{Backend, EpochPlan};
+    use popsweep::population::Population;
+    let Some(exe) = harness() else { return };
+    let data = common::digits_tuning();
+    let specs = common::ragged_cnns_for_parity();
+    let (batch, steps) = (16, 3);
+    let train = data.train.subset(&(0..batch * steps).collect::<Vec<_>>());
+    let val = data.val.subset(&(0..40).collect::<Vec<_>>());
+
+    let mut cpu = Population::new();
+    for (trial, spec) in specs.iter().enumerate() {
+        cpu.insert(trial, spec.clone());
+    }
+    let epoch = EpochPlan {
+        order: (0..train.len()).collect(),
+        batch_size: batch,
+    };
+    CpuBackend::new(2)
+        .train_epoch(&mut cpu, &train, &val, &epoch)
+        .unwrap();
+
+    let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
+    let plan = NetworkPlan::new(&archs, batch);
+    let mut buffers = network_buffers(&plan, &specs, &train);
+    let launches: Vec<Launch> = (0..steps)
+        .flat_map(|s| plan.train_step(s * batch, false, batch))
+        .collect();
+    run(exe, &launches, &mut buffers);
+    let params: Vec<f32> = values(&buffers[&Buffer::Params]);
+    let state: Vec<MemberState> = values(&buffers[&Buffer::State]);
+
+    // Evaluation on the validation rows, in batches of the plan's capacity.
+    buffers.insert(Buffer::Features, bytes(&val.features));
+    buffers.insert(Buffer::Labels, bytes(&val.labels));
+    buffers.insert(
+        Buffer::Order,
+        bytes(&(0..val.len() as u32).collect::<Vec<_>>()),
+    );
+    let launches: Vec<Launch> = (0..val.len())
+        .step_by(batch)
+        .flat_map(|start| plan.evaluate(start, batch.min(val.len() - start)))
+        .collect();
+    run(exe, &launches, &mut buffers);
+    let evaluated: Vec<MemberState> = values(&buffers[&Buffer::State]);
+
+    let offsets = plan.offsets();
+    for (slot, member) in cpu.members().iter().enumerate() {
+        let ours = &params[offsets[slot]..offsets[slot + 1]];
+        let what = format!("member {slot}");
+        // fp32 sums in another order, compounded over three steps of up to six layers.
+        assert_close(&format!("{what} weights"), ours, cpu.params(slot), 1e-4);
+        assert_eq!(state[slot].steps, steps as u64, "{what}: steps");
+        assert_eq!(state[slot].alive, 1, "{what} is alive");
+        let h = &member.history[0];
+        let train_loss = state[slot].train_loss / train.len() as f64;
+        assert!(
+            (train_loss - h.train_loss).abs() < 1e-4 * h.train_loss,
+            "{what}: train loss {train_loss} vs {}",
+            h.train_loss
+        );
+        let val_loss = evaluated[slot].eval_loss / val.len() as f64;
+        assert!(
+            (val_loss - h.val_loss).abs() < 1e-4 * h.val_loss,
+            "{what}: val loss {val_loss} vs {}",
+            h.val_loss
+        );
+        let correct = evaluated[slot].eval_correct as f64 / val.len() as f64;
+        assert!(
+            (correct - h.val_accuracy).abs() <= 1.0 / val.len() as f64,
+            "{what}: accuracy"
         );
     }
 }

@@ -35,9 +35,9 @@ inline unsigned __umulhi(unsigned a, unsigned b) {
 
 namespace emu {
 inline thread_local uint3 thread_index;
+inline thread_local std::barrier<>* block_barrier = nullptr;
 inline uint3 block_index;
 inline dim3 block_dim, grid_dim;
-inline std::barrier<>* block_barrier = nullptr;
 }  // namespace emu
 
 #define threadIdx (emu::thread_index)
@@ -47,27 +47,37 @@ inline std::barrier<>* block_barrier = nullptr;
 
 inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
 
-// Runs `kernel` (a callable with no arguments that calls the kernel) over the grid.
+// Runs `kernel` (a callable with no arguments that calls the kernel) over the grid. The
+// block's threads are started once per launch and walk the blocks in step: a thread that
+// returns early from the kernel drops out of that block's barrier, and all meet again
+// before the next block starts.
 template <class F>
 void emulate_launch(dim3 grid, dim3 block, F kernel) {
     emu::grid_dim = grid;
     emu::block_dim = block;
     const unsigned n = block.x * block.y * block.z;
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                emu::block_index = {x, y, z};
-                std::barrier<> barrier(n);
-                emu::block_barrier = &barrier;
-                std::vector<std::thread> threads;
-                threads.reserve(n);
-                for (unsigned t = 0; t < n; ++t)
-                    threads.emplace_back([&, t] {
-                        emu::thread_index = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-                        kernel();
-                        // A thread that has returned no longer takes part in barriers.
-                        barrier.arrive_and_drop();
-                    });
-                for (auto& t : threads) t.join();
+    const unsigned blocks = grid.x * grid.y * grid.z;
+    std::barrier<> start(n + 1), end(n + 1);
+    std::barrier<>* current = nullptr;
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (unsigned t = 0; t < n; ++t)
+        threads.emplace_back([&, t] {
+            emu::thread_index = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+            for (unsigned b = 0; b < blocks; ++b) {
+                start.arrive_and_wait();
+                emu::block_barrier = current;
+                kernel();
+                current->arrive_and_drop();
+                end.arrive_and_wait();
             }
+        });
+    for (unsigned b = 0; b < blocks; ++b) {
+        emu::block_index = {b % grid.x, (b / grid.x) % grid.y, b / (grid.x * grid.y)};
+        std::barrier<> barrier(n);
+        current = &barrier;
+        start.arrive_and_wait();
+        end.arrive_and_wait();
+    }
+    for (auto& t : threads) t.join();
 }

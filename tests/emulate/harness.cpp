@@ -1,14 +1,18 @@
-// Runs one kernel of kernels/*.cu on the CPU (cuda_shim.h) for tests/kernel_emulation.rs.
+// Runs kernels of kernels/*.cu on the CPU (cuda_shim.h) for tests/kernel_emulation.rs.
 //
-// Usage: harness DIR. DIR/launch.txt holds the kernel's name, then `grid X Y Z block X Y Z`,
-// then one line per kernel argument in order: `buf NAME` (the bytes of DIR/NAME.bin), `int
-// VALUE`, or `null`. After the launch every buffer is written back to DIR/NAME.out.
+// Usage: harness DIR. DIR/launch.txt holds launches in order, each `launch NAME GX GY GZ BX
+// BY BZ` followed by its arguments in order: `buf NAME` (the bytes of DIR/NAME.bin, loaded
+// once and shared by every launch), `int VALUE`, `float VALUE` or `null`. After the last
+// launch every buffer is written back to DIR/NAME.out.
 #include "cuda_shim.h"
 
 #include "../../kernels/activation.cu"
 #include "../../kernels/conv.cu"
 #include "../../kernels/dropout.cu"
+#include "../../kernels/gather.cu"
+#include "../../kernels/loss.cu"
 #include "../../kernels/norm.cu"
+#include "../../kernels/optim.cu"
 #include "../../kernels/pool.cu"
 
 #include <cstdio>
@@ -19,8 +23,9 @@
 #include <string>
 
 struct Arg {
-    std::string buffer;  // empty: an int, or null
+    std::string buffer;  // empty: an int, a float, or null
     long long value = 0;
+    float real = 0.0f;
 };
 
 static std::map<std::string, std::vector<unsigned long long>> buffers;
@@ -42,34 +47,8 @@ static bool load(const std::string& dir, const std::string& name) {
     return true;
 }
 
-int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::cerr << "usage: harness DIR\n";
-        return 2;
-    }
-    const std::string dir = argv[1];
-    std::ifstream launch(dir + "/launch.txt");
-    std::string kernel, word;
-    dim3 grid, block;
-    launch >> kernel >> word >> grid.x >> grid.y >> grid.z >> word >> block.x >> block.y >> block.z;
-    std::vector<Arg> args;
-    std::string kind;
-    while (launch >> kind) {
-        Arg a;
-        if (kind == "buf") {
-            launch >> a.buffer;
-            if (!load(dir, a.buffer)) {
-                std::cerr << "harness: cannot read " << dir << "/" << a.buffer << ".bin\n";
-                return 2;
-            }
-        } else if (kind == "int") {
-            launch >> a.value;
-        } else if (kind != "null") {
-            std::cerr << "harness: unknown argument kind " << kind << "\n";
-            return 2;
-        }
-        args.push_back(a);
-    }
+// Runs one launch; false for an unknown kernel.
+static bool run(const std::string& kernel, dim3 grid, dim3 block, const std::vector<Arg>& args) {
     auto P = [&](size_t i) { return ptr(args.at(i)); };
     auto I = [&](size_t i) { return (int)args.at(i).value; };
     using F = float*;
@@ -77,6 +56,7 @@ int main(int argc, char** argv) {
     using S = const MemberState*;
     using H = const MemberHparams*;
     using U = unsigned int*;
+    using CU = const unsigned int*;
     if (kernel == "conv_forward") {
         emulate_launch(grid, block, [&] { conv_forward((const ConvProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (F)P(4), (S)P(5)); });
     } else if (kernel == "conv_backward_x") {
@@ -86,7 +66,7 @@ int main(int argc, char** argv) {
     } else if (kernel == "pool_forward") {
         emulate_launch(grid, block, [&] { pool_forward((const PoolProblem*)P(0), I(1), (F)P(2), (U)P(3), (S)P(4)); });
     } else if (kernel == "pool_backward") {
-        emulate_launch(grid, block, [&] { pool_backward((const PoolProblem*)P(0), I(1), (F)P(2), (const unsigned*)P(3), (S)P(4)); });
+        emulate_launch(grid, block, [&] { pool_backward((const PoolProblem*)P(0), I(1), (F)P(2), (CU)P(3), (S)P(4)); });
     } else if (kernel == "batch_norm_stats") {
         emulate_launch(grid, block, [&] { batch_norm_stats((const NormProblem*)P(0), I(1), (CF)P(2), (F)P(3), (S)P(4)); });
     } else if (kernel == "batch_norm_forward") {
@@ -103,8 +83,62 @@ int main(int argc, char** argv) {
         emulate_launch(grid, block, [&] { dropout_forward((const ElementProblem*)P(0), I(1), (F)P(2), (H)P(3), (S)P(4)); });
     } else if (kernel == "dropout_backward") {
         emulate_launch(grid, block, [&] { dropout_backward((const ElementProblem*)P(0), I(1), (F)P(2), (H)P(3), (S)P(4)); });
+    } else if (kernel == "gather_rows") {
+        emulate_launch(grid, block, [&] { gather_rows((CF)P(0), (CU)P(1), (CU)P(2), I(3), (const int*)P(4), I(5), I(6), (F)P(7), (U)P(8)); });
+    } else if (kernel == "softmax_cross_entropy") {
+        emulate_launch(grid, block, [&] { softmax_cross_entropy((const LossProblem*)P(0), (CF)P(1), (CU)P(2), I(3), (F)P(4), (H)P(5), (MemberState*)P(6), I(7), args.at(8).real); });
+    } else if (kernel == "optimizer_step") {
+        emulate_launch(grid, block, [&] { optimizer_step((CF)P(0), (F)P(1), (F)P(2), (F)P(3), (const long long*)P(4), (H)P(5), (S)P(6)); });
     } else {
-        std::cerr << "harness: unknown kernel " << kernel << "\n";
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::cerr << "usage: harness DIR\n";
+        return 2;
+    }
+    const std::string dir = argv[1];
+    std::ifstream script(dir + "/launch.txt");
+    std::string word;
+    script >> word;
+    while (word == "launch") {
+        std::string kernel;
+        dim3 grid, block;
+        script >> kernel >> grid.x >> grid.y >> grid.z >> block.x >> block.y >> block.z;
+        std::vector<Arg> args;
+        while (true) {
+            if (!(script >> word)) {
+                word.clear();
+                break;
+            }
+            if (word == "launch") break;
+            Arg a;
+            if (word == "buf") {
+                script >> a.buffer;
+                if (!load(dir, a.buffer)) {
+                    std::cerr << "harness: cannot read " << dir << "/" << a.buffer << ".bin\n";
+                    return 2;
+                }
+            } else if (word == "int") {
+                script >> a.value;
+            } else if (word == "float") {
+                script >> a.real;
+            } else if (word != "null") {
+                std::cerr << "harness: unknown argument kind " << word << "\n";
+                return 2;
+            }
+            args.push_back(a);
+        }
+        if (!run(kernel, grid, block, args)) {
+            std::cerr << "harness: unknown kernel " << kernel << "\n";
+            return 2;
+        }
+    }
+    if (!word.empty()) {
+        std::cerr << "harness: expected `launch`, found " << word << "\n";
         return 2;
     }
     for (auto& [name, data] : buffers) {

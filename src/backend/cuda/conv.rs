@@ -1,11 +1,11 @@
-//! Launches of `kernels/conv.cu`: every member's convolution (or dense layer) at one layer
-//! index as one implicit-GEMM launch per pass. CPU twins: `backend/cpu/conv.rs` and
-//! `linear.rs`.
+//! Launches of `kernels/conv.cu` (as plan entries, `plan.rs`): every member's convolution
+//! (or dense layer) at one layer index as one implicit-GEMM launch per pass. CPU twins:
+//! `backend/cpu/conv.rs` and `linear.rs`.
 
-use super::device::Device;
-use super::layout::{ConvProblem, MemberState, Problems, CONV_THREADS, CONV_TILE};
+use super::layout::{ConvProblem, CONV_THREADS, CONV_TILE};
+use super::plan::{rows_arg, state_or_null, Arg, Buffer, Kernel, Launch};
 use crate::model::layers::Conv2d;
-use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
+use cudarc::driver::LaunchConfig;
 
 /// Where a layer's input and output blocks and its parameters are: offsets into the
 /// activations (and deltas) buffer and the parameters (and gradient) buffer.
@@ -105,44 +105,46 @@ pub fn config(problems: &[ConvProblem], pass: ConvPass, rows: usize) -> LaunchCo
     }
 }
 
-/// The buffers of one launch, in the kernels' argument order. Forward: `a` = activations,
-/// `b` = parameters, `out` = activations. Input gradient: `a` = deltas, `b` = parameters,
-/// `out` = deltas. Weight gradient: `a` = deltas, `b` = activations, `out` = the gradient
-/// buffer. `state: None` is evaluation (every member runs).
-pub struct ConvBuffers<'a> {
-    pub a: &'a CudaSlice<f32>,
-    pub b: &'a CudaSlice<f32>,
-    pub out: &'a CudaSlice<f32>,
-    pub state: Option<&'a CudaSlice<MemberState>>,
-}
-
-const NULL: u64 = 0;
-
+/// The launch of one pass over the problem table `table` (layer index's `Linear` or
+/// `LinearDx` group). Forward: activations and parameters in, activations out. Input
+/// gradient: deltas and parameters in, deltas out. Weight gradient: deltas and activations
+/// in, the gradient buffer out. Without `training` (evaluation) every member runs.
 pub fn launch(
-    dev: &Device,
-    problems: &Problems<ConvProblem>,
-    pass: ConvPass,
-    rows: usize,
-    buffers: &ConvBuffers<'_>,
-) -> Result<(), DriverError> {
-    if problems.is_empty() {
-        return Ok(());
+    problems: &[ConvProblem],
+    table: Buffer,
+    (pass, rows): (ConvPass, usize),
+    training: bool,
+) -> Launch {
+    let (kernel, a, b, out) = match pass {
+        ConvPass::Forward => (
+            Kernel::ConvForward,
+            Buffer::Acts,
+            Buffer::Params,
+            Buffer::Acts,
+        ),
+        ConvPass::BackwardX => (
+            Kernel::ConvBackwardX,
+            Buffer::Deltas,
+            Buffer::Params,
+            Buffer::Deltas,
+        ),
+        ConvPass::BackwardW => (
+            Kernel::ConvBackwardW,
+            Buffer::Deltas,
+            Buffer::Acts,
+            Buffer::Grad,
+        ),
+    };
+    Launch {
+        kernel,
+        config: config(problems, pass, rows),
+        args: vec![
+            Arg::Buf(table),
+            rows_arg(rows),
+            Arg::Buf(a),
+            Arg::Buf(b),
+            Arg::Buf(out),
+            state_or_null(training),
+        ],
     }
-    let k = &dev.kernels;
-    let function = match pass {
-        ConvPass::Forward => &k.conv_forward,
-        ConvPass::BackwardX => &k.conv_backward_x,
-        ConvPass::BackwardW => &k.conv_backward_w,
-    };
-    let rows_arg = int(rows);
-    let mut b = dev.stream.launch_builder(function);
-    b.arg(&problems.device).arg(&rows_arg).arg(buffers.a);
-    b.arg(buffers.b).arg(buffers.out);
-    match buffers.state {
-        Some(s) => b.arg(s),
-        None => b.arg(&NULL),
-    };
-    // SAFETY: the problems were resolved from layouts inside these buffers' lengths for up
-    // to `rows` rows; the argument list matches the kernel's signature.
-    unsafe { b.launch(config(&problems.host, pass, rows)) }.map(drop)
 }

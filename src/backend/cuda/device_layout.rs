@@ -5,7 +5,7 @@
 
 use super::device::Device;
 use super::gather::DeviceData;
-use super::network::NetworkPopulation;
+use super::network_population::NetworkPopulation;
 use super::population::DevicePopulation;
 use super::slots::{SlotWeights, Slots};
 use super::EVAL_ROWS;

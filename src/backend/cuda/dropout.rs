@@ -1,9 +1,9 @@
-//! Launches of `kernels/dropout.cu`: dropout and spatial dropout in place on every member's
-//! block at one layer index, training steps only. CPU twin: `backend/cpu/dropout.rs`.
+//! Launches of `kernels/dropout.cu` (as plan entries): dropout and spatial dropout in place
+//! on every member's block at one layer index, training steps only. CPU twin:
+//! `backend/cpu/dropout.rs`.
 
-use super::device::Device;
-use super::layout::{ElementProblem, MemberHparams, MemberState, Problems};
-use cudarc::driver::{CudaSlice, DriverError, PushKernelArg};
+use super::layout::{element_grid, ElementProblem};
+use super::plan::{rows_arg, Arg, Buffer, Kernel, Launch};
 
 /// Which pass: the forward pass masks the activations with the step's mask; the backward
 /// pass masks the gradient with the same one.
@@ -14,28 +14,23 @@ pub enum DropoutPass {
 }
 
 pub fn launch(
-    dev: &Device,
-    problems: &Problems<ElementProblem>,
+    problems: &[ElementProblem],
+    table: Buffer,
     (pass, rows): (DropoutPass, usize),
-    values: &CudaSlice<f32>,
-    hparams: &CudaSlice<MemberHparams>,
-    state: &CudaSlice<MemberState>,
-) -> Result<(), DriverError> {
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let function = match pass {
-        DropoutPass::Forward => &dev.kernels.dropout_forward,
-        DropoutPass::Backward => &dev.kernels.dropout_backward,
+) -> Launch {
+    let (kernel, values) = match pass {
+        DropoutPass::Forward => (Kernel::DropoutForward, Buffer::Acts),
+        DropoutPass::Backward => (Kernel::DropoutBackward, Buffer::Deltas),
     };
-    let rows_arg = rows as i32;
-    let mut b = dev.stream.launch_builder(function);
-    b.arg(&problems.device)
-        .arg(&rows_arg)
-        .arg(values)
-        .arg(hparams)
-        .arg(state);
-    let cfg = problems.element_grid(|p| rows * p.width as usize);
-    // SAFETY: the problems lie inside the buffer for `rows` rows; the arguments match.
-    unsafe { b.launch(cfg) }.map(drop)
+    Launch {
+        kernel,
+        config: element_grid(problems, |p| rows * p.width as usize),
+        args: vec![
+            Arg::Buf(table),
+            rows_arg(rows),
+            Arg::Buf(values),
+            Arg::Buf(Buffer::Hparams),
+            Arg::Buf(Buffer::State),
+        ],
+    }
 }

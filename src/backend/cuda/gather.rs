@@ -2,6 +2,7 @@
 //! data set in the epoch's order. CPU twin: `Dataset::subset`.
 
 use super::device::{Device, Transfer};
+use super::plan::{Arg, Buffer, Kernel, Launch};
 use crate::data::Dataset;
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
@@ -65,6 +66,37 @@ pub fn gather_rows(
     };
     // SAFETY: the caller keeps every batch it starts within `order`, and x/y sized for `rows`.
     unsafe { b.launch(cfg) }.map(drop)
+}
+
+/// [`gather_rows`] as a plan entry (`plan.rs`): `rows` rows from `first` in the order (plus
+/// `rows` times the cursor, with `cursor`) into the start of the activations and the
+/// targets.
+pub fn planned(n_features: usize, first: usize, cursor: bool, rows: usize) -> Launch {
+    let total = (rows * n_features) as u32;
+    let int = |v: usize| Arg::Int(i32::try_from(v).expect("a data set fits in i32"));
+    Launch {
+        kernel: Kernel::GatherRows,
+        config: LaunchConfig {
+            grid_dim: (total.div_ceil(256).clamp(1, 4096), 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        args: vec![
+            Arg::Buf(Buffer::Features),
+            Arg::Buf(Buffer::Labels),
+            Arg::Buf(Buffer::Order),
+            int(first),
+            if cursor {
+                Arg::Buf(Buffer::Cursor)
+            } else {
+                Arg::Null
+            },
+            int(rows),
+            int(n_features),
+            Arg::Buf(Buffer::Acts),
+            Arg::Buf(Buffer::Targets),
+        ],
+    }
 }
 
 /// Moves a [`BatchStart::Cursor`] on by one batch.

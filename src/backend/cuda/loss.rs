@@ -5,6 +5,7 @@
 use super::device::{Device, Transfer};
 use super::layout::{LossProblem, MemberHparams, MemberState, LOSS_THREADS};
 use super::linear::MemberLayout;
+use super::plan::{rows_arg, Arg, Buffer, Kernel, Launch};
 use crate::population::health::DIVERGENCE_LOSS_FACTOR;
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
@@ -75,4 +76,33 @@ pub fn softmax_cross_entropy(
     // SAFETY: every problem's logits lie inside `acts` for `rows` rows (built from the
     // same layouts); the argument list matches the kernel's signature.
     unsafe { b.launch(cfg) }.map(drop)
+}
+
+/// [`softmax_cross_entropy`] as a plan entry over the table of every member's logits
+/// (`Buffer::Loss`, `members` problems): training writes the gradient into the deltas.
+pub fn planned(members: usize, rows: usize, training: bool) -> Launch {
+    Launch {
+        kernel: Kernel::SoftmaxCrossEntropy,
+        config: LaunchConfig {
+            grid_dim: (members as u32, 1, 1),
+            block_dim: (LOSS_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        args: vec![
+            Arg::Buf(Buffer::Loss),
+            Arg::Buf(Buffer::Acts),
+            Arg::Buf(Buffer::Targets),
+            rows_arg(rows),
+            // Evaluation writes no gradient; the kernel ignores the pointer.
+            Arg::Buf(if training {
+                Buffer::Deltas
+            } else {
+                Buffer::Acts
+            }),
+            Arg::Buf(Buffer::Hparams),
+            Arg::Buf(Buffer::State),
+            Arg::Int(i32::from(training)),
+            Arg::Float(DIVERGENCE_LOSS_FACTOR as f32),
+        ],
+    }
 }

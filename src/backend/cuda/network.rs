@@ -1,6 +1,7 @@
-//! The population of layered networks on the device — CNNs with convolutions, pooling,
-//! batch norm, ReLU, dropout and spatial dropout, and MLPs beside them — walking each
-//! member's layer list as the CPU twin does (`backend/cpu/network/`).
+//! A population of layered networks — CNNs with convolutions, pooling, batch norm, ReLU,
+//! dropout and spatial dropout, and MLPs beside them — resolved for the CUDA kernels, each
+//! member's layer list walked as the CPU twin does (`backend/cpu/network/`), and its steps
+//! as plans (`plan.rs`); `network_population.rs` runs them on the device.
 //!
 //! Members are ragged (their filters, depths and kernel sizes differ), so a step is laid
 //! out by layer *index*: at index `l`, the members whose `l`-th layer is a convolution (or a
@@ -14,21 +15,17 @@
 //! launch over every member's trainable range applies them after the backward pass.
 
 use super::activation;
-use super::conv::{self, conv_problem, dense_problem, ConvBuffers, ConvPass, LayerPlace};
-use super::device::{Device, Transfer};
+use super::conv::{self, conv_problem, dense_problem, ConvPass, LayerPlace};
 use super::dropout::{self, DropoutPass};
-use super::gather::{gather_rows, BatchStart, DeviceData};
-use super::layout::{ConvProblem, ElementProblem, LossProblem, NormProblem, PoolProblem, Problems};
-use super::loss::{softmax_cross_entropy, LossLaunch};
-use super::norm::{self, NormBuffers};
+use super::gather;
+use super::layout::{ConvProblem, ElementProblem, LossProblem, NormProblem, PoolProblem};
+use super::loss;
+use super::norm;
 use super::optim;
+use super::plan::{Buffer, Group, Launch};
 use super::pool::{self, pool_problem, PoolKind};
-use super::slots::{self, SlotWeights, Slots};
 use crate::model::hparams::Activation;
 use crate::model::layers::{Arch, Layer};
-use crate::population::Member;
-use cudarc::driver::{CudaSlice, DriverError};
-use std::sync::Arc;
 
 /// Why `arch` cannot train on the network kernels, or `None` when it can.
 pub fn unsupported_layers(arch: &Arch) -> Option<&'static str> {
@@ -168,119 +165,88 @@ fn resolve(
     }
 }
 
-/// The launches of one layer index, one per layer kind present there.
-struct LayerLaunches {
-    linear: Problems<ConvProblem>,
-    linear_dx: Problems<ConvProblem>,
-    pool: Problems<PoolProblem>,
-    pool_dx: Problems<PoolProblem>,
-    norm: Problems<NormProblem>,
-    relu: Problems<ElementProblem>,
-    dropout: Problems<ElementProblem>,
+/// The problem tables of one layer index, one per layer kind (and pass subset).
+#[derive(Default)]
+struct LayerTables {
+    linear: Vec<ConvProblem>,
+    linear_dx: Vec<ConvProblem>,
+    pool: Vec<PoolProblem>,
+    pool_dx: Vec<PoolProblem>,
+    norm: Vec<NormProblem>,
+    relu: Vec<ElementProblem>,
+    dropout: Vec<ElementProblem>,
 }
 
-impl LayerLaunches {
-    fn new(dev: &Device, layers: &[Resolved]) -> Result<Self, DriverError> {
-        let linears = |dx_only: bool| -> Vec<ConvProblem> {
-            (layers.iter())
-                .filter_map(|r| match r {
-                    Resolved::Linear(p, with_dx) if *with_dx || !dx_only => Some(*p),
-                    _ => None,
-                })
-                .collect()
-        };
-        let pools = |dx_only: bool| -> Vec<PoolProblem> {
-            (layers.iter())
-                .filter_map(|r| match r {
-                    Resolved::Pool(p, with_dx) if *with_dx || !dx_only => Some(*p),
-                    _ => None,
-                })
-                .collect()
-        };
-        let elements = |relu: bool| -> Vec<ElementProblem> {
-            (layers.iter())
-                .filter_map(|r| match (r, relu) {
-                    (Resolved::Relu(p), true) | (Resolved::Dropout(p), false) => Some(*p),
-                    _ => None,
-                })
-                .collect()
-        };
-        let norms: Vec<NormProblem> = (layers.iter())
-            .filter_map(|r| match r {
-                Resolved::Norm(p) => Some(*p),
-                _ => None,
-            })
-            .collect();
-        Ok(LayerLaunches {
-            linear: Problems::new(dev, linears(false))?,
-            linear_dx: Problems::new(dev, linears(true))?,
-            pool: Problems::new(dev, pools(false))?,
-            pool_dx: Problems::new(dev, pools(true))?,
-            norm: Problems::new(dev, norms)?,
-            relu: Problems::new(dev, elements(true))?,
-            dropout: Problems::new(dev, elements(false))?,
-        })
-    }
-
-    /// Kernel launches of a training step at this index: forward, then backward.
-    fn launches(&self) -> usize {
-        let n = |present: bool, count: usize| if present { count } else { 0 };
-        n(!self.linear.is_empty(), 2)
-            + n(!self.linear_dx.is_empty(), 1)
-            + n(!self.pool.is_empty(), 1)
-            + n(!self.pool_dx.is_empty(), 1)
-            + n(!self.norm.is_empty(), 3)
-            + n(!self.relu.is_empty(), 2)
-            + n(!self.dropout.is_empty(), 2)
+impl LayerTables {
+    fn of(layers: &[Resolved]) -> Self {
+        let mut t = LayerTables::default();
+        for r in layers {
+            match *r {
+                Resolved::Linear(p, with_dx) => {
+                    t.linear.push(p);
+                    if with_dx {
+                        t.linear_dx.push(p);
+                    }
+                }
+                Resolved::Pool(p, with_dx) => {
+                    t.pool.push(p);
+                    if with_dx {
+                        t.pool_dx.push(p);
+                    }
+                }
+                Resolved::Norm(p) => t.norm.push(p),
+                Resolved::Relu(p) => t.relu.push(p),
+                Resolved::Dropout(p) => t.dropout.push(p),
+            }
+        }
+        t
     }
 }
 
-pub struct NetworkPopulation {
-    dev: Arc<Device>,
-    slots: Slots,
-    /// Rows every block holds.
+/// A problem table on the host, typed.
+pub enum Table<'a> {
+    Conv(&'a [ConvProblem]),
+    Pool(&'a [PoolProblem]),
+    Norm(&'a [NormProblem]),
+    Element(&'a [ElementProblem]),
+    Loss(&'a [LossProblem]),
+    /// `(start, end)` pairs.
+    Ranges(&'a [i64]),
+}
+
+/// A population of layered networks resolved into problem tables, and the launches of its
+/// steps (host only: `network_population.rs` puts it on the device).
+pub struct NetworkPlan {
     capacity: usize,
     n_features: usize,
-    grad: CudaSlice<f32>,
-    /// Each member's trainable range `[start, end)` in the flat buffers.
-    trainable: CudaSlice<i64>,
-    acts: CudaSlice<f32>,
-    deltas: CudaSlice<f32>,
-    picks: CudaSlice<u32>,
-    stats: CudaSlice<f32>,
-    y: CudaSlice<u32>,
-    /// Batches done within a replayed run of steps (`BatchStart::Cursor`).
-    cursor: CudaSlice<i32>,
+    /// `offsets[s]..offsets[s + 1]` is slot `s`'s range in the flat parameter buffers.
+    offsets: Vec<usize>,
+    sizes: Sizes,
     /// Per layer index, in order.
-    layers: Vec<LayerLaunches>,
+    layers: Vec<LayerTables>,
     /// Every batch norm of every member: the running statistics' update.
-    norms: Problems<NormProblem>,
-    loss: LossLaunch,
+    norms: Vec<NormProblem>,
+    loss: Vec<LossProblem>,
+    trainable: Vec<i64>,
 }
 
-impl NetworkPopulation {
-    /// `members` laid out on the device, slot `s` taking its weights and moments from
-    /// `weights[s]`, with room for batches of up to `capacity` rows. Every member's
-    /// architecture must pass [`unsupported_layers`].
-    pub fn build(
-        dev: &Arc<Device>,
-        members: &[Member],
-        capacity: usize,
-        weights: &[SlotWeights<'_>],
-    ) -> Result<Self, DriverError> {
+impl NetworkPlan {
+    /// `archs` (every one passing [`unsupported_layers`]) with room for batches of up to
+    /// `capacity` rows.
+    pub fn new(archs: &[&Arch], capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let n_features = members.first().map_or(1, |m| m.spec.arch.inputs);
+        let n_features = archs.first().map_or(1, |a| a.inputs);
         let mut sizes = Sizes {
             acts: capacity * n_features,
             picks: 0,
             stats: 0,
         };
         let mut offsets = vec![0usize];
-        let plans: Vec<MemberPlan> = (members.iter().enumerate())
-            .map(|(slot, m)| {
+        let plans: Vec<MemberPlan> = (archs.iter().enumerate())
+            .map(|(slot, arch)| {
                 let param_off = offsets[slot];
-                offsets.push(param_off + m.spec.arch.param_count());
-                resolve(&m.spec.arch, (slot, param_off), capacity, &mut sizes)
+                offsets.push(param_off + arch.param_count());
+                resolve(arch, (slot, param_off), capacity, &mut sizes)
             })
             .collect();
         let depth = plans.iter().map(|p| p.layers.len()).max().unwrap_or(0);
@@ -290,51 +256,26 @@ impl NetworkPopulation {
                     .filter_map(|p| p.layers.get(l))
                     .copied()
                     .collect();
-                LayerLaunches::new(dev, &at)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let norms: Vec<NormProblem> = (plans.iter().flat_map(|p| &p.layers))
-            .filter_map(|r| match r {
-                Resolved::Norm(p) => Some(*p),
-                _ => None,
+                LayerTables::of(&at)
             })
             .collect();
-        let trainable: Vec<i64> = (plans.iter())
-            .flat_map(|p| [p.trainable.0 as i64, p.trainable.1 as i64])
-            .collect();
-        let loss: Vec<LossProblem> = plans.iter().map(|p| p.loss).collect();
-        let s = &dev.stream;
-        let total = *offsets.last().expect("offsets start at 0");
-        Ok(NetworkPopulation {
-            slots: Slots::build(dev, members, offsets, weights)?,
+        let all: Vec<Resolved> = plans.iter().flat_map(|p| p.layers.clone()).collect();
+        NetworkPlan {
             capacity,
             n_features,
-            grad: s.alloc_zeros(total.max(1))?,
-            trainable: dev.upload(Transfer::Layout, &trainable)?,
-            acts: s.alloc_zeros(sizes.acts.max(1))?,
-            deltas: s.alloc_zeros(sizes.acts.max(1))?,
-            picks: s.alloc_zeros(sizes.picks.max(1))?,
-            stats: s.alloc_zeros(sizes.stats.max(1))?,
-            y: s.alloc_zeros(capacity)?,
-            cursor: s.alloc_zeros(1)?,
+            offsets,
+            sizes,
             layers,
-            norms: Problems::new(dev, norms)?,
-            loss: LossLaunch::of(dev, &loss)?,
-            dev: dev.clone(),
-        })
+            norms: LayerTables::of(&all).norm,
+            loss: plans.iter().map(|p| p.loss).collect(),
+            trainable: (plans.iter())
+                .flat_map(|p| [p.trainable.0 as i64, p.trainable.1 as i64])
+                .collect(),
+        }
     }
 
-    /// The members' weights, hyperparameters and state.
-    pub fn slots(&self) -> &Slots {
-        &self.slots
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+    pub fn members(&self) -> usize {
+        self.loss.len()
     }
 
     /// Rows a batch may hold.
@@ -342,174 +283,123 @@ impl NetworkPopulation {
         self.capacity
     }
 
-    /// Kernel launches of one training step: gather, the loss, the running statistics'
-    /// update (with batch norm), the layers' launches, the optimizer (plus the cursor's
-    /// advance in a graph). Depends on the layer kinds at each index, not on P.
-    pub fn launches_per_step(&self) -> usize {
-        let layers: usize = self.layers.iter().map(LayerLaunches::launches).sum();
-        3 + layers + usize::from(!self.norms.is_empty()) + usize::from(self.dev.graphs())
+    pub fn n_features(&self) -> usize {
+        self.n_features
     }
 
-    /// One optimizer step of every alive member on rows `order[start .. start + rows)`.
-    pub fn train_step(
-        &mut self,
-        data: &DeviceData,
-        order: &CudaSlice<u32>,
-        start: usize,
-        rows: usize,
-    ) -> Result<(), DriverError> {
-        assert!(rows <= self.capacity, "batch larger than the buffers");
-        self.launch_step(data, order, BatchStart::Row(start), rows)
+    /// Each slot's range in the flat parameter buffers, as `offsets[s]..offsets[s + 1]`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
     }
 
-    /// `steps` optimizer steps on consecutive batches of `rows` from `start` in `order`,
-    /// replayed from one captured graph when graphs are on.
-    pub fn train_steps(
-        &mut self,
-        data: &DeviceData,
-        order: &CudaSlice<u32>,
-        start: usize,
-        steps: usize,
-        rows: usize,
-    ) -> Result<(), DriverError> {
-        if !self.dev.graphs() || steps < 2 {
-            for s in 0..steps {
-                self.train_step(data, order, start + s * rows, rows)?;
-            }
-            return Ok(());
+    /// Lengths of the activations (and deltas), picks and batch-statistics buffers.
+    pub fn buffer_lengths(&self) -> (usize, usize, usize) {
+        (self.sizes.acts, self.sizes.picks, self.sizes.stats)
+    }
+
+    /// Every problem table with the buffer its launches name.
+    pub fn tables(&self) -> Vec<(Buffer, Table<'_>)> {
+        let mut tables = vec![
+            (Buffer::Norms, Table::Norm(&self.norms)),
+            (Buffer::Loss, Table::Loss(&self.loss)),
+            (Buffer::Trainable, Table::Ranges(&self.trainable)),
+        ];
+        for (l, t) in self.layers.iter().enumerate() {
+            let at = |g| Buffer::Problems(l, g);
+            tables.extend([
+                (at(Group::Linear), Table::Conv(&t.linear)),
+                (at(Group::LinearDx), Table::Conv(&t.linear_dx)),
+                (at(Group::Pool), Table::Pool(&t.pool)),
+                (at(Group::PoolDx), Table::Pool(&t.pool_dx)),
+                (at(Group::Norm), Table::Norm(&t.norm)),
+                (at(Group::Relu), Table::Element(&t.relu)),
+                (at(Group::Dropout), Table::Element(&t.dropout)),
+            ]);
         }
-        assert!(rows <= self.capacity, "batch larger than the buffers");
-        self.dev.stream.memset_zeros(&mut self.cursor)?;
-        slots::replay_step(&self.dev, &self.cursor, steps, || {
-            self.launch_step(data, order, BatchStart::Cursor(start, &self.cursor), rows)
-        })
+        tables
     }
 
-    /// The forward pass of every member on the `rows` in the activations buffer: a
-    /// training step's (`training`: batch statistics, dropout) or evaluation's.
-    fn forward(&self, rows: usize, training: bool) -> Result<(), DriverError> {
-        let dev = &*self.dev;
-        let state = training.then_some(&self.slots.state);
-        let norm_buffers = NormBuffers {
-            acts: &self.acts,
-            params: &self.slots.params,
-            stats: &self.stats,
-        };
-        for at in &self.layers {
-            let buffers = ConvBuffers {
-                a: &self.acts,
-                b: &self.slots.params,
-                out: &self.acts,
-                state,
-            };
-            conv::launch(dev, &at.linear, ConvPass::Forward, rows, &buffers)?;
-            pool::forward(dev, &at.pool, rows, (&self.acts, &self.picks), state)?;
-            norm::forward(dev, &at.norm, rows, &norm_buffers, state)?;
-            activation::relu_forward(dev, &at.relu, rows, &self.acts, state)?;
-            if training {
+    /// The forward pass of every member on the `rows` at the start of the activations: a
+    /// training step's (`training`: batch statistics, dropout, diverged members skipped) or
+    /// evaluation's.
+    fn forward(&self, rows: usize, training: bool, launches: &mut Vec<Launch>) {
+        for (l, t) in self.layers.iter().enumerate() {
+            let at = |g| Buffer::Problems(l, g);
+            if !t.linear.is_empty() {
+                let pass = (ConvPass::Forward, rows);
+                launches.push(conv::launch(&t.linear, at(Group::Linear), pass, training));
+            }
+            if !t.pool.is_empty() {
+                launches.push(pool::forward(&t.pool, at(Group::Pool), rows, training));
+            }
+            if !t.norm.is_empty() {
+                launches.extend(norm::forward(&t.norm, at(Group::Norm), rows, training));
+            }
+            if !t.relu.is_empty() {
+                let table = at(Group::Relu);
+                launches.push(activation::relu_forward(&t.relu, table, rows, training));
+            }
+            if training && !t.dropout.is_empty() {
                 let pass = (DropoutPass::Forward, rows);
-                let (hp, st) = (&self.slots.hparams, &self.slots.state);
-                dropout::launch(dev, &at.dropout, pass, &self.acts, hp, st)?;
+                launches.push(dropout::launch(&t.dropout, at(Group::Dropout), pass));
             }
         }
-        Ok(())
     }
 
     /// The backward pass from the loss gradient, layer indices deepest first, into the
     /// gradient buffer.
-    fn backward(&self, rows: usize) -> Result<(), DriverError> {
-        let dev = &*self.dev;
-        let (hp, state) = (&self.slots.hparams, &self.slots.state);
-        let norm_buffers = NormBuffers {
-            acts: &self.acts,
-            params: &self.slots.params,
-            stats: &self.stats,
-        };
-        for at in self.layers.iter().rev() {
-            let pass = (DropoutPass::Backward, rows);
-            dropout::launch(dev, &at.dropout, pass, &self.deltas, hp, state)?;
-            activation::relu_backward(dev, &at.relu, rows, (&self.acts, &self.deltas), state)?;
-            let deltas_grad = (&self.deltas, &self.grad);
-            norm::backward(
-                dev,
-                &at.norm,
-                (rows, true),
-                &norm_buffers,
-                deltas_grad,
-                state,
-            )?;
-            pool::backward(dev, &at.pool_dx, rows, (&self.deltas, &self.picks), state)?;
-            let weights = ConvBuffers {
-                a: &self.deltas,
-                b: &self.acts,
-                out: &self.grad,
-                state: Some(state),
-            };
-            conv::launch(dev, &at.linear, ConvPass::BackwardW, rows, &weights)?;
-            let inputs = ConvBuffers {
-                a: &self.deltas,
-                b: &self.slots.params,
-                out: &self.deltas,
-                state: Some(state),
-            };
-            conv::launch(dev, &at.linear_dx, ConvPass::BackwardX, rows, &inputs)?;
+    fn backward(&self, rows: usize, launches: &mut Vec<Launch>) {
+        for (l, t) in self.layers.iter().enumerate().rev() {
+            let at = |g| Buffer::Problems(l, g);
+            if !t.dropout.is_empty() {
+                let pass = (DropoutPass::Backward, rows);
+                launches.push(dropout::launch(&t.dropout, at(Group::Dropout), pass));
+            }
+            if !t.relu.is_empty() {
+                launches.push(activation::relu_backward(&t.relu, at(Group::Relu), rows));
+            }
+            if !t.norm.is_empty() {
+                launches.push(norm::backward(&t.norm, at(Group::Norm), rows, true));
+            }
+            if !t.pool_dx.is_empty() {
+                launches.push(pool::backward(&t.pool_dx, at(Group::PoolDx), rows));
+            }
+            if !t.linear.is_empty() {
+                let pass = (ConvPass::BackwardW, rows);
+                launches.push(conv::launch(&t.linear, at(Group::Linear), pass, true));
+            }
+            if !t.linear_dx.is_empty() {
+                let pass = (ConvPass::BackwardX, rows);
+                launches.push(conv::launch(&t.linear_dx, at(Group::LinearDx), pass, true));
+            }
         }
-        Ok(())
     }
 
-    /// Enqueues the launches of one training step.
-    fn launch_step(
-        &self,
-        data: &DeviceData,
-        order: &CudaSlice<u32>,
-        start: BatchStart<'_>,
-        rows: usize,
-    ) -> Result<(), DriverError> {
-        let dev = &*self.dev;
-        let (hp, state) = (&self.slots.hparams, &self.slots.state);
-        gather_rows(dev, data, order, start, rows, &self.acts, &self.y)?;
-        self.forward(rows, true)?;
-        let dlogits = Some(&self.deltas);
-        softmax_cross_entropy(
-            dev, &self.loss, &self.acts, &self.y, rows, dlogits, hp, state,
-        )?;
+    /// One optimizer step of every alive member on rows `first .. first + rows` of the
+    /// order (plus `rows` per batch the cursor counts, with `cursor`): gather, forward, the
+    /// loss, the running statistics' update, backward, the optimizer.
+    pub fn train_step(&self, first: usize, cursor: bool, rows: usize) -> Vec<Launch> {
+        assert!(rows <= self.capacity, "batch larger than the buffers");
+        let mut launches = vec![gather::planned(self.n_features, first, cursor, rows)];
+        self.forward(rows, true, &mut launches);
+        launches.push(loss::planned(self.members(), rows, true));
         // After the loss kernel: a member that diverged in this step keeps its statistics.
-        let running = (&self.stats, &self.slots.params);
-        norm::update_running(dev, &self.norms, rows, running, state)?;
-        self.backward(rows)?;
-        let moments = (&self.slots.moment1, &self.slots.moment2);
-        let (params, members) = (&self.slots.params, self.len());
-        optim::optimizer_step(
-            dev,
-            &self.grad,
-            params,
-            moments,
-            &self.trainable,
-            hp,
-            state,
-            members,
-        )
+        if !self.norms.is_empty() {
+            launches.push(norm::update_running(&self.norms, rows));
+        }
+        self.backward(rows, &mut launches);
+        launches.push(optim::planned(self.members()));
+        launches
     }
 
-    /// Adds every member's loss and correct count on all of `data` (no dropout, batch norm
-    /// with its running statistics) to its state's eval sums.
-    pub fn evaluate(&mut self, data: &DeviceData) -> Result<(), DriverError> {
-        assert_eq!(
-            data.n_features, self.n_features,
-            "the data the members read"
-        );
-        let mut start = 0;
-        while start < data.rows {
-            let rows = self.capacity.min(data.rows - start);
-            let dev = &*self.dev;
-            let at = BatchStart::Row(start);
-            gather_rows(dev, data, &data.identity, at, rows, &self.acts, &self.y)?;
-            self.forward(rows, false)?;
-            let (hp, state) = (&self.slots.hparams, &self.slots.state);
-            softmax_cross_entropy(dev, &self.loss, &self.acts, &self.y, rows, None, hp, state)?;
-            start += rows;
-        }
-        Ok(())
+    /// Evaluation of every member on rows `first .. first + rows` of the order (no
+    /// dropout; batch norm with its running statistics), into the eval sums.
+    pub fn evaluate(&self, first: usize, rows: usize) -> Vec<Launch> {
+        assert!(rows <= self.capacity, "batch larger than the buffers");
+        let mut launches = vec![gather::planned(self.n_features, first, false, rows)];
+        self.forward(rows, false, &mut launches);
+        launches.push(loss::planned(self.members(), rows, false));
+        launches
     }
 }
 

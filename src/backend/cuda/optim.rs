@@ -6,6 +6,7 @@
 
 use super::device::Device;
 use super::layout::{MemberHparams, MemberState};
+use super::plan::{Arg, Buffer, Kernel, Launch};
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
 /// Sets each member's AdamW scalars for step `steps + 1`.
@@ -49,4 +50,28 @@ pub fn optimizer_step(
     };
     // SAFETY: the ranges table has 2·members entries, each inside every buffer.
     unsafe { b.launch(cfg) }.map(drop)
+}
+
+/// [`optimizer_step`] as a plan entry: every alive member's trainable range
+/// (`Buffer::Trainable`) updated from the gradient buffer.
+pub fn planned(members: usize) -> Launch {
+    Launch {
+        kernel: Kernel::OptimizerStep,
+        config: LaunchConfig {
+            grid_dim: (64, members as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        },
+        args: [
+            Buffer::Grad,
+            Buffer::Params,
+            Buffer::Moment1,
+            Buffer::Moment2,
+            Buffer::Trainable,
+            Buffer::Hparams,
+            Buffer::State,
+        ]
+        .map(Arg::Buf)
+        .to_vec(),
+    }
 }

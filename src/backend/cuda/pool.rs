@@ -1,10 +1,9 @@
-//! Launches of `kernels/pool.cu`: every member's pooling layer at one layer index in one
-//! launch per pass. CPU twin: `backend/cpu/pool.rs`.
+//! Launches of `kernels/pool.cu` (as plan entries): every member's pooling layer at one
+//! layer index in one launch per pass. CPU twin: `backend/cpu/pool.rs`.
 
-use super::device::Device;
-use super::layout::{MemberState, PoolProblem, Problems, POOL_AVG, POOL_GLOBAL, POOL_MAX};
+use super::layout::{element_grid, PoolProblem, POOL_AVG, POOL_GLOBAL, POOL_MAX};
+use super::plan::{rows_arg, state_or_null, Arg, Buffer, Kernel, Launch};
 use crate::model::layers::Pool;
-use cudarc::driver::{CudaSlice, DriverError, PushKernelArg};
 
 /// Which pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,50 +48,35 @@ pub fn outputs(p: &PoolProblem) -> usize {
     c * (p.height / p.size) as usize * (p.width / p.size) as usize
 }
 
-const NULL: u64 = 0;
-
-/// Outputs (and picks) of every problem into `acts` (`picks`); `state: None` is evaluation.
-pub fn forward(
-    dev: &Device,
-    problems: &Problems<PoolProblem>,
-    rows: usize,
-    (acts, picks): (&CudaSlice<f32>, &CudaSlice<u32>),
-    state: Option<&CudaSlice<MemberState>>,
-) -> Result<(), DriverError> {
-    if problems.is_empty() {
-        return Ok(());
+/// The forward launch over `table`: outputs (and max pooling's picks) into the
+/// activations. Without `training` every member runs.
+pub fn forward(problems: &[PoolProblem], table: Buffer, rows: usize, training: bool) -> Launch {
+    Launch {
+        kernel: Kernel::PoolForward,
+        config: element_grid(problems, |p| rows * outputs(p)),
+        args: vec![
+            Arg::Buf(table),
+            rows_arg(rows),
+            Arg::Buf(Buffer::Acts),
+            Arg::Buf(Buffer::Picks),
+            state_or_null(training),
+        ],
     }
-    let rows_arg = rows as i32;
-    let mut b = dev.stream.launch_builder(&dev.kernels.pool_forward);
-    b.arg(&problems.device).arg(&rows_arg).arg(acts).arg(picks);
-    match state {
-        Some(s) => b.arg(s),
-        None => b.arg(&NULL),
-    };
-    let cfg = problems.element_grid(|p| rows * outputs(p));
-    // SAFETY: the problems lie inside both buffers for `rows` rows; the arguments match.
-    unsafe { b.launch(cfg) }.map(drop)
 }
 
-/// The input blocks' gradients from the output blocks', both in `deltas`.
-pub fn backward(
-    dev: &Device,
-    problems: &Problems<PoolProblem>,
-    rows: usize,
-    (deltas, picks): (&CudaSlice<f32>, &CudaSlice<u32>),
-    state: &CudaSlice<MemberState>,
-) -> Result<(), DriverError> {
-    if problems.is_empty() {
-        return Ok(());
+/// The input blocks' gradients from the output blocks', both in the deltas.
+pub fn backward(problems: &[PoolProblem], table: Buffer, rows: usize) -> Launch {
+    Launch {
+        kernel: Kernel::PoolBackward,
+        config: element_grid(problems, |p| {
+            rows * (p.channels * p.height * p.width) as usize
+        }),
+        args: vec![
+            Arg::Buf(table),
+            rows_arg(rows),
+            Arg::Buf(Buffer::Deltas),
+            Arg::Buf(Buffer::Picks),
+            Arg::Buf(Buffer::State),
+        ],
     }
-    let rows_arg = rows as i32;
-    let mut b = dev.stream.launch_builder(&dev.kernels.pool_backward);
-    b.arg(&problems.device)
-        .arg(&rows_arg)
-        .arg(deltas)
-        .arg(picks)
-        .arg(state);
-    let cfg = problems.element_grid(|p| rows * (p.channels * p.height * p.width) as usize);
-    // SAFETY: as in `forward`.
-    unsafe { b.launch(cfg) }.map(drop)
 }
