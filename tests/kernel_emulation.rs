@@ -833,3 +833,48 @@ fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
         );
     }
 }
+
+/// A member whose learning rate makes it diverge is marked dead by the loss kernel at the
+/// step its loss fails, before any update of that step; every other member's weights come
+/// out bit for bit as in a population without it.
+#[test]
+fn a_diverging_member_leaves_the_others_bit_identical_under_the_planned_steps() {
+    let Some(exe) = harness() else { return };
+    let data = common::digits_tuning();
+    let (batch, steps) = (16, 2);
+    let train = data.train.subset(&(0..batch * steps).collect::<Vec<_>>());
+    let healthy = common::ragged_cnns();
+    let mut bad = healthy[1].clone();
+    bad.hparams.optim = popsweep::model::hparams::OptimHparams::sgd(1e6, 0.9, 0.0);
+    let mut poisoned = healthy.clone();
+    poisoned.insert(2, bad);
+    let trained = |specs: &[popsweep::model::MemberSpec]| {
+        let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
+        let plan = NetworkPlan::new(&archs, batch);
+        let mut buffers = network_buffers(&plan, specs, &train);
+        let launches: Vec<Launch> = (0..steps)
+            .flat_map(|s| plan.train_step(s * batch, false, batch))
+            .collect();
+        run(exe, &launches, &mut buffers);
+        let params: Vec<f32> = values(&buffers[&Buffer::Params]);
+        let state: Vec<MemberState> = values(&buffers[&Buffer::State]);
+        let offsets = plan.offsets();
+        let slots: Vec<Vec<f32>> = (0..specs.len())
+            .map(|s| params[offsets[s]..offsets[s + 1]].to_vec())
+            .collect();
+        (slots, state)
+    };
+    let (want, want_state) = trained(&healthy);
+    let (got, state) = trained(&poisoned);
+    assert_eq!(state[2].alive, 0, "the diverging member is dead");
+    assert_eq!(state[2].fail_step, 1, "its loss failed at its second step");
+    for slot in 0..healthy.len() {
+        let other = if slot < 2 { slot } else { slot + 1 };
+        let same = got[other]
+            .iter()
+            .zip(&want[slot])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "member {slot} changed");
+        assert_eq!(state[other].train_loss, want_state[slot].train_loss);
+    }
+}
