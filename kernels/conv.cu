@@ -31,7 +31,7 @@ struct ConvProblem {
     int k, stride, pad;
     int w_ks, w_os;   // conv: (1, C·k·k), W stored (O, C·k·k); dense: (O, 1), W stored (C, O)
     int member;
-    int pad_;
+    int tokens;       // rows per sample: a token-wise dense layer's tokens, else 1
 };
 static_assert(sizeof(ConvProblem) == 88, "ConvProblem layout (src/backend/cuda/layout.rs)");
 
@@ -69,15 +69,19 @@ __device__ __forceinline__ float tap_gradient(const ConvProblem& p, const float*
     return dy[p.y_off + (((long long)b * p.o + o) * p.oh + oy) * p.ow + ox];
 }
 
+// A token-wise dense layer is a dense layer over rows·tokens rows: every index below counts
+// rows of the layer's own (samples, or tokens of samples).
 template <ConvPass P>
 struct Shape {
-    __device__ static int m(const ConvProblem& p, int rows) {
+    __device__ static int m(const ConvProblem& p, int samples) {
+        const int rows = samples * p.tokens;
         return P == FORWARD ? rows * p.oh * p.ow : P == BACKWARD_X ? rows * p.h * p.w : p.o;
     }
     __device__ static int n(const ConvProblem& p) {
         return P == FORWARD ? p.o : P == BACKWARD_X ? p.c : p.c * p.k * p.k + 1;
     }
-    __device__ static int k(const ConvProblem& p, int rows) {
+    __device__ static int k(const ConvProblem& p, int samples) {
+        const int rows = samples * p.tokens;
         return P == FORWARD ? p.c * p.k * p.k + 1 : P == BACKWARD_X ? p.o * p.k * p.k : rows * p.oh * p.ow;
     }
 };

@@ -164,3 +164,97 @@ extern "C" __global__ void batch_norm_running(const NormProblem* __restrict__ pr
                  NORM_MOMENTUM * stats[p.stats_off + p.channels + c] * unbias;
     }
 }
+
+// LayerNorm: each token of each sample normalised over its `dim` features (CPU twin:
+// layer_norm_forward / layer_norm_backward in src/backend/cpu/norm.rs), one thread per
+// token row (dim is at most a few hundred), summing in the CPU's order.
+struct LayerNormProblem {
+    long long x_off;      // input block (rows·tokens, dim) in acts/deltas
+    long long y_off;      // output block
+    long long gamma_off;  // γ (dim) then β (dim) in params/grad
+    long long stats_off;  // each token row's mean, then each one's 1/√(var + ε), in stats
+    int tokens, dim;
+    int member;
+    int has_dx;
+};
+static_assert(sizeof(LayerNormProblem) == 48, "LayerNormProblem layout (src/backend/cuda/layout.rs)");
+
+#define ROW_LOOP(count) \
+    for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < (count); r += (long long)gridDim.x * blockDim.x)
+
+// grid: (chunks, problems), threads over the rows·tokens token rows; the statistics go to
+// stats (mean at stats_off + row, 1/√(var + ε) at stats_off + rows·tokens + row).
+extern "C" __global__ void layer_norm_forward(const LayerNormProblem* __restrict__ problems, int rows,
+                                              float* acts, const float* __restrict__ params,
+                                              float* stats, const MemberState* __restrict__ state) {
+    const LayerNormProblem p = problems[blockIdx.y];
+    if (state != nullptr && !state[p.member].alive) return;
+    const long long count = (long long)rows * p.tokens;
+    const float* gamma = params + p.gamma_off;
+    const float* beta = gamma + p.dim;
+    const float n = (float)p.dim;
+    ROW_LOOP(count) {
+        const float* x = acts + p.x_off + r * p.dim;
+        float* y = acts + p.y_off + r * p.dim;
+        float sum = 0.0f;
+        for (int c = 0; c < p.dim; ++c) sum += x[c];
+        const float mean = sum / n;
+        float squares = 0.0f;
+        for (int c = 0; c < p.dim; ++c) squares += (x[c] - mean) * (x[c] - mean);
+        const float inv = 1.0f / sqrtf(squares / n + NORM_EPS);
+        for (int c = 0; c < p.dim; ++c) y[c] = (x[c] - mean) * inv * gamma[c] + beta[c];
+        stats[p.stats_off + r] = mean;
+        stats[p.stats_off + count + r] = inv;
+    }
+}
+
+// The input's gradient per token row: dx = invstd·(γ·dy − (Σγ·dy + x̂·Σγ·dy·x̂)/dim).
+extern "C" __global__ void layer_norm_backward(const LayerNormProblem* __restrict__ problems, int rows,
+                                               const float* __restrict__ acts,
+                                               const float* __restrict__ params,
+                                               const float* __restrict__ stats, float* deltas,
+                                               const MemberState* __restrict__ state) {
+    const LayerNormProblem p = problems[blockIdx.y];
+    if (!p.has_dx || !state[p.member].alive) return;
+    const long long count = (long long)rows * p.tokens;
+    const float* gamma = params + p.gamma_off;
+    const float n = (float)p.dim;
+    ROW_LOOP(count) {
+        const float* x = acts + p.x_off + r * p.dim;
+        const float* dy = deltas + p.y_off + r * p.dim;
+        float* dx = deltas + p.x_off + r * p.dim;
+        const float mean = stats[p.stats_off + r], inv = stats[p.stats_off + count + r];
+        float sum = 0.0f, dot = 0.0f;
+        for (int c = 0; c < p.dim; ++c) {
+            float g = dy[c] * gamma[c];
+            sum += g;
+            dot += g * ((x[c] - mean) * inv);
+        }
+        for (int c = 0; c < p.dim; ++c) {
+            float xhat = (x[c] - mean) * inv;
+            dx[c] = inv * (dy[c] * gamma[c] - (sum + xhat * dot) / n);
+        }
+    }
+}
+
+// dγ = Σ dy·x̂ and dβ = Σ dy over every token row, one thread per feature.
+extern "C" __global__ void layer_norm_params(const LayerNormProblem* __restrict__ problems, int rows,
+                                             const float* __restrict__ acts,
+                                             const float* __restrict__ stats,
+                                             const float* __restrict__ deltas, float* grad,
+                                             const MemberState* __restrict__ state) {
+    const LayerNormProblem p = problems[blockIdx.y];
+    if (!state[p.member].alive) return;
+    const long long count = (long long)rows * p.tokens;
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < p.dim; c += gridDim.x * blockDim.x) {
+        float dgamma = 0.0f, dbeta = 0.0f;
+        for (long long r = 0; r < count; ++r) {
+            float g = deltas[p.y_off + r * p.dim + c];
+            float xhat = (acts[p.x_off + r * p.dim + c] - stats[p.stats_off + r]) * stats[p.stats_off + count + r];
+            dgamma += g * xhat;
+            dbeta += g;
+        }
+        grad[p.gamma_off + c] = dgamma;
+        grad[p.gamma_off + p.dim + c] = dbeta;
+    }
+}

@@ -8,6 +8,7 @@ struct MemberHparams {
     int kind;
     float lr, momentum, weight_decay, beta1, beta2, eps;
     float dropout;
+    float attn_dropout;  // transformers: dropout on the attention weights
     unsigned long long seed;
 };
 
@@ -28,5 +29,5 @@ struct MemberState {
 };
 
 // The Rust mirrors (src/backend/cuda/layout.rs) assert the same sizes.
-static_assert(sizeof(MemberHparams) == 40, "MemberHparams layout");
+static_assert(sizeof(MemberHparams) == 48, "MemberHparams layout");
 static_assert(sizeof(MemberState) == 72, "MemberState layout");

@@ -9,7 +9,10 @@
 
 mod common;
 
-use common::{digits_tuning, ragged_cnns, ragged_cnns_for_parity, train_on, train_together};
+use common::{
+    digits_tuning, ragged_cnns, ragged_cnns_for_parity, ragged_vits_for_parity, train_on,
+    train_together,
+};
 use popsweep::backend::cuda::network_population::NetworkPopulation;
 use popsweep::backend::cuda::slots::SlotWeights;
 use popsweep::backend::cuda::CudaBackend;
@@ -161,38 +164,92 @@ fn a_steps_launches_do_not_depend_on_the_population_size() {
     assert_eq!(one, launches(40));
 }
 
-/// Attention has no CUDA kernel yet: a vision transformer is refused with a message that
-/// names it and the way out, before anything trains.
+/// Ragged vision transformers (heads 1–4, widths 32 and 64, depths 1 and 2, a class token,
+/// attention dropout) beside an MLP: one epoch against the CPU backend, and each member
+/// alone beside one other, bit for bit.
 #[test]
-fn a_vision_transformer_is_refused_clearly() {
+fn ragged_vision_transformers_on_the_gpu_match_the_cpu_and_themselves_alone() {
+    let Some(gpu) = gpu() else { return };
+    let data = digits_tuning();
+    let specs = ragged_vits_for_parity();
+    let on_gpu = train_on(&gpu, &specs, &data, 1);
+    let on_cpu = train_together(&specs, &data, 1, 2);
+    for slot in 0..specs.len() {
+        let err = rel_error(on_gpu.params(slot), on_cpu.params(slot));
+        assert!(err < 1e-3, "member {slot}: weights differ by {err}");
+        let (hg, hc) = (
+            &on_gpu.members()[slot].history[0],
+            &on_cpu.members()[slot].history[0],
+        );
+        assert!((hg.val_loss - hc.val_loss).abs() < 1e-3 * hc.val_loss);
+    }
+    for (slot, s) in specs.iter().enumerate() {
+        let partner = if slot == 0 { 1 } else { 0 };
+        let alone = train_on(&gpu, &[s.clone(), specs[partner].clone()], &data, 1);
+        assert!(
+            same_bits(on_gpu.params(slot), alone.params(0)),
+            "member {slot} differs"
+        );
+    }
+}
+
+/// Attention keeps a sample's scores in shared memory: a sequence longer than the kernel
+/// holds is refused with a message that names it and the way out, before anything trains.
+#[test]
+fn attention_over_too_many_tokens_is_refused_clearly() {
     let Some(gpu) = gpu() else { return };
     use popsweep::backend::{Backend, EpochPlan};
     use popsweep::data::ImageShape;
     use popsweep::model::vit::{VitPool, VitSpec};
     use popsweep::model::Arch;
     let data = digits_tuning();
-    let spec = VitSpec {
-        patch: 2,
-        d_model: 32,
+    // 1×1 patches of the 8×8 digits: 64 tokens and a class token, 65, the most it holds.
+    let spec = |pool| VitSpec {
+        patch: 1,
+        d_model: 16,
         heads: 2,
         layers: 1,
         mlp_ratio: 2,
-        pool: VitPool::Mean,
+        pool,
     };
-    let mut vit = ragged_cnns().remove(0);
-    vit.arch = Arch::vit(ImageShape::square(64).unwrap(), &spec, 10).unwrap();
+    let digits = ImageShape::square(64).unwrap();
+    assert!(Arch::vit(digits, &spec(VitPool::Class), 10).is_ok());
+    let mut long = ragged_cnns().remove(0);
+    // The digits widened to 8×9 (a column of zeros): 72 tokens.
+    let wide = ImageShape {
+        channels: 1,
+        height: 8,
+        width: 9,
+    };
+    long.arch = Arch::vit(wide, &spec(VitPool::Mean), 10).unwrap();
+    let rows: Vec<f32> = data
+        .train
+        .features
+        .chunks_exact(64)
+        .flat_map(|r| {
+            let mut r = r.to_vec();
+            r.extend_from_slice(&[0.0; 8]);
+            r
+        })
+        .collect();
+    let train = popsweep::data::Dataset {
+        features: rows,
+        n_features: 72,
+        image: Some(wide),
+        ..data.train.clone()
+    };
     let mut pop = popsweep::population::Population::new();
-    pop.insert(0, vit);
+    pop.insert(0, long);
     let plan = EpochPlan {
-        order: (0..data.train.len()).collect(),
+        order: (0..train.len()).collect(),
         batch_size: 32,
     };
     let err = gpu
-        .train_epoch(&mut pop, &data.train, &data.val, &plan)
+        .train_epoch(&mut pop, &train, &train, &plan)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("transformer") && err.contains("--backend cpu"),
+        err.contains("more than 65 tokens") && err.contains("--backend cpu"),
         "{err}"
     );
     assert_eq!(pop.members()[0].epochs, 0, "nothing trained");

@@ -616,12 +616,14 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
     let mut rng = rng(31);
     let rows = 3;
     // Plain dropout on a dense block, spatial dropout on a 4-channel image block.
+    // ReLU (kind 0) saves nothing; its backward pass reads the block.
     let element = |off: usize, width, channels, member, layer| ElementProblem {
         off: off as i64,
         width,
         channels,
         member,
         layer,
+        ..Default::default()
     };
     let problems = [element(0, 37, 0, 0, 2), element(3 * 37, 4 * 6, 4, 1, 5)];
     let total = 3 * 37 + 3 * 24;
@@ -636,7 +638,7 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
     for s in &mut state {
         s.steps = steps;
     }
-    let (relu, drop) = (table(Group::Relu), table(Group::Dropout));
+    let (relu, drop) = (table(Group::Activation), table(Group::Dropout));
     let mut buffers = BTreeMap::from([
         (relu, bytes(&problems)),
         (drop, bytes(&problems)),
@@ -644,9 +646,10 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
         (Buffer::Hparams, bytes(&hp)),
         (Buffer::State, bytes(&state)),
         (Buffer::Deltas, bytes(&vec![1.0f32; total])),
+        (Buffer::Saved, bytes(&[0.0f32])),
     ]);
     let forward = [
-        activation::relu_forward(&problems, relu, rows, true),
+        activation::forward(&problems, relu, rows, true),
         dropout::launch(&problems, drop, (DropoutPass::Forward, rows)),
     ];
     run(exe, &forward, &mut buffers);
@@ -658,7 +661,7 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
     buffers.insert(Buffer::State, bytes(&state));
     let backward = [
         dropout::launch(&problems, drop, (DropoutPass::Backward, rows)),
-        activation::relu_backward(&problems, relu, rows),
+        activation::backward(&problems, relu, rows),
     ];
     run(exe, &backward, &mut buffers);
     let grads: Vec<f32> = values(&buffers[&Buffer::Deltas]);
@@ -709,6 +712,9 @@ fn table_bytes(table: &Table<'_>) -> Vec<u8> {
         Table::Pool(t) => bytes(t),
         Table::Norm(t) => bytes(t),
         Table::Element(t) => bytes(t),
+        Table::Token(t) => bytes(t),
+        Table::LayerNorm(t) => bytes(t),
+        Table::Attention(t) => bytes(t),
         Table::Loss(t) => bytes(t),
         Table::Ranges(t) => bytes(t),
     }
@@ -726,18 +732,24 @@ fn network_buffers(
         .iter()
         .flat_map(|s| s.arch.init_params(s.seed))
         .collect();
-    let (acts, picks, stats) = plan.buffer_lengths();
+    let lengths = plan.buffer_lengths();
     let hparams: Vec<MemberHparams> = specs.iter().map(MemberHparams::of).collect();
     let order: Vec<u32> = (0..data.len() as u32).collect();
     let mut buffers = BTreeMap::from([
         (Buffer::Features, bytes(&data.features)),
         (Buffer::Labels, bytes(&data.labels)),
         (Buffer::Order, bytes(&order)),
-        (Buffer::Acts, bytes(&vec![0.0f32; acts])),
-        (Buffer::Deltas, bytes(&vec![0.0f32; acts])),
+        (Buffer::Acts, bytes(&vec![0.0f32; lengths.acts])),
+        (Buffer::Deltas, bytes(&vec![0.0f32; lengths.acts])),
         (Buffer::Targets, bytes(&vec![0u32; plan.capacity()])),
-        (Buffer::Picks, bytes(&vec![0u32; picks.max(1)])),
-        (Buffer::Stats, bytes(&vec![0.0f32; stats.max(1)])),
+        (Buffer::Picks, bytes(&vec![0u32; lengths.picks.max(1)])),
+        (Buffer::Stats, bytes(&vec![0.0f32; lengths.stats.max(1)])),
+        (Buffer::Skips, bytes(&vec![0.0f32; lengths.skips.max(1)])),
+        (Buffer::Saved, bytes(&vec![0.0f32; lengths.saved.max(1)])),
+        (
+            Buffer::Weights,
+            bytes(&vec![0.0f32; lengths.weights.max(1)]),
+        ),
         (Buffer::Grad, bytes(&vec![0.0f32; params.len()])),
         (Buffer::Moment1, bytes(&vec![0.0f32; params.len()])),
         (Buffer::Moment2, bytes(&vec![0.0f32; params.len()])),
@@ -751,21 +763,21 @@ fn network_buffers(
     buffers
 }
 
-/// The whole network step as the CUDA backend plans it — gather, every layer's launches
-/// by layer index, the loss, batch norm's running statistics, the backward pass, the
-/// optimizer — run through the emulated kernels for a ragged population (CNNs of
-/// different filters, depths and kernels, with pooling, batch norm, spatial dropout and
-/// dropout, beside an MLP), against the CPU backend on the same batches: weights after
-/// three steps, the training loss and the validation loss.
-#[test]
-fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
+/// `specs` trained `steps` steps of `batch` rows by the planned kernels and evaluated on
+/// 40 validation rows, against the CPU backend on the same batches: weights within `tol`
+/// of the largest, train and validation losses within `tol` relative, accuracy within a
+/// row.
+fn planned_steps_match_the_cpu(
+    exe: &Path,
+    specs: &[popsweep::model::MemberSpec],
+    steps: usize,
+    tol: f32,
+) {
     use popsweep::backend::cpu::CpuBackend;
     use popsweep::backend::{Backend, EpochPlan};
     use popsweep::population::Population;
-    let Some(exe) = harness() else { return };
     let data = common::digits_tuning();
-    let specs = common::ragged_cnns_for_parity();
-    let (batch, steps) = (16, 3);
+    let batch = 16;
     let train = data.train.subset(&(0..batch * steps).collect::<Vec<_>>());
     let val = data.val.subset(&(0..40).collect::<Vec<_>>());
 
@@ -783,7 +795,7 @@ fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
 
     let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
     let plan = NetworkPlan::new(&archs, batch);
-    let mut buffers = network_buffers(&plan, &specs, &train);
+    let mut buffers = network_buffers(&plan, specs, &train);
     let launches: Vec<Launch> = (0..steps)
         .flat_map(|s| plan.train_step(s * batch, false, batch))
         .collect();
@@ -806,23 +818,24 @@ fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
     let evaluated: Vec<MemberState> = values(&buffers[&Buffer::State]);
 
     let offsets = plan.offsets();
+    let tol64 = f64::from(tol);
     for (slot, member) in cpu.members().iter().enumerate() {
         let ours = &params[offsets[slot]..offsets[slot + 1]];
         let what = format!("member {slot}");
-        // fp32 sums in another order, compounded over three steps of up to six layers.
-        assert_close(&format!("{what} weights"), ours, cpu.params(slot), 1e-4);
+        assert_close(&format!("{what} weights"), ours, cpu.params(slot), tol);
         assert_eq!(state[slot].steps, steps as u64, "{what}: steps");
         assert_eq!(state[slot].alive, 1, "{what} is alive");
         let h = &member.history[0];
         let train_loss = state[slot].train_loss / train.len() as f64;
+        let close = |a: f64, b: f64| (a - b).abs() < tol64 * b;
         assert!(
-            (train_loss - h.train_loss).abs() < 1e-4 * h.train_loss,
+            close(train_loss, h.train_loss),
             "{what}: train loss {train_loss} vs {}",
             h.train_loss
         );
         let val_loss = evaluated[slot].eval_loss / val.len() as f64;
         assert!(
-            (val_loss - h.val_loss).abs() < 1e-4 * h.val_loss,
+            close(val_loss, h.val_loss),
             "{what}: val loss {val_loss} vs {}",
             h.val_loss
         );
@@ -832,6 +845,28 @@ fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
             "{what}: accuracy"
         );
     }
+}
+
+/// The whole network step as the CUDA backend plans it — gather, every layer's launches
+/// by layer index, the loss, batch norm's running statistics, the backward pass, the
+/// optimizer — run through the emulated kernels for a ragged population (CNNs of
+/// different filters, depths and kernels, with pooling, batch norm, spatial dropout and
+/// dropout, beside an MLP), against the CPU backend: three steps (fp32 sums in another
+/// order, compounded over three steps of up to six layers: within 1e-4).
+#[test]
+fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
+    let Some(exe) = harness() else { return };
+    planned_steps_match_the_cpu(exe, &common::ragged_cnns_for_parity(), 3, 1e-4);
+}
+
+/// The same for ragged vision transformers (heads 1–4, widths 32 and 64, depths 1 and 2,
+/// a class token, attention dropout) beside an MLP: patch embedding, position embeddings,
+/// LayerNorm, attention, the GELU MLP, residual forks and token pooling, two steps (with
+/// SGD: see `ragged_vits_for_parity`).
+#[test]
+fn ragged_vision_transformers_trained_by_the_planned_steps_match_the_cpu_backend() {
+    let Some(exe) = harness() else { return };
+    planned_steps_match_the_cpu(exe, &common::ragged_vits_for_parity(), 2, 1e-4);
 }
 
 /// A member whose learning rate makes it diverge is marked dead by the loss kernel at the
@@ -876,5 +911,57 @@ fn a_diverging_member_leaves_the_others_bit_identical_under_the_planned_steps() 
             .all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same, "member {slot} changed");
         assert_eq!(state[other].train_loss, want_state[slot].train_loss);
+    }
+}
+
+#[test]
+fn activations_other_than_relu_match_the_cpu_twin() {
+    use popsweep::backend::cpu::activation::{activation_backward, activation_forward};
+    use popsweep::backend::cuda::activation::kind;
+    use popsweep::model::hparams::Activation;
+    let Some(exe) = harness() else { return };
+    let mut rng = rng(37);
+    let (rows, width) = (3, 29);
+    let kinds = [Activation::LeakyRelu, Activation::Tanh, Activation::Gelu];
+    let problems: Vec<ElementProblem> = (kinds.iter().enumerate())
+        .map(|(m, &a)| ElementProblem {
+            off: (m * rows * width) as i64,
+            aux_off: (m * rows * width) as i64,
+            width: width as i32,
+            member: m as i32,
+            layer: m as i32,
+            kind: kind(a),
+            ..Default::default()
+        })
+        .collect();
+    let total = kinds.len() * rows * width;
+    let z: Vec<f32> = random(&mut rng, total).iter().map(|v| 4.0 * v).collect();
+    let dy = random(&mut rng, total);
+    let group = table(Group::Activation);
+    let mut buffers = BTreeMap::from([
+        (group, bytes(&problems)),
+        (Buffer::Acts, bytes(&z)),
+        (Buffer::Saved, bytes(&vec![f32::NAN; total])),
+        (Buffer::Deltas, bytes(&dy)),
+        (Buffer::State, bytes(&alive(kinds.len()))),
+    ]);
+    let launches = [
+        activation::forward(&problems, group, rows, true),
+        activation::backward(&problems, group, rows),
+    ];
+    run(exe, &launches, &mut buffers);
+    let (y, dz): (Vec<f32>, Vec<f32>) = (
+        values(&buffers[&Buffer::Acts]),
+        values(&buffers[&Buffer::Deltas]),
+    );
+    for (m, &a) in kinds.iter().enumerate() {
+        let r = m * rows * width..(m + 1) * rows * width;
+        let mut want = vec![0.0f32; rows * width];
+        activation_forward(a, &z[r.clone()], &mut want);
+        // The CPU's GELU takes Φ from a polynomial with absolute error ≤ 1.5e-7.
+        assert_close(&format!("{a:?} forward"), &y[r.clone()], &want, 1e-6);
+        let mut want = dy[r.clone()].to_vec();
+        activation_backward(a, &z[r.clone()], &mut want);
+        assert_close(&format!("{a:?} backward"), &dz[r], &want, 1e-6);
     }
 }

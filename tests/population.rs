@@ -2,10 +2,10 @@
 //! alone, bit for bit; a diverging member is marked failed and changes nothing for others.
 
 mod common;
-use common::{digits_tuning, ragged_cnns, spec, spec_with, train_together};
+use common::{digits_tuning, ragged_cnns, ragged_vits, spec, train_together};
 use popsweep::data::TuningData;
 use popsweep::model::hparams::Activation;
-use popsweep::model::{Arch, MemberSpec};
+use popsweep::model::MemberSpec;
 use popsweep::population::Population;
 
 fn ragged_population() -> Vec<MemberSpec> {
@@ -438,38 +438,6 @@ fn diverging_copy_leaves_the_others(mut specs: Vec<MemberSpec>, epochs: usize) {
 #[test]
 fn a_diverging_cnn_fails_alone_and_leaves_the_others_unchanged() {
     diverging_copy_leaves_the_others(ragged_cnns(), 2);
-}
-
-/// Vision transformers of heads {1, 2, 4}, widths {32, 64} and depths {1, 2} (one with
-/// attention dropout, one with a class token) beside an MLP, on the 8×8 digits cut into
-/// 2×2 patches (16 tokens).
-fn ragged_vits() -> Vec<MemberSpec> {
-    use popsweep::data::ImageShape;
-    use popsweep::model::vit::{VitPool, VitSpec};
-    let digits = ImageShape::square(64).unwrap();
-    let vit = |(heads, d_model, layers), pool, seed| {
-        let spec = VitSpec {
-            patch: 2,
-            d_model,
-            heads,
-            layers,
-            mlp_ratio: 2,
-            pool,
-        };
-        MemberSpec {
-            arch: Arch::vit(digits, &spec, 10).unwrap(),
-            ..spec_with(0.005, seed)
-        }
-    };
-    let mut dropping = vit((2, 64, 2), VitPool::Mean, 5);
-    dropping.hparams.attn_dropout = 0.1;
-    vec![
-        vit((1, 32, 1), VitPool::Mean, 1),
-        vit((2, 32, 2), VitPool::Class, 2),
-        vit((4, 64, 1), VitPool::Mean, 3),
-        spec(&[16], 0.05, 0.9, 0.0, 4),
-        dropping,
-    ]
 }
 
 #[test]

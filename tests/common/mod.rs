@@ -78,6 +78,50 @@ pub fn ragged_cnns() -> Vec<MemberSpec> {
     ]
 }
 
+/// Vision transformers of heads {1, 2, 4}, widths {32, 64} and depths {1, 2} (one with
+/// attention dropout, one with a class token) beside an MLP, on the 8×8 digits cut into
+/// 2×2 patches (16 tokens).
+pub fn ragged_vits() -> Vec<MemberSpec> {
+    use popsweep::data::ImageShape;
+    use popsweep::model::vit::{VitPool, VitSpec};
+    let digits = ImageShape::square(64).unwrap();
+    let vit = |(heads, d_model, layers), pool, seed| {
+        let spec = VitSpec {
+            patch: 2,
+            d_model,
+            heads,
+            layers,
+            mlp_ratio: 2,
+            pool,
+        };
+        MemberSpec {
+            arch: Arch::vit(digits, &spec, 10).unwrap(),
+            ..spec_with(0.005, seed)
+        }
+    };
+    let mut dropping = vit((2, 64, 2), VitPool::Mean, 5);
+    dropping.hparams.attn_dropout = 0.1;
+    vec![
+        vit((1, 32, 1), VitPool::Mean, 1),
+        vit((2, 32, 2), VitPool::Class, 2),
+        vit((4, 64, 1), VitPool::Mean, 3),
+        spec(&[16], 0.05, 0.9, 0.0, 4),
+        dropping,
+    ]
+}
+
+/// [`ragged_vits`] for comparisons across backends, with SGD: a key's bias has an exactly
+/// zero gradient (adding it shifts a query's every score alike, which the softmax
+/// ignores), which each backend computes as rounding noise, and AdamW normalises that
+/// noise into steps of about the learning rate, different on each side.
+pub fn ragged_vits_for_parity() -> Vec<MemberSpec> {
+    let mut specs = ragged_vits();
+    for s in &mut specs {
+        s.hparams.optim = OptimHparams::sgd(0.05, 0.9, 1e-4);
+    }
+    specs
+}
+
 /// [`ragged_cnns`] for comparisons across backends: the batch-norm member trains with SGD.
 /// The bias of a convolution before batch norm has an exactly zero gradient, which each
 /// backend computes as rounding noise of ~1e-9 in its own order, and AdamW normalises

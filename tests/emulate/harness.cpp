@@ -7,6 +7,7 @@
 #include "cuda_shim.h"
 
 #include "../../kernels/activation.cu"
+#include "../../kernels/attention.cu"
 #include "../../kernels/conv.cu"
 #include "../../kernels/dropout.cu"
 #include "../../kernels/gather.cu"
@@ -14,6 +15,7 @@
 #include "../../kernels/norm.cu"
 #include "../../kernels/optim.cu"
 #include "../../kernels/pool.cu"
+#include "../../kernels/tokens.cu"
 
 #include <cstdio>
 #include <fstream>
@@ -75,10 +77,24 @@ static bool run(const std::string& kernel, dim3 grid, dim3 block, const std::vec
         emulate_launch(grid, block, [&] { batch_norm_backward((const NormProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (CF)P(4), I(5), (F)P(6), (F)P(7), (S)P(8)); });
     } else if (kernel == "batch_norm_running") {
         emulate_launch(grid, block, [&] { batch_norm_running((const NormProblem*)P(0), I(1), (CF)P(2), (F)P(3), (S)P(4)); });
-    } else if (kernel == "relu_forward") {
-        emulate_launch(grid, block, [&] { relu_forward((const ElementProblem*)P(0), I(1), (F)P(2), (S)P(3)); });
-    } else if (kernel == "relu_backward") {
-        emulate_launch(grid, block, [&] { relu_backward((const ElementProblem*)P(0), I(1), (CF)P(2), (F)P(3), (S)P(4)); });
+    } else if (kernel == "activation_forward") {
+        emulate_launch(grid, block, [&] { activation_forward((const ElementProblem*)P(0), I(1), (F)P(2), (F)P(3), (S)P(4)); });
+    } else if (kernel == "activation_backward") {
+        emulate_launch(grid, block, [&] { activation_backward((const ElementProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (F)P(4), (S)P(5)); });
+    } else if (kernel == "token_forward") {
+        emulate_launch(grid, block, [&] { token_forward((const TokenProblem*)P(0), I(1), (F)P(2), (CF)P(3), (S)P(4)); });
+    } else if (kernel == "token_backward") {
+        emulate_launch(grid, block, [&] { token_backward((const TokenProblem*)P(0), I(1), (F)P(2), (F)P(3), (F)P(4), (S)P(5)); });
+    } else if (kernel == "layer_norm_forward") {
+        emulate_launch(grid, block, [&] { layer_norm_forward((const LayerNormProblem*)P(0), I(1), (F)P(2), (CF)P(3), (F)P(4), (S)P(5)); });
+    } else if (kernel == "layer_norm_backward") {
+        emulate_launch(grid, block, [&] { layer_norm_backward((const LayerNormProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (CF)P(4), (F)P(5), (S)P(6)); });
+    } else if (kernel == "layer_norm_params") {
+        emulate_launch(grid, block, [&] { layer_norm_params((const LayerNormProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (CF)P(4), (F)P(5), (S)P(6)); });
+    } else if (kernel == "attention_forward") {
+        emulate_launch(grid, block, [&] { attention_forward((const AttentionProblem*)P(0), I(1), (F)P(2), (F)P(3), (H)P(4), (S)P(5)); });
+    } else if (kernel == "attention_backward") {
+        emulate_launch(grid, block, [&] { attention_backward((const AttentionProblem*)P(0), I(1), (CF)P(2), (CF)P(3), (F)P(4), (H)P(5), (S)P(6)); });
     } else if (kernel == "dropout_forward") {
         emulate_launch(grid, block, [&] { dropout_forward((const ElementProblem*)P(0), I(1), (F)P(2), (H)P(3), (S)P(4)); });
     } else if (kernel == "dropout_backward") {

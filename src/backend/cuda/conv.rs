@@ -41,7 +41,7 @@ pub fn conv_problem(c: &Conv2d, at: LayerPlace) -> ConvProblem {
         w_ks: 1,
         w_os: int(c.fan_in()),
         member: int(at.member),
-        pad_: 0,
+        tokens: 1,
     }
 }
 
@@ -65,7 +65,20 @@ pub fn dense_problem(inputs: usize, outputs: usize, at: LayerPlace) -> ConvProbl
         w_ks: int(outputs),
         w_os: 1,
         member: int(at.member),
-        pad_: 0,
+        tokens: 1,
+    }
+}
+
+/// A token-wise dense layer's problem: the dense layer over `tokens` rows per sample.
+pub fn token_dense_problem(
+    tokens: usize,
+    inputs: usize,
+    outputs: usize,
+    at: LayerPlace,
+) -> ConvProblem {
+    ConvProblem {
+        tokens: int(tokens),
+        ..dense_problem(inputs, outputs, at)
     }
 }
 
@@ -79,8 +92,9 @@ pub enum ConvPass {
 
 impl ConvPass {
     /// `(M, N)` of the pass's GEMM for a batch of `rows`.
-    fn extent(self, p: &ConvProblem, rows: usize) -> (usize, usize) {
+    fn extent(self, p: &ConvProblem, samples: usize) -> (usize, usize) {
         let u = |v: i32| v as usize;
+        let rows = samples * u(p.tokens);
         match self {
             ConvPass::Forward => (rows * u(p.oh) * u(p.ow), u(p.o)),
             ConvPass::BackwardX => (rows * u(p.h) * u(p.w), u(p.c)),

@@ -68,7 +68,7 @@ pub struct Kernels {
     pub clear_epoch_sums: CudaFunction,
     pub check_params: CudaFunction,
     /// The layered networks' kernels (`network.rs`): conv.cu, pool.cu, norm.cu,
-    /// activation.cu and dropout.cu.
+    /// activation.cu, dropout.cu, tokens.cu and attention.cu.
     pub conv_forward: CudaFunction,
     pub conv_backward_x: CudaFunction,
     pub conv_backward_w: CudaFunction,
@@ -78,8 +78,15 @@ pub struct Kernels {
     pub batch_norm_forward: CudaFunction,
     pub batch_norm_backward: CudaFunction,
     pub batch_norm_running: CudaFunction,
-    pub relu_forward: CudaFunction,
-    pub relu_backward: CudaFunction,
+    pub activation_forward: CudaFunction,
+    pub activation_backward: CudaFunction,
+    pub token_forward: CudaFunction,
+    pub token_backward: CudaFunction,
+    pub layer_norm_forward: CudaFunction,
+    pub layer_norm_backward: CudaFunction,
+    pub layer_norm_params: CudaFunction,
+    pub attention_forward: CudaFunction,
+    pub attention_backward: CudaFunction,
     pub dropout_forward: CudaFunction,
     pub dropout_backward: CudaFunction,
 }
@@ -298,6 +305,7 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         module("activation")?,
         module("dropout")?,
     );
+    let (tokens, attention) = (module("tokens")?, module("attention")?);
     // In `Kernels::gemm_index` order.
     let gemm = |pass: &str| -> Result<[CudaFunction; 4], Unavailable> {
         Ok([
@@ -327,8 +335,15 @@ fn load_kernels(ctx: &Arc<CudaContext>) -> Result<Kernels, Unavailable> {
         batch_norm_forward: function(&norm, "batch_norm_forward")?,
         batch_norm_backward: function(&norm, "batch_norm_backward")?,
         batch_norm_running: function(&norm, "batch_norm_running")?,
-        relu_forward: function(&activation, "relu_forward")?,
-        relu_backward: function(&activation, "relu_backward")?,
+        activation_forward: function(&activation, "activation_forward")?,
+        activation_backward: function(&activation, "activation_backward")?,
+        token_forward: function(&tokens, "token_forward")?,
+        token_backward: function(&tokens, "token_backward")?,
+        layer_norm_forward: function(&norm, "layer_norm_forward")?,
+        layer_norm_backward: function(&norm, "layer_norm_backward")?,
+        layer_norm_params: function(&norm, "layer_norm_params")?,
+        attention_forward: function(&attention, "attention_forward")?,
+        attention_backward: function(&attention, "attention_backward")?,
         dropout_forward: function(&dropout, "dropout_forward")?,
         dropout_backward: function(&dropout, "dropout_backward")?,
     })

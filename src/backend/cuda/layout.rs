@@ -18,6 +18,7 @@ pub struct MemberHparams {
     pub beta2: f32,
     pub eps: f32,
     pub dropout: f32,
+    pub attn_dropout: f32,
     pub seed: u64,
 }
 
@@ -36,6 +37,7 @@ impl MemberHparams {
             beta2: o.beta2,
             eps: o.eps,
             dropout: spec.hparams.dropout,
+            attn_dropout: spec.hparams.attn_dropout,
             seed: spec.seed,
         }
     }
@@ -138,7 +140,8 @@ pub struct ConvProblem {
     pub w_ks: i32,
     pub w_os: i32,
     pub member: i32,
-    pub pad_: i32,
+    /// Rows per sample: a token-wise dense layer's tokens, else 1.
+    pub tokens: i32,
 }
 
 /// The convolution kernels' output tile edge and block size (kernels/conv.cu).
@@ -182,16 +185,77 @@ pub struct NormProblem {
 
 pub const NORM_THREADS: u32 = 256;
 
-/// `ElementProblem` in kernels/element.cuh: an in-place layer (ReLU, dropout).
+/// `ElementProblem` in kernels/element.cuh: an in-place layer (activation, dropout).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ElementProblem {
     pub off: i64,
+    pub aux_off: i64,
     pub width: i32,
     pub channels: i32,
     pub member: i32,
     pub layer: i32,
+    pub kind: i32,
+    pub pad: i32,
 }
+
+/// `TokenProblem` in kernels/tokens.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenProblem {
+    pub x_off: i64,
+    pub y_off: i64,
+    pub aux_off: i64,
+    pub param_off: i64,
+    pub a: i32,
+    pub b: i32,
+    pub kind: i32,
+    pub member: i32,
+    pub has_dx: i32,
+    pub pad: i32,
+}
+
+/// `TokenProblem::kind` values, as in kernels/tokens.cu.
+pub const TOKEN_TRANSPOSE: i32 = 0;
+pub const TOKEN_POSITION: i32 = 1;
+pub const TOKEN_CLASS: i32 = 2;
+pub const TOKEN_MEAN: i32 = 3;
+pub const TOKEN_FIRST: i32 = 4;
+pub const TOKEN_RESIDUAL: i32 = 5;
+pub const TOKEN_FORK: i32 = 6;
+
+/// `LayerNormProblem` in kernels/norm.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerNormProblem {
+    pub x_off: i64,
+    pub y_off: i64,
+    pub gamma_off: i64,
+    pub stats_off: i64,
+    pub tokens: i32,
+    pub dim: i32,
+    pub member: i32,
+    pub has_dx: i32,
+}
+
+/// `AttentionProblem` in kernels/attention.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttentionProblem {
+    pub x_off: i64,
+    pub y_off: i64,
+    pub p_off: i64,
+    pub tokens: i32,
+    pub dim: i32,
+    pub heads: i32,
+    pub member: i32,
+    pub layer: i32,
+    pub pad: i32,
+}
+
+/// The attention kernels' block size and the longest sequence their shared memory holds.
+pub const ATTENTION_THREADS: u32 = 256;
+pub const ATTENTION_MAX_TOKENS: usize = 65;
 
 /// One launch's problems (one per member that has the layer kind at that layer index):
 /// on the device for the kernel, and on the host for sizing its grid.
@@ -247,6 +311,9 @@ unsafe impl DeviceRepr for ConvProblem {}
 unsafe impl DeviceRepr for PoolProblem {}
 unsafe impl DeviceRepr for NormProblem {}
 unsafe impl DeviceRepr for ElementProblem {}
+unsafe impl DeviceRepr for TokenProblem {}
+unsafe impl DeviceRepr for LayerNormProblem {}
+unsafe impl DeviceRepr for AttentionProblem {}
 unsafe impl ValidAsZeroBits for MemberHparams {}
 unsafe impl ValidAsZeroBits for MemberState {}
 unsafe impl ValidAsZeroBits for GemmProblem {}
@@ -255,6 +322,9 @@ unsafe impl ValidAsZeroBits for ConvProblem {}
 unsafe impl ValidAsZeroBits for PoolProblem {}
 unsafe impl ValidAsZeroBits for NormProblem {}
 unsafe impl ValidAsZeroBits for ElementProblem {}
+unsafe impl ValidAsZeroBits for TokenProblem {}
+unsafe impl ValidAsZeroBits for LayerNormProblem {}
+unsafe impl ValidAsZeroBits for AttentionProblem {}
 
 #[cfg(test)]
 mod tests {
@@ -263,13 +333,16 @@ mod tests {
     #[test]
     fn sizes_match_the_cuda_structs() {
         // Field sizes summed with C alignment, as nvcc lays them out.
-        assert_eq!(std::mem::size_of::<MemberHparams>(), 40);
+        assert_eq!(std::mem::size_of::<MemberHparams>(), 48);
         assert_eq!(std::mem::size_of::<MemberState>(), 72);
         assert_eq!(std::mem::size_of::<GemmProblem>(), 80);
         assert_eq!(std::mem::size_of::<LossProblem>(), 16);
         assert_eq!(std::mem::size_of::<ConvProblem>(), 88);
         assert_eq!(std::mem::size_of::<PoolProblem>(), 48);
         assert_eq!(std::mem::size_of::<NormProblem>(), 56);
-        assert_eq!(std::mem::size_of::<ElementProblem>(), 24);
+        assert_eq!(std::mem::size_of::<ElementProblem>(), 40);
+        assert_eq!(std::mem::size_of::<TokenProblem>(), 56);
+        assert_eq!(std::mem::size_of::<LayerNormProblem>(), 48);
+        assert_eq!(std::mem::size_of::<AttentionProblem>(), 48);
     }
 }

@@ -8,6 +8,7 @@
 //! the CPU backend stops it.
 
 pub mod activation;
+pub mod attention;
 pub mod conv;
 pub mod device;
 pub mod device_layout;
@@ -26,6 +27,7 @@ pub mod pool;
 pub mod population;
 pub mod resident;
 pub mod slots;
+pub mod tokens;
 
 pub use device::{Device, Transfer, Unavailable};
 pub use population::DevicePopulation;

@@ -15,17 +15,23 @@
 //! launch over every member's trainable range applies them after the backward pass.
 
 use super::activation;
-use super::conv::{self, conv_problem, dense_problem, ConvPass, LayerPlace};
+use super::attention;
+use super::conv::{self, conv_problem, dense_problem, token_dense_problem, ConvPass, LayerPlace};
 use super::dropout::{self, DropoutPass};
 use super::gather;
-use super::layout::{ConvProblem, ElementProblem, LossProblem, NormProblem, PoolProblem};
+use super::layout::{
+    AttentionProblem, ConvProblem, ElementProblem, LayerNormProblem, LossProblem, NormProblem,
+    PoolProblem, TokenProblem, ATTENTION_MAX_TOKENS, TOKEN_CLASS, TOKEN_FIRST, TOKEN_FORK,
+    TOKEN_MEAN, TOKEN_POSITION, TOKEN_RESIDUAL, TOKEN_TRANSPOSE,
+};
 use super::loss;
 use super::norm;
 use super::optim;
 use super::plan::{Buffer, Group, Launch};
 use super::pool::{self, pool_problem, PoolKind};
+use super::tokens;
 use crate::model::hparams::Activation;
-use crate::model::layers::{Arch, Layer};
+use crate::model::layers::{Arch, Layer, ParamSlice};
 
 /// Why `arch` cannot train on the network kernels, or `None` when it can.
 pub fn unsupported_layers(arch: &Arch) -> Option<&'static str> {
@@ -33,17 +39,10 @@ pub fn unsupported_layers(arch: &Arch) -> Option<&'static str> {
         return Some("a first layer that works in place on the input");
     }
     arch.layers.iter().find_map(|layer| match layer {
-        Layer::Dense { .. }
-        | Layer::Conv2d(_)
-        | Layer::MaxPool(_)
-        | Layer::AvgPool(_)
-        | Layer::GlobalAvgPool(_)
-        | Layer::BatchNorm(_)
-        | Layer::Activation(Activation::Relu)
-        | Layer::Dropout
-        | Layer::SpatialDropout { .. } => None,
-        Layer::Activation(_) => Some("an activation other than ReLU"),
-        _ => Some("a transformer layer (attention has no CUDA kernel yet)"),
+        Layer::Attention(a) if a.tokens > ATTENTION_MAX_TOKENS => Some(
+            "attention over more than 65 tokens (its kernel keeps the scores in shared memory)",
+        ),
+        _ => None,
     })
 }
 
@@ -54,16 +53,23 @@ enum Resolved {
     Linear(ConvProblem, bool),
     Pool(PoolProblem, bool),
     Norm(NormProblem),
-    Relu(ElementProblem),
+    Activation(ElementProblem),
     Dropout(ElementProblem),
+    Token(TokenProblem),
+    LayerNorm(LayerNormProblem),
+    Attention(AttentionProblem),
 }
 
 /// Running totals of the buffers as members are resolved.
+#[derive(Clone, Copy, Debug, Default)]
 struct Sizes {
     /// Activations (and deltas): the minibatch first, then every block.
     acts: usize,
     picks: usize,
     stats: usize,
+    skips: usize,
+    saved: usize,
+    weights: usize,
 }
 
 /// A member's resolved layers, its loss problem and its trainable range.
@@ -73,74 +79,88 @@ struct MemberPlan {
     trainable: (usize, usize),
 }
 
-/// Resolves `arch` for slot `member`, its parameters at `param_off`, with room for
-/// `capacity` rows; the layers' blocks, picks and statistics are appended to `sizes`.
-fn resolve(
-    arch: &Arch,
-    (member, param_off): (usize, usize),
+fn int(v: usize) -> i32 {
+    i32::try_from(v).expect("layer sizes fit in i32")
+}
+
+/// A block of the member's: its offset in the activations, its width, its index in the
+/// member's network (`None`: the minibatch, the block before the first).
+type Block = (usize, usize, Option<usize>);
+
+/// One member's walk through its layer list, as the CPU twin's `NetworkWorkspace::new`.
+struct Resolver<'a> {
+    member: usize,
+    param_off: usize,
     capacity: usize,
-    sizes: &mut Sizes,
-) -> MemberPlan {
-    let mut slices = arch.param_slices().into_iter();
-    let mut states = arch.state_offsets().into_iter();
-    // The block being written: (offset, width, index in the member's network); the
-    // minibatch is the block before the first.
-    let mut current = (0usize, arch.inputs, None::<usize>);
-    let mut blocks = 0usize;
-    let mut layers = Vec::with_capacity(arch.layers.len());
-    let int = |v: usize| i32::try_from(v).expect("layer sizes fit in i32");
-    for layer in &arch.layers {
-        let input = current;
-        if let Some((_, outputs)) = layer.widths() {
-            current = (sizes.acts, outputs, Some(blocks));
-            sizes.acts += capacity * outputs;
-            blocks += 1;
+    sizes: &'a mut Sizes,
+    slices: std::vec::IntoIter<ParamSlice>,
+    states: std::vec::IntoIter<usize>,
+    /// The forks still open, innermost last: the block each adds back, its skip buffer.
+    open_forks: Vec<(usize, usize)>,
+}
+
+impl Resolver<'_> {
+    fn place(&mut self, input: Block, output: Block) -> LayerPlace {
+        let slice = self.slices.next().expect("a slice per parameterised layer");
+        LayerPlace {
+            x_off: input.0,
+            y_off: output.0,
+            w_off: self.param_off + slice.weights,
+            b_off: self.param_off + slice.bias,
+            member: self.member,
         }
-        let with_dx = input.2.is_some();
-        let mut place = || {
-            let slice = slices.next().expect("a slice per parameterised layer");
-            LayerPlace {
-                x_off: input.0,
-                y_off: current.0,
-                w_off: param_off + slice.weights,
-                b_off: param_off + slice.bias,
-                member,
-            }
-        };
-        let element = |channels: usize| ElementProblem {
-            off: current.0 as i64,
-            width: int(current.1),
+    }
+
+    /// `n` values per row of a batch, appended to the buffer whose running size is `size`.
+    fn take(capacity: usize, size: &mut usize, n: usize) -> usize {
+        let at = *size;
+        *size += capacity * n;
+        at
+    }
+
+    fn element(&self, block: Block, channels: usize) -> ElementProblem {
+        ElementProblem {
+            off: block.0 as i64,
+            width: int(block.1),
             channels: int(channels),
-            member: int(member),
-            layer: int(current.2.expect("an in-place layer follows a block")),
-        };
+            member: int(self.member),
+            layer: int(block.2.expect("an in-place layer follows a block")),
+            ..Default::default()
+        }
+    }
+
+    /// The layer that reads `input` and writes (or changes in place) `output`.
+    fn layer(&mut self, layer: &Layer, input: Block, output: Block) -> Resolved {
+        let with_dx = input.2.is_some();
+        let (capacity, member) = (self.capacity, self.member);
         let pooled = |p, kind, picks| {
-            Resolved::Pool(
-                pool_problem(p, kind, (input.0, current.0, picks), member),
-                with_dx,
-            )
+            let at = (input.0, output.0, picks);
+            Resolved::Pool(pool_problem(p, kind, at, member), with_dx)
         };
-        layers.push(match *layer {
-            Layer::Dense { inputs, outputs } => {
-                Resolved::Linear(dense_problem(inputs, outputs, place()), with_dx)
+        match *layer {
+            Layer::Dense { inputs, outputs } => Resolved::Linear(
+                dense_problem(inputs, outputs, self.place(input, output)),
+                with_dx,
+            ),
+            Layer::Conv2d(c) => {
+                Resolved::Linear(conv_problem(&c, self.place(input, output)), with_dx)
             }
-            Layer::Conv2d(c) => Resolved::Linear(conv_problem(&c, place()), with_dx),
             Layer::MaxPool(p) => {
-                let picks = sizes.picks;
-                sizes.picks += capacity * p.out_size();
+                let picks = Self::take(capacity, &mut self.sizes.picks, p.out_size());
                 pooled(&p, PoolKind::Max, picks)
             }
             Layer::AvgPool(p) => pooled(&p, PoolKind::Avg, 0),
             Layer::GlobalAvgPool(p) => pooled(&p, PoolKind::Global, 0),
             Layer::BatchNorm(n) => {
-                let at = place();
-                let stats = sizes.stats;
-                sizes.stats += 3 * n.channels;
+                let at = self.place(input, output);
+                let stats = self.sizes.stats;
+                self.sizes.stats += 3 * n.channels;
+                let state = self.states.next().expect("a state per batch norm");
                 Resolved::Norm(NormProblem {
                     x_off: at.x_off as i64,
                     y_off: at.y_off as i64,
                     gamma_off: at.w_off as i64,
-                    state_off: (param_off + states.next().expect("a state per batch norm")) as i64,
+                    state_off: (self.param_off + state) as i64,
                     stats_off: stats as i64,
                     channels: int(n.channels),
                     spatial: int(n.spatial),
@@ -148,11 +168,153 @@ fn resolve(
                     has_dx: i32::from(with_dx),
                 })
             }
-            Layer::Activation(_) => Resolved::Relu(element(0)),
-            Layer::Dropout => Resolved::Dropout(element(0)),
-            Layer::SpatialDropout { channels } => Resolved::Dropout(element(channels)),
-            _ => unreachable!("refused by unsupported_layers: {layer:?}"),
-        });
+            Layer::Activation(a) => {
+                let saved = if a == Activation::Relu {
+                    0
+                } else {
+                    Self::take(capacity, &mut self.sizes.saved, output.1)
+                };
+                Resolved::Activation(ElementProblem {
+                    aux_off: saved as i64,
+                    kind: activation::kind(a),
+                    ..self.element(output, 0)
+                })
+            }
+            Layer::Dropout => Resolved::Dropout(self.element(output, 0)),
+            Layer::SpatialDropout { channels } => Resolved::Dropout(self.element(output, channels)),
+            _ => self.transformer_layer(layer, input, output),
+        }
+    }
+
+    /// A transformer layer (token-wise dense, LayerNorm, attention, the token layers).
+    fn transformer_layer(&mut self, layer: &Layer, input: Block, output: Block) -> Resolved {
+        let (capacity, member) = (self.capacity, self.member);
+        let token = |kind, (a, b): (usize, usize)| TokenProblem {
+            x_off: input.0 as i64,
+            y_off: output.0 as i64,
+            a: int(a),
+            b: int(b),
+            kind,
+            member: int(member),
+            has_dx: i32::from(input.2.is_some()),
+            ..Default::default()
+        };
+        match *layer {
+            Layer::TokenDense {
+                tokens,
+                inputs,
+                outputs,
+            } => {
+                let at = self.place(input, output);
+                let problem = token_dense_problem(tokens, inputs, outputs, at);
+                Resolved::Linear(problem, input.2.is_some())
+            }
+            Layer::LayerNorm { tokens, dim } => {
+                let at = self.place(input, output);
+                let stats = Self::take(capacity, &mut self.sizes.stats, 2 * tokens);
+                Resolved::LayerNorm(LayerNormProblem {
+                    x_off: at.x_off as i64,
+                    y_off: at.y_off as i64,
+                    gamma_off: at.w_off as i64,
+                    stats_off: stats as i64,
+                    tokens: int(tokens),
+                    dim: int(dim),
+                    member: int(member),
+                    has_dx: i32::from(input.2.is_some()),
+                })
+            }
+            Layer::Attention(a) => {
+                let weights = Self::take(
+                    capacity,
+                    &mut self.sizes.weights,
+                    a.heads * a.tokens * a.tokens,
+                );
+                Resolved::Attention(AttentionProblem {
+                    x_off: input.0 as i64,
+                    y_off: output.0 as i64,
+                    p_off: weights as i64,
+                    tokens: int(a.tokens),
+                    dim: int(a.dim),
+                    heads: int(a.heads),
+                    member: int(member),
+                    layer: int(output.2.expect("attention writes a block")),
+                    pad: 0,
+                })
+            }
+            Layer::Transpose { rows, cols } => {
+                Resolved::Token(token(TOKEN_TRANSPOSE, (rows, cols)))
+            }
+            Layer::PositionEmbed { .. } => {
+                let at = self.place(input, output);
+                Resolved::Token(TokenProblem {
+                    x_off: output.0 as i64,
+                    param_off: at.w_off as i64,
+                    ..token(TOKEN_POSITION, (output.1, 0))
+                })
+            }
+            Layer::ClassToken { tokens, dim } => {
+                let at = self.place(input, output);
+                Resolved::Token(TokenProblem {
+                    param_off: at.w_off as i64,
+                    ..token(TOKEN_CLASS, (tokens, dim))
+                })
+            }
+            Layer::TokenMean { tokens, dim } => Resolved::Token(token(TOKEN_MEAN, (tokens, dim))),
+            Layer::FirstToken { tokens, dim } => Resolved::Token(token(TOKEN_FIRST, (tokens, dim))),
+            Layer::Fork => {
+                let skip = Self::take(capacity, &mut self.sizes.skips, output.1);
+                self.open_forks.push((output.0, skip));
+                Resolved::Token(TokenProblem {
+                    x_off: output.0 as i64,
+                    param_off: skip as i64,
+                    ..token(TOKEN_FORK, (output.1, 0))
+                })
+            }
+            Layer::Residual { width } => {
+                let (source, skip) = self
+                    .open_forks
+                    .pop()
+                    .expect("a consistent list nests forks");
+                Resolved::Token(TokenProblem {
+                    aux_off: source as i64,
+                    param_off: skip as i64,
+                    ..token(TOKEN_RESIDUAL, (width, 0))
+                })
+            }
+            _ => unreachable!("every layer kind is resolved: {layer:?}"),
+        }
+    }
+}
+
+/// Resolves `arch` for slot `member`, its parameters at `param_off`, with room for
+/// `capacity` rows; the layers' blocks, picks, statistics and saved values are appended to
+/// `sizes`.
+fn resolve(
+    arch: &Arch,
+    (member, param_off): (usize, usize),
+    capacity: usize,
+    sizes: &mut Sizes,
+) -> MemberPlan {
+    let mut current: Block = (0, arch.inputs, None);
+    let mut blocks = 0usize;
+    let mut layers = Vec::with_capacity(arch.layers.len());
+    let mut resolver = Resolver {
+        member,
+        param_off,
+        capacity,
+        sizes,
+        slices: arch.param_slices().into_iter(),
+        states: arch.state_offsets().into_iter(),
+        open_forks: Vec::new(),
+    };
+    for layer in &arch.layers {
+        let input = current;
+        if let Some((_, outputs)) = layer.widths() {
+            let at = Resolver::take(capacity, &mut resolver.sizes.acts, outputs);
+            current = (at, outputs, Some(blocks));
+            blocks += 1;
+        }
+        layers.push(resolver.layer(layer, input, current));
     }
     MemberPlan {
         layers,
@@ -173,8 +335,11 @@ struct LayerTables {
     pool: Vec<PoolProblem>,
     pool_dx: Vec<PoolProblem>,
     norm: Vec<NormProblem>,
-    relu: Vec<ElementProblem>,
+    activation: Vec<ElementProblem>,
     dropout: Vec<ElementProblem>,
+    token: Vec<TokenProblem>,
+    layer_norm: Vec<LayerNormProblem>,
+    attention: Vec<AttentionProblem>,
 }
 
 impl LayerTables {
@@ -195,8 +360,11 @@ impl LayerTables {
                     }
                 }
                 Resolved::Norm(p) => t.norm.push(p),
-                Resolved::Relu(p) => t.relu.push(p),
+                Resolved::Activation(p) => t.activation.push(p),
                 Resolved::Dropout(p) => t.dropout.push(p),
+                Resolved::Token(p) => t.token.push(p),
+                Resolved::LayerNorm(p) => t.layer_norm.push(p),
+                Resolved::Attention(p) => t.attention.push(p),
             }
         }
         t
@@ -209,9 +377,23 @@ pub enum Table<'a> {
     Pool(&'a [PoolProblem]),
     Norm(&'a [NormProblem]),
     Element(&'a [ElementProblem]),
+    Token(&'a [TokenProblem]),
+    LayerNorm(&'a [LayerNormProblem]),
+    Attention(&'a [AttentionProblem]),
     Loss(&'a [LossProblem]),
     /// `(start, end)` pairs.
     Ranges(&'a [i64]),
+}
+
+/// Lengths of the buffers a [`NetworkPlan`] sizes (in elements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferLengths {
+    pub acts: usize,
+    pub picks: usize,
+    pub stats: usize,
+    pub skips: usize,
+    pub saved: usize,
+    pub weights: usize,
 }
 
 /// A population of layered networks resolved into problem tables, and the launches of its
@@ -238,8 +420,7 @@ impl NetworkPlan {
         let n_features = archs.first().map_or(1, |a| a.inputs);
         let mut sizes = Sizes {
             acts: capacity * n_features,
-            picks: 0,
-            stats: 0,
+            ..Sizes::default()
         };
         let mut offsets = vec![0usize];
         let plans: Vec<MemberPlan> = (archs.iter().enumerate())
@@ -292,9 +473,18 @@ impl NetworkPlan {
         &self.offsets
     }
 
-    /// Lengths of the activations (and deltas), picks and batch-statistics buffers.
-    pub fn buffer_lengths(&self) -> (usize, usize, usize) {
-        (self.sizes.acts, self.sizes.picks, self.sizes.stats)
+    /// Length of each buffer the plan sizes: activations (and deltas), picks,
+    /// statistics, skips, saved inputs and attention weights.
+    pub fn buffer_lengths(&self) -> BufferLengths {
+        let s = self.sizes;
+        BufferLengths {
+            acts: s.acts,
+            picks: s.picks,
+            stats: s.stats,
+            skips: s.skips,
+            saved: s.saved,
+            weights: s.weights,
+        }
     }
 
     /// Every problem table with the buffer its launches name.
@@ -312,8 +502,11 @@ impl NetworkPlan {
                 (at(Group::Pool), Table::Pool(&t.pool)),
                 (at(Group::PoolDx), Table::Pool(&t.pool_dx)),
                 (at(Group::Norm), Table::Norm(&t.norm)),
-                (at(Group::Relu), Table::Element(&t.relu)),
+                (at(Group::Activation), Table::Element(&t.activation)),
                 (at(Group::Dropout), Table::Element(&t.dropout)),
+                (at(Group::Token), Table::Token(&t.token)),
+                (at(Group::LayerNorm), Table::LayerNorm(&t.layer_norm)),
+                (at(Group::Attention), Table::Attention(&t.attention)),
             ]);
         }
         tables
@@ -335,9 +528,25 @@ impl NetworkPlan {
             if !t.norm.is_empty() {
                 launches.extend(norm::forward(&t.norm, at(Group::Norm), rows, training));
             }
-            if !t.relu.is_empty() {
-                let table = at(Group::Relu);
-                launches.push(activation::relu_forward(&t.relu, table, rows, training));
+            if !t.layer_norm.is_empty() {
+                let table = at(Group::LayerNorm);
+                launches.push(norm::layer_norm_forward(
+                    &t.layer_norm,
+                    table,
+                    rows,
+                    training,
+                ));
+            }
+            if !t.token.is_empty() {
+                launches.push(tokens::forward(&t.token, at(Group::Token), rows, training));
+            }
+            if !t.attention.is_empty() {
+                let table = at(Group::Attention);
+                launches.push(attention::forward(&t.attention, table, rows, training));
+            }
+            if !t.activation.is_empty() {
+                let table = at(Group::Activation);
+                launches.push(activation::forward(&t.activation, table, rows, training));
             }
             if training && !t.dropout.is_empty() {
                 let pass = (DropoutPass::Forward, rows);
@@ -355,8 +564,23 @@ impl NetworkPlan {
                 let pass = (DropoutPass::Backward, rows);
                 launches.push(dropout::launch(&t.dropout, at(Group::Dropout), pass));
             }
-            if !t.relu.is_empty() {
-                launches.push(activation::relu_backward(&t.relu, at(Group::Relu), rows));
+            if !t.activation.is_empty() {
+                let table = at(Group::Activation);
+                launches.push(activation::backward(&t.activation, table, rows));
+            }
+            if !t.attention.is_empty() {
+                launches.push(attention::backward(
+                    &t.attention,
+                    at(Group::Attention),
+                    rows,
+                ));
+            }
+            if !t.token.is_empty() {
+                launches.push(tokens::backward(&t.token, at(Group::Token), rows));
+            }
+            if !t.layer_norm.is_empty() {
+                let table = at(Group::LayerNorm);
+                launches.extend(norm::layer_norm_backward(&t.layer_norm, table, rows));
             }
             if !t.norm.is_empty() {
                 launches.push(norm::backward(&t.norm, at(Group::Norm), rows, true));
@@ -435,8 +659,7 @@ mod tests {
         let capacity = 4;
         let mut sizes = Sizes {
             acts: capacity * 144,
-            picks: 0,
-            stats: 0,
+            ..Sizes::default()
         };
         let mut regions = vec![(0, capacity * 144)];
         let mut param_off = 0;
@@ -480,10 +703,13 @@ mod tests {
                         assert_eq!(p.x_off as usize, x_off);
                         assert_eq!(with_dx, input.is_some());
                     }
-                    Resolved::Relu(p) | Resolved::Dropout(p) => {
+                    Resolved::Activation(p) | Resolved::Dropout(p) => {
                         let (off, index) = block.unwrap();
                         assert_eq!((p.off as usize, p.layer as usize), (off, index));
                     }
+                    // The transformers' layers: checked end to end under emulation
+                    // (tests/kernel_emulation.rs).
+                    other => panic!("{other:?} in a CNN or an MLP"),
                 }
             }
             assert!(slices.next().is_none(), "every parameter slice is used");
@@ -511,9 +737,21 @@ mod tests {
     fn only_layers_with_kernels_pass() {
         assert_eq!(unsupported_layers(&cnn(4, 2, true)), None);
         let gelu = Arch::mlp(8, &[4], 2).with_activation(Activation::Gelu);
-        assert_eq!(
-            unsupported_layers(&gelu),
-            Some("an activation other than ReLU")
-        );
+        assert_eq!(unsupported_layers(&gelu), None);
+        use crate::model::vit::VitSpec;
+        let mnist = ImageShape::square(784).unwrap();
+        let vit = |patch| {
+            Arch::vit(
+                mnist,
+                &VitSpec {
+                    patch,
+                    ..VitSpec::default()
+                },
+                10,
+            )
+        };
+        assert_eq!(unsupported_layers(&vit(7).unwrap()), None);
+        let long = unsupported_layers(&vit(2).unwrap()).unwrap();
+        assert!(long.contains("more than 65 tokens"), "{long}");
     }
 }

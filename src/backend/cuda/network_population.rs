@@ -4,7 +4,10 @@
 
 use super::device::{Device, Transfer};
 use super::gather::DeviceData;
-use super::layout::{ConvProblem, ElementProblem, LossProblem, NormProblem, PoolProblem};
+use super::layout::{
+    AttentionProblem, ConvProblem, ElementProblem, LayerNormProblem, LossProblem, NormProblem,
+    PoolProblem, TokenProblem,
+};
 use super::network::{NetworkPlan, Table};
 use super::plan::{Arg, Buffer, Kernel, Launch};
 use super::slots::{self, SlotWeights, Slots};
@@ -19,6 +22,9 @@ enum DeviceTable {
     Pool(CudaSlice<PoolProblem>),
     Norm(CudaSlice<NormProblem>),
     Element(CudaSlice<ElementProblem>),
+    Token(CudaSlice<TokenProblem>),
+    LayerNorm(CudaSlice<LayerNormProblem>),
+    Attention(CudaSlice<AttentionProblem>),
     Loss(CudaSlice<LossProblem>),
     Ranges(CudaSlice<i64>),
 }
@@ -31,6 +37,9 @@ impl DeviceTable {
             Table::Pool(t) => DeviceTable::Pool(dev.upload(up, t)?),
             Table::Norm(t) => DeviceTable::Norm(dev.upload(up, t)?),
             Table::Element(t) => DeviceTable::Element(dev.upload(up, t)?),
+            Table::Token(t) => DeviceTable::Token(dev.upload(up, t)?),
+            Table::LayerNorm(t) => DeviceTable::LayerNorm(dev.upload(up, t)?),
+            Table::Attention(t) => DeviceTable::Attention(dev.upload(up, t)?),
             Table::Loss(t) => DeviceTable::Loss(dev.upload(up, t)?),
             Table::Ranges(t) => DeviceTable::Ranges(dev.upload(up, t)?),
         })
@@ -47,6 +56,9 @@ pub struct NetworkPopulation {
     deltas: CudaSlice<f32>,
     picks: CudaSlice<u32>,
     stats: CudaSlice<f32>,
+    skips: CudaSlice<f32>,
+    saved: CudaSlice<f32>,
+    weights: CudaSlice<f32>,
     targets: CudaSlice<u32>,
     /// Batches done within a replayed run of steps.
     cursor: CudaSlice<i32>,
@@ -75,16 +87,19 @@ impl NetworkPopulation {
         let tables = (plan.tables().iter())
             .map(|(buffer, table)| Ok((*buffer, DeviceTable::upload(dev, table)?)))
             .collect::<Result<BTreeMap<_, _>, DriverError>>()?;
-        let (acts, picks, stats) = plan.buffer_lengths();
+        let lengths = plan.buffer_lengths();
         let s = &dev.stream;
         let total = *plan.offsets().last().expect("offsets start at 0");
         Ok(NetworkPopulation {
             slots: Slots::build(dev, members, plan.offsets().to_vec(), weights)?,
             grad: s.alloc_zeros(total.max(1))?,
-            acts: s.alloc_zeros(acts.max(1))?,
-            deltas: s.alloc_zeros(acts.max(1))?,
-            picks: s.alloc_zeros(picks.max(1))?,
-            stats: s.alloc_zeros(stats.max(1))?,
+            acts: s.alloc_zeros(lengths.acts.max(1))?,
+            deltas: s.alloc_zeros(lengths.acts.max(1))?,
+            picks: s.alloc_zeros(lengths.picks.max(1))?,
+            stats: s.alloc_zeros(lengths.stats.max(1))?,
+            skips: s.alloc_zeros(lengths.skips.max(1))?,
+            saved: s.alloc_zeros(lengths.saved.max(1))?,
+            weights: s.alloc_zeros(lengths.weights.max(1))?,
             targets: s.alloc_zeros(plan.capacity())?,
             cursor: s.alloc_zeros(1)?,
             tables,
@@ -166,8 +181,15 @@ impl NetworkPopulation {
             Kernel::BatchNormForward => &k.batch_norm_forward,
             Kernel::BatchNormBackward => &k.batch_norm_backward,
             Kernel::BatchNormRunning => &k.batch_norm_running,
-            Kernel::ReluForward => &k.relu_forward,
-            Kernel::ReluBackward => &k.relu_backward,
+            Kernel::ActivationForward => &k.activation_forward,
+            Kernel::ActivationBackward => &k.activation_backward,
+            Kernel::TokenForward => &k.token_forward,
+            Kernel::TokenBackward => &k.token_backward,
+            Kernel::LayerNormForward => &k.layer_norm_forward,
+            Kernel::LayerNormBackward => &k.layer_norm_backward,
+            Kernel::LayerNormParams => &k.layer_norm_params,
+            Kernel::AttentionForward => &k.attention_forward,
+            Kernel::AttentionBackward => &k.attention_backward,
             Kernel::DropoutForward => &k.dropout_forward,
             Kernel::DropoutBackward => &k.dropout_backward,
             Kernel::SoftmaxCrossEntropy => &k.softmax_cross_entropy,
@@ -188,6 +210,9 @@ impl NetworkPopulation {
             Buffer::Picks => b.arg(&self.picks),
             Buffer::Stats => b.arg(&self.stats),
             Buffer::Grad => b.arg(&self.grad),
+            Buffer::Skips => b.arg(&self.skips),
+            Buffer::Saved => b.arg(&self.saved),
+            Buffer::Weights => b.arg(&self.weights),
             Buffer::Params => b.arg(&self.slots.params),
             Buffer::Moment1 => b.arg(&self.slots.moment1),
             Buffer::Moment2 => b.arg(&self.slots.moment2),
@@ -199,6 +224,9 @@ impl NetworkPopulation {
                     DeviceTable::Pool(t) => b.arg(t),
                     DeviceTable::Norm(t) => b.arg(t),
                     DeviceTable::Element(t) => b.arg(t),
+                    DeviceTable::Token(t) => b.arg(t),
+                    DeviceTable::LayerNorm(t) => b.arg(t),
+                    DeviceTable::Attention(t) => b.arg(t),
                     DeviceTable::Loss(t) => b.arg(t),
                     DeviceTable::Ranges(t) => b.arg(t),
                 }

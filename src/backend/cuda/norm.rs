@@ -1,7 +1,7 @@
 //! Launches of `kernels/norm.cu` (as plan entries): batch normalisation of every member's
 //! layer at one layer index. CPU twin: `backend/cpu/norm.rs`.
 
-use super::layout::{element_grid, NormProblem, NORM_THREADS};
+use super::layout::{element_grid, LayerNormProblem, NormProblem, NORM_THREADS};
 use super::plan::{rows_arg, state_or_null, Arg, Buffer, Kernel, Launch};
 use cudarc::driver::LaunchConfig;
 
@@ -97,4 +97,64 @@ pub fn update_running(problems: &[NormProblem], rows: usize) -> Launch {
             Arg::Buf(Buffer::State),
         ],
     }
+}
+
+/// LayerNorm's forward launch: each token row normalised, its statistics kept. Without
+/// `training` every member runs.
+pub fn layer_norm_forward(
+    problems: &[LayerNormProblem],
+    table: Buffer,
+    rows: usize,
+    training: bool,
+) -> Launch {
+    Launch {
+        kernel: Kernel::LayerNormForward,
+        config: element_grid(problems, |p| rows * p.tokens as usize),
+        args: vec![
+            Arg::Buf(table),
+            rows_arg(rows),
+            Arg::Buf(Buffer::Acts),
+            Arg::Buf(Buffer::Params),
+            Arg::Buf(Buffer::Stats),
+            state_or_null(training),
+        ],
+    }
+}
+
+/// LayerNorm's backward launches: the parameters' gradient (a thread per feature), then
+/// the input's (a thread per token row, where the problem needs it).
+pub fn layer_norm_backward(
+    problems: &[LayerNormProblem],
+    table: Buffer,
+    rows: usize,
+) -> [Launch; 2] {
+    let common = |more: &[Buffer]| {
+        let mut args = vec![Arg::Buf(table), rows_arg(rows)];
+        args.extend(more.iter().map(|b| Arg::Buf(*b)));
+        args
+    };
+    [
+        Launch {
+            kernel: Kernel::LayerNormParams,
+            config: element_grid(problems, |p| p.dim as usize),
+            args: common(&[
+                Buffer::Acts,
+                Buffer::Stats,
+                Buffer::Deltas,
+                Buffer::Grad,
+                Buffer::State,
+            ]),
+        },
+        Launch {
+            kernel: Kernel::LayerNormBackward,
+            config: element_grid(problems, |p| rows * p.tokens as usize),
+            args: common(&[
+                Buffer::Acts,
+                Buffer::Params,
+                Buffer::Stats,
+                Buffer::Deltas,
+                Buffer::State,
+            ]),
+        },
+    ]
 }

@@ -19,10 +19,17 @@ pub enum Kernel {
     BatchNormForward,
     BatchNormBackward,
     BatchNormRunning,
-    ReluForward,
-    ReluBackward,
+    ActivationForward,
+    ActivationBackward,
     DropoutForward,
     DropoutBackward,
+    TokenForward,
+    TokenBackward,
+    LayerNormForward,
+    LayerNormBackward,
+    LayerNormParams,
+    AttentionForward,
+    AttentionBackward,
     SoftmaxCrossEntropy,
     OptimizerStep,
 }
@@ -40,10 +47,17 @@ impl Kernel {
             Kernel::BatchNormForward => "batch_norm_forward",
             Kernel::BatchNormBackward => "batch_norm_backward",
             Kernel::BatchNormRunning => "batch_norm_running",
-            Kernel::ReluForward => "relu_forward",
-            Kernel::ReluBackward => "relu_backward",
+            Kernel::ActivationForward => "activation_forward",
+            Kernel::ActivationBackward => "activation_backward",
             Kernel::DropoutForward => "dropout_forward",
             Kernel::DropoutBackward => "dropout_backward",
+            Kernel::TokenForward => "token_forward",
+            Kernel::TokenBackward => "token_backward",
+            Kernel::LayerNormForward => "layer_norm_forward",
+            Kernel::LayerNormBackward => "layer_norm_backward",
+            Kernel::LayerNormParams => "layer_norm_params",
+            Kernel::AttentionForward => "attention_forward",
+            Kernel::AttentionBackward => "attention_backward",
             Kernel::SoftmaxCrossEntropy => "softmax_cross_entropy",
             Kernel::OptimizerStep => "optimizer_step",
         }
@@ -59,8 +73,13 @@ pub enum Group {
     Pool,
     PoolDx,
     Norm,
-    Relu,
+    Activation,
     Dropout,
+    /// The transformer's token layers (transpose, position, class token, token pooling,
+    /// residuals), every kind in one table.
+    Token,
+    LayerNorm,
+    Attention,
 }
 
 /// A buffer of the population (or of the data it reads), by role.
@@ -81,6 +100,12 @@ pub enum Buffer {
     Picks,
     Stats,
     Grad,
+    /// Residual gradients on their way back to the fork.
+    Skips,
+    /// Inputs of the activations other than ReLU.
+    Saved,
+    /// Attention's softmax weights.
+    Weights,
     Params,
     Moment1,
     Moment2,
