@@ -14,7 +14,8 @@
 #   scripts/gpu-check.sh kernels (on the GPU machine) each CUDA kernel alone at workload M's
 #       sizes (benches/kernels.rs: FLOP/s and bytes/s per kernel), about half a minute.
 #   scripts/gpu-check.sh cnn     (on the GPU machine) the CNN workload C at P = 256 on the
-#       network kernels against peer_cnn.py's grouped and CUDA-graph peers: a few minutes.
+#       network kernels against peer_cnn.py's grouped and CUDA-graph peers, then the ViT
+#       bench model at P = 256: a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=gpu-bundle
@@ -178,6 +179,10 @@ cnn() {
         >"$out/peer_cnn.jsonl" 2>"$out/peer_cnn.txt" || rc=1
     "${bench[@]}" >>"$out/popsweep_cnn.jsonl" || rc=1
     python3 "$BUNDLE/gpu_table.py" "$out/popsweep_cnn.jsonl" "$out/peer_cnn.jsonl" "split GEMM, graph" || rc=1
+    echo "== ViT (the bench model; no peer script exists for it)"
+    "$BUNDLE/popsweep" bench --model vit --backend cuda --input 1,28,28 --patch 7 --d-model 64 \
+        --heads 4 --layers 2 --mlp-ratio 2 --batch 128 --pop 256 --optimizer adamw \
+        --steps 10 --warmup 2 --reps 3 || rc=1
     return $rc
 }
 

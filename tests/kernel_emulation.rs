@@ -1,5 +1,6 @@
 //! The layered networks' kernels (kernels/conv.cu, pool.cu, norm.cu, activation.cu and
-//! dropout.cu) run on the CPU under a thin emulation of CUDA's device language
+//! dropout.cu; the transformers' are checked through whole steps, tests/plan_emulation.rs)
+//! run on the CPU under a thin emulation of CUDA's device language
 //! (tests/emulate/cuda_shim.h: real threads per block, barriers for `__syncthreads`, block
 //! statics for shared memory), against their CPU twins, on every machine. Each case builds
 //! its problems with the same host code the CUDA backend uses (`conv_problem`,
@@ -12,6 +13,8 @@
 #![cfg(feature = "cuda")]
 
 mod common;
+
+use common::emulate::{alive, assert_close, bytes, harness, random, rng, run, values};
 
 use popsweep::backend::cpu::activation::{relu_backward, relu_forward};
 use popsweep::backend::cpu::conv::{col_len, conv_backward, conv_forward};
@@ -26,137 +29,15 @@ use popsweep::backend::cpu::pool::{
 };
 use popsweep::backend::cuda::conv::{self, conv_problem, dense_problem, ConvPass, LayerPlace};
 use popsweep::backend::cuda::dropout::{self, DropoutPass};
-use popsweep::backend::cuda::layout::{ElementProblem, MemberHparams, MemberState, NormProblem};
-use popsweep::backend::cuda::network::{NetworkPlan, Table};
-use popsweep::backend::cuda::plan::{Arg, Buffer, Group, Launch};
+use popsweep::backend::cuda::layout::{ElementProblem, MemberHparams, NormProblem};
+use popsweep::backend::cuda::plan::{Buffer, Group};
 use popsweep::backend::cuda::pool::{self, outputs, pool_problem, PoolKind};
 use popsweep::backend::cuda::{activation, norm};
 use popsweep::model::layers::{Conv2d, Norm, Pool};
 use popsweep::rng::Stream;
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
-
-/// The harness, compiled once per test run; `None` after printing why the test skips.
-fn harness() -> Option<&'static Path> {
-    static EXE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let exe = EXE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernel-harness");
-        let compiler = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-        let status = Command::new(&compiler)
-            .args(["-std=c++20", "-O1", "-pthread", "-w"])
-            .arg(root.join("tests/emulate/harness.cpp"))
-            .arg("-o")
-            .arg(&out)
-            .status();
-        match status {
-            Ok(s) if s.success() => Ok(out),
-            Ok(s) => panic!("tests/emulate/harness.cpp does not compile with {compiler} ({s})"),
-            Err(e) => Err(format!("{compiler}: {e}")),
-        }
-    });
-    match exe {
-        Ok(path) => Some(path),
-        Err(why) => {
-            println!("SKIP: no C++ compiler: {why}");
-            None
-        }
-    }
-}
-
-/// Bytes of a slice of plain C-layout values.
-fn bytes<T: Copy>(v: &[T]) -> Vec<u8> {
-    // SAFETY: `T` is a `#[repr(C)]` mirror or a primitive without padding (sizes asserted
-    // in layout.rs); reading its bytes is reading initialised memory.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-        .to_vec()
-}
-
-fn values<T: Copy>(b: &[u8]) -> Vec<T> {
-    let n = std::mem::size_of::<T>();
-    b.chunks_exact(n)
-        // SAFETY: each chunk holds the bytes of one `T` written by the harness.
-        .map(|c| unsafe { std::ptr::read_unaligned(c.as_ptr().cast::<T>()) })
-        .collect()
-}
-
-/// Runs `launches` in order in the harness, on `buffers`; every buffer a launch names comes
-/// back as the kernels left it.
-fn run(exe: &Path, launches: &[Launch], buffers: &mut BTreeMap<Buffer, Vec<u8>>) {
-    static CASE: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "emulate-{}-{}",
-        std::process::id(),
-        CASE.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut script = String::new();
-    for launch in launches {
-        let (g, b) = (launch.config.grid_dim, launch.config.block_dim);
-        let name = launch.kernel.name();
-        script += &format!(
-            "launch {name} {} {} {} {} {} {}\n",
-            g.0, g.1, g.2, b.0, b.1, b.2
-        );
-        for arg in &launch.args {
-            script += &match arg {
-                Arg::Buf(buffer) => {
-                    let data = buffers
-                        .get(buffer)
-                        .unwrap_or_else(|| panic!("{name} reads {buffer:?}, which the test lacks"));
-                    std::fs::write(dir.join(format!("{}.bin", buffer.file_name())), data).unwrap();
-                    format!("buf {}\n", buffer.file_name())
-                }
-                Arg::Int(v) => format!("int {v}\n"),
-                Arg::Float(v) => format!("float {v:e}\n"),
-                Arg::Null => "null\n".to_string(),
-            };
-        }
-    }
-    std::fs::write(dir.join("launch.txt"), script).unwrap();
-    let status = Command::new(exe).arg(&dir).status().unwrap();
-    assert!(status.success(), "the harness failed: {status}");
-    for (buffer, data) in buffers.iter_mut() {
-        if let Ok(out) = std::fs::read(dir.join(format!("{}.out", buffer.file_name()))) {
-            *data = out;
-        }
-    }
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-fn rng(seed: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed)
-}
-
-fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-/// Largest difference relative to the reference's largest magnitude.
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * scale,
-            "{what}[{i}]: kernel {g}, CPU twin {w} (scale {scale})"
-        );
-    }
-}
-
-fn alive(members: usize) -> Vec<MemberState> {
-    (0..members)
-        .map(|_| MemberState {
-            alive: 1,
-            ..Default::default()
-        })
-        .collect()
-}
 
 /// A convolution (or dense layer) case: its shape and where its blocks sit.
 struct ConvCase {
@@ -703,214 +584,6 @@ fn relu_and_dropout_masks_equal_the_cpu_twin_bit_for_bit() {
             &want_grad[..],
             "dropout and ReLU backward, layer {layer}"
         );
-    }
-}
-
-fn table_bytes(table: &Table<'_>) -> Vec<u8> {
-    match table {
-        Table::Conv(t) => bytes(t),
-        Table::Pool(t) => bytes(t),
-        Table::Norm(t) => bytes(t),
-        Table::Element(t) => bytes(t),
-        Table::Token(t) => bytes(t),
-        Table::LayerNorm(t) => bytes(t),
-        Table::Attention(t) => bytes(t),
-        Table::Loss(t) => bytes(t),
-        Table::Ranges(t) => bytes(t),
-    }
-}
-
-/// The buffers of a population laid out by `plan`, as the device holds them before its
-/// first step: `members`' initial weights and zero moments, alive at step 0, reading
-/// `data` in `order`.
-fn network_buffers(
-    plan: &NetworkPlan,
-    specs: &[popsweep::model::MemberSpec],
-    data: &popsweep::data::Dataset,
-) -> BTreeMap<Buffer, Vec<u8>> {
-    let params: Vec<f32> = specs
-        .iter()
-        .flat_map(|s| s.arch.init_params(s.seed))
-        .collect();
-    let lengths = plan.buffer_lengths();
-    let hparams: Vec<MemberHparams> = specs.iter().map(MemberHparams::of).collect();
-    let order: Vec<u32> = (0..data.len() as u32).collect();
-    let mut buffers = BTreeMap::from([
-        (Buffer::Features, bytes(&data.features)),
-        (Buffer::Labels, bytes(&data.labels)),
-        (Buffer::Order, bytes(&order)),
-        (Buffer::Acts, bytes(&vec![0.0f32; lengths.acts])),
-        (Buffer::Deltas, bytes(&vec![0.0f32; lengths.acts])),
-        (Buffer::Targets, bytes(&vec![0u32; plan.capacity()])),
-        (Buffer::Picks, bytes(&vec![0u32; lengths.picks.max(1)])),
-        (Buffer::Stats, bytes(&vec![0.0f32; lengths.stats.max(1)])),
-        (Buffer::Skips, bytes(&vec![0.0f32; lengths.skips.max(1)])),
-        (Buffer::Saved, bytes(&vec![0.0f32; lengths.saved.max(1)])),
-        (
-            Buffer::Weights,
-            bytes(&vec![0.0f32; lengths.weights.max(1)]),
-        ),
-        (Buffer::Grad, bytes(&vec![0.0f32; params.len()])),
-        (Buffer::Moment1, bytes(&vec![0.0f32; params.len()])),
-        (Buffer::Moment2, bytes(&vec![0.0f32; params.len()])),
-        (Buffer::Params, bytes(&params)),
-        (Buffer::Hparams, bytes(&hparams)),
-        (Buffer::State, bytes(&alive(specs.len()))),
-    ]);
-    for (buffer, table) in plan.tables() {
-        buffers.insert(buffer, table_bytes(&table));
-    }
-    buffers
-}
-
-/// `specs` trained `steps` steps of `batch` rows by the planned kernels and evaluated on
-/// 40 validation rows, against the CPU backend on the same batches: weights within `tol`
-/// of the largest, train and validation losses within `tol` relative, accuracy within a
-/// row.
-fn planned_steps_match_the_cpu(
-    exe: &Path,
-    specs: &[popsweep::model::MemberSpec],
-    steps: usize,
-    tol: f32,
-) {
-    use popsweep::backend::cpu::CpuBackend;
-    use popsweep::backend::{Backend, EpochPlan};
-    use popsweep::population::Population;
-    let data = common::digits_tuning();
-    let batch = 16;
-    let train = data.train.subset(&(0..batch * steps).collect::<Vec<_>>());
-    let val = data.val.subset(&(0..40).collect::<Vec<_>>());
-
-    let mut cpu = Population::new();
-    for (trial, spec) in specs.iter().enumerate() {
-        cpu.insert(trial, spec.clone());
-    }
-    let epoch = EpochPlan {
-        order: (0..train.len()).collect(),
-        batch_size: batch,
-    };
-    CpuBackend::new(2)
-        .train_epoch(&mut cpu, &train, &val, &epoch)
-        .unwrap();
-
-    let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
-    let plan = NetworkPlan::new(&archs, batch);
-    let mut buffers = network_buffers(&plan, specs, &train);
-    let launches: Vec<Launch> = (0..steps)
-        .flat_map(|s| plan.train_step(s * batch, false, batch))
-        .collect();
-    run(exe, &launches, &mut buffers);
-    let params: Vec<f32> = values(&buffers[&Buffer::Params]);
-    let state: Vec<MemberState> = values(&buffers[&Buffer::State]);
-
-    // Evaluation on the validation rows, in batches of the plan's capacity.
-    buffers.insert(Buffer::Features, bytes(&val.features));
-    buffers.insert(Buffer::Labels, bytes(&val.labels));
-    buffers.insert(
-        Buffer::Order,
-        bytes(&(0..val.len() as u32).collect::<Vec<_>>()),
-    );
-    let launches: Vec<Launch> = (0..val.len())
-        .step_by(batch)
-        .flat_map(|start| plan.evaluate(start, batch.min(val.len() - start)))
-        .collect();
-    run(exe, &launches, &mut buffers);
-    let evaluated: Vec<MemberState> = values(&buffers[&Buffer::State]);
-
-    let offsets = plan.offsets();
-    let tol64 = f64::from(tol);
-    for (slot, member) in cpu.members().iter().enumerate() {
-        let ours = &params[offsets[slot]..offsets[slot + 1]];
-        let what = format!("member {slot}");
-        assert_close(&format!("{what} weights"), ours, cpu.params(slot), tol);
-        assert_eq!(state[slot].steps, steps as u64, "{what}: steps");
-        assert_eq!(state[slot].alive, 1, "{what} is alive");
-        let h = &member.history[0];
-        let train_loss = state[slot].train_loss / train.len() as f64;
-        let close = |a: f64, b: f64| (a - b).abs() < tol64 * b;
-        assert!(
-            close(train_loss, h.train_loss),
-            "{what}: train loss {train_loss} vs {}",
-            h.train_loss
-        );
-        let val_loss = evaluated[slot].eval_loss / val.len() as f64;
-        assert!(
-            close(val_loss, h.val_loss),
-            "{what}: val loss {val_loss} vs {}",
-            h.val_loss
-        );
-        let correct = evaluated[slot].eval_correct as f64 / val.len() as f64;
-        assert!(
-            (correct - h.val_accuracy).abs() <= 1.0 / val.len() as f64,
-            "{what}: accuracy"
-        );
-    }
-}
-
-/// The whole network step as the CUDA backend plans it — gather, every layer's launches
-/// by layer index, the loss, batch norm's running statistics, the backward pass, the
-/// optimizer — run through the emulated kernels for a ragged population (CNNs of
-/// different filters, depths and kernels, with pooling, batch norm, spatial dropout and
-/// dropout, beside an MLP), against the CPU backend: three steps (fp32 sums in another
-/// order, compounded over three steps of up to six layers: within 1e-4).
-#[test]
-fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
-    let Some(exe) = harness() else { return };
-    planned_steps_match_the_cpu(exe, &common::ragged_cnns_for_parity(), 3, 1e-4);
-}
-
-/// The same for ragged vision transformers (heads 1–4, widths 32 and 64, depths 1 and 2,
-/// a class token, attention dropout) beside an MLP: patch embedding, position embeddings,
-/// LayerNorm, attention, the GELU MLP, residual forks and token pooling, two steps (with
-/// SGD: see `ragged_vits_for_parity`).
-#[test]
-fn ragged_vision_transformers_trained_by_the_planned_steps_match_the_cpu_backend() {
-    let Some(exe) = harness() else { return };
-    planned_steps_match_the_cpu(exe, &common::ragged_vits_for_parity(), 2, 1e-4);
-}
-
-/// A member whose learning rate makes it diverge is marked dead by the loss kernel at the
-/// step its loss fails, before any update of that step; every other member's weights come
-/// out bit for bit as in a population without it.
-#[test]
-fn a_diverging_member_leaves_the_others_bit_identical_under_the_planned_steps() {
-    let Some(exe) = harness() else { return };
-    let data = common::digits_tuning();
-    let (batch, steps) = (16, 2);
-    let train = data.train.subset(&(0..batch * steps).collect::<Vec<_>>());
-    let healthy = common::ragged_cnns();
-    let mut bad = healthy[1].clone();
-    bad.hparams.optim = popsweep::model::hparams::OptimHparams::sgd(1e6, 0.9, 0.0);
-    let mut poisoned = healthy.clone();
-    poisoned.insert(2, bad);
-    let trained = |specs: &[popsweep::model::MemberSpec]| {
-        let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
-        let plan = NetworkPlan::new(&archs, batch);
-        let mut buffers = network_buffers(&plan, specs, &train);
-        let launches: Vec<Launch> = (0..steps)
-            .flat_map(|s| plan.train_step(s * batch, false, batch))
-            .collect();
-        run(exe, &launches, &mut buffers);
-        let params: Vec<f32> = values(&buffers[&Buffer::Params]);
-        let state: Vec<MemberState> = values(&buffers[&Buffer::State]);
-        let offsets = plan.offsets();
-        let slots: Vec<Vec<f32>> = (0..specs.len())
-            .map(|s| params[offsets[s]..offsets[s + 1]].to_vec())
-            .collect();
-        (slots, state)
-    };
-    let (want, want_state) = trained(&healthy);
-    let (got, state) = trained(&poisoned);
-    assert_eq!(state[2].alive, 0, "the diverging member is dead");
-    assert_eq!(state[2].fail_step, 1, "its loss failed at its second step");
-    for slot in 0..healthy.len() {
-        let other = if slot < 2 { slot } else { slot + 1 };
-        let same = got[other]
-            .iter()
-            .zip(&want[slot])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same, "member {slot} changed");
-        assert_eq!(state[other].train_loss, want_state[slot].train_loss);
     }
 }
 

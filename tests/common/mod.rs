@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod cdp;
+#[cfg(feature = "cuda")]
+pub mod emulate;
 pub mod pg;
 pub mod served;
 
