@@ -126,9 +126,11 @@ mod gpu {
     pub fn all(c: &mut Criterion, dev: &Device) {
         let (layouts, n_params, n_acts) = layouts();
         let hp = upload(dev, &vec![hparams(); MEMBERS]);
+        // The learning rate the update kernels read (the loss kernel sets it in training).
         let alive = MemberState {
             alive: 1,
             steps: 1,
+            lr: 1e-3,
             ..Default::default()
         };
         let state = upload(dev, &vec![alive; MEMBERS]);
@@ -227,7 +229,7 @@ mod gpu {
                     &loss_launch,
                     &acts,
                     &labels,
-                    ROWS,
+                    (ROWS, 1),
                     Some(&grad),
                     &hp,
                     &state,
@@ -238,10 +240,11 @@ mod gpu {
 
         // SGD with momentum over every parameter: w, g, m read; w, m written.
         let per_member = n_params / MEMBERS;
-        let offsets = upload(
+        // Each member's trainable range: (start, end).
+        let ranges = upload(
             dev,
-            &(0..=MEMBERS)
-                .map(|m| (m * per_member) as i64)
+            &(0..MEMBERS)
+                .flat_map(|m| [(m * per_member) as i64, ((m + 1) * per_member) as i64])
                 .collect::<Vec<_>>(),
         );
         let g = upload(dev, &fill(n_params));
@@ -251,7 +254,7 @@ mod gpu {
             ((4 * n_params) as u64, (5 * 4 * n_params) as u64),
             dev,
             &|| {
-                optim::optimizer_step(dev, &g, &params, (&m1, &m2), &offsets, &hp, &state, MEMBERS)
+                optim::optimizer_step(dev, &g, &params, (&m1, &m2), &ranges, &hp, &state, MEMBERS)
                     .expect("a launch")
             },
         );

@@ -4,9 +4,9 @@
 //
 // One block per member: its rows' losses, correct counts and (training) the gradient of the
 // batch-mean loss, (softmax − onehot) / rows. Thread 0 then either records the batch (and
-// advances the member's step, preparing AdamW's scalars for the update launches that
-// follow) or, when the mean loss is non-finite or above the divergence limit, marks the
-// member dead before any update touches its weights.
+// advances the member's step, preparing its scheduled learning rate and AdamW's scalars
+// for the update launches that follow) or, when the mean loss is non-finite or above the
+// divergence limit, marks the member dead before any update touches its weights.
 #include "optim.cuh"
 
 struct LossProblem {
@@ -22,7 +22,7 @@ extern "C" __global__ void __launch_bounds__(LOSS_THREADS)
 softmax_cross_entropy(const LossProblem* __restrict__ problems, const float* __restrict__ logits,
                       const unsigned int* __restrict__ labels, int rows, float* dlogits,
                       const MemberHparams* __restrict__ hp, MemberState* state, int training,
-                      float divergence_factor) {
+                      float divergence_factor, int steps_per_epoch) {
     const LossProblem p = problems[blockIdx.x];
     MemberState* s = &state[p.member];
     if (training && !s->alive) return;
@@ -76,5 +76,5 @@ softmax_cross_entropy(const LossProblem* __restrict__ problems, const float* __r
     s->train_loss += loss_part[0];
     s->train_correct += correct_part[0];
     s->steps += 1;
-    adamw_scalars(hp[p.member], s->steps, s);
+    step_scalars(hp[p.member], s->steps, steps_per_epoch, s);
 }

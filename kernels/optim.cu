@@ -21,10 +21,10 @@ extern "C" __global__ void optimizer_step(const float* __restrict__ grad, float*
     }
 }
 
-// Sets each member's AdamW scalars for its next step (t = steps + 1), as the loss kernel
-// does during training: lets optimizer_step be tested alone.
+// Sets each member's scalars for its next step (t = steps + 1), as the loss kernel does
+// during training: lets optimizer_step be tested alone.
 extern "C" __global__ void prepare_step(const MemberHparams* __restrict__ hp, MemberState* state,
-                                        int members) {
+                                        int members, int steps_per_epoch) {
     int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p < members) adamw_scalars(hp[p], state[p].steps + 1, &state[p]);
+    if (p < members) step_scalars(hp[p], state[p].steps + 1, steps_per_epoch, &state[p]);
 }

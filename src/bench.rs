@@ -437,6 +437,7 @@ pub fn run_cuda(
     let fail = |e: cudarc::driver::DriverError| crate::error::Error::Device(e.to_string());
     let mut dp = DeviceLayout::upload(dev, &population(&specs), config.batch).map_err(fail)?;
     let data = DeviceData::upload(dev, &data).map_err(fail)?;
+    dp.set_steps_per_epoch(batches);
     let steps = |n: usize, dp: &mut DeviceLayout| -> Result<f64, cudarc::driver::DriverError> {
         let start = Instant::now();
         // The data hold `batches` batches; longer runs wrap around. With graphs on, each

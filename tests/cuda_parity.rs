@@ -265,9 +265,12 @@ fn backward_passes_match_cpu() {
         let mut deltas = vec![f32::NAN; rows * n_in];
         deltas.extend(&dy);
         let hp = [hparams(dropout, 1, OptimHparams::sgd(1.0, 0.0, 0.0))];
+        // The update reads the step's learning rate from the state (the loss kernel sets
+        // it in training): 1, so the fused update is w − g.
         let state = [MemberState {
             alive: 1,
             steps: 1,
+            lr: 1.0,
             ..Default::default()
         }];
         let (d_acts, d_deltas, d_params) = (
@@ -393,7 +396,7 @@ fn softmax_cross_entropy_matches_cpu_and_checks_health() {
             &launch,
             &d_logits,
             &d_labels,
-            rows,
+            (rows, 1),
             Some(&d_grad),
             &d_hp,
             &d_state,
@@ -446,7 +449,7 @@ fn softmax_cross_entropy_matches_cpu_and_checks_health() {
         &launch,
         &d_logits,
         &d_labels,
-        1,
+        (1, 1),
         Some(&d_grad),
         &d_hp,
         &d_state,
@@ -507,7 +510,7 @@ fn optimizer_kernel_matches_cpu_per_member() {
         upload(&dev, &hp),
         upload(&dev, &state),
     );
-    optim::prepare_step(&dev, &d_hp, &d_state, 4).unwrap();
+    optim::prepare_step(&dev, &d_hp, &d_state, (4, 1)).unwrap();
     optim::optimizer_step(
         &dev,
         &d_g,

@@ -48,7 +48,7 @@ fn planned_steps_match_the_cpu(
     let plan = NetworkPlan::new(&archs, batch);
     let mut buffers = network_buffers(&plan, specs, &train);
     let launches: Vec<Launch> = (0..steps)
-        .flat_map(|s| plan.train_step(s * batch, false, batch))
+        .flat_map(|s| plan.train_step((s * batch, false), batch, steps))
         .collect();
     run(exe, &launches, &mut buffers);
     let params: Vec<f32> = values(&buffers[&Buffer::Params]);
@@ -102,12 +102,28 @@ fn planned_steps_match_the_cpu(
 /// by layer index, the loss, batch norm's running statistics, the backward pass, the
 /// optimizer — run through the emulated kernels for a ragged population (CNNs of
 /// different filters, depths and kernels, with pooling, batch norm, spatial dropout and
-/// dropout, beside an MLP), against the CPU backend: three steps (fp32 sums in another
-/// order, compounded over three steps of up to six layers: within 1e-4).
+/// dropout, beside an MLP; two with learning-rate schedules), against the CPU backend:
+/// three steps (fp32 sums in another order, compounded over three steps of up to six
+/// layers: within 1e-4).
 #[test]
 fn a_ragged_population_trained_by_the_planned_steps_matches_the_cpu_backend() {
     let Some(exe) = harness() else { return };
-    planned_steps_match_the_cpu(exe, &common::ragged_cnns_for_parity(), 3, 1e-4);
+    use popsweep::model::hparams::{Decay, LrSchedule};
+    let mut specs = common::ragged_cnns_for_parity();
+    // Learning-rate schedules, on the device's clock of three batches an epoch: a warm-up
+    // over one epoch into a cosine over one, and a step decay every half epoch.
+    specs[0].hparams.optim.schedule = LrSchedule {
+        warmup_epochs: 1.0,
+        decay: Decay::Cosine { total_epochs: 1.0 },
+    };
+    specs[1].hparams.optim.schedule = LrSchedule {
+        warmup_epochs: 0.0,
+        decay: Decay::Step {
+            every_epochs: 0.5,
+            gamma: 0.3,
+        },
+    };
+    planned_steps_match_the_cpu(exe, &specs, 3, 1e-4);
 }
 
 /// The same for ragged vision transformers (heads 1–4, widths 32 and 64, depths 1 and 2,
@@ -139,7 +155,7 @@ fn a_diverging_member_leaves_the_others_bit_identical_under_the_planned_steps() 
         let plan = NetworkPlan::new(&archs, batch);
         let mut buffers = network_buffers(&plan, specs, &train);
         let launches: Vec<Launch> = (0..steps)
-            .flat_map(|s| plan.train_step(s * batch, false, batch))
+            .flat_map(|s| plan.train_step((s * batch, false), batch, steps))
             .collect();
         run(exe, &launches, &mut buffers);
         let params: Vec<f32> = values(&buffers[&Buffer::Params]);

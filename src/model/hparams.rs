@@ -195,14 +195,12 @@ impl OptimHparams {
     }
 
     /// Whether the member uses only what the CUDA kernels implement (SGD with momentum or
-    /// AdamW, L2/decoupled weight decay, a constant learning rate); else what it lacks.
+    /// AdamW, L2/decoupled weight decay, any learning-rate schedule); else what it lacks.
     pub fn beyond_cuda(&self) -> Option<&'static str> {
         if self.nesterov {
             Some("Nesterov momentum")
         } else if self.l1 != 0.0 {
             Some("an L1 penalty")
-        } else if !self.schedule.is_constant() {
-            Some("a learning-rate schedule")
         } else {
             None
         }

@@ -102,7 +102,7 @@ static bool run(const std::string& kernel, dim3 grid, dim3 block, const std::vec
     } else if (kernel == "gather_rows") {
         emulate_launch(grid, block, [&] { gather_rows((CF)P(0), (CU)P(1), (CU)P(2), I(3), (const int*)P(4), I(5), I(6), (F)P(7), (U)P(8)); });
     } else if (kernel == "softmax_cross_entropy") {
-        emulate_launch(grid, block, [&] { softmax_cross_entropy((const LossProblem*)P(0), (CF)P(1), (CU)P(2), I(3), (F)P(4), (H)P(5), (MemberState*)P(6), I(7), args.at(8).real); });
+        emulate_launch(grid, block, [&] { softmax_cross_entropy((const LossProblem*)P(0), (CF)P(1), (CU)P(2), I(3), (F)P(4), (H)P(5), (MemberState*)P(6), I(7), args.at(8).real, I(9)); });
     } else if (kernel == "optimizer_step") {
         emulate_launch(grid, block, [&] { optimizer_step((CF)P(0), (F)P(1), (F)P(2), (F)P(3), (const long long*)P(4), (H)P(5), (S)P(6)); });
     } else {

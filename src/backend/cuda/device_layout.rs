@@ -88,6 +88,14 @@ impl DeviceLayout {
         }
     }
 
+    /// Sets the epoch's length in batches, which the learning-rate schedules count in.
+    pub fn set_steps_per_epoch(&mut self, steps: usize) {
+        match self {
+            DeviceLayout::Mlp(p) => p.set_steps_per_epoch(steps),
+            DeviceLayout::Network(p) => p.set_steps_per_epoch(steps),
+        }
+    }
+
     /// Kernel launches of one training step (see each population's).
     pub fn launches_per_step(&self) -> usize {
         match self {

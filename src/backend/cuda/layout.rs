@@ -2,7 +2,7 @@
 //! them can be copied to the device as they are.
 
 use super::device::{Device, Transfer};
-use crate::model::hparams::OptimizerKind;
+use crate::model::hparams::{Decay, OptimizerKind};
 use crate::model::MemberSpec;
 use cudarc::driver::{CudaSlice, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
 
@@ -19,12 +19,26 @@ pub struct MemberHparams {
     pub eps: f32,
     pub dropout: f32,
     pub attn_dropout: f32,
+    /// The learning-rate schedule: 0 constant, 1 step, 2 cosine (kernels/population.cuh).
+    pub schedule: i32,
+    pub warmup_epochs: f32,
+    pub decay_epochs: f32,
+    pub gamma: f32,
+    pub pad: i32,
     pub seed: u64,
 }
 
 impl MemberHparams {
     pub fn of(spec: &MemberSpec) -> Self {
         let o = &spec.hparams.optim;
+        let (schedule, decay_epochs, gamma) = match o.schedule.decay {
+            Decay::Constant => (0, 0.0, 1.0),
+            Decay::Step {
+                every_epochs,
+                gamma,
+            } => (1, every_epochs, gamma),
+            Decay::Cosine { total_epochs } => (2, total_epochs, 1.0),
+        };
         MemberHparams {
             kind: match o.kind {
                 OptimizerKind::Sgd => 0,
@@ -38,6 +52,11 @@ impl MemberHparams {
             eps: o.eps,
             dropout: spec.hparams.dropout,
             attn_dropout: spec.hparams.attn_dropout,
+            schedule,
+            warmup_epochs: o.schedule.warmup_epochs,
+            decay_epochs,
+            gamma,
+            pad: 0,
             seed: spec.seed,
         }
     }
@@ -58,7 +77,8 @@ pub struct MemberState {
     pub step_size: f32,
     pub sqrt_bias2: f32,
     pub nonfinite_params: u32,
-    pub pad: u32,
+    /// This step's learning rate: the base rate times the schedule's factor.
+    pub lr: f32,
 }
 
 /// `GemmProblem` in kernels/linear.cu: `C = A·B` for one member's layer.
@@ -333,7 +353,7 @@ mod tests {
     #[test]
     fn sizes_match_the_cuda_structs() {
         // Field sizes summed with C alignment, as nvcc lays them out.
-        assert_eq!(std::mem::size_of::<MemberHparams>(), 48);
+        assert_eq!(std::mem::size_of::<MemberHparams>(), 64);
         assert_eq!(std::mem::size_of::<MemberState>(), 72);
         assert_eq!(std::mem::size_of::<GemmProblem>(), 80);
         assert_eq!(std::mem::size_of::<LossProblem>(), 16);

@@ -38,14 +38,16 @@ impl LossLaunch {
 }
 
 /// Training (`dlogits: Some`): losses into the members' train sums, gradients into
-/// `dlogits`, the health check, the step count. Evaluation: losses into the eval sums.
+/// `dlogits`, the health check, the step count and the next update's scalars (its
+/// scheduled learning rate, for epochs of `steps_per_epoch` batches). Evaluation: losses
+/// into the eval sums.
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_cross_entropy(
     dev: &Device,
     launch: &LossLaunch,
     acts: &CudaSlice<f32>,
     labels: &CudaSlice<u32>,
-    rows: usize,
+    (rows, steps_per_epoch): (usize, usize),
     dlogits: Option<&CudaSlice<f32>>,
     hparams: &CudaSlice<MemberHparams>,
     state: &CudaSlice<MemberState>,
@@ -56,6 +58,7 @@ pub fn softmax_cross_entropy(
     let rows = rows as i32;
     let training = i32::from(dlogits.is_some());
     let factor = DIVERGENCE_LOSS_FACTOR as f32;
+    let steps_per_epoch = epoch_length(steps_per_epoch);
     let mut b = dev
         .stream
         .launch_builder(&dev.kernels.softmax_cross_entropy);
@@ -67,7 +70,8 @@ pub fn softmax_cross_entropy(
         .arg(hparams)
         .arg(state)
         .arg(&training)
-        .arg(&factor);
+        .arg(&factor)
+        .arg(&steps_per_epoch);
     let cfg = LaunchConfig {
         grid_dim: (launch.count, 1, 1),
         block_dim: (LOSS_THREADS, 1, 1),
@@ -78,9 +82,14 @@ pub fn softmax_cross_entropy(
     unsafe { b.launch(cfg) }.map(drop)
 }
 
+/// An epoch's batches as the kernel takes them.
+fn epoch_length(steps_per_epoch: usize) -> i32 {
+    i32::try_from(steps_per_epoch.max(1)).unwrap_or(i32::MAX)
+}
+
 /// [`softmax_cross_entropy`] as a plan entry over the table of every member's logits
 /// (`Buffer::Loss`, `members` problems): training writes the gradient into the deltas.
-pub fn planned(members: usize, rows: usize, training: bool) -> Launch {
+pub fn planned(members: usize, (rows, steps_per_epoch): (usize, usize), training: bool) -> Launch {
     Launch {
         kernel: Kernel::SoftmaxCrossEntropy,
         config: LaunchConfig {
@@ -103,6 +112,7 @@ pub fn planned(members: usize, rows: usize, training: bool) -> Launch {
             Arg::Buf(Buffer::State),
             Arg::Int(i32::from(training)),
             Arg::Float(DIVERGENCE_LOSS_FACTOR as f32),
+            Arg::Int(epoch_length(steps_per_epoch)),
         ],
     }
 }

@@ -62,6 +62,8 @@ pub struct NetworkPopulation {
     targets: CudaSlice<u32>,
     /// Batches done within a replayed run of steps.
     cursor: CudaSlice<i32>,
+    /// Batches an epoch: the learning-rate schedules' clock.
+    steps_per_epoch: usize,
 }
 
 /// The buffers of the data a run of launches reads.
@@ -102,6 +104,7 @@ impl NetworkPopulation {
             weights: s.alloc_zeros(lengths.weights.max(1))?,
             targets: s.alloc_zeros(plan.capacity())?,
             cursor: s.alloc_zeros(1)?,
+            steps_per_epoch: 1,
             tables,
             plan,
             dev: dev.clone(),
@@ -113,6 +116,11 @@ impl NetworkPopulation {
         &self.slots
     }
 
+    /// Sets the epoch's length in batches, which the learning-rate schedules count in.
+    pub fn set_steps_per_epoch(&mut self, steps: usize) {
+        self.steps_per_epoch = steps.max(1);
+    }
+
     /// Rows a batch may hold.
     pub fn capacity(&self) -> usize {
         self.plan.capacity()
@@ -121,7 +129,7 @@ impl NetworkPopulation {
     /// Kernel launches of one training step (plus the cursor's advance in a graph): fixed
     /// by the layer kinds at each index, never by P.
     pub fn launches_per_step(&self) -> usize {
-        let step = self.plan.train_step(0, self.dev.graphs(), self.capacity());
+        let step = (self.plan).train_step((0, self.dev.graphs()), self.capacity(), 1);
         step.len() + usize::from(self.dev.graphs())
     }
 
@@ -138,11 +146,15 @@ impl NetworkPopulation {
         let at = DataArgs { data, order };
         if !self.dev.graphs() || steps < 2 {
             for s in 0..steps {
-                self.run(&self.plan.train_step(start + s * rows, false, rows), &at)?;
+                let step =
+                    (self.plan).train_step((start + s * rows, false), rows, self.steps_per_epoch);
+                self.run(&step, &at)?;
             }
             return Ok(());
         }
-        let step = self.plan.train_step(start, true, rows);
+        let step = self
+            .plan
+            .train_step((start, true), rows, self.steps_per_epoch);
         self.dev.stream.memset_zeros(&mut self.cursor)?;
         slots::replay_step(&self.dev, &self.cursor, steps, || self.run(&step, &at))
     }

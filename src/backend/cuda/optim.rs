@@ -9,16 +9,17 @@ use super::layout::{MemberHparams, MemberState};
 use super::plan::{Arg, Buffer, Kernel, Launch};
 use cudarc::driver::{CudaSlice, DriverError, LaunchConfig, PushKernelArg};
 
-/// Sets each member's AdamW scalars for step `steps + 1`.
+/// Sets each member's scalars for step `steps + 1` (its scheduled learning rate, for
+/// epochs of `steps_per_epoch` batches, and AdamW's bias corrections).
 pub fn prepare_step(
     dev: &Device,
     hparams: &CudaSlice<MemberHparams>,
     state: &CudaSlice<MemberState>,
-    members: usize,
+    (members, steps_per_epoch): (usize, usize),
 ) -> Result<(), DriverError> {
-    let n = members as i32;
+    let (n, spe) = (members as i32, steps_per_epoch.max(1) as i32);
     let mut b = dev.stream.launch_builder(&dev.kernels.prepare_step);
-    b.arg(hparams).arg(state).arg(&n);
+    b.arg(hparams).arg(state).arg(&n).arg(&spe);
     // SAFETY: both arrays hold `members` entries.
     unsafe { b.launch(LaunchConfig::for_num_elems(members.max(1) as u32)) }.map(drop)
 }

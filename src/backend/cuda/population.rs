@@ -39,6 +39,8 @@ pub struct DevicePopulation {
     cursor: CudaSlice<i32>,
     loss: LossLaunch,
     plans: HashMap<usize, StepPlan>,
+    /// Batches an epoch: the learning-rate schedules' clock.
+    steps_per_epoch: usize,
 }
 
 impl DevicePopulation {
@@ -91,6 +93,7 @@ impl DevicePopulation {
             layouts,
             capacity,
             plans: HashMap::new(),
+            steps_per_epoch: 1,
         })
     }
 
@@ -105,6 +108,11 @@ impl DevicePopulation {
 
     pub fn is_empty(&self) -> bool {
         self.layouts.is_empty()
+    }
+
+    /// Sets the epoch's length in batches, which the learning-rate schedules count in.
+    pub fn set_steps_per_epoch(&mut self, steps: usize) {
+        self.steps_per_epoch = steps.max(1);
     }
 
     /// Rows a batch may hold.
@@ -214,7 +222,7 @@ impl DevicePopulation {
             &self.loss,
             &self.acts,
             &self.y,
-            rows,
+            (rows, self.steps_per_epoch),
             Some(&self.deltas),
             &self.slots.hparams,
             &self.slots.state,
@@ -277,7 +285,7 @@ impl DevicePopulation {
                 &self.loss,
                 &self.acts,
                 &self.y,
-                rows,
+                (rows, self.steps_per_epoch),
                 None,
                 &self.slots.hparams,
                 &self.slots.state,

@@ -122,6 +122,7 @@ impl<'d> CudaPopulation<'d> {
         let order: Vec<u32> = plan.order.iter().map(|&i| i as u32).collect();
         let order = self.dev.upload(Transfer::Order, &order)?;
         let (full, rest) = (plan.order.len() / batch_size, plan.order.len() % batch_size);
+        dp.set_steps_per_epoch(full + usize::from(rest > 0));
         dp.train_steps(train, &order, (0, full, batch_size))?;
         if rest > 0 {
             dp.train_steps(train, &order, (full * batch_size, 1, rest))?;

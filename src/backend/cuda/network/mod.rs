@@ -303,12 +303,18 @@ impl NetworkPlan {
 
     /// One optimizer step of every alive member on rows `first .. first + rows` of the
     /// order (plus `rows` per batch the cursor counts, with `cursor`): gather, forward, the
-    /// loss, the running statistics' update, backward, the optimizer.
-    pub fn train_step(&self, first: usize, cursor: bool, rows: usize) -> Vec<Launch> {
+    /// loss, the running statistics' update, backward, the optimizer. The learning-rate
+    /// schedules count epochs of `steps_per_epoch` batches.
+    pub fn train_step(
+        &self,
+        (first, cursor): (usize, bool),
+        rows: usize,
+        steps_per_epoch: usize,
+    ) -> Vec<Launch> {
         assert!(rows <= self.capacity, "batch larger than the buffers");
         let mut launches = vec![gather::planned(self.n_features, first, cursor, rows)];
         self.forward(rows, true, &mut launches);
-        launches.push(loss::planned(self.members(), rows, true));
+        launches.push(loss::planned(self.members(), (rows, steps_per_epoch), true));
         // After the loss kernel: a member that diverged in this step keeps its statistics.
         if !self.norms.is_empty() {
             launches.push(norm::update_running(&self.norms, rows));
@@ -324,7 +330,7 @@ impl NetworkPlan {
         assert!(rows <= self.capacity, "batch larger than the buffers");
         let mut launches = vec![gather::planned(self.n_features, first, false, rows)];
         self.forward(rows, false, &mut launches);
-        launches.push(loss::planned(self.members(), rows, false));
+        launches.push(loss::planned(self.members(), (rows, 1), false));
         launches
     }
 }
