@@ -14,6 +14,25 @@ use popsweep::backend::cuda::network::NetworkPlan;
 use popsweep::backend::cuda::plan::{Buffer, Launch};
 use std::path::Path;
 
+/// `specs` laid out by a plan for batches of `batch` and trained on every batch of
+/// `train` in order by the planned steps; the plan and the buffers as the kernels left them.
+fn train_planned(
+    exe: &Path,
+    specs: &[popsweep::model::MemberSpec],
+    train: &popsweep::data::Dataset,
+    batch: usize,
+) -> (NetworkPlan, std::collections::BTreeMap<Buffer, Vec<u8>>) {
+    let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
+    let plan = NetworkPlan::new(&archs, batch);
+    let mut buffers = network_buffers(&plan, specs, train);
+    let steps = train.len() / batch;
+    let launches: Vec<Launch> = (0..steps)
+        .flat_map(|s| plan.train_step((s * batch, false), batch, steps))
+        .collect();
+    run(exe, &launches, &mut buffers);
+    (plan, buffers)
+}
+
 /// `specs` trained `steps` steps of `batch` rows by the planned kernels and evaluated on
 /// 40 validation rows, against the CPU backend on the same batches: weights within `tol`
 /// of the largest, train and validation losses within `tol` relative, accuracy within a
@@ -44,13 +63,7 @@ fn planned_steps_match_the_cpu(
         .train_epoch(&mut cpu, &train, &val, &epoch)
         .unwrap();
 
-    let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
-    let plan = NetworkPlan::new(&archs, batch);
-    let mut buffers = network_buffers(&plan, specs, &train);
-    let launches: Vec<Launch> = (0..steps)
-        .flat_map(|s| plan.train_step((s * batch, false), batch, steps))
-        .collect();
-    run(exe, &launches, &mut buffers);
+    let (plan, mut buffers) = train_planned(exe, specs, &train, batch);
     let params: Vec<f32> = values(&buffers[&Buffer::Params]);
     let state: Vec<MemberState> = values(&buffers[&Buffer::State]);
 
@@ -151,13 +164,7 @@ fn a_diverging_member_leaves_the_others_bit_identical_under_the_planned_steps() 
     let mut poisoned = healthy.clone();
     poisoned.insert(2, bad);
     let trained = |specs: &[popsweep::model::MemberSpec]| {
-        let archs: Vec<_> = specs.iter().map(|s| &s.arch).collect();
-        let plan = NetworkPlan::new(&archs, batch);
-        let mut buffers = network_buffers(&plan, specs, &train);
-        let launches: Vec<Launch> = (0..steps)
-            .flat_map(|s| plan.train_step((s * batch, false), batch, steps))
-            .collect();
-        run(exe, &launches, &mut buffers);
+        let (plan, buffers) = train_planned(exe, specs, &train, batch);
         let params: Vec<f32> = values(&buffers[&Buffer::Params]);
         let state: Vec<MemberState> = values(&buffers[&Buffer::State]);
         let offsets = plan.offsets();
