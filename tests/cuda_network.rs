@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    digits_tuning, ragged_cnns, ragged_cnns_for_parity, ragged_vits_for_parity, train_on,
-    train_together,
+    assert_epoch_alike, digits_tuning, ragged_cnns, ragged_cnns_for_parity, ragged_vits_for_parity,
+    train_on, train_together,
 };
 use popsweep::backend::cuda::network_population::NetworkPopulation;
 use popsweep::backend::cuda::slots::SlotWeights;
@@ -28,16 +28,6 @@ fn gpu() -> Option<CudaBackend> {
             None
         }
     }
-}
-
-fn rel_error(gpu: &[f32], cpu: &[f32]) -> f64 {
-    assert_eq!(gpu.len(), cpu.len());
-    assert!(gpu.iter().all(|v| v.is_finite()), "non-finite GPU weights");
-    let num: f64 = (gpu.iter().zip(cpu))
-        .map(|(a, b)| f64::from(a - b).powi(2))
-        .sum();
-    let den: f64 = cpu.iter().map(|b| f64::from(*b).powi(2)).sum();
-    (num / den.max(1e-30)).sqrt()
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -65,20 +55,7 @@ fn one_epoch_of_ragged_cnns_on_the_gpu_matches_the_cpu() {
     for specs in [ragged_cnns_for_parity(), with_sgd(ragged_cnns())] {
         let on_gpu = train_on(&gpu, &specs, &data, 1);
         let on_cpu = train_together(&specs, &data, 1, 2);
-        for slot in 0..specs.len() {
-            let err = rel_error(on_gpu.params(slot), on_cpu.params(slot));
-            assert!(err < 1e-3, "member {slot}: weights differ by {err}");
-            let (g, c) = (&on_gpu.members()[slot], &on_cpu.members()[slot]);
-            assert_eq!(g.steps, c.steps);
-            let (hg, hc) = (&g.history[0], &c.history[0]);
-            assert!((hg.train_loss - hc.train_loss).abs() < 1e-3 * hc.train_loss);
-            assert!((hg.val_loss - hc.val_loss).abs() < 1e-3 * hc.val_loss);
-            assert!((hg.val_accuracy - hc.val_accuracy).abs() <= 2.0 / data.val.len() as f64);
-        }
-        let best = (on_gpu.members().iter())
-            .map(|m| m.history[0].val_accuracy)
-            .fold(0.0, f64::max);
-        assert!(best > 0.5, "training learned nothing (best {best})");
+        assert_epoch_alike(&on_gpu, &on_cpu, data.val.len(), 1e-3);
     }
 }
 
@@ -174,15 +151,7 @@ fn ragged_vision_transformers_on_the_gpu_match_the_cpu_and_themselves_alone() {
     let specs = ragged_vits_for_parity();
     let on_gpu = train_on(&gpu, &specs, &data, 1);
     let on_cpu = train_together(&specs, &data, 1, 2);
-    for slot in 0..specs.len() {
-        let err = rel_error(on_gpu.params(slot), on_cpu.params(slot));
-        assert!(err < 1e-3, "member {slot}: weights differ by {err}");
-        let (hg, hc) = (
-            &on_gpu.members()[slot].history[0],
-            &on_cpu.members()[slot].history[0],
-        );
-        assert!((hg.val_loss - hc.val_loss).abs() < 1e-3 * hc.val_loss);
-    }
+    assert_epoch_alike(&on_gpu, &on_cpu, data.val.len(), 1e-3);
     for (slot, s) in specs.iter().enumerate() {
         let partner = if slot == 0 { 1 } else { 0 };
         let alone = train_on(&gpu, &[s.clone(), specs[partner].clone()], &data, 1);

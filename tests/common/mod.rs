@@ -148,6 +148,40 @@ pub fn spec_with(lr: f32, seed: u64) -> MemberSpec {
     s
 }
 
+/// Relative L2 distance of `got` (a GPU's output) from `want`; every value of `got` must be
+/// finite.
+pub fn rel_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().all(|v| v.is_finite()), "non-finite GPU output");
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|b| f64::from(*b).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+/// One epoch of the same members on two backends, alike: each member's weights within
+/// `tol` (relative L2), the same steps, train and validation losses within `tol` relative,
+/// validation accuracy within two of `val_rows` rows; and some member learned.
+pub fn assert_epoch_alike(on_gpu: &Population, on_cpu: &Population, val_rows: usize, tol: f64) {
+    for slot in 0..on_cpu.len() {
+        let err = rel_error(on_gpu.params(slot), on_cpu.params(slot));
+        assert!(err < tol, "member {slot}: weights differ by {err}");
+        let (g, c) = (&on_gpu.members()[slot], &on_cpu.members()[slot]);
+        assert_eq!(g.steps, c.steps);
+        let (hg, hc) = (&g.history[0], &c.history[0]);
+        assert!((hg.train_loss - hc.train_loss).abs() < tol * hc.train_loss);
+        assert!((hg.val_loss - hc.val_loss).abs() < tol * hc.val_loss);
+        assert!((hg.val_accuracy - hc.val_accuracy).abs() <= 2.0 / val_rows as f64);
+    }
+    let best = (on_gpu.members().iter())
+        .map(|m| m.history[0].val_accuracy)
+        .fold(0.0, f64::max);
+    assert!(best > 0.5, "training learned nothing (best {best})");
+}
+
 /// Trains `specs` together as one population for `epochs` epochs with shared minibatches.
 pub fn train_together(
     specs: &[MemberSpec],
