@@ -1,5 +1,6 @@
-//! Hidden-layer activations, elementwise on `(batch, width)` blocks. CUDA twin:
-//! `kernels/activation.cuh` (ReLU only so far; the CUDA backend refuses the others).
+//! Hidden-layer activations, elementwise on `(batch, width)` blocks. CUDA twins: ReLU fused
+//! into the MLP kernels (`kernels/activation.cuh`), and every kind in place for layered
+//! networks (`kernels/activation.cu`).
 //!
 //! The backward pass takes the pre-activation `z` (kept by the forward pass): GELU's
 //! derivative cannot be recovered from its output, and after dropout the output is

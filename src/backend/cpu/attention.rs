@@ -5,7 +5,7 @@
 //! Shapes per sample: `qkv` `(T, 3D)` (token `t`'s query, key and value side by side),
 //! heads of `dh = D/H` columns each; the attention weights `p` `(H, T, T)` are kept for
 //! the backward pass; the output `o` `(T, D)` holds the heads side by side.
-//! CUDA twin: none yet.
+//! CUDA twin: `kernels/attention.cu` (checked under emulation, tests/plan_emulation.rs).
 
 use super::Real;
 use crate::model::layers::Attention;

@@ -4,7 +4,8 @@
 //! `dy` `(O, OH, OW)`. The column buffer of one sample is `(C·k·k, OH·OW)`: a few hundred
 //! KB at most for the images this engine tunes on, so it stays in L2 between the im2col
 //! and the GEMM that reads it, where a whole batch's columns would not.
-//! CUDA twin: none yet (the CUDA backend refuses convolutional members).
+//! CUDA twin: `kernels/conv.cu`, an implicit GEMM (checked under emulation,
+//! tests/kernel_emulation.rs).
 
 use super::Real;
 use crate::model::layers::Conv2d;

@@ -9,7 +9,7 @@
 //! member's state behind its trainable parameters, so `copy` and `export` carry them.
 //!
 //! Layer normalisation (transformers) normalises each token over its own features with
-//! no running statistics. CUDA twin: none yet.
+//! no running statistics. CUDA twin: `kernels/norm.cu`.
 
 use super::Real;
 use crate::model::layers::Norm;

@@ -3,7 +3,8 @@
 //!
 //! Max pooling keeps, per output, the index (within the sample) of the value it took; on
 //! ties the first in row-major order wins and alone gets the gradient, as PyTorch's CPU
-//! kernel does. CUDA twin: none yet.
+//! kernel does. CUDA twin: `kernels/pool.cu` (checked under emulation,
+//! tests/kernel_emulation.rs).
 
 use super::Real;
 use crate::model::layers::Pool;

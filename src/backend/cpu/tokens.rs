@@ -1,7 +1,8 @@
 //! The reshapes that turn an image into a token sequence and back into one vector: the
 //! transpose of a patch convolution's `(D, T)` channel-major output into `(T, D)` tokens,
 //! learned position embeddings added to the tokens, and the classifier's input: the mean
-//! over tokens, or a learned class token put first and read back at the end. CUDA twin: none yet.
+//! over tokens, or a learned class token put first and read back at the end. CUDA twin:
+//! `kernels/tokens.cu`.
 
 use super::Real;
 

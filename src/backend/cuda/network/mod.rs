@@ -1,9 +1,11 @@
-//! A population of layered networks — CNNs with convolutions, pooling, batch norm, ReLU,
-//! dropout and spatial dropout, and MLPs beside them — resolved for the CUDA kernels, each
-//! member's layer list walked as the CPU twin does (`backend/cpu/network/`), and its steps
-//! as plans (`plan.rs`); `network_population.rs` runs them on the device.
+//! A population of layered networks — CNNs (convolutions, pooling, batch norm, dropout and
+//! spatial dropout), vision transformers (patch embedding, LayerNorm, attention, GELU MLPs,
+//! residual forks, token pooling) and MLPs of any activation beside them — resolved for the
+//! CUDA kernels, each member's layer list walked as the CPU twin does
+//! (`backend/cpu/network/`), and its steps as plans (`plan.rs`); `network_population.rs`
+//! runs them on the device.
 //!
-//! Members are ragged (their filters, depths and kernel sizes differ), so a step is laid
+//! Members are ragged (their filters, heads, widths, depths and kernel sizes differ), so a step is laid
 //! out by layer *index*: at index `l`, the members whose `l`-th layer is a convolution (or a
 //! dense layer) share one implicit-GEMM launch per pass, those with a pooling layer there
 //! one pooling launch, and so on. A step's launch count depends on the deepest member and
