@@ -1,10 +1,9 @@
 //! `#[repr(C)]` mirrors of the structs in `kernels/*.cu(h)`, field for field, so arrays of
 //! them can be copied to the device as they are.
 
-use super::device::{Device, Transfer};
 use crate::model::hparams::{Decay, OptimizerKind};
 use crate::model::MemberSpec;
-use cudarc::driver::{CudaSlice, DeviceRepr, DriverError, LaunchConfig, ValidAsZeroBits};
+use cudarc::driver::{DeviceRepr, LaunchConfig, ValidAsZeroBits};
 
 /// `MemberHparams` in kernels/population.cuh.
 #[repr(C)]
@@ -276,34 +275,6 @@ pub struct AttentionProblem {
 /// The attention kernels' block size and the longest sequence their shared memory holds.
 pub const ATTENTION_THREADS: u32 = 256;
 pub const ATTENTION_MAX_TOKENS: usize = 65;
-
-/// One launch's problems (one per member that has the layer kind at that layer index):
-/// on the device for the kernel, and on the host for sizing its grid.
-pub struct Problems<T> {
-    pub host: Vec<T>,
-    pub device: CudaSlice<T>,
-}
-
-impl<T: DeviceRepr + ValidAsZeroBits + Clone> Problems<T> {
-    pub fn new(dev: &Device, host: Vec<T>) -> Result<Self, DriverError> {
-        Ok(Problems {
-            device: dev.upload(Transfer::Layout, &host)?,
-            host,
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.host.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.host.is_empty()
-    }
-
-    pub fn element_grid(&self, work: impl Fn(&T) -> usize) -> LaunchConfig {
-        element_grid(&self.host, work)
-    }
-}
 
 /// The grid of an elementwise kernel that strides over `work(problem)` elements of each
 /// problem: `(chunks, problems)` blocks of 256 threads, chunks enough for the largest
